@@ -1,0 +1,317 @@
+//! One Engine.IO session (one `sid`): its outgoing queue, transport state,
+//! heartbeat and close.
+//!
+//! Outgoing packets go through one bounded queue whatever the transport; a
+//! long-poll GET or the WebSocket writer holds the queue's receiver while it
+//! drains it. Holding the receiver is what makes a second concurrent GET
+//! detectable, and what keeps order across an upgrade: the WebSocket writer
+//! only starts once the last poll has let go.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use tokio::sync::{mpsc, Notify};
+use tokio_util::sync::CancellationToken;
+
+use super::packet::Packet;
+use crate::config::EngineConfig;
+
+/// A session id, as sent in the handshake.
+pub type Sid = Arc<str>;
+
+/// Why a session closed, as Node's engine.io names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CloseReason {
+    /// The client closed the transport or sent a close packet.
+    TransportClose,
+    /// The transport failed: an oversized message, a duplicate poll, a full send queue.
+    TransportError,
+    /// No pong came back within `pingTimeout`.
+    PingTimeout,
+    /// The client sent something that does not decode.
+    ParseError,
+    /// The server closed the session on purpose.
+    ForcedClose,
+    /// The server is shutting down.
+    ServerShuttingDown,
+}
+
+impl CloseReason {
+    /// The reason's name as the official server reports it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CloseReason::TransportClose => "transport close",
+            CloseReason::TransportError => "transport error",
+            CloseReason::PingTimeout => "ping timeout",
+            CloseReason::ParseError => "parse error",
+            CloseReason::ForcedClose => "forced close",
+            CloseReason::ServerShuttingDown => "server shutting down",
+        }
+    }
+}
+
+/// What the HTTP request that opened the session said about the client.
+#[derive(Debug, Clone)]
+pub struct ConnectInfo {
+    /// The query string's pairs, decoded.
+    pub query: Vec<(String, String)>,
+    /// The request headers (names lower case); values that are not UTF-8 are left out.
+    pub headers: Vec<(String, String)>,
+    /// The client's address.
+    pub address: SocketAddr,
+    /// The request's path and query.
+    pub url: String,
+    /// When the session was opened.
+    pub time: SystemTime,
+}
+
+/// The layer above Engine.IO: it is told of each new session and gets its messages.
+pub trait EngineHandler: Send + Sync + 'static {
+    /// A session opened; the returned connection receives its messages until it closes.
+    fn on_open(&self, session: &Arc<Session>) -> Arc<dyn Connection>;
+}
+
+/// The receiving end of one session, owned by the layer above.
+pub trait Connection: Send + Sync + 'static {
+    /// A text message arrived.
+    fn on_message(&self, text: String);
+    /// A binary message arrived.
+    fn on_binary(&self, data: Bytes);
+    /// The session closed; called exactly once, and nothing arrives after it.
+    fn on_close(&self, reason: CloseReason);
+}
+
+/// The transport a session is using now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransportKind {
+    /// HTTP long-polling.
+    Polling,
+    /// WebSocket.
+    WebSocket,
+}
+
+const POLLING: u8 = 0;
+const UPGRADING: u8 = 1;
+const WEBSOCKET: u8 = 2;
+
+/// Why a packet could not be queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    /// The session is closed.
+    #[error("session closed")]
+    Closed,
+    /// The client did not read fast enough; the session is being closed.
+    #[error("send queue full")]
+    Full,
+}
+
+/// The live sessions of one endpoint, by id.
+pub(crate) type Registry = Mutex<HashMap<Sid, Arc<Session>>>;
+
+/// One Engine.IO session.
+pub struct Session {
+    /// The session id.
+    pub id: Sid,
+    /// What the opening request said.
+    pub info: ConnectInfo,
+    pub(crate) config: Arc<EngineConfig>,
+    tx: mpsc::Sender<Packet>,
+    pub(crate) rx: tokio::sync::Mutex<mpsc::Receiver<Packet>>,
+    transport: AtomicU8,
+    closing: AtomicBool,
+    closed: CancellationToken,
+    pong: Notify,
+    connection: OnceLock<Arc<dyn Connection>>,
+    registry: Weak<Registry>,
+}
+
+impl Session {
+    pub(crate) fn new(
+        id: Sid,
+        info: ConnectInfo,
+        config: Arc<EngineConfig>,
+        transport: TransportKind,
+        registry: Weak<Registry>,
+    ) -> Arc<Session> {
+        let (tx, rx) = mpsc::channel(config.max_buffered_packets.max(1));
+        Arc::new(Session {
+            id,
+            info,
+            config,
+            tx,
+            rx: tokio::sync::Mutex::new(rx),
+            transport: AtomicU8::new(match transport {
+                TransportKind::Polling => POLLING,
+                TransportKind::WebSocket => WEBSOCKET,
+            }),
+            closing: AtomicBool::new(false),
+            closed: CancellationToken::new(),
+            pong: Notify::new(),
+            connection: OnceLock::new(),
+            registry,
+        })
+    }
+
+    /// The open packet's JSON for this session.
+    pub(crate) fn handshake_json(&self, upgrades: &[&str]) -> String {
+        serde_json::json!({
+            "sid": &*self.id,
+            "upgrades": upgrades,
+            "pingInterval": self.config.ping_interval.as_millis() as u64,
+            "pingTimeout": self.config.ping_timeout.as_millis() as u64,
+            "maxPayload": self.config.max_payload,
+        })
+        .to_string()
+    }
+
+    pub(crate) fn attach(&self, connection: Arc<dyn Connection>) {
+        // Set once, right after creation; a second call cannot happen.
+        let _ = self.connection.set(connection);
+    }
+
+    /// The transport in use; a session that is upgrading still counts as polling.
+    pub fn transport(&self) -> TransportKind {
+        match self.transport.load(Ordering::Acquire) {
+            WEBSOCKET => TransportKind::WebSocket,
+            _ => TransportKind::Polling,
+        }
+    }
+
+    pub(crate) fn is_upgrading(&self) -> bool {
+        self.transport.load(Ordering::Acquire) == UPGRADING
+    }
+
+    /// Marks the start of an upgrade; false if one is already under way or done.
+    pub(crate) fn begin_upgrade(&self) -> bool {
+        let started = self
+            .transport
+            .compare_exchange(POLLING, UPGRADING, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok();
+        if started {
+            // Release the pending long-poll, if any, so the client can pause polling.
+            let _ = self.tx.try_send(Packet::Noop);
+        }
+        started
+    }
+
+    pub(crate) fn finish_upgrade(&self) {
+        self.transport.store(WEBSOCKET, Ordering::Release);
+    }
+
+    pub(crate) fn abort_upgrade(&self) {
+        let _ = self.transport.compare_exchange(
+            UPGRADING,
+            POLLING,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        );
+    }
+
+    /// Queues a packet for the client.
+    pub fn send(&self, packet: Packet) -> Result<(), SendError> {
+        if self.closed.is_cancelled() {
+            return Err(SendError::Closed);
+        }
+        match self.tx.try_send(packet) {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                tracing::warn!(sid = %self.id, "send queue full, closing the session");
+                self.close(CloseReason::TransportError);
+                Err(SendError::Full)
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(SendError::Closed),
+        }
+    }
+
+    /// True once the session has closed.
+    pub fn is_closed(&self) -> bool {
+        self.closed.is_cancelled()
+    }
+
+    /// Resolves when the session closes.
+    pub async fn closed(&self) {
+        self.closed.cancelled().await
+    }
+
+    /// Closes the session; the first call wins, later ones do nothing.
+    pub fn close(&self, reason: CloseReason) {
+        if self.closing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        tracing::debug!(sid = %self.id, reason = reason.as_str(), "session closed");
+        if self.transport() == TransportKind::Polling {
+            // A pending poll gets a noop when the client asked to close, the close packet otherwise.
+            let last = match reason {
+                CloseReason::TransportClose => Packet::Noop,
+                _ => Packet::Close,
+            };
+            let _ = self.tx.try_send(last);
+        }
+        self.closed.cancel();
+        if let Some(registry) = self.registry.upgrade() {
+            if let Ok(mut sessions) = registry.lock() {
+                sessions.remove(&self.id);
+            }
+        }
+        if let Some(connection) = self.connection.get() {
+            connection.on_close(reason);
+        }
+    }
+
+    /// Handles one packet from the client, whatever the transport.
+    pub(crate) fn receive(&self, packet: Packet) {
+        if self.is_closed() {
+            return;
+        }
+        match packet {
+            Packet::Message(text) => {
+                if let Some(connection) = self.connection.get() {
+                    connection.on_message(text);
+                }
+            }
+            Packet::Binary(data) => {
+                if let Some(connection) = self.connection.get() {
+                    connection.on_binary(data);
+                }
+            }
+            Packet::Pong => self.pong.notify_one(),
+            Packet::Ping => {
+                let _ = self.send(Packet::Pong);
+            }
+            Packet::Close => self.close(CloseReason::TransportClose),
+            // Upgrade packets outside an upgrade and noops carry nothing.
+            Packet::Noop | Packet::Upgrade | Packet::PingProbe | Packet::PongProbe => {}
+            Packet::Open(_) => self.close(CloseReason::ParseError),
+        }
+    }
+
+    /// Pings every `pingInterval` and closes the session when a pong is late.
+    pub(crate) async fn heartbeat(self: Arc<Self>) {
+        let interval = self.config.ping_interval;
+        let timeout = self.config.ping_timeout;
+        loop {
+            tokio::select! {
+                _ = self.closed.cancelled() => return,
+                _ = tokio::time::sleep(interval) => {}
+            }
+            let pong = self.pong.notified();
+            tokio::pin!(pong);
+            pong.as_mut().enable();
+            if self.send(Packet::Ping).is_err() {
+                return;
+            }
+            tokio::select! {
+                _ = self.closed.cancelled() => return,
+                _ = pong => {}
+                _ = tokio::time::sleep(timeout) => {
+                    self.close(CloseReason::PingTimeout);
+                    return;
+                }
+            }
+        }
+    }
+}

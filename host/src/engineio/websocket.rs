@@ -1,0 +1,222 @@
+//! The WebSocket transport: direct sessions, and the probe/upgrade handshake
+//! that moves a polling session over.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use http::{header, HeaderValue, Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::upgrade::Upgraded;
+use hyper_util::rt::TokioIo;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+use tokio_tungstenite::WebSocketStream;
+
+use super::packet::Packet;
+use super::session::{CloseReason, ConnectInfo, Session, TransportKind};
+use super::{Engine, HttpResponse};
+use crate::error::HttpError;
+
+type Ws = WebSocketStream<TokioIo<Upgraded>>;
+
+/// How long the writer may go on flushing after the reader has stopped.
+const FLUSH_GRACE: Duration = Duration::from_secs(1);
+
+/// A WebSocket with no `sid`: a new session whose first frame is the open packet.
+pub(super) fn open(
+    engine: &Arc<Engine>,
+    req: Request<Incoming>,
+    info: ConnectInfo,
+) -> Result<HttpResponse, HttpError> {
+    let (response, req) = accept(req)?;
+    let engine = engine.clone();
+    tokio::spawn(async move {
+        let Some(mut ws) = into_websocket(req, engine.config.max_payload).await else {
+            return;
+        };
+        let session = engine.open_session(info, TransportKind::WebSocket);
+        let open = Packet::Open(session.handshake_json(&[])).to_text();
+        if ws.send(Message::Text(open.into())).await.is_err() {
+            session.close(CloseReason::TransportError);
+            return;
+        }
+        run(session, ws).await;
+    });
+    Ok(response)
+}
+
+/// A WebSocket for an existing polling session: probe, then take the session over on `5`.
+pub(super) fn upgrade(
+    req: Request<Incoming>,
+    session: Arc<Session>,
+) -> Result<HttpResponse, HttpError> {
+    if session.transport() != TransportKind::Polling || session.is_upgrading() {
+        // Already upgraded or upgrading: a second WebSocket for the same sid is refused.
+        return Err(HttpError::BadRequest);
+    }
+    let (response, req) = accept(req)?;
+    tokio::spawn(async move {
+        let Some(mut ws) = into_websocket(req, session.config.max_payload).await else {
+            return;
+        };
+        let deadline = tokio::time::sleep(session.config.upgrade_timeout);
+        tokio::pin!(deadline);
+        loop {
+            let frame = tokio::select! {
+                frame = ws.next() => frame,
+                _ = &mut deadline => None,
+                _ = session.closed() => None,
+            };
+            let packet = match frame {
+                Some(Ok(Message::Text(text))) => Packet::decode_text(text.as_str()).ok(),
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                _ => None,
+            };
+            match packet {
+                Some(Packet::PingProbe) if session.begin_upgrade() => {
+                    if ws
+                        .send(Message::Text(Packet::PongProbe.to_text().into()))
+                        .await
+                        .is_err()
+                    {
+                        break;
+                    }
+                }
+                Some(Packet::Upgrade) if session.is_upgrading() => {
+                    session.finish_upgrade();
+                    tracing::debug!(sid = %session.id, "upgraded to websocket");
+                    run(session, ws).await;
+                    return;
+                }
+                _ => break,
+            }
+        }
+        session.abort_upgrade();
+        let _ = ws.close(None).await;
+    });
+    Ok(response)
+}
+
+/// Checks the WebSocket handshake headers and builds the `101` answer.
+fn accept(req: Request<Incoming>) -> Result<(HttpResponse, Request<Incoming>), HttpError> {
+    let headers = req.headers();
+    let has_token = |name: header::HeaderName, token: &str| {
+        headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case(token))
+    };
+    if !has_token(header::CONNECTION, "upgrade") || !has_token(header::UPGRADE, "websocket") {
+        return Err(HttpError::BadRequest);
+    }
+    if headers
+        .get(header::SEC_WEBSOCKET_VERSION)
+        .map(HeaderValue::as_bytes)
+        != Some(b"13")
+    {
+        return Err(HttpError::BadRequest);
+    }
+    let key = headers
+        .get(header::SEC_WEBSOCKET_KEY)
+        .ok_or(HttpError::BadRequest)?;
+    let accept = derive_accept_key(key.as_bytes());
+    let mut response = Response::new(Full::<Bytes>::default());
+    *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let out = response.headers_mut();
+    out.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    out.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    out.insert(
+        header::SEC_WEBSOCKET_ACCEPT,
+        HeaderValue::from_str(&accept).map_err(|_| HttpError::BadRequest)?,
+    );
+    Ok((response, req))
+}
+
+async fn into_websocket(req: Request<Incoming>, max_payload: usize) -> Option<Ws> {
+    let upgraded = match hyper::upgrade::on(req).await {
+        Ok(upgraded) => upgraded,
+        Err(error) => {
+            tracing::debug!(%error, "websocket upgrade failed");
+            return None;
+        }
+    };
+    // A message or frame over maxPayload is a protocol error that closes this connection only.
+    let config = WebSocketConfig::default()
+        .max_message_size(Some(max_payload))
+        .max_frame_size(Some(max_payload));
+    Some(WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await)
+}
+
+fn frame(packet: Packet) -> Message {
+    match packet {
+        Packet::Binary(bytes) => Message::Binary(bytes),
+        other => Message::Text(other.to_text().into()),
+    }
+}
+
+/// Serves a session over its WebSocket until either side closes it.
+async fn run(session: Arc<Session>, ws: Ws) {
+    let (mut sink, mut stream) = ws.split();
+    let writer = async {
+        let mut rx = session.rx.lock().await;
+        loop {
+            let packet = tokio::select! {
+                biased;
+                packet = rx.recv() => packet,
+                _ = session.closed() => None,
+            };
+            let Some(packet) = packet else { break };
+            let mut result = sink.feed(frame(packet)).await;
+            while let (Ok(()), Ok(packet)) = (&result, rx.try_recv()) {
+                result = sink.feed(frame(packet)).await;
+            }
+            if result.is_err() || sink.flush().await.is_err() {
+                session.close(CloseReason::TransportError);
+                return;
+            }
+        }
+        let _ = sink.close().await;
+    };
+    let reader = async {
+        while let Some(message) = stream.next().await {
+            match message {
+                Ok(Message::Text(text)) => match Packet::decode_text(text.as_str()) {
+                    Ok(packet) => session.receive(packet),
+                    Err(_) => {
+                        session.close(CloseReason::ParseError);
+                        return;
+                    }
+                },
+                Ok(Message::Binary(data)) => session.receive(Packet::Binary(data)),
+                Ok(Message::Close(_)) => break,
+                Ok(_) => {}
+                Err(WsError::Capacity(error)) => {
+                    tracing::debug!(sid = %session.id, %error, "message over maxPayload");
+                    session.close(CloseReason::TransportError);
+                    return;
+                }
+                Err(_) => {
+                    session.close(CloseReason::TransportError);
+                    return;
+                }
+            }
+            if session.is_closed() {
+                return;
+            }
+        }
+        session.close(CloseReason::TransportClose);
+    };
+    tokio::pin!(writer);
+    tokio::select! {
+        _ = &mut writer => {}
+        _ = async { tokio::select! { _ = reader => {}, _ = session.closed() => {} } } => {
+            let _ = tokio::time::timeout(FLUSH_GRACE, &mut writer).await;
+        }
+    }
+}

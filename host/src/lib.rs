@@ -1,0 +1,35 @@
+//! nsbox: a Socket.IO server whose tenant workspaces are dynamic namespaces.
+//!
+//! The layers, bottom up, each in its own module:
+//! - [`engineio`]: Engine.IO v4 — handshake, long-polling and WebSocket
+//!   transports, the upgrade between them, heartbeats. Its packet and payload
+//!   codecs are pure functions.
+//! - [`socketio`]: Socket.IO v5 — packets, namespaces (static, and dynamic by
+//!   regular expression), middleware chains, sockets, rooms, broadcasts, acks.
+//! - [`server`]: the HTTP/1.1 front door that routes requests to endpoints.
+//! - [`demo`]: native apps on the public API (the protocol suites' reference app,
+//!   and a workspace demo).
+//!
+//! The protocol layers know nothing of WebAssembly; tenants plug into
+//! [`socketio`] through the same API a native app uses.
+//!
+//! ```no_run
+//! use nsbox::{config::SocketIoConfig, server::Server, socketio::{Payload, SocketIo}};
+//! # async fn run() -> std::io::Result<()> {
+//! let io = SocketIo::new(SocketIoConfig::default());
+//! io.of("/").on_connection(|socket| {
+//!     socket.on("ping", |socket, args, ack| {
+//!         if let Some(ack) = ack { ack.send(args) } else { socket.emit("pong", Payload::default()) }
+//!     });
+//! });
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+//! Server::new().mount(io.engine().clone()).serve(listener, std::future::pending()).await;
+//! # Ok(()) }
+//! ```
+
+pub mod config;
+pub mod demo;
+pub mod engineio;
+pub mod error;
+pub mod server;
+pub mod socketio;

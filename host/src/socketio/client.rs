@@ -1,0 +1,257 @@
+//! One Engine.IO connection seen from Socket.IO: it decodes packets, gathers
+//! binary attachments, and multiplexes the connection's sockets by namespace.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
+
+use bytes::Bytes;
+use serde_json::Value;
+
+use super::namespace::ConnectError;
+use super::packet::{self, Packet};
+use super::socket::{DisconnectReason, Handshake, Socket};
+use super::Resolver;
+use crate::engineio::packet::Packet as EnginePacket;
+use crate::engineio::{CloseReason, Connection, Session, TransportKind};
+
+/// A binary packet whose attachments are still arriving.
+struct PartialPacket {
+    packet: Packet,
+    expected: usize,
+    received: Vec<Bytes>,
+}
+
+/// The Socket.IO side of one Engine.IO session.
+pub(crate) struct Client {
+    me: Weak<Client>,
+    session: Weak<Session>,
+    resolver: Arc<Resolver>,
+    sockets: Mutex<HashMap<String, Arc<Socket>>>,
+    partial: Mutex<Option<PartialPacket>>,
+}
+
+impl Client {
+    pub(crate) fn new(session: &Arc<Session>, resolver: Arc<Resolver>) -> Arc<Client> {
+        let client = Arc::new_cyclic(|me| Client {
+            me: me.clone(),
+            session: Arc::downgrade(session),
+            resolver,
+            sockets: Mutex::default(),
+            partial: Mutex::default(),
+        });
+        client.start_connect_timeout();
+        client
+    }
+
+    /// Closes the connection if it has joined no namespace within the connect timeout.
+    fn start_connect_timeout(&self) {
+        let me = self.me.clone();
+        let timeout = self.resolver.config.connect_timeout;
+        tokio::spawn(async move {
+            tokio::time::sleep(timeout).await;
+            let Some(client) = me.upgrade() else { return };
+            let joined = client.sockets.lock().map(|s| !s.is_empty()).unwrap_or(true);
+            if !joined {
+                tracing::debug!("no namespace joined within the connect timeout");
+                client.close_session(CloseReason::ForcedClose);
+            }
+        });
+    }
+
+    pub(crate) fn transport(&self) -> &'static str {
+        match self.session.upgrade().map(|s| s.transport()) {
+            Some(TransportKind::WebSocket) => "websocket",
+            _ => "polling",
+        }
+    }
+
+    /// Encodes and queues one packet.
+    pub(crate) fn send(&self, packet: &Packet) {
+        let (text, binary) = packet.encode();
+        self.send_encoded(&text, &binary);
+    }
+
+    /// Queues an already encoded packet and its attachments.
+    pub(crate) fn send_encoded(&self, text: &str, binary: &[Bytes]) {
+        let Some(session) = self.session.upgrade() else {
+            return;
+        };
+        if session
+            .send(EnginePacket::Message(text.to_owned()))
+            .is_err()
+        {
+            return;
+        }
+        for data in binary {
+            if session.send(EnginePacket::Binary(data.clone())).is_err() {
+                return;
+            }
+        }
+    }
+
+    fn close_session(&self, reason: CloseReason) {
+        if let Some(session) = self.session.upgrade() {
+            session.close(reason);
+        }
+    }
+
+    /// Forgets a socket that has left its namespace.
+    pub(crate) fn forget(&self, nsp: &str) {
+        if let Ok(mut sockets) = self.sockets.lock() {
+            sockets.remove(nsp);
+        }
+    }
+
+    fn socket(&self, nsp: &str) -> Option<Arc<Socket>> {
+        self.sockets.lock().ok()?.get(nsp).cloned()
+    }
+
+    fn dispatch(&self, packet: Packet) {
+        match packet {
+            Packet::Connect { nsp, data } => self.connect(nsp, data),
+            Packet::Disconnect { nsp } => {
+                if let Some(socket) = self.socket(&nsp) {
+                    socket.close(DisconnectReason::ClientNamespaceDisconnect);
+                }
+            }
+            Packet::Event {
+                nsp,
+                event,
+                args,
+                ack,
+            } => {
+                if let Some(socket) = self.socket(&nsp) {
+                    socket.dispatch_event(event, args, ack);
+                }
+            }
+            Packet::Ack { nsp, id, args } => {
+                if let Some(socket) = self.socket(&nsp) {
+                    socket.dispatch_ack(id, args);
+                }
+            }
+            // Only servers send CONNECT_ERROR; one from a client is ignored, as Node does.
+            Packet::ConnectError { .. } => {}
+        }
+    }
+
+    fn connect(&self, nsp: String, auth: Option<String>) {
+        let (Some(me), Some(session)) = (self.me.upgrade(), self.session.upgrade()) else {
+            return;
+        };
+        if self.socket(&nsp).is_some() {
+            return;
+        }
+        let Some(namespace) = self.resolver.resolve(&nsp) else {
+            self.send(&ConnectError::new("Invalid namespace").packet(&nsp));
+            return;
+        };
+        let auth = auth
+            .and_then(|text| serde_json::from_str(&text).ok())
+            .unwrap_or_else(|| Value::Object(Default::default()));
+        let handshake = Handshake {
+            auth,
+            query: session.info.query.clone(),
+            headers: session.info.headers.clone(),
+            address: session.info.address,
+            time: session.info.time,
+            url: session.info.url.clone(),
+        };
+        let socket = Socket::new(namespace.clone(), me.clone(), handshake);
+        if !namespace.has_middlewares() {
+            // No middleware: accept right away, so packets that follow find the socket.
+            me.accept(socket);
+            namespace.end_connect();
+            return;
+        }
+        tokio::spawn(async move {
+            let verdict = namespace.run_middlewares(&socket).await;
+            match verdict {
+                Ok(()) => me.accept(socket),
+                Err(error) => me.send(&error.packet(namespace.name())),
+            }
+            namespace.end_connect();
+        });
+    }
+
+    fn accept(&self, socket: Arc<Socket>) {
+        let alive = self.session.upgrade().is_some_and(|s| !s.is_closed());
+        if !alive {
+            return;
+        }
+        let nsp = socket.nsp().name().to_owned();
+        if let Ok(mut sockets) = self.sockets.lock() {
+            sockets.insert(nsp.clone(), socket.clone());
+        }
+        let reply = serde_json::json!({ "sid": &**socket.id() }).to_string();
+        self.send(&Packet::Connect {
+            nsp,
+            data: Some(reply),
+        });
+        socket.nsp().add_socket(&socket);
+    }
+
+    fn fail(&self, error: packet::ParseError) {
+        tracing::debug!(%error, "closing connection on a malformed packet");
+        self.close_session(CloseReason::ParseError);
+    }
+}
+
+impl Connection for Client {
+    fn on_message(&self, text: String) {
+        let waiting = self.partial.lock().map(|p| p.is_some()).unwrap_or(false);
+        if waiting {
+            // A text packet in the middle of a binary packet's attachments.
+            return self.fail(packet::ParseError::IllegalAttachments);
+        }
+        match Packet::decode(&text) {
+            Ok((packet, 0)) => self.dispatch(packet),
+            Ok((_, count)) if count > self.resolver.config.max_attachments => {
+                self.fail(packet::ParseError::Attachments)
+            }
+            Ok((packet, expected)) => {
+                if let Ok(mut partial) = self.partial.lock() {
+                    *partial = Some(PartialPacket {
+                        packet,
+                        expected,
+                        received: Vec::with_capacity(expected),
+                    });
+                }
+            }
+            Err(error) => self.fail(error),
+        }
+    }
+
+    fn on_binary(&self, data: Bytes) {
+        let complete = {
+            let Ok(mut partial) = self.partial.lock() else {
+                return;
+            };
+            let Some(pending) = partial.as_mut() else {
+                drop(partial);
+                return self.fail(packet::ParseError::IllegalAttachments);
+            };
+            pending.received.push(data);
+            if pending.received.len() < pending.expected {
+                return;
+            }
+            partial.take()
+        };
+        if let Some(done) = complete {
+            match packet::attach(done.packet, done.received) {
+                Ok(packet) => self.dispatch(packet),
+                Err(error) => self.fail(error),
+            }
+        }
+    }
+
+    fn on_close(&self, reason: CloseReason) {
+        let sockets: Vec<Arc<Socket>> = self
+            .sockets
+            .lock()
+            .map(|mut s| s.drain().map(|(_, socket)| socket).collect())
+            .unwrap_or_default();
+        for socket in sockets {
+            socket.close(reason.into());
+        }
+    }
+}

@@ -1,0 +1,102 @@
+//! Socket.IO v5 on top of Engine.IO: namespaces (static and dynamic), middleware,
+//! sockets, rooms, broadcasts and acks. Knows nothing of Wasm: the tenant layer
+//! uses this API as a native Rust app would.
+
+mod client;
+pub mod namespace;
+pub mod packet;
+pub mod socket;
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use regex::Regex;
+
+use crate::config::SocketIoConfig;
+use crate::engineio::{Connection, Engine, EngineHandler, Session};
+pub use namespace::{BroadcastOperator, ConnectError, Handlers, Namespace, ParentNamespace};
+pub use packet::{Payload, PayloadError};
+pub use socket::{AckError, AckSender, DisconnectReason, Handshake, Socket};
+
+/// Finds the namespace a CONNECT names: static namespaces first, then dynamic
+/// parents in the order they were added.
+pub(crate) struct Resolver {
+    pub(crate) config: SocketIoConfig,
+    statics: RwLock<HashMap<String, Arc<Namespace>>>,
+    parents: RwLock<Vec<Arc<ParentNamespace>>>,
+}
+
+impl Resolver {
+    /// The namespace for `name`, marked as having a connection pending.
+    pub(crate) fn resolve(&self, name: &str) -> Option<Arc<Namespace>> {
+        if let Some(nsp) = self.statics.read().ok()?.get(name).cloned() {
+            nsp.begin_connect();
+            return Some(nsp);
+        }
+        let parents = self.parents.read().ok()?.clone();
+        parents
+            .iter()
+            .find_map(|parent| parent.child_for_connect(name))
+    }
+}
+
+/// The Engine.IO handler: one [`client::Client`] per session.
+struct Handler(Arc<Resolver>);
+
+impl EngineHandler for Handler {
+    fn on_open(&self, session: &Arc<Session>) -> Arc<dyn Connection> {
+        client::Client::new(session, self.0.clone())
+    }
+}
+
+/// A Socket.IO server: its namespaces and the Engine.IO endpoint that carries them.
+#[derive(Clone)]
+pub struct SocketIo {
+    resolver: Arc<Resolver>,
+    engine: Arc<Engine>,
+}
+
+impl SocketIo {
+    /// A server with these settings and no namespaces yet (not even `/`).
+    pub fn new(config: SocketIoConfig) -> SocketIo {
+        let resolver = Arc::new(Resolver {
+            config: config.clone(),
+            statics: RwLock::default(),
+            parents: RwLock::default(),
+        });
+        let engine = Engine::new(config.engine, Arc::new(Handler(resolver.clone())));
+        SocketIo { resolver, engine }
+    }
+
+    /// The Engine.IO endpoint to mount on the HTTP server.
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+
+    /// The static namespace `name`, created if it does not exist yet.
+    pub fn of(&self, name: &str) -> Arc<Namespace> {
+        let mut statics = match self.resolver.statics.write() {
+            Ok(statics) => statics,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        statics
+            .entry(name.to_owned())
+            .or_insert_with(|| Namespace::new(name.to_owned(), None))
+            .clone()
+    }
+
+    /// A dynamic namespace: every name matching `pattern` gets a child on first use.
+    pub fn dynamic(&self, pattern: Regex) -> Arc<ParentNamespace> {
+        let parent = ParentNamespace::new(pattern);
+        match self.resolver.parents.write() {
+            Ok(mut parents) => parents.push(parent.clone()),
+            Err(poisoned) => poisoned.into_inner().push(parent.clone()),
+        }
+        parent
+    }
+
+    /// Closes every connection; sockets leave with `server shutting down`.
+    pub fn close(&self) {
+        self.engine.close_all();
+    }
+}

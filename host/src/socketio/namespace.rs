@@ -1,0 +1,484 @@
+//! Namespaces: static ones, dynamic parents matched by regular expression and
+//! the children they create, their middleware chains, sockets and rooms.
+
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock, Weak};
+
+use regex::Regex;
+use serde_json::Value;
+
+use super::packet::{Packet, Payload};
+use super::socket::Socket;
+use crate::engineio::Sid;
+
+/// A middleware's refusal: the client's `connect_error` gets `message` as `err.message`
+/// and `data` as `err.data`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConnectError {
+    /// Shown to the client as `err.message`.
+    pub message: String,
+    /// Shown to the client as `err.data`, when set.
+    pub data: Option<Value>,
+}
+
+impl ConnectError {
+    /// A refusal with a message only.
+    pub fn new(message: impl Into<String>) -> Self {
+        ConnectError {
+            message: message.into(),
+            data: None,
+        }
+    }
+
+    /// A refusal with a message and data.
+    pub fn with_data(message: impl Into<String>, data: Value) -> Self {
+        ConnectError {
+            message: message.into(),
+            data: Some(data),
+        }
+    }
+
+    /// The CONNECT_ERROR packet for namespace `nsp`.
+    pub(crate) fn packet(&self, nsp: &str) -> Packet {
+        let mut body = serde_json::Map::new();
+        body.insert("message".into(), Value::from(self.message.as_str()));
+        if let Some(data) = &self.data {
+            body.insert("data".into(), data.clone());
+        }
+        Packet::ConnectError {
+            nsp: nsp.to_owned(),
+            data: Value::Object(body).to_string(),
+        }
+    }
+}
+
+/// The future a middleware returns.
+pub type MiddlewareFuture = Pin<Box<dyn Future<Output = Result<(), ConnectError>> + Send>>;
+/// A connection middleware: sees the socket before it is accepted and may refuse it.
+pub type Middleware = Arc<dyn Fn(Arc<Socket>) -> MiddlewareFuture + Send + Sync>;
+/// Called with every accepted socket.
+pub type ConnectionHandler = Arc<dyn Fn(&Arc<Socket>) + Send + Sync>;
+
+/// The middleware chain and connection handlers of a namespace or of a dynamic parent.
+#[derive(Default)]
+pub struct Handlers {
+    middlewares: RwLock<Vec<Middleware>>,
+    on_connection: RwLock<Vec<ConnectionHandler>>,
+}
+
+impl Handlers {
+    /// Appends a middleware to the chain.
+    pub fn use_middleware<F, Fut>(&self, middleware: F)
+    where
+        F: Fn(Arc<Socket>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), ConnectError>> + Send + 'static,
+    {
+        if let Ok(mut chain) = self.middlewares.write() {
+            chain.push(Arc::new(move |socket| Box::pin(middleware(socket))));
+        }
+    }
+
+    /// Adds a handler called with every accepted socket.
+    pub fn on_connection<F>(&self, handler: F)
+    where
+        F: Fn(&Arc<Socket>) + Send + Sync + 'static,
+    {
+        if let Ok(mut handlers) = self.on_connection.write() {
+            handlers.push(Arc::new(handler));
+        }
+    }
+
+    fn middlewares(&self) -> Vec<Middleware> {
+        self.middlewares
+            .read()
+            .map(|m| m.clone())
+            .unwrap_or_default()
+    }
+
+    fn connection_handlers(&self) -> Vec<ConnectionHandler> {
+        self.on_connection
+            .read()
+            .map(|h| h.clone())
+            .unwrap_or_default()
+    }
+}
+
+/// A namespace: its sockets, its rooms and its handlers.
+pub struct Namespace {
+    name: String,
+    handlers: Handlers,
+    parent: Option<Weak<ParentNamespace>>,
+    sockets: RwLock<HashMap<Sid, Arc<Socket>>>,
+    rooms: RwLock<HashMap<String, HashSet<Sid>>>,
+    /// Connections between resolution and acceptance; a child is not cleaned up while any are.
+    pending: AtomicUsize,
+}
+
+impl Namespace {
+    pub(crate) fn new(name: String, parent: Option<Weak<ParentNamespace>>) -> Arc<Namespace> {
+        Arc::new(Namespace {
+            name,
+            handlers: Handlers::default(),
+            parent,
+            sockets: RwLock::default(),
+            rooms: RwLock::default(),
+            pending: AtomicUsize::new(0),
+        })
+    }
+
+    /// The namespace's name, e.g. `/` or `/acme`.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// This namespace's own middleware chain and connection handlers (a dynamic child's
+    /// parent's run first).
+    pub fn handlers(&self) -> &Handlers {
+        &self.handlers
+    }
+
+    /// Appends a middleware to this namespace's chain.
+    pub fn use_middleware<F, Fut>(&self, middleware: F)
+    where
+        F: Fn(Arc<Socket>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), ConnectError>> + Send + 'static,
+    {
+        self.handlers.use_middleware(middleware);
+    }
+
+    /// Adds a handler called with every accepted socket.
+    pub fn on_connection<F>(&self, handler: F)
+    where
+        F: Fn(&Arc<Socket>) + Send + Sync + 'static,
+    {
+        self.handlers.on_connection(handler);
+    }
+
+    /// The connected sockets.
+    pub fn sockets(&self) -> Vec<Arc<Socket>> {
+        self.sockets
+            .read()
+            .map(|s| s.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// How many sockets are connected.
+    pub fn socket_count(&self) -> usize {
+        self.sockets.read().map(|s| s.len()).unwrap_or(0)
+    }
+
+    /// Sends an event to every socket of the namespace.
+    pub fn emit(self: &Arc<Self>, event: impl Into<String>, args: Payload) -> usize {
+        self.broadcast_op().emit(event, args)
+    }
+
+    /// Targets the sockets in `room`.
+    pub fn to(self: &Arc<Self>, room: impl Into<String>) -> BroadcastOperator {
+        self.broadcast_op().to(room)
+    }
+
+    /// Targets every socket except those in `room`.
+    pub fn except(self: &Arc<Self>, room: impl Into<String>) -> BroadcastOperator {
+        self.broadcast_op().except(room)
+    }
+
+    pub(crate) fn broadcast_op(self: &Arc<Self>) -> BroadcastOperator {
+        BroadcastOperator {
+            nsp: self.clone(),
+            rooms: Vec::new(),
+            except_rooms: Vec::new(),
+            except_socket: None,
+        }
+    }
+
+    /// The middleware chain this namespace's sockets go through: the parent's, then its own.
+    fn middleware_chain(&self) -> Vec<Middleware> {
+        let mut chain = self
+            .parent()
+            .map(|parent| parent.handlers.middlewares())
+            .unwrap_or_default();
+        chain.extend(self.handlers.middlewares());
+        chain
+    }
+
+    fn parent(&self) -> Option<Arc<ParentNamespace>> {
+        self.parent.as_ref().and_then(Weak::upgrade)
+    }
+
+    /// Runs the chain in order; the first refusal ends it.
+    pub(crate) async fn run_middlewares(&self, socket: &Arc<Socket>) -> Result<(), ConnectError> {
+        for middleware in self.middleware_chain() {
+            middleware(socket.clone()).await?;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn has_middlewares(&self) -> bool {
+        let own = self
+            .handlers
+            .middlewares
+            .read()
+            .map(|m| !m.is_empty())
+            .unwrap_or(false);
+        own || self.parent().is_some_and(|p| {
+            p.handlers
+                .middlewares
+                .read()
+                .map(|m| !m.is_empty())
+                .unwrap_or(false)
+        })
+    }
+
+    /// Adds an accepted socket and runs the connection handlers (the parent's first).
+    pub(crate) fn add_socket(&self, socket: &Arc<Socket>) {
+        if let Ok(mut sockets) = self.sockets.write() {
+            sockets.insert(socket.id().clone(), socket.clone());
+        }
+        socket.accept();
+        let mut handlers = self
+            .parent()
+            .map(|parent| parent.handlers.connection_handlers())
+            .unwrap_or_default();
+        handlers.extend(self.handlers.connection_handlers());
+        for handler in handlers {
+            if !socket.connected() {
+                break;
+            }
+            handler(socket);
+        }
+    }
+
+    pub(crate) fn remove_socket(&self, socket: &Socket) {
+        if let Ok(mut sockets) = self.sockets.write() {
+            sockets.remove(socket.id());
+        }
+        for room in socket.rooms() {
+            self.remove_from_room(&room, socket.id());
+        }
+        if let Some(parent) = self.parent() {
+            parent.cleanup_if_empty(&self.name);
+        }
+    }
+
+    pub(crate) fn begin_connect(&self) {
+        self.pending.fetch_add(1, Ordering::AcqRel);
+    }
+
+    pub(crate) fn end_connect(&self) {
+        self.pending.fetch_sub(1, Ordering::AcqRel);
+        if let Some(parent) = self.parent() {
+            parent.cleanup_if_empty(&self.name);
+        }
+    }
+
+    fn is_idle(&self) -> bool {
+        self.pending.load(Ordering::Acquire) == 0 && self.socket_count() == 0
+    }
+
+    pub(crate) fn add_to_room(&self, room: &str, sid: &Sid) {
+        if let Ok(mut rooms) = self.rooms.write() {
+            rooms
+                .entry(room.to_owned())
+                .or_default()
+                .insert(sid.clone());
+        }
+    }
+
+    pub(crate) fn remove_from_room(&self, room: &str, sid: &Sid) {
+        if let Ok(mut rooms) = self.rooms.write() {
+            if let Some(members) = rooms.get_mut(room) {
+                members.remove(sid);
+                if members.is_empty() {
+                    rooms.remove(room);
+                }
+            }
+        }
+    }
+
+    /// The names of the rooms that have at least one socket.
+    pub fn rooms(&self) -> Vec<String> {
+        self.rooms
+            .read()
+            .map(|r| r.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// The sockets a broadcast reaches.
+    fn recipients(&self, op: &BroadcastOperator) -> Vec<Arc<Socket>> {
+        let (Ok(sockets), Ok(rooms)) = (self.sockets.read(), self.rooms.read()) else {
+            return Vec::new();
+        };
+        let excluded: HashSet<&Sid> = op
+            .except_rooms
+            .iter()
+            .filter_map(|room| rooms.get(room))
+            .flatten()
+            .chain(op.except_socket.as_ref())
+            .collect();
+        let keep = |sid: &&Sid| !excluded.contains(sid);
+        if op.rooms.is_empty() {
+            sockets
+                .iter()
+                .filter(|(sid, _)| keep(sid))
+                .map(|(_, s)| s.clone())
+                .collect()
+        } else {
+            let targets: HashSet<&Sid> = op
+                .rooms
+                .iter()
+                .filter_map(|room| rooms.get(room))
+                .flatten()
+                .filter(keep)
+                .collect();
+            targets
+                .into_iter()
+                .filter_map(|sid| sockets.get(sid).cloned())
+                .collect()
+        }
+    }
+}
+
+/// A broadcast being built: target rooms (none means everyone) and exceptions.
+#[must_use = "a broadcast does nothing until emit is called"]
+pub struct BroadcastOperator {
+    nsp: Arc<Namespace>,
+    rooms: Vec<String>,
+    except_rooms: Vec<String>,
+    except_socket: Option<Sid>,
+}
+
+impl BroadcastOperator {
+    /// Adds a target room; several rooms make a union.
+    pub fn to(mut self, room: impl Into<String>) -> Self {
+        self.rooms.push(room.into());
+        self
+    }
+
+    /// Leaves out the sockets in `room`.
+    pub fn except(mut self, room: impl Into<String>) -> Self {
+        self.except_rooms.push(room.into());
+        self
+    }
+
+    pub(crate) fn except_socket(mut self, sid: Sid) -> Self {
+        self.except_socket = Some(sid);
+        self
+    }
+
+    /// The sockets this broadcast would reach now.
+    pub fn sockets(&self) -> Vec<Arc<Socket>> {
+        self.nsp.recipients(self)
+    }
+
+    /// Sends the event to every target; the packet is encoded once. Returns how many sockets it reached.
+    pub fn emit(self, event: impl Into<String>, args: Payload) -> usize {
+        let packet = Packet::Event {
+            nsp: self.nsp.name().to_owned(),
+            event: event.into(),
+            args,
+            ack: None,
+        };
+        let (text, binary) = packet.encode();
+        let recipients = self.sockets();
+        for socket in &recipients {
+            socket.client.send_encoded(&text, &binary);
+        }
+        recipients.len()
+    }
+}
+
+/// A dynamic namespace: a pattern whose every matching name becomes a child
+/// namespace on first use, each child going through the parent's middleware.
+pub struct ParentNamespace {
+    pattern: Regex,
+    handlers: Handlers,
+    children: Mutex<HashMap<String, Arc<Namespace>>>,
+    cleanup_empty: AtomicBool,
+}
+
+impl ParentNamespace {
+    pub(crate) fn new(pattern: Regex) -> Arc<ParentNamespace> {
+        Arc::new(ParentNamespace {
+            pattern,
+            handlers: Handlers::default(),
+            children: Mutex::default(),
+            cleanup_empty: AtomicBool::new(false),
+        })
+    }
+
+    /// The pattern names are matched against.
+    pub fn pattern(&self) -> &Regex {
+        &self.pattern
+    }
+
+    /// Appends a middleware run for every socket of every child, before the child's own.
+    pub fn use_middleware<F, Fut>(&self, middleware: F)
+    where
+        F: Fn(Arc<Socket>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), ConnectError>> + Send + 'static,
+    {
+        self.handlers.use_middleware(middleware);
+    }
+
+    /// Adds a handler called with every socket accepted by any child.
+    pub fn on_connection<F>(&self, handler: F)
+    where
+        F: Fn(&Arc<Socket>) + Send + Sync + 'static,
+    {
+        self.handlers.on_connection(handler);
+    }
+
+    /// Removes a child once its last socket has left (Node's `cleanupEmptyChildNamespaces`).
+    /// Default is `false`.
+    pub fn cleanup_empty_children(&self, enabled: bool) {
+        self.cleanup_empty.store(enabled, Ordering::Release);
+    }
+
+    /// The live children.
+    pub fn children(&self) -> Vec<Arc<Namespace>> {
+        self.children
+            .lock()
+            .map(|c| c.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Every socket of every child.
+    pub fn sockets(&self) -> Vec<Arc<Socket>> {
+        self.children()
+            .iter()
+            .flat_map(|child| child.sockets())
+            .collect()
+    }
+
+    /// The child for `name`, created if needed, marked as having a connection pending.
+    pub(crate) fn child_for_connect(self: &Arc<Self>, name: &str) -> Option<Arc<Namespace>> {
+        if !self.pattern.is_match(name) {
+            return None;
+        }
+        let mut children = self.children.lock().ok()?;
+        let child = children
+            .entry(name.to_owned())
+            .or_insert_with(|| {
+                tracing::debug!(nsp = name, "child namespace created");
+                Namespace::new(name.to_owned(), Some(Arc::downgrade(self)))
+            })
+            .clone();
+        child.begin_connect();
+        Some(child)
+    }
+
+    fn cleanup_if_empty(&self, name: &str) {
+        if !self.cleanup_empty.load(Ordering::Acquire) {
+            return;
+        }
+        if let Ok(mut children) = self.children.lock() {
+            if children.get(name).is_some_and(|child| child.is_idle()) {
+                children.remove(name);
+                tracing::debug!(nsp = name, "empty child namespace removed");
+            }
+        }
+    }
+}

@@ -1,0 +1,613 @@
+//! Socket.IO v5 packets: pure encode/decode, no IO.
+//!
+//! Format: `<type>[<attachments>-][<nsp>,][<ack id>][<JSON data>]`, with binary
+//! attachments sent as separate Engine.IO binary messages right after.
+
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::value::RawValue;
+use serde_json::Value;
+
+/// Event names a client may not send: the client library uses them itself.
+const RESERVED_EVENTS: [&str; 6] = [
+    "connect",
+    "connect_error",
+    "disconnect",
+    "disconnecting",
+    "newListener",
+    "removeListener",
+];
+
+/// The arguments of an event or an ack: a JSON array as text, and the binary
+/// attachments its `{"_placeholder":true,"num":N}` objects point to.
+///
+/// The text is kept as the client sent it (key order, number formatting), so
+/// forwarding arguments costs no re-serialisation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Payload {
+    json: String,
+    attachments: Vec<Bytes>,
+}
+
+/// Why arguments could not be built or read.
+#[derive(Debug, thiserror::Error)]
+pub enum PayloadError {
+    /// The JSON is not an array.
+    #[error("arguments must be a JSON array")]
+    NotAnArray,
+    /// Serialising or deserialising failed.
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+}
+
+impl Default for Payload {
+    fn default() -> Self {
+        Payload {
+            json: "[]".to_owned(),
+            attachments: Vec::new(),
+        }
+    }
+}
+
+impl Payload {
+    /// Arguments from a JSON array's text and its attachments.
+    pub fn from_json(
+        json: impl Into<String>,
+        attachments: Vec<Bytes>,
+    ) -> Result<Payload, PayloadError> {
+        let json = json.into();
+        let trimmed = json.trim();
+        if !trimmed.starts_with('[') {
+            return Err(PayloadError::NotAnArray);
+        }
+        serde_json::from_str::<Vec<&RawValue>>(trimmed)?;
+        Ok(Payload {
+            json: trimmed.to_owned(),
+            attachments,
+        })
+    }
+
+    /// Arguments from anything that serialises to a JSON array, e.g. a tuple or a `Vec`.
+    pub fn new<T: Serialize + ?Sized>(args: &T) -> Result<Payload, PayloadError> {
+        let json = serde_json::to_string(args)?;
+        if !json.starts_with('[') {
+            return Err(PayloadError::NotAnArray);
+        }
+        Ok(Payload {
+            json,
+            attachments: Vec::new(),
+        })
+    }
+
+    /// Arguments from JSON values.
+    pub fn from_values(values: &[Value]) -> Payload {
+        Payload {
+            json: Value::from(values.to_vec()).to_string(),
+            attachments: Vec::new(),
+        }
+    }
+
+    /// The same arguments with binary attachments added; placeholders in the JSON must point at them.
+    pub fn with_attachments(mut self, attachments: Vec<Bytes>) -> Payload {
+        self.attachments = attachments;
+        self
+    }
+
+    /// The JSON array's text.
+    pub fn json(&self) -> &str {
+        &self.json
+    }
+
+    /// The binary attachments.
+    pub fn attachments(&self) -> &[Bytes] {
+        &self.attachments
+    }
+
+    /// Splits into the JSON text and the attachments.
+    pub fn into_parts(self) -> (String, Vec<Bytes>) {
+        (self.json, self.attachments)
+    }
+
+    /// The arguments as JSON values (placeholders left in place).
+    pub fn values(&self) -> Result<Vec<Value>, PayloadError> {
+        Ok(serde_json::from_str(&self.json)?)
+    }
+
+    /// The arguments as one typed value, e.g. a tuple.
+    pub fn parse<T: DeserializeOwned>(&self) -> Result<T, PayloadError> {
+        Ok(serde_json::from_str(&self.json)?)
+    }
+
+    /// The `index`-th argument, typed; `None` if there is none or it does not fit `T`.
+    pub fn arg<T: DeserializeOwned>(&self, index: usize) -> Option<T> {
+        let raw: Vec<&RawValue> = serde_json::from_str(&self.json).ok()?;
+        serde_json::from_str(raw.get(index)?.get()).ok()
+    }
+
+    /// The array's elements as they appear in the text, without the brackets.
+    fn inner(&self) -> &str {
+        let inner = self
+            .json
+            .strip_prefix('[')
+            .and_then(|s| s.strip_suffix(']'))
+            .unwrap_or("");
+        inner.trim()
+    }
+}
+
+/// A Socket.IO packet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Packet {
+    /// `0`: join a namespace (client, with an optional auth object) or the server's
+    /// acceptance (with `{"sid":...}`).
+    Connect {
+        /// The namespace.
+        nsp: String,
+        /// The JSON object sent along, as text.
+        data: Option<String>,
+    },
+    /// `1`: leave a namespace.
+    Disconnect {
+        /// The namespace.
+        nsp: String,
+    },
+    /// `2` or `5`: an event with its arguments.
+    Event {
+        /// The namespace.
+        nsp: String,
+        /// The event's name.
+        event: String,
+        /// The arguments after the name.
+        args: Payload,
+        /// The id the receiver acknowledges with, if the sender wants an answer.
+        ack: Option<u64>,
+    },
+    /// `3` or `6`: the answer to an event.
+    Ack {
+        /// The namespace.
+        nsp: String,
+        /// The id of the event answered.
+        id: u64,
+        /// The answer's arguments.
+        args: Payload,
+    },
+    /// `4`: the server refuses a namespace; the JSON object (or string) as text.
+    ConnectError {
+        /// The namespace.
+        nsp: String,
+        /// `{"message":...,"data":...}` as text.
+        data: String,
+    },
+}
+
+/// Why a Socket.IO packet could not be decoded. Every one closes the connection with `parse error`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    /// The first character is not a packet type.
+    #[error("unknown packet type")]
+    UnknownType,
+    /// The attachment count of a binary packet is missing or not a number.
+    #[error("invalid attachment count")]
+    Attachments,
+    /// The ack id is not a number, or is missing from an ack.
+    #[error("invalid ack id")]
+    AckId,
+    /// The data is not valid JSON, or not what the packet type needs.
+    #[error("invalid payload")]
+    Payload,
+    /// A placeholder points at an attachment that does not exist.
+    #[error("illegal attachments")]
+    IllegalAttachments,
+}
+
+impl Packet {
+    /// The namespace the packet is for.
+    pub fn nsp(&self) -> &str {
+        match self {
+            Packet::Connect { nsp, .. }
+            | Packet::Disconnect { nsp }
+            | Packet::Event { nsp, .. }
+            | Packet::Ack { nsp, .. }
+            | Packet::ConnectError { nsp, .. } => nsp,
+        }
+    }
+
+    /// Decodes a text message; returns the packet and how many binary attachments follow it.
+    pub fn decode(text: &str) -> Result<(Packet, usize), ParseError> {
+        let kind = text
+            .as_bytes()
+            .first()
+            .copied()
+            .ok_or(ParseError::UnknownType)?;
+        if !(b'0'..=b'6').contains(&kind) {
+            return Err(ParseError::UnknownType);
+        }
+        let mut rest = &text[1..];
+        let mut attachments = 0;
+        if kind == b'5' || kind == b'6' {
+            let (count, after) = rest.split_once('-').ok_or(ParseError::Attachments)?;
+            if count.is_empty() || !count.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(ParseError::Attachments);
+            }
+            attachments = count.parse().map_err(|_| ParseError::Attachments)?;
+            rest = after;
+        }
+        let nsp = if rest.starts_with('/') {
+            let (nsp, after) = rest.split_once(',').unwrap_or((rest, ""));
+            rest = after;
+            nsp.to_owned()
+        } else {
+            "/".to_owned()
+        };
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        let id = if digits > 0 {
+            Some(
+                rest[..digits]
+                    .parse::<u64>()
+                    .map_err(|_| ParseError::AckId)?,
+            )
+        } else {
+            None
+        };
+        rest = &rest[digits..];
+        let data = if rest.is_empty() { None } else { Some(rest) };
+        let packet = match kind {
+            b'0' => Packet::Connect {
+                nsp,
+                data: data.map(object_text).transpose()?,
+            },
+            b'1' if data.is_none() => Packet::Disconnect { nsp },
+            b'2' | b'5' => {
+                let (event, args) = split_event(data.ok_or(ParseError::Payload)?)?;
+                Packet::Event {
+                    nsp,
+                    event,
+                    args,
+                    ack: id,
+                }
+            }
+            b'3' | b'6' => Packet::Ack {
+                nsp,
+                id: id.ok_or(ParseError::AckId)?,
+                args: Payload::from_json(data.ok_or(ParseError::Payload)?, Vec::new())
+                    .map_err(|_| ParseError::Payload)?,
+            },
+            b'4' => Packet::ConnectError {
+                nsp,
+                data: data.ok_or(ParseError::Payload)?.to_owned(),
+            },
+            _ => return Err(ParseError::Payload),
+        };
+        Ok((packet, attachments))
+    }
+
+    /// Encodes the packet: the text message, then the binary messages that follow it.
+    pub fn encode(&self) -> (String, Vec<Bytes>) {
+        let mut out = String::new();
+        let mut binary = Vec::new();
+        let (kind, nsp) = match self {
+            Packet::Connect { nsp, .. } => ('0', nsp),
+            Packet::Disconnect { nsp } => ('1', nsp),
+            Packet::Event { nsp, args, .. } if args.attachments.is_empty() => ('2', nsp),
+            Packet::Event { nsp, .. } => ('5', nsp),
+            Packet::Ack { nsp, args, .. } if args.attachments.is_empty() => ('3', nsp),
+            Packet::Ack { nsp, .. } => ('6', nsp),
+            Packet::ConnectError { nsp, .. } => ('4', nsp),
+        };
+        out.push(kind);
+        if let Packet::Event { args, .. } | Packet::Ack { args, .. } = self {
+            if !args.attachments.is_empty() {
+                out.push_str(&args.attachments.len().to_string());
+                out.push('-');
+                binary = args.attachments.clone();
+            }
+        }
+        if nsp != "/" {
+            out.push_str(nsp);
+            out.push(',');
+        }
+        match self {
+            Packet::Connect { data, .. } => out.push_str(data.as_deref().unwrap_or("")),
+            Packet::Disconnect { .. } => {}
+            Packet::Event {
+                event, args, ack, ..
+            } => {
+                if let Some(id) = ack {
+                    out.push_str(&id.to_string());
+                }
+                out.push('[');
+                out.push_str(&Value::from(event.as_str()).to_string());
+                let inner = args.inner();
+                if !inner.is_empty() {
+                    out.push(',');
+                    out.push_str(inner);
+                }
+                out.push(']');
+            }
+            Packet::Ack { id, args, .. } => {
+                out.push_str(&id.to_string());
+                out.push_str(&args.json);
+            }
+            Packet::ConnectError { data, .. } => out.push_str(data),
+        }
+        (out, binary)
+    }
+}
+
+/// Checks that CONNECT data is a JSON object and returns its text.
+fn object_text(data: &str) -> Result<String, ParseError> {
+    let raw: &RawValue = serde_json::from_str(data).map_err(|_| ParseError::Payload)?;
+    if raw.get().starts_with('{') {
+        Ok(raw.get().to_owned())
+    } else {
+        Err(ParseError::Payload)
+    }
+}
+
+/// Splits `["name", ...args]` into the name and the arguments, keeping each argument's text.
+fn split_event(data: &str) -> Result<(String, Payload), ParseError> {
+    let items: Vec<&RawValue> = serde_json::from_str(data).map_err(|_| ParseError::Payload)?;
+    let (first, args) = items.split_first().ok_or(ParseError::Payload)?;
+    let event = match serde_json::from_str::<Value>(first.get()) {
+        Ok(Value::String(name)) if !RESERVED_EVENTS.contains(&name.as_str()) => name,
+        Ok(Value::Number(n)) => n.to_string(),
+        _ => return Err(ParseError::Payload),
+    };
+    let mut json = String::with_capacity(data.len());
+    json.push('[');
+    for (i, arg) in args.iter().enumerate() {
+        if i > 0 {
+            json.push(',');
+        }
+        json.push_str(arg.get());
+    }
+    json.push(']');
+    Ok((
+        event,
+        Payload {
+            json,
+            attachments: Vec::new(),
+        },
+    ))
+}
+
+/// Completes a binary packet with its attachments, checking every placeholder points at one.
+pub fn attach(packet: Packet, attachments: Vec<Bytes>) -> Result<Packet, ParseError> {
+    let check = |args: &Payload| -> Result<(), ParseError> {
+        let value: Value = serde_json::from_str(&args.json).map_err(|_| ParseError::Payload)?;
+        if placeholders_valid(&value, attachments.len()) {
+            Ok(())
+        } else {
+            Err(ParseError::IllegalAttachments)
+        }
+    };
+    match packet {
+        Packet::Event {
+            nsp,
+            event,
+            args,
+            ack,
+        } => {
+            check(&args)?;
+            Ok(Packet::Event {
+                nsp,
+                event,
+                args: args.with_attachments(attachments),
+                ack,
+            })
+        }
+        Packet::Ack { nsp, id, args } => {
+            check(&args)?;
+            Ok(Packet::Ack {
+                nsp,
+                id,
+                args: args.with_attachments(attachments),
+            })
+        }
+        other => Ok(other),
+    }
+}
+
+fn placeholders_valid(value: &Value, count: usize) -> bool {
+    match value {
+        Value::Object(map) if map.get("_placeholder") == Some(&Value::Bool(true)) => map
+            .get("num")
+            .and_then(Value::as_u64)
+            .is_some_and(|n| (n as usize) < count),
+        Value::Object(map) => map.values().all(|v| placeholders_valid(v, count)),
+        Value::Array(items) => items.iter().all(|v| placeholders_valid(v, count)),
+        _ => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Test strings are written as they travel, inside an Engine.IO message (`4` first).
+    fn wire_decode(text: &str) -> Result<(Packet, usize), ParseError> {
+        Packet::decode(text.strip_prefix('4').unwrap_or("!"))
+    }
+
+    fn wire(packet: &Packet) -> String {
+        format!("4{}", packet.encode().0)
+    }
+
+    fn decode(text: &str) -> Packet {
+        let (packet, attachments) = wire_decode(text).expect(text);
+        assert_eq!(attachments, 0, "{text}");
+        packet
+    }
+
+    #[test]
+    fn connect_with_and_without_namespace_and_auth() {
+        assert_eq!(
+            decode("40"),
+            Packet::Connect {
+                nsp: "/".into(),
+                data: None
+            }
+        );
+        assert_eq!(
+            decode("40/custom,"),
+            Packet::Connect {
+                nsp: "/custom".into(),
+                data: None
+            }
+        );
+        assert_eq!(
+            decode("40/custom"),
+            Packet::Connect {
+                nsp: "/custom".into(),
+                data: None
+            }
+        );
+        assert_eq!(
+            decode(r#"40/custom,{"token":"abc"}"#),
+            Packet::Connect {
+                nsp: "/custom".into(),
+                data: Some(r#"{"token":"abc"}"#.into())
+            }
+        );
+        assert_eq!(
+            decode(r#"40{"token":"123"}"#),
+            Packet::Connect {
+                nsp: "/".into(),
+                data: Some(r#"{"token":"123"}"#.into())
+            }
+        );
+    }
+
+    #[test]
+    fn event_keeps_arguments_as_sent() {
+        let packet = decode(r#"42["message",1,"2",{"3":[true],"a":1.50}]"#);
+        let Packet::Event {
+            event, args, ack, ..
+        } = &packet
+        else {
+            panic!("not an event: {packet:?}")
+        };
+        assert_eq!(event, "message");
+        assert_eq!(args.json(), r#"[1,"2",{"3":[true],"a":1.50}]"#);
+        assert_eq!(*ack, None);
+        assert_eq!(
+            wire(&packet),
+            r#"42["message",1,"2",{"3":[true],"a":1.50}]"#
+        );
+    }
+
+    #[test]
+    fn event_with_ack_and_namespace() {
+        let packet = decode(r#"42/admin,456["x"]"#);
+        assert_eq!(
+            packet,
+            Packet::Event {
+                nsp: "/admin".into(),
+                event: "x".into(),
+                args: Payload::default(),
+                ack: Some(456)
+            }
+        );
+        assert_eq!(wire(&packet), r#"42/admin,456["x"]"#);
+    }
+
+    #[test]
+    fn binary_event_and_ack() {
+        let text =
+            r#"452-789["message",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]"#;
+        let (packet, count) = wire_decode(text).expect("valid");
+        assert_eq!(count, 2);
+        let bins = vec![
+            Bytes::from_static(&[1, 2, 3]),
+            Bytes::from_static(&[4, 5, 6]),
+        ];
+        let packet = attach(packet, bins.clone()).expect("valid placeholders");
+        let (encoded, binary) = packet.encode();
+        assert_eq!(format!("4{encoded}"), text);
+        assert_eq!(binary, bins);
+
+        let ack = Packet::Ack {
+            nsp: "/".into(),
+            id: 789,
+            args: Payload::from_json(
+                r#"[{"_placeholder":true,"num":0}]"#,
+                vec![Bytes::from_static(&[9])],
+            )
+            .expect("array"),
+        };
+        assert_eq!(wire(&ack), r#"461-789[{"_placeholder":true,"num":0}]"#);
+        let (decoded, count) =
+            wire_decode(r#"461-/x,789[{"_placeholder":true,"num":0}]"#).expect("valid");
+        assert_eq!(count, 1);
+        assert_eq!(decoded.nsp(), "/x");
+    }
+
+    #[test]
+    fn placeholder_out_of_range_is_illegal() {
+        let (packet, _) =
+            wire_decode(r#"451-["m",{"deep":[{"_placeholder":true,"num":3}]}]"#).expect("header");
+        assert_eq!(
+            attach(packet, vec![Bytes::new()]),
+            Err(ParseError::IllegalAttachments)
+        );
+    }
+
+    #[test]
+    fn malformed_packets_are_errors() {
+        for text in [
+            "",
+            "4abc",
+            "7",
+            "abc",
+            "42{}",
+            "42abc[\"a\"]",
+            "42[]",
+            "42[1",
+            "42[\"connect\"]",
+            "42[{}]",
+            "45-[\"a\"]",
+            "4x-[\"a\"]",
+            "43[1]",
+            "41{}",
+            "40[1]",
+            "40\"x\"",
+            "42",
+            "4299999999999999999999999[\"a\"]",
+            "45999999999999999999999-[\"a\"]",
+        ] {
+            assert!(wire_decode(text).is_err(), "{text:?} should not decode");
+        }
+    }
+
+    #[test]
+    fn acks_and_disconnect_round_trip() {
+        assert_eq!(decode("41"), Packet::Disconnect { nsp: "/".into() });
+        assert_eq!(decode("41/a,"), Packet::Disconnect { nsp: "/a".into() });
+        let ack = decode(r#"43/a,12[1,"x"]"#);
+        assert_eq!(wire(&ack), r#"43/a,12[1,"x"]"#);
+    }
+
+    #[test]
+    fn connect_error_encoding() {
+        let packet = Packet::ConnectError {
+            nsp: "/random".into(),
+            data: r#"{"message":"Invalid namespace"}"#.into(),
+        };
+        assert_eq!(
+            wire(&packet),
+            r#"44/random,{"message":"Invalid namespace"}"#
+        );
+    }
+
+    #[test]
+    fn payload_helpers() {
+        let payload = Payload::new(&(1, "two", [3])).expect("tuple is an array");
+        assert_eq!(payload.json(), r#"[1,"two",[3]]"#);
+        assert_eq!(payload.arg::<String>(1).as_deref(), Some("two"));
+        assert_eq!(payload.arg::<u8>(5), None);
+        assert!(Payload::new(&"x").is_err());
+        assert!(Payload::from_json("{}", vec![]).is_err());
+        assert!(Payload::from_json(" [ 1 , 2 ] ", vec![]).is_ok());
+    }
+}

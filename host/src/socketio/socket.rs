@@ -1,0 +1,415 @@
+//! A socket: one client's membership of one namespace, with its handlers,
+//! rooms, pending acks and data.
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use serde_json::Value;
+use tokio::sync::oneshot;
+
+use super::client::Client;
+use super::namespace::{BroadcastOperator, Namespace};
+use super::packet::{Packet, Payload};
+use crate::engineio::{CloseReason, Sid};
+
+/// Why a socket left its namespace, named as the official server names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DisconnectReason {
+    /// The client closed the connection.
+    TransportClose,
+    /// The connection failed (oversized message, duplicate poll, slow reader).
+    TransportError,
+    /// The client stopped answering pings.
+    PingTimeout,
+    /// The client sent something that does not decode.
+    ParseError,
+    /// The server closed the whole connection.
+    ForcedClose,
+    /// The server is shutting down.
+    ServerShuttingDown,
+    /// The server disconnected this socket (`socket.disconnect()`).
+    ServerNamespaceDisconnect,
+    /// The client left the namespace (`socket.disconnect()` on the client).
+    ClientNamespaceDisconnect,
+}
+
+impl DisconnectReason {
+    /// The reason's name, as Node's socket.io reports it to the server's handlers.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DisconnectReason::TransportClose => "transport close",
+            DisconnectReason::TransportError => "transport error",
+            DisconnectReason::PingTimeout => "ping timeout",
+            DisconnectReason::ParseError => "parse error",
+            DisconnectReason::ForcedClose => "forced close",
+            DisconnectReason::ServerShuttingDown => "server shutting down",
+            DisconnectReason::ServerNamespaceDisconnect => "server namespace disconnect",
+            DisconnectReason::ClientNamespaceDisconnect => "client namespace disconnect",
+        }
+    }
+}
+
+impl From<CloseReason> for DisconnectReason {
+    fn from(reason: CloseReason) -> Self {
+        match reason {
+            CloseReason::TransportClose => DisconnectReason::TransportClose,
+            CloseReason::TransportError => DisconnectReason::TransportError,
+            CloseReason::PingTimeout => DisconnectReason::PingTimeout,
+            CloseReason::ParseError => DisconnectReason::ParseError,
+            CloseReason::ForcedClose => DisconnectReason::ForcedClose,
+            CloseReason::ServerShuttingDown => DisconnectReason::ServerShuttingDown,
+        }
+    }
+}
+
+/// What the client said when it joined the namespace.
+#[derive(Debug, Clone)]
+pub struct Handshake {
+    /// The `auth` object of the CONNECT packet; `{}` when none was sent.
+    pub auth: Value,
+    /// The query string of the Engine.IO handshake.
+    pub query: Vec<(String, String)>,
+    /// The HTTP headers of the Engine.IO handshake (names lower case).
+    pub headers: Vec<(String, String)>,
+    /// The client's address.
+    pub address: SocketAddr,
+    /// When the Engine.IO session opened.
+    pub time: SystemTime,
+    /// The URL of the Engine.IO handshake.
+    pub url: String,
+}
+
+/// Handles one event: the socket, the arguments, and the ack to answer if the client asked for one.
+pub type EventHandler = Arc<dyn Fn(&Arc<Socket>, Payload, Option<AckSender>) + Send + Sync>;
+/// Handles the socket's departure.
+pub type DisconnectHandler = Arc<dyn Fn(&Arc<Socket>, DisconnectReason) + Send + Sync>;
+
+/// Why an emit with an ack got no answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AckError {
+    /// No answer within the timeout.
+    #[error("operation has timed out")]
+    Timeout,
+    /// The socket disconnected before answering.
+    #[error("socket disconnected")]
+    Disconnected,
+}
+
+/// The way to answer a client's event that asked for an ack; answering consumes it.
+pub struct AckSender {
+    socket: Arc<Socket>,
+    id: u64,
+}
+
+impl AckSender {
+    /// The ack id the client chose.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Answers with these arguments; does nothing if the socket is gone.
+    pub fn send(self, args: Payload) {
+        let packet = Packet::Ack {
+            nsp: self.socket.nsp.name().to_owned(),
+            id: self.id,
+            args,
+        };
+        if self.socket.connected() {
+            self.socket.client.send(&packet);
+        }
+    }
+}
+
+/// One client in one namespace.
+pub struct Socket {
+    id: Sid,
+    pub(crate) nsp: Arc<Namespace>,
+    pub(crate) client: Arc<Client>,
+    handshake: Handshake,
+    connected: AtomicBool,
+    handlers: Mutex<HashMap<String, EventHandler>>,
+    any_handler: Mutex<Option<EventHandler>>,
+    disconnect_handlers: Mutex<Vec<DisconnectHandler>>,
+    acks: Mutex<HashMap<u64, oneshot::Sender<Payload>>>,
+    next_ack: AtomicU64,
+    rooms: Mutex<HashSet<String>>,
+    data: Mutex<Value>,
+}
+
+impl Socket {
+    pub(crate) fn new(
+        nsp: Arc<Namespace>,
+        client: Arc<Client>,
+        handshake: Handshake,
+    ) -> Arc<Socket> {
+        Arc::new(Socket {
+            id: crate::engineio::new_sid(),
+            nsp,
+            client,
+            handshake,
+            connected: AtomicBool::new(false),
+            handlers: Mutex::default(),
+            any_handler: Mutex::default(),
+            disconnect_handlers: Mutex::default(),
+            acks: Mutex::default(),
+            next_ack: AtomicU64::new(0),
+            rooms: Mutex::default(),
+            data: Mutex::new(Value::Null),
+        })
+    }
+
+    /// The socket's id, also the name of the room only it is in.
+    pub fn id(&self) -> &Sid {
+        &self.id
+    }
+
+    /// The namespace the socket belongs to.
+    pub fn nsp(&self) -> &Arc<Namespace> {
+        &self.nsp
+    }
+
+    /// What the client sent when it joined.
+    pub fn handshake(&self) -> &Handshake {
+        &self.handshake
+    }
+
+    /// True from acceptance until the socket leaves.
+    pub fn connected(&self) -> bool {
+        self.connected.load(Ordering::Acquire)
+    }
+
+    /// The transport the connection uses now: `"polling"` or `"websocket"`.
+    pub fn transport(&self) -> &'static str {
+        self.client.transport()
+    }
+
+    /// Per-socket data that middleware can set and handlers read. Default is `null`.
+    pub fn data(&self) -> Value {
+        self.data.lock().map(|d| d.clone()).unwrap_or(Value::Null)
+    }
+
+    /// Replaces the per-socket data.
+    pub fn set_data(&self, value: Value) {
+        if let Ok(mut data) = self.data.lock() {
+            *data = value;
+        }
+    }
+
+    /// Registers the handler of one event name, replacing any earlier one.
+    pub fn on<F>(&self, event: impl Into<String>, handler: F)
+    where
+        F: Fn(&Arc<Socket>, Payload, Option<AckSender>) + Send + Sync + 'static,
+    {
+        if let Ok(mut handlers) = self.handlers.lock() {
+            handlers.insert(event.into(), Arc::new(handler));
+        }
+    }
+
+    /// Registers a handler for every event, called with the name as the first argument of
+    /// the JSON array (as Node's `onAny`), before the event's own handler.
+    pub fn on_any<F>(&self, handler: F)
+    where
+        F: Fn(&Arc<Socket>, Payload, Option<AckSender>) + Send + Sync + 'static,
+    {
+        if let Ok(mut any) = self.any_handler.lock() {
+            *any = Some(Arc::new(handler));
+        }
+    }
+
+    /// Registers a handler called once when the socket leaves.
+    pub fn on_disconnect<F>(&self, handler: F)
+    where
+        F: Fn(&Arc<Socket>, DisconnectReason) + Send + Sync + 'static,
+    {
+        if let Ok(mut handlers) = self.disconnect_handlers.lock() {
+            handlers.push(Arc::new(handler));
+        }
+    }
+
+    /// Sends an event to this socket.
+    pub fn emit(&self, event: impl Into<String>, args: Payload) {
+        self.client.send(&Packet::Event {
+            nsp: self.nsp.name().to_owned(),
+            event: event.into(),
+            args,
+            ack: None,
+        });
+    }
+
+    /// Sends an event and waits at most `timeout` for the client's answer.
+    pub async fn emit_with_ack(
+        &self,
+        event: impl Into<String>,
+        args: Payload,
+        timeout: Duration,
+    ) -> Result<Payload, AckError> {
+        let id = self.next_ack.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        match self.acks.lock() {
+            Ok(mut acks) if self.connected() => {
+                acks.insert(id, tx);
+            }
+            _ => return Err(AckError::Disconnected),
+        }
+        self.client.send(&Packet::Event {
+            nsp: self.nsp.name().to_owned(),
+            event: event.into(),
+            args,
+            ack: Some(id),
+        });
+        let result = tokio::time::timeout(timeout, rx).await;
+        // Whatever happened, the slot is freed: no pending ack outlives its answer or its timeout.
+        if let Ok(mut acks) = self.acks.lock() {
+            acks.remove(&id);
+        }
+        match result {
+            Ok(Ok(answer)) => Ok(answer),
+            Ok(Err(_)) => Err(AckError::Disconnected),
+            Err(_) => Err(AckError::Timeout),
+        }
+    }
+
+    /// How many server-to-client acks are waiting for an answer.
+    pub fn pending_acks(&self) -> usize {
+        self.acks.lock().map(|a| a.len()).unwrap_or(0)
+    }
+
+    /// Joins a room.
+    pub fn join(&self, room: impl Into<String>) {
+        let room = room.into();
+        let added = self
+            .rooms
+            .lock()
+            .map(|mut rooms| rooms.insert(room.clone()))
+            .unwrap_or(false);
+        if added && self.connected() {
+            self.nsp.add_to_room(&room, &self.id);
+        }
+    }
+
+    /// Leaves a room.
+    pub fn leave(&self, room: &str) {
+        let removed = self
+            .rooms
+            .lock()
+            .map(|mut rooms| rooms.remove(room))
+            .unwrap_or(false);
+        if removed {
+            self.nsp.remove_from_room(room, &self.id);
+        }
+    }
+
+    /// The rooms the socket is in, its own id's room included.
+    pub fn rooms(&self) -> Vec<String> {
+        self.rooms
+            .lock()
+            .map(|rooms| rooms.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Targets the sockets in `room`, this one excepted.
+    pub fn to(&self, room: impl Into<String>) -> BroadcastOperator {
+        self.broadcast().to(room)
+    }
+
+    /// Targets every socket of the namespace but this one.
+    pub fn broadcast(&self) -> BroadcastOperator {
+        self.nsp.broadcast_op().except_socket(self.id.clone())
+    }
+
+    /// Disconnects the socket from the server side; the client sees `io server disconnect`.
+    pub fn disconnect(self: &Arc<Self>) {
+        if !self.connected() {
+            return;
+        }
+        self.client.send(&Packet::Disconnect {
+            nsp: self.nsp.name().to_owned(),
+        });
+        self.close(DisconnectReason::ServerNamespaceDisconnect);
+    }
+
+    /// Marks the socket accepted and puts it in its own room.
+    pub(crate) fn accept(&self) {
+        self.connected.store(true, Ordering::Release);
+        self.join(self.id.to_string());
+    }
+
+    /// Delivers an event from the client to its handlers.
+    pub(crate) fn dispatch_event(self: &Arc<Self>, event: String, args: Payload, ack: Option<u64>) {
+        let any = self.any_handler.lock().ok().and_then(|h| h.clone());
+        let handler = self
+            .handlers
+            .lock()
+            .ok()
+            .and_then(|h| h.get(&event).cloned());
+        let ack_sender = |id| AckSender {
+            socket: self.clone(),
+            id,
+        };
+        if let Some(any) = any {
+            // The catch-all sees the name as the first argument, as Node's onAny does.
+            let mut with_name = Payload::default();
+            if let Ok(name) = serde_json::to_string(&event) {
+                let inner = args
+                    .json()
+                    .trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .trim();
+                let json = if inner.is_empty() {
+                    format!("[{name}]")
+                } else {
+                    format!("[{name},{inner}]")
+                };
+                with_name =
+                    Payload::from_json(json, args.attachments().to_vec()).unwrap_or_default();
+            }
+            // The event's own handler answers the ack when there is one.
+            let ack = if handler.is_some() {
+                None
+            } else {
+                ack.map(ack_sender)
+            };
+            any(self, with_name, ack);
+        }
+        if let Some(handler) = handler {
+            handler(self, args, ack.map(ack_sender));
+        }
+    }
+
+    /// Delivers the client's answer to a server-to-client ack.
+    pub(crate) fn dispatch_ack(&self, id: u64, args: Payload) {
+        let waiting = self.acks.lock().ok().and_then(|mut acks| acks.remove(&id));
+        if let Some(tx) = waiting {
+            let _ = tx.send(args);
+        }
+    }
+
+    /// Removes the socket from its namespace and rooms and runs its disconnect handlers, once.
+    pub(crate) fn close(self: &Arc<Self>, reason: DisconnectReason) {
+        if !self.connected.swap(false, Ordering::AcqRel) {
+            return;
+        }
+        if let Ok(mut acks) = self.acks.lock() {
+            acks.clear();
+        }
+        self.nsp.remove_socket(self);
+        self.client.forget(self.nsp.name());
+        let handlers: Vec<DisconnectHandler> = self
+            .disconnect_handlers
+            .lock()
+            .map(|mut h| std::mem::take(&mut *h))
+            .unwrap_or_default();
+        for handler in handlers {
+            handler(self, reason);
+        }
+        if let Ok(mut handlers) = self.handlers.lock() {
+            handlers.clear();
+        }
+        if let Ok(mut any) = self.any_handler.lock() {
+            any.take();
+        }
+    }
+}
