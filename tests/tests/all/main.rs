@@ -1,1 +1,3 @@
-fn main() {}
+//! One integration binary; a module per area.
+
+mod js_client;

@@ -1,0 +1,239 @@
+// Engine.IO v4 on the wire, against the raw echo endpoint /engine.io/ (and /socket.io/ for paths).
+import { test, describe } from "node:test";
+import assert from "node:assert/strict";
+import { URL, PING_INTERVAL, PING_TIMEOUT, sleep, rawWs, pollingSession, poll, post } from "./helpers.mjs";
+
+async function expectError(res, code, message) {
+  assert.equal(res.status, 400);
+  assert.deepEqual(await res.json(), { code, message });
+}
+
+describe("handshake", () => {
+  test("polling open packet has exactly the five keys", async () => {
+    const res = await fetch(`${URL}/engine.io/?EIO=4&transport=polling`);
+    assert.equal(res.status, 200);
+    assert.match(res.headers.get("content-type"), /^text\/plain/);
+    const text = await res.text();
+    assert.equal(text[0], "0");
+    const open = JSON.parse(text.substring(1));
+    assert.deepEqual(Object.keys(open).sort(), ["maxPayload", "pingInterval", "pingTimeout", "sid", "upgrades"]);
+    assert.equal(typeof open.sid, "string");
+    assert.deepEqual(open.upgrades, ["websocket"]);
+    assert.equal(open.pingInterval, PING_INTERVAL);
+    assert.equal(open.pingTimeout, PING_TIMEOUT);
+    assert.equal(open.maxPayload, 1000000);
+  });
+
+  test("websocket open packet has no upgrades", async (t) => {
+    const c = rawWs(t, "/engine.io/?EIO=4&transport=websocket");
+    const open = JSON.parse((await c.next()).substring(1));
+    assert.deepEqual(open.upgrades, []);
+    assert.equal(open.maxPayload, 1000000);
+  });
+
+  test("the path works without its trailing slash", async () => {
+    const res = await fetch(`${URL}/socket.io?EIO=4&transport=polling`);
+    assert.equal(res.status, 200);
+  });
+
+  test("errors as Node sends them", async () => {
+    await expectError(await fetch(`${URL}/engine.io/?transport=polling`), 5, "Unsupported protocol version");
+    await expectError(await fetch(`${URL}/engine.io/?EIO=abc&transport=polling`), 5, "Unsupported protocol version");
+    await expectError(await fetch(`${URL}/engine.io/?EIO=3&transport=polling`), 5, "Unsupported protocol version");
+    await expectError(await fetch(`${URL}/engine.io/?EIO=4`), 0, "Transport unknown");
+    await expectError(await fetch(`${URL}/engine.io/?EIO=4&transport=abc`), 0, "Transport unknown");
+    await expectError(await fetch(`${URL}/engine.io/?EIO=4&transport=polling`, { method: "POST", body: "4x" }), 2, "Bad handshake method");
+    await expectError(await fetch(`${URL}/engine.io/?EIO=4&transport=polling`, { method: "PUT", body: "4x" }), 2, "Bad handshake method");
+    await expectError(await poll("nope"), 1, "Session ID unknown");
+  });
+
+  test("a websocket with a bad query is refused", async (t) => {
+    const c = rawWs(t, "/engine.io/?transport=websocket");
+    await assert.rejects(c.opened, /HTTP 400/);
+    const d = rawWs(t, "/engine.io/?EIO=4&transport=abc");
+    await assert.rejects(d.opened, /HTTP 400/);
+  });
+
+  test("CORS reflects the origin with credentials and answers preflights", async () => {
+    const res = await fetch(`${URL}/engine.io/?EIO=4&transport=polling`, { headers: { origin: "http://example.test" } });
+    assert.equal(res.headers.get("access-control-allow-origin"), "http://example.test");
+    assert.equal(res.headers.get("access-control-allow-credentials"), "true");
+    const pre = await fetch(`${URL}/engine.io/?EIO=4&transport=polling`, {
+      method: "OPTIONS",
+      headers: { origin: "http://example.test", "access-control-request-headers": "x-custom" },
+    });
+    assert.equal(pre.status, 204);
+    assert.equal(pre.headers.get("access-control-allow-headers"), "x-custom");
+  });
+});
+
+describe("polling", () => {
+  test("several packets, text and binary, come back in one body", async () => {
+    const sid = await pollingSession();
+    const push = await post(sid, "4hello\x1e4€uro\x1ebAQIDBA==");
+    assert.equal(push.status, 200);
+    assert.equal(await push.text(), "ok");
+    const res = await poll(sid);
+    assert.equal(await res.text(), "4hello\x1e4€uro\x1ebAQIDBA==");
+  });
+
+  test("a malformed body closes the session", async () => {
+    const sid = await pollingSession();
+    const push = await post(sid, "abc");
+    assert.equal(push.status, 400);
+    assert.equal((await poll(sid)).status, 400);
+  });
+
+  test("duplicate polls: the first gets close, the second 400, then the session is gone", async () => {
+    const sid = await pollingSession();
+    const first = poll(sid);
+    await sleep(30);
+    const second = await poll(sid);
+    assert.equal(second.status, 400);
+    const firstRes = await first;
+    assert.equal(firstRes.status, 200);
+    assert.equal(await firstRes.text(), "1");
+    assert.equal((await poll(sid)).status, 400);
+  });
+
+  test("client close releases the pending poll with a noop", async () => {
+    const sid = await pollingSession();
+    const pending = poll(sid);
+    await sleep(30);
+    assert.equal((await post(sid, "1")).status, 200);
+    assert.equal(await (await pending).text(), "6");
+    assert.equal((await poll(sid)).status, 400);
+  });
+
+  test("server pings after pingInterval and a pong keeps the session", async () => {
+    const sid = await pollingSession();
+    for (let i = 0; i < 2; i++) {
+      const started = Date.now();
+      const text = await (await poll(sid)).text();
+      assert.equal(text, "2");
+      assert.ok(Date.now() - started >= PING_INTERVAL - 50, "ping came too early");
+      assert.equal((await post(sid, "3")).status, 200);
+    }
+  });
+
+  test("a client ping gets a pong", async () => {
+    const sid = await pollingSession();
+    await post(sid, "2");
+    assert.equal(await (await poll(sid)).text(), "3");
+  });
+
+  test("no pong closes the session after pingInterval + pingTimeout", async () => {
+    const sid = await pollingSession();
+    await sleep(PING_INTERVAL + PING_TIMEOUT + 150);
+    assert.equal((await post(sid, "3")).status, 400);
+  });
+
+  test("a body over maxPayload is refused and closes only that session", async () => {
+    const sid = await pollingSession();
+    const other = await pollingSession();
+    // Node answers 413; the connection may also be cut before the whole body is sent.
+    const status = await post(sid, "4" + "x".repeat(1_000_001)).then((r) => r.status, () => "reset");
+    assert.ok([413, "reset"].includes(status), `got ${status}`);
+    assert.equal((await poll(sid)).status, 400);
+    await post(other, "4still here");
+    assert.equal(await (await poll(other)).text(), "4still here");
+  });
+});
+
+describe("websocket", () => {
+  test("text and binary frames echo", async (t) => {
+    const c = rawWs(t, "/engine.io/?EIO=4&transport=websocket");
+    await c.next();
+    c.send("4hello");
+    assert.equal(await c.next(), "4hello");
+    c.send(Buffer.from([1, 2, 3, 4]));
+    assert.deepEqual(await c.next(), Buffer.from([1, 2, 3, 4]));
+  });
+
+  test("an invalid packet closes the connection", async (t) => {
+    const c = rawWs(t, "/engine.io/?EIO=4&transport=websocket");
+    await c.next();
+    c.send("abc");
+    await c.closed;
+  });
+
+  test("a close packet closes the connection", async (t) => {
+    const c = rawWs(t, "/engine.io/?EIO=4&transport=websocket");
+    await c.next();
+    c.send("1");
+    await c.closed;
+  });
+
+  test("heartbeat: ping then close without pong", async (t) => {
+    const c = rawWs(t, "/engine.io/?EIO=4&transport=websocket", { autoPong: false });
+    await c.next();
+    assert.equal(await c.next(1000), "2");
+    await c.closed;
+  });
+
+  test("a message over maxPayload closes only its own connection", async (t) => {
+    const big = rawWs(t, "/engine.io/?EIO=4&transport=websocket");
+    const small = rawWs(t, "/engine.io/?EIO=4&transport=websocket");
+    await big.next();
+    await small.next();
+    big.send("4" + "x".repeat(1_000_001));
+    await big.closed;
+    small.send("4alive");
+    assert.equal(await small.next(), "4alive");
+  });
+});
+
+describe("upgrade", () => {
+  test("probe, noop to the pending poll, then messages over websocket", async (t) => {
+    const sid = await pollingSession();
+    const pending = poll(sid);
+    await sleep(20);
+    const c = rawWs(t, `/engine.io/?EIO=4&transport=websocket&sid=${sid}`);
+    await c.opened;
+    c.send("2probe");
+    assert.equal(await c.next(), "3probe");
+    assert.equal(await (await pending).text(), "6");
+    c.send("5");
+    c.send("4hello");
+    assert.equal(await c.next(), "4hello");
+    assert.equal((await poll(sid)).status, 400);
+  });
+
+  test("without a pending poll the noop arrives over the websocket", async (t) => {
+    const sid = await pollingSession();
+    const c = rawWs(t, `/engine.io/?EIO=4&transport=websocket&sid=${sid}`);
+    await c.opened;
+    c.send("2probe");
+    assert.equal(await c.next(), "3probe");
+    c.send("5");
+    assert.equal(await c.next(), "6");
+  });
+
+  test("a second websocket for an upgraded sid is refused", async (t) => {
+    const sid = await pollingSession();
+    const c = rawWs(t, `/engine.io/?EIO=4&transport=websocket&sid=${sid}`);
+    await c.opened;
+    c.send("2probe");
+    await c.next();
+    c.send("5");
+    await c.next();
+    const d = rawWs(t, `/engine.io/?EIO=4&transport=websocket&sid=${sid}`);
+    await assert.rejects(d.opened, /HTTP 400/);
+    c.send("4still");
+    assert.equal(await c.next(), "4still");
+  });
+
+  test("messages queued during the upgrade are neither lost nor reordered", async (t) => {
+    const sid = await pollingSession();
+    const c = rawWs(t, `/engine.io/?EIO=4&transport=websocket&sid=${sid}`);
+    await c.opened;
+    c.send("2probe");
+    assert.equal(await c.next(), "3probe");
+    // Sent over polling while the upgrade is under way: echoed into the shared queue.
+    await post(sid, "4a\x1e4b\x1e4c");
+    c.send("5");
+    const got = [];
+    while (got.length < 4) got.push(await c.next());
+    assert.deepEqual(got.filter((f) => f !== "6"), ["4a", "4b", "4c"]);
+  });
+});

@@ -1,0 +1,114 @@
+// Shared helpers for the end-to-end tests. The Rust harness starts the server and sets SERVER_URL.
+import WebSocket from "ws";
+import { io } from "socket.io-client";
+
+export const URL = process.env.SERVER_URL ?? "http://127.0.0.1:3000";
+export const WS_URL = URL.replace("http", "ws");
+// The test server runs with the conformance timers.
+export const PING_INTERVAL = 300;
+export const PING_TIMEOUT = 200;
+
+export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Resolves with the event's arguments, or rejects after `ms`. */
+export function once(emitter, event, ms = 3000) {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no "${event}" within ${ms} ms`)), ms);
+    emitter.once(event, (...args) => {
+      clearTimeout(timer);
+      resolve(args);
+    });
+  });
+}
+
+/** A socket.io-client socket that is closed after the test. */
+export function client(t, path = "/", opts = {}) {
+  const socket = io(URL + path, { forceNew: true, reconnection: false, ...opts });
+  t.after(() => socket.close());
+  return socket;
+}
+
+/** Connects and waits for "connect"; fails on connect_error. */
+export async function connected(t, path = "/", opts = {}) {
+  const socket = client(t, path, opts);
+  await new Promise((resolve, reject) => {
+    socket.once("connect", resolve);
+    socket.once("connect_error", reject);
+  });
+  return socket;
+}
+
+/** A raw WebSocket with a queue of received frames (text as string, binary as Buffer). */
+export function rawWs(t, query, { autoPong = true } = {}) {
+  const ws = new WebSocket(`${WS_URL}${query}`);
+  const frames = [];
+  const waiters = [];
+  ws.on("message", (data, isBinary) => {
+    const frame = isBinary ? Buffer.from(data) : data.toString();
+    if (autoPong && frame === "2") return ws.send("3");
+    const waiter = waiters.shift();
+    if (waiter) waiter(frame);
+    else frames.push(frame);
+  });
+  ws.on("error", () => {});
+  const closed = new Promise((resolve) => ws.on("close", (code) => resolve(code)));
+  t.after(() => ws.terminate());
+  return {
+    ws,
+    closed,
+    opened: new Promise((resolve, reject) => {
+      ws.on("open", resolve);
+      ws.on("unexpected-response", (_req, res) => reject(new Error(`HTTP ${res.statusCode}`)));
+    }),
+    /** The next frame (pings are answered and skipped unless autoPong is off). */
+    async next(ms = 2000) {
+      if (frames.length) return frames.shift();
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`no frame within ${ms} ms`)), ms);
+        waiters.push((f) => {
+          clearTimeout(timer);
+          resolve(f);
+        });
+      });
+    },
+    send: (data) => ws.send(data),
+  };
+}
+
+/** Opens a polling session and returns its sid. */
+export async function pollingSession(path = "/engine.io/") {
+  const res = await fetch(`${URL}${path}?EIO=4&transport=polling`);
+  const text = await res.text();
+  return JSON.parse(text.substring(1)).sid;
+}
+
+export const poll = (sid, path = "/engine.io/") =>
+  fetch(`${URL}${path}?EIO=4&transport=polling&sid=${sid}`);
+export const post = (sid, body, path = "/engine.io/") =>
+  fetch(`${URL}${path}?EIO=4&transport=polling&sid=${sid}`, { method: "POST", body });
+
+/** Connects to /observer, which hears `left` {nsp, id, reason} for every workspace socket. */
+export async function observer(t) {
+  const socket = await connected(t, "/observer");
+  const seen = [];
+  const waiters = [];
+  socket.on("left", (info) => {
+    seen.push(info);
+    for (const w of [...waiters]) w();
+  });
+  return {
+    /** Waits for the departure of socket `id` and returns its reason. */
+    async reasonFor(id, ms = 3000) {
+      const deadline = Date.now() + ms;
+      for (;;) {
+        const hit = seen.find((info) => info.id === id);
+        if (hit) return hit.reason;
+        if (Date.now() > deadline) throw new Error(`no departure seen for ${id}`);
+        await new Promise((resolve) => {
+          waiters.push(resolve);
+          setTimeout(resolve, 50);
+        });
+      }
+    },
+  };
+}

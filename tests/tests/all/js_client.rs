@@ -1,0 +1,40 @@
+//! The official `socket.io-client` (and raw Engine.IO over `fetch`/`ws`) against the real server.
+
+use std::time::Duration;
+
+use integration_tests::{ensure_npm_packages, run_node_tests, TestServer};
+
+/// Runs one JS suite against a fresh server, printing the client's report either way.
+async fn suite(file: &str) {
+    ensure_npm_packages()
+        .await
+        .expect("npm packages for the JS tests");
+    let server = TestServer::start().await.expect("server starts");
+    let run = tokio::time::timeout(
+        Duration::from_secs(300),
+        run_node_tests(&server.url(), &[file]),
+    )
+    .await
+    .expect("the JS suite finishes within 5 minutes")
+    .expect("node runs (Node.js 20 or newer is required)");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    println!("{stdout}");
+    eprintln!("{stderr}");
+    assert!(
+        run.status.success(),
+        "JS suite {file} failed: {}",
+        run.status
+    );
+    assert!(stdout.contains("pass"), "JS suite {file} ran no test");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn engineio_protocol() {
+    suite("engineio.test.mjs").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn socketio_with_official_client() {
+    suite("socketio.test.mjs").await;
+}
