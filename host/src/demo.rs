@@ -95,7 +95,8 @@ fn trail_push(socket: &crate::socketio::Socket, step: &str) {
 }
 
 /// Workspaces as native dynamic namespaces (`^/\w+$`), with the `echo` tenant's behaviour:
-/// a three-step middleware chain that wants `auth.token == "ok"`, and the events `echo`,
+/// a three-step middleware chain that wants `auth.token == "ok"` and puts the socket in
+/// room `members`, and the events `echo`,
 /// `broadcast`, `join`, `leave`, `to-room`, `to-room-except`, `whoami`, `bye` and `ask`.
 /// Every departure is reported to the `/observer` namespace as `left` `{nsp, id, reason}`.
 pub fn workspaces(io: &SocketIo) {
@@ -120,6 +121,8 @@ pub fn workspaces(io: &SocketIo) {
     });
     parent.use_middleware(|socket| async move {
         trail_push(&socket, "m3");
+        // Joined before acceptance: the room must still work once the socket is in.
+        socket.join("members");
         Ok(())
     });
     parent.on_connection(move |socket| {
@@ -179,11 +182,34 @@ pub fn workspaces(io: &SocketIo) {
                 let trail = socket.data().get("trail").cloned().unwrap_or(Value::Null);
                 let mut rooms = socket.rooms();
                 rooms.sort();
+                let handshake = socket.handshake();
+                let query: serde_json::Map<String, Value> = handshake
+                    .query
+                    .iter()
+                    .map(|(k, v)| (k.clone(), Value::from(v.as_str())))
+                    .collect();
+                let header = |name: &str| {
+                    handshake
+                        .headers
+                        .iter()
+                        .find(|(k, _)| k == name)
+                        .map(|(_, v)| v.clone())
+                };
+                let issued = handshake
+                    .time
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_millis() as u64)
+                    .unwrap_or(0);
                 ack.send(Payload::from_values(&[json!({
                     "nsp": socket.nsp().name(),
                     "trail": trail,
                     "rooms": rooms,
                     "transport": socket.transport(),
+                    "auth": handshake.auth,
+                    "query": query,
+                    "address": handshake.address.ip().to_string(),
+                    "userAgent": header("user-agent"),
+                    "issued": issued,
                 })]));
             }
         });

@@ -98,7 +98,7 @@ describe("namespaces", () => {
     await sleep(50);
     const second = await connected(t, "/w_cleanup", ok);
     const me = await second.emitWithAck("whoami");
-    assert.deepEqual(me.rooms, [second.id].sort());
+    assert.deepEqual(me.rooms, ["members", second.id].sort());
   });
 });
 
@@ -107,6 +107,31 @@ describe("middleware", () => {
     const socket = await connected(t, "/w_mw", ok);
     const me = await socket.emitWithAck("whoami");
     assert.deepEqual(me.trail, ["m1", "m2", "m3"]);
+  });
+
+  test("handshake data: auth, query, headers, address, time", async (t) => {
+    const before = Date.now();
+    const socket = await connected(t, "/w_hs", {
+      auth: { token: "ok", extra: [1] },
+      query: { room: "lobby", n: "a b" },
+      extraHeaders: { "user-agent": "nsbox-test/1" },
+    });
+    const me = await socket.emitWithAck("whoami");
+    assert.deepEqual(me.auth, { token: "ok", extra: [1] });
+    assert.equal(me.query.room, "lobby");
+    assert.equal(me.query.n, "a b");
+    assert.equal(me.query.EIO, "4");
+    assert.equal(me.address, "127.0.0.1");
+    assert.equal(me.userAgent, "nsbox-test/1");
+    assert.ok(me.issued >= before - 1000 && me.issued <= Date.now() + 1000, `issued ${me.issued}`);
+  });
+
+  test("a room joined in middleware works once connected", async (t) => {
+    const a = await connected(t, "/w_mwroom", ok);
+    const b = await connected(t, "/w_mwroom", ok);
+    const got = once(b, "msg");
+    a.emit("to-room", "members", "hi members");
+    assert.deepEqual(await got, ["hi members"]);
   });
 
   test("a refusal ends the chain and reaches the client with message and data", async (t) => {
@@ -145,7 +170,7 @@ describe("rooms and broadcast", () => {
     const a = await connected(t, "/w_leave", ok);
     const b = await connected(t, "/w_leave", ok);
     await b.emitWithAck("join", "green");
-    assert.deepEqual((await b.emitWithAck("whoami")).rooms, ["green", b.id].sort());
+    assert.deepEqual((await b.emitWithAck("whoami")).rooms, ["green", "members", b.id].sort());
     await b.emitWithAck("leave", "green");
     const got = [];
     b.on("msg", (m) => got.push(m));
@@ -155,7 +180,7 @@ describe("rooms and broadcast", () => {
     await direct;
     // Same connection, same order: had the first one been delivered, it would be first.
     assert.deepEqual(got, ["by id"]);
-    assert.deepEqual((await b.emitWithAck("whoami")).rooms, [b.id]);
+    assert.deepEqual((await b.emitWithAck("whoami")).rooms, ["members", b.id].sort());
   });
 
   test("broadcast to rooms with exceptions", async (t) => {

@@ -335,6 +335,10 @@ impl Socket {
     pub(crate) fn accept(&self) {
         self.connected.store(true, Ordering::Release);
         self.join(self.id.to_string());
+        // Rooms joined by middleware, before acceptance, enter the namespace's index now.
+        for room in self.rooms() {
+            self.nsp.add_to_room(&room, &self.id);
+        }
     }
 
     /// Delivers an event from the client to its handlers.
