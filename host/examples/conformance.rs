@@ -7,9 +7,6 @@
 use std::net::SocketAddr;
 
 use clap::Parser;
-use nsbox::config::EngineConfig;
-use nsbox::server::Server;
-use nsbox::socketio::SocketIo;
 
 #[derive(Parser)]
 struct Args {
@@ -22,18 +19,10 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt::init();
     let args = Args::parse();
-    let config = nsbox::demo::conformance_config();
-    let raw = nsbox::demo::echo_engine(EngineConfig {
-        path: "/engine.io/".to_owned(),
-        ..config.engine.clone()
-    });
-    let io = SocketIo::new(config);
-    nsbox::demo::conformance(&io);
+    let (_io, server) = nsbox::demo::conformance_server();
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     tracing::info!("conformance server on http://{}", listener.local_addr()?);
-    Server::new()
-        .mount(io.engine().clone())
-        .mount(raw)
+    server
         .serve(listener, async {
             let _ = tokio::signal::ctrl_c().await;
         })

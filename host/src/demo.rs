@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 use crate::config::{Cors, EngineConfig, SocketIoConfig};
 use crate::engineio::packet::Packet as EnginePacket;
 use crate::engineio::{CloseReason, Connection, Engine, EngineHandler, Session};
+use crate::server::Server;
 use crate::socketio::{ConnectError, Payload, SocketIo};
 
 /// The settings the protocol test suites assume: 300 ms pings, 200 ms timeout,
@@ -53,6 +54,20 @@ pub fn conformance(io: &SocketIo) {
             Payload::from_values(&[socket.handshake().auth.clone()]),
         );
     });
+}
+
+/// The conformance server: Socket.IO with the reference app at `/socket.io/` and the raw
+/// Engine.IO echo at `/engine.io/`, both with the conformance settings.
+pub fn conformance_server() -> (SocketIo, Server) {
+    let config = conformance_config();
+    let raw = echo_engine(EngineConfig {
+        path: "/engine.io/".to_owned(),
+        ..config.engine.clone()
+    });
+    let io = SocketIo::new(config);
+    conformance(&io);
+    let server = Server::new().mount(io.engine().clone()).mount(raw);
+    (io, server)
 }
 
 /// A raw Engine.IO endpoint (no Socket.IO) that sends every message straight back.

@@ -5,8 +5,6 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use nsbox::config::EngineConfig;
-use nsbox::server::Server;
 use nsbox::socketio::SocketIo;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -24,19 +22,12 @@ impl TestServer {
     /// Starts the conformance app, the workspace demo and the raw Engine.IO echo at
     /// `/engine.io/`, with the conformance timers (ping 300 ms, timeout 200 ms).
     pub async fn start() -> std::io::Result<TestServer> {
-        let config = nsbox::demo::conformance_config();
-        let raw = nsbox::demo::echo_engine(EngineConfig {
-            path: "/engine.io/".to_owned(),
-            ..config.engine.clone()
-        });
-        let io = SocketIo::new(config);
-        nsbox::demo::conformance(&io);
+        let (io, server) = nsbox::demo::conformance_server();
         nsbox::demo::workspaces(&io);
         // Bound before the task starts, so the address is ready to use when this returns.
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let (stop, stopped) = oneshot::channel::<()>();
-        let server = Server::new().mount(io.engine().clone()).mount(raw);
         tokio::spawn(server.serve(listener, async {
             let _ = stopped.await;
         }));
