@@ -275,7 +275,7 @@ impl Packet {
             },
             b'4' => Packet::ConnectError {
                 nsp,
-                data: data.ok_or(ParseError::Payload)?.to_owned(),
+                data: connect_error_text(data.ok_or(ParseError::Payload)?)?,
             },
             _ => return Err(ParseError::Payload),
         };
@@ -339,6 +339,16 @@ impl Packet {
 fn object_text(data: &str) -> Result<String, ParseError> {
     let raw: &RawValue = serde_json::from_str(data).map_err(|_| ParseError::Payload)?;
     if raw.get().starts_with('{') {
+        Ok(raw.get().to_owned())
+    } else {
+        Err(ParseError::Payload)
+    }
+}
+
+/// Checks that CONNECT_ERROR data is a JSON object or string, as Node's parser requires.
+fn connect_error_text(data: &str) -> Result<String, ParseError> {
+    let raw: &RawValue = serde_json::from_str(data).map_err(|_| ParseError::Payload)?;
+    if raw.get().starts_with('{') || raw.get().starts_with('"') {
         Ok(raw.get().to_owned())
     } else {
         Err(ParseError::Payload)
@@ -574,6 +584,10 @@ mod tests {
             "40\"x\"",
             "42",
             "4299999999999999999999999[\"a\"]",
+            // Found by the fuzzer: CONNECT_ERROR data that is not JSON.
+            "441/",
+            "4421/00\n",
+            "44/x,[1]",
             "45999999999999999999999-[\"a\"]",
         ] {
             assert!(wire_decode(text).is_err(), "{text:?} should not decode");
