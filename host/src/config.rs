@@ -117,3 +117,28 @@ impl Default for SocketIoConfig {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cors_origin_rules() {
+        assert_eq!(Cors::default().allow_origin(Some("http://a.test")), None);
+        assert_eq!(
+            Cors::any().allow_origin(Some("http://a.test")),
+            Some("http://a.test")
+        );
+        assert_eq!(Cors::any().allow_origin(None), Some("*"));
+        let list = Cors {
+            origins: CorsOrigins::List(vec!["http://a.test".into()]),
+            credentials: false,
+        };
+        assert_eq!(
+            list.allow_origin(Some("http://a.test")),
+            Some("http://a.test")
+        );
+        assert_eq!(list.allow_origin(Some("http://b.test")), None);
+        assert_eq!(list.allow_origin(None), None);
+    }
+}

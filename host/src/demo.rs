@@ -123,8 +123,18 @@ pub fn workspaces(io: &SocketIo) {
         Ok(())
     });
     parent.use_middleware(|socket| async move {
-        // Yield once so the chain really is asynchronous.
-        tokio::task::yield_now().await;
+        // Asynchronous for real: yield once, or wait `auth.delayMs` (at most 1 s) when asked.
+        let delay = socket
+            .handshake()
+            .auth
+            .get("delayMs")
+            .and_then(Value::as_u64)
+            .unwrap_or(0);
+        if delay > 0 {
+            tokio::time::sleep(Duration::from_millis(delay.min(1000))).await;
+        } else {
+            tokio::task::yield_now().await;
+        }
         if socket.handshake().auth.get("token") != Some(&json!("ok")) {
             return Err(ConnectError::with_data(
                 "unauthorized",

@@ -128,6 +128,17 @@ describe("polling", () => {
     assert.equal((await post(sid, "3")).status, 400);
   });
 
+  test("a client that never reads is closed once its queue is full, and only that one", async () => {
+    const sid = await pollingSession();
+    const other = await pollingSession();
+    // Each packet is echoed into the session's queue, bounded at 10,000 packets; nobody polls.
+    const body = Array.from({ length: 10_001 }, () => "4a").join("\x1e");
+    assert.equal((await post(sid, body)).status, 200);
+    assert.equal((await poll(sid)).status, 400);
+    await post(other, "4fine");
+    assert.equal(await (await poll(other)).text(), "4fine");
+  });
+
   test("a body over maxPayload is refused and closes only that session", async () => {
     const sid = await pollingSession();
     const other = await pollingSession();
@@ -184,6 +195,16 @@ describe("websocket", () => {
 });
 
 describe("upgrade", () => {
+  /** Opens a polling session and a WebSocket for it that has been probed (`2probe` → `3probe`). */
+  async function probed(t) {
+    const sid = await pollingSession();
+    const c = rawWs(t, `/engine.io/?EIO=4&transport=websocket&sid=${sid}`);
+    await c.opened;
+    c.send("2probe");
+    assert.equal(await c.next(), "3probe");
+    return { sid, c };
+  }
+
   test("probe, noop to the pending poll, then messages over websocket", async (t) => {
     const sid = await pollingSession();
     const pending = poll(sid);
@@ -200,21 +221,13 @@ describe("upgrade", () => {
   });
 
   test("without a pending poll the noop arrives over the websocket", async (t) => {
-    const sid = await pollingSession();
-    const c = rawWs(t, `/engine.io/?EIO=4&transport=websocket&sid=${sid}`);
-    await c.opened;
-    c.send("2probe");
-    assert.equal(await c.next(), "3probe");
+    const { c } = await probed(t);
     c.send("5");
     assert.equal(await c.next(), "6");
   });
 
   test("a second websocket for an upgraded sid is refused", async (t) => {
-    const sid = await pollingSession();
-    const c = rawWs(t, `/engine.io/?EIO=4&transport=websocket&sid=${sid}`);
-    await c.opened;
-    c.send("2probe");
-    await c.next();
+    const { sid, c } = await probed(t);
     c.send("5");
     await c.next();
     const d = rawWs(t, `/engine.io/?EIO=4&transport=websocket&sid=${sid}`);
@@ -224,11 +237,7 @@ describe("upgrade", () => {
   });
 
   test("messages queued during the upgrade are neither lost nor reordered", async (t) => {
-    const sid = await pollingSession();
-    const c = rawWs(t, `/engine.io/?EIO=4&transport=websocket&sid=${sid}`);
-    await c.opened;
-    c.send("2probe");
-    assert.equal(await c.next(), "3probe");
+    const { sid, c } = await probed(t);
     // Sent over polling while the upgrade is under way: echoed into the shared queue.
     await post(sid, "4a\x1e4b\x1e4c");
     c.send("5");

@@ -134,6 +134,23 @@ describe("middleware", () => {
     assert.deepEqual(await got, ["hi members"]);
   });
 
+  test("a connection that closes while middleware runs leaves no socket behind", async (t) => {
+    const obs = await observer(t);
+    const c = rawWs(t, "/socket.io/?EIO=4&transport=websocket");
+    await c.next();
+    c.send('40/w_gone,{"token":"ok","delayMs":150}');
+    c.ws.close();
+    await c.closed;
+    // Accepted after its connection was gone, that socket must leave at once; the harness
+    // checks at the end of the suite that no socket is left.
+    await sleep(300);
+    const late = await connected(t, "/w_gone", ok);
+    assert.equal((await late.emitWithAck("whoami")).nsp, "/w_gone");
+    const id = late.id;
+    late.disconnect();
+    assert.equal(await obs.reasonFor(id), "client namespace disconnect");
+  });
+
   test("a refusal ends the chain and reaches the client with message and data", async (t) => {
     const socket = client(t, "/w_mw", { auth: { token: "wrong" } });
     const [err] = await once(socket, "connect_error");
@@ -358,21 +375,22 @@ describe("Socket.IO packets on the wire", () => {
   test("binary event and binary ack", async (t) => {
     const { c } = await joined(t);
     await c.next();
-    c.send('452-["message",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]');
-    c.send(Buffer.from([1, 2, 3]));
-    c.send(Buffer.from([4, 5, 6]));
-    assert.equal(await c.next(), '452-["message-back",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]');
-    assert.deepEqual(await c.next(), Buffer.from([1, 2, 3]));
-    assert.deepEqual(await c.next(), Buffer.from([4, 5, 6]));
-    c.send('452-789["message-with-ack",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]');
-    c.send(Buffer.from([1, 2, 3]));
-    c.send(Buffer.from([4, 5, 6]));
-    assert.equal(await c.next(), '462-789[{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]');
-    assert.deepEqual(await c.next(), Buffer.from([1, 2, 3]));
-    assert.deepEqual(await c.next(), Buffer.from([4, 5, 6]));
+    const placeholders = '{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}';
+    for (const [sent, expected] of [
+      [`452-["message",${placeholders}]`, `452-["message-back",${placeholders}]`],
+      [`452-789["message-with-ack",${placeholders}]`, `462-789[${placeholders}]`],
+    ]) {
+      c.send(sent);
+      c.send(Buffer.from([1, 2, 3]));
+      c.send(Buffer.from([4, 5, 6]));
+      assert.equal(await c.next(), expected);
+      assert.deepEqual(await c.next(), Buffer.from([1, 2, 3]));
+      assert.deepEqual(await c.next(), Buffer.from([4, 5, 6]));
+    }
   });
 
-  for (const bad of ["4abc", "42{}", '42abc["message-with-ack",1]', '451-["m",{"_placeholder":true,"num":5}]']) {
+  // The last one announces more attachments than the 256 allowed.
+  for (const bad of ["4abc", "42{}", '42abc["message-with-ack",1]', '451-["m",{"_placeholder":true,"num":5}]', '4257-["m"]']) {
     test(`malformed ${bad} closes the connection`, async (t) => {
       const { c } = await joined(t);
       await c.next();

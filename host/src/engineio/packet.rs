@@ -109,19 +109,14 @@ impl Packet {
         out
     }
 
-    /// The size this packet counts for against `maxPayload`.
-    pub fn len(&self) -> usize {
+    /// Roughly how many bytes the text encoding takes; used to size buffers.
+    pub fn size_hint(&self) -> usize {
         match self {
             Packet::Open(text) | Packet::Message(text) => text.len() + 1,
-            Packet::Binary(bytes) => bytes.len(),
+            Packet::Binary(bytes) => bytes.len() * 4 / 3 + 4,
             Packet::PingProbe | Packet::PongProbe => 6,
             _ => 1,
         }
-    }
-
-    /// True for packets with no data at all; never the case (every packet has a type).
-    pub fn is_empty(&self) -> bool {
-        false
     }
 }
 

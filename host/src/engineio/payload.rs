@@ -15,7 +15,7 @@ pub fn decode(body: &str) -> Result<Vec<Packet>, DecodeError> {
 
 /// Encodes packets as one GET body.
 pub fn encode(packets: &[Packet]) -> String {
-    let mut out = String::with_capacity(packets.iter().map(|p| p.len() + 2).sum());
+    let mut out = String::with_capacity(packets.iter().map(|p| p.size_hint() + 1).sum());
     for (i, packet) in packets.iter().enumerate() {
         if i > 0 {
             out.push(SEPARATOR);

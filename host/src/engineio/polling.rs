@@ -81,10 +81,5 @@ pub(super) async fn post(
     for packet in packets {
         session.receive(packet);
     }
-    let mut response = text_response("ok");
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        http::HeaderValue::from_static("text/html"),
-    );
-    Ok(response)
+    Ok(text_response("ok"))
 }

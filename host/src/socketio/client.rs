@@ -121,7 +121,7 @@ impl Client {
                 ack,
             } => {
                 if let Some(socket) = self.socket(&nsp) {
-                    socket.dispatch_event(event, args, ack);
+                    socket.dispatch_event(&event, args, ack);
                 }
             }
             Packet::Ack { nsp, id, args } => {
@@ -174,8 +174,7 @@ impl Client {
     }
 
     fn accept(&self, socket: Arc<Socket>) {
-        let alive = self.session.upgrade().is_some_and(|s| !s.is_closed());
-        if !alive {
+        if !self.is_alive() {
             return;
         }
         let nsp = socket.nsp().name().to_owned();
@@ -188,6 +187,15 @@ impl Client {
             data: Some(reply),
         });
         socket.nsp().add_socket(&socket);
+        // The connection may have closed while the middleware ran, and its close may have
+        // missed this socket (not yet connected then): close it now, or it would stay forever.
+        if !self.is_alive() {
+            socket.close(DisconnectReason::TransportClose);
+        }
+    }
+
+    fn is_alive(&self) -> bool {
+        self.session.upgrade().is_some_and(|s| !s.is_closed())
     }
 
     fn fail(&self, error: packet::ParseError) {
@@ -198,8 +206,7 @@ impl Client {
 
 impl Connection for Client {
     fn on_message(&self, text: String) {
-        let waiting = self.partial.lock().map(|p| p.is_some()).unwrap_or(false);
-        if waiting {
+        if self.partial.lock().map(|p| p.is_some()).unwrap_or(true) {
             // A text packet in the middle of a binary packet's attachments.
             return self.fail(packet::ParseError::IllegalAttachments);
         }

@@ -95,6 +95,28 @@ impl SocketIo {
         parent
     }
 
+    /// How many sockets are connected, over every namespace (dynamic children included).
+    pub fn socket_count(&self) -> usize {
+        let statics: usize = self
+            .resolver
+            .statics
+            .read()
+            .map(|s| s.values().map(|nsp| nsp.socket_count()).sum())
+            .unwrap_or(0);
+        let children: usize = self
+            .resolver
+            .parents
+            .read()
+            .map(|p| {
+                p.iter()
+                    .flat_map(|parent| parent.children())
+                    .map(|c| c.socket_count())
+                    .sum()
+            })
+            .unwrap_or(0);
+        statics + children
+    }
+
     /// Closes every connection; sockets leave with `server shutting down`.
     pub fn close(&self) {
         self.engine.close_all();

@@ -131,7 +131,6 @@ pub struct Socket {
     handshake: Handshake,
     connected: AtomicBool,
     handlers: Mutex<HashMap<String, EventHandler>>,
-    any_handler: Mutex<Option<EventHandler>>,
     disconnect_handlers: Mutex<Vec<DisconnectHandler>>,
     acks: Mutex<HashMap<u64, oneshot::Sender<Payload>>>,
     next_ack: AtomicU64,
@@ -152,7 +151,6 @@ impl Socket {
             handshake,
             connected: AtomicBool::new(false),
             handlers: Mutex::default(),
-            any_handler: Mutex::default(),
             disconnect_handlers: Mutex::default(),
             acks: Mutex::default(),
             next_ack: AtomicU64::new(0),
@@ -205,17 +203,6 @@ impl Socket {
     {
         if let Ok(mut handlers) = self.handlers.lock() {
             handlers.insert(event.into(), Arc::new(handler));
-        }
-    }
-
-    /// Registers a handler for every event, called with the name as the first argument of
-    /// the JSON array (as Node's `onAny`), before the event's own handler.
-    pub fn on_any<F>(&self, handler: F)
-    where
-        F: Fn(&Arc<Socket>, Payload, Option<AckSender>) + Send + Sync + 'static,
-    {
-        if let Ok(mut any) = self.any_handler.lock() {
-            *any = Some(Arc::new(handler));
         }
     }
 
@@ -341,45 +328,20 @@ impl Socket {
         }
     }
 
-    /// Delivers an event from the client to its handlers.
-    pub(crate) fn dispatch_event(self: &Arc<Self>, event: String, args: Payload, ack: Option<u64>) {
-        let any = self.any_handler.lock().ok().and_then(|h| h.clone());
+    /// Delivers an event from the client to its handler; an event nobody handles is dropped
+    /// (its ack, if asked for, is never answered), as in Node.
+    pub(crate) fn dispatch_event(self: &Arc<Self>, event: &str, args: Payload, ack: Option<u64>) {
         let handler = self
             .handlers
             .lock()
             .ok()
-            .and_then(|h| h.get(&event).cloned());
-        let ack_sender = |id| AckSender {
-            socket: self.clone(),
-            id,
-        };
-        if let Some(any) = any {
-            // The catch-all sees the name as the first argument, as Node's onAny does.
-            let mut with_name = Payload::default();
-            if let Ok(name) = serde_json::to_string(&event) {
-                let inner = args
-                    .json()
-                    .trim_start_matches('[')
-                    .trim_end_matches(']')
-                    .trim();
-                let json = if inner.is_empty() {
-                    format!("[{name}]")
-                } else {
-                    format!("[{name},{inner}]")
-                };
-                with_name =
-                    Payload::from_json(json, args.attachments().to_vec()).unwrap_or_default();
-            }
-            // The event's own handler answers the ack when there is one.
-            let ack = if handler.is_some() {
-                None
-            } else {
-                ack.map(ack_sender)
-            };
-            any(self, with_name, ack);
-        }
+            .and_then(|h| h.get(event).cloned());
         if let Some(handler) = handler {
-            handler(self, args, ack.map(ack_sender));
+            let ack = ack.map(|id| AckSender {
+                socket: self.clone(),
+                id,
+            });
+            handler(self, args, ack);
         }
     }
 
@@ -411,9 +373,6 @@ impl Socket {
         }
         if let Ok(mut handlers) = self.handlers.lock() {
             handlers.clear();
-        }
-        if let Ok(mut any) = self.any_handler.lock() {
-            any.take();
         }
     }
 }

@@ -27,6 +27,22 @@ async fn suite(file: &str) {
         run.status
     );
     assert!(stdout.contains("pass"), "JS suite {file} ran no test");
+    // Every client is gone: no session may outlive its heartbeat (300 + 200 ms here)...
+    let mut left = server.io.engine().session_count();
+    for _ in 0..40 {
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        left = server.io.engine().session_count();
+    }
+    assert_eq!(left, 0, "sessions left open after {file}");
+    // ...and no socket outlives its connection.
+    assert_eq!(
+        server.io.socket_count(),
+        0,
+        "sockets left connected after {file}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
