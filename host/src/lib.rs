@@ -6,7 +6,10 @@
 //!   codecs are pure functions.
 //! - [`socketio`]: Socket.IO v5 — packets, namespaces (static, and dynamic by
 //!   regular expression), middleware chains, sockets, rooms, broadcasts, acks.
+//! - [`tenants`]: the wasmtime runtime, one actor per tenant, the host functions
+//!   and the limits; tenants plug into [`socketio`] as middleware and handlers.
 //! - [`server`]: the HTTP/1.1 front door that routes requests to endpoints.
+//! - [`settings`] and [`app`]: the configuration file and the assembly of a server from it.
 //! - [`demo`]: native apps on the public API (the protocol suites' reference app,
 //!   and a workspace demo).
 //!
@@ -27,9 +30,12 @@
 //! # Ok(()) }
 //! ```
 
+pub mod app;
 pub mod config;
 pub mod demo;
 pub mod engineio;
 pub mod error;
 pub mod server;
+pub mod settings;
 pub mod socketio;
+pub mod tenants;

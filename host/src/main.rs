@@ -2,11 +2,12 @@
 
 use std::net::SocketAddr;
 
+use std::path::PathBuf;
+
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use nsbox::config::{Cors, EngineConfig, SocketIoConfig};
 use nsbox::server::Server;
-use nsbox::socketio::SocketIo;
+use nsbox::settings::{self, Settings};
 
 #[derive(Parser)]
 #[command(name = "nsbox", version, about = "A multi-tenant Socket.IO server")]
@@ -17,12 +18,18 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serves Socket.IO with the built-in demo workspaces (native until Wasm tenants land).
+    /// Serves Socket.IO with the tenants of a configuration file, or of the embedded
+    /// default (echo as /t1 and /t2, chat as /acme, admin at /admin).
     Serve {
-        /// Address to listen on.
-        #[arg(long, default_value = "127.0.0.1:3000")]
-        listen: SocketAddr,
+        /// Address to listen on; overrides the configuration's `listen`.
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+        /// A TOML configuration file (see host/src/default.toml for its shape).
+        #[arg(long, env = "NSBOX_CONFIG")]
+        config: Option<PathBuf>,
     },
+    /// Prints the embedded default configuration, a starting point for your own.
+    DefaultConfig,
 }
 
 #[tokio::main]
@@ -34,33 +41,45 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     match Cli::parse().command {
-        Command::Serve { listen } => serve(listen).await,
+        Command::Serve { listen, config } => serve(listen, config).await,
+        Command::DefaultConfig => {
+            print!("{}", settings::DEFAULT);
+            Ok(())
+        }
     }
 }
 
-async fn serve(listen: SocketAddr) -> anyhow::Result<()> {
-    let io = SocketIo::new(SocketIoConfig {
-        engine: EngineConfig {
-            cors: Cors::any(),
-            ..EngineConfig::default()
-        },
-        ..SocketIoConfig::default()
-    });
-    nsbox::demo::conformance(&io);
-    nsbox::demo::workspaces(&io);
+async fn serve(listen: Option<SocketAddr>, config: Option<PathBuf>) -> anyhow::Result<()> {
+    let settings = match &config {
+        Some(path) => Settings::load(path)?,
+        None => Settings::embedded()?,
+    };
+    let app = nsbox::app::start(&settings).await?;
+    let listen = listen.unwrap_or(settings.listen);
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
+    let address = listener.local_addr()?;
     tracing::info!(
-        "nsbox listening on http://{} (namespaces: /, /custom, /observer, and workspaces matching ^/\\w+$)",
-        listener.local_addr()?
+        "nsbox listening on http://{address} ({})",
+        match &config {
+            Some(path) => format!("configuration {}", path.display()),
+            None => "embedded default configuration".to_owned(),
+        }
     );
+    for (name, tenant) in &settings.tenants {
+        let namespace = tenant
+            .namespace
+            .clone()
+            .unwrap_or_else(|| format!("/{name}"));
+        tracing::info!(tenant = %name, component = %tenant.component, "serving {namespace}");
+    }
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
         tracing::info!("shutting down");
     };
     Server::new()
-        .mount(io.engine().clone())
+        .mount(app.io.engine().clone())
         .serve(listener, shutdown)
         .await;
     Ok(())

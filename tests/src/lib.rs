@@ -1,13 +1,42 @@
-//! Test harness: starts the real server in-process on `127.0.0.1:0` with the
-//! native test app, and runs the official JS client suites against it.
+//! Test harness: starts the real server in-process on `127.0.0.1:0`, with the
+//! native test app or with the Wasm tenants, and runs the official JS client suites
+//! against it.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
+use nsbox::server::Server;
+use nsbox::settings::Settings;
 use nsbox::socketio::SocketIo;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
+
+/// The configuration of [`TestServer::start_tenants`]; paths are relative to the
+/// directory the examples were built in.
+const TENANTS: &str = r#"
+[tenants.t1]
+component = "builtin:echo"
+
+[tenants.t2]
+component = "builtin:echo"
+
+[tenants.acme]
+component = "builtin:chat"
+
+[tenants.admin]
+component = "builtin:admin"
+namespace = "/admin"
+
+[tenants.crash]
+component = "hostile_panic.wasm"
+
+[tenants.spin]
+component = "hostile_spin.wasm"
+
+[tenants.hog]
+component = "hostile_memory.wasm"
+"#;
 
 /// A running server; it stops when dropped.
 pub struct TestServer {
@@ -34,6 +63,28 @@ impl TestServer {
         Ok(TestServer {
             addr,
             io,
+            stop: Some(stop),
+        })
+    }
+
+    /// Starts a server on the Wasm tenants: `echo` as `t1` and `t2`, `admin` at `/admin`,
+    /// `chat` as `acme`, and the hostile examples as `crash` (panics), `spin` (loops
+    /// forever) and `hog` (eats memory), under the default limits.
+    pub async fn start_tenants() -> Result<TestServer, Box<dyn std::error::Error>> {
+        let dir = nsbox::tenants::builtin::EXAMPLES_DIR
+            .ok_or("nsbox was built without the builtin-tenants feature")?;
+        let settings = Settings::parse(TENANTS, Path::new(dir))?;
+        let app = nsbox::app::start(&settings).await?;
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let server = Server::new().mount(app.io.engine().clone());
+        tokio::spawn(server.serve(listener, async {
+            let _ = stopped.await;
+        }));
+        Ok(TestServer {
+            addr,
+            io: app.io,
             stop: Some(stop),
         })
     }

@@ -175,6 +175,7 @@ impl Client {
 
     fn accept(&self, socket: Arc<Socket>) {
         if !self.is_alive() {
+            socket.abandon(DisconnectReason::TransportClose);
             return;
         }
         let nsp = socket.nsp().name().to_owned();

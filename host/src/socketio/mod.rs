@@ -16,7 +16,7 @@ use crate::config::SocketIoConfig;
 use crate::engineio::{Connection, Engine, EngineHandler, Session};
 pub use namespace::{BroadcastOperator, ConnectError, Handlers, Namespace, ParentNamespace};
 pub use packet::{Payload, PayloadError};
-pub use socket::{AckError, AckSender, DisconnectReason, Handshake, Socket};
+pub use socket::{AckError, AckSender, DisconnectReason, FallbackHandler, Handshake, Socket};
 
 /// Finds the namespace a CONNECT names: static namespaces first, then dynamic
 /// parents in the order they were added.

@@ -36,6 +36,9 @@ pub enum PayloadError {
     /// The JSON is not an array.
     #[error("arguments must be a JSON array")]
     NotAnArray,
+    /// A binary placeholder points at no attachment.
+    #[error("a binary placeholder points at no attachment")]
+    BadPlaceholder,
     /// Serialising or deserialising failed.
     #[error(transparent)]
     Json(#[from] serde_json::Error),
@@ -66,6 +69,22 @@ impl Payload {
             json: trimmed.to_owned(),
             attachments,
         })
+    }
+
+    /// Arguments from untrusted parts (a tenant's emit): the JSON must be an array and
+    /// every binary placeholder in it must point at one of the attachments.
+    pub fn checked(json: String, attachments: Vec<Bytes>) -> Result<Payload, PayloadError> {
+        if attachments.is_empty() && !json.contains("_placeholder") {
+            return Payload::from_json(json, attachments);
+        }
+        let value: Value = serde_json::from_str(&json)?;
+        if !value.is_array() {
+            return Err(PayloadError::NotAnArray);
+        }
+        if !placeholders_valid(&value, attachments.len()) {
+            return Err(PayloadError::BadPlaceholder);
+        }
+        Payload::from_json(json, attachments)
     }
 
     /// Arguments from anything that serialises to a JSON array, e.g. a tuple or a `Vec`.
@@ -551,6 +570,21 @@ mod tests {
             wire_decode(r#"461-/x,789[{"_placeholder":true,"num":0}]"#).expect("valid");
         assert_eq!(count, 1);
         assert_eq!(decoded.nsp(), "/x");
+    }
+
+    #[test]
+    fn checked_payloads_need_an_array_and_valid_placeholders() {
+        let one = vec![Bytes::from_static(b"x")];
+        let ok = r#"[{"a":{"_placeholder":true,"num":0}}]"#;
+        assert!(Payload::checked(ok.into(), one.clone()).is_ok());
+        assert!(Payload::checked(ok.into(), vec![]).is_err());
+        assert!(
+            Payload::checked(r#"[{"_placeholder":true,"num":1}]"#.into(), one.clone()).is_err()
+        );
+        assert!(Payload::checked("{}".into(), one).is_err());
+        assert!(Payload::checked("[1,2]".into(), vec![]).is_ok());
+        assert!(Payload::checked("[1,".into(), vec![]).is_err());
+        assert!(Payload::checked("7".into(), vec![]).is_err());
     }
 
     #[test]

@@ -84,6 +84,9 @@ pub struct Handshake {
 
 /// Handles one event: the socket, the arguments, and the ack to answer if the client asked for one.
 pub type EventHandler = Arc<dyn Fn(&Arc<Socket>, Payload, Option<AckSender>) + Send + Sync>;
+/// Handles every event that has no handler of its own: the event's name comes first.
+pub type FallbackHandler =
+    Arc<dyn Fn(&Arc<Socket>, &str, Payload, Option<AckSender>) + Send + Sync>;
 /// Handles the socket's departure.
 pub type DisconnectHandler = Arc<dyn Fn(&Arc<Socket>, DisconnectReason) + Send + Sync>;
 
@@ -131,6 +134,7 @@ pub struct Socket {
     handshake: Handshake,
     connected: AtomicBool,
     handlers: Mutex<HashMap<String, EventHandler>>,
+    fallback: Mutex<Option<FallbackHandler>>,
     disconnect_handlers: Mutex<Vec<DisconnectHandler>>,
     acks: Mutex<HashMap<u64, oneshot::Sender<Payload>>>,
     next_ack: AtomicU64,
@@ -151,6 +155,7 @@ impl Socket {
             handshake,
             connected: AtomicBool::new(false),
             handlers: Mutex::default(),
+            fallback: Mutex::default(),
             disconnect_handlers: Mutex::default(),
             acks: Mutex::default(),
             next_ack: AtomicU64::new(0),
@@ -206,7 +211,19 @@ impl Socket {
         }
     }
 
-    /// Registers a handler called once when the socket leaves.
+    /// Registers the handler of every event that [`Socket::on`] did not claim, e.g. to
+    /// forward all of a socket's events elsewhere. Replaces any earlier one.
+    pub fn on_fallback<F>(&self, handler: F)
+    where
+        F: Fn(&Arc<Socket>, &str, Payload, Option<AckSender>) + Send + Sync + 'static,
+    {
+        if let Ok(mut fallback) = self.fallback.lock() {
+            *fallback = Some(Arc::new(handler));
+        }
+    }
+
+    /// Registers a handler called once when the socket leaves. A handler registered by
+    /// middleware also runs if the client goes away before the socket is accepted.
     pub fn on_disconnect<F>(&self, handler: F)
     where
         F: Fn(&Arc<Socket>, DisconnectReason) + Send + Sync + 'static,
@@ -336,12 +353,14 @@ impl Socket {
             .lock()
             .ok()
             .and_then(|h| h.get(event).cloned());
+        let ack = ack.map(|id| AckSender {
+            socket: self.clone(),
+            id,
+        });
         if let Some(handler) = handler {
-            let ack = ack.map(|id| AckSender {
-                socket: self.clone(),
-                id,
-            });
             handler(self, args, ack);
+        } else if let Some(fallback) = self.fallback.lock().ok().and_then(|f| f.clone()) {
+            fallback(self, event, args, ack);
         }
     }
 
@@ -350,6 +369,22 @@ impl Socket {
         let waiting = self.acks.lock().ok().and_then(|mut acks| acks.remove(&id));
         if let Some(tx) = waiting {
             let _ = tx.send(args);
+        }
+    }
+
+    /// Runs the disconnect handlers of a socket that passed its middleware but was never
+    /// accepted because its connection closed meanwhile.
+    pub(crate) fn abandon(self: &Arc<Self>, reason: DisconnectReason) {
+        if self.connected() {
+            return;
+        }
+        let handlers: Vec<DisconnectHandler> = self
+            .disconnect_handlers
+            .lock()
+            .map(|mut h| std::mem::take(&mut *h))
+            .unwrap_or_default();
+        for handler in handlers {
+            handler(self, reason);
         }
     }
 
@@ -373,6 +408,9 @@ impl Socket {
         }
         if let Ok(mut handlers) = self.handlers.lock() {
             handlers.clear();
+        }
+        if let Ok(mut fallback) = self.fallback.lock() {
+            fallback.take();
         }
     }
 }

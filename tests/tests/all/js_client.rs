@@ -5,11 +5,10 @@ use std::time::Duration;
 use integration_tests::{ensure_npm_packages, run_node_tests, TestServer};
 
 /// Runs one JS suite against a fresh server, printing the client's report either way.
-async fn suite(file: &str) {
+async fn suite(file: &str, server: TestServer) {
     ensure_npm_packages()
         .await
         .expect("npm packages for the JS tests");
-    let server = TestServer::start().await.expect("server starts");
     let run = tokio::time::timeout(
         Duration::from_secs(300),
         run_node_tests(&server.url(), &[file]),
@@ -47,10 +46,18 @@ async fn suite(file: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn engineio_protocol() {
-    suite("engineio.test.mjs").await;
+    let server = TestServer::start().await.expect("server starts");
+    suite("engineio.test.mjs", server).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn socketio_with_official_client() {
-    suite("socketio.test.mjs").await;
+    let server = TestServer::start().await.expect("server starts");
+    suite("socketio.test.mjs", server).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wasm_tenants_with_official_client() {
+    let server = TestServer::start_tenants().await.expect("server starts");
+    suite("tenants.test.mjs", server).await;
 }

@@ -1,0 +1,87 @@
+//! The `echo` tenant: a middleware chain of three and the events the tests and the
+//! README rely on. Its behaviour is specified exactly in issue 3 and in `examples/README.md`.
+
+use std::time::Duration;
+
+use nsbox_guest::serde_json::{json, Value};
+use nsbox_guest::{AckFailure, App, Reject, Socket};
+
+fn trail(socket: &Socket) -> Vec<String> {
+    socket.get("trail").unwrap_or_default()
+}
+
+fn setup(app: &mut App) {
+    app.use_middleware(|socket, _| {
+        socket.set("trail", ["m1"]);
+        Ok(())
+    });
+    app.use_middleware(|socket, handshake| {
+        if handshake.auth.get("token").and_then(Value::as_str) != Some("ok") {
+            return Err(Reject::new("unauthorized").with_data(json!({"reason": "bad token"})));
+        }
+        let mut trail = trail(socket);
+        trail.push("m2".into());
+        socket.set("trail", trail);
+        Ok(())
+    });
+    app.use_middleware(|socket, _| {
+        let mut trail = trail(socket);
+        trail.push("m3".into());
+        socket.set("trail", trail);
+        Ok(())
+    });
+
+    app.on_connection(|socket| {
+        let nsp = socket.handshake().map(|h| h.namespace).unwrap_or_default();
+        socket
+            .nsp()
+            .emit("hello", json!({"nsp": nsp, "id": socket.id()}));
+    });
+
+    app.on("echo", |_, args, ack| {
+        if let Some(ack) = ack {
+            let _ = ack.send(args);
+        }
+    });
+    app.on("broadcast", |socket, args, _| {
+        socket.nsp().emit("msg", args)
+    });
+    app.on("join", |socket, args, ack| {
+        let room: String = args.get(0).unwrap_or_default();
+        socket.join(&room);
+        if let Some(ack) = ack {
+            let _ = ack.send((room,));
+        }
+    });
+    app.on("leave", |socket, args, ack| {
+        let room: String = args.get(0).unwrap_or_default();
+        socket.leave(&room);
+        if let Some(ack) = ack {
+            let _ = ack.send((room,));
+        }
+    });
+    app.on("to-room", |socket, args, _| {
+        let room: String = args.get(0).unwrap_or_default();
+        socket.to(&room).emit("msg", args.skip(1));
+    });
+    app.on("whoami", |socket, _, ack| {
+        let nsp = socket.handshake().map(|h| h.namespace).unwrap_or_default();
+        if let Some(ack) = ack {
+            let _ = ack.send(json!({"nsp": nsp, "trail": trail(socket)}));
+        }
+    });
+    app.on("bye", |socket, _, _| socket.disconnect());
+    app.on("ask", |socket, _, ack| {
+        let Some(ack) = ack else { return };
+        socket.emit_with_ack("question", "ping?", Duration::from_secs(2), move |reply| {
+            let answer = match reply {
+                Ok(args) => json!({"answer": args.get::<Value>(0).unwrap_or(Value::Null)}),
+                Err(AckFailure::Timeout) => json!({"error": "timeout"}),
+                Err(AckFailure::Disconnected) => json!({"error": "disconnected"}),
+            };
+            let _ = ack.send(answer);
+        });
+    });
+}
+
+nsbox_guest::export!(setup);

@@ -1,0 +1,191 @@
+//! The tenant's handlers and its sockets' state, kept in the instance between calls,
+//! and the dispatch of the world's exports to them.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::marker::PhantomData;
+use std::rc::Rc;
+
+use serde_json::{Map, Value};
+
+use crate::args::Args;
+use crate::bindings::nsbox::tenant::types::{
+    AckFailure as WitAckFailure, Args as WitArgs, Handshake as WitHandshake, Rejection,
+};
+use crate::bindings::Guest;
+use crate::socket::{Ack, AckFailure, Handshake, Reject, Socket};
+
+type Middleware = Rc<dyn Fn(&Socket, &Handshake) -> Result<(), Reject>>;
+type ConnectionHandler = Rc<dyn Fn(&Socket)>;
+type EventHandler = Rc<dyn Fn(&Socket, Args, Option<Ack>)>;
+type AnyHandler = Rc<dyn Fn(&Socket, &str, Args, Option<Ack>)>;
+type DisconnectHandler = Rc<dyn Fn(&Socket, &str)>;
+type ReplyHandler = Box<dyn FnOnce(Result<Args, AckFailure>)>;
+
+/// The tenant's namespace logic: middleware and handlers, registered once in the
+/// setup function given to [`export!`](crate::export).
+#[derive(Default)]
+pub struct App {
+    middlewares: Vec<Middleware>,
+    connection: Vec<ConnectionHandler>,
+    events: HashMap<String, EventHandler>,
+    any: Option<AnyHandler>,
+    disconnect: Vec<DisconnectHandler>,
+}
+
+impl App {
+    /// Adds a middleware. Middleware runs in the order added, once per socket asking to
+    /// join; the first `Err` refuses the socket and the rest do not run.
+    pub fn use_middleware<F>(&mut self, middleware: F) -> &mut App
+    where
+        F: Fn(&Socket, &Handshake) -> Result<(), Reject> + 'static,
+    {
+        self.middlewares.push(Rc::new(middleware));
+        self
+    }
+
+    /// Adds a handler for sockets that have joined.
+    pub fn on_connection<F>(&mut self, handler: F) -> &mut App
+    where
+        F: Fn(&Socket) + 'static,
+    {
+        self.connection.push(Rc::new(handler));
+        self
+    }
+
+    /// Sets the handler of one event name. `ack` is there when the client asked for one.
+    pub fn on<F>(&mut self, event: &str, handler: F) -> &mut App
+    where
+        F: Fn(&Socket, Args, Option<Ack>) + 'static,
+    {
+        self.events.insert(event.to_owned(), Rc::new(handler));
+        self
+    }
+
+    /// Sets the handler of every event no [`App::on`] handler takes.
+    pub fn on_any<F>(&mut self, handler: F) -> &mut App
+    where
+        F: Fn(&Socket, &str, Args, Option<Ack>) + 'static,
+    {
+        self.any = Some(Rc::new(handler));
+        self
+    }
+
+    /// Adds a handler for sockets leaving, with socket.io's reason.
+    pub fn on_disconnect<F>(&mut self, handler: F) -> &mut App
+    where
+        F: Fn(&Socket, &str) + 'static,
+    {
+        self.disconnect.push(Rc::new(handler));
+        self
+    }
+}
+
+/// What the SDK keeps about each socket the middleware let in.
+pub(crate) struct SocketState {
+    pub(crate) handshake: Handshake,
+    pub(crate) data: Map<String, Value>,
+}
+
+thread_local! {
+    static APP: RefCell<Option<Rc<App>>> = const { RefCell::new(None) };
+    static SOCKETS: RefCell<HashMap<u64, SocketState>> = RefCell::new(HashMap::new());
+    static REPLIES: RefCell<HashMap<u64, ReplyHandler>> = RefCell::new(HashMap::new());
+}
+
+/// Runs `f` on a socket's state, if the socket is known. Handlers are never called
+/// while the state is borrowed, so they may use it freely.
+pub(crate) fn with_socket<R>(handle: u64, f: impl FnOnce(&mut SocketState) -> R) -> Option<R> {
+    SOCKETS.with(|sockets| sockets.borrow_mut().get_mut(&handle).map(f))
+}
+
+pub(crate) fn expect_reply(request: u64, handler: ReplyHandler) {
+    REPLIES.with(|replies| replies.borrow_mut().insert(request, handler));
+}
+
+/// Builds the app from the tenant's setup function on first use.
+pub trait Setup {
+    /// Registers the tenant's middleware and handlers.
+    fn setup(app: &mut App);
+}
+
+fn app<S: Setup>() -> Rc<App> {
+    if let Some(app) = APP.with(|app| app.borrow().clone()) {
+        return app;
+    }
+    let mut built = App::default();
+    S::setup(&mut built);
+    let built = Rc::new(built);
+    APP.with(|app| *app.borrow_mut() = Some(built.clone()));
+    built
+}
+
+/// The world's exports, dispatched to the app that `S` sets up.
+pub struct Exports<S>(PhantomData<S>);
+
+impl<S: Setup> Guest for Exports<S> {
+    fn middleware(socket: u64, handshake: WitHandshake) -> Result<(), Rejection> {
+        let app = app::<S>();
+        let handshake = Handshake {
+            namespace: handshake.namespace,
+            id: handshake.id,
+            auth: serde_json::from_str(&handshake.auth).unwrap_or(Value::Object(Map::new())),
+            query: handshake.query,
+            headers: handshake.headers,
+            address: handshake.address,
+            issued: handshake.issued,
+        };
+        let state = SocketState {
+            handshake: handshake.clone(),
+            data: Map::new(),
+        };
+        SOCKETS.with(|sockets| sockets.borrow_mut().insert(socket, state));
+        let socket = Socket { handle: socket };
+        for middleware in &app.middlewares {
+            if let Err(reject) = middleware(&socket, &handshake) {
+                SOCKETS.with(|sockets| sockets.borrow_mut().remove(&socket.handle));
+                return Err(Rejection {
+                    message: reject.message,
+                    data: reject.data.map(|data| data.to_string()),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn on_connection(socket: u64) {
+        let app = app::<S>();
+        let socket = Socket { handle: socket };
+        for handler in &app.connection {
+            handler(&socket);
+        }
+    }
+
+    fn on_event(socket: u64, event: String, args: WitArgs, ack: Option<u64>) {
+        let app = app::<S>();
+        let socket = Socket { handle: socket };
+        let args = Args::from_wit(args);
+        let ack = ack.map(|handle| Ack { handle });
+        if let Some(handler) = app.events.get(&event) {
+            handler(&socket, args, ack);
+        } else if let Some(handler) = &app.any {
+            handler(&socket, &event, args, ack);
+        }
+    }
+
+    fn on_disconnect(socket: u64, reason: String) {
+        let app = app::<S>();
+        let socket = Socket { handle: socket };
+        for handler in &app.disconnect {
+            handler(&socket, &reason);
+        }
+        SOCKETS.with(|sockets| sockets.borrow_mut().remove(&socket.handle));
+    }
+
+    fn on_ack_reply(request: u64, reply: Result<WitArgs, WitAckFailure>) {
+        let handler = REPLIES.with(|replies| replies.borrow_mut().remove(&request));
+        if let Some(handler) = handler {
+            handler(reply.map(Args::from_wit).map_err(AckFailure::from));
+        }
+    }
+}

@@ -1,0 +1,263 @@
+//! What a handler holds: the socket, the namespace, broadcasts and acks.
+
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::args::{Args, IntoArgs};
+use crate::bindings::nsbox::tenant::host;
+use crate::bindings::nsbox::tenant::types::{AckFailure as WitAckFailure, Target};
+use crate::registry;
+
+/// One client in the tenant's namespace. Cheap to clone; valid until the socket leaves,
+/// after which every operation on it does nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Socket {
+    pub(crate) handle: u64,
+}
+
+impl Socket {
+    /// The host's handle of this socket.
+    pub fn handle(&self) -> u64 {
+        self.handle
+    }
+
+    /// The Socket.IO id (the client's `socket.id`), also the room only this socket is in.
+    pub fn id(&self) -> String {
+        registry::with_socket(self.handle, |s| s.handshake.id.clone()).unwrap_or_default()
+    }
+
+    /// What the client sent when it joined.
+    pub fn handshake(&self) -> Option<Handshake> {
+        registry::with_socket(self.handle, |s| s.handshake.clone())
+    }
+
+    /// The namespace, to emit to all of it or to its rooms.
+    pub fn nsp(&self) -> Namespace {
+        Namespace
+    }
+
+    /// Sends an event to this socket.
+    pub fn emit(&self, event: &str, args: impl IntoArgs) {
+        host::emit(self.handle, event, &args.into_args().into_wit());
+    }
+
+    /// Sends an event and calls `reply` with the client's answer, or with the failure if
+    /// it does not come within `timeout` or the socket leaves first.
+    pub fn emit_with_ack<F>(&self, event: &str, args: impl IntoArgs, timeout: Duration, reply: F)
+    where
+        F: FnOnce(Result<Args, AckFailure>) + 'static,
+    {
+        let millis = u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX);
+        let request = host::emit_with_ack(self.handle, event, &args.into_args().into_wit(), millis);
+        registry::expect_reply(request, Box::new(reply));
+    }
+
+    /// Joins a room.
+    pub fn join(&self, room: &str) {
+        host::join(self.handle, room);
+    }
+
+    /// Leaves a room.
+    pub fn leave(&self, room: &str) {
+        host::leave(self.handle, room);
+    }
+
+    /// The rooms this socket is in, its own id's room included.
+    pub fn rooms(&self) -> Vec<String> {
+        host::rooms(self.handle)
+    }
+
+    /// Targets the sockets in `room`, this one excepted (socket.io's `socket.to(room)`).
+    pub fn to(&self, room: &str) -> Broadcast {
+        self.broadcast().to(room)
+    }
+
+    /// Targets every socket of the namespace but this one.
+    pub fn broadcast(&self) -> Broadcast {
+        Broadcast {
+            target: Target {
+                rooms: Vec::new(),
+                except_rooms: Vec::new(),
+                except_sockets: vec![self.handle],
+            },
+        }
+    }
+
+    /// Disconnects the socket from the server side.
+    pub fn disconnect(&self) {
+        host::disconnect(self.handle);
+    }
+
+    /// Stores a value in the socket's data under `key`; middleware sets, handlers read.
+    pub fn set(&self, key: &str, value: impl Serialize) {
+        let value = serde_json::to_value(value).unwrap_or(Value::Null);
+        registry::with_socket(self.handle, |s| s.data.insert(key.to_owned(), value));
+    }
+
+    /// Reads the value stored under `key`, if there is one of that type.
+    pub fn get<T: DeserializeOwned>(&self, key: &str) -> Option<T> {
+        registry::with_socket(self.handle, |s| s.data.get(key).cloned())
+            .flatten()
+            .and_then(|value| serde_json::from_value(value).ok())
+    }
+}
+
+/// The tenant's namespace.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Namespace;
+
+impl Namespace {
+    /// Sends an event to every socket of the namespace.
+    pub fn emit(&self, event: &str, args: impl IntoArgs) {
+        self.everyone().emit(event, args);
+    }
+
+    /// Targets the sockets in `room`.
+    pub fn to(&self, room: &str) -> Broadcast {
+        self.everyone().to(room)
+    }
+
+    /// Targets every socket but those in `room`.
+    pub fn except(&self, room: &str) -> Broadcast {
+        self.everyone().except(room)
+    }
+
+    fn everyone(&self) -> Broadcast {
+        Broadcast {
+            target: Target {
+                rooms: Vec::new(),
+                except_rooms: Vec::new(),
+                except_sockets: Vec::new(),
+            },
+        }
+    }
+}
+
+/// A selection of sockets to emit to, built like socket.io's `to(...).except(...)`.
+#[derive(Debug, Clone)]
+pub struct Broadcast {
+    target: Target,
+}
+
+impl Broadcast {
+    /// Adds a room to reach.
+    pub fn to(mut self, room: &str) -> Broadcast {
+        self.target.rooms.push(room.to_owned());
+        self
+    }
+
+    /// Leaves out the sockets in `room`.
+    pub fn except(mut self, room: &str) -> Broadcast {
+        self.target.except_rooms.push(room.to_owned());
+        self
+    }
+
+    /// Sends the event to every selected socket.
+    pub fn emit(self, event: &str, args: impl IntoArgs) {
+        host::broadcast(&self.target, event, &args.into_args().into_wit());
+    }
+}
+
+/// A client's request for an acknowledgement; answering consumes it.
+#[derive(Debug)]
+pub struct Ack {
+    pub(crate) handle: u64,
+}
+
+impl Ack {
+    /// Answers the client. Fails only if the host no longer knows this ack.
+    pub fn send(self, args: impl IntoArgs) -> Result<(), String> {
+        host::answer(self.handle, &args.into_args().into_wit())
+    }
+}
+
+/// Why a server-to-client acknowledgement got no answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AckFailure {
+    /// No answer within the timeout.
+    Timeout,
+    /// The socket left first.
+    Disconnected,
+}
+
+impl From<WitAckFailure> for AckFailure {
+    fn from(failure: WitAckFailure) -> Self {
+        match failure {
+            WitAckFailure::Timeout => AckFailure::Timeout,
+            WitAckFailure::Disconnected => AckFailure::Disconnected,
+        }
+    }
+}
+
+/// What the client sent when it asked to join.
+#[derive(Debug, Clone)]
+pub struct Handshake {
+    /// The namespace, e.g. `/acme`.
+    pub namespace: String,
+    /// The socket's Socket.IO id.
+    pub id: String,
+    /// The client's `auth` object (`{}` when none).
+    pub auth: Value,
+    /// The query parameters of the connection's URL.
+    pub query: Vec<(String, String)>,
+    /// The HTTP headers of the handshake, names in lower case.
+    pub headers: Vec<(String, String)>,
+    /// The client's address, `ip:port`.
+    pub address: String,
+    /// When the connection opened, in milliseconds since the Unix epoch.
+    pub issued: u64,
+}
+
+/// A middleware's refusal: the client's `connect_error` gets `message` and `data`.
+#[derive(Debug, Clone)]
+pub struct Reject {
+    /// `err.message` on the client.
+    pub message: String,
+    /// `err.data` on the client.
+    pub data: Option<Value>,
+}
+
+impl Reject {
+    /// A refusal with a message and no data.
+    pub fn new(message: impl Into<String>) -> Reject {
+        Reject {
+            message: message.into(),
+            data: None,
+        }
+    }
+
+    /// Adds the `data` the client receives as `err.data`.
+    pub fn with_data(mut self, data: impl Serialize) -> Reject {
+        self.data = serde_json::to_value(data).ok();
+        self
+    }
+}
+
+/// Log lines go to the host's log, tagged with the tenant.
+pub mod log {
+    use crate::bindings::nsbox::tenant::host;
+    use crate::bindings::nsbox::tenant::types::Level;
+
+    /// Logs at `debug`.
+    pub fn debug(message: &str) {
+        host::log(Level::Debug, message);
+    }
+
+    /// Logs at `info`.
+    pub fn info(message: &str) {
+        host::log(Level::Info, message);
+    }
+
+    /// Logs at `warn`.
+    pub fn warn(message: &str) {
+        host::log(Level::Warn, message);
+    }
+
+    /// Logs at `error`.
+    pub fn error(message: &str) {
+        host::log(Level::Error, message);
+    }
+}

@@ -1,0 +1,132 @@
+//! Assembles a server from [`Settings`]: the Socket.IO layer with the tenants'
+//! namespaces bound to their components.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use regex::Regex;
+
+use crate::config::{Cors, CorsOrigins, EngineConfig, SocketIoConfig};
+use crate::settings::{ComponentSource, Settings};
+use crate::socketio::SocketIo;
+use crate::tenants::{builtin, Code, LoadError, Runtime, Tenants};
+
+/// Why a server could not be assembled.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The wasmtime engine could not be set up.
+    #[error("cannot start the Wasm runtime: {0}")]
+    Runtime(String),
+    /// A tenant's component could not be read.
+    #[error("tenant {tenant}: cannot read {source_name}: {error}")]
+    Read {
+        /// The tenant.
+        tenant: String,
+        /// Where its component should be.
+        source_name: String,
+        /// Why.
+        error: String,
+    },
+    /// A tenant's component could not be loaded.
+    #[error("tenant {tenant}: {error}")]
+    Load {
+        /// The tenant.
+        tenant: String,
+        /// Why.
+        error: LoadError,
+    },
+    /// The namespace pattern is not a regular expression.
+    #[error("namespace_pattern: {0}")]
+    Pattern(#[from] regex::Error),
+}
+
+/// A Socket.IO server and the tenants behind its namespaces.
+pub struct App {
+    /// The Socket.IO layer; mount `io.engine()` on a [`crate::server::Server`].
+    pub io: SocketIo,
+    /// The tenants.
+    pub tenants: Arc<Tenants>,
+}
+
+/// The Socket.IO settings a configuration asks for.
+pub fn socketio_config(settings: &Settings) -> SocketIoConfig {
+    let origins = if settings.cors_origins.iter().any(|o| o == "*") {
+        CorsOrigins::Any
+    } else if settings.cors_origins.is_empty() {
+        CorsOrigins::None
+    } else {
+        CorsOrigins::List(settings.cors_origins.clone())
+    };
+    SocketIoConfig {
+        engine: EngineConfig {
+            cors: Cors {
+                origins,
+                credentials: true,
+            },
+            ..EngineConfig::default()
+        },
+        ..SocketIoConfig::default()
+    }
+}
+
+/// Compiles every tenant's component (each distinct one once, off the async threads)
+/// and binds the tenants to their namespaces.
+pub async fn start(settings: &Settings) -> Result<App, StartError> {
+    let io = SocketIo::new(socketio_config(settings));
+    let runtime = Runtime::new().map_err(|e| StartError::Runtime(format!("{e:#}")))?;
+    let tenants = Tenants::new(runtime.clone(), settings.limits.clone());
+    let mut compiled: BTreeMap<ComponentSource, Arc<Code>> = BTreeMap::new();
+    for (name, tenant) in &settings.tenants {
+        let source = settings.source(tenant);
+        let code = match compiled.get(&source) {
+            Some(code) => code.clone(),
+            None => {
+                let bytes = read(name, &source)?;
+                let runtime = runtime.clone();
+                let code = tokio::task::spawn_blocking(move || runtime.compile(&bytes))
+                    .await
+                    .map_err(|e| StartError::Runtime(e.to_string()))?
+                    .map_err(|error| StartError::Load {
+                        tenant: name.clone(),
+                        error,
+                    })?;
+                let code = Arc::new(code);
+                compiled.insert(source, code.clone());
+                code
+            }
+        };
+        match &tenant.namespace {
+            Some(namespace) => {
+                let handle = tenants.start(name, code);
+                tenants.serve_static(&io, namespace, handle);
+            }
+            None => {
+                tenants.insert(name, code);
+            }
+        }
+    }
+    tenants.serve_pattern(&io, Regex::new(&settings.namespace_pattern)?);
+    Ok(App { io, tenants })
+}
+
+fn read(tenant: &str, source: &ComponentSource) -> Result<Vec<u8>, StartError> {
+    match source {
+        ComponentSource::Builtin(name) => {
+            builtin::component(name)
+                .map(<[u8]>::to_vec)
+                .ok_or_else(|| StartError::Read {
+                    tenant: tenant.to_owned(),
+                    source_name: format!("builtin:{name}"),
+                    error: format!(
+                        "no such built-in tenant (built in: {})",
+                        builtin::names().join(", ")
+                    ),
+                })
+        }
+        ComponentSource::File(path) => std::fs::read(path).map_err(|error| StartError::Read {
+            tenant: tenant.to_owned(),
+            source_name: path.display().to_string(),
+            error: error.to_string(),
+        }),
+    }
+}

@@ -1,0 +1,175 @@
+//! The configuration file (TOML): listener, namespace pattern, limits and tenants.
+//! Without one, `nsbox serve` uses the embedded default (`host/src/default.toml`).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::tenants::Limits;
+
+/// The embedded default configuration: `echo` as `t1` and `t2`, `chat` as `acme`,
+/// `admin` at `/admin`, on 127.0.0.1:3000.
+pub const DEFAULT: &str = include_str!("default.toml");
+
+/// A whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Where Socket.IO clients connect.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// Namespaces this matches are served by the tenant its first capture names.
+    #[serde(default = "default_pattern")]
+    pub namespace_pattern: String,
+    /// Origins browsers may connect from; `"*"` for any; empty for none (no CORS headers).
+    #[serde(default)]
+    pub cors_origins: Vec<String>,
+    /// Limits every tenant runs under.
+    #[serde(default)]
+    pub limits: Limits,
+    /// Tenants by name.
+    #[serde(default)]
+    pub tenants: BTreeMap<String, TenantSettings>,
+    /// The directory relative paths are resolved from.
+    #[serde(skip)]
+    pub base_dir: PathBuf,
+}
+
+/// One tenant.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantSettings {
+    /// A path to the component (`.wasm`), or `builtin:NAME` for an example built in.
+    pub component: String,
+    /// A static namespace (e.g. `/admin`) that serves this tenant; the pattern then
+    /// does not reach it.
+    pub namespace: Option<String>,
+}
+
+/// Why a configuration could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The TOML does not parse or does not fit.
+    #[error("invalid configuration: {0}")]
+    Toml(#[from] toml::de::Error),
+    /// A value is wrong.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 3000))
+}
+
+fn default_pattern() -> String {
+    r"^/(\w+)$".to_owned()
+}
+
+impl Settings {
+    /// The embedded default.
+    pub fn embedded() -> Result<Settings, SettingsError> {
+        Settings::parse(DEFAULT, Path::new("."))
+    }
+
+    /// Reads a configuration file; relative paths in it are relative to its directory.
+    pub fn load(path: &Path) -> Result<Settings, SettingsError> {
+        let text = std::fs::read_to_string(path).map_err(|source| SettingsError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Settings::parse(&text, path.parent().unwrap_or(Path::new(".")))
+    }
+
+    /// Parses and checks a configuration.
+    pub fn parse(text: &str, base_dir: &Path) -> Result<Settings, SettingsError> {
+        let mut settings: Settings = toml::from_str(text)?;
+        settings.base_dir = base_dir.to_owned();
+        regex::Regex::new(&settings.namespace_pattern)
+            .map_err(|error| SettingsError::Invalid(format!("namespace_pattern: {error}")))?;
+        for (name, tenant) in &settings.tenants {
+            if name.is_empty() || !name.chars().all(|c| c.is_alphanumeric() || c == '_') {
+                return Err(SettingsError::Invalid(format!(
+                    "tenant name {name:?}: use letters, digits and _"
+                )));
+            }
+            if let Some(namespace) = &tenant.namespace {
+                if !namespace.starts_with('/') || namespace == "/" {
+                    return Err(SettingsError::Invalid(format!(
+                        "tenant {name}: namespace {namespace:?} must start with / and not be /"
+                    )));
+                }
+            }
+        }
+        Ok(settings)
+    }
+
+    /// Where a tenant's component comes from.
+    pub fn source(&self, tenant: &TenantSettings) -> ComponentSource {
+        match tenant.component.strip_prefix("builtin:") {
+            Some(name) => ComponentSource::Builtin(name.to_owned()),
+            None => ComponentSource::File(self.base_dir.join(&tenant.component)),
+        }
+    }
+}
+
+/// Where a component's bytes are.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ComponentSource {
+    /// An example built into the binary.
+    Builtin(String),
+    /// A file.
+    File(PathBuf),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_embedded_default_names_the_example_tenants() {
+        let settings = Settings::embedded().expect("the default parses");
+        assert_eq!(settings.listen, default_listen());
+        let names: Vec<&str> = settings.tenants.keys().map(String::as_str).collect();
+        assert_eq!(names, ["acme", "admin", "t1", "t2"]);
+        assert_eq!(
+            settings.tenants["admin"].namespace.as_deref(),
+            Some("/admin")
+        );
+        assert_eq!(
+            settings.source(&settings.tenants["t1"]),
+            ComponentSource::Builtin("echo".into())
+        );
+        assert_eq!(settings.limits, Limits::default());
+    }
+
+    #[test]
+    fn bad_configurations_say_what_is_wrong() {
+        let dir = Path::new("/etc/nsbox");
+        let unknown = Settings::parse("listen = \"127.0.0.1:1\"\nfoo = 1", dir);
+        assert!(unknown.is_err_and(|e| e.to_string().contains("foo")));
+        let pattern = Settings::parse("namespace_pattern = \"(\"", dir);
+        assert!(pattern.is_err_and(|e| e.to_string().contains("namespace_pattern")));
+        let name = Settings::parse("[tenants.\"../x\"]\ncomponent = \"a.wasm\"", dir);
+        assert!(name.is_err_and(|e| e.to_string().contains("tenant name")));
+        let nsp = Settings::parse(
+            "[tenants.a]\ncomponent = \"a.wasm\"\nnamespace = \"a\"",
+            dir,
+        );
+        assert!(nsp.is_err_and(|e| e.to_string().contains("must start with /")));
+        let ok = Settings::parse("[tenants.a]\ncomponent = \"a.wasm\"", dir).expect("valid");
+        assert_eq!(
+            ok.source(&ok.tenants["a"]),
+            ComponentSource::File(PathBuf::from("/etc/nsbox/a.wasm"))
+        );
+    }
+}

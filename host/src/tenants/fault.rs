@@ -1,0 +1,63 @@
+//! Why a tenant's instance was stopped.
+
+use std::time::Duration;
+
+/// What ended a tenant's instance. Each ends only that tenant's instance; the host
+/// and the other tenants carry on.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Fault {
+    /// A call used more CPU time than the limit allows.
+    #[error("a call ran past its CPU deadline of {limit:?}")]
+    Deadline {
+        /// The limit that tripped.
+        limit: Duration,
+    },
+    /// A call took longer than the wall-clock limit (it blocked or waited).
+    #[error("a call took longer than {limit:?}")]
+    WallClock {
+        /// The limit that tripped.
+        limit: Duration,
+    },
+    /// The instance asked for more memory than its limit.
+    #[error("memory limit of {limit} bytes exceeded (asked for {asked})")]
+    Memory {
+        /// The limit that tripped.
+        limit: usize,
+        /// What the instance would have had in total.
+        asked: usize,
+    },
+    /// The instance asked for a bigger table than its limit.
+    #[error("table limit of {limit} elements exceeded")]
+    Table {
+        /// The limit that tripped.
+        limit: usize,
+    },
+    /// The guest trapped (a panic, `unreachable`, an out-of-bounds access, ...).
+    #[error("trapped: {0}")]
+    Trap(String),
+}
+
+impl Fault {
+    /// A short name for logs, metrics and the `nsbox:error` event: `deadline`,
+    /// `wall-clock`, `memory`, `table` or `trap`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Fault::Deadline { .. } => "deadline",
+            Fault::WallClock { .. } => "wall-clock",
+            Fault::Memory { .. } => "memory",
+            Fault::Table { .. } => "table",
+            Fault::Trap(_) => "trap",
+        }
+    }
+
+    /// Classifies the error a call into the guest returned.
+    pub(crate) fn from_error(error: &wasmtime::Error) -> Fault {
+        if let Some(fault) = error.downcast_ref::<Fault>() {
+            return fault.clone();
+        }
+        if let Some(trap) = error.downcast_ref::<wasmtime::Trap>() {
+            return Fault::Trap(trap.to_string());
+        }
+        Fault::Trap(error.root_cause().to_string())
+    }
+}

@@ -1,0 +1,47 @@
+//! The limits every tenant runs under.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Per-tenant limits. The sandbox issue adds more; these are the ones enforced now.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Linear memory of the instance, in bytes (all memories together).
+    pub memory_bytes: usize,
+    /// Table elements of the instance.
+    pub table_elements: usize,
+    /// CPU time one call may use (middleware, a handler, instantiation).
+    #[serde(with = "millis", rename = "cpu_per_call_ms")]
+    pub cpu_per_call: Duration,
+    /// Wall-clock time one call may take, waiting included; a backstop for calls
+    /// that block instead of computing.
+    #[serde(with = "millis", rename = "wall_per_call_ms")]
+    pub wall_per_call: Duration,
+    /// Events queued for the tenant beyond which new ones are dropped.
+    pub queued_events: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            memory_bytes: 64 << 20,
+            table_elements: 20_000,
+            cpu_per_call: Duration::from_millis(50),
+            wall_per_call: Duration::from_secs(1),
+            queued_events: 10_000,
+        }
+    }
+}
+
+/// Durations in the configuration are whole milliseconds.
+mod millis {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+        u64::deserialize(deserializer).map(Duration::from_millis)
+    }
+}

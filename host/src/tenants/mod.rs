@@ -1,0 +1,24 @@
+//! Tenants: each workspace's namespace logic is a WebAssembly component, run by
+//! wasmtime behind the namespace API of the Socket.IO layer, exactly where a native
+//! Rust handler would sit.
+//!
+//! - [`runtime`]: the engine, the linker (what a tenant is granted) and compilation.
+//! - `actor`: one instance per tenant, its calls one at a time, its faults and restarts.
+//! - `state`: the store's data and the host functions of the `host` interface.
+//! - [`registry`]: tenant names to components, and the binding to namespaces.
+
+mod actor;
+pub mod bindings;
+pub mod builtin;
+mod clock;
+mod fault;
+mod limits;
+pub mod registry;
+pub mod runtime;
+mod state;
+
+pub use actor::{TenantHandle, TenantStats, FAULT_EVENT};
+pub use fault::Fault;
+pub use limits::Limits;
+pub use registry::Tenants;
+pub use runtime::{Code, LoadError, Runtime};

@@ -1,0 +1,176 @@
+//! The wasmtime engine every tenant shares: its configuration, the linker that
+//! grants what a tenant may use (and nothing more), compilation, and the epoch
+//! ticker the CPU deadlines count on.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Config, Engine};
+
+use super::bindings::{Tenant, TenantPre};
+use super::state::TenantState;
+
+/// How often the epoch advances: the granularity of CPU deadlines and of yields.
+pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(1);
+
+/// Why a component could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The bytes are not a component wasmtime can compile.
+    #[error("not a valid component: {0}")]
+    Invalid(String),
+    /// The component needs something the host does not grant, or does not export the
+    /// `nsbox:tenant` world.
+    #[error("the component does not fit the nsbox:tenant world: {0}")]
+    World(String),
+}
+
+/// The engine and linker shared by all tenants.
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<TenantState>,
+}
+
+/// A compiled component, ready to instantiate as many times as needed.
+pub struct Code {
+    pub(crate) pre: TenantPre<TenantState>,
+}
+
+impl Runtime {
+    /// An engine with epoch interruption and only the proposals tenants need, a linker
+    /// granting `wasi:io`, `wasi:clocks`, `wasi:random` and `wasi:cli` (with no
+    /// environment, arguments or stdin) plus the `nsbox:tenant` host, and the epoch ticker.
+    pub fn new() -> anyhow::Result<Arc<Runtime>> {
+        let mut config = Config::new();
+        config.wasm_component_model(true);
+        config.epoch_interruption(true);
+        config.wasm_memory64(false);
+        let engine = Engine::new(&config)?;
+
+        let mut linker = Linker::new(&engine);
+        add_granted_wasi(&mut linker)?;
+        Tenant::add_to_linker::<_, HasSelf<TenantState>>(&mut linker, |state| state)?;
+
+        let weak = engine.weak();
+        std::thread::Builder::new()
+            .name("nsbox-epoch".into())
+            .spawn(move || {
+                while let Some(engine) = weak.upgrade() {
+                    engine.increment_epoch();
+                    drop(engine);
+                    std::thread::sleep(EPOCH_TICK);
+                }
+            })?;
+        Ok(Arc::new(Runtime { engine, linker }))
+    }
+
+    /// The shared engine.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Compiles a component and checks it against the world and the granted imports.
+    /// Compiling takes tens of milliseconds of CPU: call it off the async runtime's
+    /// threads (`spawn_blocking`) when serving.
+    pub fn compile(&self, bytes: &[u8]) -> Result<Code, LoadError> {
+        let component = Component::new(&self.engine, bytes)
+            .map_err(|error| LoadError::Invalid(format!("{error:#}")))?;
+        let instance_pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|error| LoadError::World(format!("{error:#}")))?;
+        let pre =
+            TenantPre::new(instance_pre).map_err(|error| LoadError::World(format!("{error:#}")))?;
+        Ok(Code { pre })
+    }
+}
+
+/// Links the WASI interfaces a Rust (or other) guest's standard library needs. Files,
+/// sockets and name lookup are not linked at all, so a component importing them is
+/// refused when it is loaded, not when it first tries.
+fn add_granted_wasi(linker: &mut Linker<TenantState>) -> anyhow::Result<()> {
+    use wasmtime_wasi::cli::{WasiCli, WasiCliView};
+    use wasmtime_wasi::clocks::{WasiClocks, WasiClocksView};
+    use wasmtime_wasi::p2::bindings::{cli, clocks, random};
+    use wasmtime_wasi::random::{WasiRandom, WasiRandomView};
+
+    wasmtime_wasi_io::add_to_linker_async(linker)?;
+    let l = linker;
+    type T = TenantState;
+    clocks::wall_clock::add_to_linker::<T, WasiClocks>(l, T::clocks)?;
+    clocks::monotonic_clock::add_to_linker::<T, WasiClocks>(l, T::clocks)?;
+    random::random::add_to_linker::<T, WasiRandom>(l, T::random)?;
+    random::insecure::add_to_linker::<T, WasiRandom>(l, T::random)?;
+    random::insecure_seed::add_to_linker::<T, WasiRandom>(l, T::random)?;
+    cli::exit::add_to_linker::<T, WasiCli>(l, T::cli)?;
+    cli::environment::add_to_linker::<T, WasiCli>(l, T::cli)?;
+    cli::stdin::add_to_linker::<T, WasiCli>(l, T::cli)?;
+    cli::stdout::add_to_linker::<T, WasiCli>(l, T::cli)?;
+    cli::stderr::add_to_linker::<T, WasiCli>(l, T::cli)?;
+    cli::terminal_input::add_to_linker::<T, WasiCli>(l, T::cli)?;
+    cli::terminal_output::add_to_linker::<T, WasiCli>(l, T::cli)?;
+    cli::terminal_stdin::add_to_linker::<T, WasiCli>(l, T::cli)?;
+    cli::terminal_stdout::add_to_linker::<T, WasiCli>(l, T::cli)?;
+    cli::terminal_stderr::add_to_linker::<T, WasiCli>(l, T::cli)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn runtime() -> Arc<Runtime> {
+        Runtime::new().expect("the engine starts")
+    }
+
+    fn compile_err(bytes: &[u8]) -> LoadError {
+        match runtime().compile(bytes) {
+            Ok(_) => panic!("expected the component to be refused"),
+            Err(error) => error,
+        }
+    }
+
+    #[test]
+    fn garbage_and_core_modules_are_not_components() {
+        assert!(matches!(
+            compile_err(b"not wasm at all"),
+            LoadError::Invalid(_)
+        ));
+        let core = wat::parse_str("(module)").expect("valid wat");
+        assert!(matches!(compile_err(&core), LoadError::Invalid(_)));
+    }
+
+    #[test]
+    fn a_component_without_the_exports_does_not_fit_the_world() {
+        let empty = wat::parse_str("(component)").expect("valid wat");
+        let error = compile_err(&empty);
+        assert!(matches!(error, LoadError::World(_)), "{error}");
+        assert!(error.to_string().contains("middleware"), "{error}");
+    }
+
+    #[test]
+    fn imports_the_host_does_not_grant_are_refused_by_name() {
+        for import in [
+            "wasi:filesystem/preopens@0.2.6",
+            "wasi:sockets/tcp@0.2.6",
+            "wasi:http/outgoing-handler@0.2.6",
+        ] {
+            let text = format!(r#"(component (import "{import}" (instance (export "f" (func)))))"#);
+            let component = wat::parse_str(&text).expect("valid wat");
+            let error = compile_err(&component);
+            assert!(matches!(error, LoadError::World(_)), "{error}");
+            assert!(error.to_string().contains(import), "{error}");
+        }
+    }
+
+    #[cfg(feature = "builtin-tenants")]
+    #[test]
+    fn the_example_tenants_compile() {
+        let runtime = runtime();
+        for name in super::super::builtin::names() {
+            let bytes = super::super::builtin::component(name).expect("built in");
+            assert!(runtime.compile(bytes).is_ok(), "{name}");
+        }
+    }
+}

@@ -1,0 +1,334 @@
+//! What a tenant's store holds, and the host functions of the `host` interface.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+use wasmtime::component::ResourceTable;
+use wasmtime::ResourceLimiter;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use super::actor::Command;
+use super::bindings::nsbox::tenant::host::Host;
+use super::bindings::nsbox::tenant::types::{self, Args, Level, Target};
+use super::clock::CallClock;
+use super::fault::Fault;
+use super::limits::Limits;
+use crate::engineio::Sid;
+use crate::socketio::{AckSender, Namespace, Payload, Socket};
+
+/// The data of one instance's store.
+pub(crate) struct TenantState {
+    pub(crate) tenant: Arc<str>,
+    pub(crate) generation: u64,
+    wasi: WasiCtx,
+    table: ResourceTable,
+    pub(crate) limiter: Limiter,
+    pub(crate) clock: Arc<CallClock>,
+    pub(crate) sockets: Sockets,
+    /// Client acks the guest may still answer: ack handle → (socket handle, sender).
+    acks: HashMap<u64, (u64, AckSender)>,
+    ids: Arc<AtomicU64>,
+    namespace: Option<Arc<Namespace>>,
+    mailbox: mpsc::WeakUnboundedSender<Command>,
+}
+
+impl TenantState {
+    pub(crate) fn new(
+        tenant: Arc<str>,
+        generation: u64,
+        limits: &Limits,
+        ids: Arc<AtomicU64>,
+        mailbox: mpsc::WeakUnboundedSender<Command>,
+    ) -> TenantState {
+        TenantState {
+            tenant,
+            generation,
+            // Nothing granted: no preopened directories, no network, no environment or
+            // arguments; stdio closed or discarded.
+            wasi: WasiCtx::builder().build(),
+            table: ResourceTable::new(),
+            limiter: Limiter::new(limits),
+            clock: Arc::default(),
+            sockets: Sockets::default(),
+            acks: HashMap::new(),
+            ids,
+            namespace: None,
+            mailbox,
+        }
+    }
+
+    /// A fresh handle; handles are never reused, across restarts included.
+    pub(crate) fn next_id(&self) -> u64 {
+        self.ids.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Records a socket the guest is about to hear of and returns its handle.
+    pub(crate) fn add_socket(&mut self, socket: &Arc<Socket>) -> u64 {
+        let handle = self.next_id();
+        self.namespace = Some(socket.nsp().clone());
+        self.sockets.insert(handle, socket.clone());
+        handle
+    }
+
+    /// Forgets a socket and every ack of it the guest had not answered.
+    pub(crate) fn remove_socket(&mut self, handle: u64) {
+        self.sockets.remove(handle);
+        self.acks.retain(|_, (socket, _)| *socket != handle);
+    }
+
+    /// Keeps a client's ack for the guest to answer and returns its handle.
+    pub(crate) fn add_ack(&mut self, socket: u64, ack: AckSender) -> u64 {
+        let handle = self.next_id();
+        self.acks.insert(handle, (socket, ack));
+        handle
+    }
+
+    /// Arguments from the guest, checked; a malformed one is logged and dropped.
+    fn payload(&self, what: &str, args: Args) -> Option<Payload> {
+        let attachments = args.attachments.into_iter().map(Bytes::from).collect();
+        match Payload::checked(args.json, attachments) {
+            Ok(payload) => Some(payload),
+            Err(error) => {
+                tracing::warn!(tenant = %self.tenant, %error, "{what}: arguments refused");
+                None
+            }
+        }
+    }
+}
+
+/// The sockets a tenant knows, by handle and by Socket.IO id.
+#[derive(Default)]
+pub(crate) struct Sockets {
+    by_handle: HashMap<u64, Arc<Socket>>,
+    by_sid: HashMap<Sid, u64>,
+}
+
+impl Sockets {
+    fn insert(&mut self, handle: u64, socket: Arc<Socket>) {
+        self.by_sid.insert(socket.id().clone(), handle);
+        self.by_handle.insert(handle, socket);
+    }
+
+    fn remove(&mut self, handle: u64) {
+        if let Some(socket) = self.by_handle.remove(&handle) {
+            self.by_sid.remove(socket.id());
+        }
+    }
+
+    pub(crate) fn get(&self, handle: u64) -> Option<&Arc<Socket>> {
+        self.by_handle.get(&handle)
+    }
+
+    pub(crate) fn handle_of(&self, socket: &Socket) -> Option<u64> {
+        self.by_sid.get(socket.id()).copied()
+    }
+
+    pub(crate) fn drain(&mut self) -> Vec<Arc<Socket>> {
+        self.by_sid.clear();
+        self.by_handle.drain().map(|(_, socket)| socket).collect()
+    }
+}
+
+/// Enforces the memory and table limits; a growth past them traps the call with a
+/// [`Fault`] that says which limit it was.
+pub(crate) struct Limiter {
+    memory_limit: usize,
+    memory_used: usize,
+    table_limit: usize,
+}
+
+impl Limiter {
+    fn new(limits: &Limits) -> Limiter {
+        Limiter {
+            memory_limit: limits.memory_bytes,
+            memory_used: 0,
+            table_limit: limits.table_elements,
+        }
+    }
+}
+
+impl ResourceLimiter for Limiter {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let asked = self.memory_used + desired.saturating_sub(current);
+        if asked > self.memory_limit {
+            return Err(Fault::Memory {
+                limit: self.memory_limit,
+                asked,
+            }
+            .into());
+        }
+        self.memory_used = asked;
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.table_limit {
+            return Err(Fault::Table {
+                limit: self.table_limit,
+            }
+            .into());
+        }
+        Ok(true)
+    }
+
+    fn instances(&self) -> usize {
+        100
+    }
+
+    fn tables(&self) -> usize {
+        100
+    }
+
+    fn memories(&self) -> usize {
+        4
+    }
+}
+
+impl WasiView for TenantState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl wasmtime_wasi_io::IoView for TenantState {
+    fn table(&mut self) -> &mut ResourceTable {
+        &mut self.table
+    }
+}
+
+impl types::Host for TenantState {}
+
+impl Host for TenantState {
+    fn emit(&mut self, to: u64, event: String, args: Args) -> wasmtime::Result<()> {
+        if let (Some(socket), Some(args)) = (self.sockets.get(to), self.payload("emit", args)) {
+            socket.emit(event, args);
+        }
+        Ok(())
+    }
+
+    fn broadcast(&mut self, target: Target, event: String, args: Args) -> wasmtime::Result<()> {
+        let Some(namespace) = self.namespace.clone() else {
+            return Ok(());
+        };
+        let Some(args) = self.payload("broadcast", args) else {
+            return Ok(());
+        };
+        let mut operator = namespace.broadcast_op();
+        for room in target.rooms {
+            operator = operator.to(room);
+        }
+        for room in target.except_rooms {
+            operator = operator.except(room);
+        }
+        for handle in target.except_sockets {
+            if let Some(socket) = self.sockets.get(handle) {
+                operator = operator.except_socket(socket.id().clone());
+            }
+        }
+        operator.emit(event, args);
+        Ok(())
+    }
+
+    fn emit_with_ack(
+        &mut self,
+        to: u64,
+        event: String,
+        args: Args,
+        timeout_ms: u32,
+    ) -> wasmtime::Result<u64> {
+        let request = self.next_id();
+        let generation = self.generation;
+        let Some(mailbox) = self.mailbox.upgrade() else {
+            return Ok(request);
+        };
+        let socket = self.sockets.get(to).cloned();
+        let args = self.payload("emit-with-ack", args);
+        let timeout = std::time::Duration::from_millis(u64::from(timeout_ms));
+        tokio::spawn(async move {
+            let reply = match (socket, args) {
+                (Some(socket), Some(args)) => socket.emit_with_ack(event, args, timeout).await,
+                _ => Err(crate::socketio::AckError::Disconnected),
+            };
+            let _ = mailbox.send(Command::AckReply {
+                generation,
+                request,
+                reply,
+            });
+        });
+        Ok(request)
+    }
+
+    fn answer(&mut self, ack: u64, args: Args) -> wasmtime::Result<Result<(), String>> {
+        let Some((_, sender)) = self.acks.remove(&ack) else {
+            return Ok(Err(format!(
+                "ack {ack} is unknown: already answered, or its socket has left"
+            )));
+        };
+        match self.payload("answer", args) {
+            Some(args) => {
+                sender.send(args);
+                Ok(Ok(()))
+            }
+            None => Ok(Err(
+                "the arguments are not a valid JSON array with attachments".into(),
+            )),
+        }
+    }
+
+    fn join(&mut self, socket: u64, room: String) -> wasmtime::Result<()> {
+        if let Some(socket) = self.sockets.get(socket) {
+            socket.join(room);
+        }
+        Ok(())
+    }
+
+    fn leave(&mut self, socket: u64, room: String) -> wasmtime::Result<()> {
+        if let Some(socket) = self.sockets.get(socket) {
+            socket.leave(&room);
+        }
+        Ok(())
+    }
+
+    fn rooms(&mut self, socket: u64) -> wasmtime::Result<Vec<String>> {
+        Ok(self
+            .sockets
+            .get(socket)
+            .map(|socket| socket.rooms())
+            .unwrap_or_default())
+    }
+
+    fn disconnect(&mut self, socket: u64) -> wasmtime::Result<()> {
+        if let Some(socket) = self.sockets.get(socket).cloned() {
+            socket.disconnect();
+        }
+        Ok(())
+    }
+
+    fn log(&mut self, level: Level, message: String) -> wasmtime::Result<()> {
+        let tenant = &*self.tenant;
+        match level {
+            Level::Trace => tracing::trace!(tenant, "{message}"),
+            Level::Debug => tracing::debug!(tenant, "{message}"),
+            Level::Info => tracing::info!(tenant, "{message}"),
+            Level::Warn => tracing::warn!(tenant, "{message}"),
+            Level::Error => tracing::error!(tenant, "{message}"),
+        }
+        Ok(())
+    }
+}

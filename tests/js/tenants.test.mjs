@@ -1,0 +1,311 @@
+// The Wasm tenants (examples/ built to wasm32-wasip2) through the official client.
+// The Rust harness serves: echo as /t1 and /t2, admin at /admin, chat as /acme, and the
+// hostile examples as /crash (panics), /spin (loops forever) and /hog (eats memory).
+import { test, describe } from "node:test";
+import assert from "node:assert/strict";
+import { Manager } from "socket.io-client";
+import { URL, sleep, once, client, connected } from "./helpers.mjs";
+
+const OK = { auth: { token: "ok" } };
+const ack = (socket, event, ...args) =>
+  new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no ack for ${event}`)), 3000);
+    socket.emit(event, ...args, (...answer) => {
+      clearTimeout(timer);
+      resolve(answer);
+    });
+  });
+/** Resolves with [message, data] of the connect_error. */
+const refused = (socket) =>
+  new Promise((resolve, reject) => {
+    socket.once("connect", () => reject(new Error("connected, expected a refusal")));
+    socket.once("connect_error", (err) => resolve([err.message, err.data]));
+  });
+/** Records every `name` event a socket receives. */
+const record = (socket, name) => {
+  const seen = [];
+  socket.on(name, (...args) => seen.push(args));
+  return seen;
+};
+
+describe("echo tenant", () => {
+  test("the middleware chain runs in order and sets the trail", async (t) => {
+    const s = await connected(t, "/t1", OK);
+    assert.deepEqual(await ack(s, "whoami"), [{ nsp: "/t1", trail: ["m1", "m2", "m3"] }]);
+  });
+
+  test("the second middleware refuses a bad token with message and data", async (t) => {
+    for (const auth of [{ token: "nope" }, {}]) {
+      const [message, data] = await refused(client(t, "/t1", { auth }));
+      assert.equal(message, "unauthorized");
+      assert.deepEqual(data, { reason: "bad token" });
+    }
+  });
+
+  test("refusal works over websocket only too", async (t) => {
+    const [message] = await refused(client(t, "/t2", { transports: ["websocket"] }));
+    assert.equal(message, "unauthorized");
+  });
+
+  test("hello goes to the whole namespace with the newcomer's id", async (t) => {
+    const first = await connected(t, "/t1", OK);
+    const hellos = record(first, "hello");
+    const second = client(t, "/t1", OK);
+    const [own] = await once(second, "hello");
+    assert.deepEqual(own, { nsp: "/t1", id: second.id });
+    await sleep(100);
+    assert.deepEqual(hellos.at(-1), [{ nsp: "/t1", id: second.id }]);
+  });
+
+  test("echo acks exactly its arguments, binary at depth included", async (t) => {
+    for (const transports of [["polling"], ["websocket"]]) {
+      const s = await connected(t, "/t1", { ...OK, transports });
+      const bin = Buffer.from([0, 1, 2, 253, 254, 255]);
+      const answer = await ack(s, "echo", "a", 1.5, null, { deep: [bin, { x: bin }] }, bin);
+      assert.deepEqual(answer, ["a", 1.5, null, { deep: [bin, { x: bin }] }, bin]);
+      assert.ok(Buffer.isBuffer(answer[4]));
+      assert.deepEqual(await ack(s, "echo"), []);
+    }
+  });
+
+  test("broadcast reaches the namespace, sender included, and never the other tenant", async (t) => {
+    const a = await connected(t, "/t1", OK);
+    const b = await connected(t, "/t1", OK);
+    const other = await connected(t, "/t2", OK);
+    const leaked = record(other, "msg");
+    const atB = once(b, "msg");
+    const atA = once(a, "msg");
+    a.emit("broadcast", "x", { n: 1 });
+    assert.deepEqual(await atB, ["x", { n: 1 }]);
+    assert.deepEqual(await atA, ["x", { n: 1 }]);
+    // /t2 runs the same component in its own instance: its own broadcast arrives, /t1's never did.
+    const own = once(other, "msg");
+    other.emit("broadcast", "t2");
+    assert.deepEqual(await own, ["t2"]);
+    assert.deepEqual(leaked, [["t2"]]);
+    assert.deepEqual(await ack(other, "whoami"), [{ nsp: "/t2", trail: ["m1", "m2", "m3"] }]);
+  });
+
+  test("join, leave and to-room (sender excepted)", async (t) => {
+    const [a, b, c] = await Promise.all([1, 2, 3].map(() => connected(t, "/t1", OK)));
+    assert.deepEqual(await ack(a, "join", "r"), ["r"]);
+    assert.deepEqual(await ack(b, "join", "r"), ["r"]);
+    const atA = record(a, "msg");
+    const atC = record(c, "msg");
+    const atB = once(b, "msg");
+    a.emit("to-room", "r", "hi", { bin: Buffer.from([7]) });
+    assert.deepEqual(await atB, ["hi", { bin: Buffer.from([7]) }]);
+    assert.deepEqual(await ack(b, "leave", "r"), ["r"]);
+    const atBAfter = record(b, "msg");
+    a.emit("to-room", "r", "again");
+    await ack(a, "echo"); // the tenant handled the to-room before this ack
+    await sleep(50);
+    assert.deepEqual(atBAfter, []);
+    assert.deepEqual(atA, []);
+    assert.deepEqual(atC, []);
+  });
+
+  test("bye disconnects from the server side", async (t) => {
+    const s = await connected(t, "/t1", OK);
+    const gone = once(s, "disconnect");
+    s.emit("bye");
+    assert.deepEqual((await gone)[0], "io server disconnect");
+  });
+
+  test("ask: the client's answer comes back through the tenant", async (t) => {
+    const s = await connected(t, "/t1", OK);
+    s.on("question", (q, reply) => reply(`pong to ${q}`));
+    assert.deepEqual(await ack(s, "ask"), [{ answer: "pong to ping?" }]);
+  });
+
+  test("ask: no answer within 2 s gives timeout", async (t) => {
+    const s = await connected(t, "/t1", OK);
+    s.on("question", () => {});
+    const started = Date.now();
+    const answer = await new Promise((resolve) => s.emit("ask", resolve));
+    assert.deepEqual(answer, { error: "timeout" });
+    assert.ok(Date.now() - started >= 1900, "the timeout is 2 s");
+  });
+
+  test("an event the tenant does not handle is ignored and the socket stays", async (t) => {
+    const s = await connected(t, "/t1", OK);
+    s.emit("no-such-event", 1);
+    assert.deepEqual(await ack(s, "echo", 2), [2]);
+  });
+});
+
+describe("namespaces and tenants", () => {
+  test("several tenants multiplexed over one connection", async (t) => {
+    const manager = new Manager(URL, { reconnection: false });
+    t.after(() => manager.engine?.close());
+    const t1 = manager.socket("/t1", OK);
+    const t2 = manager.socket("/t2", OK);
+    const admin = manager.socket("/admin", { auth: { role: "admin" } });
+    await Promise.all([t1, t2, admin].map((s) => once(s, "connect")));
+    assert.deepEqual(await ack(t1, "whoami"), [{ nsp: "/t1", trail: ["m1", "m2", "m3"] }]);
+    assert.deepEqual(await ack(t2, "whoami"), [{ nsp: "/t2", trail: ["m1", "m2", "m3"] }]);
+    assert.deepEqual(await ack(admin, "delete user", 7), [{ deleted: 7 }]);
+    assert.equal(manager.engine.id && typeof manager.engine.id, "string");
+  });
+
+  test("a namespace whose tenant has no component is refused clearly", async (t) => {
+    const [message, data] = await refused(client(t, "/nobody"));
+    assert.equal(message, "unknown tenant");
+    assert.deepEqual(data, { namespace: "/nobody", tenant: "nobody" });
+  });
+
+  test("a namespace outside the pattern is an invalid namespace", async (t) => {
+    const [message] = await refused(client(t, "/not/a/tenant"));
+    assert.equal(message, "Invalid namespace");
+  });
+});
+
+describe("admin tenant", () => {
+  test("only role admin gets in", async (t) => {
+    const [message] = await refused(client(t, "/admin", { auth: { role: "user" } }));
+    assert.equal(message, "forbidden");
+    const [again] = await refused(client(t, "/admin"));
+    assert.equal(again, "forbidden");
+  });
+
+  test("delete user acks the id", async (t) => {
+    const s = await connected(t, "/admin", { auth: { role: "admin" } });
+    assert.deepEqual(await ack(s, "delete user", "u-42"), [{ deleted: "u-42" }]);
+  });
+});
+
+describe("chat tenant", () => {
+  const chat = (t, nickname) => connected(t, "/acme", { auth: { nickname } });
+
+  test("a nickname is required and unique", async (t) => {
+    assert.equal((await refused(client(t, "/acme")))[0], "nickname required");
+    assert.equal((await refused(client(t, "/acme", { auth: { nickname: "  " } })))[0], "nickname required");
+    await chat(t, "ann-unique");
+    const [message, data] = await refused(client(t, "/acme", { auth: { nickname: "ann-unique" } }));
+    assert.equal(message, "nickname taken");
+    assert.deepEqual(data, { nickname: "ann-unique" });
+  });
+
+  test("welcome, channels, messages, history, typing, members", async (t) => {
+    const ann = client(t, "/acme", { auth: { nickname: "ann" } });
+    const [welcome] = await once(ann, "welcome");
+    assert.equal(welcome.nickname, "ann");
+    assert.ok(welcome.channels.includes("#general"));
+
+    const bob = await chat(t, "bob");
+    const [state] = await ack(ann, "join", "#rust");
+    assert.deepEqual(state, { channel: "#rust", members: ["ann"], history: [] });
+    const joined = once(ann, "joined");
+    await ack(bob, "join", "#rust");
+    assert.deepEqual((await joined)[0], { channel: "#rust", nickname: "bob" });
+
+    const seenByAnn = once(ann, "message");
+    const seenByBob = once(bob, "message");
+    assert.deepEqual(await ack(ann, "message", "#rust", "hello"), [{ ok: true }]);
+    const [[m1], [m2]] = await Promise.all([seenByAnn, seenByBob]);
+    assert.equal(m1.text, "hello");
+    assert.equal(m1.nickname, "ann");
+    assert.deepEqual(m1, m2);
+    assert.ok(m1.at > 1.6e12, "a real timestamp");
+
+    const typing = once(bob, "typing");
+    ann.emit("typing", "#rust", true);
+    assert.deepEqual((await typing)[0], { channel: "#rust", nickname: "ann", typing: true });
+
+    const [history] = await ack(bob, "history", "#rust");
+    assert.deepEqual(history.map((m) => m.text), ["hello"]);
+    assert.deepEqual((await ack(bob, "members", "#rust"))[0].sort(), ["ann", "bob"]);
+    assert.deepEqual(await ack(bob, "message", "#elsewhere", "x"), [{ ok: false, error: "not a member" }]);
+    assert.deepEqual(await ack(bob, "join", "nohash"), [{ error: "a channel is # and 1 to 31 characters" }]);
+
+    const left = once(bob, "left");
+    ann.close();
+    assert.deepEqual((await left)[0].nickname, "ann");
+    assert.deepEqual((await ack(bob, "members", "#rust"))[0], ["bob"]);
+  });
+
+  test("history keeps the last 50 messages of a channel", async (t) => {
+    const s = await chat(t, "historian");
+    await ack(s, "join", "#long");
+    for (let i = 0; i < 55; i++) await ack(s, "message", "#long", `m${i}`);
+    const [history] = await ack(s, "history", "#long");
+    assert.equal(history.length, 50);
+    assert.equal(history[0].text, "m5");
+    assert.equal(history.at(-1).text, "m54");
+  });
+});
+
+/**
+ * Keeps a /t1 client echoing in a closed loop while `fault` runs, and checks every ack
+ * came back, in order: the other tenant did not notice.
+ */
+async function neighbourUnharmed(t, fault) {
+  const n = await connected(t, "/t1", OK);
+  let running = true;
+  let sent = 0;
+  const answers = [];
+  const loop = (async () => {
+    while (running) {
+      const i = sent++;
+      answers.push((await ack(n, "echo", i))[0]);
+    }
+  })();
+  const result = await fault();
+  running = false;
+  await loop;
+  assert.ok(sent > 5, `the neighbour kept being served (${sent} acks)`);
+  assert.deepEqual(answers, [...answers.keys()], "every ack, in order");
+  return result;
+}
+
+/** Connects two sockets to a hostile tenant, triggers `event`, and checks both are told. */
+async function faultTellsEverySocket(t, nsp, event, kind) {
+  const a = await connected(t, nsp);
+  const b = await connected(t, nsp);
+  assert.deepEqual(await ack(a, "echo", "alive"), ["alive"]);
+  const told = [once(a, "nsbox:error"), once(b, "nsbox:error")];
+  const gone = [once(a, "disconnect"), once(b, "disconnect")];
+  const started = Date.now();
+  a.emit(event);
+  for (const [notice] of await Promise.all(told)) {
+    assert.equal(notice.kind, kind);
+    assert.equal(notice.tenant, nsp.slice(1));
+    assert.equal(typeof notice.error, "string");
+  }
+  for (const [reason] of await Promise.all(gone)) assert.equal(reason, "io server disconnect");
+  const elapsed = Date.now() - started;
+  // A fresh instance serves the next connection.
+  const fresh = await connected(t, nsp);
+  assert.deepEqual(await ack(fresh, "echo", "again"), ["again"]);
+  return elapsed;
+}
+
+describe("faults stop only the faulty tenant", () => {
+  test("a trap (panic) in a handler", async (t) => {
+    await neighbourUnharmed(t, () => faultTellsEverySocket(t, "/crash", "boom", "trap"));
+  });
+
+  test("an infinite loop hits the CPU deadline", async (t) => {
+    const elapsed = await neighbourUnharmed(t, () => faultTellsEverySocket(t, "/spin", "spin", "deadline"));
+    assert.ok(elapsed < 2000, `stopped in ${elapsed} ms`);
+  });
+
+  test("memory growth hits the memory limit", async (t) => {
+    await neighbourUnharmed(t, () => faultTellsEverySocket(t, "/hog", "grow", "memory"));
+  });
+
+  test("a trap in middleware refuses that socket and the next one gets in", async (t) => {
+    const [message, data] = await refused(client(t, "/crash", { auth: { boom: true } }));
+    assert.equal(message, "tenant error");
+    assert.equal(data.tenant, "crash");
+    const s = await connected(t, "/crash");
+    assert.deepEqual(await ack(s, "echo", 1), [1]);
+  });
+
+  test("an infinite loop in middleware is stopped too", async (t) => {
+    const [message] = await refused(client(t, "/spin", { auth: { spin: true } }));
+    assert.equal(message, "tenant error");
+    const s = await connected(t, "/spin");
+    assert.deepEqual(await ack(s, "echo", 1), [1]);
+  });
+});
