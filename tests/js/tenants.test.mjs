@@ -4,7 +4,7 @@
 import { test, describe } from "node:test";
 import assert from "node:assert/strict";
 import { Manager } from "socket.io-client";
-import { URL, sleep, once, client, connected } from "./helpers.mjs";
+import { URL, sleep, once, client, connected, pollingSession, post } from "./helpers.mjs";
 
 const OK = { auth: { token: "ok" } };
 const ack = (socket, event, ...args) =>
@@ -224,6 +224,21 @@ describe("chat tenant", () => {
     assert.deepEqual((await ack(bob, "members", "#rust"))[0], ["bob"]);
   });
 
+  test("a client gone before its middleware finished still gets on-disconnect", async (t) => {
+    // CONNECT and close in one payload: the session is gone before the tenant answers, so
+    // the socket is never accepted. The tenant hears on-disconnect anyway and frees the
+    // nickname its middleware took; otherwise "ghost" would stay taken forever.
+    for (let i = 0; i < 3; i++) {
+      const sid = await pollingSession("/socket.io/");
+      const res = await post(sid, '40/acme,{"nickname":"ghost"}\x1e1', "/socket.io/");
+      assert.equal(res.status, 200);
+      await res.text();
+    }
+    await sleep(100);
+    const s = await chat(t, "ghost");
+    assert.deepEqual(await ack(s, "members", "#general"), [["ghost"]]);
+  });
+
   test("history keeps the last 50 messages of a channel", async (t) => {
     const s = await chat(t, "historian");
     await ack(s, "join", "#long");
@@ -274,6 +289,7 @@ async function faultTellsEverySocket(t, nsp, event, kind) {
   }
   for (const [reason] of await Promise.all(gone)) assert.equal(reason, "io server disconnect");
   const elapsed = Date.now() - started;
+  t.diagnostic(`${nsp} ${event}: sockets told and disconnected ${elapsed} ms after the event`);
   // A fresh instance serves the next connection.
   const fresh = await connected(t, nsp);
   assert.deepEqual(await ack(fresh, "echo", "again"), ["again"]);

@@ -204,7 +204,7 @@ impl Actor {
             }
             Command::Connected { socket } => {
                 let Some(handle) = self.handle_of(&socket) else {
-                    return;
+                    return self.orphaned(&socket);
                 };
                 self.call(async |exports, store| exports.call_on_connection(store, handle).await)
                     .await;
@@ -217,7 +217,7 @@ impl Actor {
             } => {
                 self.queued_events.fetch_sub(1, Ordering::AcqRel);
                 let Some(handle) = self.handle_of(&socket) else {
-                    return;
+                    return self.orphaned(&socket);
                 };
                 self.stats.events.fetch_add(1, Ordering::Relaxed);
                 let args = to_wit(&args);
@@ -266,6 +266,15 @@ impl Actor {
                 })
                 .await;
             }
+        }
+    }
+
+    /// A socket the live instance does not know: an instance that has since failed let
+    /// it in. Nothing would answer it, so it is disconnected rather than left hanging.
+    fn orphaned(&self, socket: &Arc<Socket>) {
+        if socket.connected() {
+            tracing::debug!(tenant = %self.name, socket = %socket.id(), "disconnecting a socket of a failed instance");
+            socket.disconnect();
         }
     }
 
