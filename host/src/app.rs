@@ -6,9 +6,12 @@ use std::sync::Arc;
 
 use regex::Regex;
 
+use crate::admin::Admin;
 use crate::config::{Cors, CorsOrigins, EngineConfig, SocketIoConfig};
 use crate::settings::{ComponentSource, Settings};
 use crate::socketio::SocketIo;
+use crate::store::tokens::Tokens;
+use crate::store::ComponentStore;
 use crate::tenants::{builtin, Code, LoadError, Runtime, Tenants};
 
 /// Why a server could not be assembled.
@@ -35,17 +38,27 @@ pub enum StartError {
         /// Why.
         error: LoadError,
     },
+    /// The data directory cannot be used.
+    #[error("data directory {dir}: {error}")]
+    Data {
+        /// The directory.
+        dir: String,
+        /// Why.
+        error: String,
+    },
     /// The namespace pattern is not a regular expression.
     #[error("namespace_pattern: {0}")]
     Pattern(#[from] regex::Error),
 }
 
-/// A Socket.IO server and the tenants behind its namespaces.
+/// A Socket.IO server, the tenants behind its namespaces, and their admin API.
 pub struct App {
     /// The Socket.IO layer; mount `io.engine()` on a [`crate::server::Server`].
     pub io: SocketIo,
     /// The tenants.
     pub tenants: Arc<Tenants>,
+    /// The admin API; serve it with [`Admin::serve`].
+    pub admin: Arc<Admin>,
 }
 
 /// The Socket.IO settings a configuration asks for.
@@ -69,9 +82,11 @@ pub fn socketio_config(settings: &Settings) -> SocketIoConfig {
     }
 }
 
-/// Compiles every tenant's component (each distinct one once, off the async threads)
-/// and binds the tenants to their namespaces.
-pub async fn start(settings: &Settings) -> Result<App, StartError> {
+/// Compiles every tenant's component (each distinct one once, off the async threads),
+/// binds the tenants to their namespaces, then brings back every uploaded tenant from
+/// the data directory (an upload wins over the configuration for the same name).
+/// `admin_token` is the operator's token for the admin API.
+pub async fn start(settings: &Settings, admin_token: &str) -> Result<App, StartError> {
     let io = SocketIo::new(socketio_config(settings));
     let runtime = Runtime::new().map_err(|e| StartError::Runtime(format!("{e:#}")))?;
     let tenants = Tenants::new(runtime.clone(), settings.limits.clone());
@@ -97,16 +112,56 @@ pub async fn start(settings: &Settings) -> Result<App, StartError> {
         };
         match &tenant.namespace {
             Some(namespace) => {
-                let handle = tenants.start(name, code);
-                tenants.serve_static(&io, namespace, handle);
+                let slot = tenants.add_static(name, code, namespace);
+                tenants.serve_static(&io, slot);
             }
             None => {
-                tenants.insert(name, code);
+                tenants.deploy(name, 0, code).await;
             }
         }
     }
     tenants.serve_pattern(&io, Regex::new(&settings.namespace_pattern)?);
-    Ok(App { io, tenants })
+
+    let data_error = |e: std::io::Error| StartError::Data {
+        dir: settings.data_dir.display().to_string(),
+        error: e.to_string(),
+    };
+    std::fs::create_dir_all(&settings.data_dir).map_err(data_error)?;
+    let store = ComponentStore::open(&settings.data_dir).map_err(data_error)?;
+    let tokens = Tokens::open(&settings.data_dir, admin_token).map_err(data_error)?;
+    restore(&store, &tenants).await.map_err(data_error)?;
+    let admin = Admin::new(tenants.clone(), store, tokens, settings.max_component_bytes);
+    Ok(App { io, tenants, admin })
+}
+
+/// Serves every uploaded tenant's current version again. One that no longer loads is
+/// skipped with an error in the log; the others start.
+async fn restore(store: &ComponentStore, tenants: &Tenants) -> std::io::Result<()> {
+    for (name, record) in store.tenants()? {
+        let Some(info) = record.current_info().cloned() else {
+            continue;
+        };
+        let loaded = match store.component(&name, &info) {
+            Ok(bytes) => {
+                let runtime = tenants.runtime().clone();
+                tokio::task::spawn_blocking(move || runtime.compile(&bytes))
+                    .await
+                    .map_err(|e| e.to_string())
+                    .and_then(|compiled| compiled.map_err(|e| e.to_string()))
+            }
+            Err(e) => Err(e.to_string()),
+        };
+        match loaded {
+            Ok(code) => {
+                tenants.deploy(&name, info.version, Arc::new(code)).await;
+                tracing::info!(tenant = %name, version = info.version, "restored an uploaded tenant");
+            }
+            Err(error) => {
+                tracing::error!(tenant = %name, version = info.version, %error, "cannot restore an uploaded tenant")
+            }
+        }
+    }
+    Ok(())
 }
 
 fn read(tenant: &str, source: &ComponentSource) -> Result<Vec<u8>, StartError> {

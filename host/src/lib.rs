@@ -30,6 +30,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod admin;
 pub mod app;
 pub mod config;
 pub mod demo;
@@ -38,4 +39,5 @@ pub mod error;
 pub mod server;
 pub mod settings;
 pub mod socketio;
+pub mod store;
 pub mod tenants;

@@ -1,16 +1,24 @@
-//! The `nsbox` command line.
+//! The `nsbox` command line: the server, and a client of its admin API.
 
 use std::net::SocketAddr;
-
 use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use bytes::Bytes;
+use clap::{Args, Parser, Subcommand};
+use http::Method;
+use nsbox::admin::client::{AdminClient, ClientError};
 use nsbox::server::Server;
 use nsbox::settings::{self, Settings};
+use serde_json::{json, Value};
+
+const EXIT_CODES: &str = "Exit codes: 0 done; 1 the admin API refused (the message says why); \
+2 bad command line; 3 the admin API could not be reached or the URL is wrong.";
 
 #[derive(Parser)]
-#[command(name = "nsbox", version, about = "A multi-tenant Socket.IO server")]
+#[command(name = "nsbox", version, about = "A multi-tenant Socket.IO server whose namespaces are sandboxed WebAssembly components", after_help = EXIT_CODES)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -18,69 +26,287 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serves Socket.IO with the tenants of a configuration file, or of the embedded
-    /// default (echo as /t1 and /t2, chat as /acme, admin at /admin).
+    /// Serves Socket.IO with the tenants of a configuration file (or of the embedded
+    /// default: echo as /t1 and /t2, chat as /acme, admin at /admin), the uploaded
+    /// tenants of the data directory, and the admin API.
     Serve {
-        /// Address to listen on; overrides the configuration's `listen`.
+        /// Address for Socket.IO clients; overrides the configuration's `listen`.
         #[arg(long)]
         listen: Option<SocketAddr>,
-        /// A TOML configuration file (see host/src/default.toml for its shape).
+        /// A TOML configuration file (`nsbox default-config` prints one to start from).
         #[arg(long, env = "NSBOX_CONFIG")]
         config: Option<PathBuf>,
+        /// Address of the admin API; overrides `admin_listen`.
+        #[arg(long)]
+        admin_listen: Option<SocketAddr>,
+        /// Where uploads are stored; overrides `data_dir`.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// The operator's token; overrides `admin_token`. Without any, one is generated and logged.
+        #[arg(long, env = "NSBOX_ADMIN_TOKEN", hide_env_values = true)]
+        admin_token: Option<String>,
     },
-    /// Prints the embedded default configuration, a starting point for your own.
+    /// Prints the embedded default configuration.
     DefaultConfig,
+    /// Uploads a component as the new version of a tenant (creating the tenant).
+    #[command(after_help = EXIT_CODES)]
+    Deploy {
+        /// The tenant (its namespace is /TENANT under the default pattern).
+        tenant: String,
+        /// The component, built for wasm32-wasip2.
+        file: PathBuf,
+        #[command(flatten)]
+        api: Api,
+    },
+    /// Lists, shows, rolls back or deletes tenants.
+    #[command(after_help = EXIT_CODES)]
+    Tenants {
+        #[command(subcommand)]
+        action: Option<TenantsAction>,
+        #[command(flatten)]
+        api: Api,
+    },
+    /// Mints a deploy token for one tenant (operator token required); prints it once.
+    #[command(after_help = EXIT_CODES)]
+    Token {
+        /// The tenant the token may deploy.
+        tenant: String,
+        #[command(flatten)]
+        api: Api,
+    },
+}
+
+#[derive(Subcommand)]
+enum TenantsAction {
+    /// Every tenant the token may see.
+    List,
+    /// One tenant: version, digest, sockets, events, faults, memory.
+    Show {
+        /// The tenant.
+        tenant: String,
+    },
+    /// Every stored version of a tenant.
+    Versions {
+        /// The tenant.
+        tenant: String,
+    },
+    /// Makes an earlier version current again.
+    Rollback {
+        /// The tenant.
+        tenant: String,
+        /// The version to go back to (default: the one before the current).
+        #[arg(long)]
+        to: Option<u64>,
+    },
+    /// Deletes a tenant: its sockets are disconnected, its versions and tokens removed.
+    Delete {
+        /// The tenant.
+        tenant: String,
+    },
+}
+
+/// Where the admin API is and who is asking.
+#[derive(Args)]
+struct Api {
+    /// The admin API's URL.
+    #[arg(long, env = "NSBOX_ADMIN_URL", default_value = "http://127.0.0.1:3001")]
+    admin_url: String,
+    /// A bearer token: the operator's or a tenant's deploy token.
+    #[arg(long, env = "NSBOX_TOKEN", hide_env_values = true)]
+    token: Option<String>,
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
+        .with_writer(std::io::stderr)
         .init();
-    match Cli::parse().command {
-        Command::Serve { listen, config } => serve(listen, config).await,
+    let outcome = match Cli::parse().command {
+        Command::Serve {
+            listen,
+            config,
+            admin_listen,
+            data_dir,
+            admin_token,
+        } => {
+            return match serve(listen, config, admin_listen, data_dir, admin_token).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => {
+                    eprintln!("error: {error:#}");
+                    ExitCode::from(1)
+                }
+            }
+        }
         Command::DefaultConfig => {
             print!("{}", settings::DEFAULT);
-            Ok(())
+            return ExitCode::SUCCESS;
+        }
+        Command::Deploy { tenant, file, api } => deploy(&tenant, &file, &api).await,
+        Command::Tenants { action, api } => {
+            tenants(action.unwrap_or(TenantsAction::List), &api).await
+        }
+        Command::Token { tenant, api } => {
+            call(
+                &api,
+                Method::POST,
+                &format!("/v1/tenants/{tenant}/tokens"),
+                Bytes::new(),
+            )
+            .await
+        }
+    };
+    match outcome {
+        Ok(value) => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&value).unwrap_or_default()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::from(u8::try_from(error.exit_code()).unwrap_or(1))
         }
     }
 }
 
-async fn serve(listen: Option<SocketAddr>, config: Option<PathBuf>) -> anyhow::Result<()> {
-    let settings = match &config {
+async fn call(api: &Api, method: Method, path: &str, body: Bytes) -> Result<Value, ClientError> {
+    AdminClient::new(&api.admin_url, api.token.clone())?
+        .request(method, path, body)
+        .await
+}
+
+async fn deploy(tenant: &str, file: &PathBuf, api: &Api) -> Result<Value, ClientError> {
+    let bytes = std::fs::read(file).map_err(|e| ClientError::Refused {
+        status: 0,
+        code: "unreadable_file".into(),
+        message: format!("cannot read {}: {e}", file.display()),
+    })?;
+    eprintln!(
+        "uploading {} ({} bytes) as tenant {tenant}; the server validates and compiles it…",
+        file.display(),
+        bytes.len()
+    );
+    let started = Instant::now();
+    let answer = call(
+        api,
+        Method::PUT,
+        &format!("/v1/tenants/{tenant}/component"),
+        Bytes::from(bytes),
+    )
+    .await?;
+    eprintln!(
+        "live as version {} in {:.1} s",
+        answer.get("version").cloned().unwrap_or(json!("?")),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(answer)
+}
+
+async fn tenants(action: TenantsAction, api: &Api) -> Result<Value, ClientError> {
+    match action {
+        TenantsAction::List => call(api, Method::GET, "/v1/tenants", Bytes::new()).await,
+        TenantsAction::Show { tenant } => {
+            call(
+                api,
+                Method::GET,
+                &format!("/v1/tenants/{tenant}"),
+                Bytes::new(),
+            )
+            .await
+        }
+        TenantsAction::Versions { tenant } => {
+            let path = format!("/v1/tenants/{tenant}/versions");
+            call(api, Method::GET, &path, Bytes::new()).await
+        }
+        TenantsAction::Rollback { tenant, to } => {
+            let body = match to {
+                Some(version) => Bytes::from(json!({ "version": version }).to_string()),
+                None => Bytes::new(),
+            };
+            let path = format!("/v1/tenants/{tenant}/rollback");
+            call(api, Method::POST, &path, body).await
+        }
+        TenantsAction::Delete { tenant } => {
+            call(
+                api,
+                Method::DELETE,
+                &format!("/v1/tenants/{tenant}"),
+                Bytes::new(),
+            )
+            .await
+        }
+    }
+}
+
+async fn serve(
+    listen: Option<SocketAddr>,
+    config: Option<PathBuf>,
+    admin_listen: Option<SocketAddr>,
+    data_dir: Option<PathBuf>,
+    admin_token: Option<String>,
+) -> anyhow::Result<()> {
+    let mut settings = match &config {
         Some(path) => Settings::load(path)?,
         None => Settings::embedded()?,
     };
-    let app = nsbox::app::start(&settings).await?;
+    if let Some(dir) = data_dir {
+        settings.data_dir = dir;
+    }
+    let token = match admin_token.or_else(|| settings.admin_token.clone()) {
+        Some(token) => token,
+        None => {
+            let token = format!("nsbox_op_{:032x}", rand::random::<u128>());
+            tracing::warn!("no admin token configured; this run's operator token is {token}");
+            token
+        }
+    };
+    let app = nsbox::app::start(&settings, &token).await?;
     let listen = listen.unwrap_or(settings.listen);
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
+    let admin_listen = admin_listen.unwrap_or(settings.admin_listen);
+    let admin_listener = tokio::net::TcpListener::bind(admin_listen)
+        .await
+        .with_context(|| format!("cannot listen on {admin_listen} (admin API)"))?;
     let address = listener.local_addr()?;
     tracing::info!(
-        "nsbox listening on http://{address} ({})",
+        "nsbox listening on http://{address} ({}), admin API on http://{}, data in {}",
         match &config {
             Some(path) => format!("configuration {}", path.display()),
             None => "embedded default configuration".to_owned(),
-        }
+        },
+        admin_listener.local_addr()?,
+        settings.data_dir.display()
     );
-    for (name, tenant) in &settings.tenants {
-        let namespace = tenant
-            .namespace
-            .clone()
-            .unwrap_or_else(|| format!("/{name}"));
-        tracing::info!(tenant = %name, component = %tenant.component, "serving {namespace}");
+    for name in app.tenants.names() {
+        if let Some(slot) = app.tenants.get(&name) {
+            let namespace = slot
+                .namespace()
+                .map(str::to_owned)
+                .unwrap_or_else(|| format!("/{name}"));
+            tracing::info!(tenant = %name, version = slot.current().version(), "serving {namespace}");
+        }
     }
-    let shutdown = async {
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let mut admin_stopped = stopped.clone();
+    tokio::spawn(app.admin.clone().serve(admin_listener, async move {
+        let _ = admin_stopped.changed().await;
+    }));
+    let shutdown = async move {
         let _ = tokio::signal::ctrl_c().await;
         tracing::info!("shutting down");
+        let _ = stop.send(true);
     };
     Server::new()
         .mount(app.io.engine().clone())
         .serve(listener, shutdown)
         .await;
+    drop(stopped);
     Ok(())
 }

@@ -26,6 +26,19 @@ pub struct Settings {
     /// Origins browsers may connect from; `"*"` for any; empty for none (no CORS headers).
     #[serde(default)]
     pub cors_origins: Vec<String>,
+    /// Where the admin API listens (keep it private: it accepts uploads).
+    #[serde(default = "default_admin_listen")]
+    pub admin_listen: SocketAddr,
+    /// The operator's token for the admin API; without one (and without
+    /// `--admin-token` or `NSBOX_ADMIN_TOKEN`) a random one is made and logged.
+    #[serde(default)]
+    pub admin_token: Option<String>,
+    /// Where uploaded components, their versions and deploy-token hashes are kept.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    /// The largest component an upload may be, in bytes.
+    #[serde(default = "default_max_component_bytes")]
+    pub max_component_bytes: usize,
     /// Limits every tenant runs under.
     #[serde(default)]
     pub limits: Limits,
@@ -71,6 +84,18 @@ fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 3000))
 }
 
+fn default_admin_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 3001))
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("nsbox-data")
+}
+
+fn default_max_component_bytes() -> usize {
+    16 << 20
+}
+
 fn default_pattern() -> String {
     r"^/(\w+)$".to_owned()
 }
@@ -94,6 +119,7 @@ impl Settings {
     pub fn parse(text: &str, base_dir: &Path) -> Result<Settings, SettingsError> {
         let mut settings: Settings = toml::from_str(text)?;
         settings.base_dir = base_dir.to_owned();
+        settings.data_dir = base_dir.join(&settings.data_dir);
         regex::Regex::new(&settings.namespace_pattern)
             .map_err(|error| SettingsError::Invalid(format!("namespace_pattern: {error}")))?;
         for (name, tenant) in &settings.tenants {

@@ -12,16 +12,29 @@ use tokio::process::{Child, Command};
 /// Starts the binary on a free port and returns it with the address it reports.
 async fn serve(extra: &[&str]) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_nsbox"))
-        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+        ])
+        .arg("--data-dir")
+        .arg(std::env::temp_dir().join(format!(
+            "nsbox-serve-data-{}-{}",
+            std::process::id(),
+            rand_suffix()
+        )))
         .args(extra)
         .env("RUST_LOG", "info")
         .env("NO_COLOR", "1")
-        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
         .expect("nsbox starts");
-    let stdout = child.stdout.take().expect("piped stdout");
-    let mut lines = BufReader::new(stdout).lines();
+    // The log goes to stderr (stdout is for the CLI's answers).
+    let log = child.stderr.take().expect("piped stderr");
+    let mut lines = BufReader::new(log).lines();
     let addr = tokio::time::timeout(Duration::from_secs(60), async {
         while let Some(line) = lines.next_line().await.expect("readable output") {
             if let Some(rest) = line.split("listening on http://").nth(1) {
@@ -39,6 +52,13 @@ async fn serve(extra: &[&str]) -> (Child, String) {
     // Keep draining the log so the server never blocks on a full pipe.
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     (child, addr)
+}
+
+fn rand_suffix() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
 }
 
 /// One HTTP/1.1 request on a fresh connection; returns the body.

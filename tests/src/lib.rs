@@ -15,6 +15,9 @@ use tokio::sync::oneshot;
 /// The configuration of [`TestServer::start_tenants`]; paths are relative to the
 /// directory the examples were built in.
 const TENANTS: &str = r#"
+# Small, so that a test can exceed it cheaply (the examples are ~150 KB).
+max_component_bytes = 1048576
+
 [tenants.t1]
 component = "builtin:echo"
 
@@ -38,12 +41,19 @@ component = "hostile_spin.wasm"
 component = "hostile_memory.wasm"
 "#;
 
+/// The operator token of [`TestServer::start_tenants`]'s admin API.
+pub const ADMIN_TOKEN: &str = "test-operator-token";
+
 /// A running server; it stops when dropped.
 pub struct TestServer {
     /// Where it listens.
     pub addr: SocketAddr,
     /// The Socket.IO server, for tests that inspect it.
     pub io: SocketIo,
+    /// Where the admin API listens, when there is one.
+    pub admin: Option<SocketAddr>,
+    /// The data directory, removed on drop.
+    data_dir: Option<PathBuf>,
     stop: Option<oneshot::Sender<()>>,
 }
 
@@ -63,28 +73,45 @@ impl TestServer {
         Ok(TestServer {
             addr,
             io,
+            admin: None,
+            data_dir: None,
             stop: Some(stop),
         })
     }
 
     /// Starts a server on the Wasm tenants: `echo` as `t1` and `t2`, `admin` at `/admin`,
     /// `chat` as `acme`, and the hostile examples as `crash` (panics), `spin` (loops
-    /// forever) and `hog` (eats memory), under the default limits.
+    /// forever) and `hog` (eats memory), under the default limits; with the admin API
+    /// (operator token [`ADMIN_TOKEN`]) on a fresh data directory.
     pub async fn start_tenants() -> Result<TestServer, Box<dyn std::error::Error>> {
-        let dir = nsbox::tenants::builtin::EXAMPLES_DIR
-            .ok_or("nsbox was built without the builtin-tenants feature")?;
-        let settings = Settings::parse(TENANTS, Path::new(dir))?;
-        let app = nsbox::app::start(&settings).await?;
+        let dir = examples_dir()?;
+        let mut settings = Settings::parse(TENANTS, Path::new(dir))?;
+        let data_dir = std::env::temp_dir().join(format!(
+            "nsbox-test-data-{}-{}",
+            std::process::id(),
+            NEXT_DIR.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        settings.data_dir = data_dir.clone();
+        let app = nsbox::app::start(&settings, ADMIN_TOKEN).await?;
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
+        let admin_listener = TcpListener::bind("127.0.0.1:0").await?;
+        let admin = admin_listener.local_addr()?;
         let (stop, stopped) = oneshot::channel::<()>();
+        let (admin_stop, admin_stopped) = oneshot::channel::<()>();
+        tokio::spawn(app.admin.clone().serve(admin_listener, async {
+            let _ = admin_stopped.await;
+        }));
         let server = Server::new().mount(app.io.engine().clone());
-        tokio::spawn(server.serve(listener, async {
+        tokio::spawn(server.serve(listener, async move {
             let _ = stopped.await;
+            let _ = admin_stop.send(());
         }));
         Ok(TestServer {
             addr,
             io: app.io,
+            admin: Some(admin),
+            data_dir: Some(data_dir),
             stop: Some(stop),
         })
     }
@@ -100,7 +127,18 @@ impl Drop for TestServer {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
+        if let Some(dir) = self.data_dir.take() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
+}
+
+static NEXT_DIR: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Where the build put the example components (hostile ones included).
+pub fn examples_dir() -> Result<&'static str, Box<dyn std::error::Error>> {
+    Ok(nsbox::tenants::builtin::EXAMPLES_DIR
+        .ok_or("nsbox was built without the builtin-tenants feature")?)
 }
 
 /// `tests/js`, where the JS suites and their pinned dependencies live.
@@ -127,14 +165,26 @@ pub async fn ensure_npm_packages() -> std::io::Result<()> {
     }
 }
 
-/// Runs `node --test` on the given files of `tests/js` against `url`.
-pub async fn run_node_tests(url: &str, files: &[&str]) -> std::io::Result<Output> {
-    tokio::process::Command::new("node")
+/// Runs `node --test` on the given files of `tests/js` against `server`: its URL in
+/// `SERVER_URL`, and with an admin API also `ADMIN_URL`, `ADMIN_TOKEN` and
+/// `EXAMPLES_DIR` (where the example components are).
+pub async fn run_node_tests(server: &TestServer, files: &[&str]) -> std::io::Result<Output> {
+    let mut command = tokio::process::Command::new("node");
+    if let Some(admin) = server.admin {
+        command
+            .env("ADMIN_URL", format!("http://{admin}"))
+            .env("ADMIN_TOKEN", ADMIN_TOKEN)
+            .env(
+                "EXAMPLES_DIR",
+                examples_dir().map_err(|e| std::io::Error::other(e.to_string()))?,
+            );
+    }
+    command
         .arg("--test")
         .arg("--test-reporter=spec")
         .args(files)
         .current_dir(js_dir())
-        .env("SERVER_URL", url)
+        .env("SERVER_URL", server.url())
         .kill_on_drop(true)
         .output()
         .await

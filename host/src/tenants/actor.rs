@@ -21,8 +21,14 @@ use super::state::TenantState;
 use crate::socketio::{AckError, AckSender, ConnectError, DisconnectReason, Payload, Socket};
 
 /// The event every socket of a tenant receives just before the server disconnects it
-/// because the tenant's instance failed.
+/// because the tenant's instance failed, the tenant was deleted, or its new version
+/// refused the socket: `{tenant, kind, error}`.
 pub const FAULT_EVENT: &str = "nsbox:error";
+
+/// The event a socket receives when a new version of its tenant takes it over:
+/// `{tenant, version}`. The socket stays connected; the new version ran its middleware
+/// and `on-connection` for it as for a new socket (rooms other than its own were left).
+pub const REDEPLOY_EVENT: &str = "nsbox:redeployed";
 
 /// What the actor is asked to do.
 pub(crate) enum Command {
@@ -45,6 +51,15 @@ pub(crate) enum Command {
         socket: Arc<Socket>,
         reason: DisconnectReason,
     },
+    /// A socket already in the namespace, handed over from the tenant's previous version:
+    /// run the middleware and, if it passes, `on-connection`.
+    Readmit { socket: Arc<Socket> },
+    /// A new version takes over (or, without one, the tenant is deleted): hand every
+    /// socket to the successor, run `done`, and forward whatever arrives from then on.
+    Retire {
+        successor: Option<TenantHandle>,
+        done: Box<dyn FnOnce() + Send>,
+    },
     /// A client answered (or did not) an ack the guest asked for.
     AckReply {
         generation: u64,
@@ -64,12 +79,17 @@ pub struct TenantStats {
     pub faults: AtomicU64,
     /// Instances created (the first one included).
     pub instantiations: AtomicU64,
+    /// Sockets the tenant knows now (admitted and not yet gone).
+    pub sockets: AtomicU64,
+    /// Linear memory of the live instance, in bytes.
+    pub memory_bytes: AtomicU64,
 }
 
 /// The way to a running tenant: cheap to clone, one per socket handler.
 #[derive(Clone)]
 pub struct TenantHandle {
     name: Arc<str>,
+    version: u64,
     mailbox: mpsc::UnboundedSender<Command>,
     queued_events: Arc<AtomicUsize>,
     queue_limit: usize,
@@ -77,21 +97,25 @@ pub struct TenantHandle {
 }
 
 impl TenantHandle {
-    /// Starts the actor of a tenant. Nothing is instantiated until the first socket asks.
+    /// Starts the actor of one version of a tenant; `stats` are the tenant's, shared by
+    /// its versions. Nothing is instantiated until the first socket asks.
     pub fn spawn(
         name: &str,
+        version: u64,
         runtime: Arc<Runtime>,
         code: Arc<Code>,
         limits: Limits,
+        stats: Arc<TenantStats>,
     ) -> TenantHandle {
         let (mailbox, inbox) = mpsc::unbounded_channel();
         let name: Arc<str> = Arc::from(name);
         let handle = TenantHandle {
             name: name.clone(),
+            version,
             mailbox: mailbox.clone(),
             queued_events: Arc::default(),
             queue_limit: limits.queued_events,
-            stats: Arc::default(),
+            stats,
         };
         let actor = Actor {
             name,
@@ -104,6 +128,9 @@ impl TenantHandle {
             mailbox: mailbox.downgrade(),
             queued_events: handle.queued_events.clone(),
             stats: handle.stats.clone(),
+            version,
+            retired: false,
+            successor: None,
         };
         tokio::spawn(actor.run(inbox));
         handle
@@ -115,43 +142,62 @@ impl TenantHandle {
     }
 
     /// The tenant's counters.
-    pub fn stats(&self) -> &TenantStats {
+    pub fn stats(&self) -> &Arc<TenantStats> {
         &self.stats
     }
 
-    /// Runs the guest's middleware for `socket`; on success the socket's events and
-    /// departure are forwarded to the tenant from then on.
-    pub async fn admit(&self, socket: Arc<Socket>) -> Result<(), ConnectError> {
+    /// The version this handle runs (0 for a tenant from the configuration file).
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// Runs the guest's middleware for `socket`.
+    pub(crate) async fn middleware(&self, socket: Arc<Socket>) -> Result<(), ConnectError> {
         let (reply, verdict) = oneshot::channel();
         let unavailable =
             || ConnectError::with_data("tenant unavailable", json!({ "tenant": &*self.name }));
         self.mailbox
-            .send(Command::Middleware {
-                socket: socket.clone(),
-                reply,
-            })
+            .send(Command::Middleware { socket, reply })
             .map_err(|_| unavailable())?;
-        verdict.await.map_err(|_| unavailable())??;
-        let tenant = self.clone();
-        socket.on_fallback(move |socket, event, args, ack| tenant.event(socket, event, args, ack));
-        let tenant = self.clone();
-        socket.on_disconnect(move |socket, reason| {
-            let _ = tenant.mailbox.send(Command::Disconnected {
-                socket: socket.clone(),
-                reason,
-            });
-        });
-        Ok(())
+        verdict.await.map_err(|_| unavailable())?
     }
 
     /// Tells the tenant an admitted socket was accepted.
-    pub fn connected(&self, socket: &Arc<Socket>) {
+    pub(crate) fn connected(&self, socket: &Arc<Socket>) {
         let _ = self.mailbox.send(Command::Connected {
             socket: socket.clone(),
         });
     }
 
-    fn event(&self, socket: &Arc<Socket>, event: &str, args: Payload, ack: Option<AckSender>) {
+    /// Tells the tenant a socket left.
+    pub(crate) fn disconnected(&self, socket: &Arc<Socket>, reason: DisconnectReason) {
+        let _ = self.mailbox.send(Command::Disconnected {
+            socket: socket.clone(),
+            reason,
+        });
+    }
+
+    fn readmit(&self, socket: Arc<Socket>) {
+        let _ = self.mailbox.send(Command::Readmit { socket });
+    }
+
+    /// Hands every socket to `successor` (or, without one, disconnects them); `done`
+    /// runs once they are all on their way.
+    pub(crate) fn retire(&self, successor: Option<TenantHandle>, done: Box<dyn FnOnce() + Send>) {
+        if let Err(mpsc::error::SendError(Command::Retire { done, .. })) =
+            self.mailbox.send(Command::Retire { successor, done })
+        {
+            done();
+        }
+    }
+
+    pub(crate) fn event(
+        &self,
+        socket: &Arc<Socket>,
+        event: &str,
+        args: Payload,
+        ack: Option<AckSender>,
+    ) {
         if self.queued_events.fetch_add(1, Ordering::AcqRel) >= self.queue_limit {
             self.queued_events.fetch_sub(1, Ordering::AcqRel);
             self.stats.dropped_events.fetch_add(1, Ordering::Relaxed);
@@ -185,6 +231,11 @@ struct Actor {
     mailbox: mpsc::WeakUnboundedSender<Command>,
     queued_events: Arc<AtomicUsize>,
     stats: Arc<TenantStats>,
+    version: u64,
+    /// Set once a new version took over or the tenant was deleted.
+    retired: bool,
+    /// Where whatever arrives after retirement goes.
+    successor: Option<TenantHandle>,
 }
 
 impl Actor {
@@ -197,6 +248,9 @@ impl Actor {
     }
 
     async fn handle(&mut self, command: Command) {
+        if self.retired {
+            return self.forward(command);
+        }
         match command {
             Command::Middleware { socket, reply } => {
                 let verdict = self.middleware(&socket).await;
@@ -204,7 +258,9 @@ impl Actor {
             }
             Command::Connected { socket } => {
                 let Some(handle) = self.handle_of(&socket) else {
-                    return self.orphaned(&socket);
+                    // Admitted by an instance that has failed or been replaced since: this
+                    // one takes it over as if it had just connected.
+                    return self.take_over(socket, false).await;
                 };
                 self.call(async |exports, store| exports.call_on_connection(store, handle).await)
                     .await;
@@ -246,6 +302,11 @@ impl Actor {
                     live.store.data_mut().remove_socket(handle);
                 }
             }
+            Command::Readmit { socket } => self.take_over(socket, true).await,
+            Command::Retire { successor, done } => {
+                self.hand_over(successor);
+                done();
+            }
             Command::AckReply {
                 generation,
                 request,
@@ -265,6 +326,122 @@ impl Actor {
                         .await
                 })
                 .await;
+            }
+        }
+    }
+
+    /// After retirement: everything goes to the successor; without one (the tenant was
+    /// deleted) new sockets are refused and stragglers disconnected.
+    fn forward(&mut self, command: Command) {
+        let next = self.successor.clone();
+        match command {
+            Command::Middleware { socket, reply } => match next {
+                Some(next) => {
+                    let _ = next.mailbox.send(Command::Middleware { socket, reply });
+                }
+                None => {
+                    let _ = reply.send(Err(ConnectError::with_data(
+                        "unknown tenant",
+                        json!({ "namespace": socket.nsp().name(), "tenant": &*self.name }),
+                    )));
+                }
+            },
+            Command::Connected { socket } => match next {
+                Some(next) => next.connected(&socket),
+                None => self.orphaned(&socket),
+            },
+            Command::Readmit { socket } => match next {
+                Some(next) => next.readmit(socket),
+                None => self.orphaned(&socket),
+            },
+            Command::Event {
+                socket,
+                event,
+                args,
+                ack,
+            } => {
+                self.queued_events.fetch_sub(1, Ordering::AcqRel);
+                match next {
+                    Some(next) => next.event(&socket, &event, args, ack),
+                    None => self.orphaned(&socket),
+                }
+            }
+            Command::Disconnected { socket, reason } => {
+                if let Some(next) = next {
+                    next.disconnected(&socket, reason);
+                }
+            }
+            Command::Retire { done, .. } => done(),
+            Command::AckReply { .. } => {}
+        }
+    }
+
+    /// Gives every socket to the successor, which runs its own middleware and
+    /// `on-connection` for it; without a successor, tells and disconnects them.
+    fn hand_over(&mut self, successor: Option<TenantHandle>) {
+        self.retired = true;
+        self.generation += 1;
+        self.successor = successor.clone();
+        let Some(live) = self.live.take() else { return };
+        let sockets = live.store.into_data().drain_sockets();
+        tracing::info!(
+            tenant = %self.name,
+            version = self.version,
+            sockets = sockets.len(),
+            successor = successor.as_ref().map(|s| s.version),
+            "tenant version retired"
+        );
+        for socket in sockets {
+            match &successor {
+                Some(next) => {
+                    let own = socket.id().to_string();
+                    for room in socket.rooms() {
+                        if room != own {
+                            socket.leave(&room);
+                        }
+                    }
+                    next.readmit(socket);
+                }
+                None => {
+                    let notice = json!({
+                        "tenant": &*self.name,
+                        "kind": "deleted",
+                        "error": "the tenant was deleted",
+                    });
+                    socket.emit(FAULT_EVENT, Payload::from_values(&[notice]));
+                    socket.disconnect();
+                }
+            }
+        }
+    }
+
+    /// Takes over a connected socket another instance admitted, as if it had just
+    /// connected; `redeployed` tells the client a new version did.
+    async fn take_over(&mut self, socket: Arc<Socket>, redeployed: bool) {
+        if !socket.connected() || self.handle_of(&socket).is_some() {
+            return;
+        }
+        match self.middleware(&socket).await {
+            Ok(()) => {
+                let Some(handle) = self.handle_of(&socket) else {
+                    return;
+                };
+                if redeployed {
+                    let notice = json!({ "tenant": &*self.name, "version": self.version });
+                    socket.emit(REDEPLOY_EVENT, Payload::from_values(&[notice]));
+                }
+                self.call(async |exports, store| exports.call_on_connection(store, handle).await)
+                    .await;
+            }
+            Err(refusal) => {
+                let notice = json!({
+                    "tenant": &*self.name,
+                    "kind": "refused",
+                    "error": refusal.message,
+                    "data": refusal.data,
+                });
+                socket.emit(FAULT_EVENT, Payload::from_values(&[notice]));
+                socket.disconnect();
             }
         }
     }
@@ -335,6 +512,7 @@ impl Actor {
             &self.limits,
             self.ids.clone(),
             self.mailbox.clone(),
+            self.stats.clone(),
         );
         let clock = state.clock.clone();
         let mut store = Store::new(self.runtime.engine(), state);
@@ -390,7 +568,7 @@ impl Actor {
         self.generation += 1;
         let Some(live) = self.live.take() else { return };
         let mut state = live.store.into_data();
-        let sockets = state.sockets.drain();
+        let sockets = state.drain_sockets();
         tracing::warn!(
             tenant = %self.name,
             kind = fault.kind(),

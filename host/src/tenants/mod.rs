@@ -6,6 +6,7 @@
 //! - `actor`: one instance per tenant, its calls one at a time, its faults and restarts.
 //! - `state`: the store's data and the host functions of the `host` interface.
 //! - [`registry`]: tenant names to components, and the binding to namespaces.
+//! - `slot`: a tenant as its sockets see it, so a new version can take over.
 
 mod actor;
 pub mod bindings;
@@ -15,10 +16,12 @@ mod fault;
 mod limits;
 pub mod registry;
 pub mod runtime;
+mod slot;
 mod state;
 
-pub use actor::{TenantHandle, TenantStats, FAULT_EVENT};
+pub use actor::{TenantHandle, TenantStats, FAULT_EVENT, REDEPLOY_EVENT};
 pub use fault::Fault;
 pub use limits::Limits;
 pub use registry::Tenants;
 pub use runtime::{Code, LoadError, Runtime};
+pub use slot::TenantSlot;

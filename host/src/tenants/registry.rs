@@ -11,13 +11,14 @@ use serde_json::json;
 use super::actor::TenantHandle;
 use super::limits::Limits;
 use super::runtime::{Code, Runtime};
+use super::slot::TenantSlot;
 use crate::socketio::{ConnectError, SocketIo};
 
 /// The tenants a server runs.
 pub struct Tenants {
     runtime: Arc<Runtime>,
     limits: Limits,
-    by_name: RwLock<HashMap<String, TenantHandle>>,
+    slots: RwLock<HashMap<String, Arc<TenantSlot>>>,
 }
 
 impl Tenants {
@@ -26,7 +27,7 @@ impl Tenants {
         Arc::new(Tenants {
             runtime,
             limits,
-            by_name: RwLock::default(),
+            slots: RwLock::default(),
         })
     }
 
@@ -35,30 +36,75 @@ impl Tenants {
         &self.runtime
     }
 
-    /// Starts a tenant running `code`, reachable through the namespace pattern, and
-    /// returns its handle. A tenant of the same name is replaced.
-    pub fn insert(&self, name: &str, code: Arc<Code>) -> TenantHandle {
-        let handle = self.start(name, code);
-        if let Ok(mut tenants) = self.by_name.write() {
-            tenants.insert(name.to_owned(), handle.clone());
+    /// Serves tenant `name` with `code` (its `version`, 0 when it has none). A tenant of
+    /// that name hands its sockets over to the new version; otherwise the tenant is new,
+    /// reached through the pattern. Returns once the new version serves.
+    pub async fn deploy(&self, name: &str, version: u64, code: Arc<Code>) -> Arc<TenantSlot> {
+        let handle = self.spawn(name, version, code);
+        if let Some(slot) = self.get(name) {
+            slot.replace(handle).await;
+            return slot;
         }
-        handle
+        self.add(handle, None)
     }
 
-    /// Starts a tenant that no pattern reaches, for [`Tenants::serve_static`].
-    pub fn start(&self, name: &str, code: Arc<Code>) -> TenantHandle {
-        TenantHandle::spawn(name, self.runtime.clone(), code, self.limits.clone())
+    /// Adds a tenant bound to a static namespace; serve it with [`Tenants::serve_static`].
+    pub fn add_static(&self, name: &str, code: Arc<Code>, namespace: &str) -> Arc<TenantSlot> {
+        let handle = self.spawn(name, 0, code);
+        self.add(handle, Some(namespace.to_owned()))
     }
 
-    /// The tenant of that name reachable through the pattern.
-    pub fn get(&self, name: &str) -> Option<TenantHandle> {
-        self.by_name.read().ok()?.get(name).cloned()
+    fn spawn(&self, name: &str, version: u64, code: Arc<Code>) -> TenantHandle {
+        // A tenant's counters outlive its versions.
+        let stats = self
+            .get(name)
+            .map(|slot| slot.current().stats().clone())
+            .unwrap_or_default();
+        TenantHandle::spawn(
+            name,
+            version,
+            self.runtime.clone(),
+            code,
+            self.limits.clone(),
+            stats,
+        )
     }
 
-    /// The names of the tenants reachable through the pattern.
+    fn add(&self, handle: TenantHandle, namespace: Option<String>) -> Arc<TenantSlot> {
+        let slot = TenantSlot::new(handle, namespace);
+        if let Ok(mut slots) = self.slots.write() {
+            slots.insert(slot.name().to_owned(), slot.clone());
+        }
+        slot
+    }
+
+    /// Removes a tenant: its sockets are told and disconnected, new ones refused.
+    /// Returns whether there was one.
+    pub async fn remove(&self, name: &str) -> bool {
+        let slot = self.slots.write().ok().and_then(|mut s| s.remove(name));
+        match slot {
+            Some(slot) => {
+                slot.retire().await;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The tenant of that name.
+    pub fn get(&self, name: &str) -> Option<Arc<TenantSlot>> {
+        self.slots.read().ok()?.get(name).cloned()
+    }
+
+    /// The tenant the pattern reaches under that name (not one bound to a static namespace).
+    fn by_pattern(&self, name: &str) -> Option<Arc<TenantSlot>> {
+        self.get(name).filter(|slot| slot.namespace().is_none())
+    }
+
+    /// The names of all tenants, sorted.
     pub fn names(&self) -> Vec<String> {
         let mut names: Vec<String> = self
-            .by_name
+            .slots
             .read()
             .map(|t| t.keys().cloned().collect())
             .unwrap_or_default();
@@ -78,32 +124,35 @@ impl Tenants {
             let tenants = tenants.clone();
             let name = tenant_name(&names, socket.nsp().name());
             async move {
-                let Some(tenant) = tenants.get(&name) else {
+                let Some(slot) = tenants.by_pattern(&name) else {
                     return Err(ConnectError::with_data(
                         "unknown tenant",
                         json!({ "namespace": socket.nsp().name(), "tenant": name }),
                     ));
                 };
-                tenant.admit(socket).await
+                slot.admit(socket).await
             }
         });
         let tenants = self.clone();
         parent.on_connection(move |socket| {
-            if let Some(tenant) = tenants.get(&tenant_name(&pattern, socket.nsp().name())) {
-                tenant.connected(socket);
+            if let Some(slot) = tenants.by_pattern(&tenant_name(&pattern, socket.nsp().name())) {
+                slot.connected(socket);
             }
         });
     }
 
-    /// Serves the static namespace `namespace` with `tenant`.
-    pub fn serve_static(&self, io: &SocketIo, namespace: &str, tenant: TenantHandle) {
+    /// Serves the tenant's static namespace.
+    pub fn serve_static(&self, io: &SocketIo, slot: Arc<TenantSlot>) {
+        let Some(namespace) = slot.namespace() else {
+            return;
+        };
         let nsp = io.of(namespace);
-        let admitting = tenant.clone();
+        let admitting = slot.clone();
         nsp.use_middleware(move |socket| {
-            let tenant = admitting.clone();
-            async move { tenant.admit(socket).await }
+            let slot = admitting.clone();
+            async move { slot.admit(socket).await }
         });
-        nsp.on_connection(move |socket| tenant.connected(socket));
+        nsp.on_connection(move |socket| slot.connected(socket));
     }
 }
 

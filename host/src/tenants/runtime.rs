@@ -14,16 +14,89 @@ use super::state::TenantState;
 /// How often the epoch advances: the granularity of CPU deadlines and of yields.
 pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(1);
 
-/// Why a component could not be loaded.
+/// Why a component could not be loaded; each says what to do about it.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
-    /// The bytes are not a component wasmtime can compile.
+    /// The bytes are not WebAssembly at all.
+    #[error(
+        "not WebAssembly (no \\0asm header): upload the .wasm file cargo built for wasm32-wasip2"
+    )]
+    NotWasm,
+    /// A core module, not a component.
+    #[error("a core WebAssembly module, not a component: build with `--target wasm32-wasip2`, or wrap the module with `wasm-tools component new`")]
+    CoreModule,
+    /// Larger than the limit.
+    #[error("the component is {size} bytes; the limit is {limit}")]
+    TooLarge {
+        /// Its size.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// It imports an interface the host does not grant.
+    #[error("the component imports `{import}`, which nsbox does not grant (tenants get wasi:io, wasi:clocks, wasi:random, wasi:cli and nsbox:tenant/host): remove what uses it")]
+    ForbiddenImport {
+        /// The import's name.
+        import: String,
+    },
+    /// The bytes do not validate or compile.
     #[error("not a valid component: {0}")]
     Invalid(String),
-    /// The component needs something the host does not grant, or does not export the
-    /// `nsbox:tenant` world.
-    #[error("the component does not fit the nsbox:tenant world: {0}")]
+    /// It does not export the `nsbox:tenant` world, or its imports have other types.
+    #[error("the component does not fit the nsbox:tenant@0.1.0 world (build it with the nsbox-guest SDK of this version): {0}")]
     World(String),
+}
+
+impl LoadError {
+    /// A stable code for APIs and scripts.
+    pub fn code(&self) -> &'static str {
+        match self {
+            LoadError::NotWasm => "not_wasm",
+            LoadError::CoreModule => "core_module",
+            LoadError::TooLarge { .. } => "too_large",
+            LoadError::ForbiddenImport { .. } => "forbidden_import",
+            LoadError::Invalid(_) => "invalid",
+            LoadError::World(_) => "wrong_world",
+        }
+    }
+}
+
+/// The interfaces a tenant may import (names without their `@version`); the linker
+/// links exactly these (see `add_granted_wasi`).
+const GRANTED: &[&str] = &[
+    "wasi:io/error",
+    "wasi:io/poll",
+    "wasi:io/streams",
+    "wasi:clocks/wall-clock",
+    "wasi:clocks/monotonic-clock",
+    "wasi:random/random",
+    "wasi:random/insecure",
+    "wasi:random/insecure-seed",
+    "wasi:cli/exit",
+    "wasi:cli/environment",
+    "wasi:cli/stdin",
+    "wasi:cli/stdout",
+    "wasi:cli/stderr",
+    "wasi:cli/terminal-input",
+    "wasi:cli/terminal-output",
+    "wasi:cli/terminal-stdin",
+    "wasi:cli/terminal-stdout",
+    "wasi:cli/terminal-stderr",
+    "nsbox:tenant/host",
+    "nsbox:tenant/types",
+];
+
+/// Tells a component from a core module or from something else by its 8-byte header.
+fn check_header(bytes: &[u8]) -> Result<(), LoadError> {
+    const MAGIC: &[u8] = b"\0asm";
+    const CORE: [u8; 4] = [1, 0, 0, 0];
+    if bytes.len() < 8 || &bytes[..4] != MAGIC {
+        return Err(LoadError::NotWasm);
+    }
+    if bytes[4..8] == CORE {
+        return Err(LoadError::CoreModule);
+    }
+    Ok(())
 }
 
 /// The engine and linker shared by all tenants.
@@ -74,8 +147,17 @@ impl Runtime {
     /// Compiling takes tens of milliseconds of CPU: call it off the async runtime's
     /// threads (`spawn_blocking`) when serving.
     pub fn compile(&self, bytes: &[u8]) -> Result<Code, LoadError> {
+        check_header(bytes)?;
         let component = Component::new(&self.engine, bytes)
             .map_err(|error| LoadError::Invalid(format!("{error:#}")))?;
+        for (import, _) in component.component_type().imports(&self.engine) {
+            let interface = import.split('@').next().unwrap_or(import);
+            if !GRANTED.contains(&interface) {
+                return Err(LoadError::ForbiddenImport {
+                    import: import.to_owned(),
+                });
+            }
+        }
         let instance_pre = self
             .linker
             .instantiate_pre(&component)
@@ -135,10 +217,14 @@ mod tests {
     fn garbage_and_core_modules_are_not_components() {
         assert!(matches!(
             compile_err(b"not wasm at all"),
-            LoadError::Invalid(_)
+            LoadError::NotWasm
         ));
+        assert!(matches!(compile_err(b""), LoadError::NotWasm));
         let core = wat::parse_str("(module)").expect("valid wat");
-        assert!(matches!(compile_err(&core), LoadError::Invalid(_)));
+        assert!(matches!(compile_err(&core), LoadError::CoreModule));
+        let mut truncated = wat::parse_str("(component)").expect("valid wat");
+        truncated.extend_from_slice(&[1, 2, 3]);
+        assert!(matches!(compile_err(&truncated), LoadError::Invalid(_)));
     }
 
     #[test]
@@ -159,9 +245,27 @@ mod tests {
             let text = format!(r#"(component (import "{import}" (instance (export "f" (func)))))"#);
             let component = wat::parse_str(&text).expect("valid wat");
             let error = compile_err(&component);
-            assert!(matches!(error, LoadError::World(_)), "{error}");
+            assert!(
+                matches!(error, LoadError::ForbiddenImport { .. }),
+                "{error}"
+            );
             assert!(error.to_string().contains(import), "{error}");
         }
+    }
+
+    #[cfg(feature = "builtin-tenants")]
+    #[test]
+    fn a_tenant_reaching_for_files_and_sockets_is_refused_at_load() {
+        let dir = super::super::builtin::EXAMPLES_DIR.expect("built with the examples");
+        let bytes = std::fs::read(format!("{dir}/hostile_wasi.wasm")).expect("built");
+        let error = compile_err(&bytes);
+        let LoadError::ForbiddenImport { import } = &error else {
+            panic!("expected a forbidden import, got {error}");
+        };
+        assert!(
+            import.starts_with("wasi:filesystem/") || import.starts_with("wasi:sockets/"),
+            "{import}"
+        );
     }
 
     #[cfg(feature = "builtin-tenants")]

@@ -10,7 +10,7 @@ use wasmtime::component::ResourceTable;
 use wasmtime::ResourceLimiter;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use super::actor::Command;
+use super::actor::{Command, TenantStats};
 use super::bindings::nsbox::tenant::host::Host;
 use super::bindings::nsbox::tenant::types::{self, Args, Level, Target};
 use super::clock::CallClock;
@@ -33,6 +33,16 @@ pub(crate) struct TenantState {
     ids: Arc<AtomicU64>,
     namespace: Option<Arc<Namespace>>,
     mailbox: mpsc::WeakUnboundedSender<Command>,
+    stats: Arc<TenantStats>,
+}
+
+impl Drop for TenantState {
+    /// The instance is gone: so are its memory and its sockets, as far as counts go.
+    fn drop(&mut self) {
+        self.stats.memory_bytes.store(0, Ordering::Relaxed);
+        let known = self.sockets.by_handle.len() as u64;
+        self.stats.sockets.fetch_sub(known, Ordering::Relaxed);
+    }
 }
 
 impl TenantState {
@@ -42,6 +52,7 @@ impl TenantState {
         limits: &Limits,
         ids: Arc<AtomicU64>,
         mailbox: mpsc::WeakUnboundedSender<Command>,
+        stats: Arc<TenantStats>,
     ) -> TenantState {
         TenantState {
             tenant,
@@ -50,13 +61,14 @@ impl TenantState {
             // arguments; stdio closed or discarded.
             wasi: WasiCtx::builder().build(),
             table: ResourceTable::new(),
-            limiter: Limiter::new(limits),
+            limiter: Limiter::new(limits, stats.clone()),
             clock: Arc::default(),
             sockets: Sockets::default(),
             acks: HashMap::new(),
             ids,
             namespace: None,
             mailbox,
+            stats,
         }
     }
 
@@ -70,13 +82,25 @@ impl TenantState {
         let handle = self.next_id();
         self.namespace = Some(socket.nsp().clone());
         self.sockets.insert(handle, socket.clone());
+        self.stats.sockets.fetch_add(1, Ordering::Relaxed);
         handle
     }
 
     /// Forgets a socket and every ack of it the guest had not answered.
     pub(crate) fn remove_socket(&mut self, handle: u64) {
-        self.sockets.remove(handle);
+        if self.sockets.remove(handle) {
+            self.stats.sockets.fetch_sub(1, Ordering::Relaxed);
+        }
         self.acks.retain(|_, (socket, _)| *socket != handle);
+    }
+
+    /// Takes every socket out (the instance is going away).
+    pub(crate) fn drain_sockets(&mut self) -> Vec<Arc<Socket>> {
+        let sockets = self.sockets.drain();
+        self.stats
+            .sockets
+            .fetch_sub(sockets.len() as u64, Ordering::Relaxed);
+        sockets
     }
 
     /// Keeps a client's ack for the guest to answer and returns its handle.
@@ -112,9 +136,13 @@ impl Sockets {
         self.by_handle.insert(handle, socket);
     }
 
-    fn remove(&mut self, handle: u64) {
-        if let Some(socket) = self.by_handle.remove(&handle) {
-            self.by_sid.remove(socket.id());
+    fn remove(&mut self, handle: u64) -> bool {
+        match self.by_handle.remove(&handle) {
+            Some(socket) => {
+                self.by_sid.remove(socket.id());
+                true
+            }
+            None => false,
         }
     }
 
@@ -126,7 +154,7 @@ impl Sockets {
         self.by_sid.get(socket.id()).copied()
     }
 
-    pub(crate) fn drain(&mut self) -> Vec<Arc<Socket>> {
+    fn drain(&mut self) -> Vec<Arc<Socket>> {
         self.by_sid.clear();
         self.by_handle.drain().map(|(_, socket)| socket).collect()
     }
@@ -138,14 +166,16 @@ pub(crate) struct Limiter {
     memory_limit: usize,
     memory_used: usize,
     table_limit: usize,
+    stats: Arc<TenantStats>,
 }
 
 impl Limiter {
-    fn new(limits: &Limits) -> Limiter {
+    fn new(limits: &Limits, stats: Arc<TenantStats>) -> Limiter {
         Limiter {
             memory_limit: limits.memory_bytes,
             memory_used: 0,
             table_limit: limits.table_elements,
+            stats,
         }
     }
 }
@@ -166,6 +196,9 @@ impl ResourceLimiter for Limiter {
             .into());
         }
         self.memory_used = asked;
+        self.stats
+            .memory_bytes
+            .store(asked as u64, Ordering::Relaxed);
         Ok(true)
     }
 

@@ -9,13 +9,10 @@ async fn suite(file: &str, server: TestServer) {
     ensure_npm_packages()
         .await
         .expect("npm packages for the JS tests");
-    let run = tokio::time::timeout(
-        Duration::from_secs(300),
-        run_node_tests(&server.url(), &[file]),
-    )
-    .await
-    .expect("the JS suite finishes within 5 minutes")
-    .expect("node runs (Node.js 20 or newer is required)");
+    let run = tokio::time::timeout(Duration::from_secs(300), run_node_tests(&server, &[file]))
+        .await
+        .expect("the JS suite finishes within 5 minutes")
+        .expect("node runs (Node.js 20 or newer is required)");
     let stdout = String::from_utf8_lossy(&run.stdout);
     let stderr = String::from_utf8_lossy(&run.stderr);
     println!("{stdout}");
@@ -60,4 +57,10 @@ async fn socketio_with_official_client() {
 async fn wasm_tenants_with_official_client() {
     let server = TestServer::start_tenants().await.expect("server starts");
     suite("tenants.test.mjs", server).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_api_with_official_client() {
+    let server = TestServer::start_tenants().await.expect("server starts");
+    suite("admin.test.mjs", server).await;
 }

@@ -1,0 +1,363 @@
+//! The admin API, on its own listener: tenants, their component versions and deploy
+//! tokens, as JSON over HTTP with bearer tokens.
+//!
+//! | request | who | what |
+//! |---|---|---|
+//! | `GET /v1/tenants` | operator, deploy token (its tenant only) | the tenants |
+//! | `GET /v1/tenants/{t}` | operator, `t`'s token | version, digest, upload time, live sockets, events, faults, restarts, memory |
+//! | `PUT /v1/tenants/{t}/component` | operator, `t`'s token | upload: validated, stored, made live; answers version and SHA-256 |
+//! | `GET /v1/tenants/{t}/versions` | operator, `t`'s token | every stored version |
+//! | `POST /v1/tenants/{t}/rollback` | operator, `t`'s token | `{"version": N}` (default: the one before) made current again |
+//! | `DELETE /v1/tenants/{t}` | operator | sockets told and disconnected, files and tokens removed |
+//! | `POST /v1/tenants/{t}/tokens` | operator | a new deploy token for `t` (shown once) |
+//!
+//! No token or a wrong one: 401. A deploy token for another tenant, or on an
+//! operator-only request: 403. A bad upload: 400 with a code and a message that says
+//! what to do, and the running version untouched.
+
+pub mod client;
+mod reply;
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{Method, Request, StatusCode};
+use http_body_util::{BodyExt, Limited};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+use tokio::sync::Mutex;
+
+use self::reply::{error, json, Reply};
+use crate::store::tokens::{Access, Tokens};
+use crate::store::{valid_tenant_name, ComponentStore, VersionInfo};
+use crate::tenants::{Code, LoadError, Tenants};
+
+/// The admin API's state.
+pub struct Admin {
+    tenants: Arc<Tenants>,
+    store: ComponentStore,
+    tokens: Tokens,
+    max_component_bytes: usize,
+    /// Uploads, roll-backs and deletions one at a time, so the store and the live
+    /// versions never disagree.
+    changing: Mutex<()>,
+}
+
+impl Admin {
+    /// An admin API over these tenants, store and tokens.
+    pub fn new(
+        tenants: Arc<Tenants>,
+        store: ComponentStore,
+        tokens: Tokens,
+        max_component_bytes: usize,
+    ) -> Arc<Admin> {
+        Arc::new(Admin {
+            tenants,
+            store,
+            tokens,
+            max_component_bytes,
+            changing: Mutex::new(()),
+        })
+    }
+
+    /// Serves the API on `listener` until `shutdown` resolves.
+    pub async fn serve(
+        self: Arc<Self>,
+        listener: TcpListener,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) {
+        tokio::pin!(shutdown);
+        loop {
+            let stream = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(error) => {
+                        tracing::warn!(%error, "admin accept failed");
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                _ = &mut shutdown => return,
+            };
+            let admin = self.clone();
+            tokio::spawn(async move {
+                let service = service_fn(move |req| {
+                    let admin = admin.clone();
+                    async move { Ok::<_, Infallible>(admin.handle(req).await) }
+                });
+                if let Err(error) = http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await
+                {
+                    tracing::debug!(%error, "admin connection ended with an error");
+                }
+            });
+        }
+    }
+
+    async fn handle(&self, req: Request<hyper::body::Incoming>) -> Reply {
+        let path: Vec<String> = req
+            .uri()
+            .path()
+            .trim_matches('/')
+            .split('/')
+            .map(str::to_owned)
+            .collect();
+        let path: Vec<&str> = path.iter().map(String::as_str).collect();
+        let method = req.method().clone();
+        if path.first() != Some(&"v1") {
+            return error(StatusCode::NOT_FOUND, "not_found", "no such endpoint");
+        }
+        let Some(access) = self.access(&req) else {
+            return error(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "missing or unknown bearer token",
+            );
+        };
+        match (&method, &path[1..]) {
+            (&Method::GET, ["tenants"]) => self.list(&access),
+            (_, ["tenants", tenant, rest @ ..]) => {
+                if !valid_tenant_name(tenant) {
+                    return error(
+                        StatusCode::BAD_REQUEST,
+                        "invalid_name",
+                        "a tenant name is 1 to 64 ASCII letters, digits or _",
+                    );
+                }
+                let operator_only = matches!(
+                    (&method, rest),
+                    (&Method::DELETE, []) | (&Method::POST, ["tokens"])
+                );
+                match &access {
+                    Access::Operator => {}
+                    Access::Tenant(own) if own == tenant && !operator_only => {}
+                    Access::Tenant(_) => {
+                        return error(
+                            StatusCode::FORBIDDEN,
+                            "forbidden",
+                            format!("this token may not do that to tenant {tenant}"),
+                        )
+                    }
+                }
+                match (&method, rest) {
+                    (&Method::GET, []) => self.show(tenant),
+                    (&Method::DELETE, []) => self.delete(tenant).await,
+                    (&Method::PUT, ["component"]) => self.upload(tenant, req).await,
+                    (&Method::GET, ["versions"]) => self.versions(tenant),
+                    (&Method::POST, ["rollback"]) => self.rollback(tenant, req).await,
+                    (&Method::POST, ["tokens"]) => self.mint(tenant),
+                    _ => error(StatusCode::NOT_FOUND, "not_found", "no such endpoint"),
+                }
+            }
+            _ => error(StatusCode::NOT_FOUND, "not_found", "no such endpoint"),
+        }
+    }
+
+    fn access<B>(&self, req: &Request<B>) -> Option<Access> {
+        let value = req
+            .headers()
+            .get(http::header::AUTHORIZATION)?
+            .to_str()
+            .ok()?;
+        let token = value.strip_prefix("Bearer ")?.trim();
+        self.tokens.authenticate(token)
+    }
+
+    fn list(&self, access: &Access) -> Reply {
+        let tenants: Vec<Value> = self
+            .tenants
+            .names()
+            .into_iter()
+            .filter(|name| match access {
+                Access::Operator => true,
+                Access::Tenant(own) => own == name,
+            })
+            .filter_map(|name| self.describe(&name))
+            .collect();
+        json(StatusCode::OK, json!({ "tenants": tenants }))
+    }
+
+    fn show(&self, tenant: &str) -> Reply {
+        match self.describe(tenant) {
+            Some(info) => json(StatusCode::OK, info),
+            None => not_found(tenant),
+        }
+    }
+
+    /// What the API says about a tenant: the live version and its counters, with the
+    /// stored details when it was uploaded (a tenant from the configuration has none).
+    fn describe(&self, tenant: &str) -> Option<Value> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let slot = self.tenants.get(tenant)?;
+        let current = slot.current();
+        let stats = current.stats();
+        let stored = self.store.record(tenant).ok().flatten();
+        let info = stored.as_ref().and_then(|r| r.current_info().cloned());
+        let instantiations = stats.instantiations.load(Relaxed);
+        Some(json!({
+            "name": tenant,
+            "namespace": slot.namespace().map(str::to_owned).unwrap_or_else(|| format!("/{tenant}")),
+            "source": if stored.is_some() { "upload" } else { "config" },
+            "version": current.version(),
+            "sha256": info.as_ref().map(|i| i.sha256.clone()),
+            "size": info.as_ref().map(|i| i.size),
+            "uploaded_at_ms": info.as_ref().map(|i| i.uploaded_at_ms),
+            "sockets": stats.sockets.load(Relaxed),
+            "events": stats.events.load(Relaxed),
+            "dropped_events": stats.dropped_events.load(Relaxed),
+            "faults": stats.faults.load(Relaxed),
+            "restarts": instantiations.saturating_sub(1),
+            "memory_bytes": stats.memory_bytes.load(Relaxed),
+        }))
+    }
+
+    async fn upload(&self, tenant: &str, req: Request<hyper::body::Incoming>) -> Reply {
+        let body = match Limited::new(req.into_body(), self.max_component_bytes)
+            .collect()
+            .await
+        {
+            Ok(body) => body.to_bytes(),
+            Err(_) => {
+                return load_error(&LoadError::TooLarge {
+                    size: self.max_component_bytes + 1,
+                    limit: self.max_component_bytes,
+                })
+            }
+        };
+        let code = match self.compile(body.clone()).await {
+            Ok(code) => code,
+            Err(reply) => return reply,
+        };
+        let _one_at_a_time = self.changing.lock().await;
+        let info = match self.store.add_version(tenant, &body) {
+            Ok(info) => info,
+            Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, "store", e),
+        };
+        self.tenants.deploy(tenant, info.version, code).await;
+        tracing::info!(tenant, version = info.version, sha256 = %info.sha256, "deployed");
+        json(StatusCode::OK, deployed(tenant, &info))
+    }
+
+    async fn compile(&self, bytes: Bytes) -> Result<Arc<Code>, Reply> {
+        let runtime = self.tenants.runtime().clone();
+        match tokio::task::spawn_blocking(move || runtime.compile(&bytes)).await {
+            Ok(Ok(code)) => Ok(Arc::new(code)),
+            Ok(Err(e)) => Err(load_error(&e)),
+            Err(e) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, "compile", e)),
+        }
+    }
+
+    fn versions(&self, tenant: &str) -> Reply {
+        match self.store.record(tenant) {
+            Ok(Some(record)) => json(
+                StatusCode::OK,
+                json!({ "tenant": tenant, "current": record.current, "versions": record.versions }),
+            ),
+            Ok(None) => not_found(tenant),
+            Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "store", e),
+        }
+    }
+
+    async fn rollback(&self, tenant: &str, req: Request<hyper::body::Incoming>) -> Reply {
+        let body = match Limited::new(req.into_body(), 4096).collect().await {
+            Ok(body) => body.to_bytes(),
+            Err(_) => return error(StatusCode::BAD_REQUEST, "bad_request", "body too large"),
+        };
+        let asked: Option<u64> = if body.is_empty() {
+            None
+        } else {
+            match serde_json::from_slice::<Value>(&body) {
+                Ok(value) => value.get("version").and_then(Value::as_u64),
+                Err(e) => return error(StatusCode::BAD_REQUEST, "bad_request", e),
+            }
+        };
+        let _one_at_a_time = self.changing.lock().await;
+        let record = match self.store.record(tenant) {
+            Ok(Some(record)) => record,
+            Ok(None) => return not_found(tenant),
+            Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, "store", e),
+        };
+        let target = asked.or_else(|| {
+            record
+                .versions
+                .iter()
+                .map(|v| v.version)
+                .filter(|v| *v < record.current)
+                .max()
+        });
+        let Some(info) = target.and_then(|v| record.version(v)).cloned() else {
+            return error(
+                StatusCode::NOT_FOUND,
+                "no_such_version",
+                format!("tenant {tenant} has no such version to roll back to"),
+            );
+        };
+        let bytes = match self.store.component(tenant, &info) {
+            Ok(bytes) => bytes,
+            Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, "store", e),
+        };
+        let code = match self.compile(Bytes::from(bytes)).await {
+            Ok(code) => code,
+            Err(reply) => return reply,
+        };
+        if let Err(e) = self.store.set_current(tenant, info.version) {
+            return error(StatusCode::INTERNAL_SERVER_ERROR, "store", e);
+        }
+        self.tenants.deploy(tenant, info.version, code).await;
+        tracing::info!(tenant, version = info.version, "rolled back");
+        json(StatusCode::OK, deployed(tenant, &info))
+    }
+
+    async fn delete(&self, tenant: &str) -> Reply {
+        let _one_at_a_time = self.changing.lock().await;
+        let live = self.tenants.remove(tenant).await;
+        let stored = match self.store.delete(tenant) {
+            Ok(stored) => stored,
+            Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, "store", e),
+        };
+        if let Err(e) = self.tokens.revoke(tenant) {
+            return error(StatusCode::INTERNAL_SERVER_ERROR, "store", e);
+        }
+        if !live && !stored {
+            return not_found(tenant);
+        }
+        tracing::info!(tenant, "deleted");
+        json(StatusCode::OK, json!({ "deleted": tenant }))
+    }
+
+    fn mint(&self, tenant: &str) -> Reply {
+        match self.tokens.mint(tenant) {
+            Ok(token) => json(
+                StatusCode::CREATED,
+                json!({ "tenant": tenant, "token": token }),
+            ),
+            Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "store", e),
+        }
+    }
+}
+
+fn deployed(tenant: &str, info: &VersionInfo) -> Value {
+    json!({
+        "tenant": tenant,
+        "version": info.version,
+        "sha256": info.sha256,
+        "size": info.size,
+    })
+}
+
+fn not_found(tenant: &str) -> Reply {
+    error(
+        StatusCode::NOT_FOUND,
+        "no_such_tenant",
+        format!("no tenant {tenant}"),
+    )
+}
+
+fn load_error(e: &LoadError) -> Reply {
+    error(StatusCode::BAD_REQUEST, e.code(), e)
+}

@@ -1,0 +1,272 @@
+//! The durable store under the data directory: every tenant's component versions and
+//! which one is current, and the hashes of deploy tokens.
+//!
+//! ```text
+//! <data>/tenants/<tenant>/v<N>.wasm     each uploaded version, as uploaded
+//! <data>/tenants/<tenant>/tenant.json   {"current": N, "versions": [...]} (digests, sizes, times)
+//! <data>/tokens.json                    {"<tenant>": ["<sha256 of a token>", ...]}
+//! ```
+//!
+//! Every write is atomic ([`atomic::write`]); an upload writes the component first and
+//! the record naming it second, so a crash in between leaves the previous version current.
+
+pub mod atomic;
+pub mod tokens;
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// One stored version of a tenant's component.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionInfo {
+    /// 1, 2, 3, … in upload order.
+    pub version: u64,
+    /// SHA-256 of the component, hex.
+    pub sha256: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// When it was uploaded, in milliseconds since the Unix epoch.
+    pub uploaded_at_ms: u64,
+}
+
+/// A tenant's versions and the current one.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TenantRecord {
+    /// The version that serves.
+    pub current: u64,
+    /// Every stored version, oldest first.
+    pub versions: Vec<VersionInfo>,
+}
+
+impl TenantRecord {
+    /// The current version's details.
+    pub fn current_info(&self) -> Option<&VersionInfo> {
+        self.version(self.current)
+    }
+
+    /// A version's details.
+    pub fn version(&self, version: u64) -> Option<&VersionInfo> {
+        self.versions.iter().find(|v| v.version == version)
+    }
+}
+
+/// Whether a name can be a tenant: 1 to 64 ASCII letters, digits or `_` (what `\w+`
+/// matches, restricted to ASCII so that it is also a safe directory name).
+pub fn valid_tenant_name(name: &str) -> bool {
+    (1..=64).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+/// SHA-256 of `bytes`, in lower-case hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Components and their versions on disk.
+pub struct ComponentStore {
+    dir: PathBuf,
+}
+
+impl ComponentStore {
+    /// Opens (creating if needed) the store in `data_dir`.
+    pub fn open(data_dir: &Path) -> io::Result<ComponentStore> {
+        let dir = data_dir.join("tenants");
+        fs::create_dir_all(&dir)?;
+        Ok(ComponentStore { dir })
+    }
+
+    fn tenant_dir(&self, name: &str) -> io::Result<PathBuf> {
+        if !valid_tenant_name(name) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("invalid tenant name {name:?}"),
+            ));
+        }
+        Ok(self.dir.join(name))
+    }
+
+    /// Every stored tenant with its record, sorted by name. A tenant whose record is
+    /// unreadable is skipped with a warning, not fatal to the others.
+    pub fn tenants(&self) -> io::Result<Vec<(String, TenantRecord)>> {
+        let mut tenants = Vec::new();
+        for entry in fs::read_dir(&self.dir)?.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !valid_tenant_name(&name) {
+                continue;
+            }
+            match self.record(&name) {
+                Ok(Some(record)) => tenants.push((name, record)),
+                Ok(None) => {}
+                Err(error) => {
+                    tracing::warn!(tenant = %name, %error, "skipping an unreadable tenant")
+                }
+            }
+        }
+        tenants.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(tenants)
+    }
+
+    /// A tenant's record, if it has one.
+    pub fn record(&self, name: &str) -> io::Result<Option<TenantRecord>> {
+        let dir = self.tenant_dir(name)?;
+        atomic::clean_temporaries(&dir);
+        match fs::read(dir.join("tenant.json")) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e)),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(error) => Err(error),
+        }
+    }
+
+    fn save_record(&self, name: &str, record: &TenantRecord) -> io::Result<()> {
+        let bytes = serde_json::to_vec_pretty(record).map_err(io::Error::other)?;
+        atomic::write(&self.tenant_dir(name)?.join("tenant.json"), &bytes)
+    }
+
+    /// Stores a new version and makes it current; returns its details.
+    pub fn add_version(&self, name: &str, bytes: &[u8]) -> io::Result<VersionInfo> {
+        let dir = self.tenant_dir(name)?;
+        let created = !dir.exists();
+        fs::create_dir_all(&dir)?;
+        if created {
+            atomic::sync_dir(&self.dir)?;
+        }
+        let mut record = self.record(name)?.unwrap_or_default();
+        let version = record.versions.iter().map(|v| v.version).max().unwrap_or(0) + 1;
+        let info = VersionInfo {
+            version,
+            sha256: sha256_hex(bytes),
+            size: bytes.len() as u64,
+            uploaded_at_ms: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or(0),
+        };
+        // The component first, the record naming it second: a crash in between leaves the
+        // previous version current and an unreferenced file the next upload overwrites.
+        atomic::write(&dir.join(format!("v{version}.wasm")), bytes)?;
+        record.versions.push(info.clone());
+        record.current = version;
+        self.save_record(name, &record)?;
+        Ok(info)
+    }
+
+    /// Makes an earlier version current again.
+    pub fn set_current(&self, name: &str, version: u64) -> io::Result<VersionInfo> {
+        let mut record = self
+            .record(name)?
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("no tenant {name}")))?;
+        let info = record.version(version).cloned().ok_or_else(|| {
+            io::Error::new(io::ErrorKind::NotFound, format!("no version {version}"))
+        })?;
+        record.current = version;
+        self.save_record(name, &record)?;
+        Ok(info)
+    }
+
+    /// A stored version's bytes, checked against the digest recorded at upload.
+    pub fn component(&self, name: &str, info: &VersionInfo) -> io::Result<Vec<u8>> {
+        let bytes = fs::read(
+            self.tenant_dir(name)?
+                .join(format!("v{}.wasm", info.version)),
+        )?;
+        if sha256_hex(&bytes) != info.sha256 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("v{} does not match its recorded SHA-256", info.version),
+            ));
+        }
+        Ok(bytes)
+    }
+
+    /// Removes a tenant and all its versions. The record goes first, so a crash midway
+    /// leaves no tenant rather than half of one.
+    pub fn delete(&self, name: &str) -> io::Result<bool> {
+        let dir = self.tenant_dir(name)?;
+        if !dir.exists() {
+            return Ok(false);
+        }
+        match fs::remove_file(dir.join("tenant.json")) {
+            Ok(()) => {}
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+            Err(error) => return Err(error),
+        }
+        atomic::sync_dir(&dir)?;
+        fs::remove_dir_all(&dir)?;
+        atomic::sync_dir(&self.dir)?;
+        Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_store() -> (PathBuf, ComponentStore) {
+        let dir = std::env::temp_dir().join(format!("nsbox-store-{}", rand::random::<u64>()));
+        let store = ComponentStore::open(&dir).expect("opens");
+        (dir, store)
+    }
+
+    #[test]
+    fn versions_roll_forward_and_back_and_survive_reopening() {
+        let (dir, store) = temp_store();
+        let v1 = store.add_version("acme", b"one").expect("stored");
+        let v2 = store.add_version("acme", b"two").expect("stored");
+        assert_eq!((v1.version, v2.version), (1, 2));
+        assert_eq!(v1.sha256, sha256_hex(b"one"));
+        store.set_current("acme", 1).expect("rolled back");
+        let reopened = ComponentStore::open(&dir).expect("opens");
+        let tenants = reopened.tenants().expect("lists");
+        assert_eq!(tenants.len(), 1);
+        let record = &tenants[0].1;
+        assert_eq!(record.current, 1);
+        let current = record.current_info().expect("current");
+        assert_eq!(
+            reopened.component("acme", current).expect("readable"),
+            b"one"
+        );
+        assert!(store.set_current("acme", 9).is_err());
+        assert!(store.delete("acme").expect("deleted"));
+        assert!(store.tenants().expect("lists").is_empty());
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_crash_between_component_and_record_keeps_the_previous_version() {
+        let (dir, store) = temp_store();
+        store.add_version("acme", b"one").expect("stored");
+        // What a crash after the component write leaves: v2 on disk, the record at v1,
+        // and a torn temporary.
+        fs::write(dir.join("tenants/acme/v2.wasm"), b"two").expect("written");
+        fs::write(dir.join("tenants/acme/.tenant.json.7.tmp"), b"{\"curr").expect("written");
+        let record = store.record("acme").expect("readable").expect("present");
+        assert_eq!(record.current, 1);
+        // The next upload takes number 2 over.
+        let next = store.add_version("acme", b"three").expect("stored");
+        assert_eq!(next.version, 2);
+        assert_eq!(store.component("acme", &next).expect("readable"), b"three");
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_tampered_component_is_refused_and_names_stay_inside_the_store() {
+        let (dir, store) = temp_store();
+        let info = store.add_version("acme", b"one").expect("stored");
+        fs::write(dir.join("tenants/acme/v1.wasm"), b"evil").expect("tampered");
+        assert!(store.component("acme", &info).is_err());
+        for name in ["../x", "", "a/b", "é", ".", "a b", &"x".repeat(65)] {
+            assert!(!valid_tenant_name(name), "{name:?}");
+            assert!(store.add_version(name, b"x").is_err(), "{name:?}");
+        }
+        let _ = fs::remove_dir_all(&dir);
+    }
+}

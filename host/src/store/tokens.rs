@@ -1,0 +1,149 @@
+//! Bearer tokens: the operator's, and deploy tokens minted for one tenant each. Only
+//! SHA-256 hashes are kept (in memory for the operator's, on disk for deploy tokens),
+//! and a presented token is compared with every hash in constant time.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::RwLock;
+
+use base64::Engine as _;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use super::atomic;
+
+/// What a token may do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Access {
+    /// Everything.
+    Operator,
+    /// Upload and read this tenant, nothing else.
+    Tenant(String),
+}
+
+/// The tokens the admin API accepts.
+pub struct Tokens {
+    path: PathBuf,
+    operator: [u8; 32],
+    deploy: RwLock<BTreeMap<String, Vec<String>>>,
+}
+
+fn digest(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl Tokens {
+    /// Loads the deploy tokens' hashes from `data_dir`; `operator` is the operator's token.
+    pub fn open(data_dir: &Path, operator: &str) -> io::Result<Tokens> {
+        let path = data_dir.join("tokens.json");
+        atomic::clean_temporaries(data_dir);
+        let deploy = match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => BTreeMap::new(),
+            Err(error) => return Err(error),
+        };
+        Ok(Tokens {
+            path,
+            operator: digest(operator),
+            deploy: RwLock::new(deploy),
+        })
+    }
+
+    /// What `token` may do, if it is one of ours.
+    pub fn authenticate(&self, token: &str) -> Option<Access> {
+        let presented = digest(token);
+        if bool::from(presented.ct_eq(&self.operator)) {
+            return Some(Access::Operator);
+        }
+        let presented = hex(&presented);
+        let deploy = self.deploy.read().ok()?;
+        let mut found = None;
+        // Every hash is compared, matched or not, so timing says nothing about which.
+        for (tenant, hashes) in deploy.iter() {
+            for hash in hashes {
+                if bool::from(hash.as_bytes().ct_eq(presented.as_bytes())) {
+                    found = Some(Access::Tenant(tenant.clone()));
+                }
+            }
+        }
+        found
+    }
+
+    /// A new deploy token for `tenant`; only its hash is kept.
+    pub fn mint(&self, tenant: &str) -> io::Result<String> {
+        let secret: [u8; 32] = rand::random();
+        let token = format!(
+            "nsbox_{}",
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret)
+        );
+        self.update(|deploy| {
+            deploy
+                .entry(tenant.to_owned())
+                .or_default()
+                .push(hex(&digest(&token)))
+        })?;
+        Ok(token)
+    }
+
+    /// Revokes every deploy token of `tenant`.
+    pub fn revoke(&self, tenant: &str) -> io::Result<()> {
+        self.update(|deploy| {
+            deploy.remove(tenant);
+        })
+    }
+
+    fn update(&self, change: impl FnOnce(&mut BTreeMap<String, Vec<String>>)) -> io::Result<()> {
+        let mut deploy = self
+            .deploy
+            .write()
+            .map_err(|_| io::Error::other("token store poisoned"))?;
+        let mut next = deploy.clone();
+        change(&mut next);
+        let bytes = serde_json::to_vec_pretty(&next).map_err(io::Error::other)?;
+        atomic::write(&self.path, &bytes)?;
+        *deploy = next;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn operator_and_deploy_tokens_and_nothing_else() {
+        let dir = std::env::temp_dir().join(format!("nsbox-tokens-{}", rand::random::<u64>()));
+        std::fs::create_dir_all(&dir).expect("a directory");
+        let tokens = Tokens::open(&dir, "operator-secret").expect("opens");
+        assert_eq!(
+            tokens.authenticate("operator-secret"),
+            Some(Access::Operator)
+        );
+        assert_eq!(tokens.authenticate("operator-secreT"), None);
+        assert_eq!(tokens.authenticate(""), None);
+        let acme = tokens.mint("acme").expect("minted");
+        assert!(acme.starts_with("nsbox_") && acme.len() > 40);
+        assert_eq!(
+            tokens.authenticate(&acme),
+            Some(Access::Tenant("acme".into()))
+        );
+        // Only the hash is on disk, and it survives a restart.
+        let on_disk = std::fs::read_to_string(dir.join("tokens.json")).expect("saved");
+        assert!(!on_disk.contains(&acme));
+        let reopened = Tokens::open(&dir, "another-operator").expect("opens");
+        assert_eq!(
+            reopened.authenticate(&acme),
+            Some(Access::Tenant("acme".into()))
+        );
+        assert_eq!(reopened.authenticate("operator-secret"), None);
+        reopened.revoke("acme").expect("revoked");
+        assert_eq!(reopened.authenticate(&acme), None);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

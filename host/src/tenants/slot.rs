@@ -1,0 +1,104 @@
+//! A tenant as its sockets see it: a slot holding the version that serves it now.
+//! Sockets talk to the slot, so a new version takes over without touching them.
+
+use std::sync::{Arc, RwLock};
+
+use tokio::sync::{oneshot, Mutex};
+
+use super::actor::TenantHandle;
+use crate::socketio::{ConnectError, Socket};
+
+/// One tenant: its name, where it is served, and its current version.
+pub struct TenantSlot {
+    name: String,
+    namespace: Option<String>,
+    current: RwLock<TenantHandle>,
+    /// One change of version at a time.
+    changing: Mutex<()>,
+}
+
+impl TenantSlot {
+    /// A tenant served by `handle`; `namespace` if it is bound to a static namespace
+    /// rather than reached through the pattern.
+    pub fn new(handle: TenantHandle, namespace: Option<String>) -> Arc<TenantSlot> {
+        Arc::new(TenantSlot {
+            name: handle.name().to_owned(),
+            namespace,
+            current: RwLock::new(handle),
+            changing: Mutex::new(()),
+        })
+    }
+
+    /// The tenant's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The static namespace it is bound to, if any.
+    pub fn namespace(&self) -> Option<&str> {
+        self.namespace.as_deref()
+    }
+
+    /// The version serving now.
+    pub fn current(&self) -> TenantHandle {
+        match self.current.read() {
+            Ok(current) => current.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    fn install(&self, handle: TenantHandle) {
+        match self.current.write() {
+            Ok(mut current) => *current = handle,
+            Err(poisoned) => *poisoned.into_inner() = handle,
+        }
+    }
+
+    /// Runs the tenant's middleware for `socket`; if it passes, the socket's events and
+    /// departure go to whichever version serves the tenant when they happen.
+    pub async fn admit(self: &Arc<Self>, socket: Arc<Socket>) -> Result<(), ConnectError> {
+        self.current().middleware(socket.clone()).await?;
+        let slot = self.clone();
+        socket.on_fallback(move |socket, event, args, ack| {
+            slot.current().event(socket, event, args, ack)
+        });
+        let slot = self.clone();
+        socket.on_disconnect(move |socket, reason| slot.current().disconnected(socket, reason));
+        Ok(())
+    }
+
+    /// The socket the middleware admitted was accepted.
+    pub fn connected(&self, socket: &Arc<Socket>) {
+        self.current().connected(socket);
+    }
+
+    /// Makes `next` the serving version. The current one hands its sockets over first
+    /// (the new version runs its middleware and `on-connection` for each, and the client
+    /// gets `nsbox:redeployed`); returns once `next` serves.
+    pub async fn replace(self: &Arc<Self>, next: TenantHandle) {
+        self.change(Some(next)).await;
+    }
+
+    /// Retires the serving version without a successor: its sockets are told and
+    /// disconnected, and new ones are refused.
+    pub async fn retire(self: &Arc<Self>) {
+        self.change(None).await;
+    }
+
+    async fn change(self: &Arc<Self>, next: Option<TenantHandle>) {
+        let _one_at_a_time = self.changing.lock().await;
+        let (done, installed) = oneshot::channel();
+        let slot = self.clone();
+        let successor = next.clone();
+        self.current().retire(
+            next,
+            Box::new(move || {
+                if let Some(successor) = successor {
+                    slot.install(successor);
+                }
+                let _ = done.send(());
+            }),
+        );
+        let _ = installed.await;
+    }
+}

@@ -1,0 +1,216 @@
+// The admin API over real HTTP, and what its changes do to clients of the official
+// socket.io-client. The harness gives ADMIN_URL, ADMIN_TOKEN and EXAMPLES_DIR (where the
+// example components were built); the server allows components up to 1 MiB.
+import { test, describe } from "node:test";
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { createHash, randomBytes } from "node:crypto";
+import { sleep, once, client, connected } from "./helpers.mjs";
+
+const ADMIN_URL = process.env.ADMIN_URL;
+const OPERATOR = process.env.ADMIN_TOKEN;
+const component = (name) => readFileSync(`${process.env.EXAMPLES_DIR}/${name}.wasm`);
+const sha256 = (bytes) => createHash("sha256").update(bytes).digest("hex");
+
+/** One admin request; resolves with {status, body, headers}. */
+async function api(method, path, { token = OPERATOR, body } = {}) {
+  const headers = token === null ? {} : { authorization: `Bearer ${token}` };
+  const res = await fetch(`${ADMIN_URL}${path}`, { method, headers, body });
+  const text = await res.text();
+  return { status: res.status, body: text ? JSON.parse(text) : null, headers: res.headers };
+}
+const deploy = (tenant, bytes, token) => api("PUT", `/v1/tenants/${tenant}/component`, { token, body: bytes });
+const ack = (socket, event, ...args) =>
+  new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no ack for ${event}`)), 3000);
+    socket.emit(event, ...args, (...answer) => {
+      clearTimeout(timer);
+      resolve(answer);
+    });
+  });
+/** True when `event` gets no ack within `ms`. */
+const unanswered = (socket, event, ms = 300) =>
+  socket.timeout(ms).emitWithAck(event).then(() => false, () => true);
+
+describe("tokens", () => {
+  test("no token or a wrong one: 401", async () => {
+    for (const token of [null, "wrong", ""]) {
+      const res = await api("GET", "/v1/tenants", { token });
+      assert.equal(res.status, 401);
+      assert.equal(res.body.error.code, "unauthorized");
+      assert.equal(res.headers.get("www-authenticate"), "Bearer");
+    }
+  });
+
+  test("a deploy token reaches its own tenant and nothing else", async () => {
+    const minted = await api("POST", "/v1/tenants/alpha/tokens");
+    assert.equal(minted.status, 201);
+    const token = minted.body.token;
+    assert.match(token, /^nsbox_/);
+
+    const own = await deploy("alpha", component("echo"), token);
+    assert.equal(own.status, 200, JSON.stringify(own.body));
+    assert.equal((await api("GET", "/v1/tenants/alpha", { token })).status, 200);
+    assert.equal((await api("GET", "/v1/tenants/alpha/versions", { token })).status, 200);
+    const listed = await api("GET", "/v1/tenants", { token });
+    assert.deepEqual(listed.body.tenants.map((t) => t.name), ["alpha"]);
+
+    for (const [method, path] of [
+      ["PUT", "/v1/tenants/beta/component"],
+      ["GET", "/v1/tenants/t1"],
+      ["DELETE", "/v1/tenants/alpha"],
+      ["POST", "/v1/tenants/alpha/tokens"],
+      ["POST", "/v1/tenants/beta/tokens"],
+    ]) {
+      const res = await api(method, path, { token, body: method === "PUT" ? component("echo") : undefined });
+      assert.equal(res.status, 403, `${method} ${path}`);
+      assert.equal(res.body.error.code, "forbidden");
+    }
+    // The operator sees every tenant, the configuration's included.
+    const all = await api("GET", "/v1/tenants");
+    for (const name of ["alpha", "t1", "t2", "acme", "admin"]) {
+      assert.ok(all.body.tenants.some((t) => t.name === name), name);
+    }
+  });
+
+  test("names that are not tenant names are refused", async () => {
+    for (const name of ["..", "a.b", "%2e%2e", "x".repeat(65)]) {
+      const res = await deploy(name, component("echo"));
+      assert.ok([400, 404].includes(res.status), `${name}: ${res.status}`);
+    }
+  });
+});
+
+describe("deploy, redeploy, roll back, delete", () => {
+  test("one component as two tenants, kept apart", async (t) => {
+    const echo = component("echo");
+    for (const name of ["left", "right"]) {
+      const res = await deploy(name, echo);
+      assert.equal(res.status, 200);
+      assert.deepEqual(res.body, { tenant: name, version: 1, sha256: sha256(echo), size: echo.length });
+    }
+    const left = await connected(t, "/left", { auth: { token: "ok" } });
+    const right = await connected(t, "/right", { auth: { token: "ok" } });
+    const leaked = [];
+    right.on("msg", (...args) => leaked.push(args));
+    const own = once(left, "msg");
+    left.emit("broadcast", "only left");
+    assert.deepEqual(await own, ["only left"]);
+    assert.deepEqual(await ack(right, "whoami"), [{ nsp: "/right", trail: ["m1", "m2", "m3"] }]);
+    assert.deepEqual(leaked, []);
+    const shown = await api("GET", "/v1/tenants/left");
+    assert.equal(shown.body.version, 1);
+    assert.equal(shown.body.sha256, sha256(echo));
+    assert.equal(shown.body.sockets, 1);
+    assert.ok(shown.body.events >= 1);
+    assert.ok(shown.body.memory_bytes > 0);
+  });
+
+  test("a new version takes over connected sockets, and a roll back brings the old one back", async (t) => {
+    const v1 = component("hostile_panic"); // acks echo; no whoami
+    const v2 = component("echo");
+    assert.equal((await deploy("gamma", v1)).body.version, 1);
+    const s = await connected(t, "/gamma", { auth: { token: "ok" } });
+    const disconnects = [];
+    s.on("disconnect", (reason) => disconnects.push(reason));
+    assert.deepEqual(await ack(s, "echo", 1), [1]);
+    assert.ok(await unanswered(s, "whoami"));
+
+    const redeployed = once(s, "nsbox:redeployed");
+    const up = await deploy("gamma", v2);
+    assert.equal(up.status, 200);
+    assert.equal(up.body.version, 2);
+    assert.deepEqual((await redeployed)[0], { tenant: "gamma", version: 2 });
+    // Same socket, new behaviour: the new version ran its middleware chain for it.
+    assert.ok(s.connected);
+    assert.deepEqual(await ack(s, "whoami"), [{ nsp: "/gamma", trail: ["m1", "m2", "m3"] }]);
+    const fresh = await connected(t, "/gamma", { auth: { token: "ok" } });
+    assert.deepEqual(await ack(fresh, "whoami"), [{ nsp: "/gamma", trail: ["m1", "m2", "m3"] }]);
+
+    const versions = await api("GET", "/v1/tenants/gamma/versions");
+    assert.equal(versions.body.current, 2);
+    assert.deepEqual(versions.body.versions.map((v) => [v.version, v.sha256]), [[1, sha256(v1)], [2, sha256(v2)]]);
+
+    const back = once(s, "nsbox:redeployed");
+    const rolled = await api("POST", "/v1/tenants/gamma/rollback");
+    assert.equal(rolled.status, 200, JSON.stringify(rolled.body));
+    assert.equal(rolled.body.version, 1);
+    assert.deepEqual((await back)[0], { tenant: "gamma", version: 1 });
+    assert.ok(await unanswered(s, "whoami"));
+    assert.deepEqual(await ack(s, "echo", 2), [2]);
+    assert.equal((await api("GET", "/v1/tenants/gamma")).body.version, 1);
+    assert.equal((await api("GET", "/v1/tenants/gamma/versions")).body.current, 1);
+
+    const forward = await api("POST", "/v1/tenants/gamma/rollback", { body: JSON.stringify({ version: 2 }) });
+    assert.equal(forward.body.version, 2);
+    const missing = await api("POST", "/v1/tenants/gamma/rollback", { body: JSON.stringify({ version: 9 }) });
+    assert.equal(missing.status, 404);
+    assert.deepEqual(disconnects, [], "no socket was dropped along the way");
+  });
+
+  test("a socket the new version refuses is told why and disconnected", async (t) => {
+    await deploy("delta", component("hostile_panic"));
+    const s = await connected(t, "/delta"); // no token: the echo chain will refuse it
+    const told = once(s, "nsbox:error");
+    const gone = once(s, "disconnect");
+    await deploy("delta", component("echo"));
+    const [notice] = await told;
+    assert.equal(notice.kind, "refused");
+    assert.equal(notice.error, "unauthorized");
+    assert.deepEqual(notice.data, { reason: "bad token" });
+    assert.equal((await gone)[0], "io server disconnect");
+  });
+
+  test("delete disconnects the sockets, removes versions and tokens, refuses newcomers", async (t) => {
+    await deploy("omega", component("hostile_panic"));
+    const token = (await api("POST", "/v1/tenants/omega/tokens")).body.token;
+    const s = await connected(t, "/omega");
+    const told = once(s, "nsbox:error");
+    const gone = once(s, "disconnect");
+    const res = await api("DELETE", "/v1/tenants/omega");
+    assert.equal(res.status, 200);
+    assert.deepEqual(res.body, { deleted: "omega" });
+    assert.equal((await told)[0].kind, "deleted");
+    assert.equal((await gone)[0], "io server disconnect");
+    assert.equal((await api("GET", "/v1/tenants/omega")).status, 404);
+    assert.equal((await api("GET", "/v1/tenants/omega/versions")).status, 404);
+    assert.equal((await api("GET", "/v1/tenants/omega", { token })).status, 401, "its tokens are revoked");
+    const newcomer = client(t, "/omega");
+    const [err] = await once(newcomer, "connect_error");
+    assert.equal(err.message, "unknown tenant");
+    assert.equal((await api("DELETE", "/v1/tenants/omega")).status, 404);
+  });
+});
+
+describe("bad uploads change nothing", () => {
+  const cases = [
+    ["random bytes", () => randomBytes(4096), "not_wasm"],
+    ["an empty body", () => Buffer.alloc(0), "not_wasm"],
+    ["a core module", () => Buffer.from([0, 0x61, 0x73, 0x6d, 1, 0, 0, 0]), "core_module"],
+    ["a component of another world", () => Buffer.from([0, 0x61, 0x73, 0x6d, 0x0d, 0, 1, 0]), "wrong_world"],
+    ["a truncated component", () => component("echo").subarray(0, 5000), "invalid"],
+    ["a component importing wasi:filesystem and wasi:sockets", () => component("hostile_wasi"), "forbidden_import"],
+    ["an oversized one", () => randomBytes(1_100_000), "too_large"],
+  ];
+
+  test("each is refused with a code and a message, and the live version keeps serving", async (t) => {
+    const echo = component("echo");
+    await deploy("stable", echo);
+    const s = await connected(t, "/stable", { auth: { token: "ok" } });
+    for (const [what, bytes, code] of cases) {
+      const res = await deploy("stable", bytes());
+      assert.equal(res.status, 400, `${what}: ${JSON.stringify(res.body)}`);
+      assert.equal(res.body.error.code, code, what);
+      assert.ok(res.body.error.message.length > 20, what);
+      if (code === "forbidden_import") assert.match(res.body.error.message, /wasi:(filesystem|sockets)\//);
+    }
+    const shown = await api("GET", "/v1/tenants/stable");
+    assert.equal(shown.body.version, 1);
+    assert.equal(shown.body.sha256, sha256(echo));
+    assert.equal((await api("GET", "/v1/tenants/stable/versions")).body.versions.length, 1);
+    assert.deepEqual(await ack(s, "echo", "still here"), ["still here"]);
+    // A bad first upload creates nothing.
+    assert.equal((await deploy("never", randomBytes(100))).status, 400);
+    assert.equal((await api("GET", "/v1/tenants/never")).status, 404);
+  });
+});
