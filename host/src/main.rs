@@ -109,10 +109,15 @@ enum TenantsAction {
 #[derive(Args)]
 struct Api {
     /// The admin API's URL.
-    #[arg(long, env = "NSBOX_ADMIN_URL", default_value = "http://127.0.0.1:3001")]
+    #[arg(
+        long,
+        global = true,
+        env = "NSBOX_ADMIN_URL",
+        default_value = "http://127.0.0.1:3001"
+    )]
     admin_url: String,
     /// A bearer token: the operator's or a tenant's deploy token.
-    #[arg(long, env = "NSBOX_TOKEN", hide_env_values = true)]
+    #[arg(long, global = true, env = "NSBOX_TOKEN", hide_env_values = true)]
     token: Option<String>,
 }
 

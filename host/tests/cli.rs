@@ -1,0 +1,244 @@
+//! The `nsbox` CLI against a running `nsbox serve`: deploy, list, show, versions, roll
+//! back, tokens, delete, exit codes; and the store across restarts, a SIGKILL in the
+//! middle of uploads included.
+#![cfg(feature = "builtin-tenants")]
+
+mod common;
+
+use std::process::Output;
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::{cli, join, serve, temp_dir, Host, OPERATOR};
+use http::Method;
+use nsbox::admin::client::AdminClient;
+use nsbox::store::sha256_hex;
+use serde_json::Value;
+
+fn example(name: &str) -> String {
+    let dir = nsbox::tenants::builtin::EXAMPLES_DIR.expect("built with the examples");
+    format!("{dir}/{name}.wasm")
+}
+
+fn answer(output: &Output) -> Value {
+    assert!(
+        output.status.success(),
+        "exit {:?}: {}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("the CLI prints JSON")
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+async fn op(host: &Host, args: &[&str]) -> Output {
+    let mut all: Vec<&str> = args.to_vec();
+    all.extend(["--admin-url", &host.admin_url, "--token", OPERATOR]);
+    cli(&all).await
+}
+
+#[tokio::test]
+async fn deploy_roll_back_tokens_delete_and_a_restart_through_the_cli() {
+    let data = temp_dir("cli");
+    let host = serve(&data, &[]).await;
+    let echo = example("echo");
+    let panic = example("hostile_panic");
+
+    let first = op(&host, &["deploy", "app", &echo]).await;
+    let deployed = answer(&first);
+    assert_eq!(deployed["version"], 1);
+    let echo_sha = sha256_hex(&std::fs::read(&echo).expect("built"));
+    assert_eq!(deployed["sha256"], echo_sha.as_str());
+    assert!(stderr(&first).contains("uploading"), "{}", stderr(&first));
+    assert!(
+        stderr(&first).contains("live as version 1"),
+        "{}",
+        stderr(&first)
+    );
+    assert_eq!(
+        answer(&op(&host, &["deploy", "app", &panic]).await)["version"],
+        2
+    );
+
+    let listed = answer(&op(&host, &["tenants"]).await);
+    assert!(listed["tenants"]
+        .as_array()
+        .expect("a list")
+        .iter()
+        .any(|t| t["name"] == "app"));
+    assert_eq!(
+        answer(&op(&host, &["tenants", "show", "app"]).await)["version"],
+        2
+    );
+    assert_eq!(
+        answer(&op(&host, &["tenants", "versions", "app"]).await)["current"],
+        2
+    );
+    assert_eq!(
+        answer(&op(&host, &["tenants", "rollback", "app"]).await)["version"],
+        1
+    );
+    let admitted = join(&host.addr, "/app", r#"{"token":"ok"}"#).await;
+    assert!(admitted.starts_with("40/app,"), "{admitted}");
+
+    // A deploy token: its own tenant only; exit 1 with the reason otherwise.
+    let token = answer(&op(&host, &["token", "app"]).await)["token"]
+        .as_str()
+        .expect("a token")
+        .to_owned();
+    let own = cli(&[
+        "deploy",
+        "app",
+        &echo,
+        "--admin-url",
+        &host.admin_url,
+        "--token",
+        &token,
+    ])
+    .await;
+    assert_eq!(answer(&own)["version"], 3);
+    let other = cli(&[
+        "deploy",
+        "elsewhere",
+        &echo,
+        "--admin-url",
+        &host.admin_url,
+        "--token",
+        &token,
+    ])
+    .await;
+    assert_eq!(other.status.code(), Some(1));
+    assert!(stderr(&other).contains("forbidden"), "{}", stderr(&other));
+    let wrong = cli(&["tenants", "--admin-url", &host.admin_url, "--token", "nope"]).await;
+    assert_eq!(wrong.status.code(), Some(1));
+    assert!(
+        stderr(&wrong).contains("unauthorized"),
+        "{}",
+        stderr(&wrong)
+    );
+    let garbage = data.join("garbage.wasm");
+    std::fs::write(&garbage, b"definitely not wasm").expect("written");
+    let bad = op(
+        &host,
+        &["deploy", "app", garbage.to_str().expect("utf-8 path")],
+    )
+    .await;
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(stderr(&bad).contains("not_wasm"), "{}", stderr(&bad));
+    let unreachable = cli(&[
+        "tenants",
+        "--admin-url",
+        "http://127.0.0.1:1",
+        "--token",
+        OPERATOR,
+    ])
+    .await;
+    assert_eq!(unreachable.status.code(), Some(3));
+    let usage = cli(&["deploy"]).await;
+    assert_eq!(usage.status.code(), Some(2));
+
+    // A restart keeps every uploaded tenant at its current version, and its tokens.
+    drop(host);
+    let host = serve(&data, &[]).await;
+    let shown = answer(&op(&host, &["tenants", "show", "app"]).await);
+    assert_eq!(shown["version"], 3);
+    assert_eq!(shown["sha256"], echo_sha.as_str());
+    let whoami = join(&host.addr, "/app", r#"{"token":"ok"}"#).await;
+    assert!(whoami.starts_with("40/app,"), "{whoami}");
+    let with_token = cli(&[
+        "tenants",
+        "show",
+        "app",
+        "--admin-url",
+        &host.admin_url,
+        "--token",
+        &token,
+    ])
+    .await;
+    assert_eq!(answer(&with_token)["name"], "app");
+
+    assert_eq!(
+        answer(&op(&host, &["tenants", "delete", "app"]).await)["deleted"],
+        "app"
+    );
+    assert_eq!(
+        op(&host, &["tenants", "show", "app"]).await.status.code(),
+        Some(1)
+    );
+    drop(host);
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+#[tokio::test]
+async fn a_sigkill_during_uploads_leaves_a_version_that_serves() {
+    let data = temp_dir("sigkill");
+    let echo = std::fs::read(example("echo")).expect("built");
+    let admin = std::fs::read(example("admin")).expect("built");
+    let digests = [sha256_hex(&echo), sha256_hex(&admin)];
+    // Kill at different points of the upload pipeline: reading, compiling, storing.
+    for (round, delay_ms) in [5u64, 40, 90, 150].into_iter().enumerate() {
+        let mut host = serve(&data, &[]).await;
+        let client = AdminClient::new(&host.admin_url, Some(OPERATOR.into())).expect("a URL");
+        if round == 0 {
+            client
+                .request(
+                    Method::PUT,
+                    "/v1/tenants/app/component",
+                    Bytes::from(echo.clone()),
+                )
+                .await
+                .expect("the first version");
+        }
+        let uploads = {
+            let (echo, admin) = (Bytes::from(echo.clone()), Bytes::from(admin.clone()));
+            tokio::spawn(async move {
+                for i in 0.. {
+                    let body = if i % 2 == 0 {
+                        admin.clone()
+                    } else {
+                        echo.clone()
+                    };
+                    if client
+                        .request(Method::PUT, "/v1/tenants/app/component", body)
+                        .await
+                        .is_err()
+                    {
+                        break;
+                    }
+                }
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+        host.child.start_kill().expect("SIGKILL");
+        let _ = host.child.wait().await;
+        let _ = tokio::time::timeout(Duration::from_secs(10), uploads).await;
+
+        // After the restart the current version is one that was uploaded whole, it serves,
+        // and every version the record lists loads.
+        let host = serve(&data, &[]).await;
+        let shown = answer(&op(&host, &["tenants", "show", "app"]).await);
+        let sha = shown["sha256"].as_str().expect("a digest").to_owned();
+        assert!(
+            digests.contains(&sha),
+            "round {round}: unknown digest {sha}"
+        );
+        let joined = join(&host.addr, "/app", r#"{"token":"ok","role":"admin"}"#).await;
+        assert!(joined.starts_with("40/app,"), "round {round}: {joined}");
+        let versions = answer(&op(&host, &["tenants", "versions", "app"]).await);
+        let listed = versions["versions"].as_array().expect("a list").clone();
+        for version in listed.iter().rev().take(3) {
+            let number = version["version"].as_u64().expect("a number").to_string();
+            let rolled = op(&host, &["tenants", "rollback", "app", "--to", &number]).await;
+            assert_eq!(
+                answer(&rolled)["version"].to_string(),
+                number,
+                "round {round}"
+            );
+        }
+        drop(host);
+    }
+    let _ = std::fs::remove_dir_all(&data);
+}
