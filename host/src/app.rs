@@ -130,7 +130,13 @@ pub async fn start(settings: &Settings, admin_token: &str) -> Result<App, StartE
     let store = ComponentStore::open(&settings.data_dir).map_err(data_error)?;
     let tokens = Tokens::open(&settings.data_dir, admin_token).map_err(data_error)?;
     restore(&store, &tenants).await.map_err(data_error)?;
-    let admin = Admin::new(tenants.clone(), store, tokens, settings.max_component_bytes);
+    let admin = Admin::new(
+        tenants.clone(),
+        io.engine().clone(),
+        store,
+        tokens,
+        settings.max_component_bytes,
+    );
     Ok(App { io, tenants, admin })
 }
 

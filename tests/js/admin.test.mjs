@@ -214,3 +214,69 @@ describe("bad uploads change nothing", () => {
     assert.equal((await api("GET", "/v1/tenants/never")).status, 404);
   });
 });
+
+describe("metrics", () => {
+  /** The value of `name{tenant="t"...}` in the Prometheus text, or of the unlabelled/other-labelled line. */
+  const read = (text, name, labels) => {
+    const line = text.split("\n").find((l) => l.startsWith(`${name}{${labels}}`));
+    assert.ok(line, `${name}{${labels}} in the metrics`);
+    return Number(line.split(" ").at(-1));
+  };
+  const metrics = async () => {
+    const res = await fetch(`${ADMIN_URL}/metrics`);
+    assert.equal(res.status, 200);
+    assert.match(res.headers.get("content-type"), /^text\/plain/);
+    return res.text();
+  };
+
+  test("move when traffic flows", async (t) => {
+    await deploy("metered", component("echo"));
+    const before = await metrics();
+    const tenant = 'tenant="metered"';
+    for (const family of ["nsbox_tenant_call_cpu_seconds", "nsbox_tenant_sockets", "nsbox_connections"]) {
+      assert.match(before, new RegExp(`# TYPE ${family} `));
+    }
+    const a = await connected(t, "/metered", { auth: { token: "ok" }, transports: ["websocket"] });
+    const b = await connected(t, "/metered", { auth: { token: "ok" } });
+    await refusedOnce(t);
+    for (let i = 0; i < 5; i++) await ack(a, "echo", "x".repeat(100));
+    const heard = once(b, "msg");
+    a.emit("broadcast", "to both");
+    await heard;
+    await sleep(50);
+    const after = await metrics();
+    assert.equal(read(after, "nsbox_tenant_sockets", tenant), 2);
+    assert.equal(read(after, "nsbox_tenant_connects_accepted_total", tenant) - read(before, "nsbox_tenant_connects_accepted_total", tenant), 2);
+    assert.equal(read(after, "nsbox_tenant_connects_refused_total", tenant) - read(before, "nsbox_tenant_connects_refused_total", tenant), 1);
+    assert.equal(read(after, "nsbox_tenant_events_in_total", tenant) - read(before, "nsbox_tenant_events_in_total", tenant), 6);
+    assert.ok(read(after, "nsbox_tenant_bytes_in_total", tenant) - read(before, "nsbox_tenant_bytes_in_total", tenant) >= 500);
+    // 5 acks, 2 hellos to the first socket... at least: acks + broadcast to both.
+    assert.ok(read(after, "nsbox_tenant_events_out_total", tenant) - read(before, "nsbox_tenant_events_out_total", tenant) >= 7);
+    assert.ok(read(after, "nsbox_tenant_bytes_out_total", tenant) > read(before, "nsbox_tenant_bytes_out_total", tenant));
+    assert.ok(read(after, "nsbox_tenant_call_cpu_seconds_count", tenant) > read(before, "nsbox_tenant_call_cpu_seconds_count", tenant));
+    assert.ok(read(after, "nsbox_tenant_memory_bytes", tenant) > 0);
+    assert.equal(read(after, "nsbox_tenant_version", tenant), 1);
+    assert.ok(read(after, 'nsbox_connections', 'transport="websocket"') >= 1);
+    assert.ok(read(after, 'nsbox_connections', 'transport="polling"') + read(after, 'nsbox_connections', 'transport="websocket"') >= 2);
+  });
+
+  async function refusedOnce(t) {
+    const s = client(t, "/metered", { auth: { token: "bad" } });
+    await once(s, "connect_error");
+  }
+
+  test("count traps and restarts", async (t) => {
+    const tenant = 'tenant="crash"';
+    const before = await metrics();
+    const s = await connected(t, "/crash");
+    const gone = once(s, "disconnect");
+    s.emit("boom");
+    await gone;
+    await connected(t, "/crash"); // a fresh instance
+    const after = await metrics();
+    assert.equal(read(after, "nsbox_tenant_traps_total", tenant) - read(before, "nsbox_tenant_traps_total", tenant), 1);
+    assert.ok(read(after, "nsbox_tenant_restarts_total", tenant) > read(before, "nsbox_tenant_restarts_total", tenant));
+    const shown = await api("GET", "/v1/tenants/crash");
+    assert.ok(shown.body.faults >= 1 && shown.body.restarts >= 1);
+  });
+});

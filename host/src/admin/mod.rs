@@ -10,12 +10,14 @@
 //! | `POST /v1/tenants/{t}/rollback` | operator, `t`'s token | `{"version": N}` (default: the one before) made current again |
 //! | `DELETE /v1/tenants/{t}` | operator | sockets told and disconnected, files and tokens removed |
 //! | `POST /v1/tenants/{t}/tokens` | operator | a new deploy token for `t` (shown once) |
+//! | `GET /metrics` | anyone who can reach the listener | Prometheus text format |
 //!
 //! No token or a wrong one: 401. A deploy token for another tenant, or on an
 //! operator-only request: 403. A bad upload: 400 with a code and a message that says
 //! what to do, and the running version untouched.
 
 pub mod client;
+mod metrics;
 mod reply;
 
 use std::convert::Infallible;
@@ -32,6 +34,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Mutex;
 
 use self::reply::{error, json, Reply};
+use crate::engineio::Engine;
 use crate::store::tokens::{Access, Tokens};
 use crate::store::{valid_tenant_name, ComponentStore, VersionInfo};
 use crate::tenants::{Code, LoadError, Tenants};
@@ -39,6 +42,7 @@ use crate::tenants::{Code, LoadError, Tenants};
 /// The admin API's state.
 pub struct Admin {
     tenants: Arc<Tenants>,
+    engine: Arc<Engine>,
     store: ComponentStore,
     tokens: Tokens,
     max_component_bytes: usize,
@@ -51,12 +55,14 @@ impl Admin {
     /// An admin API over these tenants, store and tokens.
     pub fn new(
         tenants: Arc<Tenants>,
+        engine: Arc<Engine>,
         store: ComponentStore,
         tokens: Tokens,
         max_component_bytes: usize,
     ) -> Arc<Admin> {
         Arc::new(Admin {
             tenants,
+            engine,
             store,
             tokens,
             max_component_bytes,
@@ -109,6 +115,9 @@ impl Admin {
             .collect();
         let path: Vec<&str> = path.iter().map(String::as_str).collect();
         let method = req.method().clone();
+        if method == Method::GET && path == ["metrics"] {
+            return reply::text(metrics::render(&self.tenants, &self.engine));
+        }
         if path.first() != Some(&"v1") {
             return error(StatusCode::NOT_FOUND, "not_found", "no such endpoint");
         }

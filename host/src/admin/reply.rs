@@ -33,3 +33,13 @@ pub fn error(status: StatusCode, code: &str, message: impl std::fmt::Display) ->
     }
     response
 }
+
+/// Plain text in the Prometheus exposition format.
+pub fn text(body: String) -> Reply {
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("text/plain; version=0.0.4"),
+    );
+    response
+}

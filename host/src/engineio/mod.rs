@@ -56,6 +56,19 @@ impl Engine {
         self.sessions.lock().map(|s| s.len()).unwrap_or(0)
     }
 
+    /// Open sessions by the transport they use now: `(polling, websocket)`; one in the
+    /// middle of an upgrade counts as polling.
+    pub fn transport_counts(&self) -> (usize, usize) {
+        let Ok(sessions) = self.sessions.lock() else {
+            return (0, 0);
+        };
+        let websocket = sessions
+            .values()
+            .filter(|s| s.transport() == TransportKind::WebSocket)
+            .count();
+        (sessions.len() - websocket, websocket)
+    }
+
     /// Closes every session, telling the layer above the server is shutting down.
     pub fn close_all(&self) {
         let sessions: Vec<Arc<Session>> = match self.sessions.lock() {

@@ -113,6 +113,11 @@ impl Payload {
         self
     }
 
+    /// Bytes on the wire, about: the JSON's length plus the attachments'.
+    pub fn size(&self) -> usize {
+        self.json.len() + self.attachments.iter().map(Bytes::len).sum::<usize>()
+    }
+
     /// The JSON array's text.
     pub fn json(&self) -> &str {
         &self.json

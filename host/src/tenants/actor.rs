@@ -18,6 +18,7 @@ use super::fault::Fault;
 use super::limits::Limits;
 use super::runtime::{Code, Runtime};
 use super::state::TenantState;
+use super::stats::TenantStats;
 use crate::socketio::{AckError, AckSender, ConnectError, DisconnectReason, Payload, Socket};
 
 /// The event every socket of a tenant receives just before the server disconnects it
@@ -66,23 +67,6 @@ pub(crate) enum Command {
         request: u64,
         reply: Result<Payload, AckError>,
     },
-}
-
-/// Counters a tenant keeps about itself.
-#[derive(Debug, Default)]
-pub struct TenantStats {
-    /// Events handed to the guest.
-    pub events: AtomicU64,
-    /// Events dropped because the tenant's queue was full.
-    pub dropped_events: AtomicU64,
-    /// Instances stopped by a fault.
-    pub faults: AtomicU64,
-    /// Instances created (the first one included).
-    pub instantiations: AtomicU64,
-    /// Sockets the tenant knows now (admitted and not yet gone).
-    pub sockets: AtomicU64,
-    /// Linear memory of the live instance, in bytes.
-    pub memory_bytes: AtomicU64,
 }
 
 /// The way to a running tenant: cheap to clone, one per socket handler.
@@ -204,6 +188,9 @@ impl TenantHandle {
             tracing::warn!(tenant = %self.name, event, "event dropped: the tenant's queue is full");
             return;
         }
+        self.stats
+            .bytes_in
+            .fetch_add((event.len() + args.size()) as u64, Ordering::Relaxed);
         let _ = self.mailbox.send(Command::Event {
             socket: socket.clone(),
             event: event.to_owned(),
@@ -548,10 +535,11 @@ impl Actor {
         live.store.set_epoch_deadline(1);
         let outcome = metered(
             call(&live.exports, &mut live.store),
-            clock,
+            clock.clone(),
             self.limits.wall_per_call,
         )
         .await;
+        self.stats.call_cpu.observe(clock.spent());
         match outcome {
             Ok(value) => Some(value),
             Err(fault) => {

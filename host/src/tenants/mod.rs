@@ -18,10 +18,12 @@ pub mod registry;
 pub mod runtime;
 mod slot;
 mod state;
+pub mod stats;
 
-pub use actor::{TenantHandle, TenantStats, FAULT_EVENT, REDEPLOY_EVENT};
+pub use actor::{TenantHandle, FAULT_EVENT, REDEPLOY_EVENT};
 pub use fault::Fault;
 pub use limits::Limits;
 pub use registry::Tenants;
 pub use runtime::{Code, LoadError, Runtime};
 pub use slot::TenantSlot;
+pub use stats::TenantStats;

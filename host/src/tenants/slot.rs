@@ -57,7 +57,14 @@ impl TenantSlot {
     /// Runs the tenant's middleware for `socket`; if it passes, the socket's events and
     /// departure go to whichever version serves the tenant when they happen.
     pub async fn admit(self: &Arc<Self>, socket: Arc<Socket>) -> Result<(), ConnectError> {
-        self.current().middleware(socket.clone()).await?;
+        let current = self.current();
+        let verdict = current.middleware(socket.clone()).await;
+        let counter = match verdict {
+            Ok(()) => &current.stats().connects_accepted,
+            Err(_) => &current.stats().connects_refused,
+        };
+        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        verdict?;
         let slot = self.clone();
         socket.on_fallback(move |socket, event, args, ack| {
             slot.current().event(socket, event, args, ack)

@@ -10,12 +10,13 @@ use wasmtime::component::ResourceTable;
 use wasmtime::ResourceLimiter;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use super::actor::{Command, TenantStats};
+use super::actor::Command;
 use super::bindings::nsbox::tenant::host::Host;
 use super::bindings::nsbox::tenant::types::{self, Args, Level, Target};
 use super::clock::CallClock;
 use super::fault::Fault;
 use super::limits::Limits;
+use super::stats::TenantStats;
 use crate::engineio::Sid;
 use crate::socketio::{AckSender, Namespace, Payload, Socket};
 
@@ -250,6 +251,7 @@ impl types::Host for TenantState {}
 impl Host for TenantState {
     fn emit(&mut self, to: u64, event: String, args: Args) -> wasmtime::Result<()> {
         if let (Some(socket), Some(args)) = (self.sockets.get(to), self.payload("emit", args)) {
+            self.stats.sent(1, event.len() + args.size());
             socket.emit(event, args);
         }
         Ok(())
@@ -274,7 +276,9 @@ impl Host for TenantState {
                 operator = operator.except_socket(socket.id().clone());
             }
         }
-        operator.emit(event, args);
+        let size = event.len() + args.size();
+        let recipients = operator.emit(event, args);
+        self.stats.sent(recipients, size);
         Ok(())
     }
 
@@ -292,6 +296,9 @@ impl Host for TenantState {
         };
         let socket = self.sockets.get(to).cloned();
         let args = self.payload("emit-with-ack", args);
+        if let (Some(_), Some(args)) = (&socket, &args) {
+            self.stats.sent(1, event.len() + args.size());
+        }
         let timeout = std::time::Duration::from_millis(u64::from(timeout_ms));
         tokio::spawn(async move {
             let reply = match (socket, args) {
@@ -315,6 +322,7 @@ impl Host for TenantState {
         };
         match self.payload("answer", args) {
             Some(args) => {
+                self.stats.sent(1, args.size());
                 sender.send(args);
                 Ok(Ok(()))
             }

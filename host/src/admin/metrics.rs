@@ -1,0 +1,157 @@
+//! `GET /metrics`: the Prometheus text format, per tenant and host-wide.
+
+use std::fmt::Write;
+use std::sync::atomic::Ordering::Relaxed;
+
+use crate::engineio::Engine;
+use crate::tenants::{TenantStats, Tenants};
+
+/// A per-tenant metric read from the tenant's counters.
+struct Metric {
+    name: &'static str,
+    kind: &'static str,
+    help: &'static str,
+    read: fn(&TenantStats) -> u64,
+}
+
+const METRICS: [Metric; 11] = [
+    Metric {
+        name: "nsbox_tenant_sockets",
+        kind: "gauge",
+        help: "Sockets connected to the tenant.",
+        read: |s| s.sockets.load(Relaxed),
+    },
+    Metric {
+        name: "nsbox_tenant_connects_accepted_total",
+        kind: "counter",
+        help: "Sockets the middleware let in.",
+        read: |s| s.connects_accepted.load(Relaxed),
+    },
+    Metric {
+        name: "nsbox_tenant_connects_refused_total",
+        kind: "counter",
+        help: "Sockets refused.",
+        read: |s| s.connects_refused.load(Relaxed),
+    },
+    Metric {
+        name: "nsbox_tenant_events_in_total",
+        kind: "counter",
+        help: "Client events handed to the tenant.",
+        read: |s| s.events.load(Relaxed),
+    },
+    Metric {
+        name: "nsbox_tenant_bytes_in_total",
+        kind: "counter",
+        help: "Bytes of client events received.",
+        read: |s| s.bytes_in.load(Relaxed),
+    },
+    Metric {
+        name: "nsbox_tenant_events_dropped_total",
+        kind: "counter",
+        help: "Client events dropped on a full queue.",
+        read: |s| s.dropped_events.load(Relaxed),
+    },
+    Metric {
+        name: "nsbox_tenant_events_out_total",
+        kind: "counter",
+        help: "Messages sent, each recipient of a broadcast counted.",
+        read: |s| s.events_out.load(Relaxed),
+    },
+    Metric {
+        name: "nsbox_tenant_bytes_out_total",
+        kind: "counter",
+        help: "Bytes sent, each recipient of a broadcast counted.",
+        read: |s| s.bytes_out.load(Relaxed),
+    },
+    Metric {
+        name: "nsbox_tenant_traps_total",
+        kind: "counter",
+        help: "Instances stopped by a trap, a deadline or a limit.",
+        read: |s| s.faults.load(Relaxed),
+    },
+    Metric {
+        name: "nsbox_tenant_restarts_total",
+        kind: "counter",
+        help: "Instances created after the first.",
+        read: |s| s.instantiations.load(Relaxed).saturating_sub(1),
+    },
+    Metric {
+        name: "nsbox_tenant_memory_bytes",
+        kind: "gauge",
+        help: "Linear memory of the live instance.",
+        read: |s| s.memory_bytes.load(Relaxed),
+    },
+];
+
+/// Renders every metric.
+pub fn render(tenants: &Tenants, engine: &Engine) -> String {
+    let mut out = String::new();
+    let (polling, websocket) = engine.transport_counts();
+    family(
+        &mut out,
+        "nsbox_connections",
+        "gauge",
+        "Open Engine.IO connections by transport.",
+    );
+    let _ = writeln!(out, "nsbox_connections{{transport=\"polling\"}} {polling}");
+    let _ = writeln!(
+        out,
+        "nsbox_connections{{transport=\"websocket\"}} {websocket}"
+    );
+
+    let slots: Vec<_> = tenants
+        .names()
+        .iter()
+        .filter_map(|name| tenants.get(name))
+        .collect();
+    family(
+        &mut out,
+        "nsbox_tenant_version",
+        "gauge",
+        "The version serving (0: from the configuration).",
+    );
+    for slot in &slots {
+        let version = slot.current().version();
+        let _ = writeln!(
+            out,
+            "nsbox_tenant_version{{tenant=\"{}\"}} {version}",
+            slot.name()
+        );
+    }
+    for metric in &METRICS {
+        family(&mut out, metric.name, metric.kind, metric.help);
+        for slot in &slots {
+            let value = (metric.read)(slot.current().stats());
+            let _ = writeln!(out, "{}{{tenant=\"{}\"}} {value}", metric.name, slot.name());
+        }
+    }
+    family(
+        &mut out,
+        "nsbox_tenant_call_cpu_seconds",
+        "histogram",
+        "CPU time of each call into the tenant.",
+    );
+    for slot in &slots {
+        let (buckets, count, sum) = slot.current().stats().call_cpu.snapshot();
+        let tenant = slot.name();
+        let series = "nsbox_tenant_call_cpu_seconds";
+        for (bound, cumulative) in buckets {
+            let _ = writeln!(
+                out,
+                "{series}_bucket{{tenant=\"{tenant}\",le=\"{bound}\"}} {cumulative}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "{series}_bucket{{tenant=\"{tenant}\",le=\"+Inf\"}} {count}"
+        );
+        let _ = writeln!(out, "{series}_sum{{tenant=\"{tenant}\"}} {sum}");
+        let _ = writeln!(out, "{series}_count{{tenant=\"{tenant}\"}} {count}");
+    }
+    out
+}
+
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
