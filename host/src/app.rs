@@ -150,7 +150,8 @@ async fn restore(store: &ComponentStore, tenants: &Tenants) -> std::io::Result<(
         let loaded = match store.component(&name, &info) {
             Ok(bytes) => {
                 let runtime = tenants.runtime().clone();
-                tokio::task::spawn_blocking(move || runtime.compile(&bytes))
+                let cache = store.cache_dir().to_owned();
+                tokio::task::spawn_blocking(move || runtime.compile_cached(&bytes, &cache))
                     .await
                     .map_err(|e| e.to_string())
                     .and_then(|compiled| compiled.map_err(|e| e.to_string()))

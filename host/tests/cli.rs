@@ -140,6 +140,19 @@ async fn deploy_roll_back_tokens_delete_and_a_restart_through_the_cli() {
     let usage = cli(&["deploy"]).await;
     assert_eq!(usage.status.code(), Some(2));
 
+    // Compiled forms are cached by digest, so a restart need not compile again.
+    let cached: Vec<String> = std::fs::read_dir(data.join("cache"))
+        .expect("a cache")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        cached
+            .iter()
+            .any(|name| name.starts_with(&echo_sha) && name.ends_with(".cwasm")),
+        "{cached:?}"
+    );
+
     // A restart keeps every uploaded tenant at its current version, and its tokens.
     drop(host);
     let host = serve(&data, &[]).await;

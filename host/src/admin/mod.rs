@@ -254,7 +254,8 @@ impl Admin {
 
     async fn compile(&self, bytes: Bytes) -> Result<Arc<Code>, Reply> {
         let runtime = self.tenants.runtime().clone();
-        match tokio::task::spawn_blocking(move || runtime.compile(&bytes)).await {
+        let cache = self.store.cache_dir().to_owned();
+        match tokio::task::spawn_blocking(move || runtime.compile_cached(&bytes, &cache)).await {
             Ok(Ok(code)) => Ok(Arc::new(code)),
             Ok(Err(e)) => Err(load_error(&e)),
             Err(e) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, "compile", e)),

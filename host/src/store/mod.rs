@@ -5,6 +5,7 @@
 //! <data>/tenants/<tenant>/v<N>.wasm     each uploaded version, as uploaded
 //! <data>/tenants/<tenant>/tenant.json   {"current": N, "versions": [...]} (digests, sizes, times)
 //! <data>/tokens.json                    {"<tenant>": ["<sha256 of a token>", ...]}
+//! <data>/cache/<sha256>-<engine>.cwasm  compiled forms, with a .sha256 of each beside it
 //! ```
 //!
 //! Every write is atomic ([`atomic::write`]); an upload writes the component first and
@@ -72,6 +73,7 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 /// Components and their versions on disk.
 pub struct ComponentStore {
     dir: PathBuf,
+    cache: PathBuf,
 }
 
 impl ComponentStore {
@@ -79,7 +81,15 @@ impl ComponentStore {
     pub fn open(data_dir: &Path) -> io::Result<ComponentStore> {
         let dir = data_dir.join("tenants");
         fs::create_dir_all(&dir)?;
-        Ok(ComponentStore { dir })
+        Ok(ComponentStore {
+            dir,
+            cache: data_dir.join("cache"),
+        })
+    }
+
+    /// Where compiled components are cached (see `Runtime::compile_cached`).
+    pub fn cache_dir(&self) -> &Path {
+        &self.cache
     }
 
     fn tenant_dir(&self, name: &str) -> io::Result<PathBuf> {
