@@ -182,6 +182,34 @@ describe("deploy, redeploy, roll back, delete", () => {
   });
 });
 
+describe("uploads and the other tenants", () => {
+  test("a tenant under load keeps being served while another one is deployed", async (t) => {
+    const n = await connected(t, "/t1", { auth: { token: "ok" } });
+    let running = true;
+    let inFlight = false;
+    let duringDeploys = 0;
+    const answers = [];
+    const loop = (async () => {
+      for (let i = 0; running; i++) {
+        answers.push((await ack(n, "echo", i))[0]);
+        if (inFlight) duringDeploys++;
+      }
+    })();
+    // Components not compiled yet on this host, so each upload really compiles.
+    for (const name of ["chat", "admin", "hostile_spin", "hostile_memory"]) {
+      inFlight = true;
+      const res = await deploy("busy", component(name));
+      inFlight = false;
+      assert.equal(res.status, 200, JSON.stringify(res.body));
+    }
+    running = false;
+    await loop;
+    assert.ok(duringDeploys >= 4, `acks answered while uploads compiled: ${duringDeploys}`);
+    assert.deepEqual(answers, [...answers.keys()], "every ack, in order");
+    t.diagnostic(`${duringDeploys} acks answered during 4 uploads`);
+  });
+});
+
 describe("bad uploads change nothing", () => {
   const cases = [
     ["random bytes", () => randomBytes(4096), "not_wasm"],
