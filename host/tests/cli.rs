@@ -34,10 +34,16 @@ fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
-async fn op(host: &Host, args: &[&str]) -> Output {
+/// Runs the CLI against `host` with `token`.
+async fn with_token(host: &Host, token: &str, args: &[&str]) -> Output {
     let mut all: Vec<&str> = args.to_vec();
-    all.extend(["--admin-url", &host.admin_url, "--token", OPERATOR]);
+    all.extend(["--admin-url", &host.admin_url, "--token", token]);
     cli(&all).await
+}
+
+/// Runs the CLI against `host` as the operator.
+async fn op(host: &Host, args: &[&str]) -> Output {
+    with_token(host, OPERATOR, args).await
 }
 
 #[tokio::test]
@@ -89,30 +95,12 @@ async fn deploy_roll_back_tokens_delete_and_a_restart_through_the_cli() {
         .as_str()
         .expect("a token")
         .to_owned();
-    let own = cli(&[
-        "deploy",
-        "app",
-        &echo,
-        "--admin-url",
-        &host.admin_url,
-        "--token",
-        &token,
-    ])
-    .await;
+    let own = with_token(&host, &token, &["deploy", "app", &echo]).await;
     assert_eq!(answer(&own)["version"], 3);
-    let other = cli(&[
-        "deploy",
-        "elsewhere",
-        &echo,
-        "--admin-url",
-        &host.admin_url,
-        "--token",
-        &token,
-    ])
-    .await;
+    let other = with_token(&host, &token, &["deploy", "elsewhere", &echo]).await;
     assert_eq!(other.status.code(), Some(1));
     assert!(stderr(&other).contains("forbidden"), "{}", stderr(&other));
-    let wrong = cli(&["tenants", "--admin-url", &host.admin_url, "--token", "nope"]).await;
+    let wrong = with_token(&host, "nope", &["tenants"]).await;
     assert_eq!(wrong.status.code(), Some(1));
     assert!(
         stderr(&wrong).contains("unauthorized"),
@@ -161,16 +149,7 @@ async fn deploy_roll_back_tokens_delete_and_a_restart_through_the_cli() {
     assert_eq!(shown["sha256"], echo_sha.as_str());
     let whoami = join(&host.addr, "/app", r#"{"token":"ok"}"#).await;
     assert!(whoami.starts_with("40/app,"), "{whoami}");
-    let with_token = cli(&[
-        "tenants",
-        "show",
-        "app",
-        "--admin-url",
-        &host.admin_url,
-        "--token",
-        &token,
-    ])
-    .await;
+    let with_token = with_token(&host, &token, &["tenants", "show", "app"]).await;
     assert_eq!(answer(&with_token)["name"], "app");
 
     assert_eq!(

@@ -5,7 +5,7 @@ import { test, describe } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { createHash, randomBytes } from "node:crypto";
-import { sleep, once, client, connected } from "./helpers.mjs";
+import { sleep, once, client, connected, ack } from "./helpers.mjs";
 
 const ADMIN_URL = process.env.ADMIN_URL;
 const OPERATOR = process.env.ADMIN_TOKEN;
@@ -20,14 +20,6 @@ async function api(method, path, { token = OPERATOR, body } = {}) {
   return { status: res.status, body: text ? JSON.parse(text) : null, headers: res.headers };
 }
 const deploy = (tenant, bytes, token) => api("PUT", `/v1/tenants/${tenant}/component`, { token, body: bytes });
-const ack = (socket, event, ...args) =>
-  new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no ack for ${event}`)), 3000);
-    socket.emit(event, ...args, (...answer) => {
-      clearTimeout(timer);
-      resolve(answer);
-    });
-  });
 /** True when `event` gets no ack within `ms`. */
 const unanswered = (socket, event, ms = 300) =>
   socket.timeout(ms).emitWithAck(event).then(() => false, () => true);

@@ -112,3 +112,13 @@ export async function observer(t) {
     },
   };
 }
+
+/** Emits `event` with `args` and resolves with every argument of the ack (3 s at most). */
+export const ack = (socket, event, ...args) =>
+  new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no ack for ${event}`)), 3000);
+    socket.emit(event, ...args, (...answer) => {
+      clearTimeout(timer);
+      resolve(answer);
+    });
+  });

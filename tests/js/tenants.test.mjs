@@ -4,17 +4,9 @@
 import { test, describe } from "node:test";
 import assert from "node:assert/strict";
 import { Manager } from "socket.io-client";
-import { URL, sleep, once, client, connected, pollingSession, post } from "./helpers.mjs";
+import { URL, sleep, once, client, connected, pollingSession, post, ack } from "./helpers.mjs";
 
 const OK = { auth: { token: "ok" } };
-const ack = (socket, event, ...args) =>
-  new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no ack for ${event}`)), 3000);
-    socket.emit(event, ...args, (...answer) => {
-      clearTimeout(timer);
-      resolve(answer);
-    });
-  });
 /** Resolves with [message, data] of the connect_error. */
 const refused = (socket) =>
   new Promise((resolve, reject) => {

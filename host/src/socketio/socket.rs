@@ -375,9 +375,13 @@ impl Socket {
     /// Runs the disconnect handlers of a socket that passed its middleware but was never
     /// accepted because its connection closed meanwhile.
     pub(crate) fn abandon(self: &Arc<Self>, reason: DisconnectReason) {
-        if self.connected() {
-            return;
+        if !self.connected() {
+            self.run_disconnect_handlers(reason);
         }
+    }
+
+    /// Runs (and forgets) the disconnect handlers.
+    fn run_disconnect_handlers(self: &Arc<Self>, reason: DisconnectReason) {
         let handlers: Vec<DisconnectHandler> = self
             .disconnect_handlers
             .lock()
@@ -398,14 +402,7 @@ impl Socket {
         }
         self.nsp.remove_socket(self);
         self.client.forget(self.nsp.name());
-        let handlers: Vec<DisconnectHandler> = self
-            .disconnect_handlers
-            .lock()
-            .map(|mut h| std::mem::take(&mut *h))
-            .unwrap_or_default();
-        for handler in handlers {
-            handler(self, reason);
-        }
+        self.run_disconnect_handlers(reason);
         if let Ok(mut handlers) = self.handlers.lock() {
             handlers.clear();
         }
