@@ -302,6 +302,46 @@ describe("faults stop only the faulty tenant", () => {
     await neighbourUnharmed(t, () => faultTellsEverySocket(t, "/hog", "grow", "memory"));
   });
 
+  test("an emit flood stops at the per-call message budget", async (t) => {
+    const a = await connected(t, "/flood");
+    let spam = 0;
+    a.on("spam", () => spam++);
+    const told = once(a, "nsbox:error", 10000);
+    a.emit("flood");
+    const [notice] = await told;
+    assert.equal(notice.kind, "emit-limit");
+    assert.match(notice.error, /1000 messages/);
+    assert.ok(spam <= 1000, `${spam} messages got out`);
+    t.diagnostic(`flood: ${spam} messages reached the client before the trap`);
+  });
+
+  test("a broadcast amplification stops at the per-call byte budget, recipients counted", async (t) => {
+    const [a, b] = [await connected(t, "/flood"), await connected(t, "/flood")];
+    let bytes = 0;
+    for (const s of [a, b]) s.on("big", (text) => (bytes += text.length));
+    const told = Promise.all([once(a, "nsbox:error", 10000), once(b, "nsbox:error", 10000)]);
+    a.emit("amplify");
+    for (const [notice] of await told) {
+      assert.equal(notice.kind, "emit-limit");
+      assert.match(notice.error, /bytes/);
+    }
+    assert.ok(bytes <= 1024 * 1024, `${bytes} bytes got out`);
+    t.diagnostic(`amplify: ${bytes} bytes reached the two clients before the trap`);
+  });
+
+  test("a message larger than a tenant may send is stopped before it leaves", async (t) => {
+    const a = await connected(t, "/flood");
+    const giants = [];
+    a.on("giant", (g) => giants.push(g.length));
+    const told = once(a, "nsbox:error");
+    a.emit("giant");
+    const [notice] = await told;
+    assert.equal(notice.kind, "message-size");
+    assert.deepEqual(giants, []);
+    const fresh = await connected(t, "/flood");
+    assert.deepEqual(await ack(fresh, "echo", "fine"), ["fine"]);
+  });
+
   test("a trap in middleware refuses that socket and the next one gets in", async (t) => {
     const [message, data] = await refused(client(t, "/crash", { auth: { boom: true } }));
     assert.equal(message, "tenant error");

@@ -18,6 +18,11 @@ const TENANTS: &str = r#"
 # Small, so that a test can exceed it cheaply (the examples are ~150 KB).
 max_component_bytes = 1048576
 
+# Emit budgets small enough for a test to break quickly.
+[limits]
+emit_messages_per_call = 1000
+emit_bytes_per_call = 1048576
+
 [tenants.t1]
 component = "builtin:echo"
 
@@ -39,6 +44,9 @@ component = "hostile_spin.wasm"
 
 [tenants.hog]
 component = "hostile_memory.wasm"
+
+[tenants.flood]
+component = "hostile_flood.wasm"
 "#;
 
 /// The operator token of [`TestServer::start_tenants`]'s admin API.
@@ -81,7 +89,8 @@ impl TestServer {
 
     /// Starts a server on the Wasm tenants: `echo` as `t1` and `t2`, `admin` at `/admin`,
     /// `chat` as `acme`, and the hostile examples as `crash` (panics), `spin` (loops
-    /// forever) and `hog` (eats memory), under the default limits; with the admin API
+    /// forever), `hog` (eats memory) and `flood` (emits without end), under the default
+    /// limits but for emit budgets of 1,000 messages and 1 MiB per call; with the admin API
     /// (operator token [`ADMIN_TOKEN`]) on a fresh data directory.
     pub async fn start_tenants() -> Result<TestServer, Box<dyn std::error::Error>> {
         let dir = examples_dir()?;

@@ -190,7 +190,7 @@ impl Namespace {
             nsp: self.clone(),
             rooms: Vec::new(),
             except_rooms: Vec::new(),
-            except_socket: None,
+            except_sockets: Vec::new(),
         }
     }
 
@@ -316,7 +316,7 @@ impl Namespace {
             .iter()
             .filter_map(|room| rooms.get(room))
             .flatten()
-            .chain(op.except_socket.as_ref())
+            .chain(op.except_sockets.iter())
             .collect();
         let keep = |sid: &&Sid| !excluded.contains(sid);
         if op.rooms.is_empty() {
@@ -347,7 +347,7 @@ pub struct BroadcastOperator {
     nsp: Arc<Namespace>,
     rooms: Vec<String>,
     except_rooms: Vec<String>,
-    except_socket: Option<Sid>,
+    except_sockets: Vec<Sid>,
 }
 
 impl BroadcastOperator {
@@ -363,8 +363,9 @@ impl BroadcastOperator {
         self
     }
 
+    /// Leaves out one socket (e.g. the sender); may be called for several.
     pub(crate) fn except_socket(mut self, sid: Sid) -> Self {
-        self.except_socket = Some(sid);
+        self.except_sockets.push(sid);
         self
     }
 

@@ -533,6 +533,7 @@ impl Actor {
         clock.reset();
         // The deadline counts from now: a stale one would make the call yield at once.
         live.store.set_epoch_deadline(1);
+        live.store.data_mut().start_call();
         let outcome = metered(
             call(&live.exports, &mut live.store),
             clock.clone(),

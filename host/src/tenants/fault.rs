@@ -32,6 +32,22 @@ pub enum Fault {
         /// The limit that tripped.
         limit: usize,
     },
+    /// A call sent more messages or bytes than its budget (broadcast recipients counted).
+    #[error("a call sent more than {limit} {what} (each recipient of a broadcast counted)")]
+    EmitLimit {
+        /// `messages` or `bytes`.
+        what: &'static str,
+        /// The limit that tripped.
+        limit: u64,
+    },
+    /// One message was larger than a tenant may send.
+    #[error("a message of {size} bytes; the limit is {limit}")]
+    MessageTooLarge {
+        /// Its size.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
     /// The guest trapped (a panic, `unreachable`, an out-of-bounds access, ...).
     #[error("trapped: {0}")]
     Trap(String),
@@ -39,13 +55,15 @@ pub enum Fault {
 
 impl Fault {
     /// A short name for logs, metrics and the `nsbox:error` event: `deadline`,
-    /// `wall-clock`, `memory`, `table` or `trap`.
+    /// `wall-clock`, `memory`, `table`, `emit-limit`, `message-size` or `trap`.
     pub fn kind(&self) -> &'static str {
         match self {
             Fault::Deadline { .. } => "deadline",
             Fault::WallClock { .. } => "wall-clock",
             Fault::Memory { .. } => "memory",
             Fault::Table { .. } => "table",
+            Fault::EmitLimit { .. } => "emit-limit",
+            Fault::MessageTooLarge { .. } => "message-size",
             Fault::Trap(_) => "trap",
         }
     }

@@ -21,6 +21,14 @@ pub struct Limits {
     pub wall_per_call: Duration,
     /// Events queued for the tenant beyond which new ones are dropped.
     pub queued_events: usize,
+    /// Messages one call may send, each recipient of a broadcast counted.
+    pub emit_messages_per_call: u64,
+    /// Bytes one call may send, each recipient of a broadcast counted: one event may
+    /// not turn into gigabytes on the wire.
+    pub emit_bytes_per_call: u64,
+    /// The largest single message a tenant may send (JSON and attachments), like the
+    /// largest a client may send (`maxHttpBufferSize`).
+    pub max_message_bytes: usize,
 }
 
 impl Default for Limits {
@@ -31,6 +39,9 @@ impl Default for Limits {
             cpu_per_call: Duration::from_millis(50),
             wall_per_call: Duration::from_secs(1),
             queued_events: 10_000,
+            emit_messages_per_call: 100_000,
+            emit_bytes_per_call: 64 << 20,
+            max_message_bytes: 1_000_000,
         }
     }
 }

@@ -35,6 +35,62 @@ pub(crate) struct TenantState {
     namespace: Option<Arc<Namespace>>,
     mailbox: mpsc::WeakUnboundedSender<Command>,
     stats: Arc<TenantStats>,
+    budget: EmitBudget,
+}
+
+/// What the call in progress may still send, and the size of one message.
+struct EmitBudget {
+    limits: (u64, u64, usize),
+    messages: u64,
+    bytes: u64,
+}
+
+impl EmitBudget {
+    fn new(limits: &Limits) -> EmitBudget {
+        EmitBudget {
+            limits: (
+                limits.emit_messages_per_call,
+                limits.emit_bytes_per_call,
+                limits.max_message_bytes,
+            ),
+            messages: limits.emit_messages_per_call,
+            bytes: limits.emit_bytes_per_call,
+        }
+    }
+
+    fn refill(&mut self) {
+        self.messages = self.limits.0;
+        self.bytes = self.limits.1;
+    }
+
+    /// Takes `recipients` messages of `size` bytes out of the budget, or says which
+    /// limit that would break (and takes nothing).
+    fn charge(&mut self, recipients: usize, size: usize) -> Result<(), Fault> {
+        let (messages_limit, bytes_limit, message_limit) = self.limits;
+        if size > message_limit {
+            return Err(Fault::MessageTooLarge {
+                size,
+                limit: message_limit,
+            });
+        }
+        let messages = recipients as u64;
+        let bytes = messages.saturating_mul(size as u64);
+        if messages > self.messages {
+            return Err(Fault::EmitLimit {
+                what: "messages",
+                limit: messages_limit,
+            });
+        }
+        if bytes > self.bytes {
+            return Err(Fault::EmitLimit {
+                what: "bytes",
+                limit: bytes_limit,
+            });
+        }
+        self.messages -= messages;
+        self.bytes -= bytes;
+        Ok(())
+    }
 }
 
 impl Drop for TenantState {
@@ -70,7 +126,24 @@ impl TenantState {
             namespace: None,
             mailbox,
             stats,
+            budget: EmitBudget::new(limits),
         }
+    }
+
+    /// A call starts: its emit budget is full again.
+    pub(crate) fn start_call(&mut self) {
+        self.budget.refill();
+    }
+
+    /// Charges what is about to be sent to the call's budget; past it, the call traps
+    /// with the limit it broke and nothing more is sent.
+    fn charge(&mut self, recipients: usize, size: usize) -> wasmtime::Result<()> {
+        if recipients == 0 {
+            return Ok(());
+        }
+        self.budget.charge(recipients, size)?;
+        self.stats.sent(recipients, size);
+        Ok(())
     }
 
     /// A fresh handle; handles are never reused, across restarts included.
@@ -250,8 +323,10 @@ impl types::Host for TenantState {}
 
 impl Host for TenantState {
     fn emit(&mut self, to: u64, event: String, args: Args) -> wasmtime::Result<()> {
-        if let (Some(socket), Some(args)) = (self.sockets.get(to), self.payload("emit", args)) {
-            self.stats.sent(1, event.len() + args.size());
+        if let (Some(socket), Some(args)) =
+            (self.sockets.get(to).cloned(), self.payload("emit", args))
+        {
+            self.charge(1, event.len() + args.size())?;
             socket.emit(event, args);
         }
         Ok(())
@@ -276,9 +351,9 @@ impl Host for TenantState {
                 operator = operator.except_socket(socket.id().clone());
             }
         }
-        let size = event.len() + args.size();
-        let recipients = operator.emit(event, args);
-        self.stats.sent(recipients, size);
+        // Charged before anything is sent: a broadcast that would break the budget sends nothing.
+        self.charge(operator.sockets().len(), event.len() + args.size())?;
+        operator.emit(event, args);
         Ok(())
     }
 
@@ -297,7 +372,7 @@ impl Host for TenantState {
         let socket = self.sockets.get(to).cloned();
         let args = self.payload("emit-with-ack", args);
         if let (Some(_), Some(args)) = (&socket, &args) {
-            self.stats.sent(1, event.len() + args.size());
+            self.charge(1, event.len() + args.size())?;
         }
         let timeout = std::time::Duration::from_millis(u64::from(timeout_ms));
         tokio::spawn(async move {
@@ -322,7 +397,7 @@ impl Host for TenantState {
         };
         match self.payload("answer", args) {
             Some(args) => {
-                self.stats.sent(1, args.size());
+                self.charge(1, args.size())?;
                 sender.send(args);
                 Ok(Ok(()))
             }
