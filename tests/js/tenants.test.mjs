@@ -342,6 +342,43 @@ describe("faults stop only the faulty tenant", () => {
     assert.deepEqual(await ack(fresh, "echo", "fine"), ["fine"]);
   });
 
+  test("repeated faults back off, then quarantine the tenant until its next upload", async (t) => {
+    const waits = [];
+    for (let i = 0; i < 5; i++) {
+      const started = Date.now();
+      const s = await connected(t, "/fragile");
+      waits.push(Date.now() - started);
+      const gone = once(s, "disconnect");
+      s.emit("boom");
+      await gone;
+    }
+    t.diagnostic(`connect times after each fault (ms): ${waits.join(", ")}`);
+    // The first restart is immediate; the next ones wait out 100, 200 and 400 ms.
+    assert.ok(waits[2] >= 95 && waits[3] >= 195 && waits[4] >= 395, `backoff: ${waits}`);
+    const [message, data] = await refused(client(t, "/fragile"));
+    assert.equal(message, "tenant quarantined");
+    assert.equal(data.tenant, "fragile");
+    assert.equal(data.faults, 5);
+    assert.match(data.error, /trap/);
+    // Its neighbours carry on.
+    const n = await connected(t, "/t1", OK);
+    assert.deepEqual(await ack(n, "echo", 1), [1]);
+    if (process.env.ADMIN_URL) {
+      const headers = { authorization: `Bearer ${process.env.ADMIN_TOKEN}` };
+      const shown = await (await fetch(`${process.env.ADMIN_URL}/v1/tenants/fragile`, { headers })).json();
+      assert.equal(shown.quarantined, true);
+      const metrics = await (await fetch(`${process.env.ADMIN_URL}/metrics`)).text();
+      assert.match(metrics, /nsbox_tenant_quarantined\{tenant="fragile"\} 1/);
+      // A new upload lifts the quarantine.
+      const { readFileSync } = await import("node:fs");
+      const body = readFileSync(`${process.env.EXAMPLES_DIR}/hostile_panic.wasm`);
+      const up = await fetch(`${process.env.ADMIN_URL}/v1/tenants/fragile/component`, { method: "PUT", headers, body });
+      assert.equal(up.status, 200);
+      const s = await connected(t, "/fragile");
+      assert.deepEqual(await ack(s, "echo", "back"), ["back"]);
+    }
+  });
+
   test("a trap in middleware refuses that socket and the next one gets in", async (t) => {
     const [message, data] = await refused(client(t, "/crash", { auth: { boom: true } }));
     assert.equal(message, "tenant error");

@@ -14,7 +14,7 @@ struct Metric {
     read: fn(&TenantStats) -> u64,
 }
 
-const METRICS: [Metric; 11] = [
+const METRICS: [Metric; 12] = [
     Metric {
         name: "nsbox_tenant_sockets",
         kind: "gauge",
@@ -74,6 +74,12 @@ const METRICS: [Metric; 11] = [
         kind: "counter",
         help: "Instances created after the first.",
         read: |s| s.instantiations.load(Relaxed).saturating_sub(1),
+    },
+    Metric {
+        name: "nsbox_tenant_quarantined",
+        kind: "gauge",
+        help: "1 while the tenant refuses connections after repeated faults.",
+        read: |s| s.quarantined.load(Relaxed),
     },
     Metric {
         name: "nsbox_tenant_memory_bytes",

@@ -221,6 +221,7 @@ impl Admin {
             "dropped_events": stats.dropped_events.load(Relaxed),
             "faults": stats.faults.load(Relaxed),
             "restarts": instantiations.saturating_sub(1),
+            "quarantined": stats.quarantined.load(Relaxed) == 1,
             "memory_bytes": stats.memory_bytes.load(Relaxed),
         }))
     }

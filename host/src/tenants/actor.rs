@@ -2,10 +2,11 @@
 //! things happened, each under the CPU and wall-clock limits; a fault stops the
 //! instance, tells its sockets and leaves a fresh instance for what comes next.
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, oneshot};
@@ -115,7 +116,12 @@ impl TenantHandle {
             version,
             retired: false,
             successor: None,
+            faults: VecDeque::new(),
+            restart_at: None,
+            quarantine: None,
         };
+        // A new version starts with a clean record.
+        handle.stats.quarantined.store(0, Ordering::Relaxed);
         tokio::spawn(actor.run(inbox));
         handle
     }
@@ -223,6 +229,12 @@ struct Actor {
     retired: bool,
     /// Where whatever arrives after retirement goes.
     successor: Option<TenantHandle>,
+    /// When recent faults happened, for the restart policy.
+    faults: VecDeque<Instant>,
+    /// No fresh instance before this.
+    restart_at: Option<Instant>,
+    /// Set after too many faults: the last one. Only a new version lifts it.
+    quarantine: Option<Fault>,
 }
 
 impl Actor {
@@ -447,11 +459,27 @@ impl Actor {
     }
 
     async fn middleware(&mut self, socket: &Arc<Socket>) -> Result<(), ConnectError> {
+        if let Some(fault) = &self.quarantine {
+            return Err(ConnectError::with_data(
+                "tenant quarantined",
+                json!({
+                    "tenant": &*self.name,
+                    "faults": self.faults.len(),
+                    "error": fault.to_string(),
+                }),
+            ));
+        }
         if self.live.is_none() {
+            if let Some(at) = self.restart_at.take() {
+                // Backing off after repeated faults: the socket waits (well within the
+                // client's connect timeout) rather than being refused.
+                tokio::time::sleep_until(at.into()).await;
+            }
             if let Err(fault) = self.instantiate().await {
                 tracing::warn!(tenant = %self.name, kind = fault.kind(), %fault, "tenant failed to start");
-                self.stats.faults.fetch_add(1, Ordering::Relaxed);
-                return Err(self.refusal(&fault));
+                let refusal = self.refusal(&fault);
+                self.record_fault(fault);
+                return Err(refusal);
             }
         }
         let Some(live) = self.live.as_mut() else {
@@ -550,11 +578,40 @@ impl Actor {
         }
     }
 
+    /// The restart policy: the first fault in the window restarts at once, each further
+    /// one doubles a wait from 100 ms (up to the limit), and `quarantine_after_faults`
+    /// of them quarantine the tenant until a new version is uploaded.
+    fn record_fault(&mut self, fault: Fault) {
+        self.stats.faults.fetch_add(1, Ordering::Relaxed);
+        let now = Instant::now();
+        self.faults.push_back(now);
+        while self
+            .faults
+            .front()
+            .is_some_and(|at| now.duration_since(*at) > self.limits.fault_window)
+        {
+            self.faults.pop_front();
+        }
+        let recent = self.faults.len();
+        if recent >= self.limits.quarantine_after_faults {
+            tracing::error!(tenant = %self.name, faults = recent, %fault, "tenant quarantined until its next upload");
+            self.stats.quarantined.store(1, Ordering::Relaxed);
+            self.quarantine = Some(fault);
+            return;
+        }
+        if recent >= 2 {
+            let doubling = u32::try_from(recent - 2).unwrap_or(u32::MAX).min(16);
+            let wait = (Duration::from_millis(100) * 2u32.pow(doubling))
+                .min(self.limits.max_restart_backoff);
+            self.restart_at = Some(now + wait);
+        }
+    }
+
     /// Stops the instance: every socket of the tenant gets `nsbox:error` and is
     /// disconnected; the next socket to ask gets a fresh instance.
     fn fail(&mut self, fault: Fault) {
-        self.stats.faults.fetch_add(1, Ordering::Relaxed);
         self.generation += 1;
+        self.record_fault(fault.clone());
         let Some(live) = self.live.take() else { return };
         let mut state = live.store.into_data();
         let sockets = state.drain_sockets();

@@ -29,6 +29,16 @@ pub struct Limits {
     /// The largest single message a tenant may send (JSON and attachments), like the
     /// largest a client may send (`maxHttpBufferSize`).
     pub max_message_bytes: usize,
+    /// Faults within `fault_window` after which the tenant is quarantined: it refuses
+    /// connections until a new version is uploaded.
+    pub quarantine_after_faults: usize,
+    /// The window faults are counted in.
+    #[serde(with = "millis", rename = "fault_window_ms")]
+    pub fault_window: Duration,
+    /// The longest wait before a fresh instance after repeated faults (the wait doubles
+    /// from 100 ms with each fault in the window, the first restart being immediate).
+    #[serde(with = "millis", rename = "max_restart_backoff_ms")]
+    pub max_restart_backoff: Duration,
 }
 
 impl Default for Limits {
@@ -42,6 +52,9 @@ impl Default for Limits {
             emit_messages_per_call: 100_000,
             emit_bytes_per_call: 64 << 20,
             max_message_bytes: 1_000_000,
+            quarantine_after_faults: 5,
+            fault_window: Duration::from_secs(60),
+            max_restart_backoff: Duration::from_secs(5),
         }
     }
 }

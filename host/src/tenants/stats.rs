@@ -31,6 +31,8 @@ pub struct TenantStats {
     pub memory_bytes: AtomicU64,
     /// CPU time of each call into the guest.
     pub call_cpu: Histogram,
+    /// 1 while the tenant is quarantined after repeated faults, else 0.
+    pub quarantined: AtomicU64,
 }
 
 impl TenantStats {
