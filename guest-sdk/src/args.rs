@@ -146,7 +146,8 @@ impl Args {
         }
     }
 
-    pub(crate) fn into_wit(self) -> WitArgs {
+    /// The arguments as the raw bindings take them.
+    pub fn into_wit(self) -> WitArgs {
         WitArgs {
             json: self.json,
             attachments: self.attachments,

@@ -168,6 +168,11 @@ pub struct Ack {
 }
 
 impl Ack {
+    /// The host's handle of this ack (for the raw bindings).
+    pub fn handle(&self) -> u64 {
+        self.handle
+    }
+
     /// Answers the client. Fails only if the host no longer knows this ack.
     pub fn send(self, args: impl IntoArgs) -> Result<(), String> {
         host::answer(self.handle, &args.into_args().into_wit())

@@ -50,6 +50,18 @@ component = "hostile_flood.wasm"
 
 [tenants.fragile]
 component = "hostile_panic.wasm"
+
+[tenants.greedy]
+component = "hostile_greedy.wasm"
+
+[tenants.deep]
+component = "hostile_recursion.wasm"
+
+[tenants.sleepy]
+component = "hostile_sleepy.wasm"
+
+[tenants.acks]
+component = "hostile_acks.wasm"
 "#;
 
 /// The operator token of [`TestServer::start_tenants`]'s admin API.
@@ -92,8 +104,9 @@ impl TestServer {
 
     /// Starts a server on the Wasm tenants: `echo` as `t1` and `t2`, `admin` at `/admin`,
     /// `chat` as `acme`, and the hostile examples as `crash` (panics), `spin` (loops
-    /// forever), `hog` (eats memory), `flood` (emits without end) and `fragile` (panics,
-    /// for the restart policy), under the default
+    /// forever), `hog` (eats memory), `flood` (emits without end), `fragile` (panics,
+    /// for the restart policy), `greedy` (leaks across calls), `deep` (recurses),
+    /// `sleepy` (blocks) and `acks` (misuses acks and handles), under the default
     /// limits but for emit budgets of 1,000 messages and 1 MiB per call; with the admin API
     /// (operator token [`ADMIN_TOKEN`]) on a fresh data directory.
     pub async fn start_tenants() -> Result<TestServer, Box<dyn std::error::Error>> {

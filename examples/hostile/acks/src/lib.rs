@@ -1,0 +1,48 @@
+//! A hostile tenant that misuses acks and handles:
+//! - `twice` answers its ack two times, then emits `result` with what the second said;
+//! - `forged` answers an ack id it was never given, and emits `result` likewise;
+//! - `never` keeps the ack and never answers it;
+//! - `steal` emits `stolen` to every handle from 0 to 2,000, guessing at sockets it
+//!   does not own, and acks its own handle.
+//!
+//! Otherwise `echo` acks its arguments.
+
+use nsbox_guest::bindings::nsbox::tenant::host;
+use nsbox_guest::{App, IntoArgs};
+
+fn setup(app: &mut App) {
+    app.on("echo", |_, args, ack| {
+        if let Some(ack) = ack {
+            let _ = ack.send(args);
+        }
+    });
+    app.on("twice", |socket, _, ack| {
+        let Some(ack) = ack else { return };
+        let handle = ack.handle();
+        let _ = ack.send(("first",));
+        let second = host::answer(handle, &wit_args(("second",)));
+        socket.emit("result", (format!("{second:?}"),));
+    });
+    app.on("forged", |socket, _, _| {
+        let forged = host::answer(987_654_321, &wit_args(("forged",)));
+        socket.emit("result", (format!("{forged:?}"),));
+    });
+    // The ack is dropped unanswered: the client waits in vain, the host forgets it
+    // when the socket leaves.
+    app.on("never", |_, _, _ack| {});
+    app.on("steal", |socket, _, ack| {
+        for handle in 0..=2_000u64 {
+            host::emit(handle, "stolen", &wit_args(("gotcha",)));
+        }
+        if let Some(ack) = ack {
+            let _ = ack.send((socket.handle(),));
+        }
+    });
+}
+
+/// Arguments as the raw bindings take them (this tenant goes behind the SDK's back).
+fn wit_args(args: impl IntoArgs) -> nsbox_guest::bindings::nsbox::tenant::types::Args {
+    args.into_args().into_wit()
+}
+
+nsbox_guest::export!(setup);
