@@ -460,6 +460,19 @@ describe("more hostile tenants", () => {
     assert.deepEqual(await ack(s, "echo", "alive"), ["alive"], "misuse is an error to the tenant, not a fault");
   });
 
+  test("a socket flooding events is told and disconnected; its neighbours are not", async (t) => {
+    const flooder = await connected(t, "/t2", { ...OK, transports: ["websocket"] });
+    const neighbour = await connected(t, "/t2", OK);
+    const told = once(flooder, "nsbox:error", 10000);
+    const gone = once(flooder, "disconnect", 10000);
+    for (let i = 0; i < 20000; i++) flooder.emit("echo", i);
+    const [notice] = await told;
+    assert.equal(notice.kind, "rate-limit");
+    assert.match(notice.error, /5000 events per second/);
+    assert.equal((await gone)[0], "io server disconnect");
+    assert.deepEqual(await ack(neighbour, "echo", "fine"), ["fine"]);
+  });
+
   test("handles of other tenants' sockets cannot be guessed", async (t) => {
     const victim = await connected(t, "/t1", OK);
     const stolen = [];

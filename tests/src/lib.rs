@@ -20,6 +20,8 @@ max_component_bytes = 1048576
 
 # Emit budgets small enough for a test to break quickly.
 [limits]
+# High enough for the load tests, low enough for a flood to cross.
+events_per_second_per_socket = 5000
 emit_messages_per_call = 1000
 emit_bytes_per_call = 1048576
 

@@ -17,6 +17,7 @@ use super::bindings::Tenant;
 use super::clock::{CallClock, Metered};
 use super::fault::Fault;
 use super::limits::Limits;
+use super::rate::TokenBucket;
 use super::runtime::{Code, Runtime};
 use super::state::TenantState;
 use super::stats::TenantStats;
@@ -79,6 +80,10 @@ pub struct TenantHandle {
     queued_events: Arc<AtomicUsize>,
     queue_limit: usize,
     stats: Arc<TenantStats>,
+    /// What one socket may send per second.
+    socket_rate: u32,
+    /// What all the tenant's sockets together may send.
+    tenant_rate: Arc<std::sync::Mutex<TokenBucket>>,
 }
 
 impl TenantHandle {
@@ -101,6 +106,10 @@ impl TenantHandle {
             queued_events: Arc::default(),
             queue_limit: limits.queued_events,
             stats,
+            socket_rate: limits.events_per_second_per_socket,
+            tenant_rate: Arc::new(std::sync::Mutex::new(TokenBucket::new(
+                limits.events_per_second,
+            ))),
         };
         let actor = Actor {
             name,
@@ -134,6 +143,27 @@ impl TenantHandle {
     /// The tenant's counters.
     pub fn stats(&self) -> &Arc<TenantStats> {
         &self.stats
+    }
+
+    /// A bucket for one socket's events, at this tenant's per-socket rate.
+    pub(crate) fn socket_bucket(&self) -> TokenBucket {
+        TokenBucket::new(self.socket_rate)
+    }
+
+    /// A socket sent events faster than a socket may: it is told and disconnected.
+    pub(crate) fn rate_limited(&self, socket: &Arc<Socket>) {
+        self.stats.dropped_events.fetch_add(1, Ordering::Relaxed);
+        if !socket.connected() {
+            return;
+        }
+        tracing::warn!(tenant = %self.name, socket = %socket.id(), rate = self.socket_rate, "socket over its events per second; disconnecting it");
+        let notice = json!({
+            "tenant": &*self.name,
+            "kind": "rate-limit",
+            "error": format!("more than {} events per second from this socket", self.socket_rate),
+        });
+        socket.emit(FAULT_EVENT, Payload::from_values(&[notice]));
+        socket.disconnect();
     }
 
     /// The version this handle runs (0 for a tenant from the configuration file).
@@ -188,6 +218,16 @@ impl TenantHandle {
         args: Payload,
         ack: Option<AckSender>,
     ) {
+        let within_rate = self
+            .tenant_rate
+            .lock()
+            .map(|mut b| b.allow())
+            .unwrap_or(true);
+        if !within_rate {
+            self.stats.dropped_events.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(tenant = %self.name, event, "event dropped: the tenant's events per second are spent");
+            return;
+        }
         if self.queued_events.fetch_add(1, Ordering::AcqRel) >= self.queue_limit {
             self.queued_events.fetch_sub(1, Ordering::AcqRel);
             self.stats.dropped_events.fetch_add(1, Ordering::Relaxed);

@@ -21,6 +21,12 @@ pub struct Limits {
     pub wall_per_call: Duration,
     /// Events queued for the tenant beyond which new ones are dropped.
     pub queued_events: usize,
+    /// Events per second one socket may send (bursts of one second's worth); a socket
+    /// over it is told (`nsbox:error`, kind `rate-limit`) and disconnected.
+    pub events_per_second_per_socket: u32,
+    /// Events per second all of a tenant's sockets together may send; beyond it events
+    /// are dropped before they reach the guest.
+    pub events_per_second: u32,
     /// Messages one call may send, each recipient of a broadcast counted.
     pub emit_messages_per_call: u64,
     /// Bytes one call may send, each recipient of a broadcast counted: one event may
@@ -49,6 +55,8 @@ impl Default for Limits {
             cpu_per_call: Duration::from_millis(50),
             wall_per_call: Duration::from_secs(1),
             queued_events: 10_000,
+            events_per_second_per_socket: 1_000,
+            events_per_second: 100_000,
             emit_messages_per_call: 100_000,
             emit_bytes_per_call: 64 << 20,
             max_message_bytes: 1_000_000,

@@ -14,6 +14,7 @@ pub mod builtin;
 mod clock;
 mod fault;
 mod limits;
+mod rate;
 pub mod registry;
 pub mod runtime;
 mod slot;

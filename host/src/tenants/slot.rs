@@ -66,8 +66,16 @@ impl TenantSlot {
         counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         verdict?;
         let slot = self.clone();
+        // One bucket per socket, kept in its handler: a flood is stopped here, before
+        // it costs the guest anything.
+        let bucket = std::sync::Mutex::new(current.socket_bucket());
         socket.on_fallback(move |socket, event, args, ack| {
-            slot.current().event(socket, event, args, ack)
+            let current = slot.current();
+            if bucket.lock().map(|mut b| b.allow()).unwrap_or(true) {
+                current.event(socket, event, args, ack)
+            } else {
+                current.rate_limited(socket)
+            }
         });
         let slot = self.clone();
         socket.on_disconnect(move |socket, reason| slot.current().disconnected(socket, reason));
