@@ -112,8 +112,14 @@ impl TestServer {
     /// limits but for emit budgets of 1,000 messages and 1 MiB per call; with the admin API
     /// (operator token [`ADMIN_TOKEN`]) on a fresh data directory.
     pub async fn start_tenants() -> Result<TestServer, Box<dyn std::error::Error>> {
+        TestServer::start_with(TENANTS).await
+    }
+
+    /// Starts a server on the configuration `config` (TOML; component paths relative to
+    /// where the examples were built), with the admin API on a fresh data directory.
+    pub async fn start_with(config: &str) -> Result<TestServer, Box<dyn std::error::Error>> {
         let dir = examples_dir()?;
-        let mut settings = Settings::parse(TENANTS, Path::new(dir))?;
+        let mut settings = Settings::parse(config, Path::new(dir))?;
         let data_dir = std::env::temp_dir().join(format!(
             "nsbox-test-data-{}-{}",
             std::process::id(),

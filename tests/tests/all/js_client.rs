@@ -59,6 +59,23 @@ async fn wasm_tenants_with_official_client() {
     suite("tenants.test.mjs", server).await;
 }
 
+/// Limits small enough for a test to cross them with a handful of clients.
+const TIGHT_LIMITS: &str = r#"
+[limits]
+events_per_second = 100
+
+[tenants.t1]
+component = "builtin:echo"
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tight_limits_with_official_client() {
+    let server = TestServer::start_with(TIGHT_LIMITS)
+        .await
+        .expect("server starts");
+    suite("limits.test.mjs", server).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_api_with_official_client() {
     let server = TestServer::start_tenants().await.expect("server starts");
