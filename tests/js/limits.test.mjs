@@ -1,8 +1,9 @@
 // Limits that need their own server, set low (see TIGHT_LIMITS in js_client.rs): the
-// tenant t1 (echo) may receive 100 events per second from all its sockets together.
+// tenant t1 (echo) may receive 100 events per second from all its sockets together,
+// have 4 sockets at once, and each socket may be in 3 rooms besides its own.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { sleep, connected } from "./helpers.mjs";
+import { sleep, once, client, connected, ack } from "./helpers.mjs";
 
 const OK = { auth: { token: "ok" } };
 
@@ -26,4 +27,32 @@ test("a tenant's events per second are bounded before they reach it, sockets not
   const answer = await sockets[0].timeout(2000).emitWithAck("echo", "after");
   assert.equal(answer, "after", "the budget refills");
   t.diagnostic(`${answered} of ${sent} answered, ${shown.dropped_events} dropped`);
+});
+
+test("a tenant holds at most max_sockets sockets", async (t) => {
+  await sleep(1100); // a fresh events budget
+  const four = await Promise.all([1, 2, 3, 4].map(() => connected(t, "/t1", OK)));
+  const fifth = client(t, "/t1", OK);
+  const [err] = await once(fifth, "connect_error");
+  assert.equal(err.message, "tenant full");
+  assert.deepEqual(err.data, { tenant: "t1", max_sockets: 4 });
+  four[0].close();
+  await sleep(100);
+  const again = await connected(t, "/t1", OK);
+  assert.ok(again.connected, "a place freed is a place taken");
+});
+
+test("a socket joining more rooms than allowed is told and disconnected", async (t) => {
+  await sleep(1100);
+  const s = await connected(t, "/t1", OK);
+  for (const room of ["a", "b", "c", "a"]) assert.deepEqual(await ack(s, "join", room), [room]);
+  const told = once(s, "nsbox:error");
+  const gone = once(s, "disconnect");
+  s.emit("join", "d");
+  const [notice] = await told;
+  assert.equal(notice.kind, "room-limit");
+  assert.match(notice.error, /at most 3 rooms/);
+  assert.equal((await gone)[0], "io server disconnect");
+  const other = await connected(t, "/t1", OK);
+  assert.deepEqual(await ack(other, "echo", 1), [1], "the tenant itself is fine");
 });

@@ -388,6 +388,15 @@ describe("faults stop only the faulty tenant", () => {
     assert.deepEqual(await ack(s, "echo", 1), [1]);
   });
 
+  test("an infinite loop in on-connection is stopped too", async (t) => {
+    const s = client(t, "/spin", { auth: { spinOnConnection: true } });
+    const told = once(s, "nsbox:error");
+    const [notice] = await told;
+    assert.equal(notice.kind, "deadline");
+    const fresh = await connected(t, "/spin");
+    assert.deepEqual(await ack(fresh, "echo", 1), [1]);
+  });
+
   test("an infinite loop in middleware is stopped too", async (t) => {
     const [message] = await refused(client(t, "/spin", { auth: { spin: true } }));
     assert.equal(message, "tenant error");

@@ -525,6 +525,12 @@ impl Actor {
         let Some(live) = self.live.as_mut() else {
             return Err(ConnectError::new("tenant unavailable"));
         };
+        if self.stats.sockets.load(Ordering::Relaxed) >= self.limits.max_sockets {
+            return Err(ConnectError::with_data(
+                "tenant full",
+                json!({ "tenant": &*self.name, "max_sockets": self.limits.max_sockets }),
+            ));
+        }
         let handle = live.store.data_mut().add_socket(socket);
         let handshake = handshake_of(socket);
         let verdict = self

@@ -27,6 +27,11 @@ pub struct Limits {
     /// Events per second all of a tenant's sockets together may send; beyond it events
     /// are dropped before they reach the guest.
     pub events_per_second: u32,
+    /// Sockets a tenant may have at once; beyond it `connect_error` `tenant full`.
+    pub max_sockets: u64,
+    /// Rooms one socket may be in besides its own; a join beyond it tells the socket
+    /// (`nsbox:error`, kind `room-limit`) and disconnects it.
+    pub max_rooms_per_socket: usize,
     /// Messages one call may send, each recipient of a broadcast counted.
     pub emit_messages_per_call: u64,
     /// Bytes one call may send, each recipient of a broadcast counted: one event may
@@ -57,6 +62,8 @@ impl Default for Limits {
             queued_events: 10_000,
             events_per_second_per_socket: 1_000,
             events_per_second: 100_000,
+            max_sockets: 100_000,
+            max_rooms_per_socket: 1_000,
             emit_messages_per_call: 100_000,
             emit_bytes_per_call: 64 << 20,
             max_message_bytes: 1_000_000,

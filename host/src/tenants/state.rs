@@ -41,6 +41,8 @@ pub(crate) struct TenantState {
 /// What the call in progress may still send, and the size of one message.
 struct EmitBudget {
     limits: (u64, u64, usize),
+    /// Not an emit budget, but a per-call check the host functions make too.
+    max_rooms: usize,
     messages: u64,
     bytes: u64,
 }
@@ -55,6 +57,7 @@ impl EmitBudget {
             ),
             messages: limits.emit_messages_per_call,
             bytes: limits.emit_bytes_per_call,
+            max_rooms: limits.max_rooms_per_socket,
         }
     }
 
@@ -410,9 +413,25 @@ impl Host for TenantState {
     }
 
     fn join(&mut self, socket: u64, room: String) -> wasmtime::Result<()> {
-        if let Some(socket) = self.sockets.get(socket) {
+        let Some(socket) = self.sockets.get(socket).cloned() else {
+            return Ok(());
+        };
+        // Its own room does not count; a join it is already in costs nothing.
+        let rooms = socket.rooms();
+        let full = rooms.len() > self.budget.max_rooms && !rooms.contains(&room);
+        if !full {
             socket.join(room);
+            return Ok(());
         }
+        // The socket's rooms are its own resource: it, not the tenant, pays for the excess.
+        tracing::warn!(tenant = %self.tenant, socket = %socket.id(), limit = self.budget.max_rooms, "room limit reached; disconnecting the socket");
+        let notice = serde_json::json!({
+            "tenant": &*self.tenant,
+            "kind": "room-limit",
+            "error": format!("a socket may be in at most {} rooms", self.budget.max_rooms),
+        });
+        socket.emit(super::actor::FAULT_EVENT, Payload::from_values(&[notice]));
+        socket.disconnect();
         Ok(())
     }
 

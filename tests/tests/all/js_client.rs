@@ -63,6 +63,8 @@ async fn wasm_tenants_with_official_client() {
 const TIGHT_LIMITS: &str = r#"
 [limits]
 events_per_second = 100
+max_sockets = 4
+max_rooms_per_socket = 3
 
 [tenants.t1]
 component = "builtin:echo"

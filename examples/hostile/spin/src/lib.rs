@@ -1,5 +1,5 @@
-//! A hostile tenant: loops forever on `spin`, and in middleware when `auth.spin`
-//! is set. Otherwise `echo` acks its arguments.
+//! A hostile tenant: loops forever on `spin`, in middleware when `auth.spin` is
+//! set, and in `on-connection` when `auth.spinOnConnection` is. Otherwise `echo` acks its arguments.
 
 use std::hint::black_box;
 
@@ -18,6 +18,14 @@ fn setup(app: &mut App) {
             spin();
         }
         Ok(())
+    });
+    app.on_connection(|socket| {
+        let asked = socket
+            .handshake()
+            .is_some_and(|h| h.auth.get("spinOnConnection").is_some());
+        if asked {
+            spin();
+        }
     });
     app.on("echo", |_, args, ack| {
         if let Some(ack) = ack {
