@@ -1,6 +1,7 @@
 // Limits that need their own server, set low (see TIGHT_LIMITS in js_client.rs): the
 // tenant t1 (echo) may receive 100 events per second from all its sockets together,
-// have 4 sockets at once, and each socket may be in 3 rooms besides its own.
+// have 4 sockets at once, and each socket may be in 3 rooms besides its own; a tenant
+// may use 100 ms of CPU per second (spin's `burn` uses what it is asked).
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { sleep, once, client, connected, ack } from "./helpers.mjs";
@@ -55,4 +56,31 @@ test("a socket joining more rooms than allowed is told and disconnected", async 
   assert.equal((await gone)[0], "io server disconnect");
   const other = await connected(t, "/t1", OK);
   assert.deepEqual(await ack(other, "echo", 1), [1], "the tenant itself is fine");
+});
+
+test("a tenant past its CPU per second waits; its neighbour does not", async (t) => {
+  await sleep(1100);
+  const burner = await connected(t, "/spin");
+  const neighbour = await connected(t, "/t1", OK);
+  const started = Date.now();
+  let neighbourAcks = 0;
+  let burning = true;
+  const neighbourLoop = (async () => {
+    while (burning) {
+      await ack(neighbour, "echo", 1);
+      neighbourAcks++;
+      await sleep(20);
+    }
+  })();
+  // 8 x 40 ms = 320 ms of CPU at 100 ms a second: at least two more seconds of waiting.
+  for (let i = 0; i < 8; i++) assert.equal(await burner.timeout(5000).emitWithAck("burn", 40), 40);
+  const elapsed = Date.now() - started;
+  burning = false;
+  await neighbourLoop;
+  assert.ok(elapsed >= 2000, `throttled: 320 ms of CPU took ${elapsed} ms`);
+  assert.ok(neighbourAcks >= 20, `the neighbour kept being answered (${neighbourAcks})`);
+  const headers = { authorization: `Bearer ${process.env.ADMIN_TOKEN}` };
+  const metrics = await (await fetch(`${process.env.ADMIN_URL}/metrics`, { headers })).text();
+  assert.match(metrics, /nsbox_tenant_throttled_total\{tenant="spin"\} [1-9]/);
+  t.diagnostic(`8 calls of 40 ms CPU took ${elapsed} ms at 100 ms/s; neighbour acks meanwhile: ${neighbourAcks}`);
 });

@@ -14,7 +14,7 @@ struct Metric {
     read: fn(&TenantStats) -> u64,
 }
 
-const METRICS: [Metric; 12] = [
+const METRICS: [Metric; 13] = [
     Metric {
         name: "nsbox_tenant_sockets",
         kind: "gauge",
@@ -74,6 +74,12 @@ const METRICS: [Metric; 12] = [
         kind: "counter",
         help: "Instances created after the first.",
         read: |s| s.instantiations.load(Relaxed).saturating_sub(1),
+    },
+    Metric {
+        name: "nsbox_tenant_throttled_total",
+        kind: "counter",
+        help: "Calls that waited for the next second's CPU budget.",
+        read: |s| s.throttled.load(Relaxed),
     },
     Metric {
         name: "nsbox_tenant_quarantined",

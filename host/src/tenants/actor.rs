@@ -128,6 +128,7 @@ impl TenantHandle {
             faults: VecDeque::new(),
             restart_at: None,
             quarantine: None,
+            cpu_window: (Instant::now(), Duration::ZERO),
         };
         // A new version starts with a clean record.
         handle.stats.quarantined.store(0, Ordering::Relaxed);
@@ -275,6 +276,8 @@ struct Actor {
     restart_at: Option<Instant>,
     /// Set after too many faults: the last one. Only a new version lifts it.
     quarantine: Option<Fault>,
+    /// CPU used in the current one-second window, and when that window began.
+    cpu_window: (Instant, Duration),
 }
 
 impl Actor {
@@ -602,6 +605,8 @@ impl Actor {
         &mut self,
         call: impl AsyncFnOnce(&Tenant, &mut Store<TenantState>) -> wasmtime::Result<R>,
     ) -> Option<R> {
+        self.live.as_ref()?;
+        self.throttle().await;
         let live = self.live.as_mut()?;
         let clock = live.store.data().clock.clone();
         clock.reset();
@@ -615,12 +620,27 @@ impl Actor {
         )
         .await;
         self.stats.call_cpu.observe(clock.spent());
+        self.cpu_window.1 += clock.spent();
         match outcome {
             Ok(value) => Some(value),
             Err(fault) => {
                 self.fail(fault);
                 None
             }
+        }
+    }
+
+    /// Waits for the next one-second window when this one's CPU budget is spent.
+    async fn throttle(&mut self) {
+        let (started, used) = self.cpu_window;
+        let next = started + Duration::from_secs(1);
+        let now = Instant::now();
+        if now >= next {
+            self.cpu_window = (now, Duration::ZERO);
+        } else if used >= self.limits.cpu_per_second {
+            self.stats.throttled.fetch_add(1, Ordering::Relaxed);
+            tokio::time::sleep_until(next.into()).await;
+            self.cpu_window = (Instant::now(), Duration::ZERO);
         }
     }
 

@@ -15,6 +15,11 @@ pub struct Limits {
     /// CPU time one call may use (middleware, a handler, instantiation).
     #[serde(with = "millis", rename = "cpu_per_call_ms")]
     pub cpu_per_call: Duration,
+    /// CPU time all of a tenant's calls together may use per second; past it the
+    /// tenant's next call waits for the next second (throttled, not stopped), so no
+    /// tenant takes more than this share of a core from its neighbours.
+    #[serde(with = "millis", rename = "cpu_per_second_ms")]
+    pub cpu_per_second: Duration,
     /// Wall-clock time one call may take, waiting included; a backstop for calls
     /// that block instead of computing.
     #[serde(with = "millis", rename = "wall_per_call_ms")]
@@ -58,6 +63,7 @@ impl Default for Limits {
             memory_bytes: 64 << 20,
             table_elements: 20_000,
             cpu_per_call: Duration::from_millis(50),
+            cpu_per_second: Duration::from_millis(500),
             wall_per_call: Duration::from_secs(1),
             queued_events: 10_000,
             events_per_second_per_socket: 1_000,

@@ -31,6 +31,8 @@ pub struct TenantStats {
     pub memory_bytes: AtomicU64,
     /// CPU time of each call into the guest.
     pub call_cpu: Histogram,
+    /// Times a call waited because the tenant had spent its CPU for the second.
+    pub throttled: AtomicU64,
     /// 1 while the tenant is quarantined after repeated faults, else 0.
     pub quarantined: AtomicU64,
 }

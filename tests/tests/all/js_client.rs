@@ -65,9 +65,13 @@ const TIGHT_LIMITS: &str = r#"
 events_per_second = 100
 max_sockets = 4
 max_rooms_per_socket = 3
+cpu_per_second_ms = 100
 
 [tenants.t1]
 component = "builtin:echo"
+
+[tenants.spin]
+component = "hostile_spin.wasm"
 "#;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

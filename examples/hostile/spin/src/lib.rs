@@ -1,5 +1,6 @@
 //! A hostile tenant: loops forever on `spin`, in middleware when `auth.spin` is
-//! set, and in `on-connection` when `auth.spinOnConnection` is. Otherwise `echo` acks its arguments.
+//! set, and in `on-connection` when `auth.spinOnConnection` is. `burn` (ms) burns
+//! that much CPU and acks, for the per-second CPU budget. Otherwise `echo` acks its arguments.
 
 use std::hint::black_box;
 
@@ -33,6 +34,17 @@ fn setup(app: &mut App) {
         }
     });
     app.on("spin", |_, _, _| spin());
+    // Burns the given milliseconds of CPU (below the per-call deadline) and acks.
+    app.on("burn", |_, args, ack| {
+        let millis: u64 = args.get(0).unwrap_or(10);
+        let started = std::time::Instant::now();
+        while started.elapsed() < std::time::Duration::from_millis(millis) {
+            std::hint::black_box(0u64);
+        }
+        if let Some(ack) = ack {
+            let _ = ack.send((millis,));
+        }
+    });
 }
 
 nsbox_guest::export!(setup);
