@@ -2,250 +2,26 @@
 //! things happened, each under the CPU and wall-clock limits; a fault stops the
 //! instance, tells its sockets and leaves a fresh instance for what comes next.
 
-use std::collections::VecDeque;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use serde_json::{json, Value};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use wasmtime::{Store, UpdateDeadline};
 
 use super::bindings::nsbox::tenant::types::{AckFailure, Args, Handshake};
 use super::bindings::Tenant;
 use super::clock::{CallClock, Metered};
 use super::fault::Fault;
+use super::handle::{Command, TenantHandle, FAULT_EVENT, REDEPLOY_EVENT};
 use super::limits::Limits;
-use super::rate::TokenBucket;
+use super::policy::{AfterFault, CpuBudget, RestartPolicy};
 use super::runtime::{Code, Runtime};
 use super::state::TenantState;
 use super::stats::TenantStats;
-use crate::socketio::{AckError, AckSender, ConnectError, DisconnectReason, Payload, Socket};
-
-/// The event every socket of a tenant receives just before the server disconnects it
-/// because the tenant's instance failed, the tenant was deleted, or its new version
-/// refused the socket: `{tenant, kind, error}`.
-pub const FAULT_EVENT: &str = "nsbox:error";
-
-/// The event a socket receives when a new version of its tenant takes it over:
-/// `{tenant, version}`. The socket stays connected; the new version ran its middleware
-/// and `on-connection` for it as for a new socket (rooms other than its own were left).
-pub const REDEPLOY_EVENT: &str = "nsbox:redeployed";
-
-/// What the actor is asked to do.
-pub(crate) enum Command {
-    /// Run the guest's middleware for a socket asking to join.
-    Middleware {
-        socket: Arc<Socket>,
-        reply: oneshot::Sender<Result<(), ConnectError>>,
-    },
-    /// The socket was accepted.
-    Connected { socket: Arc<Socket> },
-    /// The socket sent an event.
-    Event {
-        socket: Arc<Socket>,
-        event: String,
-        args: Payload,
-        ack: Option<AckSender>,
-    },
-    /// The socket left.
-    Disconnected {
-        socket: Arc<Socket>,
-        reason: DisconnectReason,
-    },
-    /// A socket already in the namespace, handed over from the tenant's previous version:
-    /// run the middleware and, if it passes, `on-connection`.
-    Readmit { socket: Arc<Socket> },
-    /// A new version takes over (or, without one, the tenant is deleted): hand every
-    /// socket to the successor, run `done`, and forward whatever arrives from then on.
-    Retire {
-        successor: Option<TenantHandle>,
-        done: Box<dyn FnOnce() + Send>,
-    },
-    /// A client answered (or did not) an ack the guest asked for.
-    AckReply {
-        generation: u64,
-        request: u64,
-        reply: Result<Payload, AckError>,
-    },
-}
-
-/// The way to a running tenant: cheap to clone, one per socket handler.
-#[derive(Clone)]
-pub struct TenantHandle {
-    name: Arc<str>,
-    version: u64,
-    mailbox: mpsc::UnboundedSender<Command>,
-    queued_events: Arc<AtomicUsize>,
-    queue_limit: usize,
-    stats: Arc<TenantStats>,
-    /// What one socket may send per second.
-    socket_rate: u32,
-    /// What all the tenant's sockets together may send.
-    tenant_rate: Arc<std::sync::Mutex<TokenBucket>>,
-}
-
-impl TenantHandle {
-    /// Starts the actor of one version of a tenant; `stats` are the tenant's, shared by
-    /// its versions. Nothing is instantiated until the first socket asks.
-    pub fn spawn(
-        name: &str,
-        version: u64,
-        runtime: Arc<Runtime>,
-        code: Arc<Code>,
-        limits: Limits,
-        stats: Arc<TenantStats>,
-    ) -> TenantHandle {
-        let (mailbox, inbox) = mpsc::unbounded_channel();
-        let name: Arc<str> = Arc::from(name);
-        let handle = TenantHandle {
-            name: name.clone(),
-            version,
-            mailbox: mailbox.clone(),
-            queued_events: Arc::default(),
-            queue_limit: limits.queued_events,
-            stats,
-            socket_rate: limits.events_per_second_per_socket,
-            tenant_rate: Arc::new(std::sync::Mutex::new(TokenBucket::new(
-                limits.events_per_second,
-            ))),
-        };
-        let actor = Actor {
-            name,
-            runtime,
-            code,
-            limits,
-            live: None,
-            generation: 0,
-            ids: Arc::new(AtomicU64::new(1)),
-            mailbox: mailbox.downgrade(),
-            queued_events: handle.queued_events.clone(),
-            stats: handle.stats.clone(),
-            version,
-            retired: false,
-            successor: None,
-            faults: VecDeque::new(),
-            restart_at: None,
-            quarantine: None,
-            cpu_window: (Instant::now(), Duration::ZERO),
-        };
-        // A new version starts with a clean record.
-        handle.stats.quarantined.store(0, Ordering::Relaxed);
-        tokio::spawn(actor.run(inbox));
-        handle
-    }
-
-    /// The tenant's name.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// The tenant's counters.
-    pub fn stats(&self) -> &Arc<TenantStats> {
-        &self.stats
-    }
-
-    /// A bucket for one socket's events, at this tenant's per-socket rate.
-    pub(crate) fn socket_bucket(&self) -> TokenBucket {
-        TokenBucket::new(self.socket_rate)
-    }
-
-    /// A socket sent events faster than a socket may: it is told and disconnected.
-    pub(crate) fn rate_limited(&self, socket: &Arc<Socket>) {
-        self.stats.dropped_events.fetch_add(1, Ordering::Relaxed);
-        if !socket.connected() {
-            return;
-        }
-        tracing::warn!(tenant = %self.name, socket = %socket.id(), rate = self.socket_rate, "socket over its events per second; disconnecting it");
-        let notice = json!({
-            "tenant": &*self.name,
-            "kind": "rate-limit",
-            "error": format!("more than {} events per second from this socket", self.socket_rate),
-        });
-        socket.emit(FAULT_EVENT, Payload::from_values(&[notice]));
-        socket.disconnect();
-    }
-
-    /// The version this handle runs (0 for a tenant from the configuration file).
-    pub fn version(&self) -> u64 {
-        self.version
-    }
-
-    /// Runs the guest's middleware for `socket`.
-    pub(crate) async fn middleware(&self, socket: Arc<Socket>) -> Result<(), ConnectError> {
-        let (reply, verdict) = oneshot::channel();
-        let unavailable =
-            || ConnectError::with_data("tenant unavailable", json!({ "tenant": &*self.name }));
-        self.mailbox
-            .send(Command::Middleware { socket, reply })
-            .map_err(|_| unavailable())?;
-        verdict.await.map_err(|_| unavailable())?
-    }
-
-    /// Tells the tenant an admitted socket was accepted.
-    pub(crate) fn connected(&self, socket: &Arc<Socket>) {
-        let _ = self.mailbox.send(Command::Connected {
-            socket: socket.clone(),
-        });
-    }
-
-    /// Tells the tenant a socket left.
-    pub(crate) fn disconnected(&self, socket: &Arc<Socket>, reason: DisconnectReason) {
-        let _ = self.mailbox.send(Command::Disconnected {
-            socket: socket.clone(),
-            reason,
-        });
-    }
-
-    fn readmit(&self, socket: Arc<Socket>) {
-        let _ = self.mailbox.send(Command::Readmit { socket });
-    }
-
-    /// Hands every socket to `successor` (or, without one, disconnects them); `done`
-    /// runs once they are all on their way.
-    pub(crate) fn retire(&self, successor: Option<TenantHandle>, done: Box<dyn FnOnce() + Send>) {
-        if let Err(mpsc::error::SendError(Command::Retire { done, .. })) =
-            self.mailbox.send(Command::Retire { successor, done })
-        {
-            done();
-        }
-    }
-
-    pub(crate) fn event(
-        &self,
-        socket: &Arc<Socket>,
-        event: &str,
-        args: Payload,
-        ack: Option<AckSender>,
-    ) {
-        let within_rate = self
-            .tenant_rate
-            .lock()
-            .map(|mut b| b.allow())
-            .unwrap_or(true);
-        if !within_rate {
-            self.stats.dropped_events.fetch_add(1, Ordering::Relaxed);
-            tracing::debug!(tenant = %self.name, event, "event dropped: the tenant's events per second are spent");
-            return;
-        }
-        if self.queued_events.fetch_add(1, Ordering::AcqRel) >= self.queue_limit {
-            self.queued_events.fetch_sub(1, Ordering::AcqRel);
-            self.stats.dropped_events.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(tenant = %self.name, event, "event dropped: the tenant's queue is full");
-            return;
-        }
-        self.stats
-            .bytes_in
-            .fetch_add((event.len() + args.size()) as u64, Ordering::Relaxed);
-        let _ = self.mailbox.send(Command::Event {
-            socket: socket.clone(),
-            event: event.to_owned(),
-            args,
-            ack,
-        });
-    }
-}
+use crate::socketio::{AckError, ConnectError, Payload, Socket};
 
 /// A live instance: its store and its exports.
 struct Live {
@@ -253,7 +29,7 @@ struct Live {
     exports: Tenant,
 }
 
-struct Actor {
+pub(crate) struct Actor {
     name: Arc<str>,
     runtime: Arc<Runtime>,
     code: Arc<Code>,
@@ -270,18 +46,49 @@ struct Actor {
     retired: bool,
     /// Where whatever arrives after retirement goes.
     successor: Option<TenantHandle>,
-    /// When recent faults happened, for the restart policy.
-    faults: VecDeque<Instant>,
+    /// What faults lead to.
+    restarts: RestartPolicy,
     /// No fresh instance before this.
     restart_at: Option<Instant>,
     /// Set after too many faults: the last one. Only a new version lifts it.
     quarantine: Option<Fault>,
-    /// CPU used in the current one-second window, and when that window began.
-    cpu_window: (Instant, Duration),
+    /// CPU over all calls, per second.
+    cpu: CpuBudget,
 }
 
 impl Actor {
-    async fn run(mut self, mut inbox: mpsc::UnboundedReceiver<Command>) {
+    pub(crate) fn new(
+        name: Arc<str>,
+        version: u64,
+        runtime: Arc<Runtime>,
+        code: Arc<Code>,
+        limits: Limits,
+        handle: &TenantHandle,
+        mailbox: mpsc::WeakUnboundedSender<Command>,
+    ) -> Actor {
+        let (restarts, cpu) = (RestartPolicy::new(&limits), CpuBudget::new(&limits));
+        Actor {
+            name,
+            runtime,
+            code,
+            limits,
+            live: None,
+            generation: 0,
+            ids: Arc::new(AtomicU64::new(1)),
+            mailbox,
+            queued_events: handle.queued_events.clone(),
+            stats: handle.stats.clone(),
+            version,
+            retired: false,
+            successor: None,
+            restarts,
+            restart_at: None,
+            quarantine: None,
+            cpu,
+        }
+    }
+
+    pub(crate) async fn run(mut self, mut inbox: mpsc::UnboundedReceiver<Command>) {
         while let Some(command) = inbox.recv().await {
             self.handle(command).await;
         }
@@ -507,7 +314,7 @@ impl Actor {
                 "tenant quarantined",
                 json!({
                     "tenant": &*self.name,
-                    "faults": self.faults.len(),
+                    "faults": self.restarts.recent(),
                     "error": fault.to_string(),
                 }),
             ));
@@ -620,7 +427,7 @@ impl Actor {
         )
         .await;
         self.stats.call_cpu.observe(clock.spent());
-        self.cpu_window.1 += clock.spent();
+        self.cpu.spend(clock.spent());
         match outcome {
             Ok(value) => Some(value),
             Err(fault) => {
@@ -630,46 +437,27 @@ impl Actor {
         }
     }
 
-    /// Waits for the next one-second window when this one's CPU budget is spent.
+    /// Waits for the next second when this one's CPU budget is spent.
     async fn throttle(&mut self) {
-        let (started, used) = self.cpu_window;
-        let next = started + Duration::from_secs(1);
-        let now = Instant::now();
-        if now >= next {
-            self.cpu_window = (now, Duration::ZERO);
-        } else if used >= self.limits.cpu_per_second {
+        if let Some(next) = self.cpu.next_call_at(Instant::now()) {
             self.stats.throttled.fetch_add(1, Ordering::Relaxed);
             tokio::time::sleep_until(next.into()).await;
-            self.cpu_window = (Instant::now(), Duration::ZERO);
+            self.cpu.next_call_at(Instant::now());
         }
     }
 
-    /// The restart policy: the first fault in the window restarts at once, each further
-    /// one doubles a wait from 100 ms (up to the limit), and `quarantine_after_faults`
-    /// of them quarantine the tenant until a new version is uploaded.
+    /// Counts a fault and applies the restart policy: restart now, back off, or
+    /// quarantine until a new version is uploaded.
     fn record_fault(&mut self, fault: Fault) {
         self.stats.faults.fetch_add(1, Ordering::Relaxed);
-        let now = Instant::now();
-        self.faults.push_back(now);
-        while self
-            .faults
-            .front()
-            .is_some_and(|at| now.duration_since(*at) > self.limits.fault_window)
-        {
-            self.faults.pop_front();
-        }
-        let recent = self.faults.len();
-        if recent >= self.limits.quarantine_after_faults {
-            tracing::error!(tenant = %self.name, faults = recent, %fault, "tenant quarantined until its next upload");
-            self.stats.quarantined.store(1, Ordering::Relaxed);
-            self.quarantine = Some(fault);
-            return;
-        }
-        if recent >= 2 {
-            let doubling = u32::try_from(recent - 2).unwrap_or(u32::MAX).min(16);
-            let wait = (Duration::from_millis(100) * 2u32.pow(doubling))
-                .min(self.limits.max_restart_backoff);
-            self.restart_at = Some(now + wait);
+        match self.restarts.fault_at(Instant::now()) {
+            AfterFault::Restart => {}
+            AfterFault::BackOff(at) => self.restart_at = Some(at),
+            AfterFault::Quarantine(faults) => {
+                tracing::error!(tenant = %self.name, faults, %fault, "tenant quarantined until its next upload");
+                self.stats.quarantined.store(1, Ordering::Relaxed);
+                self.quarantine = Some(fault);
+            }
         }
     }
 

@@ -8,7 +8,7 @@ use std::sync::{Arc, RwLock};
 use regex::Regex;
 use serde_json::json;
 
-use super::actor::TenantHandle;
+use super::handle::TenantHandle;
 use super::limits::Limits;
 use super::runtime::{Code, Runtime};
 use super::slot::TenantSlot;

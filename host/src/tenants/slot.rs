@@ -5,7 +5,7 @@ use std::sync::{Arc, RwLock};
 
 use tokio::sync::{oneshot, Mutex};
 
-use super::actor::TenantHandle;
+use super::handle::TenantHandle;
 use crate::socketio::{ConnectError, Socket};
 
 /// One tenant: its name, where it is served, and its current version.

@@ -10,11 +10,11 @@ use wasmtime::component::ResourceTable;
 use wasmtime::ResourceLimiter;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use super::actor::Command;
 use super::bindings::nsbox::tenant::host::Host;
 use super::bindings::nsbox::tenant::types::{self, Args, Level, Target};
 use super::clock::CallClock;
 use super::fault::Fault;
+use super::handle::Command;
 use super::limits::Limits;
 use super::stats::TenantStats;
 use crate::engineio::Sid;
@@ -430,7 +430,7 @@ impl Host for TenantState {
             "kind": "room-limit",
             "error": format!("a socket may be in at most {} rooms", self.budget.max_rooms),
         });
-        socket.emit(super::actor::FAULT_EVENT, Payload::from_values(&[notice]));
+        socket.emit(super::handle::FAULT_EVENT, Payload::from_values(&[notice]));
         socket.disconnect();
         Ok(())
     }
