@@ -3,10 +3,15 @@
 //! Rust handler would sit.
 //!
 //! - [`runtime`]: the engine, the linker (what a tenant is granted) and compilation.
-//! - `actor`: one instance per tenant, its calls one at a time, its faults and restarts.
-//! - `state`: the store's data and the host functions of the `host` interface.
+//! - `handle`: the way to a tenant's actor; rate limits and the queue bound.
+//! - `actor`: one instance per tenant, its calls one at a time, its faults, hand-overs.
+//! - `clock`, `policy`, `rate`, [`limits`](Limits), [`stats`]: CPU per call, restart
+//!   backoff and quarantine, CPU per second, events per second, the limits, the counters.
+//! - `state`: the store's data and the host functions of the `host` interface (send
+//!   budgets, room limits, handles).
 //! - [`registry`]: tenant names to components, and the binding to namespaces.
 //! - `slot`: a tenant as its sockets see it, so a new version can take over.
+//! - [`builtin`]: the example tenants embedded in the binary.
 
 mod actor;
 pub mod bindings;
