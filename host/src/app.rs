@@ -97,15 +97,13 @@ pub async fn start(settings: &Settings, admin_token: &str) -> Result<App, StartE
             Some(code) => code.clone(),
             None => {
                 let bytes = read(name, &source)?;
-                let runtime = runtime.clone();
-                let code = tokio::task::spawn_blocking(move || runtime.compile(&bytes))
+                let code = runtime
+                    .compile_off_thread(bytes, None)
                     .await
-                    .map_err(|e| StartError::Runtime(e.to_string()))?
                     .map_err(|error| StartError::Load {
                         tenant: name.clone(),
                         error,
                     })?;
-                let code = Arc::new(code);
                 compiled.insert(source, code.clone());
                 code
             }
@@ -148,19 +146,16 @@ async fn restore(store: &ComponentStore, tenants: &Tenants) -> std::io::Result<(
             continue;
         };
         let loaded = match store.component(&name, &info) {
-            Ok(bytes) => {
-                let runtime = tenants.runtime().clone();
-                let cache = store.cache_dir().to_owned();
-                tokio::task::spawn_blocking(move || runtime.compile_cached(&bytes, &cache))
-                    .await
-                    .map_err(|e| e.to_string())
-                    .and_then(|compiled| compiled.map_err(|e| e.to_string()))
-            }
+            Ok(bytes) => tenants
+                .runtime()
+                .compile_off_thread(bytes, Some(store.cache_dir().to_owned()))
+                .await
+                .map_err(|e| e.to_string()),
             Err(e) => Err(e.to_string()),
         };
         match loaded {
             Ok(code) => {
-                tenants.deploy(&name, info.version, Arc::new(code)).await;
+                tenants.deploy(&name, info.version, code).await;
                 tracing::info!(tenant = %name, version = info.version, "restored an uploaded tenant");
             }
             Err(error) => {

@@ -254,13 +254,12 @@ impl Admin {
     }
 
     async fn compile(&self, bytes: Bytes) -> Result<Arc<Code>, Reply> {
-        let runtime = self.tenants.runtime().clone();
-        let cache = self.store.cache_dir().to_owned();
-        match tokio::task::spawn_blocking(move || runtime.compile_cached(&bytes, &cache)).await {
-            Ok(Ok(code)) => Ok(Arc::new(code)),
-            Ok(Err(e)) => Err(load_error(&e)),
-            Err(e) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, "compile", e)),
-        }
+        let cache = Some(self.store.cache_dir().to_owned());
+        self.tenants
+            .runtime()
+            .compile_off_thread(bytes, cache)
+            .await
+            .map_err(|e| load_error(&e))
     }
 
     fn versions(&self, tenant: &str) -> Reply {

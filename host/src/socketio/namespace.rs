@@ -376,6 +376,22 @@ impl BroadcastOperator {
 
     /// Sends the event to every target; the packet is encoded once. Returns how many sockets it reached.
     pub fn emit(self, event: impl Into<String>, args: Payload) -> usize {
+        match self.emit_if(event, args, |_| Ok::<(), std::convert::Infallible>(())) {
+            Ok(reached) => reached,
+            Err(never) => match never {},
+        }
+    }
+
+    /// Like [`BroadcastOperator::emit`], but first asks `allow` with the number of
+    /// recipients (e.g. to charge a budget); if it refuses, nothing is sent.
+    pub fn emit_if<E>(
+        self,
+        event: impl Into<String>,
+        args: Payload,
+        allow: impl FnOnce(usize) -> Result<(), E>,
+    ) -> Result<usize, E> {
+        let recipients = self.sockets();
+        allow(recipients.len())?;
         let packet = Packet::Event {
             nsp: self.nsp.name().to_owned(),
             event: event.into(),
@@ -383,11 +399,10 @@ impl BroadcastOperator {
             ack: None,
         };
         let (text, binary) = packet.encode();
-        let recipients = self.sockets();
         for socket in &recipients {
             socket.client.send_encoded(&text, &binary);
         }
-        recipients.len()
+        Ok(recipients.len())
     }
 }
 

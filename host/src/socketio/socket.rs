@@ -306,6 +306,16 @@ impl Socket {
         }
     }
 
+    /// How many rooms the socket is in, its own id's room included.
+    pub fn room_count(&self) -> usize {
+        self.rooms.lock().map(|rooms| rooms.len()).unwrap_or(0)
+    }
+
+    /// Whether the socket is in `room`.
+    pub fn in_room(&self, room: &str) -> bool {
+        self.rooms.lock().is_ok_and(|rooms| rooms.contains(room))
+    }
+
     /// The rooms the socket is in, its own id's room included.
     pub fn rooms(&self) -> Vec<String> {
         self.rooms

@@ -81,6 +81,10 @@ impl ComponentStore {
     pub fn open(data_dir: &Path) -> io::Result<ComponentStore> {
         let dir = data_dir.join("tenants");
         fs::create_dir_all(&dir)?;
+        // What a crash left half-written is swept once, here, not on every read.
+        for entry in fs::read_dir(&dir)?.flatten() {
+            atomic::clean_temporaries(&entry.path());
+        }
         Ok(ComponentStore {
             dir,
             cache: data_dir.join("cache"),
@@ -126,7 +130,6 @@ impl ComponentStore {
     /// A tenant's record, if it has one.
     pub fn record(&self, name: &str) -> io::Result<Option<TenantRecord>> {
         let dir = self.tenant_dir(name)?;
-        atomic::clean_temporaries(&dir);
         match fs::read(dir.join("tenant.json")) {
             Ok(bytes) => serde_json::from_slice(&bytes)
                 .map(Some)
@@ -257,7 +260,11 @@ mod tests {
         // What a crash after the component write leaves: v2 on disk, the record at v1,
         // and a torn temporary.
         fs::write(dir.join("tenants/acme/v2.wasm"), b"two").expect("written");
-        fs::write(dir.join("tenants/acme/.tenant.json.7.tmp"), b"{\"curr").expect("written");
+        let torn = dir.join("tenants/acme/.tenant.json.7.tmp");
+        fs::write(&torn, b"{\"curr").expect("written");
+        // The restart: the store opens again, sweeps the torn file, keeps version 1.
+        let store = ComponentStore::open(&dir).expect("opens");
+        assert!(!torn.exists(), "the torn temporary is swept at open");
         let record = store.record("acme").expect("readable").expect("present");
         assert_eq!(record.current, 1);
         // The next upload takes number 2 over.

@@ -15,7 +15,7 @@ use super::bindings::nsbox::tenant::types::{AckFailure, Args, Handshake};
 use super::bindings::Tenant;
 use super::clock::{CallClock, Metered};
 use super::fault::Fault;
-use super::handle::{Command, TenantHandle, FAULT_EVENT, REDEPLOY_EVENT};
+use super::handle::{drop_socket, Command, TenantHandle, REDEPLOY_EVENT};
 use super::limits::Limits;
 use super::policy::{AfterFault, CpuBudget, RestartPolicy};
 use super::runtime::{Code, Runtime};
@@ -251,15 +251,13 @@ impl Actor {
                     }
                     next.readmit(socket);
                 }
-                None => {
-                    let notice = json!({
-                        "tenant": &*self.name,
-                        "kind": "deleted",
-                        "error": "the tenant was deleted",
-                    });
-                    socket.emit(FAULT_EVENT, Payload::from_values(&[notice]));
-                    socket.disconnect();
-                }
+                None => drop_socket(
+                    &socket,
+                    &self.name,
+                    "deleted",
+                    "the tenant was deleted",
+                    None,
+                ),
             }
         }
     }
@@ -282,16 +280,13 @@ impl Actor {
                 self.call(async |exports, store| exports.call_on_connection(store, handle).await)
                     .await;
             }
-            Err(refusal) => {
-                let notice = json!({
-                    "tenant": &*self.name,
-                    "kind": "refused",
-                    "error": refusal.message,
-                    "data": refusal.data,
-                });
-                socket.emit(FAULT_EVENT, Payload::from_values(&[notice]));
-                socket.disconnect();
-            }
+            Err(refusal) => drop_socket(
+                &socket,
+                &self.name,
+                "refused",
+                refusal.message,
+                Some(refusal.data.unwrap_or(Value::Null)),
+            ),
         }
     }
 
@@ -476,14 +471,8 @@ impl Actor {
             sockets = sockets.len(),
             "tenant instance stopped; its sockets are disconnected"
         );
-        let notice = Payload::from_values(&[json!({
-            "tenant": &*self.name,
-            "kind": fault.kind(),
-            "error": fault.to_string(),
-        })]);
         for socket in sockets {
-            socket.emit(FAULT_EVENT, notice.clone());
-            socket.disconnect();
+            drop_socket(&socket, &self.name, fault.kind(), &fault, None);
         }
     }
 }

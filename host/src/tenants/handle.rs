@@ -24,6 +24,27 @@ pub const FAULT_EVENT: &str = "nsbox:error";
 /// and `on-connection` for it as for a new socket (rooms other than its own were left).
 pub const REDEPLOY_EVENT: &str = "nsbox:redeployed";
 
+/// Tells a socket why it is being dropped (`nsbox:error` `{tenant, kind, error}`, plus
+/// `data` when there is any) and disconnects it from the server side. Every limit and
+/// fault that ends a socket goes through here, so clients see one shape.
+pub(crate) fn drop_socket(
+    socket: &Arc<Socket>,
+    tenant: &str,
+    kind: &str,
+    error: impl std::fmt::Display,
+    data: Option<serde_json::Value>,
+) {
+    if !socket.connected() {
+        return;
+    }
+    let mut notice = json!({ "tenant": tenant, "kind": kind, "error": error.to_string() });
+    if let Some(data) = data {
+        notice["data"] = data;
+    }
+    socket.emit(FAULT_EVENT, Payload::from_values(&[notice]));
+    socket.disconnect();
+}
+
 /// What the actor is asked to do.
 pub(crate) enum Command {
     /// Run the guest's middleware for a socket asking to join.
@@ -139,13 +160,11 @@ impl TenantHandle {
             return;
         }
         tracing::warn!(tenant = %self.name, socket = %socket.id(), rate = self.socket_rate, "socket over its events per second; disconnecting it");
-        let notice = json!({
-            "tenant": &*self.name,
-            "kind": "rate-limit",
-            "error": format!("more than {} events per second from this socket", self.socket_rate),
-        });
-        socket.emit(FAULT_EVENT, Payload::from_values(&[notice]));
-        socket.disconnect();
+        let error = format!(
+            "more than {} events per second from this socket",
+            self.socket_rate
+        );
+        drop_socket(socket, &self.name, "rate-limit", error, None);
     }
 
     /// The version this handle runs (0 for a tenant from the configuration file).

@@ -3,7 +3,7 @@
 //! ticker the CPU deadlines count on.
 
 use std::hash::{Hash, Hasher};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -159,8 +159,8 @@ impl Runtime {
     }
 
     /// Compiles a component and checks it against the world and the granted imports.
-    /// Compiling takes tens of milliseconds of CPU: call it off the async runtime's
-    /// threads (`spawn_blocking`) when serving.
+    /// Compiling takes tens of milliseconds of CPU: when serving, use
+    /// [`Runtime::compile_off_thread`].
     pub fn compile(&self, bytes: &[u8]) -> Result<Code, LoadError> {
         check_header(bytes)?;
         let component = Component::new(&self.engine, bytes)
@@ -194,6 +194,26 @@ impl Runtime {
             tracing::warn!(%error, "cannot cache a compiled component");
         }
         Ok(code)
+    }
+
+    /// Compiles on a blocking thread, so the async runtime keeps serving meanwhile
+    /// (compiling takes tens of milliseconds of CPU); with `cache`, through
+    /// [`Runtime::compile_cached`].
+    pub async fn compile_off_thread(
+        self: &Arc<Self>,
+        bytes: impl AsRef<[u8]> + Send + 'static,
+        cache: Option<PathBuf>,
+    ) -> Result<Arc<Code>, LoadError> {
+        let runtime = self.clone();
+        let compiled = tokio::task::spawn_blocking(move || match cache {
+            Some(cache) => runtime.compile_cached(bytes.as_ref(), &cache),
+            None => runtime.compile(bytes.as_ref()),
+        })
+        .await;
+        match compiled {
+            Ok(code) => code.map(Arc::new),
+            Err(error) => Err(LoadError::Invalid(format!("the compiler stopped: {error}"))),
+        }
     }
 
     /// How many components were loaded from the cache instead of compiled.

@@ -14,7 +14,7 @@ use super::bindings::nsbox::tenant::host::Host;
 use super::bindings::nsbox::tenant::types::{self, Args, Level, Target};
 use super::clock::CallClock;
 use super::fault::Fault;
-use super::handle::Command;
+use super::handle::{drop_socket, Command};
 use super::limits::Limits;
 use super::stats::TenantStats;
 use crate::engineio::Sid;
@@ -36,13 +36,13 @@ pub(crate) struct TenantState {
     mailbox: mpsc::WeakUnboundedSender<Command>,
     stats: Arc<TenantStats>,
     budget: EmitBudget,
+    /// Rooms a socket may be in besides its own.
+    max_rooms: usize,
 }
 
 /// What the call in progress may still send, and the size of one message.
 struct EmitBudget {
     limits: (u64, u64, usize),
-    /// Not an emit budget, but a per-call check the host functions make too.
-    max_rooms: usize,
     messages: u64,
     bytes: u64,
 }
@@ -57,7 +57,6 @@ impl EmitBudget {
             ),
             messages: limits.emit_messages_per_call,
             bytes: limits.emit_bytes_per_call,
-            max_rooms: limits.max_rooms_per_socket,
         }
     }
 
@@ -130,6 +129,7 @@ impl TenantState {
             mailbox,
             stats,
             budget: EmitBudget::new(limits),
+            max_rooms: limits.max_rooms_per_socket,
         }
     }
 
@@ -357,8 +357,8 @@ impl Host for TenantState {
             }
         }
         // Charged before anything is sent: a broadcast that would break the budget sends nothing.
-        self.charge(operator.sockets().len(), event.len() + args.size())?;
-        operator.emit(event, args);
+        let size = event.len() + args.size();
+        operator.emit_if(event, args, |recipients| self.charge(recipients, size))?;
         Ok(())
     }
 
@@ -417,21 +417,14 @@ impl Host for TenantState {
             return Ok(());
         };
         // Its own room does not count; a join it is already in costs nothing.
-        let rooms = socket.rooms();
-        let full = rooms.len() > self.budget.max_rooms && !rooms.contains(&room);
-        if !full {
+        if socket.room_count() <= self.max_rooms || socket.in_room(&room) {
             socket.join(room);
             return Ok(());
         }
         // The socket's rooms are its own resource: it, not the tenant, pays for the excess.
-        tracing::warn!(tenant = %self.tenant, socket = %socket.id(), limit = self.budget.max_rooms, "room limit reached; disconnecting the socket");
-        let notice = serde_json::json!({
-            "tenant": &*self.tenant,
-            "kind": "room-limit",
-            "error": format!("a socket may be in at most {} rooms", self.budget.max_rooms),
-        });
-        socket.emit(super::handle::FAULT_EVENT, Payload::from_values(&[notice]));
-        socket.disconnect();
+        tracing::warn!(tenant = %self.tenant, socket = %socket.id(), limit = self.max_rooms, "room limit reached; disconnecting the socket");
+        let error = format!("a socket may be in at most {} rooms", self.max_rooms);
+        drop_socket(&socket, &self.tenant, "room-limit", error, None);
         Ok(())
     }
 
