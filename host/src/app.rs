@@ -11,8 +11,8 @@ use crate::config::{Cors, CorsOrigins, EngineConfig, SocketIoConfig};
 use crate::settings::{ComponentSource, Settings};
 use crate::socketio::SocketIo;
 use crate::store::tokens::Tokens;
-use crate::store::ComponentStore;
-use crate::tenants::{builtin, Code, LoadError, Runtime, Tenants};
+use crate::store::{ComponentStore, TenantRecord};
+use crate::tenants::{builtin, Code, Limits, LoadError, Runtime, Tenants};
 
 /// Why a server could not be assembled.
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +37,14 @@ pub enum StartError {
         tenant: String,
         /// Why.
         error: LoadError,
+    },
+    /// A tenant's own limits do not fit.
+    #[error("tenant {tenant}: limits: {error}")]
+    Limits {
+        /// The tenant.
+        tenant: String,
+        /// Why.
+        error: String,
     },
     /// The data directory cannot be used.
     #[error("data directory {dir}: {error}")]
@@ -92,6 +100,13 @@ pub async fn start(settings: &Settings, admin_token: &str) -> Result<App, StartE
     let tenants = Tenants::new(runtime.clone(), settings.limits.clone());
     let mut compiled: BTreeMap<ComponentSource, Arc<Code>> = BTreeMap::new();
     for (name, tenant) in &settings.tenants {
+        let limits = settings
+            .tenant_limits(tenant)
+            .map_err(|error| StartError::Limits {
+                tenant: name.clone(),
+                error,
+            })?;
+        tenants.configure_limits(name, limits);
         let source = settings.source(tenant);
         let code = match compiled.get(&source) {
             Some(code) => code.clone(),
@@ -114,7 +129,9 @@ pub async fn start(settings: &Settings, admin_token: &str) -> Result<App, StartE
                 tenants.serve_static(&io, slot);
             }
             None => {
-                tenants.deploy(name, 0, code).await;
+                tenants
+                    .deploy(name, 0, code, tenants.configured_limits(name))
+                    .await;
             }
         }
     }
@@ -155,7 +172,8 @@ async fn restore(store: &ComponentStore, tenants: &Tenants) -> std::io::Result<(
         };
         match loaded {
             Ok(code) => {
-                tenants.deploy(&name, info.version, code).await;
+                let limits = effective_limits(tenants, &name, &record);
+                tenants.deploy(&name, info.version, code, limits).await;
                 tracing::info!(tenant = %name, version = info.version, "restored an uploaded tenant");
             }
             Err(error) => {
@@ -164,6 +182,16 @@ async fn restore(store: &ComponentStore, tenants: &Tenants) -> std::io::Result<(
         }
     }
     Ok(())
+}
+
+/// A tenant's limits: the configuration's, then the admin API's overrides on top. An
+/// override that no longer applies (a limit renamed since) is logged and left out.
+pub fn effective_limits(tenants: &Tenants, name: &str, record: &TenantRecord) -> Limits {
+    let configured = tenants.configured_limits(name);
+    configured.overlaid(&record.limits).unwrap_or_else(|error| {
+        tracing::error!(tenant = %name, %error, "stored limit overrides ignored");
+        configured
+    })
 }
 
 fn read(tenant: &str, source: &ComponentSource) -> Result<Vec<u8>, StartError> {

@@ -98,6 +98,15 @@ enum TenantsAction {
         #[arg(long)]
         to: Option<u64>,
     },
+    /// Sets an uploaded tenant's limits over the configuration's (operator token):
+    /// `--set cpu_per_call_ms=20 --set max_sockets=500`; none given resets them.
+    Limits {
+        /// The tenant.
+        tenant: String,
+        /// A limit as in the configuration's `[limits]`, NAME=VALUE; repeatable.
+        #[arg(long = "set", value_name = "NAME=VALUE", value_parser = limit_pair)]
+        set: Vec<(String, Value)>,
+    },
     /// Deletes a tenant: its sockets are disconnected, its versions and tokens removed.
     Delete {
         /// The tenant.
@@ -179,6 +188,16 @@ async fn main() -> ExitCode {
     }
 }
 
+/// `NAME=VALUE` of `--set`: a number or boolean as such, anything else as a string
+/// (the server says which names and types it takes).
+fn limit_pair(pair: &str) -> Result<(String, Value), String> {
+    let (name, value) = pair
+        .split_once('=')
+        .ok_or_else(|| format!("{pair:?}: write NAME=VALUE"))?;
+    let value = serde_json::from_str(value).unwrap_or_else(|_| json!(value));
+    Ok((name.trim().to_owned(), value))
+}
+
 async fn call(api: &Api, method: Method, path: &str, body: Bytes) -> Result<Value, ClientError> {
     AdminClient::new(&api.admin_url, api.token.clone())?
         .request(method, path, body)
@@ -235,6 +254,12 @@ async fn tenants(action: TenantsAction, api: &Api) -> Result<Value, ClientError>
             };
             let path = format!("/v1/tenants/{tenant}/rollback");
             call(api, Method::POST, &path, body).await
+        }
+        TenantsAction::Limits { tenant, set } => {
+            let limits: serde_json::Map<String, Value> = set.into_iter().collect();
+            let path = format!("/v1/tenants/{tenant}/limits");
+            let body = Bytes::from(Value::Object(limits).to_string());
+            call(api, Method::PUT, &path, body).await
         }
         TenantsAction::Delete { tenant } => {
             call(

@@ -59,6 +59,10 @@ pub struct TenantSettings {
     /// A static namespace (e.g. `/admin`) that serves this tenant; the pattern then
     /// does not reach it.
     pub namespace: Option<String>,
+    /// Limits of its own, over the configuration's `[limits]` (`[tenants.NAME.limits]`
+    /// with any of the same keys).
+    #[serde(default)]
+    pub limits: serde_json::Map<String, serde_json::Value>,
 }
 
 /// Why a configuration could not be used.
@@ -128,6 +132,9 @@ impl Settings {
                     "tenant name {name:?}: use letters, digits and _"
                 )));
             }
+            settings.tenant_limits(tenant).map_err(|error| {
+                SettingsError::Invalid(format!("tenants.{name}.limits: {error}"))
+            })?;
             if let Some(namespace) = &tenant.namespace {
                 if !namespace.starts_with('/') || namespace == "/" {
                     return Err(SettingsError::Invalid(format!(
@@ -137,6 +144,11 @@ impl Settings {
             }
         }
         Ok(settings)
+    }
+
+    /// A tenant's limits: its own section over `[limits]`.
+    pub fn tenant_limits(&self, tenant: &TenantSettings) -> Result<Limits, String> {
+        self.limits.overlaid(&tenant.limits)
     }
 
     /// Where a tenant's component comes from.
@@ -192,6 +204,19 @@ mod tests {
             dir,
         );
         assert!(nsp.is_err_and(|e| e.to_string().contains("must start with /")));
+        let limit = Settings::parse(
+            "[tenants.a]\ncomponent = \"a.wasm\"\n[tenants.a.limits]\ncpu_ms = 5",
+            dir,
+        );
+        assert!(limit.is_err_and(|e| e.to_string().contains("tenants.a.limits")));
+        let own = Settings::parse(
+            "[limits]\nmax_sockets = 9\n[tenants.a]\ncomponent = \"a.wasm\"\n[tenants.a.limits]\ncpu_per_call_ms = 5",
+            dir,
+        )
+        .expect("valid");
+        let limits = own.tenant_limits(&own.tenants["a"]).expect("valid");
+        assert_eq!(limits.cpu_per_call, std::time::Duration::from_millis(5));
+        assert_eq!(limits.max_sockets, 9);
         let ok = Settings::parse("[tenants.a]\ncomponent = \"a.wasm\"", dir).expect("valid");
         assert_eq!(
             ok.source(&ok.tenants["a"]),

@@ -141,12 +141,35 @@ async fn deploy_roll_back_tokens_delete_and_a_restart_through_the_cli() {
         "{cached:?}"
     );
 
-    // A restart keeps every uploaded tenant at its current version, and its tokens.
+    // Limits of its own, set by the operator only.
+    let limits = op(
+        &host,
+        &["tenants", "limits", "app", "--set", "max_sockets=7"],
+    )
+    .await;
+    assert_eq!(
+        answer(&limits)["limits"]["max_sockets"],
+        7,
+        "{}",
+        stderr(&limits)
+    );
+    let not_theirs = with_token(&host, &token, &["tenants", "limits", "app"]).await;
+    assert_eq!(not_theirs.status.code(), Some(1));
+    let malformed = op(&host, &["tenants", "limits", "app", "--set", "max_sockets"]).await;
+    assert_eq!(malformed.status.code(), Some(2));
+
+    // A restart keeps every uploaded tenant at its current version, its limits and
+    // its tokens.
     drop(host);
     let host = serve(&data, &[]).await;
     let shown = answer(&op(&host, &["tenants", "show", "app"]).await);
     assert_eq!(shown["version"], 3);
     assert_eq!(shown["sha256"], echo_sha.as_str());
+    assert_eq!(shown["limits"]["max_sockets"], 7);
+    assert_eq!(
+        shown["limit_overrides"],
+        serde_json::json!({ "max_sockets": 7 })
+    );
     let whoami = join(&host.addr, "/app", r#"{"token":"ok"}"#).await;
     assert!(whoami.starts_with("40/app,"), "{whoami}");
     let with_token = with_token(&host, &token, &["tenants", "show", "app"]).await;

@@ -174,6 +174,55 @@ describe("deploy, redeploy, roll back, delete", () => {
   });
 });
 
+describe("limits per tenant", () => {
+  test("the operator sets them, they apply at once to that tenant only, and {} resets them", async (t) => {
+    await deploy("kappa", component("echo"));
+    await deploy("lambda", component("echo"));
+    const token = (await api("POST", "/v1/tenants/kappa/tokens")).body.token;
+    const put = (tenant, limits, opts = {}) =>
+      api("PUT", `/v1/tenants/${tenant}/limits`, { body: JSON.stringify(limits), ...opts });
+
+    assert.equal((await put("kappa", { max_sockets: 100 }, { token })).status, 403, "not with a deploy token");
+    const unknown = await put("kappa", { max_sockts: 1 });
+    assert.equal(unknown.status, 400);
+    assert.equal(unknown.body.error.code, "invalid_limits");
+    assert.match(unknown.body.error.message, /max_sockts/);
+    assert.equal((await put("kappa", { max_sockets: "one" })).body.error.code, "invalid_limits");
+    assert.equal((await put("kappa", [1])).body.error.code, "invalid_limits");
+    assert.equal((await put("t1", { max_sockets: 1 })).body.error.code, "configured_tenant");
+    assert.equal((await put("nobody", { max_sockets: 1 })).status, 404);
+
+    const auth = { auth: { token: "ok" } };
+    const first = await connected(t, "/kappa", auth);
+    const redeployed = once(first, "nsbox:redeployed");
+    const set = await put("kappa", { max_sockets: 1, cpu_per_call_ms: 20 });
+    assert.equal(set.status, 200, JSON.stringify(set.body));
+    assert.equal(set.body.limits.max_sockets, 1);
+    assert.equal(set.body.limits.cpu_per_call_ms, 20);
+    assert.equal(set.body.limits.memory_bytes, 64 << 20, "the rest as configured");
+    await redeployed;
+    assert.ok(first.connected, "the connected socket is carried over");
+    assert.deepEqual(await ack(first, "echo", 1), [1]);
+
+    const second = client(t, "/kappa", auth);
+    const [err] = await once(second, "connect_error");
+    assert.equal(err.message, "tenant full");
+    await connected(t, "/lambda", auth);
+    await connected(t, "/lambda", auth); // the neighbour keeps the configured limit
+
+    const shown = await api("GET", "/v1/tenants/kappa", { token });
+    assert.equal(shown.body.limits.max_sockets, 1);
+    assert.deepEqual(shown.body.limit_overrides, { max_sockets: 1, cpu_per_call_ms: 20 });
+    // A new version keeps the tenant's limits.
+    await deploy("kappa", component("echo"));
+    assert.equal((await api("GET", "/v1/tenants/kappa")).body.limits.max_sockets, 1);
+
+    const reset = await put("kappa", {});
+    assert.equal(reset.body.limits.max_sockets, (await api("GET", "/v1/tenants/lambda")).body.limits.max_sockets);
+    await connected(t, "/kappa", auth);
+  });
+});
+
 describe("uploads and the other tenants", () => {
   test("a tenant under load keeps being served while another one is deployed", async (t) => {
     const n = await connected(t, "/t1", { auth: { token: "ok" } });

@@ -53,6 +53,21 @@ test("a tenant holds at most max_sockets sockets", async (t) => {
   assert.ok(again?.connected, "a place freed is a place taken");
 });
 
+test("a tenant's own [tenants.NAME.limits] replace the configuration's for it alone", async (t) => {
+  // t2 has max_sockets = 2 and max_rooms_per_socket = 1 of its own; t1 keeps 4 and 3.
+  const two = await Promise.all([1, 2].map(() => connected(t, "/t2", OK)));
+  const [err] = await once(client(t, "/t2", OK), "connect_error");
+  assert.deepEqual(err.data, { tenant: "t2", max_sockets: 2 });
+  assert.deepEqual(await ack(two[0], "join", "a"), ["a"]);
+  const told = once(two[0], "nsbox:error");
+  two[0].emit("join", "b");
+  assert.match((await told)[0].error, /at most 1 room/);
+  const headers = { authorization: `Bearer ${process.env.ADMIN_TOKEN}` };
+  const shown = await (await fetch(`${process.env.ADMIN_URL}/v1/tenants/t2`, { headers })).json();
+  assert.equal(shown.limits.max_sockets, 2);
+  assert.equal(shown.limits.events_per_second, 100, "the rest from [limits]");
+});
+
 test("a socket joining more rooms than allowed is told and disconnected", async (t) => {
   await sleep(1100);
   const s = await connected(t, "/t1", OK);

@@ -10,6 +10,7 @@
 //! | `POST /v1/tenants/{t}/rollback` | operator, `t`'s token | `{"version": N}` (default: the one before) made current again |
 //! | `DELETE /v1/tenants/{t}` | operator | sockets told and disconnected, files and tokens removed |
 //! | `POST /v1/tenants/{t}/tokens` | operator | a new deploy token for `t` (shown once) |
+//! | `PUT /v1/tenants/{t}/limits` | operator | `{"cpu_per_call_ms": 20, ...}`: limits of an uploaded tenant over the configuration's (`{}` for none); a fresh instance takes its sockets over |
 //! | `GET /metrics` | anyone who can reach the listener | Prometheus text format |
 //!
 //! No token or a wrong one: 401. A deploy token for another tenant, or on an
@@ -34,10 +35,11 @@ use tokio::net::TcpListener;
 use tokio::sync::Mutex;
 
 use self::reply::{error, json, Reply};
+use crate::app::effective_limits;
 use crate::engineio::Engine;
 use crate::store::tokens::{Access, Tokens};
 use crate::store::{valid_tenant_name, ComponentStore, VersionInfo};
-use crate::tenants::{Code, LoadError, Tenants};
+use crate::tenants::{Code, Limits, LoadError, Tenants};
 
 /// The admin API's state.
 pub struct Admin {
@@ -140,7 +142,7 @@ impl Admin {
                 }
                 let operator_only = matches!(
                     (&method, rest),
-                    (&Method::DELETE, []) | (&Method::POST, ["tokens"])
+                    (&Method::DELETE, []) | (&Method::POST, ["tokens"]) | (_, ["limits"])
                 );
                 match &access {
                     Access::Operator => {}
@@ -160,6 +162,7 @@ impl Admin {
                     (&Method::GET, ["versions"]) => self.versions(tenant),
                     (&Method::POST, ["rollback"]) => self.rollback(tenant, req).await,
                     (&Method::POST, ["tokens"]) => self.mint(tenant),
+                    (&Method::PUT, ["limits"]) => self.set_limits(tenant, req).await,
                     _ => error(StatusCode::NOT_FOUND, "not_found", "no such endpoint"),
                 }
             }
@@ -223,7 +226,63 @@ impl Admin {
             "restarts": instantiations.saturating_sub(1),
             "quarantined": stats.quarantined.load(Relaxed) == 1,
             "memory_bytes": stats.memory_bytes.load(Relaxed),
+            "limits": current.limits(),
+            "limit_overrides": stored.map(|r| r.limits).unwrap_or_default(),
         }))
+    }
+
+    /// The limits a stored tenant runs under: the configuration's and the overrides.
+    fn limits_of(&self, tenant: &str) -> std::io::Result<Limits> {
+        Ok(match self.store.record(tenant)? {
+            Some(record) => effective_limits(&self.tenants, tenant, &record),
+            None => self.tenants.configured_limits(tenant),
+        })
+    }
+
+    async fn set_limits(&self, tenant: &str, req: Request<hyper::body::Incoming>) -> Reply {
+        let body = match Limited::new(req.into_body(), 16 << 10).collect().await {
+            Ok(body) => body.to_bytes(),
+            Err(_) => return error(StatusCode::BAD_REQUEST, "bad_request", "body too large"),
+        };
+        let overrides = match serde_json::from_slice::<Value>(&body) {
+            Ok(Value::Object(overrides)) => overrides,
+            Ok(_) => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_limits",
+                    "send a JSON object of limits, e.g. {\"cpu_per_call_ms\": 20}",
+                )
+            }
+            Err(e) => return error(StatusCode::BAD_REQUEST, "bad_request", e),
+        };
+        let limits = match self.tenants.configured_limits(tenant).overlaid(&overrides) {
+            Ok(limits) => limits,
+            Err(e) => return error(StatusCode::BAD_REQUEST, "invalid_limits", e),
+        };
+        let _one_at_a_time = self.changing.lock().await;
+        match self.store.record(tenant) {
+            Ok(Some(_)) => {}
+            Ok(None) if self.tenants.get(tenant).is_some() => {
+                return error(
+                    StatusCode::CONFLICT,
+                    "configured_tenant",
+                    format!(
+                        "tenant {tenant} comes from the configuration file: set its limits there"
+                    ),
+                )
+            }
+            Ok(None) => return not_found(tenant),
+            Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, "store", e),
+        }
+        if let Err(e) = self.store.set_limits(tenant, overrides.clone()) {
+            return error(StatusCode::INTERNAL_SERVER_ERROR, "store", e);
+        }
+        self.tenants.set_limits(tenant, limits.clone()).await;
+        tracing::info!(tenant, ?overrides, "limits changed");
+        json(
+            StatusCode::OK,
+            json!({ "tenant": tenant, "limits": limits, "limit_overrides": overrides }),
+        )
     }
 
     async fn upload(&self, tenant: &str, req: Request<hyper::body::Incoming>) -> Reply {
@@ -248,7 +307,13 @@ impl Admin {
             Ok(info) => info,
             Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, "store", e),
         };
-        self.tenants.deploy(tenant, info.version, code).await;
+        let limits = match self.limits_of(tenant) {
+            Ok(limits) => limits,
+            Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, "store", e),
+        };
+        self.tenants
+            .deploy(tenant, info.version, code, limits)
+            .await;
         tracing::info!(tenant, version = info.version, sha256 = %info.sha256, "deployed");
         json(StatusCode::OK, deployed(tenant, &info))
     }
@@ -318,7 +383,10 @@ impl Admin {
         if let Err(e) = self.store.set_current(tenant, info.version) {
             return error(StatusCode::INTERNAL_SERVER_ERROR, "store", e);
         }
-        self.tenants.deploy(tenant, info.version, code).await;
+        let limits = effective_limits(&self.tenants, tenant, &record);
+        self.tenants
+            .deploy(tenant, info.version, code, limits)
+            .await;
         tracing::info!(tenant, version = info.version, "rolled back");
         json(StatusCode::OK, deployed(tenant, &info))
     }

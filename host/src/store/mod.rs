@@ -42,6 +42,10 @@ pub struct TenantRecord {
     pub current: u64,
     /// Every stored version, oldest first.
     pub versions: Vec<VersionInfo>,
+    /// Limits the operator set for this tenant through the admin API, over the
+    /// configuration's (same names as `[limits]`).
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub limits: serde_json::Map<String, serde_json::Value>,
 }
 
 impl TenantRecord {
@@ -183,6 +187,19 @@ impl ComponentStore {
         record.current = version;
         self.save_record(name, &record)?;
         Ok(info)
+    }
+
+    /// Replaces the operator's limit overrides of a tenant (empty: none).
+    pub fn set_limits(
+        &self,
+        name: &str,
+        limits: serde_json::Map<String, serde_json::Value>,
+    ) -> io::Result<()> {
+        let mut record = self
+            .record(name)?
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("no tenant {name}")))?;
+        record.limits = limits;
+        self.save_record(name, &record)
     }
 
     /// A stored version's bytes, checked against the digest recorded at upload.

@@ -96,6 +96,9 @@ pub struct TenantHandle {
     socket_rate: u32,
     /// What all the tenant's sockets together may send.
     tenant_rate: Arc<std::sync::Mutex<TokenBucket>>,
+    /// The component and limits this version runs with (kept to restart it with others).
+    code: Arc<Code>,
+    limits: Arc<Limits>,
 }
 
 impl TenantHandle {
@@ -122,6 +125,8 @@ impl TenantHandle {
             tenant_rate: Arc::new(std::sync::Mutex::new(TokenBucket::new(
                 limits.events_per_second,
             ))),
+            code: code.clone(),
+            limits: Arc::new(limits.clone()),
         };
         let actor = Actor::new(
             name,
@@ -146,6 +151,16 @@ impl TenantHandle {
     /// The tenant's counters.
     pub fn stats(&self) -> &Arc<TenantStats> {
         &self.stats
+    }
+
+    /// The limits this version runs under.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// The component this version runs.
+    pub fn code(&self) -> &Arc<Code> {
+        &self.code
     }
 
     /// A bucket for one socket's events, at this tenant's per-socket rate.

@@ -2,10 +2,12 @@
 
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
-/// Per-tenant limits. The sandbox issue adds more; these are the ones enforced now.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+/// Per-tenant limits: the configuration's `[limits]` for every tenant, overridden for
+/// one by its `[tenants.NAME.limits]` and then by the admin API.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Limits {
     /// Linear memory of the instance, in bytes (all memories together).
@@ -80,13 +82,73 @@ impl Default for Limits {
     }
 }
 
+impl Limits {
+    /// These limits with some of them replaced: `overrides` names fields as the
+    /// configuration does (`cpu_per_call_ms = 20`). An unknown name or a wrong type
+    /// is an error that says which.
+    pub fn overlaid(&self, overrides: &Map<String, Value>) -> Result<Limits, String> {
+        if overrides.is_empty() {
+            return Ok(self.clone());
+        }
+        let mut merged = match serde_json::to_value(self) {
+            Ok(Value::Object(fields)) => fields,
+            _ => return Err("limits do not serialize as an object".to_owned()),
+        };
+        merged.extend(overrides.iter().map(|(k, v)| (k.clone(), v.clone())));
+        serde_json::from_value(Value::Object(merged)).map_err(|e| e.to_string())
+    }
+}
+
 /// Durations in the configuration are whole milliseconds.
 mod millis {
     use std::time::Duration;
 
-    use serde::{Deserialize, Deserializer};
+    use serde::{Deserialize, Deserializer, Serializer};
 
     pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
         u64::deserialize(deserializer).map(Duration::from_millis)
+    }
+
+    pub fn serialize<S: Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_u64(duration.as_millis().try_into().unwrap_or(u64::MAX))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fields(json: Value) -> Map<String, Value> {
+        match json {
+            Value::Object(fields) => fields,
+            _ => Map::new(),
+        }
+    }
+
+    #[test]
+    fn overrides_replace_only_what_they_name() {
+        let base = Limits::default();
+        let tight = base
+            .overlaid(&fields(
+                serde_json::json!({"cpu_per_call_ms": 20, "max_sockets": 3}),
+            ))
+            .expect("valid overrides");
+        assert_eq!(tight.cpu_per_call, Duration::from_millis(20));
+        assert_eq!(tight.max_sockets, 3);
+        assert_eq!(tight.memory_bytes, base.memory_bytes);
+        assert_eq!(base.overlaid(&Map::new()), Ok(base.clone()));
+        // What serializes reads back the same (milliseconds both ways).
+        let round =
+            serde_json::from_value::<Limits>(serde_json::to_value(&tight).unwrap_or_default());
+        assert_eq!(round.ok(), Some(tight));
+    }
+
+    #[test]
+    fn bad_overrides_say_which() {
+        let base = Limits::default();
+        let unknown = base.overlaid(&fields(serde_json::json!({"cpu_ms": 1})));
+        assert!(unknown.is_err_and(|e| e.contains("cpu_ms")));
+        let wrong = base.overlaid(&fields(serde_json::json!({"max_sockets": "many"})));
+        assert!(wrong.is_err_and(|e| e.contains("invalid type")));
     }
 }

@@ -17,16 +17,20 @@ use crate::socketio::{ConnectError, SocketIo};
 /// The tenants a server runs.
 pub struct Tenants {
     runtime: Arc<Runtime>,
-    limits: Limits,
+    /// The limits of a tenant the configuration says nothing particular about.
+    defaults: Limits,
+    /// Tenants the configuration gives limits of their own.
+    configured: RwLock<HashMap<String, Limits>>,
     slots: RwLock<HashMap<String, Arc<TenantSlot>>>,
 }
 
 impl Tenants {
-    /// No tenants yet; each added one runs under `limits`.
-    pub fn new(runtime: Arc<Runtime>, limits: Limits) -> Arc<Tenants> {
+    /// No tenants yet; each runs under `defaults` unless given limits of its own.
+    pub fn new(runtime: Arc<Runtime>, defaults: Limits) -> Arc<Tenants> {
         Arc::new(Tenants {
             runtime,
-            limits,
+            defaults,
+            configured: RwLock::default(),
             slots: RwLock::default(),
         })
     }
@@ -36,11 +40,35 @@ impl Tenants {
         &self.runtime
     }
 
-    /// Serves tenant `name` with `code` (its `version`, 0 when it has none). A tenant of
-    /// that name hands its sockets over to the new version; otherwise the tenant is new,
-    /// reached through the pattern. Returns once the new version serves.
-    pub async fn deploy(&self, name: &str, version: u64, code: Arc<Code>) -> Arc<TenantSlot> {
-        let handle = self.spawn(name, version, code);
+    /// Gives tenant `name` limits of its own in the configuration (before it runs).
+    pub fn configure_limits(&self, name: &str, limits: Limits) {
+        if let Ok(mut configured) = self.configured.write() {
+            configured.insert(name.to_owned(), limits);
+        }
+    }
+
+    /// The limits the configuration gives tenant `name`: its own, else the defaults.
+    /// The admin API's overrides go on top of these.
+    pub fn configured_limits(&self, name: &str) -> Limits {
+        self.configured
+            .read()
+            .ok()
+            .and_then(|c| c.get(name).cloned())
+            .unwrap_or_else(|| self.defaults.clone())
+    }
+
+    /// Serves tenant `name` with `code` (its `version`, 0 when it has none) under
+    /// `limits`. A tenant of that name hands its sockets over to the new version;
+    /// otherwise the tenant is new, reached through the pattern. Returns once the new
+    /// version serves.
+    pub async fn deploy(
+        &self,
+        name: &str,
+        version: u64,
+        code: Arc<Code>,
+        limits: Limits,
+    ) -> Arc<TenantSlot> {
+        let handle = self.spawn(name, version, code, limits);
         if let Some(slot) = self.get(name) {
             slot.replace(handle).await;
             return slot;
@@ -48,26 +76,32 @@ impl Tenants {
         self.add(handle, None)
     }
 
-    /// Adds a tenant bound to a static namespace; serve it with [`Tenants::serve_static`].
+    /// Runs a live tenant's current version again under other limits: a fresh instance,
+    /// its sockets carried over as on a redeploy. Returns whether the tenant was live.
+    pub async fn set_limits(&self, name: &str, limits: Limits) -> bool {
+        let Some(slot) = self.get(name) else {
+            return false;
+        };
+        let current = slot.current();
+        let handle = self.spawn(name, current.version(), current.code().clone(), limits);
+        slot.replace(handle).await;
+        true
+    }
+
+    /// Adds a tenant bound to a static namespace under its configured limits; serve it
+    /// with [`Tenants::serve_static`].
     pub fn add_static(&self, name: &str, code: Arc<Code>, namespace: &str) -> Arc<TenantSlot> {
-        let handle = self.spawn(name, 0, code);
+        let handle = self.spawn(name, 0, code, self.configured_limits(name));
         self.add(handle, Some(namespace.to_owned()))
     }
 
-    fn spawn(&self, name: &str, version: u64, code: Arc<Code>) -> TenantHandle {
+    fn spawn(&self, name: &str, version: u64, code: Arc<Code>, limits: Limits) -> TenantHandle {
         // A tenant's counters outlive its versions.
         let stats = self
             .get(name)
             .map(|slot| slot.current().stats().clone())
             .unwrap_or_default();
-        TenantHandle::spawn(
-            name,
-            version,
-            self.runtime.clone(),
-            code,
-            self.limits.clone(),
-            stats,
-        )
+        TenantHandle::spawn(name, version, self.runtime.clone(), code, limits, stats)
     }
 
     fn add(&self, handle: TenantHandle, namespace: Option<String>) -> Arc<TenantSlot> {

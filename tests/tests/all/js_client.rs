@@ -70,6 +70,13 @@ cpu_per_second_ms = 100
 [tenants.t1]
 component = "builtin:echo"
 
+[tenants.t2]
+component = "builtin:echo"
+
+[tenants.t2.limits]
+max_sockets = 2
+max_rooms_per_socket = 1
+
 [tenants.spin]
 component = "hostile_spin.wasm"
 "#;
