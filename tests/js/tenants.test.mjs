@@ -498,6 +498,34 @@ describe("more hostile tenants", () => {
   });
 });
 
+describe("components whose instantiation misbehaves (built by hand: the world's exports plus WAT)", () => {
+  // name → the fault kind it must be refused with, and what the message must say.
+  const cases = [
+    ["startloop", "deadline", /CPU/],
+    ["starttrap", "trap", /unreachable/],
+    ["startgrow", "memory", /memory/],
+    ["bigdata", "trap", /out of bounds/],
+    ["bigtable", "table", /table/],
+    ["memories", "trap", /memor/],
+  ];
+  for (const [name, kind, says] of cases) {
+    test(`${name}: refused with kind ${kind}, every time, the neighbour unharmed`, async (t) => {
+      await neighbourUnharmed(t, async () => {
+        for (let attempt = 0; attempt < 2; attempt++) {
+          const started = Date.now();
+          const [message, data] = await refused(client(t, `/${name}`));
+          const elapsed = Date.now() - started;
+          assert.equal(message, "tenant unavailable");
+          assert.equal(data.tenant, name);
+          assert.equal(data.kind, kind, data.error);
+          assert.match(data.error, says);
+          t.diagnostic(`${name} attempt ${attempt + 1}: refused after ${elapsed} ms: ${data.error}`);
+        }
+      });
+    });
+  }
+});
+
 /** True when `event` gets no ack within 300 ms. */
 const unansweredAck = (socket, event) =>
   socket.timeout(300).emitWithAck(event).then(() => false, () => true);

@@ -2,6 +2,8 @@
 //! native test app or with the Wasm tenants, and runs the official JS client suites
 //! against it.
 
+pub mod forged;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -14,7 +16,7 @@ use tokio::sync::oneshot;
 
 /// The configuration of [`TestServer::start_tenants`]; paths are relative to the
 /// directory the examples were built in.
-const TENANTS: &str = r#"
+pub const TENANTS: &str = r#"
 # Small, so that a test can exceed it cheaply (the examples are ~150 KB).
 max_component_bytes = 1048576
 

@@ -14,6 +14,13 @@ pub struct Limits {
     pub memory_bytes: usize,
     /// Table elements of the instance.
     pub table_elements: usize,
+    /// Core instances, tables and linear memories the component may create (a
+    /// component built by `cargo` has a few of each).
+    pub max_instances: usize,
+    /// See `max_instances`.
+    pub max_tables: usize,
+    /// See `max_instances`.
+    pub max_memories: usize,
     /// CPU time one call may use (middleware, a handler, instantiation).
     #[serde(with = "millis", rename = "cpu_per_call_ms")]
     pub cpu_per_call: Duration,
@@ -64,6 +71,9 @@ impl Default for Limits {
         Limits {
             memory_bytes: 64 << 20,
             table_elements: 20_000,
+            max_instances: 50,
+            max_tables: 20,
+            max_memories: 4,
             cpu_per_call: Duration::from_millis(50),
             cpu_per_second: Duration::from_millis(500),
             wall_per_call: Duration::from_secs(1),

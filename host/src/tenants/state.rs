@@ -243,6 +243,8 @@ pub(crate) struct Limiter {
     memory_limit: usize,
     memory_used: usize,
     table_limit: usize,
+    /// Core instances, tables and memories (wasmtime refuses to create more).
+    counts: (usize, usize, usize),
     stats: Arc<TenantStats>,
 }
 
@@ -252,6 +254,7 @@ impl Limiter {
             memory_limit: limits.memory_bytes,
             memory_used: 0,
             table_limit: limits.table_elements,
+            counts: (limits.max_instances, limits.max_tables, limits.max_memories),
             stats,
         }
     }
@@ -295,15 +298,15 @@ impl ResourceLimiter for Limiter {
     }
 
     fn instances(&self) -> usize {
-        100
+        self.counts.0
     }
 
     fn tables(&self) -> usize {
-        100
+        self.counts.1
     }
 
     fn memories(&self) -> usize {
-        4
+        self.counts.2
     }
 }
 

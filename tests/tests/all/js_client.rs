@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use integration_tests::{ensure_npm_packages, run_node_tests, TestServer};
+use integration_tests::{ensure_npm_packages, forged, run_node_tests, TestServer, TENANTS};
 
 /// Runs one JS suite against a fresh server, printing the client's report either way.
 async fn suite(file: &str, server: TestServer) {
@@ -55,8 +55,22 @@ async fn socketio_with_official_client() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wasm_tenants_with_official_client() {
-    let server = TestServer::start_tenants().await.expect("server starts");
+    // Beside the examples, components whose instantiation itself misbehaves.
+    let dir = std::env::temp_dir().join(format!("nsbox-forged-{}", std::process::id()));
+    let names = forged::write_hostile_starts(&dir).expect("hand-built components");
+    let mut config = TENANTS.to_owned();
+    for name in names {
+        let path = dir.join(format!("{name}.wasm"));
+        config += &format!(
+            "\n[tenants.{name}]\ncomponent = {:?}\n",
+            path.display().to_string()
+        );
+    }
+    let server = TestServer::start_with(&config)
+        .await
+        .expect("server starts");
     suite("tenants.test.mjs", server).await;
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Limits small enough for a test to cross them with a handful of clients.
