@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use regex::Regex;
 
@@ -78,14 +79,18 @@ pub fn socketio_config(settings: &Settings) -> SocketIoConfig {
     } else {
         CorsOrigins::List(settings.cors_origins.clone())
     };
+    let millis = Duration::from_millis;
     SocketIoConfig {
         engine: EngineConfig {
             cors: Cors {
                 origins,
                 credentials: true,
             },
+            ping_interval: millis(settings.ping_interval_ms),
+            ping_timeout: millis(settings.ping_timeout_ms),
             ..EngineConfig::default()
         },
+        connect_timeout: millis(settings.connect_timeout_ms),
         ..SocketIoConfig::default()
     }
 }

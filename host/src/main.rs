@@ -334,6 +334,7 @@ async fn serve(
         let _ = stop.send(true);
     };
     Server::new()
+        .header_timeout(settings.header_timeout())
         .mount(app.io.engine().clone())
         .serve(listener, shutdown)
         .await;

@@ -39,6 +39,21 @@ pub struct Settings {
     /// The largest component an upload may be, in bytes.
     #[serde(default = "default_max_component_bytes")]
     pub max_component_bytes: usize,
+    /// How long a connection may take to send a request's headers (on connecting and
+    /// between requests); beyond it the connection is closed.
+    #[serde(default = "default_header_timeout_ms")]
+    pub header_timeout_ms: u64,
+    /// Engine.IO heartbeat: time between pings, and how long a pong may take before
+    /// the session is closed (Node's `pingInterval`, `pingTimeout`).
+    #[serde(default = "default_ping_interval_ms")]
+    pub ping_interval_ms: u64,
+    /// See `ping_interval_ms`.
+    #[serde(default = "default_ping_timeout_ms")]
+    pub ping_timeout_ms: u64,
+    /// How long a new connection may take to join its first namespace before it is
+    /// closed (Node's `connectTimeout`).
+    #[serde(default = "default_connect_timeout_ms")]
+    pub connect_timeout_ms: u64,
     /// Limits every tenant runs under.
     #[serde(default)]
     pub limits: Limits,
@@ -100,6 +115,22 @@ fn default_max_component_bytes() -> usize {
     16 << 20
 }
 
+fn default_header_timeout_ms() -> u64 {
+    crate::server::HEADER_TIMEOUT.as_millis() as u64
+}
+
+fn default_ping_interval_ms() -> u64 {
+    25_000
+}
+
+fn default_ping_timeout_ms() -> u64 {
+    20_000
+}
+
+fn default_connect_timeout_ms() -> u64 {
+    45_000
+}
+
 fn default_pattern() -> String {
     r"^/(\w+)$".to_owned()
 }
@@ -149,6 +180,11 @@ impl Settings {
     /// A tenant's limits: its own section over `[limits]`.
     pub fn tenant_limits(&self, tenant: &TenantSettings) -> Result<Limits, String> {
         self.limits.overlaid(&tenant.limits)
+    }
+
+    /// [`Settings::header_timeout_ms`] as a duration.
+    pub fn header_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.header_timeout_ms)
     }
 
     /// Where a tenant's component comes from.

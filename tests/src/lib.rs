@@ -138,7 +138,9 @@ impl TestServer {
         tokio::spawn(app.admin.clone().serve(admin_listener, async {
             let _ = admin_stopped.await;
         }));
-        let server = Server::new().mount(app.io.engine().clone());
+        let server = Server::new()
+            .header_timeout(settings.header_timeout())
+            .mount(app.io.engine().clone());
         tokio::spawn(server.serve(listener, async move {
             let _ = stopped.await;
             let _ = admin_stop.send(());

@@ -27,7 +27,6 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::{Method, Request, StatusCode};
 use http_body_util::{BodyExt, Limited};
-use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
@@ -97,7 +96,7 @@ impl Admin {
                     let admin = admin.clone();
                     async move { Ok::<_, Infallible>(admin.handle(req).await) }
                 });
-                if let Err(error) = http1::Builder::new()
+                if let Err(error) = crate::server::http1_builder(crate::server::HEADER_TIMEOUT)
                     .serve_connection(TokioIo::new(stream), service)
                     .await
                 {

@@ -108,3 +108,26 @@ async fn admin_api_with_official_client() {
     let server = TestServer::start_tenants().await.expect("server starts");
     suite("admin.test.mjs", server).await;
 }
+
+/// Short timeouts, so half-open connections close within the test.
+const SHORT_TIMEOUTS: &str = r#"
+header_timeout_ms = 1000
+ping_interval_ms = 500
+ping_timeout_ms = 1000
+connect_timeout_ms = 1000
+
+# The neighbour's acks run in a closed loop, faster than the default 1,000/s.
+[limits]
+events_per_second_per_socket = 100000
+
+[tenants.t1]
+component = "builtin:echo"
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn half_open_connections_with_official_client() {
+    let server = TestServer::start_with(SHORT_TIMEOUTS)
+        .await
+        .expect("server starts");
+    suite("halfopen.test.mjs", server).await;
+}

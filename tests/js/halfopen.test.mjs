@@ -1,0 +1,94 @@
+// Thousands of connections that start and never finish, at every layer, while a
+// tenant's client of the official socket.io-client keeps being answered. The harness
+// runs this server with header_timeout_ms = 1000, ping 500/1000 ms and
+// connect_timeout_ms = 1000, and afterwards checks no session is left.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import net from "node:net";
+import WebSocket from "ws";
+import { URL, WS_URL, sleep, connected, ack } from "./helpers.mjs";
+
+const { hostname, port } = new globalThis.URL(URL);
+const PER_KIND = 600;
+const BATCH = 50;
+
+/** A raw TCP connection that writes `bytes` and resolves `closed` with the ms until the server closed it. */
+function rawTcp(t, bytes) {
+  const socket = net.connect({ host: hostname, port: Number(port) });
+  const started = Date.now();
+  const closed = new Promise((resolve) => socket.on("close", () => resolve(Date.now() - started)));
+  socket.on("error", () => {});
+  socket.on("data", () => {});
+  if (bytes) socket.write(bytes);
+  t.after(() => socket.destroy());
+  return closed;
+}
+
+/** Completes an Engine.IO polling handshake and never polls again; resolves with the sid. */
+async function pollingHandshake() {
+  const res = await fetch(`${URL}/socket.io/?EIO=4&transport=polling`);
+  const text = await res.text();
+  return JSON.parse(text.slice(1)).sid;
+}
+
+/** Opens Engine.IO over WebSocket, answers pings, never joins a namespace; resolves with the ms until the server closed it. */
+function wsWithoutNamespace(t) {
+  const ws = new WebSocket(`${WS_URL}/socket.io/?EIO=4&transport=websocket`);
+  const started = Date.now();
+  ws.on("message", (data) => data.toString() === "2" && ws.send("3"));
+  ws.on("error", () => {});
+  t.after(() => ws.terminate());
+  return new Promise((resolve) => ws.on("close", () => resolve(Date.now() - started)));
+}
+
+test("half-open connections at every layer are closed on time, and a tenant keeps answering", async (t) => {
+  const neighbour = await connected(t, "/t1", { auth: { token: "ok" }, transports: ["websocket"] });
+  const drops = [];
+  neighbour.on("disconnect", (reason) => drops.push(reason));
+  let running = true;
+  const answers = [];
+  const load = (async () => {
+    for (let i = 0; running; i++) answers.push((await ack(neighbour, "echo", i))[0]);
+  })().catch((error) => {
+    throw new Error(`${error.message} after ${answers.length} acks; disconnects: ${drops}`);
+  });
+
+  const silent = [];
+  const partial = [];
+  const withoutNamespace = [];
+  // In batches of 150, 20 ms apart: thousands at once would overflow the kernel's
+  // accept queue, and a connection dropped there is never accepted nor closed, which
+  // would test the kernel rather than the server.
+  for (let i = 0; i < PER_KIND; i += BATCH) {
+    for (let j = 0; j < BATCH; j++) {
+      silent.push(rawTcp(t, null));
+      partial.push(rawTcp(t, "GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: x\r\n"));
+      withoutNamespace.push(wsWithoutNamespace(t));
+    }
+    await sleep(20);
+  }
+  const sids = [];
+  for (let i = 0; i < PER_KIND; i += 50) {
+    sids.push(...(await Promise.all(Array.from({ length: 50 }, pollingHandshake))));
+  }
+  // While all of them hang, a newcomer is served as usual.
+  const newcomer = await connected(t, "/t1", { auth: { token: "ok" } });
+  assert.deepEqual(await ack(newcomer, "echo", "in"), ["in"]);
+
+  const slowest = async (closings) => Math.max(...(await Promise.all(closings)));
+  const [tcp, head, ws] = await Promise.all([slowest(silent), slowest(partial), slowest(withoutNamespace)]);
+  t.diagnostic(`${PER_KIND} of each: silent TCP closed within ${tcp} ms, partial heads ${head} ms, EIO without a namespace ${ws} ms`);
+  // Each within its 1 s timeout plus a generous margin for a busy machine.
+  for (const ms of [tcp, head, ws]) assert.ok(ms < 8000, `${ms} ms`);
+  // Polling sessions that never polled again are gone: their heartbeat timed out.
+  await sleep(1000);
+  const stale = await Promise.all(sids.slice(0, 20).map((sid) =>
+    fetch(`${URL}/socket.io/?EIO=4&transport=polling&sid=${sid}`).then((r) => r.status)));
+  assert.deepEqual(stale, stale.map(() => 400), "unknown sessions");
+
+  running = false;
+  await load;
+  assert.ok(answers.length > 20, `${answers.length} acks answered meanwhile`);
+  assert.deepEqual(answers, [...answers.keys()], "every ack, in order");
+  assert.ok(neighbour.connected);
+});
