@@ -526,6 +526,19 @@ describe("components whose instantiation misbehaves (built by hand: the world's 
   }
 });
 
+describe("broadcasts", () => {
+  test("a broadcast excepting several sockets reaches exactly the others", async (t) => {
+    const sockets = await Promise.all([1, 2, 3, 4].map(() => connected(t, "/acks")));
+    const handles = await Promise.all(sockets.map(async (s) => (await ack(s, "handle"))[0]));
+    const heard = sockets.map((s) => record(s, "spared"));
+    // The fourth spares the first, the second and itself: only the third hears.
+    await ack(sockets[3], "spare", [handles[0], handles[1], handles[3]]);
+    await ack(sockets[2], "echo", "flush");
+    await sleep(50);
+    assert.deepEqual(heard.map((h) => h.length), [0, 0, 1, 0]);
+  });
+});
+
 /** True when `event` gets no ack within 300 ms. */
 const unansweredAck = (socket, event) =>
   socket.timeout(300).emitWithAck(event).then(() => false, () => true);

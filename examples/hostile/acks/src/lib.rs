@@ -4,10 +4,14 @@
 //! - `never` keeps the ack and never answers it;
 //! - `steal` emits `stolen` to every handle from 0 to 2,000, guessing at sockets it
 //!   does not own, and acks its own handle.
+//! - `spare` broadcasts `spared` to the whole namespace except the socket handles it is
+//!   given (several at once, which the SDK never asks for), then acks;
+//! - `handle` acks the socket's own handle.
 //!
 //! Otherwise `echo` acks its arguments.
 
 use nsbox_guest::bindings::nsbox::tenant::host;
+use nsbox_guest::bindings::nsbox::tenant::types::Target;
 use nsbox_guest::{App, IntoArgs};
 
 fn setup(app: &mut App) {
@@ -30,6 +34,23 @@ fn setup(app: &mut App) {
     // The ack is dropped unanswered: the client waits in vain, the host forgets it
     // when the socket leaves.
     app.on("never", |_, _, _ack| {});
+    app.on("handle", |socket, _, ack| {
+        if let Some(ack) = ack {
+            let _ = ack.send((socket.handle(),));
+        }
+    });
+    app.on("spare", |_, args, ack| {
+        let spared: Vec<u64> = args.get(0).unwrap_or_default();
+        let everyone_but = Target {
+            rooms: Vec::new(),
+            except_rooms: Vec::new(),
+            except_sockets: spared,
+        };
+        host::broadcast(&everyone_but, "spared", &wit_args(("you",)));
+        if let Some(ack) = ack {
+            let _ = ack.send(());
+        }
+    });
     app.on("steal", |socket, _, ack| {
         for handle in 0..=2_000u64 {
             host::emit(handle, "stolen", &wit_args(("gotcha",)));
