@@ -184,16 +184,20 @@ pub fn js_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("js")
 }
 
-/// Installs the pinned npm packages (`npm ci`) unless they are already there.
+/// Installs the pinned npm packages of the JS suites (`npm ci`) unless they are there.
 pub async fn ensure_npm_packages() -> std::io::Result<()> {
-    let dir = js_dir();
-    let installed = dir.join("node_modules/socket.io-client/package.json");
+    npm_ci(&js_dir(), "socket.io-client").await
+}
+
+/// Installs the pinned npm packages of `dir` (`npm ci`) unless `package` is there.
+pub async fn npm_ci(dir: &Path, package: &str) -> std::io::Result<()> {
+    let installed = dir.join(format!("node_modules/{package}/package.json"));
     if installed.exists() {
         return Ok(());
     }
     let status = tokio::process::Command::new("npm")
         .args(["ci", "--no-audit", "--no-fund"])
-        .current_dir(&dir)
+        .current_dir(dir)
         .status()
         .await?;
     if status.success() {

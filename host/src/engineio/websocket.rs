@@ -138,6 +138,9 @@ fn accept(req: Request<Incoming>) -> Result<(HttpResponse, Request<Incoming>), H
     Ok((response, req))
 }
 
+/// The initial read buffer of a WebSocket connection.
+const READ_BUFFER_BYTES: usize = 4096;
+
 async fn into_websocket(req: Request<Incoming>, max_payload: usize) -> Option<Ws> {
     let upgraded = match hyper::upgrade::on(req).await {
         Ok(upgraded) => upgraded,
@@ -147,9 +150,12 @@ async fn into_websocket(req: Request<Incoming>, max_payload: usize) -> Option<Ws
         }
     };
     // A message or frame over maxPayload is a protocol error that closes this connection only.
+    // The read buffer starts small (tungstenite's default is 128 KiB per connection, most
+    // of an idle connection's memory) and grows for the rare large message.
     let config = WebSocketConfig::default()
         .max_message_size(Some(max_payload))
-        .max_frame_size(Some(max_payload));
+        .max_frame_size(Some(max_payload))
+        .read_buffer_size(READ_BUFFER_BYTES);
     Some(WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await)
 }
 

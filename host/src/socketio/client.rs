@@ -188,6 +188,7 @@ impl Client {
             data: Some(reply),
         });
         socket.nsp().add_socket(&socket);
+        socket.release_early_events();
         // The connection may have closed while the middleware ran, and its close may have
         // missed this socket (not yet connected then): close it now, or it would stay forever.
         if !self.is_alive() {

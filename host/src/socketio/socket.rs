@@ -140,7 +140,19 @@ pub struct Socket {
     next_ack: AtomicU64,
     rooms: Mutex<HashSet<String>>,
     data: Mutex<Value>,
+    /// Events that arrived after the CONNECT reply went out but before the connection
+    /// handlers had run, in order; `None` once they have. Node runs those handlers before
+    /// it reads the next packet; here another thread may read it first, and an answer to
+    /// it must not find the socket not yet connected.
+    early_events: Mutex<Option<Vec<EarlyEvent>>>,
 }
+
+/// An event held until the socket's connection handlers have run.
+type EarlyEvent = (String, Payload, Option<u64>);
+
+/// Events held for a socket whose connection handlers are running; beyond this many
+/// the client is sending before it could know it was accepted, and the rest are dropped.
+const MAX_EARLY_EVENTS: usize = 1024;
 
 impl Socket {
     pub(crate) fn new(
@@ -161,6 +173,7 @@ impl Socket {
             next_ack: AtomicU64::new(0),
             rooms: Mutex::default(),
             data: Mutex::new(Value::Null),
+            early_events: Mutex::new(Some(Vec::new())),
         })
     }
 
@@ -358,6 +371,38 @@ impl Socket {
     /// Delivers an event from the client to its handler; an event nobody handles is dropped
     /// (its ack, if asked for, is never answered), as in Node.
     pub(crate) fn dispatch_event(self: &Arc<Self>, event: &str, args: Payload, ack: Option<u64>) {
+        if let Ok(mut early) = self.early_events.lock() {
+            if let Some(held) = early.as_mut() {
+                if held.len() < MAX_EARLY_EVENTS {
+                    held.push((event.to_owned(), args, ack));
+                }
+                return;
+            }
+        }
+        self.deliver_event(event, args, ack);
+    }
+
+    /// The connection handlers have run: delivers the events held meanwhile, in order,
+    /// and from then on every event as it comes.
+    pub(crate) fn release_early_events(self: &Arc<Self>) {
+        loop {
+            let held = match self.early_events.lock() {
+                Ok(mut early) => match early.as_mut() {
+                    Some(held) if !held.is_empty() => std::mem::take(held),
+                    _ => {
+                        *early = None;
+                        return;
+                    }
+                },
+                Err(_) => return,
+            };
+            for (event, args, ack) in held {
+                self.deliver_event(&event, args, ack);
+            }
+        }
+    }
+
+    fn deliver_event(self: &Arc<Self>, event: &str, args: Payload, ack: Option<u64>) {
         let handler = self
             .handlers
             .lock()

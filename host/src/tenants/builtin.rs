@@ -1,5 +1,5 @@
 //! The example tenants built into the binary (feature `builtin-tenants`), named in a
-//! configuration as `builtin:echo`, `builtin:admin`, `builtin:chat`.
+//! configuration as `builtin:echo`, `builtin:admin`, `builtin:chat`, `builtin:bench`.
 
 #[cfg(feature = "builtin-tenants")]
 const BUILTIN: &[(&str, &[u8])] = &[
@@ -14,6 +14,10 @@ const BUILTIN: &[(&str, &[u8])] = &[
     (
         "chat",
         include_bytes!(concat!(env!("NSBOX_EXAMPLES_DIR"), "/chat.wasm")),
+    ),
+    (
+        "bench",
+        include_bytes!(concat!(env!("NSBOX_EXAMPLES_DIR"), "/bench.wasm")),
     ),
 ];
 

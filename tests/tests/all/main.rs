@@ -1,3 +1,4 @@
 //! One integration binary; a module per area.
 
+mod bench_smoke;
 mod js_client;

@@ -1,0 +1,10 @@
+//! The benchmark: a Socket.IO load generator speaking Engine.IO v4 over WebSocket
+//! ([`client`]), its scenarios ([`scenario`]), the peers it compares ([`servers`])
+//! and the report it writes ([`report`]). `cargo run --release -p nsbox-bench` runs it
+//! (see `bench/README.md`); the test suite runs a short smoke of the scenarios.
+
+pub mod client;
+pub mod hostile;
+pub mod report;
+pub mod scenario;
+pub mod servers;

@@ -1,0 +1,324 @@
+//! Runs the benchmark: every peer, interleaved over several rounds, each scenario in
+//! turn; writes `results.md` (table), `results.json` and `chart.svg`.
+//! `bash bench/run` builds the peers and runs this pinned to a core of its own.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::Parser;
+use nsbox_bench::hostile;
+use nsbox_bench::report::{self, Figures};
+use nsbox_bench::scenario::{self, Meter, Outcome, Target};
+use nsbox_bench::servers::{cpu_seconds_of, Peer, Programs, Running};
+
+#[derive(Parser)]
+#[command(about = "nsbox against Node's socket.io and socketioxide, same app, same machine")]
+struct Args {
+    /// Rounds; each runs every peer once (in a rotating order) and reports medians.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// Seconds each scenario measures (after one second of warm-up).
+    #[arg(long, default_value_t = 5.0)]
+    seconds: f64,
+    /// Peers to run, comma-separated.
+    #[arg(long, default_value = "node,socketioxide,nsbox", value_delimiter = ',')]
+    peers: Vec<String>,
+    /// The release nsbox binary.
+    #[arg(long)]
+    nsbox: PathBuf,
+    /// The release socketioxide-peer binary.
+    #[arg(long)]
+    socketioxide: PathBuf,
+    /// Where the example components are (for the hostile tenants).
+    #[arg(long)]
+    examples: Option<PathBuf>,
+    /// Where the report goes.
+    #[arg(long, default_value = "bench/results")]
+    out: PathBuf,
+    /// The CPU the servers are pinned to (the load generator should run on another).
+    #[arg(long)]
+    server_core: Option<usize>,
+    /// Also measure memory with 10,000 idle connections.
+    #[arg(long)]
+    big: bool,
+    /// Also run the sandbox benchmark: nsbox's well-behaved tenant with and without
+    /// hostile tenants looping, trapping and flooding beside it.
+    #[arg(long)]
+    hostile: bool,
+}
+
+/// Reads the server's and the load generator's CPU time at the window's edges.
+struct ProcMeter<'a> {
+    server: &'a Running,
+    at_start: (f64, f64),
+    spent: (f64, f64),
+}
+
+impl<'a> ProcMeter<'a> {
+    fn new(server: &'a Running) -> Self {
+        ProcMeter {
+            server,
+            at_start: (0.0, 0.0),
+            spent: (0.0, 0.0),
+        }
+    }
+    fn now(&self) -> (f64, f64) {
+        (self.server.cpu_seconds(), cpu_seconds_of("/proc/self/stat"))
+    }
+}
+
+impl Meter for ProcMeter<'_> {
+    fn start(&mut self) {
+        self.at_start = self.now();
+    }
+    fn stop(&mut self) {
+        let now = self.now();
+        self.spent = (now.0 - self.at_start.0, now.1 - self.at_start.1);
+    }
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<()> {
+    let args = Args::parse();
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let programs = Programs {
+        root: root.clone(),
+        nsbox: args.nsbox.clone(),
+        socketioxide: args.socketioxide.clone(),
+    };
+    let peers: Vec<Peer> = args
+        .peers
+        .iter()
+        .map(|name| Peer::parse(name).with_context(|| format!("unknown peer {name}")))
+        .collect::<Result<_>>()?;
+    let window = Duration::from_secs_f64(args.seconds);
+    let warmup = Duration::from_secs(1);
+    let data_dir = std::env::temp_dir().join(format!("nsbox-bench-{}", std::process::id()));
+    let mut rounds: Vec<(Peer, Figures)> = Vec::new();
+    let mut port = 3500u16;
+    for round in 0..args.rounds {
+        for i in 0..peers.len() {
+            let peer = peers[(i + round) % peers.len()];
+            port += 2;
+            eprintln!("round {} of {}: {}", round + 1, args.rounds, peer.name());
+            let server = Running::start(peer, &programs, port, args.server_core, &data_dir)?;
+            let figures = run_peer(&server, port, window, warmup, args.big).await?;
+            eprintln!("  {figures:?}");
+            rounds.push((peer, figures));
+        }
+    }
+    let medians: Vec<(&str, Figures)> = peers
+        .iter()
+        .map(|peer| {
+            let of_peer: Vec<Figures> = rounds
+                .iter()
+                .filter(|(p, _)| p == peer)
+                .map(|(_, f)| f.clone())
+                .collect();
+            (peer.name(), report::medians(&of_peer))
+        })
+        .collect();
+    let machine = machine();
+    let header = format!(
+        "Medians of {} interleaved rounds, {:.0} s per scenario, 64-byte payloads, {}.",
+        args.rounds, args.seconds, machine
+    );
+    let mut markdown = report::markdown(&medians, &header);
+    if args.hostile {
+        markdown.push_str(&sandbox(&args, &programs, window, warmup, &data_dir).await?);
+    }
+    std::fs::create_dir_all(&args.out)?;
+    std::fs::write(args.out.join("results.md"), &markdown)?;
+    let json: serde_json::Value = medians
+        .iter()
+        .map(|(n, f)| (n.to_string(), serde_json::json!(f)))
+        .collect::<serde_json::Map<_, _>>()
+        .into();
+    std::fs::write(
+        args.out.join("results.json"),
+        serde_json::to_string_pretty(&json)?,
+    )?;
+    std::fs::write(
+        args.out.join("chart.svg"),
+        report::svg(
+            &medians,
+            &format!("Rates relative to Node's socket.io (= 1), {machine}"),
+        ),
+    )?;
+    let _ = std::fs::remove_dir_all(&data_dir);
+    println!("{markdown}");
+    Ok(())
+}
+
+/// Every scenario against one running server.
+async fn run_peer(
+    server: &Running,
+    port: u16,
+    window: Duration,
+    warmup: Duration,
+    big: bool,
+) -> Result<Figures> {
+    let target = Target {
+        base: format!("ws://127.0.0.1:{port}"),
+    };
+    let mut figures = Figures::new();
+    let mut client_cpu: f64 = 0.0;
+
+    // Memory first, on a fresh server.
+    let before = server.rss_bytes();
+    let idle = scenario::idle(&target, 1000).await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    figures.insert(
+        "idle_kib_1000",
+        (server.rss_bytes().saturating_sub(before)) as f64 / 1000.0 / 1024.0,
+    );
+    drop(idle);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let mut meter = ProcMeter::new(server);
+    let connects = scenario::connects(&target, 50, warmup, window, &mut meter).await?;
+    figures.insert("connects_per_s", connects.rate());
+    figures.insert("cpu_us_connect", per_op_us(meter.spent.0, &connects));
+    client_cpu = client_cpu.max(meter.spent.1 / connects.window.as_secs_f64());
+
+    let mut meter = ProcMeter::new(server);
+    let echo = scenario::echo(&target, 100, warmup, window, &mut meter).await?;
+    figures.insert("echo100_per_s", echo.rate());
+    figures.insert("echo100_p99_ms", echo.latency_ms(0.99).unwrap_or(0.0));
+    figures.insert("cpu_us_ack", per_op_us(meter.spent.0, &echo));
+    client_cpu = client_cpu.max(meter.spent.1 / echo.window.as_secs_f64());
+
+    let mut meter = ProcMeter::new(server);
+    let echo = scenario::echo(&target, 1000, warmup, window, &mut meter).await?;
+    figures.insert("echo1000_per_s", echo.rate());
+    figures.insert("echo1000_p99_ms", echo.latency_ms(0.99).unwrap_or(0.0));
+    client_cpu = client_cpu.max(meter.spent.1 / echo.window.as_secs_f64());
+
+    let mut meter = ProcMeter::new(server);
+    let fanout = scenario::broadcast(&target, 1000, warmup, window, &mut meter).await?;
+    figures.insert("broadcast_per_s", fanout.rate());
+    figures.insert("cpu_us_delivery", per_op_us(meter.spent.0, &fanout));
+    client_cpu = client_cpu.max(meter.spent.1 / fanout.window.as_secs_f64());
+    figures.insert("client_cpu_max", client_cpu);
+
+    if big {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let before = server.rss_bytes();
+        let idle = scenario::idle(&target, 10_000).await?;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        figures.insert(
+            "idle_kib_10000",
+            (server.rss_bytes().saturating_sub(before)) as f64 / 10_000.0 / 1024.0,
+        );
+        drop(idle);
+    }
+    Ok(figures)
+}
+
+fn per_op_us(cpu_seconds: f64, outcome: &Outcome) -> f64 {
+    if outcome.ops == 0 {
+        return 0.0;
+    }
+    cpu_seconds * 1e6 / outcome.ops as f64
+}
+
+/// The sandbox benchmark: echo with 100 clients on nsbox's well-behaved tenant, alone
+/// and with hostile tenants attacking beside it, per round; the ratios of the medians.
+async fn sandbox(
+    args: &Args,
+    programs: &Programs,
+    window: Duration,
+    warmup: Duration,
+    data_dir: &std::path::Path,
+) -> Result<String> {
+    let examples = args
+        .examples
+        .clone()
+        .context("--hostile needs --examples DIR")?;
+    let config = data_dir.join("hostile.toml");
+    std::fs::create_dir_all(data_dir)?;
+    let mut text = std::fs::read_to_string(programs.root.join("bench/nsbox.toml"))?;
+    for (tenant, file) in [
+        ("spin", "hostile_spin"),
+        ("crash", "hostile_panic"),
+        ("flood", "hostile_flood"),
+    ] {
+        text += &format!(
+            "\n[tenants.{tenant}]\ncomponent = {:?}\n",
+            examples.join(format!("{file}.wasm")).display().to_string()
+        );
+    }
+    std::fs::write(&config, text)?;
+    let hostile_programs = Programs {
+        root: data_dir.to_owned(),
+        ..programs.clone()
+    };
+    // Running::start reads <root>/bench/nsbox.toml: give it the hostile one there.
+    std::fs::create_dir_all(data_dir.join("bench"))?;
+    std::fs::copy(&config, data_dir.join("bench/nsbox.toml"))?;
+    let (mut calm, mut attacked) = (Vec::new(), Vec::new());
+    let mut port = 3900u16;
+    let mut attacks_made = 0;
+    for round in 0..args.rounds {
+        port += 2;
+        eprintln!("sandbox round {} of {}", round + 1, args.rounds);
+        let server = Running::start(
+            Peer::Nsbox,
+            &hostile_programs,
+            port,
+            args.server_core,
+            &data_dir.join("store"),
+        )?;
+        let target = Target {
+            base: format!("ws://127.0.0.1:{port}"),
+        };
+        let mut meter = scenario::NoMeter;
+        calm.push(scenario::echo(&target, 100, warmup, window, &mut meter).await?);
+        let stop = Arc::new(AtomicBool::new(false));
+        let attacks = Arc::new(AtomicU64::new(0));
+        let mut attackers = hostile::start(&target.base, 2, stop.clone(), attacks.clone());
+        attacked.push(scenario::echo(&target, 100, warmup, window, &mut meter).await?);
+        stop.store(true, Ordering::Relaxed);
+        attackers.abort_all();
+        while attackers.join_next().await.is_some() {}
+        attacks_made += attacks.load(Ordering::Relaxed);
+        drop(server);
+    }
+    let median = |outcomes: &[Outcome], f: &dyn Fn(&Outcome) -> f64| {
+        let mut v: Vec<f64> = outcomes.iter().map(f).collect();
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let rate = |o: &Outcome| o.rate();
+    let p99 = |o: &Outcome| o.latency_ms(0.99).unwrap_or(0.0);
+    let (calm_rate, hit_rate) = (median(&calm, &rate), median(&attacked, &rate));
+    let (calm_p99, hit_p99) = (median(&calm, &p99), median(&attacked, &p99));
+    Ok(format!(
+        "\n### The sandbox under attack\n\nnsbox, echo with ack from 100 clients on the `bench` tenant, alone and while 6 hostile clients make `spin` loop to its CPU deadline, `crash` trap and `flood` emit without end, reconnecting after every fault ({attacks_made} attacks over {} rounds; the restart policy backs off and quarantines them).\n\n| | acks/s | p99 ms |\n|---|---|---|\n| alone | {calm_rate:.0} | {calm_p99:.2} |\n| beside hostile tenants | {hit_rate:.0} | {hit_p99:.2} |\n| ratio | {:.2}× | {:.2}× |\n",
+        args.rounds,
+        hit_rate / calm_rate.max(1e-9),
+        hit_p99 / calm_p99.max(1e-9),
+    ))
+}
+
+fn machine() -> String {
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines().find_map(|l| {
+                l.strip_prefix("model name")
+                    .map(|m| m.trim_start_matches([' ', '\t', ':']).to_owned())
+            })
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let date = std::process::Command::new("date")
+        .arg("+%Y-%m-%d")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default();
+    format!("{cores} cores ({model}), {date}")
+}

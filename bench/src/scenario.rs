@@ -1,0 +1,272 @@
+//! The load scenarios. Each warms up, then measures over a window whose edges it
+//! reports to a [`Meter`] (the runner reads the server's CPU time there), and counts
+//! only what completed inside the window.
+
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use tokio::task::JoinSet;
+
+use crate::client::{Client, Incoming};
+
+/// The namespace every server serves the bench app on, and how to get in.
+pub const NAMESPACE: &str = "/t1";
+/// The auth the middleware accepts.
+pub const AUTH: &str = r#"{"token":"ok"}"#;
+/// A 64-byte payload (a JSON string of 62 characters and its quotes).
+pub const PAYLOAD: &str = "\"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789\"";
+
+/// Told when the measured window opens and closes.
+pub trait Meter {
+    /// The window opens.
+    fn start(&mut self);
+    /// The window closes.
+    fn stop(&mut self);
+}
+
+/// A meter that measures nothing (for smoke runs).
+pub struct NoMeter;
+
+impl Meter for NoMeter {
+    fn start(&mut self) {}
+    fn stop(&mut self) {}
+}
+
+/// What a scenario measured.
+#[derive(Debug, Clone, Default)]
+pub struct Outcome {
+    /// Operations completed inside the window (connects, acks or deliveries).
+    pub ops: u64,
+    /// The window's length.
+    pub window: Duration,
+    /// Latency of each operation in the window, in microseconds (empty for broadcasts).
+    pub latencies_us: Vec<u32>,
+}
+
+impl Outcome {
+    /// Operations per second.
+    pub fn rate(&self) -> f64 {
+        self.ops as f64 / self.window.as_secs_f64().max(1e-9)
+    }
+
+    /// The `q` quantile of the latencies (0.5, 0.99, ...), in milliseconds.
+    pub fn latency_ms(&self, q: f64) -> Option<f64> {
+        if self.latencies_us.is_empty() {
+            return None;
+        }
+        let mut sorted = self.latencies_us.clone();
+        sorted.sort_unstable();
+        let index = ((sorted.len() - 1) as f64 * q).round() as usize;
+        Some(f64::from(sorted[index]) / 1000.0)
+    }
+}
+
+/// Where to connect: `ws://127.0.0.1:PORT`.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// The server's WebSocket base URL.
+    pub base: String,
+}
+
+impl Target {
+    async fn client(&self) -> Result<Client> {
+        Client::connect(&self.base, NAMESPACE, AUTH).await
+    }
+
+    /// Connects `n` clients, `parallel` at a time.
+    pub async fn clients(&self, n: usize, parallel: usize) -> Result<Vec<Client>> {
+        let mut clients = Vec::with_capacity(n);
+        while clients.len() < n {
+            let batch = parallel.min(n - clients.len());
+            let mut joining = JoinSet::new();
+            for _ in 0..batch {
+                let target = self.clone();
+                joining.spawn(async move { target.client().await });
+            }
+            while let Some(joined) = joining.join_next().await {
+                clients.push(joined??);
+            }
+        }
+        Ok(clients)
+    }
+}
+
+const WARMUP: u8 = 0;
+const MEASURING: u8 = 1;
+const STOPPED: u8 = 2;
+
+/// Runs `warmup`, then the window of `duration`, telling `meter`; returns the window.
+async fn window(
+    phase: &AtomicU8,
+    warmup: Duration,
+    duration: Duration,
+    meter: &mut dyn Meter,
+) -> Duration {
+    tokio::time::sleep(warmup).await;
+    meter.start();
+    phase.store(MEASURING, Ordering::SeqCst);
+    let started = Instant::now();
+    tokio::time::sleep(duration).await;
+    phase.store(STOPPED, Ordering::SeqCst);
+    meter.stop();
+    started.elapsed()
+}
+
+/// Connect rate: `workers` loops of open, join the namespace through its middleware,
+/// one echo with ack, close.
+pub async fn connects(
+    target: &Target,
+    workers: usize,
+    warmup: Duration,
+    duration: Duration,
+    meter: &mut dyn Meter,
+) -> Result<Outcome> {
+    let phase = Arc::new(AtomicU8::new(WARMUP));
+    let mut tasks = JoinSet::new();
+    for _ in 0..workers {
+        let (target, phase) = (target.clone(), phase.clone());
+        tasks.spawn(async move {
+            let mut latencies = Vec::new();
+            while phase.load(Ordering::Relaxed) != STOPPED {
+                let started = Instant::now();
+                let mut client = target.client().await?;
+                let id = client.emit_with_ack("echo", PAYLOAD).await?;
+                client.ack(id).await?;
+                client.close().await;
+                if phase.load(Ordering::Relaxed) == MEASURING {
+                    latencies.push(started.elapsed().as_micros() as u32);
+                }
+            }
+            anyhow::Ok(latencies)
+        });
+    }
+    let window = window(&phase, warmup, duration, meter).await;
+    collect(tasks, window).await
+}
+
+/// Echo with ack in a closed loop: each of `clients` sends the next echo when the
+/// previous one is answered.
+pub async fn echo(
+    target: &Target,
+    clients: usize,
+    warmup: Duration,
+    duration: Duration,
+    meter: &mut dyn Meter,
+) -> Result<Outcome> {
+    let connected = target.clients(clients, 100).await?;
+    let phase = Arc::new(AtomicU8::new(WARMUP));
+    let mut tasks = JoinSet::new();
+    for mut client in connected {
+        let phase = phase.clone();
+        tasks.spawn(async move {
+            let mut latencies = Vec::new();
+            while phase.load(Ordering::Relaxed) != STOPPED {
+                let started = Instant::now();
+                let id = client.emit_with_ack("echo", PAYLOAD).await?;
+                client.ack(id).await?;
+                if phase.load(Ordering::Relaxed) == MEASURING {
+                    latencies.push(started.elapsed().as_micros() as u32);
+                }
+            }
+            client.close().await;
+            anyhow::Ok(latencies)
+        });
+    }
+    let window = window(&phase, warmup, duration, meter).await;
+    collect(tasks, window).await
+}
+
+/// Broadcast fan-out: one sender asks for broadcasts to the namespace (`receivers`
+/// plus itself), keeping at most a few broadcasts' worth of deliveries in flight.
+pub async fn broadcast(
+    target: &Target,
+    receivers: usize,
+    warmup: Duration,
+    duration: Duration,
+    meter: &mut dyn Meter,
+) -> Result<Outcome> {
+    let listening = target.clients(receivers, 100).await?;
+    let mut sender = target.client().await?;
+    let phase = Arc::new(AtomicU8::new(WARMUP));
+    let delivered = Arc::new(AtomicU64::new(0));
+    let mut tasks = JoinSet::new();
+    for mut client in listening {
+        let (phase, delivered) = (phase.clone(), delivered.clone());
+        tasks.spawn(async move {
+            while phase.load(Ordering::Relaxed) != STOPPED {
+                match tokio::time::timeout(Duration::from_millis(100), client.next()).await {
+                    Ok(Ok(Incoming::Event)) => {
+                        delivered.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Ok(Ok(_)) | Err(_) => {}
+                    Ok(Err(error)) => return Err(error),
+                }
+            }
+            client.close().await;
+            anyhow::Ok(Vec::new())
+        });
+    }
+    let per_broadcast = receivers as u64 + 1;
+    let in_flight_limit = 4 * per_broadcast;
+    let (send_phase, send_delivered) = (phase.clone(), delivered.clone());
+    tasks.spawn(async move {
+        let mut sent = 0u64;
+        while send_phase.load(Ordering::Relaxed) != STOPPED {
+            let in_flight =
+                (sent * per_broadcast).saturating_sub(send_delivered.load(Ordering::Relaxed));
+            if in_flight < in_flight_limit {
+                sender.emit("broadcast", PAYLOAD).await?;
+                sent += 1;
+                continue;
+            }
+            // Read our own copies while waiting for the receivers to catch up.
+            if let Ok(incoming) =
+                tokio::time::timeout(Duration::from_micros(200), sender.next()).await
+            {
+                if incoming? == Incoming::Event {
+                    send_delivered.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        sender.close().await;
+        anyhow::Ok(Vec::new())
+    });
+    tokio::time::sleep(warmup).await;
+    let at_start = delivered.load(Ordering::Relaxed);
+    meter.start();
+    phase.store(MEASURING, Ordering::SeqCst);
+    let started = Instant::now();
+    tokio::time::sleep(duration).await;
+    let ops = delivered.load(Ordering::Relaxed) - at_start;
+    let window = started.elapsed();
+    meter.stop();
+    phase.store(STOPPED, Ordering::SeqCst);
+    let mut outcome = collect(tasks, window).await?;
+    outcome.ops = ops;
+    Ok(outcome)
+}
+
+/// Keeps `clients` connected and idle (answering pings) until the returned set is dropped.
+pub async fn idle(target: &Target, clients: usize) -> Result<JoinSet<()>> {
+    let connected = target.clients(clients, 100).await?;
+    let mut tasks = JoinSet::new();
+    for mut client in connected {
+        tasks.spawn(async move { while client.next().await.is_ok() {} });
+    }
+    Ok(tasks)
+}
+
+async fn collect(mut tasks: JoinSet<Result<Vec<u32>>>, window: Duration) -> Result<Outcome> {
+    let mut outcome = Outcome {
+        window,
+        ..Outcome::default()
+    };
+    while let Some(done) = tasks.join_next().await {
+        let latencies = done??;
+        outcome.latencies_us.extend(latencies);
+    }
+    outcome.ops = outcome.latencies_us.len() as u64;
+    Ok(outcome)
+}

@@ -1,0 +1,168 @@
+//! The servers under test, started as child processes (pinned to a core when asked),
+//! and what the kernel says about them: CPU time and resident memory.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+/// A server the benchmark compares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Peer {
+    /// Node's socket.io 4.8 (bench/node).
+    Node,
+    /// socketioxide 0.18 with native handlers (bench/socketioxide).
+    Socketioxide,
+    /// nsbox with the `bench` example tenant.
+    Nsbox,
+}
+
+impl Peer {
+    /// Every peer, in the order the tables show them.
+    pub const ALL: [Peer; 3] = [Peer::Node, Peer::Socketioxide, Peer::Nsbox];
+
+    /// The name in tables and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Peer::Node => "node",
+            Peer::Socketioxide => "socketioxide",
+            Peer::Nsbox => "nsbox",
+        }
+    }
+
+    /// The peer of that name.
+    pub fn parse(name: &str) -> Option<Peer> {
+        Peer::ALL.into_iter().find(|p| p.name() == name)
+    }
+}
+
+/// Where the peers' programs are.
+#[derive(Debug, Clone)]
+pub struct Programs {
+    /// The repository's root.
+    pub root: PathBuf,
+    /// The release `nsbox` binary.
+    pub nsbox: PathBuf,
+    /// The release `socketioxide-peer` binary.
+    pub socketioxide: PathBuf,
+}
+
+/// A running server.
+pub struct Running {
+    child: Child,
+    /// Its port on 127.0.0.1.
+    pub port: u16,
+}
+
+impl Running {
+    /// Starts `peer` on `port`, pinned to CPU `core` if given, and waits until it
+    /// accepts connections.
+    pub fn start(
+        peer: Peer,
+        programs: &Programs,
+        port: u16,
+        core: Option<usize>,
+        data_dir: &Path,
+    ) -> Result<Running> {
+        let (program, args): (PathBuf, Vec<String>) = match peer {
+            Peer::Node => (
+                "node".into(),
+                vec![
+                    programs
+                        .root
+                        .join("bench/node/server.mjs")
+                        .display()
+                        .to_string(),
+                    port.to_string(),
+                ],
+            ),
+            Peer::Socketioxide => (programs.socketioxide.clone(), vec![port.to_string()]),
+            Peer::Nsbox => (
+                programs.nsbox.clone(),
+                vec![
+                    "serve".into(),
+                    "--config".into(),
+                    programs.root.join("bench/nsbox.toml").display().to_string(),
+                    "--listen".into(),
+                    format!("127.0.0.1:{port}"),
+                    "--admin-listen".into(),
+                    format!("127.0.0.1:{}", port + 1),
+                    "--data-dir".into(),
+                    data_dir.display().to_string(),
+                ],
+            ),
+        };
+        let mut command = match core {
+            Some(core) => {
+                let mut taskset = Command::new("taskset");
+                taskset.arg("-c").arg(core.to_string()).arg(&program);
+                taskset
+            }
+            None => Command::new(&program),
+        };
+        let child = command
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .env("RUST_LOG", "warn")
+            .spawn()
+            .with_context(|| format!("starting {}", program.display()))?;
+        let running = Running { child, port };
+        running.wait_until_listening()?;
+        Ok(running)
+    }
+
+    fn wait_until_listening(&self) -> Result<()> {
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(60) {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        bail!("nothing listens on port {} after 60 s", self.port)
+    }
+
+    /// User plus system CPU time the server has used, in seconds.
+    pub fn cpu_seconds(&self) -> f64 {
+        cpu_seconds_of(&format!("/proc/{}/stat", self.child.id()))
+    }
+
+    /// Its resident memory, in bytes.
+    pub fn rss_bytes(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|kb| kb.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map_or(0, |kb| kb * 1024)
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// CPU seconds from a `/proc/<pid>/stat` file (utime + stime, at 100 ticks a second).
+pub fn cpu_seconds_of(stat_path: &str) -> f64 {
+    let stat = std::fs::read_to_string(stat_path).unwrap_or_default();
+    // The command name may hold spaces; the fields after its closing parenthesis don't.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    // After the name: state is field 3 of the file, utime 14 and stime 15.
+    let ticks = |i: usize| {
+        fields
+            .get(i - 3)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(14) + ticks(15)) / 100.0
+}

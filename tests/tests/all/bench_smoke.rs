@@ -1,0 +1,121 @@
+//! A short run of every benchmark scenario, so the benchmark keeps working: against
+//! nsbox in-process with the `bench` tenant, and against the Node peer's script. No
+//! timing is asserted; only that each scenario completes operations.
+
+use std::path::Path;
+use std::time::Duration;
+
+use integration_tests::{npm_ci, TestServer};
+use nsbox_bench::scenario::{self, NoMeter, Outcome, Target};
+
+const BENCH_TENANT: &str = r#"
+[limits]
+events_per_second_per_socket = 1000000
+
+[tenants.t1]
+component = "builtin:bench"
+
+[tenants.spin]
+component = "hostile_spin.wasm"
+
+[tenants.crash]
+component = "hostile_panic.wasm"
+
+[tenants.flood]
+component = "hostile_flood.wasm"
+"#;
+
+const SHORT: Duration = Duration::from_millis(300);
+
+async fn every_scenario(target: &Target) -> Vec<(&'static str, Outcome)> {
+    let mut meter = NoMeter;
+    let connects = scenario::connects(target, 2, SHORT, SHORT, &mut meter).await;
+    let echo = scenario::echo(target, 5, SHORT, SHORT, &mut meter).await;
+    let fanout = scenario::broadcast(target, 20, SHORT, SHORT, &mut meter).await;
+    let idle = scenario::idle(target, 20)
+        .await
+        .expect("idle clients connect");
+    assert_eq!(idle.len(), 20);
+    vec![
+        ("connects", connects.expect("connects run")),
+        ("echo", echo.expect("echo runs")),
+        ("broadcast", fanout.expect("broadcast runs")),
+    ]
+}
+
+fn check(peer: &str, outcomes: &[(&str, Outcome)]) {
+    for (name, outcome) in outcomes {
+        assert!(outcome.ops > 0, "{peer} {name}: nothing completed");
+        if *name != "broadcast" {
+            assert!(
+                outcome.latency_ms(0.99).is_some(),
+                "{peer} {name}: no latencies"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_scenarios_run_against_nsbox_and_beside_hostile_tenants() {
+    let server = TestServer::start_with(BENCH_TENANT)
+        .await
+        .expect("server starts");
+    let target = Target {
+        base: format!("ws://{}", server.addr),
+    };
+    check("nsbox", &every_scenario(&target).await);
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let attacks = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let mut attackers = nsbox_bench::hostile::start(&target.base, 1, stop.clone(), attacks.clone());
+    let echo = scenario::echo(&target, 5, SHORT, SHORT, &mut NoMeter)
+        .await
+        .expect("echo runs under attack");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    attackers.abort_all();
+    assert!(
+        echo.ops > 0,
+        "the well-behaved tenant answered under attack"
+    );
+    assert!(
+        attacks.load(std::sync::atomic::Ordering::Relaxed) > 0,
+        "the hostile clients attacked"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_scenarios_run_against_the_node_peer() {
+    let node_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/node");
+    npm_ci(&node_dir, "socket.io")
+        .await
+        .expect("npm packages of bench/node");
+    let port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+        probe.local_addr().expect("an address").port()
+    };
+    let mut node = tokio::process::Command::new("node")
+        .arg("server.mjs")
+        .arg(port.to_string())
+        .current_dir(&node_dir)
+        .kill_on_drop(true)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("node starts");
+    let mut listening = false;
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            listening = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(listening, "the Node peer listens");
+    let target = Target {
+        base: format!("ws://127.0.0.1:{port}"),
+    };
+    check("node", &every_scenario(&target).await);
+    let _ = node.kill().await;
+}
