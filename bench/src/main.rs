@@ -127,11 +127,15 @@ async fn main() -> Result<()> {
         args.rounds, args.seconds, machine
     );
     let mut markdown = report::markdown(&medians, &header);
-    if args.hostile {
-        markdown.push_str(&sandbox(&args, &programs, window, warmup, &data_dir).await?);
-    }
     std::fs::create_dir_all(&args.out)?;
     std::fs::write(args.out.join("results.md"), &markdown)?;
+    if args.hostile {
+        match sandbox(&args, &programs, window, warmup, &data_dir).await {
+            Ok(table) => markdown.push_str(&table),
+            Err(error) => eprintln!("the sandbox benchmark failed: {error:#}"),
+        }
+        std::fs::write(args.out.join("results.md"), &markdown)?;
+    }
     let json: serde_json::Value = medians
         .iter()
         .map(|(n, f)| (n.to_string(), serde_json::json!(f)))
@@ -247,7 +251,9 @@ async fn sandbox(
         ("flood", "hostile_flood"),
     ] {
         text += &format!(
-            "\n[tenants.{tenant}]\ncomponent = {:?}\n",
+            // The default limits, but never quarantined: the worst case, attackers
+            // that keep coming back.
+            "\n[tenants.{tenant}]\ncomponent = {:?}\n[tenants.{tenant}.limits]\ncpu_per_second_ms = 500\nevents_per_second_per_socket = 1000\nquarantine_after_faults = 1000000\n",
             examples.join(format!("{file}.wasm")).display().to_string()
         );
     }
@@ -297,7 +303,7 @@ async fn sandbox(
     let (calm_rate, hit_rate) = (median(&calm, &rate), median(&attacked, &rate));
     let (calm_p99, hit_p99) = (median(&calm, &p99), median(&attacked, &p99));
     Ok(format!(
-        "\n### The sandbox under attack\n\nnsbox, echo with ack from 100 clients on the `bench` tenant, alone and while 6 hostile clients make `spin` loop to its CPU deadline, `crash` trap and `flood` emit without end, reconnecting after every fault ({attacks_made} attacks over {} rounds; the restart policy backs off and quarantines them).\n\n| | acks/s | p99 ms |\n|---|---|---|\n| alone | {calm_rate:.0} | {calm_p99:.2} |\n| beside hostile tenants | {hit_rate:.0} | {hit_p99:.2} |\n| ratio | {:.2}× | {:.2}× |\n",
+        "\n### The sandbox under attack\n\nnsbox, echo with ack from 100 clients on the `bench` tenant, alone and while 6 hostile clients make `spin` loop to its CPU deadline, `crash` trap and `flood` emit without end, reconnecting after every fault ({attacks_made} attacks over {} rounds). The hostile tenants run under the default limits with quarantine off, so they keep coming back (the restart backoff still applies).\n\n| | acks/s | p99 ms |\n|---|---|---|\n| alone | {calm_rate:.0} | {calm_p99:.2} |\n| beside hostile tenants | {hit_rate:.0} | {hit_p99:.2} |\n| ratio | {:.2}× | {:.2}× |\n",
         args.rounds,
         hit_rate / calm_rate.max(1e-9),
         hit_p99 / calm_p99.max(1e-9),
@@ -305,7 +311,10 @@ async fn sandbox(
 }
 
 fn machine() -> String {
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    // The machine's cores, not this process's (it runs pinned to one).
+    let cores = std::fs::read_to_string("/proc/cpuinfo")
+        .map(|c| c.lines().filter(|l| l.starts_with("processor")).count())
+        .unwrap_or(0);
     let model = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|c| {

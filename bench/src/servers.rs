@@ -101,16 +101,22 @@ impl Running {
             }
             None => Command::new(&program),
         };
+        // What the server says goes to a log beside its data, for when it will not start.
+        std::fs::create_dir_all(data_dir)?;
+        let log_path = data_dir.join(format!("{}-{port}.log", peer.name()));
+        let log = std::fs::File::create(&log_path)?;
         let child = command
             .args(&args)
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
             .env("RUST_LOG", "warn")
             .spawn()
             .with_context(|| format!("starting {}", program.display()))?;
         let running = Running { child, port };
-        running.wait_until_listening()?;
+        running.wait_until_listening().with_context(|| {
+            format!("{} did not start; see {}", peer.name(), log_path.display())
+        })?;
         Ok(running)
     }
 
