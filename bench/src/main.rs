@@ -172,14 +172,7 @@ async fn run_peer(
     let mut client_cpu: f64 = 0.0;
 
     // Memory first, on a fresh server.
-    let before = server.rss_bytes();
-    let idle = scenario::idle(&target, 1000).await?;
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    figures.insert(
-        "idle_kib_1000",
-        (server.rss_bytes().saturating_sub(before)) as f64 / 1000.0 / 1024.0,
-    );
-    drop(idle);
+    figures.insert("idle_kib_1000", idle_kib(server, &target, 1000).await?);
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     let mut meter = ProcMeter::new(server);
@@ -210,16 +203,20 @@ async fn run_peer(
 
     if big {
         tokio::time::sleep(Duration::from_secs(1)).await;
-        let before = server.rss_bytes();
-        let idle = scenario::idle(&target, 10_000).await?;
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        figures.insert(
-            "idle_kib_10000",
-            (server.rss_bytes().saturating_sub(before)) as f64 / 10_000.0 / 1024.0,
-        );
-        drop(idle);
+        figures.insert("idle_kib_10000", idle_kib(server, &target, 10_000).await?);
     }
     Ok(figures)
+}
+
+/// How much the server's resident memory grows per idle connection, in KiB, once
+/// `clients` are connected and have settled for two seconds.
+async fn idle_kib(server: &Running, target: &Target, clients: usize) -> Result<f64> {
+    let before = server.rss_bytes();
+    let idle = scenario::idle(target, clients).await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let grown = server.rss_bytes().saturating_sub(before);
+    drop(idle);
+    Ok(grown as f64 / clients as f64 / 1024.0)
 }
 
 fn per_op_us(cpu_seconds: f64, outcome: &Outcome) -> f64 {
