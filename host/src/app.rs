@@ -101,7 +101,8 @@ pub fn socketio_config(settings: &Settings) -> SocketIoConfig {
 /// `admin_token` is the operator's token for the admin API.
 pub async fn start(settings: &Settings, admin_token: &str) -> Result<App, StartError> {
     let io = SocketIo::new(socketio_config(settings));
-    let runtime = Runtime::new().map_err(|e| StartError::Runtime(format!("{e:#}")))?;
+    let runtime = Runtime::with_wasm_stack(settings.wasm_stack_bytes)
+        .map_err(|e| StartError::Runtime(format!("{e:#}")))?;
     let tenants = Tenants::new(runtime.clone(), settings.limits.clone());
     let mut compiled: BTreeMap<ComponentSource, Arc<Code>> = BTreeMap::new();
     for (name, tenant) in &settings.tenants {

@@ -50,6 +50,10 @@ pub struct Settings {
     /// See `ping_interval_ms`.
     #[serde(default = "default_ping_timeout_ms")]
     pub ping_timeout_ms: u64,
+    /// The wasm stack one call may use, in bytes; deeper recursion traps. One engine
+    /// runs every tenant, so this is the host's setting, not a per-tenant limit.
+    #[serde(default = "default_wasm_stack_bytes")]
+    pub wasm_stack_bytes: usize,
     /// How long a new connection may take to join its first namespace before it is
     /// closed (Node's `connectTimeout`).
     #[serde(default = "default_connect_timeout_ms")]
@@ -119,6 +123,10 @@ fn default_header_timeout_ms() -> u64 {
     crate::server::HEADER_TIMEOUT.as_millis() as u64
 }
 
+fn default_wasm_stack_bytes() -> usize {
+    crate::tenants::runtime::DEFAULT_WASM_STACK
+}
+
 fn default_ping_interval_ms() -> u64 {
     25_000
 }
@@ -155,6 +163,11 @@ impl Settings {
         let mut settings: Settings = toml::from_str(text)?;
         settings.base_dir = base_dir.to_owned();
         settings.data_dir = base_dir.join(&settings.data_dir);
+        if !(64 << 10..=64 << 20).contains(&settings.wasm_stack_bytes) {
+            return Err(SettingsError::Invalid(
+                "wasm_stack_bytes: between 65536 and 67108864".into(),
+            ));
+        }
         regex::Regex::new(&settings.namespace_pattern)
             .map_err(|error| SettingsError::Invalid(format!("namespace_pattern: {error}")))?;
         for (name, tenant) in &settings.tenants {
@@ -245,6 +258,8 @@ mod tests {
             dir,
         );
         assert!(limit.is_err_and(|e| e.to_string().contains("tenants.a.limits")));
+        let stack = Settings::parse("wasm_stack_bytes = 1024", dir);
+        assert!(stack.is_err_and(|e| e.to_string().contains("wasm_stack_bytes")));
         let own = Settings::parse(
             "[limits]\nmax_sockets = 9\n[tenants.a]\ncomponent = \"a.wasm\"\n[tenants.a.limits]\ncpu_per_call_ms = 5",
             dir,

@@ -503,6 +503,7 @@ describe("components whose instantiation misbehaves (built by hand: the world's 
   const cases = [
     ["startloop", "deadline", /CPU/],
     ["starttrap", "trap", /unreachable/],
+    ["startrecurse", "trap", /call stack exhausted/],
     ["startgrow", "memory", /memory/],
     ["bigdata", "trap", /out of bounds/],
     ["bigtable", "table", /table/],

@@ -15,6 +15,8 @@ pub const HOSTILE_STARTS: &[(&str, &str)] = &[
         "startloop",
         "(func $forever (loop $again (br $again))) (start $forever)",
     ),
+    // A start function that recurses without end (wasm calls, no shadow stack).
+    ("startrecurse", "(func $down (call $down)) (start $down)"),
     // A start function that traps.
     ("starttrap", "(func $boom unreachable) (start $boom)"),
     // A start function that grows memory to 128 MiB.

@@ -112,6 +112,12 @@ pub struct Runtime {
     cache_hits: AtomicU64,
 }
 
+/// The default limit on a call's wasm stack (wasmtime's own default).
+pub const DEFAULT_WASM_STACK: usize = 512 << 10;
+
+/// Room on a call's fiber beyond the wasm stack, for the host functions it calls.
+const HOST_STACK: usize = 1 << 20;
+
 /// A compiled component, ready to instantiate as many times as needed.
 pub struct Code {
     pub(crate) pre: TenantPre<TenantState>,
@@ -122,10 +128,20 @@ impl Runtime {
     /// granting `wasi:io`, `wasi:clocks`, `wasi:random` and `wasi:cli` (with no
     /// environment, arguments or stdin) plus the `nsbox:tenant` host, and the epoch ticker.
     pub fn new() -> anyhow::Result<Arc<Runtime>> {
+        Runtime::with_wasm_stack(DEFAULT_WASM_STACK)
+    }
+
+    /// [`Runtime::new`] with another limit on the wasm stack of a call: recursion past
+    /// it traps (`call stack exhausted`). One engine serves every tenant, so this limit
+    /// is the host's, not a tenant's.
+    pub fn with_wasm_stack(bytes: usize) -> anyhow::Result<Arc<Runtime>> {
         let mut config = Config::new();
         config.wasm_component_model(true);
         config.epoch_interruption(true);
         config.wasm_memory64(false);
+        config.max_wasm_stack(bytes);
+        // Calls run on fibers of this size; they must hold the wasm stack and the host's frames.
+        config.async_stack_size(bytes + HOST_STACK);
         let engine = Engine::new(&config)?;
 
         let mut linker = Linker::new(&engine);
