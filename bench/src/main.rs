@@ -44,6 +44,10 @@ struct Args {
     /// Also measure memory with 10,000 idle connections.
     #[arg(long)]
     big: bool,
+    /// Run only these scenarios (memory, connects, echo100, echo1000, broadcast), for
+    /// profiling one of them.
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
     /// Also run the sandbox benchmark: nsbox's well-behaved tenant with and without
     /// hostile tenants looping, trapping and flooding beside it.
     #[arg(long)]
@@ -105,7 +109,7 @@ async fn main() -> Result<()> {
             port += 2;
             eprintln!("round {} of {}: {}", round + 1, args.rounds, peer.name());
             let server = Running::start(peer, &programs, port, args.server_core, &data_dir)?;
-            let figures = run_peer(&server, port, window, warmup, args.big).await?;
+            let figures = run_peer(&server, port, window, warmup, &args).await?;
             eprintln!("  {figures:?}");
             rounds.push((peer, figures));
         }
@@ -163,45 +167,51 @@ async fn run_peer(
     port: u16,
     window: Duration,
     warmup: Duration,
-    big: bool,
+    args: &Args,
 ) -> Result<Figures> {
     let target = Target {
         base: format!("ws://127.0.0.1:{port}"),
     };
     let mut figures = Figures::new();
     let mut client_cpu: f64 = 0.0;
+    let runs = |scenario: &str| args.only.is_empty() || args.only.iter().any(|s| s == scenario);
 
     // Memory first, on a fresh server.
-    figures.insert("idle_kib_1000", idle_kib(server, &target, 1000).await?);
-    tokio::time::sleep(Duration::from_millis(500)).await;
-
-    let mut meter = ProcMeter::new(server);
-    let connects = scenario::connects(&target, 50, warmup, window, &mut meter).await?;
-    figures.insert("connects_per_s", connects.rate());
-    figures.insert("cpu_us_connect", per_op_us(meter.spent.0, &connects));
-    client_cpu = client_cpu.max(meter.spent.1 / connects.window.as_secs_f64());
-
-    let mut meter = ProcMeter::new(server);
-    let echo = scenario::echo(&target, 100, warmup, window, &mut meter).await?;
-    figures.insert("echo100_per_s", echo.rate());
-    figures.insert("echo100_p99_ms", echo.latency_ms(0.99).unwrap_or(0.0));
-    figures.insert("cpu_us_ack", per_op_us(meter.spent.0, &echo));
-    client_cpu = client_cpu.max(meter.spent.1 / echo.window.as_secs_f64());
-
-    let mut meter = ProcMeter::new(server);
-    let echo = scenario::echo(&target, 1000, warmup, window, &mut meter).await?;
-    figures.insert("echo1000_per_s", echo.rate());
-    figures.insert("echo1000_p99_ms", echo.latency_ms(0.99).unwrap_or(0.0));
-    client_cpu = client_cpu.max(meter.spent.1 / echo.window.as_secs_f64());
-
-    let mut meter = ProcMeter::new(server);
-    let fanout = scenario::broadcast(&target, 1000, warmup, window, &mut meter).await?;
-    figures.insert("broadcast_per_s", fanout.rate());
-    figures.insert("cpu_us_delivery", per_op_us(meter.spent.0, &fanout));
-    client_cpu = client_cpu.max(meter.spent.1 / fanout.window.as_secs_f64());
+    if runs("memory") {
+        figures.insert("idle_kib_1000", idle_kib(server, &target, 1000).await?);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    if runs("connects") {
+        let mut meter = ProcMeter::new(server);
+        let connects = scenario::connects(&target, 50, warmup, window, &mut meter).await?;
+        figures.insert("connects_per_s", connects.rate());
+        figures.insert("cpu_us_connect", per_op_us(meter.spent.0, &connects));
+        client_cpu = client_cpu.max(meter.spent.1 / connects.window.as_secs_f64());
+    }
+    if runs("echo100") {
+        let mut meter = ProcMeter::new(server);
+        let echo = scenario::echo(&target, 100, warmup, window, &mut meter).await?;
+        figures.insert("echo100_per_s", echo.rate());
+        figures.insert("echo100_p99_ms", echo.latency_ms(0.99).unwrap_or(0.0));
+        figures.insert("cpu_us_ack", per_op_us(meter.spent.0, &echo));
+        client_cpu = client_cpu.max(meter.spent.1 / echo.window.as_secs_f64());
+    }
+    if runs("echo1000") {
+        let mut meter = ProcMeter::new(server);
+        let echo = scenario::echo(&target, 1000, warmup, window, &mut meter).await?;
+        figures.insert("echo1000_per_s", echo.rate());
+        figures.insert("echo1000_p99_ms", echo.latency_ms(0.99).unwrap_or(0.0));
+        client_cpu = client_cpu.max(meter.spent.1 / echo.window.as_secs_f64());
+    }
+    if runs("broadcast") {
+        let mut meter = ProcMeter::new(server);
+        let fanout = scenario::broadcast(&target, 1000, warmup, window, &mut meter).await?;
+        figures.insert("broadcast_per_s", fanout.rate());
+        figures.insert("cpu_us_delivery", per_op_us(meter.spent.0, &fanout));
+        client_cpu = client_cpu.max(meter.spent.1 / fanout.window.as_secs_f64());
+    }
     figures.insert("client_cpu_max", client_cpu);
-
-    if big {
+    if args.big && runs("memory") {
         tokio::time::sleep(Duration::from_secs(1)).await;
         figures.insert("idle_kib_10000", idle_kib(server, &target, 10_000).await?);
     }
