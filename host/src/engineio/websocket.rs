@@ -138,8 +138,11 @@ fn accept(req: Request<Incoming>) -> Result<(HttpResponse, Request<Incoming>), H
     Ok((response, req))
 }
 
-/// The initial read buffer of a WebSocket connection.
-const READ_BUFFER_BYTES: usize = 4096;
+/// The read buffer of a WebSocket connection, and the most one read takes. Small, since
+/// most connections are idle most of the time (tungstenite's default, 128 KiB, was most
+/// of an idle connection's memory, and was zeroed before each read): a message larger
+/// than this is read in several steps (a 1 MB one in about a thousand).
+const READ_BUFFER_BYTES: usize = 1024;
 
 async fn into_websocket(req: Request<Incoming>, max_payload: usize) -> Option<Ws> {
     let upgraded = match hyper::upgrade::on(req).await {
@@ -150,8 +153,6 @@ async fn into_websocket(req: Request<Incoming>, max_payload: usize) -> Option<Ws
         }
     };
     // A message or frame over maxPayload is a protocol error that closes this connection only.
-    // The read buffer starts small (tungstenite's default is 128 KiB per connection, most
-    // of an idle connection's memory) and grows for the rare large message.
     let config = WebSocketConfig::default()
         .max_message_size(Some(max_payload))
         .max_frame_size(Some(max_payload))
