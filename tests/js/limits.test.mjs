@@ -68,6 +68,18 @@ test("a tenant's own [tenants.NAME.limits] replace the configuration's for it al
   assert.equal(shown.limits.events_per_second, 100, "the rest from [limits]");
 });
 
+test("instance and table counts are limits: a component needing more does not start", async (t) => {
+  for (const [tenant, says] of [["oneinstance", /instance/], ["notables", /table/]]) {
+    const [err] = await once(client(t, `/${tenant}`, OK), "connect_error");
+    assert.equal(err.message, "tenant unavailable");
+    assert.equal(err.data.tenant, tenant);
+    assert.match(err.data.error, says);
+    t.diagnostic(`${tenant}: ${err.data.error}`);
+  }
+  const neighbour = await connected(t, "/t1", OK);
+  assert.deepEqual(await ack(neighbour, "echo", 1), [1]);
+});
+
 test("a socket joining more rooms than allowed is told and disconnected", async (t) => {
   await sleep(1100);
   const s = await connected(t, "/t1", OK);

@@ -93,6 +93,15 @@ max_rooms_per_socket = 1
 
 [tenants.spin]
 component = "hostile_spin.wasm"
+
+# A component built by cargo has a few core instances and tables: these cannot start.
+[tenants.oneinstance]
+component = "builtin:echo"
+limits = { max_instances = 1 }
+
+[tenants.notables]
+component = "builtin:echo"
+limits = { max_tables = 0 }
 "#;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
