@@ -48,6 +48,11 @@ struct Args {
     /// profiling one of them.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
+    /// Also measure nsbox with this many tenants (each the `bench` example): start-up
+    /// time and memory, then the first connection to each (it instantiates the tenant)
+    /// and the memory of them all live. Repeatable: `--tenants 1000 --tenants 10000`.
+    #[arg(long)]
+    tenants: Vec<usize>,
     /// Also run the sandbox benchmark: nsbox's well-behaved tenant with and without
     /// hostile tenants looping, trapping and flooding beside it.
     #[arg(long)]
@@ -133,6 +138,13 @@ async fn main() -> Result<()> {
     let mut markdown = report::markdown(&medians, &header);
     std::fs::create_dir_all(&args.out)?;
     std::fs::write(args.out.join("results.md"), &markdown)?;
+    for &count in &args.tenants {
+        match many_tenants(&args, &programs, count, &data_dir).await {
+            Ok(table) => markdown.push_str(&table),
+            Err(error) => eprintln!("the {count}-tenant benchmark failed: {error:#}"),
+        }
+        std::fs::write(args.out.join("results.md"), &markdown)?;
+    }
     if args.hostile {
         match sandbox(&args, &programs, window, warmup, &data_dir).await {
             Ok(table) => markdown.push_str(&table),
@@ -315,6 +327,80 @@ async fn sandbox(
         hit_rate / calm_rate.max(1e-9),
         hit_p99 / calm_p99.max(1e-9),
     ))
+}
+
+/// nsbox with `count` tenants: start-up, idle memory, the first connection to each
+/// tenant (which instantiates it), and the memory once every tenant has an instance.
+async fn many_tenants(
+    args: &Args,
+    programs: &Programs,
+    count: usize,
+    data_dir: &std::path::Path,
+) -> Result<String> {
+    let root = data_dir.join(format!("tenants-{count}"));
+    std::fs::create_dir_all(root.join("bench"))?;
+    let mut config =
+        String::from("admin_token = \"bench\"\n[limits]\nevents_per_second_per_socket = 1000000\n");
+    for i in 0..count {
+        config += &format!("[tenants.t{i}]\ncomponent = \"builtin:bench\"\n");
+    }
+    std::fs::write(root.join("bench/nsbox.toml"), config)?;
+    let programs = Programs {
+        root: root.clone(),
+        ..programs.clone()
+    };
+    let port = 4100 + (count % 1000) as u16 * 2;
+    let started = std::time::Instant::now();
+    let server = Running::start(
+        Peer::Nsbox,
+        &programs,
+        port,
+        args.server_core,
+        &root.join("store"),
+    )?;
+    let startup = started.elapsed();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let idle_rss = server.rss_bytes();
+    // One client per tenant, one after the other: each first connection instantiates
+    // its tenant, and nothing else is queued in front of it.
+    let base = format!("ws://127.0.0.1:{port}");
+    let mut first_connect_us: Vec<u32> = Vec::with_capacity(count);
+    let mut clients = Vec::with_capacity(count);
+    let mut stopped = String::new();
+    for i in 0..count {
+        let started = std::time::Instant::now();
+        let nsp = format!("/t{i}");
+        match nsbox_bench::client::Client::connect(&base, &nsp, scenario::AUTH).await {
+            Ok(client) => {
+                first_connect_us.push(started.elapsed().as_micros() as u32);
+                clients.push(client);
+            }
+            // A host that runs out of something says so; the figures cover those before.
+            Err(error) => {
+                stopped = format!("\nThe first connection to tenant {i} of {count} failed: {error:#}. The figures are for the {i} before it.\n");
+                break;
+            }
+        }
+    }
+    anyhow::ensure!(!clients.is_empty(), "no tenant could be reached");
+    let live = clients.len();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let live_rss = server.rss_bytes();
+    first_connect_us.sort_unstable();
+    let quantile = |q: f64| {
+        f64::from(first_connect_us[((first_connect_us.len() - 1) as f64 * q) as usize]) / 1000.0
+    };
+    let mib = |bytes: u64| bytes as f64 / (1 << 20) as f64;
+    drop(clients);
+    Ok(format!(
+        "\n### {count} tenants on nsbox\n\nEach the `bench` example (compiled once); a client joins each in turn (open the WebSocket, join the namespace through its middleware), so each first connection instantiates its tenant.\n\n| start-up | memory, tenants idle | first connection p50 / p99 | memory, every tenant live with a client | per live tenant |\n|---|---|---|---|---|\n| {:.2} s | {:.0} MiB | {:.2} / {:.2} ms | {:.0} MiB | {:.0} KiB |\n",
+        startup.as_secs_f64(),
+        mib(idle_rss),
+        quantile(0.5),
+        quantile(0.99),
+        mib(live_rss),
+        (live_rss.saturating_sub(idle_rss)) as f64 / live as f64 / 1024.0,
+    ) + &stopped)
 }
 
 fn machine() -> String {
