@@ -344,6 +344,10 @@ describe("metrics", () => {
     await connected(t, "/crash"); // a fresh instance
     const after = await metrics();
     assert.equal(read(after, "nsbox_tenant_traps_total", tenant) - read(before, "nsbox_tenant_traps_total", tenant), 1);
+    // Which limit tripped, by name.
+    const trips = (text, limit) => read(text, "nsbox_tenant_limit_trips_total", `${tenant},limit="${limit}"`);
+    assert.equal(trips(after, "trap") - trips(before, "trap"), 1);
+    assert.equal(trips(after, "deadline") - trips(before, "deadline"), 0);
     assert.ok(read(after, "nsbox_tenant_restarts_total", tenant) > read(before, "nsbox_tenant_restarts_total", tenant));
     const shown = await api("GET", "/v1/tenants/crash");
     assert.ok(shown.body.faults >= 1 && shown.body.restarts >= 1);

@@ -93,6 +93,12 @@ test("a socket joining more rooms than allowed is told and disconnected", async 
   assert.equal((await gone)[0], "io server disconnect");
   const other = await connected(t, "/t1", OK);
   assert.deepEqual(await ack(other, "echo", 1), [1], "the tenant itself is fine");
+  // The metrics say which limits tripped for t1 (the socket limit, in an earlier test).
+  const text = await (await fetch(`${process.env.ADMIN_URL}/metrics`)).text();
+  const trips = (limit) =>
+    Number(text.split("\n").find((l) => l.startsWith(`nsbox_tenant_limit_trips_total{tenant="t1",limit="${limit}"}`))?.split(" ").at(-1));
+  assert.ok(trips("room-limit") >= 1, "room-limit counted");
+  assert.ok(trips("tenant-full") >= 1, "tenant-full counted");
 });
 
 test("a tenant past its CPU per second waits; its neighbour does not", async (t) => {

@@ -4,6 +4,7 @@ use std::fmt::Write;
 use std::sync::atomic::Ordering::Relaxed;
 
 use crate::engineio::Engine;
+use crate::tenants::stats::LIMITS;
 use crate::tenants::{TenantStats, Tenants};
 
 /// A per-tenant metric read from the tenant's counters.
@@ -135,6 +136,23 @@ pub fn render(tenants: &Tenants, engine: &Engine) -> String {
         for slot in &slots {
             let value = (metric.read)(slot.current().stats());
             let _ = writeln!(out, "{}{{tenant=\"{}\"}} {value}", metric.name, slot.name());
+        }
+    }
+    family(
+        &mut out,
+        "nsbox_tenant_limit_trips_total",
+        "counter",
+        "Limits that tripped, by limit: faults that stopped an instance, and sockets or connections stopped by a rate, room or socket limit.",
+    );
+    for slot in &slots {
+        let current = slot.current();
+        for (limit, trips) in LIMITS.iter().zip(&current.stats().limit_trips) {
+            let trips = trips.load(Relaxed);
+            let _ = writeln!(
+                out,
+                "nsbox_tenant_limit_trips_total{{tenant=\"{}\",limit=\"{limit}\"}} {trips}",
+                slot.name()
+            );
         }
     }
     family(

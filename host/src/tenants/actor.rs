@@ -331,6 +331,7 @@ impl Actor {
             return Err(ConnectError::new("tenant unavailable"));
         };
         if self.stats.sockets.load(Ordering::Relaxed) >= self.limits.max_sockets {
+            self.stats.tripped("tenant-full");
             return Err(ConnectError::with_data(
                 "tenant full",
                 json!({ "tenant": &*self.name, "max_sockets": self.limits.max_sockets }),
@@ -445,6 +446,7 @@ impl Actor {
     /// quarantine until a new version is uploaded.
     fn record_fault(&mut self, fault: Fault) {
         self.stats.faults.fetch_add(1, Ordering::Relaxed);
+        self.stats.tripped(fault.kind());
         match self.restarts.fault_at(Instant::now()) {
             AfterFault::Restart => {}
             AfterFault::BackOff(at) => self.restart_at = Some(at),

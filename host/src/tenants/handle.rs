@@ -179,6 +179,7 @@ impl TenantHandle {
             "more than {} events per second from this socket",
             self.socket_rate
         );
+        self.stats.tripped("rate-limit");
         drop_socket(socket, &self.name, "rate-limit", error, None);
     }
 

@@ -427,6 +427,7 @@ impl Host for TenantState {
         // The socket's rooms are its own resource: it, not the tenant, pays for the excess.
         tracing::warn!(tenant = %self.tenant, socket = %socket.id(), limit = self.max_rooms, "room limit reached; disconnecting the socket");
         let error = format!("a socket may be in at most {} rooms", self.max_rooms);
+        self.stats.tripped("room-limit");
         drop_socket(&socket, &self.tenant, "room-limit", error, None);
         Ok(())
     }

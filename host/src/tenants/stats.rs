@@ -35,9 +35,33 @@ pub struct TenantStats {
     pub throttled: AtomicU64,
     /// 1 while the tenant is quarantined after repeated faults, else 0.
     pub quarantined: AtomicU64,
+    /// How often each limit of [`LIMITS`] tripped.
+    pub limit_trips: [AtomicU64; LIMITS.len()],
 }
 
+/// The limits counted in [`TenantStats::limit_trips`]: the kinds of fault that stop an
+/// instance, then those that stop a socket or a connection.
+pub const LIMITS: [&str; 10] = [
+    "deadline",
+    "wall-clock",
+    "memory",
+    "table",
+    "emit-limit",
+    "message-size",
+    "trap",
+    "rate-limit",
+    "room-limit",
+    "tenant-full",
+];
+
 impl TenantStats {
+    /// Counts one trip of `limit` (one of [`LIMITS`]).
+    pub(crate) fn tripped(&self, limit: &str) {
+        if let Some(i) = LIMITS.iter().position(|l| *l == limit) {
+            self.limit_trips[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
     /// Counts `recipients` messages of `bytes` each going out.
     pub(crate) fn sent(&self, recipients: usize, bytes: usize) {
         self.events_out
