@@ -124,6 +124,8 @@ pub struct Session {
     transport: AtomicU8,
     closing: AtomicBool,
     closed: CancellationToken,
+    /// Mirrors `closed`, set just before it is cancelled.
+    is_closed: AtomicBool,
     pong: Notify,
     connection: OnceLock<Arc<dyn Connection>>,
     registry: Weak<Registry>,
@@ -150,6 +152,7 @@ impl Session {
             }),
             closing: AtomicBool::new(false),
             closed: CancellationToken::new(),
+            is_closed: AtomicBool::new(false),
             pong: Notify::new(),
             connection: OnceLock::new(),
             registry,
@@ -213,7 +216,7 @@ impl Session {
 
     /// Queues a packet for the client.
     pub fn send(&self, packet: Packet) -> Result<(), SendError> {
-        if self.closed.is_cancelled() {
+        if self.is_closed() {
             return Err(SendError::Closed);
         }
         match self.tx.try_send(packet) {
@@ -229,7 +232,8 @@ impl Session {
 
     /// True once the session has closed.
     pub fn is_closed(&self) -> bool {
-        self.closed.is_cancelled()
+        // An atomic read: the token's own check takes a lock, and this runs per packet.
+        self.is_closed.load(Ordering::Acquire)
     }
 
     /// Resolves when the session closes.
@@ -251,6 +255,7 @@ impl Session {
             };
             let _ = self.tx.try_send(last);
         }
+        self.is_closed.store(true, Ordering::Release);
         self.closed.cancel();
         if let Some(registry) = self.registry.upgrade() {
             if let Ok(mut sessions) = registry.lock() {

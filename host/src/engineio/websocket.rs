@@ -172,11 +172,14 @@ async fn run(session: Arc<Session>, ws: Ws) {
     let (mut sink, mut stream) = ws.split();
     let writer = async {
         let mut rx = session.rx.lock().await;
+        // Made once: waiting on the token registers a waiter, which is not free per packet.
+        let closed = session.closed();
+        tokio::pin!(closed);
         loop {
             let packet = tokio::select! {
                 biased;
                 packet = rx.recv() => packet,
-                _ = session.closed() => None,
+                _ = &mut closed => None,
             };
             let Some(packet) = packet else { break };
             let mut result = sink.feed(frame(packet)).await;
