@@ -141,10 +141,13 @@ pub struct Socket {
     rooms: Mutex<HashSet<String>>,
     data: Mutex<Value>,
     /// Events that arrived after the CONNECT reply went out but before the connection
-    /// handlers had run, in order; `None` once they have. Node runs those handlers before
-    /// it reads the next packet; here another thread may read it first, and an answer to
-    /// it must not find the socket not yet connected.
-    early_events: Mutex<Option<Vec<EarlyEvent>>>,
+    /// handlers had run, in order. Node runs those handlers before it reads the next
+    /// packet; here another thread may read it first, and an answer to it must not find
+    /// the socket not yet connected.
+    early_events: Mutex<Vec<EarlyEvent>>,
+    /// Set (under the lock above, once it is empty) when the handlers have run: from
+    /// then on events are delivered at once, without taking the lock.
+    events_flow: AtomicBool,
 }
 
 /// An event held until the socket's connection handlers have run.
@@ -173,7 +176,8 @@ impl Socket {
             next_ack: AtomicU64::new(0),
             rooms: Mutex::default(),
             data: Mutex::new(Value::Null),
-            early_events: Mutex::new(Some(Vec::new())),
+            early_events: Mutex::default(),
+            events_flow: AtomicBool::new(false),
         })
     }
 
@@ -371,12 +375,15 @@ impl Socket {
     /// Delivers an event from the client to its handler; an event nobody handles is dropped
     /// (its ack, if asked for, is never answered), as in Node.
     pub(crate) fn dispatch_event(self: &Arc<Self>, event: &str, args: Payload, ack: Option<u64>) {
-        if let Ok(mut early) = self.early_events.lock() {
-            if let Some(held) = early.as_mut() {
-                if held.len() < MAX_EARLY_EVENTS {
-                    held.push((event.to_owned(), args, ack));
+        if !self.events_flow.load(Ordering::Acquire) {
+            if let Ok(mut held) = self.early_events.lock() {
+                // Checked again under the lock: the flow may have started meanwhile.
+                if !self.events_flow.load(Ordering::Acquire) {
+                    if held.len() < MAX_EARLY_EVENTS {
+                        held.push((event.to_owned(), args, ack));
+                    }
+                    return;
                 }
-                return;
             }
         }
         self.deliver_event(event, args, ack);
@@ -387,13 +394,11 @@ impl Socket {
     pub(crate) fn release_early_events(self: &Arc<Self>) {
         loop {
             let held = match self.early_events.lock() {
-                Ok(mut early) => match early.as_mut() {
-                    Some(held) if !held.is_empty() => std::mem::take(held),
-                    _ => {
-                        *early = None;
-                        return;
-                    }
-                },
+                Ok(held) if held.is_empty() => {
+                    self.events_flow.store(true, Ordering::Release);
+                    return;
+                }
+                Ok(mut held) => std::mem::take(&mut *held),
                 Err(_) => return,
             };
             for (event, args, ack) in held {

@@ -12,7 +12,8 @@ use crate::socketio::{ConnectError, Socket};
 pub struct TenantSlot {
     name: String,
     namespace: Option<String>,
-    current: RwLock<TenantHandle>,
+    /// Shared, so that finding it per event costs one reference count.
+    current: RwLock<Arc<TenantHandle>>,
     /// One change of version at a time.
     changing: Mutex<()>,
 }
@@ -24,7 +25,7 @@ impl TenantSlot {
         Arc::new(TenantSlot {
             name: handle.name().to_owned(),
             namespace,
-            current: RwLock::new(handle),
+            current: RwLock::new(Arc::new(handle)),
             changing: Mutex::new(()),
         })
     }
@@ -40,7 +41,7 @@ impl TenantSlot {
     }
 
     /// The version serving now.
-    pub fn current(&self) -> TenantHandle {
+    pub fn current(&self) -> Arc<TenantHandle> {
         match self.current.read() {
             Ok(current) => current.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
@@ -48,6 +49,7 @@ impl TenantSlot {
     }
 
     fn install(&self, handle: TenantHandle) {
+        let handle = Arc::new(handle);
         match self.current.write() {
             Ok(mut current) => *current = handle,
             Err(poisoned) => *poisoned.into_inner() = handle,
