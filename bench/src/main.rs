@@ -339,8 +339,12 @@ async fn many_tenants(
 ) -> Result<String> {
     let root = data_dir.join(format!("tenants-{count}"));
     std::fs::create_dir_all(root.join("bench"))?;
-    let mut config =
-        String::from("admin_token = \"bench\"\n[limits]\nevents_per_second_per_socket = 1000000\n");
+    // A pool for every tenant at once; instances evicted 1 s after their last client.
+    let mut config = format!(
+        "admin_token = \"bench\"\nlive_instances = {}\n[limits]\nevents_per_second_per_socket = 1000000\nevict_idle_after_ms = {}\n",
+        count.max(1000),
+        EVICT_AFTER.as_millis()
+    );
     for i in 0..count {
         config += &format!("[tenants.t{i}]\ncomponent = \"builtin:bench\"\n");
     }
@@ -361,46 +365,108 @@ async fn many_tenants(
     let startup = started.elapsed();
     tokio::time::sleep(Duration::from_millis(500)).await;
     let idle_rss = server.rss_bytes();
-    // One client per tenant, one after the other: each first connection instantiates
-    // its tenant, and nothing else is queued in front of it.
     let base = format!("ws://127.0.0.1:{port}");
-    let mut first_connect_us: Vec<u32> = Vec::with_capacity(count);
-    let mut clients = Vec::with_capacity(count);
-    let mut stopped = String::new();
+    let mut first = connect_each(&base, count).await;
+    anyhow::ensure!(!first.clients.is_empty(), "no tenant could be reached");
+    let live = first.clients.len();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let live_rss = server.rss_bytes();
+    // Every client leaves; every instance is evicted a second later. Then each tenant
+    // gets a client again, which starts its instance afresh.
+    drop(std::mem::take(&mut first.clients));
+    let admin = format!("127.0.0.1:{}", port + 1);
+    let mut running = u64::MAX;
+    for _ in 0..120 {
+        tokio::time::sleep(EVICT_AFTER).await;
+        running = instances_running(&admin).await.unwrap_or(u64::MAX);
+        if running == 0 {
+            break;
+        }
+    }
+    anyhow::ensure!(
+        running == 0,
+        "{running} instances still running long after their clients left"
+    );
+    let evicted_rss = server.rss_bytes();
+    let again = connect_each(&base, live).await;
+    let mib = |bytes: u64| bytes as f64 / (1 << 20) as f64;
+    Ok(format!(
+        "\n### {count} tenants on nsbox\n\nEach the `bench` example (compiled once), with a pool of {} instances. A client joins each tenant in turn (open the WebSocket, join the namespace through its middleware), so each first connection starts its tenant's instance; the clients leave, every instance is evicted a second later (`evict_idle_after_ms = {}`), and a client joins each tenant again.\n\n| start-up | memory, tenants idle | first connection p50 / p99 | memory, every tenant live with a client | per live tenant | memory, all evicted | connection to an evicted tenant p50 / p99 |\n|---|---|---|---|---|---|---|\n| {:.2} s | {:.0} MiB | {:.2} / {:.2} ms | {:.0} MiB | {:.0} KiB | {:.0} MiB | {:.2} / {:.2} ms |\n",
+        count.max(1000),
+        EVICT_AFTER.as_millis(),
+        startup.as_secs_f64(),
+        mib(idle_rss),
+        first.quantile_ms(0.5),
+        first.quantile_ms(0.99),
+        mib(live_rss),
+        (live_rss.saturating_sub(idle_rss)) as f64 / live as f64 / 1024.0,
+        mib(evicted_rss),
+        again.quantile_ms(0.5),
+        again.quantile_ms(0.99),
+    ) + &first.stopped
+        + &again.stopped)
+}
+
+/// How long the many-tenants run's instances live on without clients.
+const EVICT_AFTER: Duration = Duration::from_secs(1);
+
+/// Clients joined to tenants `t0`..`t{count-1}` one after the other, and how long each
+/// took; nothing else is queued in front of any of them.
+struct Joined {
+    clients: Vec<nsbox_bench::client::Client>,
+    micros: Vec<u32>,
+    /// Says where joining stopped, if it did.
+    stopped: String,
+}
+
+impl Joined {
+    fn quantile_ms(&self, q: f64) -> f64 {
+        let mut sorted = self.micros.clone();
+        sorted.sort_unstable();
+        let Some(last) = sorted.len().checked_sub(1) else {
+            return f64::NAN;
+        };
+        f64::from(sorted[(last as f64 * q) as usize]) / 1000.0
+    }
+}
+
+async fn connect_each(base: &str, count: usize) -> Joined {
+    let mut joined = Joined {
+        clients: Vec::with_capacity(count),
+        micros: Vec::with_capacity(count),
+        stopped: String::new(),
+    };
     for i in 0..count {
         let started = std::time::Instant::now();
         let nsp = format!("/t{i}");
-        match nsbox_bench::client::Client::connect(&base, &nsp, scenario::AUTH).await {
+        match nsbox_bench::client::Client::connect(base, &nsp, scenario::AUTH).await {
             Ok(client) => {
-                first_connect_us.push(started.elapsed().as_micros() as u32);
-                clients.push(client);
+                joined.micros.push(started.elapsed().as_micros() as u32);
+                joined.clients.push(client);
             }
             // A host that runs out of something says so; the figures cover those before.
             Err(error) => {
-                stopped = format!("\nThe first connection to tenant {i} of {count} failed: {error:#}. The figures are for the {i} before it.\n");
+                joined.stopped = format!("\nA connection to tenant {i} of {count} failed: {error:#}. The figures are for the {i} before it.\n");
                 break;
             }
         }
     }
-    anyhow::ensure!(!clients.is_empty(), "no tenant could be reached");
-    let live = clients.len();
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let live_rss = server.rss_bytes();
-    first_connect_us.sort_unstable();
-    let quantile = |q: f64| {
-        f64::from(first_connect_us[((first_connect_us.len() - 1) as f64 * q) as usize]) / 1000.0
-    };
-    let mib = |bytes: u64| bytes as f64 / (1 << 20) as f64;
-    drop(clients);
-    Ok(format!(
-        "\n### {count} tenants on nsbox\n\nEach the `bench` example (compiled once); a client joins each in turn (open the WebSocket, join the namespace through its middleware), so each first connection instantiates its tenant.\n\n| start-up | memory, tenants idle | first connection p50 / p99 | memory, every tenant live with a client | per live tenant |\n|---|---|---|---|---|\n| {:.2} s | {:.0} MiB | {:.2} / {:.2} ms | {:.0} MiB | {:.0} KiB |\n",
-        startup.as_secs_f64(),
-        mib(idle_rss),
-        quantile(0.5),
-        quantile(0.99),
-        mib(live_rss),
-        (live_rss.saturating_sub(idle_rss)) as f64 / live as f64 / 1024.0,
-    ) + &stopped)
+    joined
+}
+
+/// The instances nsbox runs now, all tenants together, from its metrics.
+async fn instances_running(admin: &str) -> Result<u64> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(admin).await?;
+    let request = format!("GET /metrics HTTP/1.1\r\nHost: {admin}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await?;
+    Ok(response
+        .lines()
+        .filter(|line| line.starts_with("nsbox_tenant_instances{"))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum())
 }
 
 fn machine() -> String {

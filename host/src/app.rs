@@ -13,7 +13,7 @@ use crate::settings::{ComponentSource, Settings};
 use crate::socketio::SocketIo;
 use crate::store::tokens::Tokens;
 use crate::store::{ComponentStore, TenantRecord};
-use crate::tenants::{builtin, Code, Limits, LoadError, Runtime, Tenants};
+use crate::tenants::{builtin, Code, Limits, LoadError, Runtime, RuntimeOptions, Tenants};
 
 /// Why a server could not be assembled.
 #[derive(Debug, thiserror::Error)]
@@ -101,8 +101,11 @@ pub fn socketio_config(settings: &Settings) -> SocketIoConfig {
 /// `admin_token` is the operator's token for the admin API.
 pub async fn start(settings: &Settings, admin_token: &str) -> Result<App, StartError> {
     let io = SocketIo::new(socketio_config(settings));
-    let runtime = Runtime::with_wasm_stack(settings.wasm_stack_bytes)
-        .map_err(|e| StartError::Runtime(format!("{e:#}")))?;
+    let runtime = Runtime::with_options(RuntimeOptions {
+        wasm_stack_bytes: settings.wasm_stack_bytes,
+        live_instances: settings.live_instances,
+    })
+    .map_err(|e| StartError::Runtime(format!("{e:#}")))?;
     let tenants = Tenants::new(runtime.clone(), settings.limits.clone());
     let mut compiled: BTreeMap<ComponentSource, Arc<Code>> = BTreeMap::new();
     for (name, tenant) in &settings.tenants {

@@ -54,6 +54,12 @@ pub struct Settings {
     /// runs every tenant, so this is the host's setting, not a per-tenant limit.
     #[serde(default = "default_wasm_stack_bytes")]
     pub wasm_stack_bytes: usize,
+    /// Tenant instances that may be live at once (the instance pool, reserved at
+    /// start: about 5 GiB of address space each, no memory until used); 0 allocates
+    /// each when it starts instead. Past it, a tenant that is not running refuses
+    /// connections (`tenant unavailable`, kind `capacity`) until another stops.
+    #[serde(default = "default_live_instances")]
+    pub live_instances: u32,
     /// How long a new connection may take to join its first namespace before it is
     /// closed (Node's `connectTimeout`).
     #[serde(default = "default_connect_timeout_ms")]
@@ -127,6 +133,13 @@ fn default_wasm_stack_bytes() -> usize {
     crate::tenants::runtime::DEFAULT_WASM_STACK
 }
 
+/// The largest instance pool a process has the address space for.
+const MAX_LIVE_INSTANCES: u32 = 20_000;
+
+fn default_live_instances() -> u32 {
+    crate::tenants::runtime::DEFAULT_LIVE_INSTANCES
+}
+
 fn default_ping_interval_ms() -> u64 {
     25_000
 }
@@ -167,6 +180,12 @@ impl Settings {
             return Err(SettingsError::Invalid(
                 "wasm_stack_bytes: between 65536 and 67108864".into(),
             ));
+        }
+        if settings.live_instances > MAX_LIVE_INSTANCES {
+            // Each pooled instance reserves about 5 GiB of the 128 TiB a process may address.
+            return Err(SettingsError::Invalid(format!(
+                "live_instances: at most {MAX_LIVE_INSTANCES} (0 for no pool)"
+            )));
         }
         regex::Regex::new(&settings.namespace_pattern)
             .map_err(|error| SettingsError::Invalid(format!("namespace_pattern: {error}")))?;
@@ -260,6 +279,8 @@ mod tests {
         assert!(limit.is_err_and(|e| e.to_string().contains("tenants.a.limits")));
         let stack = Settings::parse("wasm_stack_bytes = 1024", dir);
         assert!(stack.is_err_and(|e| e.to_string().contains("wasm_stack_bytes")));
+        let pool = Settings::parse("live_instances = 1000000", dir);
+        assert!(pool.is_err_and(|e| e.to_string().contains("live_instances")));
         let own = Settings::parse(
             "[limits]\nmax_sockets = 9\n[tenants.a]\ncomponent = \"a.wasm\"\n[tenants.a.limits]\ncpu_per_call_ms = 5",
             dir,

@@ -4,6 +4,7 @@
 // connect_timeout_ms = 1000, and afterwards checks no session is left.
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import http from "node:http";
 import net from "node:net";
 import WebSocket from "ws";
 import { URL, WS_URL, sleep, connected, ack } from "./helpers.mjs";
@@ -24,10 +25,26 @@ function rawTcp(t, bytes) {
   return closed;
 }
 
+/**
+ * GETs `path` on a connection of its own (not fetch's pool): the server closes a
+ * kept-alive connection idle for header_timeout_ms (1 s here), and a request sent on
+ * one just then would fail. Resolves with the status and the body.
+ */
+function get(path) {
+  return new Promise((resolve, reject) => {
+    const req = http.get(`${URL}${path}`, { agent: false }, (res) => {
+      let text = "";
+      res.setEncoding("utf8");
+      res.on("data", (chunk) => (text += chunk));
+      res.on("end", () => resolve({ status: res.statusCode, text }));
+    });
+    req.on("error", reject);
+  });
+}
+
 /** Completes an Engine.IO polling handshake and never polls again; resolves with the sid. */
 async function pollingHandshake() {
-  const res = await fetch(`${URL}/socket.io/?EIO=4&transport=polling`);
-  const text = await res.text();
+  const { text } = await get("/socket.io/?EIO=4&transport=polling");
   return JSON.parse(text.slice(1)).sid;
 }
 
@@ -83,7 +100,7 @@ test("half-open connections at every layer are closed on time, and a tenant keep
   // Polling sessions that never polled again are gone: their heartbeat timed out.
   await sleep(1000);
   const stale = await Promise.all(sids.slice(0, 20).map((sid) =>
-    fetch(`${URL}/socket.io/?EIO=4&transport=polling&sid=${sid}`).then((r) => r.status)));
+    get(`/socket.io/?EIO=4&transport=polling&sid=${sid}`).then((r) => r.status)));
   assert.deepEqual(stale, stale.map(() => 400), "unknown sessions");
 
   running = false;

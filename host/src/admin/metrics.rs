@@ -15,7 +15,7 @@ struct Metric {
     read: fn(&TenantStats) -> u64,
 }
 
-const METRICS: [Metric; 13] = [
+const METRICS: [Metric; 15] = [
     Metric {
         name: "nsbox_tenant_sockets",
         kind: "gauge",
@@ -73,8 +73,20 @@ const METRICS: [Metric; 13] = [
     Metric {
         name: "nsbox_tenant_restarts_total",
         kind: "counter",
-        help: "Instances created after the first.",
-        read: |s| s.instantiations.load(Relaxed).saturating_sub(1),
+        help: "Instances started again after a fault.",
+        read: |s| s.restarts(),
+    },
+    Metric {
+        name: "nsbox_tenant_evictions_total",
+        kind: "counter",
+        help: "Instances stopped after the tenant had no sockets for evict_idle_after_ms.",
+        read: |s| s.evictions.load(Relaxed),
+    },
+    Metric {
+        name: "nsbox_tenant_instances",
+        kind: "gauge",
+        help: "Instances of the tenant that exist now (0 while evicted).",
+        read: |s| s.instances.load(Relaxed),
     },
     Metric {
         name: "nsbox_tenant_throttled_total",

@@ -209,7 +209,6 @@ impl Admin {
         let stats = current.stats();
         let stored = self.store.record(tenant).ok().flatten();
         let info = stored.as_ref().and_then(|r| r.current_info().cloned());
-        let instantiations = stats.instantiations.load(Relaxed);
         Some(json!({
             "name": tenant,
             "namespace": slot.namespace().map(str::to_owned).unwrap_or_else(|| format!("/{tenant}")),
@@ -222,7 +221,9 @@ impl Admin {
             "events": stats.events.load(Relaxed),
             "dropped_events": stats.dropped_events.load(Relaxed),
             "faults": stats.faults.load(Relaxed),
-            "restarts": instantiations.saturating_sub(1),
+            "restarts": stats.restarts(),
+            "running": stats.instances.load(Relaxed) > 0,
+            "evictions": stats.evictions.load(Relaxed),
             "quarantined": stats.quarantined.load(Relaxed) == 1,
             "memory_bytes": stats.memory_bytes.load(Relaxed),
             "limits": current.limits(),

@@ -54,6 +54,9 @@ pub(crate) struct Actor {
     quarantine: Option<Fault>,
     /// CPU over all calls, per second.
     cpu: CpuBudget,
+    /// When the last command was handled: an instance without sockets is evicted
+    /// `evict_idle_after` after it.
+    last_command: Instant,
 }
 
 impl Actor {
@@ -85,12 +88,25 @@ impl Actor {
             restart_at: None,
             quarantine: None,
             cpu,
+            last_command: Instant::now(),
         }
     }
 
     pub(crate) async fn run(mut self, mut inbox: mpsc::UnboundedReceiver<Command>) {
-        while let Some(command) = inbox.recv().await {
+        loop {
+            let next = match self.eviction_due() {
+                None => inbox.recv().await,
+                Some(at) => tokio::select! {
+                    next = inbox.recv() => next,
+                    () = tokio::time::sleep_until(at.into()) => {
+                        self.evict();
+                        continue;
+                    }
+                },
+            };
+            let Some(command) = next else { break };
             self.handle(command).await;
+            self.last_command = Instant::now();
         }
         // Every handle is gone: the tenant was removed. Its sockets were told by whoever removed it.
         tracing::debug!(tenant = %self.name, "tenant actor stopped");
@@ -262,6 +278,27 @@ impl Actor {
         }
     }
 
+    /// When the live instance is to be evicted: it has no sockets and the tenant
+    /// evicts idle instances.
+    fn eviction_due(&self) -> Option<Instant> {
+        let live = self.live.as_ref()?;
+        let idle = self.limits.evict_idle_after;
+        if idle.is_zero() || !live.store.data().sockets.is_empty() {
+            return None;
+        }
+        Some(self.last_command + idle)
+    }
+
+    /// Stops the idle instance and frees what it holds; the next connection starts a
+    /// fresh one. Replies to its requests (acks) are dropped with its generation.
+    fn evict(&mut self) {
+        if self.live.take().is_some() {
+            self.generation += 1;
+            self.stats.evictions.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(tenant = %self.name, version = self.version, "idle instance evicted");
+        }
+    }
+
     /// Takes over a connected socket another instance admitted, as if it had just
     /// connected; `redeployed` tells the client a new version did.
     async fn take_over(&mut self, socket: Arc<Socket>, redeployed: bool) {
@@ -323,7 +360,10 @@ impl Actor {
             if let Err(fault) = self.instantiate().await {
                 tracing::warn!(tenant = %self.name, kind = fault.kind(), %fault, "tenant failed to start");
                 let refusal = self.refusal(&fault);
-                self.record_fault(fault);
+                match fault {
+                    Fault::Capacity(_) => self.stats.tripped(fault.kind()),
+                    fault => self.record_fault(fault),
+                }
                 return Err(refusal);
             }
         }

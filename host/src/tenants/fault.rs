@@ -51,11 +51,15 @@ pub enum Fault {
     /// The guest trapped (a panic, `unreachable`, an out-of-bounds access, ...).
     #[error("trapped: {0}")]
     Trap(String),
+    /// The host's instance pool is full: not the tenant's doing, so it counts toward
+    /// no quarantine.
+    #[error("the host runs as many tenant instances as it may ({0}); try again when one stops")]
+    Capacity(String),
 }
 
 impl Fault {
     /// A short name for logs, metrics and the `nsbox:error` event: `deadline`,
-    /// `wall-clock`, `memory`, `table`, `emit-limit`, `message-size` or `trap`.
+    /// `wall-clock`, `memory`, `table`, `emit-limit`, `message-size`, `trap` or `capacity`.
     pub fn kind(&self) -> &'static str {
         match self {
             Fault::Deadline { .. } => "deadline",
@@ -65,6 +69,7 @@ impl Fault {
             Fault::EmitLimit { .. } => "emit-limit",
             Fault::MessageTooLarge { .. } => "message-size",
             Fault::Trap(_) => "trap",
+            Fault::Capacity(_) => "capacity",
         }
     }
 
@@ -72,6 +77,9 @@ impl Fault {
     pub(crate) fn from_error(error: &wasmtime::Error) -> Fault {
         if let Some(fault) = error.downcast_ref::<Fault>() {
             return fault.clone();
+        }
+        if let Some(full) = error.downcast_ref::<wasmtime::PoolConcurrencyLimitError>() {
+            return Fault::Capacity(full.to_string());
         }
         if let Some(trap) = error.downcast_ref::<wasmtime::Trap>() {
             return Fault::Trap(trap.to_string());

@@ -64,6 +64,11 @@ pub struct Limits {
     /// from 100 ms with each fault in the window, the first restart being immediate).
     #[serde(with = "millis", rename = "max_restart_backoff_ms")]
     pub max_restart_backoff: Duration,
+    /// How long an instance lives on after its last socket leaves; then it is stopped,
+    /// its memory (and what the tenant kept in it) freed, and the next connection
+    /// starts a fresh one (tens of microseconds). 0 keeps it until the host stops.
+    #[serde(with = "millis", rename = "evict_idle_after_ms")]
+    pub evict_idle_after: Duration,
 }
 
 impl Default for Limits {
@@ -88,6 +93,7 @@ impl Default for Limits {
             quarantine_after_faults: 5,
             fault_window: Duration::from_secs(60),
             max_restart_backoff: Duration::from_secs(5),
+            evict_idle_after: Duration::from_secs(300),
         }
     }
 }

@@ -32,6 +32,6 @@ pub use fault::Fault;
 pub use handle::{TenantHandle, FAULT_EVENT, REDEPLOY_EVENT};
 pub use limits::Limits;
 pub use registry::Tenants;
-pub use runtime::{Code, LoadError, Runtime};
+pub use runtime::{Code, LoadError, Runtime, RuntimeOptions};
 pub use slot::TenantSlot;
 pub use stats::TenantStats;

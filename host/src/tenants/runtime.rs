@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use wasmtime::component::{Component, HasSelf, Linker};
-use wasmtime::{Config, Engine};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use super::bindings::{Tenant, TenantPre};
 use super::state::TenantState;
@@ -110,6 +110,74 @@ pub struct Runtime {
     /// Identifies this engine's compiled code: part of every cache key.
     compatibility: u64,
     cache_hits: AtomicU64,
+    pooled: bool,
+}
+
+/// The host's settings for the engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RuntimeOptions {
+    /// The wasm stack one call may use; deeper recursion traps (`call stack exhausted`).
+    pub wasm_stack_bytes: usize,
+    /// Instances that may be live at once, all tenants together: the size of the pool
+    /// reserved at start (address space, not memory). 0 allocates each instance when
+    /// it starts instead, which is slower and costs more memory mappings per instance.
+    pub live_instances: u32,
+}
+
+impl Default for RuntimeOptions {
+    fn default() -> Self {
+        RuntimeOptions {
+            wasm_stack_bytes: DEFAULT_WASM_STACK,
+            live_instances: DEFAULT_LIVE_INSTANCES,
+        }
+    }
+}
+
+/// The default size of the instance pool.
+pub const DEFAULT_LIVE_INSTANCES: u32 = 1_000;
+
+/// The most elements one pooled table may hold; a tenant's own `table_elements` limit
+/// (20,000 by default) is what normally stops it first.
+const POOL_TABLE_ELEMENTS: usize = 1 << 20;
+
+fn engine_config(options: &RuntimeOptions, pool: Option<PoolingAllocationConfig>) -> Config {
+    let mut config = Config::new();
+    config.wasm_component_model(true);
+    config.epoch_interruption(true);
+    config.wasm_memory64(false);
+    config.max_wasm_stack(options.wasm_stack_bytes);
+    // Calls run on fibers of this size; they must hold the wasm stack and the host's frames.
+    config.async_stack_size(options.wasm_stack_bytes + HOST_STACK);
+    if let Some(pool) = pool {
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        // A stack goes back to the pool when its instance stops: give its pages back
+        // too (an evicted tenant then holds no stack memory), and leave nothing of one
+        // tenant's frames for the next.
+        config.async_stack_zeroing(true);
+    }
+    config
+}
+
+/// A pool for `live` instances. Each live store keeps one fiber stack, so there is a
+/// stack per instance. A component built by cargo has one memory, a few tables and a
+/// few core instances; a tenant with more takes more of the pool. The per-component
+/// caps are loose: a tenant's own limits (`max_memories` and the rest) are what stop
+/// it, with a message that names them.
+fn instance_pool(live: u32) -> PoolingAllocationConfig {
+    let mut pool = PoolingAllocationConfig::new();
+    pool.total_component_instances(live)
+        .total_core_instances(live.saturating_mul(16))
+        .total_memories(live.saturating_add(live / 4))
+        .total_tables(live.saturating_mul(8))
+        .total_stacks(live)
+        .max_core_instances_per_component(1_000)
+        .max_memories_per_component(100)
+        .max_memories_per_module(100)
+        .max_tables_per_component(100)
+        .max_tables_per_module(100)
+        .table_elements(POOL_TABLE_ELEMENTS)
+        .async_stack_keep_resident(0);
+    pool
 }
 
 /// The default limit on a call's wasm stack (wasmtime's own default).
@@ -128,21 +196,32 @@ impl Runtime {
     /// granting `wasi:io`, `wasi:clocks`, `wasi:random` and `wasi:cli` (with no
     /// environment, arguments or stdin) plus the `nsbox:tenant` host, and the epoch ticker.
     pub fn new() -> anyhow::Result<Arc<Runtime>> {
-        Runtime::with_wasm_stack(DEFAULT_WASM_STACK)
+        Runtime::with_options(RuntimeOptions::default())
     }
 
-    /// [`Runtime::new`] with another limit on the wasm stack of a call: recursion past
-    /// it traps (`call stack exhausted`). One engine serves every tenant, so this limit
-    /// is the host's, not a tenant's.
-    pub fn with_wasm_stack(bytes: usize) -> anyhow::Result<Arc<Runtime>> {
-        let mut config = Config::new();
-        config.wasm_component_model(true);
-        config.epoch_interruption(true);
-        config.wasm_memory64(false);
-        config.max_wasm_stack(bytes);
-        // Calls run on fibers of this size; they must hold the wasm stack and the host's frames.
-        config.async_stack_size(bytes + HOST_STACK);
-        let engine = Engine::new(&config)?;
+    /// [`Runtime::new`] with the host's settings: the wasm stack of a call and how many
+    /// instances live at once. One engine serves every tenant, so these are the
+    /// host's, not a tenant's.
+    pub fn with_options(options: RuntimeOptions) -> anyhow::Result<Arc<Runtime>> {
+        let (engine, pooled) = match options.live_instances {
+            0 => (Engine::new(&engine_config(&options, None))?, false),
+            live => {
+                let pool = instance_pool(live);
+                match Engine::new(&engine_config(&options, Some(pool))) {
+                    Ok(engine) => (engine, true),
+                    Err(error) => {
+                        // Too little address space for the pool (a small VA or a ulimit):
+                        // serve anyway, allocating each instance when it starts.
+                        tracing::warn!(
+                            live,
+                            error = %format!("{error:#}"),
+                            "cannot reserve the instance pool; allocating instances on demand"
+                        );
+                        (Engine::new(&engine_config(&options, None))?, false)
+                    }
+                }
+            }
+        };
 
         let mut linker = Linker::new(&engine);
         add_granted_wasi(&mut linker)?;
@@ -166,12 +245,19 @@ impl Runtime {
             linker,
             compatibility,
             cache_hits: AtomicU64::new(0),
+            pooled,
         }))
     }
 
     /// The shared engine.
     pub fn engine(&self) -> &Engine {
         &self.engine
+    }
+
+    /// Whether instances come from the pool reserved at start (else each is allocated
+    /// when it starts).
+    pub fn pooled(&self) -> bool {
+        self.pooled
     }
 
     /// Compiles a component and checks it against the world and the granted imports.
@@ -323,6 +409,17 @@ mod tests {
             Ok(_) => panic!("expected the component to be refused"),
             Err(error) => error,
         }
+    }
+
+    #[test]
+    fn instances_come_from_a_pool_unless_it_is_turned_off() {
+        assert!(runtime().pooled());
+        let on_demand = Runtime::with_options(RuntimeOptions {
+            live_instances: 0,
+            ..RuntimeOptions::default()
+        })
+        .expect("the engine starts");
+        assert!(!on_demand.pooled());
     }
 
     #[test]

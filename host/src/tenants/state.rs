@@ -99,6 +99,7 @@ impl Drop for TenantState {
     /// The instance is gone: so are its memory and its sockets, as far as counts go.
     fn drop(&mut self) {
         self.stats.memory_bytes.store(0, Ordering::Relaxed);
+        self.stats.instances.fetch_sub(1, Ordering::Relaxed);
         let known = self.sockets.by_handle.len() as u64;
         self.stats.sockets.fetch_sub(known, Ordering::Relaxed);
     }
@@ -113,6 +114,7 @@ impl TenantState {
         mailbox: mpsc::WeakUnboundedSender<Command>,
         stats: Arc<TenantStats>,
     ) -> TenantState {
+        stats.instances.fetch_add(1, Ordering::Relaxed);
         TenantState {
             tenant,
             generation,
@@ -229,6 +231,10 @@ impl Sockets {
 
     pub(crate) fn handle_of(&self, socket: &Socket) -> Option<u64> {
         self.by_sid.get(socket.id()).copied()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.by_handle.is_empty()
     }
 
     fn drain(&mut self) -> Vec<Arc<Socket>> {

@@ -25,6 +25,11 @@ pub struct TenantStats {
     pub faults: AtomicU64,
     /// Instances created (the first one included).
     pub instantiations: AtomicU64,
+    /// Instances stopped because the tenant had no sockets for `evict_idle_after_ms`.
+    pub evictions: AtomicU64,
+    /// Instances that exist now (0 while evicted or never started; 1 while running;
+    /// briefly 2 while a new version takes over).
+    pub instances: AtomicU64,
     /// Sockets the tenant knows now (admitted and not yet gone).
     pub sockets: AtomicU64,
     /// Linear memory of the live instance, in bytes.
@@ -40,8 +45,9 @@ pub struct TenantStats {
 }
 
 /// The limits counted in [`TenantStats::limit_trips`]: the kinds of fault that stop an
-/// instance, then those that stop a socket or a connection.
-pub const LIMITS: [&str; 10] = [
+/// instance, then those that stop a socket or a connection, then the host's instance
+/// pool being full when the tenant had to start.
+pub const LIMITS: [&str; 11] = [
     "deadline",
     "wall-clock",
     "memory",
@@ -52,9 +58,18 @@ pub const LIMITS: [&str; 10] = [
     "rate-limit",
     "room-limit",
     "tenant-full",
+    "capacity",
 ];
 
 impl TenantStats {
+    /// Instances started again after a fault: the first and those after an eviction
+    /// are not restarts.
+    pub fn restarts(&self) -> u64 {
+        let started = self.instantiations.load(Ordering::Relaxed);
+        let evicted = self.evictions.load(Ordering::Relaxed);
+        started.saturating_sub(1).saturating_sub(evicted)
+    }
+
     /// Counts one trip of `limit` (one of [`LIMITS`]).
     pub(crate) fn tripped(&self, limit: &str) {
         if let Some(i) = LIMITS.iter().position(|l| *l == limit) {

@@ -124,6 +124,8 @@ header_timeout_ms = 1000
 ping_interval_ms = 500
 ping_timeout_ms = 1000
 connect_timeout_ms = 1000
+# Instances allocated as they start, not from the pool: that path is served too.
+live_instances = 0
 
 # The neighbour's acks run in a closed loop, faster than the default 1,000/s.
 [limits]
@@ -139,4 +141,34 @@ async fn half_open_connections_with_official_client() {
         .await
         .expect("server starts");
     suite("halfopen.test.mjs", server).await;
+}
+
+/// A pool of three instances for four tenants, three of which are evicted soon after
+/// their last socket leaves.
+const LIFECYCLE: &str = r#"
+live_instances = 3
+
+[limits]
+evict_idle_after_ms = 400
+
+[tenants.t1]
+component = "builtin:echo"
+
+[tenants.t2]
+component = "builtin:echo"
+
+[tenants.t3]
+component = "builtin:echo"
+
+[tenants.keep]
+component = "builtin:echo"
+limits = { evict_idle_after_ms = 0 }
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instance_lifecycle_with_official_client() {
+    let server = TestServer::start_with(LIFECYCLE)
+        .await
+        .expect("server starts");
+    suite("lifecycle.test.mjs", server).await;
 }
