@@ -14,6 +14,12 @@ use nsbox::server::Server;
 use nsbox::settings::{self, Settings};
 use serde_json::{json, Value};
 
+/// A server allocates and frees a buffer or two per packet and per connection from
+/// many threads; mimalloc's per-thread pages do that with less work and contention than
+/// glibc's malloc (which took about a fifth of the server's CPU when connecting).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const EXIT_CODES: &str = "Exit codes: 0 done; 1 the admin API refused (the message says why); \
 2 bad command line; 3 the admin API could not be reached or the URL is wrong.";
 
@@ -333,11 +339,14 @@ async fn serve(
         tracing::info!("shutting down");
         let _ = stop.send(true);
     };
-    Server::new()
+    let server = Server::new()
         .header_timeout(settings.header_timeout())
-        .mount(app.io.engine().clone())
-        .serve(listener, shutdown)
-        .await;
+        .mount(app.io.engine().clone());
+    // Accept on a worker thread, not on this one: a connection's task then starts on
+    // the thread that accepted it, with no wake-up of another thread per connection.
+    if let Err(error) = tokio::spawn(server.serve(listener, shutdown)).await {
+        tracing::error!(%error, "the server stopped unexpectedly");
+    }
     drop(stopped);
     Ok(())
 }
