@@ -204,7 +204,9 @@ async fn run_peer(
         let mut meter = ProcMeter::new(server);
         let echo = scenario::echo(&target, 100, warmup, window, &mut meter).await?;
         figures.insert("echo100_per_s", echo.rate());
+        figures.insert("echo100_p50_ms", echo.latency_ms(0.5).unwrap_or(0.0));
         figures.insert("echo100_p99_ms", echo.latency_ms(0.99).unwrap_or(0.0));
+        figures.insert("echo100_p999_ms", echo.latency_ms(0.999).unwrap_or(0.0));
         figures.insert("cpu_us_ack", per_op_us(meter.spent.0, &echo));
         client_cpu = client_cpu.max(meter.spent.1 / echo.window.as_secs_f64());
     }
@@ -212,7 +214,9 @@ async fn run_peer(
         let mut meter = ProcMeter::new(server);
         let echo = scenario::echo(&target, 1000, warmup, window, &mut meter).await?;
         figures.insert("echo1000_per_s", echo.rate());
+        figures.insert("echo1000_p50_ms", echo.latency_ms(0.5).unwrap_or(0.0));
         figures.insert("echo1000_p99_ms", echo.latency_ms(0.99).unwrap_or(0.0));
+        figures.insert("echo1000_p999_ms", echo.latency_ms(0.999).unwrap_or(0.0));
         client_cpu = client_cpu.max(meter.spent.1 / echo.window.as_secs_f64());
     }
     if runs("broadcast") {

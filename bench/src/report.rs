@@ -11,9 +11,13 @@ pub type Figures = BTreeMap<&'static str, f64>;
 pub const METRICS: &[(&str, &str, bool)] = &[
     ("connects_per_s", "connects/s", true),
     ("echo100_per_s", "echo, 100 clients: acks/s", true),
+    ("echo100_p50_ms", "echo, 100 clients: p50 ms", false),
     ("echo100_p99_ms", "echo, 100 clients: p99 ms", false),
+    ("echo100_p999_ms", "echo, 100 clients: p99.9 ms", false),
     ("echo1000_per_s", "echo, 1000 clients: acks/s", true),
+    ("echo1000_p50_ms", "echo, 1000 clients: p50 ms", false),
     ("echo1000_p99_ms", "echo, 1000 clients: p99 ms", false),
+    ("echo1000_p999_ms", "echo, 1000 clients: p99.9 ms", false),
     ("broadcast_per_s", "broadcast to 1000: deliveries/s", true),
     ("cpu_us_connect", "server CPU µs per connect", false),
     ("cpu_us_ack", "server CPU µs per ack", false),

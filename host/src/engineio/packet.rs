@@ -5,6 +5,7 @@
 
 use base64::Engine as _;
 use bytes::Bytes;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 /// One Engine.IO packet.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,6 +24,10 @@ pub enum Packet {
     PongProbe,
     /// `4<text>`: a text message for the layer above.
     Message(String),
+    /// A `4<text>` message already in its text form, `4` included, in a buffer that
+    /// cloning shares: one encoding serves every recipient of a broadcast, and the
+    /// WebSocket sends it as it is. Only sent, never decoded.
+    Encoded(Utf8Bytes),
     /// A binary message for the layer above.
     Binary(Bytes),
     /// `5`: the client completes an upgrade.
@@ -93,6 +98,7 @@ impl Packet {
                 out.push('4');
                 out.push_str(text);
             }
+            Packet::Encoded(text) => out.push_str(text),
             Packet::Binary(bytes) => {
                 out.push('b');
                 base64::engine::general_purpose::STANDARD.encode_string(bytes, out);
@@ -100,6 +106,14 @@ impl Packet {
             Packet::Upgrade => out.push('5'),
             Packet::Noop => out.push('6'),
         }
+    }
+
+    /// A message whose text `write` writes (and returns what else it made): written
+    /// once, straight into the buffer that is sent, after the `4`.
+    pub fn message_with<R>(write: impl FnOnce(&mut String) -> R) -> (Packet, R) {
+        let mut text = String::from("4");
+        let made = write(&mut text);
+        (Packet::Encoded(Utf8Bytes::from(text)), made)
     }
 
     /// Encodes this packet on its own, as text.
@@ -113,6 +127,7 @@ impl Packet {
     pub fn size_hint(&self) -> usize {
         match self {
             Packet::Open(text) | Packet::Message(text) => text.len() + 1,
+            Packet::Encoded(text) => text.len(),
             Packet::Binary(bytes) => bytes.len() * 4 / 3 + 4,
             Packet::PingProbe | Packet::PongProbe => 6,
             _ => 1,
@@ -123,6 +138,23 @@ impl Packet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_message_written_in_place_encodes_like_a_message() {
+        let (shared, made) = Packet::message_with(|out| {
+            out.push_str("2[\"hi\"]");
+            7
+        });
+        assert_eq!(made, 7);
+        let plain = Packet::Message("2[\"hi\"]".into());
+        assert_eq!(shared.to_text(), plain.to_text());
+        assert_eq!(shared.size_hint(), plain.size_hint());
+        // Clones share the one buffer.
+        let (Packet::Encoded(a), Packet::Encoded(b)) = (&shared, &shared.clone()) else {
+            panic!("expected encoded messages");
+        };
+        assert_eq!(a.as_str().as_ptr(), b.as_str().as_ptr());
+    }
 
     #[test]
     fn decodes_every_text_type() {

@@ -8,9 +8,11 @@
 //! only starts once the last poll has let go.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::task::{Poll, Waker};
 use std::time::SystemTime;
 
 use bytes::Bytes;
@@ -236,9 +238,23 @@ impl Session {
         self.is_closed.load(Ordering::Acquire)
     }
 
-    /// Resolves when the session closes.
-    pub async fn closed(&self) {
-        self.closed.cancelled().await
+    /// Resolves when the session closes. A WebSocket's task polls this each time it
+    /// wakes (for every packet each way), so after the first poll it reads the atomic
+    /// flag instead of the token (whose check takes a lock); the token wakes the waker
+    /// registered then, polled again only if the waker changes.
+    pub fn closed(&self) -> impl Future<Output = ()> + Send + '_ {
+        let mut token = Box::pin(self.closed.cancelled());
+        let mut registered: Option<Waker> = None;
+        std::future::poll_fn(move |cx| {
+            if self.is_closed() {
+                return Poll::Ready(());
+            }
+            if registered.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                return Poll::Pending;
+            }
+            registered = Some(cx.waker().clone());
+            token.as_mut().poll(cx)
+        })
     }
 
     /// Closes the session; the first call wins, later ones do nothing.
@@ -283,6 +299,13 @@ impl Session {
                     connection.on_binary(data);
                 }
             }
+            Packet::Encoded(text) => {
+                if let (Some(connection), Some(body)) =
+                    (self.connection.get(), text.strip_prefix('4'))
+                {
+                    connection.on_message(body.to_owned());
+                }
+            }
             Packet::Pong => self.pong.notify_one(),
             Packet::Ping => {
                 let _ = self.send(Packet::Pong);
@@ -318,5 +341,51 @@ impl Session {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn session() -> Arc<Session> {
+        let info = ConnectInfo {
+            query: Vec::new(),
+            headers: Vec::new(),
+            address: SocketAddr::from(([127, 0, 0, 1], 1)),
+            url: "/".into(),
+            time: SystemTime::now(),
+        };
+        Session::new(
+            super::super::new_sid(),
+            info,
+            Arc::default(),
+            TransportKind::WebSocket,
+            Weak::new(),
+        )
+    }
+
+    #[tokio::test]
+    async fn closed_resolves_when_the_session_closes_however_often_it_was_polled() {
+        let session = session();
+        let closed = session.closed();
+        tokio::pin!(closed);
+        // Polled many times while open (only the first registers with the token)...
+        for _ in 0..3 {
+            let pending = tokio::time::timeout(Duration::from_millis(5), &mut closed).await;
+            assert!(pending.is_err(), "still open");
+        }
+        // ...it wakes and resolves when another task closes the session.
+        let closer = session.clone();
+        tokio::spawn(async move { closer.close(CloseReason::ForcedClose) });
+        tokio::time::timeout(Duration::from_secs(5), &mut closed)
+            .await
+            .expect("resolved after the close");
+        // And a future made after the close resolves at once.
+        tokio::time::timeout(Duration::from_millis(100), session.closed())
+            .await
+            .expect("already closed");
     }
 }

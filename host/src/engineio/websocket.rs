@@ -163,6 +163,7 @@ async fn into_websocket(req: Request<Incoming>, max_payload: usize) -> Option<Ws
 fn frame(packet: Packet) -> Message {
     match packet {
         Packet::Binary(bytes) => Message::Binary(bytes),
+        Packet::Encoded(text) => Message::Text(text),
         other => Message::Text(other.to_text().into()),
     }
 }

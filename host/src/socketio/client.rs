@@ -67,19 +67,16 @@ impl Client {
 
     /// Encodes and queues one packet.
     pub(crate) fn send(&self, packet: &Packet) {
-        let (text, binary) = packet.encode();
-        self.send_encoded(&text, &binary);
+        let (message, binary) = encode(packet);
+        self.send_encoded(message, &binary);
     }
 
-    /// Queues an already encoded packet and its attachments.
-    pub(crate) fn send_encoded(&self, text: &str, binary: &[Bytes]) {
+    /// Queues an already encoded packet (see [`encode`]) and its attachments.
+    pub(crate) fn send_encoded(&self, message: EnginePacket, binary: &[Bytes]) {
         let Some(session) = self.session.upgrade() else {
             return;
         };
-        if session
-            .send(EnginePacket::Message(text.to_owned()))
-            .is_err()
-        {
+        if session.send(message).is_err() {
             return;
         }
         for data in binary {
@@ -263,4 +260,10 @@ impl Connection for Client {
             socket.close(reason.into());
         }
     }
+}
+
+/// A packet as the Engine.IO message that carries it, and its attachments: encoded once,
+/// straight into the buffer that is sent; cloning the message shares that buffer.
+pub(crate) fn encode(packet: &Packet) -> (EnginePacket, Vec<Bytes>) {
+    EnginePacket::message_with(|out| packet.encode_into(out))
 }

@@ -398,9 +398,9 @@ impl BroadcastOperator {
             args,
             ack: None,
         };
-        let (text, binary) = packet.encode();
+        let (message, binary) = super::client::encode(&packet);
         for socket in &recipients {
-            socket.client.send_encoded(&text, &binary);
+            socket.client.send_encoded(message.clone(), &binary);
         }
         Ok(recipients.len())
     }

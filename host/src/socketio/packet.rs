@@ -3,6 +3,8 @@
 //! Format: `<type>[<attachments>-][<nsp>,][<ack id>][<JSON data>]`, with binary
 //! attachments sent as separate Engine.IO binary messages right after.
 
+use std::fmt::Write as _;
+
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -309,6 +311,12 @@ impl Packet {
     /// Encodes the packet: the text message, then the binary messages that follow it.
     pub fn encode(&self) -> (String, Vec<Bytes>) {
         let mut out = String::new();
+        let binary = self.encode_into(&mut out);
+        (out, binary)
+    }
+
+    /// Appends the text message to `out`; returns the binary messages that follow it.
+    pub fn encode_into(&self, out: &mut String) -> Vec<Bytes> {
         let mut binary = Vec::new();
         let (kind, nsp) = match self {
             Packet::Connect { nsp, .. } => ('0', nsp),
@@ -322,8 +330,7 @@ impl Packet {
         out.push(kind);
         if let Packet::Event { args, .. } | Packet::Ack { args, .. } = self {
             if !args.attachments.is_empty() {
-                out.push_str(&args.attachments.len().to_string());
-                out.push('-');
+                let _ = write!(out, "{}-", args.attachments.len());
                 binary = args.attachments.clone();
             }
         }
@@ -338,10 +345,10 @@ impl Packet {
                 event, args, ack, ..
             } => {
                 if let Some(id) = ack {
-                    out.push_str(&id.to_string());
+                    let _ = write!(out, "{id}");
                 }
                 out.push('[');
-                out.push_str(&Value::from(event.as_str()).to_string());
+                push_json_string(out, event);
                 let inner = args.inner();
                 if !inner.is_empty() {
                     out.push(',');
@@ -350,12 +357,24 @@ impl Packet {
                 out.push(']');
             }
             Packet::Ack { id, args, .. } => {
-                out.push_str(&id.to_string());
+                let _ = write!(out, "{id}");
                 out.push_str(&args.json);
             }
             Packet::ConnectError { data, .. } => out.push_str(data),
         }
-        (out, binary)
+        binary
+    }
+}
+
+/// Appends `text` as a JSON string; most event names need no escaping, and then this
+/// allocates nothing.
+fn push_json_string(out: &mut String, text: &str) {
+    if text.chars().all(|c| c >= ' ' && c != '"' && c != '\\') {
+        out.push('"');
+        out.push_str(text);
+        out.push('"');
+    } else {
+        out.push_str(&Value::from(text).to_string());
     }
 }
 
@@ -544,6 +563,27 @@ mod tests {
             }
         );
         assert_eq!(wire(&packet), r#"42/admin,456["x"]"#);
+    }
+
+    #[test]
+    fn event_names_are_json_strings_escaped_or_not() {
+        for (name, json) in [
+            ("plain", r#""plain""#),
+            ("é ü 日本", r#""é ü 日本""#),
+            ("say \"hi\"", r#""say \"hi\"""#),
+            ("back\\slash", r#""back\\slash""#),
+            ("new\nline\u{1}", r#""new\nline\u0001""#),
+        ] {
+            let packet = Packet::Event {
+                nsp: "/".into(),
+                event: name.into(),
+                args: Payload::default(),
+                ack: None,
+            };
+            assert_eq!(packet.encode().0, format!("2[{json}]"), "{name:?}");
+            // And it reads back as the same name.
+            assert_eq!(decode(&wire(&packet)), packet);
+        }
     }
 
     #[test]
