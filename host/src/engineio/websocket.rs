@@ -44,7 +44,9 @@ pub(super) fn open(
             session.close(CloseReason::TransportError);
             return;
         }
-        run(session, ws).await;
+        // A task of its own for the connection's life: this one's state, which held
+        // the upgrade's, is freed now rather than kept as long as the connection.
+        tokio::spawn(run(session, ws));
     });
     Ok(response)
 }
@@ -89,7 +91,7 @@ pub(super) fn upgrade(
                 Some(Packet::Upgrade) if session.is_upgrading() => {
                     session.finish_upgrade();
                     tracing::debug!(sid = %session.id, "upgraded to websocket");
-                    run(session, ws).await;
+                    tokio::spawn(run(session, ws));
                     return;
                 }
                 _ => break,
