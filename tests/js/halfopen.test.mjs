@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import http from "node:http";
 import net from "node:net";
 import WebSocket from "ws";
-import { URL, WS_URL, sleep, connected, ack } from "./helpers.mjs";
+import { URL, WS_URL, sleep, connected, ack, rawWs } from "./helpers.mjs";
 
 const { hostname, port } = new globalThis.URL(URL);
 const PER_KIND = 600;
@@ -108,4 +108,22 @@ test("half-open connections at every layer are closed on time, and a tenant keep
   assert.ok(answers.length > 20, `${answers.length} acks answered meanwhile`);
   assert.deepEqual(answers, [...answers.keys()], "every ack, in order");
   assert.ok(neighbour.connected);
+});
+
+test("the connect timeout ends once a namespace is joined, as in Node: leaving it later does not close the connection", async (t) => {
+  const c = rawWs(t, "/socket.io/?EIO=4&transport=websocket");
+  await c.next(); // the open packet
+  c.send('40/t1,{"token":"ok"}');
+  let frame;
+  do frame = await c.next(3000);
+  while (!frame.startsWith("40/t1,"));
+  c.send("41/t1,");
+  // Past the 1 s connect timeout (pings answered meanwhile), the connection is still open.
+  let closed = false;
+  c.closed.then(() => (closed = true));
+  await sleep(2000);
+  assert.equal(closed, false, "closed by the connect timeout after leaving its namespace");
+  assert.equal(c.ws.readyState, WebSocket.OPEN);
+  c.ws.close();
+  await c.closed;
 });

@@ -4,6 +4,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 
+use tokio::task::AbortHandle;
+
 use bytes::Bytes;
 use serde_json::Value;
 
@@ -28,6 +30,10 @@ pub(crate) struct Client {
     resolver: Arc<Resolver>,
     sockets: Mutex<HashMap<String, Arc<Socket>>>,
     partial: Mutex<Option<PartialPacket>>,
+    /// The connect timeout's task, stopped once a namespace is joined or the connection
+    /// closes (left alone, each connection's would sleep out its 45 s: at thousands of
+    /// connections a second, hundreds of thousands of idle tasks).
+    connect_timeout: Mutex<Option<AbortHandle>>,
 }
 
 impl Client {
@@ -38,6 +44,7 @@ impl Client {
             resolver,
             sockets: Mutex::default(),
             partial: Mutex::default(),
+            connect_timeout: Mutex::default(),
         });
         client.start_connect_timeout();
         client
@@ -47,7 +54,7 @@ impl Client {
     fn start_connect_timeout(&self) {
         let me = self.me.clone();
         let timeout = self.resolver.config.connect_timeout;
-        tokio::spawn(async move {
+        let task = tokio::spawn(async move {
             tokio::time::sleep(timeout).await;
             let Some(client) = me.upgrade() else { return };
             let joined = client.sockets.lock().map(|s| !s.is_empty()).unwrap_or(true);
@@ -56,6 +63,16 @@ impl Client {
                 client.close_session(CloseReason::ForcedClose);
             }
         });
+        if let Ok(mut slot) = self.connect_timeout.lock() {
+            *slot = Some(task.abort_handle());
+        }
+    }
+
+    /// Stops the connect timeout: a namespace was joined, or the connection closed.
+    fn stop_connect_timeout(&self) {
+        if let Some(task) = self.connect_timeout.lock().ok().and_then(|mut t| t.take()) {
+            task.abort();
+        }
     }
 
     pub(crate) fn transport(&self) -> &'static str {
@@ -179,6 +196,7 @@ impl Client {
         if let Ok(mut sockets) = self.sockets.lock() {
             sockets.insert(nsp.clone(), socket.clone());
         }
+        self.stop_connect_timeout();
         let reply = serde_json::json!({ "sid": &**socket.id() }).to_string();
         self.send(&Packet::Connect {
             nsp,
@@ -251,6 +269,7 @@ impl Connection for Client {
     }
 
     fn on_close(&self, reason: CloseReason) {
+        self.stop_connect_timeout();
         let sockets: Vec<Arc<Socket>> = self
             .sockets
             .lock()
