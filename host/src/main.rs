@@ -322,10 +322,10 @@ async fn serve(
     );
     for name in app.tenants.names() {
         if let Some(slot) = app.tenants.get(&name) {
-            let namespace = slot
-                .namespace()
-                .map(str::to_owned)
-                .unwrap_or_else(|| format!("/{name}"));
+            let namespace = app.tenants.namespace_of(&name).unwrap_or_else(|| {
+                let pattern = app.tenants.pattern().map(|p| p.as_str().to_owned());
+                format!("the namespaces {} maps to it", pattern.unwrap_or_default())
+            });
             tracing::info!(tenant = %name, version = slot.current().version(), "serving {namespace}");
         }
     }

@@ -91,6 +91,11 @@ describe("deploy, redeploy, roll back, delete", () => {
     assert.deepEqual(await ack(right, "whoami"), [{ nsp: "/right", trail: ["m1", "m2", "m3"] }]);
     assert.deepEqual(leaked, []);
     const shown = await api("GET", "/v1/tenants/left");
+    assert.equal(shown.body.namespace, "/left");
+    assert.equal(shown.body.namespace_pattern, "^/(\\w+)$");
+    const statically = await api("GET", "/v1/tenants/admin");
+    assert.equal(statically.body.namespace, "/admin");
+    assert.equal(statically.body.namespace_pattern, null);
     assert.equal(shown.body.version, 1);
     assert.equal(shown.body.sha256, sha256(echo));
     assert.equal(shown.body.sockets, 1);

@@ -211,7 +211,11 @@ impl Admin {
         let info = stored.as_ref().and_then(|r| r.current_info().cloned());
         Some(json!({
             "name": tenant,
-            "namespace": slot.namespace().map(str::to_owned).unwrap_or_else(|| format!("/{tenant}")),
+            "namespace": self.tenants.namespace_of(tenant),
+            "namespace_pattern": match slot.namespace() {
+                Some(_) => None,
+                None => self.tenants.pattern().map(|p| p.as_str().to_owned()),
+            },
             "source": if stored.is_some() { "upload" } else { "config" },
             "version": current.version(),
             "sha256": info.as_ref().map(|i| i.sha256.clone()),

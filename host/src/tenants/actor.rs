@@ -101,6 +101,8 @@ impl Actor {
             let next = match self.eviction_due() {
                 None => inbox.recv().await,
                 Some(at) => tokio::select! {
+                    // A command waiting wins over the eviction: it may be a connection.
+                    biased;
                     next = inbox.recv() => next,
                     () = tokio::time::sleep_until(at.into()) => {
                         self.evict();

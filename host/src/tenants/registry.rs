@@ -22,6 +22,8 @@ pub struct Tenants {
     /// Tenants the configuration gives limits of their own.
     configured: RwLock<HashMap<String, Limits>>,
     slots: RwLock<HashMap<String, Arc<TenantSlot>>>,
+    /// The namespace pattern the tenants without a static namespace are reached by.
+    pattern: RwLock<Option<Arc<Regex>>>,
 }
 
 impl Tenants {
@@ -32,6 +34,7 @@ impl Tenants {
             defaults,
             configured: RwLock::default(),
             slots: RwLock::default(),
+            pattern: RwLock::default(),
         })
     }
 
@@ -153,6 +156,9 @@ impl Tenants {
         let parent = io.dynamic(pattern.clone());
         parent.cleanup_empty_children(true);
         let pattern = Arc::new(pattern);
+        if let Ok(mut served) = self.pattern.write() {
+            *served = Some(pattern.clone());
+        }
         let (tenants, names) = (self.clone(), pattern.clone());
         parent.use_middleware(move |socket| {
             let tenants = tenants.clone();
@@ -173,6 +179,25 @@ impl Tenants {
                 slot.connected(socket);
             }
         });
+    }
+
+    /// The namespace that reaches tenant `name`: its static one, else `/NAME` when the
+    /// pattern maps that to it (as the default `^/(\w+)$` does). A pattern of another
+    /// shape has no single namespace to show (see [`Tenants::pattern`]).
+    pub fn namespace_of(&self, name: &str) -> Option<String> {
+        let slot = self.get(name)?;
+        if let Some(namespace) = slot.namespace() {
+            return Some(namespace.to_owned());
+        }
+        let pattern = self.pattern()?;
+        let candidate = format!("/{name}");
+        (pattern.is_match(&candidate) && tenant_name(&pattern, &candidate) == name)
+            .then_some(candidate)
+    }
+
+    /// The namespace pattern, once served.
+    pub fn pattern(&self) -> Option<Arc<Regex>> {
+        self.pattern.read().ok()?.clone()
     }
 
     /// Serves the tenant's static namespace.
@@ -212,5 +237,39 @@ mod tests {
         assert_eq!(tenant_name(&prefixed, "/ws-globex"), "globex");
         let bare = Regex::new(r"^/\w+$").expect("a valid pattern");
         assert_eq!(tenant_name(&bare, "/t1"), "t1");
+    }
+
+    #[cfg(feature = "builtin-tenants")]
+    #[tokio::test]
+    async fn a_tenant_shows_its_namespace_only_when_the_pattern_gives_one() {
+        let runtime = Runtime::new().expect("the engine starts");
+        let echo = super::super::builtin::component("echo").expect("built in");
+        let code = runtime
+            .compile_off_thread(echo, None)
+            .await
+            .expect("compiles");
+        for (pattern, namespace) in [
+            (r"^/(\w+)$", Some("/acme")),
+            (r"^/(\w+)-v\d$", None),
+            (r"^/ws/(\w+)$", None),
+        ] {
+            let tenants = Tenants::new(runtime.clone(), Limits::default());
+            tenants
+                .deploy("acme", 0, code.clone(), Limits::default())
+                .await;
+            assert_eq!(tenants.namespace_of("acme"), None, "no pattern served yet");
+            let io = SocketIo::new(crate::config::SocketIoConfig::default());
+            tenants.serve_pattern(&io, Regex::new(pattern).expect("a valid pattern"));
+            assert_eq!(
+                tenants.namespace_of("acme").as_deref(),
+                namespace,
+                "{pattern}"
+            );
+            assert_eq!(
+                tenants.pattern().map(|p| p.as_str().to_owned()).as_deref(),
+                Some(pattern)
+            );
+            assert_eq!(tenants.namespace_of("nobody"), None);
+        }
     }
 }
