@@ -190,7 +190,18 @@ async fn restore(store: &ComponentStore, tenants: &Tenants) -> std::io::Result<(
             }
         }
     }
+    prune_cache(store, tenants.runtime());
     Ok(())
+}
+
+/// Drops compiled forms that no stored version needs (deleted tenants' components,
+/// another engine's builds); a failure only leaves them for next time.
+pub fn prune_cache(store: &ComponentStore, runtime: &Runtime) {
+    match store.prune_cache(&runtime.cache_tag()) {
+        Ok(0) => {}
+        Ok(removed) => tracing::info!(removed, "pruned the compiled cache"),
+        Err(error) => tracing::warn!(%error, "cannot prune the compiled cache"),
+    }
 }
 
 /// A tenant's limits: the configuration's, then the admin API's overrides on top. An

@@ -183,6 +183,14 @@ async fn deploy_roll_back_tokens_delete_and_a_restart_through_the_cli() {
         op(&host, &["tenants", "show", "app"]).await.status.code(),
         Some(1)
     );
+    // Its compiled forms went with it: no stored version needs them.
+    let left = std::fs::read_dir(data.join("cache"))
+        .map(|entries| entries.count())
+        .unwrap_or(0);
+    assert_eq!(
+        left, 0,
+        "compiled forms left after the only tenant was deleted"
+    );
     drop(host);
     let _ = std::fs::remove_dir_all(&data);
 }

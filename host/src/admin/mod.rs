@@ -34,7 +34,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Mutex;
 
 use self::reply::{error, json, Reply};
-use crate::app::effective_limits;
+use crate::app::{effective_limits, prune_cache};
 use crate::engineio::Engine;
 use crate::store::tokens::{Access, Tokens};
 use crate::store::{valid_tenant_name, ComponentStore, VersionInfo};
@@ -408,6 +408,7 @@ impl Admin {
         if !live && !stored {
             return not_found(tenant);
         }
+        prune_cache(&self.store, self.tenants.runtime());
         tracing::info!(tenant, "deleted");
         json(StatusCode::OK, json!({ "deleted": tenant }))
     }

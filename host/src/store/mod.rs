@@ -217,6 +217,35 @@ impl ComponentStore {
         Ok(bytes)
     }
 
+    /// Removes compiled forms no stored version needs: of a component no tenant has any
+    /// more, or made by another engine (`engine` is the current one's tag, see
+    /// `Runtime::cache_tag`). Returns how many files went. Removing too much costs a
+    /// compile, never a wrong answer.
+    pub fn prune_cache(&self, engine: &str) -> io::Result<usize> {
+        let needed: std::collections::HashSet<String> = self
+            .tenants()?
+            .into_iter()
+            .flat_map(|(_, record)| record.versions.into_iter().map(|v| v.sha256))
+            .collect();
+        let entries = match fs::read_dir(&self.cache) {
+            Ok(entries) => entries,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(0),
+            Err(error) => return Err(error),
+        };
+        let mut removed = 0;
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let stem = name.split('.').next().unwrap_or_default();
+            let keep = stem
+                .split_once('-')
+                .is_some_and(|(digest, tag)| tag == engine && needed.contains(digest));
+            if !keep && fs::remove_file(entry.path()).is_ok() {
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
     /// Removes a tenant and all its versions. The record goes first, so a crash midway
     /// leaves no tenant rather than half of one.
     pub fn delete(&self, name: &str) -> io::Result<bool> {
@@ -244,6 +273,41 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("nsbox-store-{}", rand::random::<u64>()));
         let store = ComponentStore::open(&dir).expect("opens");
         (dir, store)
+    }
+
+    #[test]
+    fn the_cache_keeps_what_stored_versions_of_this_engine_need() {
+        let (dir, store) = temp_store();
+        let kept = store.add_version("alpha", b"\0asm one").expect("stored");
+        let gone = store.add_version("beta", b"\0asm two").expect("stored");
+        let cache = store.cache_dir().to_owned();
+        fs::create_dir_all(&cache).expect("cache dir");
+        let touch = |name: String| fs::write(cache.join(name), b"x").expect("written");
+        for ext in ["cwasm", "sha256"] {
+            touch(format!("{}-0000000000000abc.{ext}", kept.sha256));
+            touch(format!("{}-0000000000000abc.{ext}", gone.sha256));
+            touch(format!("{}-00000000000old00.{ext}", kept.sha256));
+            touch(format!("{}-0000000000000abc.{ext}", "f".repeat(64)));
+        }
+        touch("stray".into());
+        // Two tenants: what both need stays; another engine's, a stranger's and a stray go.
+        assert_eq!(store.prune_cache("0000000000000abc").expect("pruned"), 5);
+        assert!(store.delete("beta").expect("deleted"));
+        assert_eq!(store.prune_cache("0000000000000abc").expect("pruned"), 2);
+        let mut left: Vec<String> = fs::read_dir(&cache)
+            .expect("cache dir")
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            [
+                format!("{}-0000000000000abc.cwasm", kept.sha256),
+                format!("{}-0000000000000abc.sha256", kept.sha256)
+            ]
+        );
+        let _ = fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -276,7 +276,7 @@ impl Runtime {
     /// does not match its sidecar, or that this engine refuses, is rebuilt, not trusted.
     pub fn compile_cached(&self, bytes: &[u8], cache_dir: &Path) -> Result<Code, LoadError> {
         check_header(bytes)?;
-        let key = format!("{}-{:016x}", sha256_hex(bytes), self.compatibility);
+        let key = format!("{}-{}", sha256_hex(bytes), self.cache_tag());
         let artifact = cache_dir.join(format!("{key}.cwasm"));
         let digest = cache_dir.join(format!("{key}.sha256"));
         if let Some(component) = self.load_cached(&artifact, &digest) {
@@ -316,6 +316,12 @@ impl Runtime {
             Ok(code) => code.map(Arc::new),
             Err(error) => Err(LoadError::Invalid(format!("the compiler stopped: {error}"))),
         }
+    }
+
+    /// What names this engine's entries in the compiled cache (after the component's
+    /// digest): another engine's are not used, and can be pruned.
+    pub fn cache_tag(&self) -> String {
+        format!("{:016x}", self.compatibility)
     }
 
     /// How many components were loaded from the cache instead of compiled.
