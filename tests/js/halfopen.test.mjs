@@ -127,3 +127,13 @@ test("the connect timeout ends once a namespace is joined, as in Node: leaving i
   c.ws.close();
   await c.closed;
 });
+
+test("the host's wasm_stack_bytes (64 KiB here) bounds recursion: what fits 512 KiB traps", async (t) => {
+  const s = await connected(t, "/deep");
+  assert.deepEqual(await ack(s, "depth", 100), [100]);
+  const told = new Promise((resolve) => s.once("nsbox:error", resolve));
+  s.emit("depth", 3000);
+  const notice = await told;
+  assert.equal(notice.kind, "trap");
+  assert.match(notice.error, /stack/i);
+});

@@ -437,6 +437,11 @@ describe("more hostile tenants", () => {
     assert.deepEqual(await ack(fresh, "echo", 1), [1]);
   });
 
+  test("recursion within the wasm stack (512 KiB here) answers", async (t) => {
+    const s = await connected(t, "/deep");
+    assert.deepEqual(await ack(s, "depth", 3000), [3000]);
+  });
+
   test("a call that blocks is stopped by the wall-clock limit", async (t) => {
     const elapsed = await neighbourUnharmed(t, async () => {
       const s = await connected(t, "/sleepy");

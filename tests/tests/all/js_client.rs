@@ -118,7 +118,8 @@ async fn admin_api_with_official_client() {
     suite("admin.test.mjs", server).await;
 }
 
-/// Short timeouts, so half-open connections close within the test.
+/// Short timeouts, so half-open connections close within the test, and host settings
+/// other than the defaults.
 const SHORT_TIMEOUTS: &str = r#"
 header_timeout_ms = 1000
 ping_interval_ms = 500
@@ -126,6 +127,8 @@ ping_timeout_ms = 1000
 connect_timeout_ms = 1000
 # Instances allocated as they start, not from the pool: that path is served too.
 live_instances = 0
+# A wasm stack of 64 KiB instead of 512: recursion that fits the default traps here.
+wasm_stack_bytes = 65536
 
 # The neighbour's acks run in a closed loop, faster than the default 1,000/s.
 [limits]
@@ -133,6 +136,9 @@ events_per_second_per_socket = 100000
 
 [tenants.t1]
 component = "builtin:echo"
+
+[tenants.deep]
+component = "hostile_recursion.wasm"
 "#;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,4 +1,6 @@
-//! A hostile tenant that recurses without end on `recurse`. Otherwise `echo` acks.
+//! A hostile tenant that recurses without end on `recurse`; `depth` recurses as deep as
+//! its argument says and acks the depth reached (to test the host's wasm stack limit).
+//! Otherwise `echo` acks.
 
 use std::hint::black_box;
 
@@ -13,6 +15,15 @@ fn deeper(n: u64) -> u64 {
     deeper(frame[3] + 1) + frame[0]
 }
 
+/// Recurses `n` levels, each with a frame the compiler cannot fold away; returns `n`.
+fn down(n: u64) -> u64 {
+    if n == 0 {
+        return 0;
+    }
+    let frame = black_box([n; 4]);
+    down(frame[1] - 1) + 1
+}
+
 fn setup(app: &mut App) {
     app.on("echo", |_, args, ack| {
         if let Some(ack) = ack {
@@ -21,6 +32,13 @@ fn setup(app: &mut App) {
     });
     app.on("recurse", |_, _, _| {
         black_box(deeper(0));
+    });
+    app.on("depth", |_, args, ack| {
+        let depth: u64 = args.get(0).unwrap_or(0);
+        let reached = down(black_box(depth));
+        if let Some(ack) = ack {
+            let _ = ack.send((reached,));
+        }
     });
 }
 
