@@ -8,3 +8,4 @@ pub mod hostile;
 pub mod report;
 pub mod scenario;
 pub mod servers;
+pub mod tenants;

@@ -13,6 +13,7 @@ use nsbox_bench::hostile;
 use nsbox_bench::report::{self, Figures};
 use nsbox_bench::scenario::{self, Meter, Outcome, Target};
 use nsbox_bench::servers::{cpu_seconds_of, Peer, Programs, Running};
+use nsbox_bench::tenants;
 
 #[derive(Parser)]
 #[command(about = "nsbox against Node's socket.io and socketioxide, same app, same machine")]
@@ -370,7 +371,7 @@ async fn many_tenants(
     tokio::time::sleep(Duration::from_millis(500)).await;
     let idle_rss = server.rss_bytes();
     let base = format!("ws://127.0.0.1:{port}");
-    let mut first = connect_each(&base, count).await;
+    let mut first = tenants::join_each(&base, count).await;
     anyhow::ensure!(!first.clients.is_empty(), "no tenant could be reached");
     let live = first.clients.len();
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -379,20 +380,9 @@ async fn many_tenants(
     // gets a client again, which starts its instance afresh.
     drop(std::mem::take(&mut first.clients));
     let admin = format!("127.0.0.1:{}", port + 1);
-    let mut running = u64::MAX;
-    for _ in 0..120 {
-        tokio::time::sleep(EVICT_AFTER).await;
-        running = instances_running(&admin).await.unwrap_or(u64::MAX);
-        if running == 0 {
-            break;
-        }
-    }
-    anyhow::ensure!(
-        running == 0,
-        "{running} instances still running long after their clients left"
-    );
+    tenants::until_all_evicted(&admin, EVICT_AFTER, EVICT_AFTER * 120).await?;
     let evicted_rss = server.rss_bytes();
-    let again = connect_each(&base, live).await;
+    let again = tenants::join_each(&base, live).await;
     let mib = |bytes: u64| bytes as f64 / (1 << 20) as f64;
     Ok(format!(
         "\n### {count} tenants on nsbox\n\nEach the `bench` example (compiled once), with a pool of {} instances. A client joins each tenant in turn (open the WebSocket, join the namespace through its middleware), so each first connection starts its tenant's instance; the clients leave, every instance is evicted a second later (`evict_idle_after_ms = {}`), and a client joins each tenant again.\n\n| start-up | memory, tenants idle | first connection p50 / p99 | memory, every tenant live with a client | per live tenant | memory, all evicted | connection to an evicted tenant p50 / p99 |\n|---|---|---|---|---|---|---|\n| {:.2} s | {:.0} MiB | {:.2} / {:.2} ms | {:.0} MiB | {:.0} KiB | {:.0} MiB | {:.2} / {:.2} ms |\n",
@@ -413,65 +403,6 @@ async fn many_tenants(
 
 /// How long the many-tenants run's instances live on without clients.
 const EVICT_AFTER: Duration = Duration::from_secs(1);
-
-/// Clients joined to tenants `t0`..`t{count-1}` one after the other, and how long each
-/// took; nothing else is queued in front of any of them.
-struct Joined {
-    clients: Vec<nsbox_bench::client::Client>,
-    micros: Vec<u32>,
-    /// Says where joining stopped, if it did.
-    stopped: String,
-}
-
-impl Joined {
-    fn quantile_ms(&self, q: f64) -> f64 {
-        let mut sorted = self.micros.clone();
-        sorted.sort_unstable();
-        let Some(last) = sorted.len().checked_sub(1) else {
-            return f64::NAN;
-        };
-        f64::from(sorted[(last as f64 * q) as usize]) / 1000.0
-    }
-}
-
-async fn connect_each(base: &str, count: usize) -> Joined {
-    let mut joined = Joined {
-        clients: Vec::with_capacity(count),
-        micros: Vec::with_capacity(count),
-        stopped: String::new(),
-    };
-    for i in 0..count {
-        let started = std::time::Instant::now();
-        let nsp = format!("/t{i}");
-        match nsbox_bench::client::Client::connect(base, &nsp, scenario::AUTH).await {
-            Ok(client) => {
-                joined.micros.push(started.elapsed().as_micros() as u32);
-                joined.clients.push(client);
-            }
-            // A host that runs out of something says so; the figures cover those before.
-            Err(error) => {
-                joined.stopped = format!("\nA connection to tenant {i} of {count} failed: {error:#}. The figures are for the {i} before it.\n");
-                break;
-            }
-        }
-    }
-    joined
-}
-
-/// The instances nsbox runs now, all tenants together, from its metrics.
-async fn instances_running(admin: &str) -> Result<u64> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(admin).await?;
-    let request = format!("GET /metrics HTTP/1.1\r\nHost: {admin}\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await?;
-    Ok(response
-        .lines()
-        .filter(|line| line.starts_with("nsbox_tenant_instances{"))
-        .filter_map(|line| line.rsplit(' ').next()?.parse::<u64>().ok())
-        .sum())
-}
 
 fn machine() -> String {
     // The machine's cores, not this process's (it runs pinned to one).

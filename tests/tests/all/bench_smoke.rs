@@ -119,3 +119,52 @@ async fn bench_scenarios_run_against_the_node_peer() {
     check("node", &every_scenario(&target).await);
     let _ = node.kill().await;
 }
+
+/// Five tenants, evicted soon after their clients leave (the many-tenants run, small).
+const FEW_TENANTS: &str = r#"
+[limits]
+evict_idle_after_ms = 200
+
+[tenants.t0]
+component = "builtin:bench"
+
+[tenants.t1]
+component = "builtin:bench"
+
+[tenants.t2]
+component = "builtin:bench"
+
+[tenants.t3]
+component = "builtin:bench"
+
+[tenants.t4]
+component = "builtin:bench"
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_many_tenants_run_joins_waits_for_eviction_and_joins_again() {
+    use nsbox_bench::tenants;
+    let server = TestServer::start_with(FEW_TENANTS)
+        .await
+        .expect("server starts");
+    let base = format!("ws://{}", server.addr);
+    let admin = server.admin.expect("an admin API").to_string();
+    let first = tenants::join_each(&base, 5).await;
+    assert_eq!(first.clients.len(), 5, "{}", first.stopped);
+    assert_eq!(
+        tenants::instances_running(&admin).await.expect("metrics"),
+        5
+    );
+    drop(first);
+    let step = Duration::from_millis(100);
+    tenants::until_all_evicted(&admin, step, Duration::from_secs(10))
+        .await
+        .expect("every instance evicted");
+    let again = tenants::join_each(&base, 5).await;
+    assert_eq!(again.clients.len(), 5, "{}", again.stopped);
+    assert!(again.quantile_ms(0.99) > 0.0);
+    assert_eq!(
+        tenants::instances_running(&admin).await.expect("metrics"),
+        5
+    );
+}

@@ -1,0 +1,90 @@
+//! nsbox with many tenants: a client joining each tenant in turn (so each first
+//! connection starts its tenant's instance), and waiting until every instance has
+//! been evicted, read from the admin API's metrics.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+
+use crate::client::Client;
+use crate::scenario::AUTH;
+
+/// Clients joined to tenants `t0`..`t{count-1}` one after the other, and how long each
+/// took; nothing else is queued in front of any of them.
+pub struct Joined {
+    /// The clients, still connected.
+    pub clients: Vec<Client>,
+    /// How long each join took, in microseconds.
+    pub micros: Vec<u32>,
+    /// Says where joining stopped, if it did.
+    pub stopped: String,
+}
+
+impl Joined {
+    /// The `q` quantile of the join times, in milliseconds (NaN when none joined).
+    pub fn quantile_ms(&self, q: f64) -> f64 {
+        let mut sorted = self.micros.clone();
+        sorted.sort_unstable();
+        let Some(last) = sorted.len().checked_sub(1) else {
+            return f64::NAN;
+        };
+        f64::from(sorted[(last as f64 * q) as usize]) / 1000.0
+    }
+}
+
+/// Joins `/t0`..`/t{count-1}` at `base`, one after the other; stops at the first that
+/// fails (a host that runs out of something says so; the figures cover those before).
+pub async fn join_each(base: &str, count: usize) -> Joined {
+    let mut joined = Joined {
+        clients: Vec::with_capacity(count),
+        micros: Vec::with_capacity(count),
+        stopped: String::new(),
+    };
+    for i in 0..count {
+        let started = Instant::now();
+        let nsp = format!("/t{i}");
+        match Client::connect(base, &nsp, AUTH).await {
+            Ok(client) => {
+                joined.micros.push(started.elapsed().as_micros() as u32);
+                joined.clients.push(client);
+            }
+            Err(error) => {
+                joined.stopped = format!("\nA connection to tenant {i} of {count} failed: {error:#}. The figures are for the {i} before it.\n");
+                break;
+            }
+        }
+    }
+    joined
+}
+
+/// The instances nsbox runs now, all tenants together, from the metrics of the admin
+/// API at `admin` (`host:port`).
+pub async fn instances_running(admin: &str) -> Result<u64> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(admin).await?;
+    let request = format!("GET /metrics HTTP/1.1\r\nHost: {admin}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await?;
+    Ok(response
+        .lines()
+        .filter(|line| line.starts_with("nsbox_tenant_instances{"))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum())
+}
+
+/// Waits, checking every `step`, until no instance runs; an error after `limit`.
+pub async fn until_all_evicted(admin: &str, step: Duration, limit: Duration) -> Result<()> {
+    let started = Instant::now();
+    loop {
+        tokio::time::sleep(step).await;
+        let running = instances_running(admin).await.unwrap_or(u64::MAX);
+        if running == 0 {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            started.elapsed() < limit,
+            "{running} instances still running {limit:?} after their clients left"
+        );
+    }
+}
