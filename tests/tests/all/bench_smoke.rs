@@ -120,31 +120,20 @@ async fn bench_scenarios_run_against_the_node_peer() {
     let _ = node.kill().await;
 }
 
-/// Five tenants, evicted soon after their clients leave (the many-tenants run, small).
-const FEW_TENANTS: &str = r#"
-[limits]
-evict_idle_after_ms = 200
-
-[tenants.t0]
-component = "builtin:bench"
-
-[tenants.t1]
-component = "builtin:bench"
-
-[tenants.t2]
-component = "builtin:bench"
-
-[tenants.t3]
-component = "builtin:bench"
-
-[tenants.t4]
-component = "builtin:bench"
-"#;
+/// `count` tenants `t0`.. (the `bench` example), evicted soon after their clients leave:
+/// the many-tenants run, small.
+fn few_tenants(count: usize) -> String {
+    let mut config = String::from("[limits]\nevict_idle_after_ms = 200\n");
+    for i in 0..count {
+        config += &format!("[tenants.t{i}]\ncomponent = \"builtin:bench\"\n");
+    }
+    config
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_many_tenants_run_joins_waits_for_eviction_and_joins_again() {
     use nsbox_bench::tenants;
-    let server = TestServer::start_with(FEW_TENANTS)
+    let server = TestServer::start_with(&few_tenants(5))
         .await
         .expect("server starts");
     let base = format!("ws://{}", server.addr);
