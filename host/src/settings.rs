@@ -4,9 +4,11 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::config::SocketIoConfig;
 use crate::tenants::Limits;
 
 /// The embedded default configuration: `echo` as `t1` and `t2`, `chat` as `acme`,
@@ -126,7 +128,7 @@ fn default_max_component_bytes() -> usize {
 }
 
 fn default_header_timeout_ms() -> u64 {
-    crate::server::HEADER_TIMEOUT.as_millis() as u64
+    millis(crate::server::HEADER_TIMEOUT)
 }
 
 fn default_wasm_stack_bytes() -> usize {
@@ -140,16 +142,22 @@ fn default_live_instances() -> u32 {
     crate::tenants::runtime::DEFAULT_LIVE_INSTANCES
 }
 
+// The protocol timers default to the server library's own defaults (Node's).
+
 fn default_ping_interval_ms() -> u64 {
-    25_000
+    millis(SocketIoConfig::default().engine.ping_interval)
 }
 
 fn default_ping_timeout_ms() -> u64 {
-    20_000
+    millis(SocketIoConfig::default().engine.ping_timeout)
 }
 
 fn default_connect_timeout_ms() -> u64 {
-    45_000
+    millis(SocketIoConfig::default().connect_timeout)
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
 fn default_pattern() -> String {
@@ -215,8 +223,8 @@ impl Settings {
     }
 
     /// [`Settings::header_timeout_ms`] as a duration.
-    pub fn header_timeout(&self) -> std::time::Duration {
-        std::time::Duration::from_millis(self.header_timeout_ms)
+    pub fn header_timeout(&self) -> Duration {
+        Duration::from_millis(self.header_timeout_ms)
     }
 
     /// Where a tenant's component comes from.
@@ -287,7 +295,7 @@ mod tests {
         )
         .expect("valid");
         let limits = own.tenant_limits(&own.tenants["a"]).expect("valid");
-        assert_eq!(limits.cpu_per_call, std::time::Duration::from_millis(5));
+        assert_eq!(limits.cpu_per_call, Duration::from_millis(5));
         assert_eq!(limits.max_sockets, 9);
         let ok = Settings::parse("[tenants.a]\ncomponent = \"a.wasm\"", dir).expect("valid");
         assert_eq!(

@@ -87,6 +87,7 @@ test("with the pool full a tenant that is not running is refused (capacity, no f
   await until("t1", (s) => !s.running);
   const three = await connected(t, "/t3", OK);
   assert.equal(await echo(three, 3), 3);
+  assert.equal((await shown("t3")).restarts, 0, "a start refused for capacity is not a restart");
   assert.equal(await echo(two, 2), 2);
   const metrics = await (await fetch(`${process.env.ADMIN_URL}/metrics`)).text();
   assert.match(metrics, /^nsbox_tenant_limit_trips_total\{tenant="t3",limit="capacity"\} 1$/m);

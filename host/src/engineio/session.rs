@@ -299,13 +299,6 @@ impl Session {
                     connection.on_binary(data);
                 }
             }
-            Packet::Encoded(text) => {
-                if let (Some(connection), Some(body)) =
-                    (self.connection.get(), text.strip_prefix('4'))
-                {
-                    connection.on_message(body.to_owned());
-                }
-            }
             Packet::Pong => self.pong.notify_one(),
             Packet::Ping => {
                 let _ = self.send(Packet::Pong);
@@ -313,7 +306,8 @@ impl Session {
             Packet::Close => self.close(CloseReason::TransportClose),
             // Upgrade packets outside an upgrade and noops carry nothing.
             Packet::Noop | Packet::Upgrade | Packet::PingProbe | Packet::PongProbe => {}
-            Packet::Open(_) => self.close(CloseReason::ParseError),
+            // Packets only a server sends.
+            Packet::Open(_) | Packet::Encoded(_) => self.close(CloseReason::ParseError),
         }
     }
 

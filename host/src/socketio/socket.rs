@@ -4,7 +4,7 @@
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
@@ -376,14 +376,16 @@ impl Socket {
     /// (its ack, if asked for, is never answered), as in Node.
     pub(crate) fn dispatch_event(self: &Arc<Self>, event: &str, args: Payload, ack: Option<u64>) {
         if !self.events_flow.load(Ordering::Acquire) {
-            if let Ok(mut held) = self.early_events.lock() {
-                // Checked again under the lock: the flow may have started meanwhile.
-                if !self.events_flow.load(Ordering::Acquire) {
-                    if held.len() < MAX_EARLY_EVENTS {
-                        held.push((event.to_owned(), args, ack));
-                    }
-                    return;
+            let mut held = self
+                .early_events
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            // Checked again under the lock: the flow may have started meanwhile.
+            if !self.events_flow.load(Ordering::Acquire) {
+                if held.len() < MAX_EARLY_EVENTS {
+                    held.push((event.to_owned(), args, ack));
                 }
+                return;
             }
         }
         self.deliver_event(event, args, ack);
@@ -393,13 +395,16 @@ impl Socket {
     /// and from then on every event as it comes.
     pub(crate) fn release_early_events(self: &Arc<Self>) {
         loop {
-            let held = match self.early_events.lock() {
-                Ok(held) if held.is_empty() => {
+            let held = {
+                let mut held = self
+                    .early_events
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
+                if held.is_empty() {
                     self.events_flow.store(true, Ordering::Release);
                     return;
                 }
-                Ok(mut held) => std::mem::take(&mut *held),
-                Err(_) => return,
+                std::mem::take(&mut *held)
             };
             for (event, args, ack) in held {
                 self.deliver_event(&event, args, ack);

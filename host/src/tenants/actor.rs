@@ -58,8 +58,8 @@ pub(crate) struct Actor {
     quarantine: Option<Fault>,
     /// CPU over all calls, per second.
     cpu: CpuBudget,
-    /// When the last command was handled: an instance without sockets is evicted
-    /// `evict_idle_after` after it.
+    /// When the last command left the instance without sockets (updated by each
+    /// command while it has none): it is evicted `evict_idle_after` after that.
     last_command: Instant,
 }
 
@@ -112,7 +112,11 @@ impl Actor {
             };
             let Some(command) = next else { break };
             self.handle(command).await;
-            self.last_command = Instant::now();
+            if self.evictable() {
+                // Read the clock only when an eviction may follow: not per event of a
+                // tenant with sockets.
+                self.last_command = Instant::now();
+            }
         }
         // Every handle is gone: the tenant was removed. Its sockets were told by whoever removed it.
         tracing::debug!(tenant = %self.name, "tenant actor stopped");
@@ -287,12 +291,16 @@ impl Actor {
     /// When the live instance is to be evicted: it has no sockets and the tenant
     /// evicts idle instances.
     fn eviction_due(&self) -> Option<Instant> {
-        let live = self.live.as_ref()?;
-        let idle = self.limits.evict_idle_after;
-        if idle.is_zero() || !live.store.data().sockets.is_empty() {
-            return None;
-        }
-        Some(self.last_command + idle)
+        self.evictable()
+            .then(|| self.last_command + self.limits.evict_idle_after)
+    }
+
+    /// A live instance without sockets, of a tenant that evicts idle instances.
+    fn evictable(&self) -> bool {
+        self.live
+            .as_ref()
+            .is_some_and(|live| live.store.data().sockets.is_empty())
+            && !self.limits.evict_idle_after.is_zero()
     }
 
     /// Stops the idle instance and frees what it holds; the next connection starts a
@@ -418,7 +426,6 @@ impl Actor {
 
     /// Creates a fresh instance; its start-up runs under the same limits as a call.
     async fn instantiate(&mut self) -> Result<(), Fault> {
-        self.stats.instantiations.fetch_add(1, Ordering::Relaxed);
         let state = TenantState::new(
             self.name.clone(),
             self.generation,
@@ -452,6 +459,7 @@ impl Actor {
         let instantiation = self.code.pre.instantiate_async(&mut store);
         let exports = metered(instantiation, clock, self.limits.wall_per_call).await?;
         self.live = Some(Live { store, exports });
+        self.stats.instantiations.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 

@@ -23,7 +23,8 @@ pub struct TenantStats {
     pub bytes_out: AtomicU64,
     /// Instances stopped by a fault (trap, deadline, memory).
     pub faults: AtomicU64,
-    /// Instances created (the first one included).
+    /// Instances started (the first one included; not attempts that failed, such as
+    /// one refused for capacity).
     pub instantiations: AtomicU64,
     /// Instances stopped because the tenant had no sockets for `evict_idle_after_ms`.
     pub evictions: AtomicU64,
