@@ -205,9 +205,8 @@ async fn run_peer(
         let mut meter = ProcMeter::new(server);
         let echo = scenario::echo(&target, 100, warmup, window, &mut meter).await?;
         figures.insert("echo100_per_s", echo.rate());
-        figures.insert("echo100_p50_ms", echo.latency_ms(0.5).unwrap_or(0.0));
-        figures.insert("echo100_p99_ms", echo.latency_ms(0.99).unwrap_or(0.0));
-        figures.insert("echo100_p999_ms", echo.latency_ms(0.999).unwrap_or(0.0));
+        let keys = ["echo100_p50_ms", "echo100_p99_ms", "echo100_p999_ms"];
+        insert_latencies(&mut figures, keys, &echo);
         figures.insert("cpu_us_ack", per_op_us(meter.spent.0, &echo));
         client_cpu = client_cpu.max(meter.spent.1 / echo.window.as_secs_f64());
     }
@@ -215,9 +214,8 @@ async fn run_peer(
         let mut meter = ProcMeter::new(server);
         let echo = scenario::echo(&target, 1000, warmup, window, &mut meter).await?;
         figures.insert("echo1000_per_s", echo.rate());
-        figures.insert("echo1000_p50_ms", echo.latency_ms(0.5).unwrap_or(0.0));
-        figures.insert("echo1000_p99_ms", echo.latency_ms(0.99).unwrap_or(0.0));
-        figures.insert("echo1000_p999_ms", echo.latency_ms(0.999).unwrap_or(0.0));
+        let keys = ["echo1000_p50_ms", "echo1000_p99_ms", "echo1000_p999_ms"];
+        insert_latencies(&mut figures, keys, &echo);
         client_cpu = client_cpu.max(meter.spent.1 / echo.window.as_secs_f64());
     }
     if runs("broadcast") {
@@ -233,6 +231,13 @@ async fn run_peer(
         figures.insert("idle_kib_10000", idle_kib(server, &target, 10_000).await?);
     }
     Ok(figures)
+}
+
+/// The p50, p99 and p99.9 latencies of `outcome`, in milliseconds, under `keys`.
+fn insert_latencies(figures: &mut Figures, keys: [&'static str; 3], outcome: &Outcome) {
+    for (key, q) in keys.into_iter().zip([0.5, 0.99, 0.999]) {
+        figures.insert(key, outcome.latency_ms(q).unwrap_or(0.0));
+    }
 }
 
 /// How much the server's resident memory grows per idle connection, in KiB, once
