@@ -7,13 +7,13 @@ use std::time::Duration;
 
 use regex::Regex;
 
-use crate::admin::Admin;
+use crate::admin::{Admin, AdminOptions};
 use crate::config::{Cors, CorsOrigins, EngineConfig, SocketIoConfig};
 use crate::settings::{ComponentSource, Settings};
 use crate::socketio::SocketIo;
 use crate::store::tokens::Tokens;
-use crate::store::{ComponentStore, TenantRecord};
-use crate::tenants::{builtin, Code, Limits, LoadError, Runtime, RuntimeOptions, Tenants};
+use crate::store::ComponentStore;
+use crate::tenants::{builtin, Code, LoadError, Runtime, RuntimeOptions, Tenants};
 
 /// Why a server could not be assembled.
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +55,9 @@ pub enum StartError {
         /// Why.
         error: String,
     },
+    /// The operator token cannot be used.
+    #[error("admin token: {0}")]
+    AdminToken(String),
     /// The namespace pattern is not a regular expression.
     #[error("namespace_pattern: {0}")]
     Pattern(#[from] regex::Error),
@@ -83,11 +86,13 @@ pub fn socketio_config(settings: &Settings) -> SocketIoConfig {
     SocketIoConfig {
         engine: EngineConfig {
             cors: Cors {
+                // Settings refuse credentials with "*": a reflected origin never gets them.
+                credentials: settings.cors_credentials && matches!(origins, CorsOrigins::List(_)),
                 origins,
-                credentials: true,
             },
             ping_interval: millis(settings.ping_interval_ms),
             ping_timeout: millis(settings.ping_timeout_ms),
+            body_timeout: millis(settings.body_timeout_ms),
             ..EngineConfig::default()
         },
         connect_timeout: millis(settings.connect_timeout_ms),
@@ -100,6 +105,7 @@ pub fn socketio_config(settings: &Settings) -> SocketIoConfig {
 /// the data directory (an upload wins over the configuration for the same name).
 /// `admin_token` is the operator's token for the admin API.
 pub async fn start(settings: &Settings, admin_token: &str) -> Result<App, StartError> {
+    crate::store::tokens::check_operator_token(admin_token).map_err(StartError::AdminToken)?;
     let io = SocketIo::new(socketio_config(settings));
     let runtime = Runtime::with_options(RuntimeOptions {
         wasm_stack_bytes: settings.wasm_stack_bytes,
@@ -150,7 +156,7 @@ pub async fn start(settings: &Settings, admin_token: &str) -> Result<App, StartE
         dir: settings.data_dir.display().to_string(),
         error: e.to_string(),
     };
-    std::fs::create_dir_all(&settings.data_dir).map_err(data_error)?;
+    crate::durable::create_private_dir(&settings.data_dir).map_err(data_error)?;
     let store = ComponentStore::open(&settings.data_dir).map_err(data_error)?;
     let tokens = Tokens::open(&settings.data_dir, admin_token).map_err(data_error)?;
     restore(&store, &tenants).await.map_err(data_error)?;
@@ -159,7 +165,14 @@ pub async fn start(settings: &Settings, admin_token: &str) -> Result<App, StartE
         io.engine().clone(),
         store,
         tokens,
-        settings.max_component_bytes,
+        AdminOptions {
+            max_component_bytes: settings.max_component_bytes,
+            max_versions_per_tenant: settings.max_versions_per_tenant,
+            uploads_per_minute_per_token: settings.uploads_per_minute_per_token,
+            max_concurrent_compiles: settings.max_concurrent_compiles,
+            compile_timeout: settings.compile_timeout(),
+            body_timeout: Duration::from_millis(settings.body_timeout_ms),
+        },
     );
     Ok(App { io, tenants, admin })
 }
@@ -181,7 +194,7 @@ async fn restore(store: &ComponentStore, tenants: &Tenants) -> std::io::Result<(
         };
         match loaded {
             Ok(code) => {
-                let limits = effective_limits(tenants, &name, &record);
+                let limits = tenants.limits_with_overrides(&name, &record.limits);
                 tenants.deploy(&name, info.version, code, limits).await;
                 tracing::info!(tenant = %name, version = info.version, "restored an uploaded tenant");
             }
@@ -190,28 +203,8 @@ async fn restore(store: &ComponentStore, tenants: &Tenants) -> std::io::Result<(
             }
         }
     }
-    prune_cache(store, tenants.runtime());
+    crate::admin::prune_cache(store, tenants.runtime());
     Ok(())
-}
-
-/// Drops compiled forms that no stored version needs (deleted tenants' components,
-/// another engine's builds); a failure only leaves them for next time.
-pub fn prune_cache(store: &ComponentStore, runtime: &Runtime) {
-    match store.prune_cache(&runtime.cache_tag()) {
-        Ok(0) => {}
-        Ok(removed) => tracing::info!(removed, "pruned the compiled cache"),
-        Err(error) => tracing::warn!(%error, "cannot prune the compiled cache"),
-    }
-}
-
-/// A tenant's limits: the configuration's, then the admin API's overrides on top. An
-/// override that no longer applies (a limit renamed since) is logged and left out.
-pub fn effective_limits(tenants: &Tenants, name: &str, record: &TenantRecord) -> Limits {
-    let configured = tenants.configured_limits(name);
-    configured.overlaid(&record.limits).unwrap_or_else(|error| {
-        tracing::error!(tenant = %name, %error, "stored limit overrides ignored");
-        configured
-    })
 }
 
 fn read(tenant: &str, source: &ComponentSource) -> Result<Vec<u8>, StartError> {
@@ -233,5 +226,33 @@ fn read(tenant: &str, source: &ComponentSource) -> Result<Vec<u8>, StartError> {
             source_name: path.display().to_string(),
             error: error.to_string(),
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_configuration_reflects_origins_without_credentials() {
+        let settings = Settings::embedded().expect("the default parses");
+        let cors = socketio_config(&settings).engine.cors;
+        assert_eq!(
+            cors.allow_origin(Some("http://evil.test")),
+            Some("http://evil.test")
+        );
+        assert!(!cors.credentials, "no cookies cross-origin by default");
+        let listed = Settings::parse(
+            "cors_origins = [\"http://app.test\"]\ncors_credentials = true",
+            std::path::Path::new("."),
+        )
+        .expect("valid");
+        let cors = socketio_config(&listed).engine.cors;
+        assert!(cors.credentials);
+        assert_eq!(cors.allow_origin(Some("http://evil.test")), None);
+        assert_eq!(
+            cors.allow_origin(Some("http://app.test")),
+            Some("http://app.test")
+        );
     }
 }

@@ -72,6 +72,9 @@ pub struct EngineConfig {
     /// Largest message (WebSocket) or POST body (polling) accepted, in bytes; a bigger one
     /// closes that session. Default is 1,000,000 (Node's `maxHttpBufferSize`).
     pub max_payload: usize,
+    /// How long a polling POST may take to send its body once its head is in; beyond
+    /// it the request is refused and the session closed. Default is 10 s.
+    pub body_timeout: Duration,
     /// How long an upgrade may take from the WebSocket's arrival to its `5`. Default is 10 s.
     pub upgrade_timeout: Duration,
     /// Packets queued for one client before it is deemed too slow and closed. Default is 10,000.
@@ -89,6 +92,7 @@ impl Default for EngineConfig {
             ping_interval: Duration::from_millis(25_000),
             ping_timeout: Duration::from_millis(20_000),
             max_payload: 1_000_000,
+            body_timeout: Duration::from_millis(10_000),
             upgrade_timeout: Duration::from_millis(10_000),
             max_buffered_packets: 10_000,
             transports: Transports::default(),

@@ -23,6 +23,9 @@ pub enum HttpError {
     /// A polling body larger than `maxPayload`.
     #[error("Payload too large")]
     PayloadTooLarge,
+    /// A polling body that did not all arrive within the body timeout.
+    #[error("Request timeout")]
+    BodyTimeout,
 }
 
 impl HttpError {
@@ -32,15 +35,17 @@ impl HttpError {
             HttpError::UnknownTransport => 0,
             HttpError::UnknownSid => 1,
             HttpError::BadHandshakeMethod => 2,
-            HttpError::BadRequest | HttpError::PayloadTooLarge => 3,
+            HttpError::BadRequest | HttpError::PayloadTooLarge | HttpError::BodyTimeout => 3,
             HttpError::UnsupportedProtocolVersion => 5,
         }
     }
 
-    /// The HTTP status: 413 for an oversized body, 400 for all the rest (as Node).
+    /// The HTTP status: 413 for an oversized body, 408 for a late one (Node's HTTP
+    /// server's `requestTimeout` answer), 400 for all the rest (as Node).
     pub fn status(self) -> StatusCode {
         match self {
             HttpError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            HttpError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             _ => StatusCode::BAD_REQUEST,
         }
     }

@@ -8,7 +8,8 @@
 //!   regular expression), middleware chains, sockets, rooms, broadcasts, acks.
 //! - [`tenants`]: the wasmtime runtime, one actor per tenant, the host functions
 //!   and the limits; tenants plug into [`socketio`] as middleware and handlers.
-//! - [`server`]: the HTTP/1.1 front door that routes requests to endpoints.
+//! - [`server`]: the HTTP/1.1 front door that routes requests to endpoints; [`body`]
+//!   reads request bodies within bounds.
 //! - [`settings`] and [`app`]: the configuration file and the assembly of a server from it.
 //! - [`demo`]: native apps on the public API (the protocol suites' reference app,
 //!   and a workspace demo).
@@ -32,8 +33,10 @@
 
 pub mod admin;
 pub mod app;
+pub mod body;
 pub mod config;
 pub mod demo;
+pub mod durable;
 pub mod engineio;
 pub mod error;
 pub mod server;

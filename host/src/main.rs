@@ -35,23 +35,7 @@ enum Command {
     /// Serves Socket.IO with the tenants of a configuration file (or of the embedded
     /// default: echo as /t1 and /t2, chat as /acme, admin at /admin), the uploaded
     /// tenants of the data directory, and the admin API.
-    Serve {
-        /// Address for Socket.IO clients; overrides the configuration's `listen`.
-        #[arg(long)]
-        listen: Option<SocketAddr>,
-        /// A TOML configuration file (`nsbox default-config` prints one to start from).
-        #[arg(long, env = "NSBOX_CONFIG")]
-        config: Option<PathBuf>,
-        /// Address of the admin API; overrides `admin_listen`.
-        #[arg(long)]
-        admin_listen: Option<SocketAddr>,
-        /// Where uploads are stored; overrides `data_dir`.
-        #[arg(long)]
-        data_dir: Option<PathBuf>,
-        /// The operator's token; overrides `admin_token`. Without any, one is generated and logged.
-        #[arg(long, env = "NSBOX_ADMIN_TOKEN", hide_env_values = true)]
-        admin_token: Option<String>,
-    },
+    Serve(ServeArgs),
     /// Prints the embedded default configuration.
     DefaultConfig,
     /// Uploads a component as the new version of a tenant (creating the tenant).
@@ -80,6 +64,44 @@ enum Command {
         #[command(flatten)]
         api: Api,
     },
+}
+
+/// What `nsbox serve` takes.
+#[derive(Args)]
+struct ServeArgs {
+    /// Address for Socket.IO clients; overrides the configuration's `listen`.
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// A TOML configuration file (`nsbox default-config` prints one to start from).
+    #[arg(long, env = "NSBOX_CONFIG")]
+    config: Option<PathBuf>,
+    /// Address of the admin API; overrides `admin_listen`.
+    #[arg(long)]
+    admin_listen: Option<SocketAddr>,
+    /// Where uploads are stored; overrides `data_dir`.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// The operator's token (16 or more visible characters); overrides `admin_token`.
+    /// A command line is visible to every user of the machine: prefer
+    /// `--admin-token-file` or the environment. Without any, one is generated and logged.
+    #[arg(long, env = "NSBOX_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
+    /// A file holding the operator's token (surrounding whitespace ignored); overrides
+    /// `admin_token_file`.
+    #[arg(long, env = "NSBOX_ADMIN_TOKEN_FILE", conflicts_with = "admin_token")]
+    admin_token_file: Option<PathBuf>,
+    /// Log lines as text (coloured only on a terminal) or as JSON objects, one a line.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    /// Human-readable; ANSI colours only when stderr is a terminal and `NO_COLOR` is unset.
+    Text,
+    /// One JSON object a line, for log collectors.
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -138,22 +160,15 @@ struct Api {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    let outcome = match Cli::parse().command {
-        Command::Serve {
-            listen,
-            config,
-            admin_listen,
-            data_dir,
-            admin_token,
-        } => {
-            return match serve(listen, config, admin_listen, data_dir, admin_token).await {
+    let cli = Cli::parse();
+    let log_format = match &cli.command {
+        Command::Serve(args) => args.log_format,
+        _ => LogFormat::Text,
+    };
+    init_logging(log_format);
+    let outcome = match cli.command {
+        Command::Serve(args) => {
+            return match serve(args).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(error) => {
                     eprintln!("error: {error:#}");
@@ -190,6 +205,25 @@ async fn main() -> ExitCode {
         Err(error) => {
             eprintln!("error: {error}");
             ExitCode::from(u8::try_from(error.exit_code()).unwrap_or(1))
+        }
+    }
+}
+
+/// Logs to stderr (stdout is for the CLI's answers), at `RUST_LOG`'s level (default
+/// info). Colour escapes only reach a terminal: in a file, a journal or a container's
+/// log they are noise.
+fn init_logging(format: LogFormat) {
+    use std::io::IsTerminal;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().with_ansi(false).init(),
+        LogFormat::Text => {
+            let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+            builder.with_ansi(colour).init()
         }
     }
 }
@@ -279,13 +313,16 @@ async fn tenants(action: TenantsAction, api: &Api) -> Result<Value, ClientError>
     }
 }
 
-async fn serve(
-    listen: Option<SocketAddr>,
-    config: Option<PathBuf>,
-    admin_listen: Option<SocketAddr>,
-    data_dir: Option<PathBuf>,
-    admin_token: Option<String>,
-) -> anyhow::Result<()> {
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let ServeArgs {
+        listen,
+        config,
+        admin_listen,
+        data_dir,
+        admin_token,
+        admin_token_file,
+        log_format: _,
+    } = args;
     let mut settings = match &config {
         Some(path) => Settings::load(path)?,
         None => Settings::embedded()?,
@@ -293,13 +330,21 @@ async fn serve(
     if let Some(dir) = data_dir {
         settings.data_dir = dir;
     }
-    let token = match admin_token.or_else(|| settings.admin_token.clone()) {
-        Some(token) => token,
-        None => {
-            let token = format!("nsbox_op_{:032x}", rand::random::<u128>());
-            tracing::warn!("no admin token configured; this run's operator token is {token}");
-            token
-        }
+    let token_file = admin_token_file.or_else(|| settings.admin_token_file.clone());
+    let token = match (admin_token, token_file) {
+        (Some(token), _) => token,
+        (None, Some(path)) => std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read the admin token file {}", path.display()))?
+            .trim()
+            .to_owned(),
+        (None, None) => match settings.admin_token.clone() {
+            Some(token) => token,
+            None => {
+                let token = format!("nsbox_op_{:032x}", rand::random::<u128>());
+                tracing::warn!("no admin token configured; this run's operator token is {token}");
+                token
+            }
+        },
     };
     let app = nsbox::app::start(&settings, &token).await?;
     let listen = listen.unwrap_or(settings.listen);
@@ -341,6 +386,7 @@ async fn serve(
     };
     let server = Server::new()
         .header_timeout(settings.header_timeout())
+        .max_connections(settings.max_connections)
         .mount(app.io.engine().clone());
     // Accept on a worker thread, not on this one: a connection's task then starts on
     // the thread that accepted it, with no wake-up of another thread per connection.

@@ -3,6 +3,7 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,11 +23,15 @@ use crate::engineio::Engine;
 /// connection, so clients never reuse one the server is closing.
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Connections a listener holds at once by default; more are closed as they come.
+pub const MAX_CONNECTIONS: usize = 100_000;
+
 /// An HTTP server carrying one or more Engine.IO endpoints.
 #[derive(Clone)]
 pub struct Server {
     endpoints: Vec<Arc<Engine>>,
     header_timeout: Duration,
+    max_connections: usize,
 }
 
 impl Default for Server {
@@ -34,6 +39,7 @@ impl Default for Server {
         Server {
             endpoints: Vec::new(),
             header_timeout: HEADER_TIMEOUT,
+            max_connections: MAX_CONNECTIONS,
         }
     }
 }
@@ -62,6 +68,12 @@ impl Server {
         self
     }
 
+    /// Sets how many connections are held at once (default [`MAX_CONNECTIONS`]).
+    pub fn max_connections(mut self, max: usize) -> Server {
+        self.max_connections = max;
+        self
+    }
+
     /// Adds an endpoint, answered on its configured path.
     pub fn mount(mut self, engine: Arc<Engine>) -> Server {
         self.endpoints.push(engine);
@@ -74,7 +86,8 @@ impl Server {
         listener: TcpListener,
         shutdown: impl std::future::Future<Output = ()>,
     ) {
-        let endpoints: Arc<[Arc<Engine>]> = self.endpoints.into();
+        let endpoints: Arc<[Arc<Engine>]> = self.endpoints.clone().into();
+        let open = OpenConnections::new(self.max_connections);
         tokio::pin!(shutdown);
         loop {
             let (stream, remote) = tokio::select! {
@@ -89,10 +102,20 @@ impl Server {
                 },
                 _ = &mut shutdown => break,
             };
+            let Some(held) = open.try_hold() else {
+                // Closed at once (as Node's maxConnections): the connections already held
+                // keep their resources.
+                drop(stream);
+                if open.note_refusal() {
+                    tracing::warn!(max = self.max_connections, %remote, "connection refused: max_connections reached");
+                }
+                continue;
+            };
             let _ = stream.set_nodelay(true);
             let endpoints = endpoints.clone();
             let builder = http1_builder(self.header_timeout);
             tokio::spawn(async move {
+                let _held = held;
                 let service = service_fn(move |req| {
                     let endpoints = endpoints.clone();
                     async move { Ok::<_, Infallible>(route(&endpoints, req, remote).await) }
@@ -111,6 +134,50 @@ impl Server {
     }
 }
 
+/// The connections a listener holds, up to its maximum.
+#[derive(Clone)]
+struct OpenConnections {
+    count: Arc<AtomicUsize>,
+    max: usize,
+    refused: Arc<AtomicUsize>,
+}
+
+/// One held connection; let go when dropped.
+struct Held(Arc<AtomicUsize>);
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl OpenConnections {
+    fn new(max: usize) -> OpenConnections {
+        OpenConnections {
+            count: Arc::default(),
+            max,
+            refused: Arc::default(),
+        }
+    }
+
+    fn try_hold(&self) -> Option<Held> {
+        let held = self
+            .count
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.max).then_some(n + 1)
+            })
+            .is_ok();
+        held.then(|| Held(self.count.clone()))
+    }
+
+    /// Counts a refusal; true for the first and every 1,000th, to log without flooding.
+    fn note_refusal(&self) -> bool {
+        self.refused
+            .fetch_add(1, Ordering::Relaxed)
+            .is_multiple_of(1000)
+    }
+}
+
 async fn route(
     endpoints: &[Arc<Engine>],
     req: http::Request<hyper::body::Incoming>,
@@ -124,5 +191,61 @@ async fn route(
             *response.status_mut() = StatusCode::NOT_FOUND;
             response
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
+    use super::*;
+
+    /// Sends a request on `stream` and reads the status line of the answer; `None`
+    /// when the server closed the connection instead.
+    async fn status(stream: &mut TcpStream) -> Option<String> {
+        let sent = stream
+            .write_all(b"GET /nothing HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await;
+        let mut buf = [0u8; 4096];
+        let read = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf))
+            .await
+            .expect("an answer or a close within 5 s");
+        match (sent, read) {
+            (Ok(()), Ok(n)) if n > 0 => Some(String::from_utf8_lossy(&buf[..n]).into_owned()),
+            _ => None,
+        }
+    }
+
+    #[tokio::test]
+    async fn connections_beyond_the_maximum_are_closed_and_the_held_ones_served() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bound");
+        let addr = listener.local_addr().expect("an address");
+        let server = Server::new().max_connections(2);
+        tokio::spawn(server.serve(listener, std::future::pending()));
+        let mut first = TcpStream::connect(addr).await.expect("connects");
+        let mut second = TcpStream::connect(addr).await.expect("connects");
+        assert!(status(&mut first).await.is_some_and(|s| s.contains("404")));
+        assert!(status(&mut second).await.is_some_and(|s| s.contains("404")));
+        let mut third = TcpStream::connect(addr).await.expect("the kernel accepts");
+        assert_eq!(status(&mut third).await, None, "over the maximum: closed");
+        // The held ones are still served; once one goes, a newcomer is.
+        assert!(status(&mut first).await.is_some_and(|s| s.contains("404")));
+        drop(second);
+        let mut served = None;
+        for _ in 0..50 {
+            let mut next = TcpStream::connect(addr).await.expect("connects");
+            served = status(&mut next).await;
+            if served.is_some() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(
+            served.is_some_and(|s| s.contains("404")),
+            "a place freed up"
+        );
     }
 }

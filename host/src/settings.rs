@@ -28,6 +28,11 @@ pub struct Settings {
     /// Origins browsers may connect from; `"*"` for any; empty for none (no CORS headers).
     #[serde(default)]
     pub cors_origins: Vec<String>,
+    /// Whether browsers may send cookies and credentials cross-origin
+    /// (`Access-Control-Allow-Credentials`); only with origins listed one by one, never
+    /// with `"*"`. Default is false.
+    #[serde(default)]
+    pub cors_credentials: bool,
     /// Where the admin API listens (keep it private: it accepts uploads).
     #[serde(default = "default_admin_listen")]
     pub admin_listen: SocketAddr,
@@ -35,12 +40,38 @@ pub struct Settings {
     /// `--admin-token` or `NSBOX_ADMIN_TOKEN`) a random one is made and logged.
     #[serde(default)]
     pub admin_token: Option<String>,
+    /// A file holding the operator's token, read at start (relative to the
+    /// configuration file); wins over `admin_token`.
+    #[serde(default)]
+    pub admin_token_file: Option<PathBuf>,
     /// Where uploaded components, their versions and deploy-token hashes are kept.
     #[serde(default = "default_data_dir")]
     pub data_dir: PathBuf,
     /// The largest component an upload may be, in bytes.
     #[serde(default = "default_max_component_bytes")]
     pub max_component_bytes: usize,
+    /// Stored versions kept per uploaded tenant; the oldest beyond it are removed (the
+    /// live one never).
+    #[serde(default = "default_max_versions_per_tenant")]
+    pub max_versions_per_tenant: usize,
+    /// Uploads one deploy token may make per minute (in bursts of as many); beyond it,
+    /// `429 rate_limited`. The operator's token is not limited.
+    #[serde(default = "default_uploads_per_minute_per_token")]
+    pub uploads_per_minute_per_token: u32,
+    /// Uploads compiled at once; more wait for a turn (within `compile_timeout_ms`).
+    #[serde(default = "default_max_concurrent_compiles")]
+    pub max_concurrent_compiles: usize,
+    /// How long an upload may wait for and take its compilation; beyond it the upload
+    /// is refused (`compile_timeout`) and nothing changes.
+    #[serde(default = "default_compile_timeout_ms")]
+    pub compile_timeout_ms: u64,
+    /// How long a request may take to send its body once its headers are in; beyond
+    /// it the request is refused and its connection closed.
+    #[serde(default = "default_body_timeout_ms")]
+    pub body_timeout_ms: u64,
+    /// Connections the Socket.IO listener holds at once; more are closed as they come.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
     /// How long a connection may take to send a request's headers (on connecting and
     /// between requests); beyond it the connection is closed.
     #[serde(default = "default_header_timeout_ms")]
@@ -127,6 +158,30 @@ fn default_max_component_bytes() -> usize {
     16 << 20
 }
 
+fn default_max_versions_per_tenant() -> usize {
+    10
+}
+
+fn default_uploads_per_minute_per_token() -> u32 {
+    20
+}
+
+fn default_max_concurrent_compiles() -> usize {
+    2
+}
+
+fn default_compile_timeout_ms() -> u64 {
+    30_000
+}
+
+fn default_body_timeout_ms() -> u64 {
+    millis(SocketIoConfig::default().engine.body_timeout)
+}
+
+fn default_max_connections() -> usize {
+    crate::server::MAX_CONNECTIONS
+}
+
 fn default_header_timeout_ms() -> u64 {
     millis(crate::server::HEADER_TIMEOUT)
 }
@@ -134,6 +189,10 @@ fn default_header_timeout_ms() -> u64 {
 fn default_wasm_stack_bytes() -> usize {
     crate::tenants::runtime::DEFAULT_WASM_STACK
 }
+
+/// The longest a timeout may be set to (a day): far beyond any use, and never near
+/// what would overflow a deadline.
+const MAX_TIMEOUT_MS: u64 = 86_400_000;
 
 /// The largest instance pool a process has the address space for.
 const MAX_LIVE_INSTANCES: u32 = 20_000;
@@ -184,6 +243,7 @@ impl Settings {
         let mut settings: Settings = toml::from_str(text)?;
         settings.base_dir = base_dir.to_owned();
         settings.data_dir = base_dir.join(&settings.data_dir);
+        settings.admin_token_file = settings.admin_token_file.map(|file| base_dir.join(file));
         if !(64 << 10..=64 << 20).contains(&settings.wasm_stack_bytes) {
             return Err(SettingsError::Invalid(
                 "wasm_stack_bytes: between 65536 and 67108864".into(),
@@ -195,12 +255,39 @@ impl Settings {
                 "live_instances: at most {MAX_LIVE_INSTANCES} (0 for no pool)"
             )));
         }
+        if settings.max_versions_per_tenant == 0
+            || settings.uploads_per_minute_per_token == 0
+            || settings.max_concurrent_compiles == 0
+            || settings.max_connections == 0
+        {
+            return Err(SettingsError::Invalid(
+                "max_versions_per_tenant, uploads_per_minute_per_token, max_concurrent_compiles \
+                 and max_connections: at least 1"
+                    .into(),
+            ));
+        }
+        for (name, ms) in [
+            ("compile_timeout_ms", settings.compile_timeout_ms),
+            ("body_timeout_ms", settings.body_timeout_ms),
+            ("header_timeout_ms", settings.header_timeout_ms),
+        ] {
+            if !(1..=MAX_TIMEOUT_MS).contains(&ms) {
+                return Err(SettingsError::Invalid(format!(
+                    "{name}: between 1 and {MAX_TIMEOUT_MS}"
+                )));
+            }
+        }
+        if settings.cors_credentials && settings.cors_origins.iter().any(|o| o == "*") {
+            return Err(SettingsError::Invalid(
+                "cors_credentials: only with origins listed one by one, not \"*\"".into(),
+            ));
+        }
         regex::Regex::new(&settings.namespace_pattern)
             .map_err(|error| SettingsError::Invalid(format!("namespace_pattern: {error}")))?;
         for (name, tenant) in &settings.tenants {
-            if name.is_empty() || !name.chars().all(|c| c.is_alphanumeric() || c == '_') {
+            if !crate::store::valid_tenant_name(name) {
                 return Err(SettingsError::Invalid(format!(
-                    "tenant name {name:?}: use letters, digits and _"
+                    "tenant name {name:?}: 1 to 64 ASCII letters, digits or _"
                 )));
             }
             settings.tenant_limits(tenant).map_err(|error| {
@@ -220,6 +307,11 @@ impl Settings {
     /// A tenant's limits: its own section over `[limits]`.
     pub fn tenant_limits(&self, tenant: &TenantSettings) -> Result<Limits, String> {
         self.limits.overlaid(&tenant.limits)
+    }
+
+    /// [`Settings::compile_timeout_ms`] as a duration.
+    pub fn compile_timeout(&self) -> Duration {
+        Duration::from_millis(self.compile_timeout_ms)
     }
 
     /// [`Settings::header_timeout_ms`] as a duration.
@@ -273,8 +365,14 @@ mod tests {
         assert!(unknown.is_err_and(|e| e.to_string().contains("foo")));
         let pattern = Settings::parse("namespace_pattern = \"(\"", dir);
         assert!(pattern.is_err_and(|e| e.to_string().contains("namespace_pattern")));
-        let name = Settings::parse("[tenants.\"../x\"]\ncomponent = \"a.wasm\"", dir);
-        assert!(name.is_err_and(|e| e.to_string().contains("tenant name")));
+        for bad in ["../x", "é", &"x".repeat(65)] {
+            let name =
+                Settings::parse(&format!("[tenants.\"{bad}\"]\ncomponent = \"a.wasm\""), dir);
+            assert!(
+                name.is_err_and(|e| e.to_string().contains("tenant name")),
+                "{bad}"
+            );
+        }
         let nsp = Settings::parse(
             "[tenants.a]\ncomponent = \"a.wasm\"\nnamespace = \"a\"",
             dir,
@@ -287,6 +385,12 @@ mod tests {
         assert!(limit.is_err_and(|e| e.to_string().contains("tenants.a.limits")));
         let stack = Settings::parse("wasm_stack_bytes = 1024", dir);
         assert!(stack.is_err_and(|e| e.to_string().contains("wasm_stack_bytes")));
+        let cors = Settings::parse("cors_origins = [\"*\"]\ncors_credentials = true", dir);
+        assert!(cors.is_err_and(|e| e.to_string().contains("cors_credentials")));
+        let zero = Settings::parse("max_versions_per_tenant = 0", dir);
+        assert!(zero.is_err_and(|e| e.to_string().contains("max_versions_per_tenant")));
+        let huge = Settings::parse("body_timeout_ms = 18446744073709551615", dir);
+        assert!(huge.is_err_and(|e| e.to_string().contains("body_timeout_ms")));
         let pool = Settings::parse("live_instances = 1000000", dir);
         assert!(pool.is_err_and(|e| e.to_string().contains("live_instances")));
         let own = Settings::parse(

@@ -51,7 +51,7 @@ async fn deploy_roll_back_tokens_delete_and_a_restart_through_the_cli() {
     let data = temp_dir("cli");
     let host = serve(&data, &[]).await;
     let echo = example("echo");
-    let panic = example("hostile_panic");
+    let chat = example("chat");
 
     let first = op(&host, &["deploy", "app", &echo]).await;
     let deployed = answer(&first);
@@ -65,7 +65,7 @@ async fn deploy_roll_back_tokens_delete_and_a_restart_through_the_cli() {
         stderr(&first)
     );
     assert_eq!(
-        answer(&op(&host, &["deploy", "app", &panic]).await)["version"],
+        answer(&op(&host, &["deploy", "app", &chat]).await)["version"],
         2
     );
 
@@ -95,7 +95,12 @@ async fn deploy_roll_back_tokens_delete_and_a_restart_through_the_cli() {
         .as_str()
         .expect("a token")
         .to_owned();
-    let own = with_token(&host, &token, &["deploy", "app", &echo]).await;
+    // The live version again is not stored again.
+    let same = with_token(&host, &token, &["deploy", "app", &echo]).await;
+    assert_eq!(answer(&same)["version"], 1);
+    assert_eq!(answer(&same)["unchanged"], true);
+    let bench = example("bench");
+    let own = with_token(&host, &token, &["deploy", "app", &bench]).await;
     assert_eq!(answer(&own)["version"], 3);
     let other = with_token(&host, &token, &["deploy", "elsewhere", &echo]).await;
     assert_eq!(other.status.code(), Some(1));
@@ -164,7 +169,8 @@ async fn deploy_roll_back_tokens_delete_and_a_restart_through_the_cli() {
     let host = serve(&data, &[]).await;
     let shown = answer(&op(&host, &["tenants", "show", "app"]).await);
     assert_eq!(shown["version"], 3);
-    assert_eq!(shown["sha256"], echo_sha.as_str());
+    let bench_sha = sha256_hex(&std::fs::read(&bench).expect("built"));
+    assert_eq!(shown["sha256"], bench_sha.as_str());
     assert_eq!(shown["limits"]["max_sockets"], 7);
     assert_eq!(
         shown["limit_overrides"],

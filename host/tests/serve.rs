@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{join, serve, temp_dir};
+use common::{cli, join, serve, serve_without_token, temp_dir, OPERATOR};
 
 #[tokio::test]
 async fn the_default_configuration_serves_the_echo_tenant() {
@@ -48,4 +48,73 @@ async fn a_configuration_file_names_components_by_path() {
     );
     drop(host);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn a_log_that_is_not_a_terminal_has_no_colour_and_json_is_offered() {
+    let data = temp_dir("serve-log");
+    let host = serve(&data, &[]).await;
+    assert!(!host.startup_log.is_empty(), "{:?}", host.startup_log);
+    for line in &host.startup_log {
+        assert!(!line.contains('\x1b'), "an ANSI escape in {line:?}");
+    }
+    drop(host);
+    let host = serve(&data, &["--log-format", "json"]).await;
+    for line in &host.startup_log {
+        let object: serde_json::Value = serde_json::from_str(line).expect("a JSON line");
+        assert!(object["level"].is_string(), "{line}");
+        assert!(object["fields"]["message"].is_string(), "{line}");
+    }
+    drop(host);
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+#[tokio::test]
+async fn the_operator_token_must_be_usable_and_can_come_from_a_file() {
+    let data = temp_dir("serve-token");
+    let data_arg = data.join("data").display().to_string();
+    for (token, says) in [
+        ("", "empty"),
+        ("short", "at least 16"),
+        ("with space 0123456789", "visible"),
+    ] {
+        let out = cli(&[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            &data_arg,
+            "--admin-token",
+            token,
+        ])
+        .await;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{token:?} was accepted");
+        assert!(
+            stderr.contains("admin token") && stderr.contains(says),
+            "{token:?}: {stderr}"
+        );
+    }
+    let file = data.join("operator-token");
+    std::fs::write(&file, format!("{OPERATOR}\n")).expect("written");
+    let file_arg = file.display().to_string();
+    let host = serve_without_token(&data.join("data"), &["--admin-token-file", &file_arg]).await;
+    let client = nsbox::admin::client::AdminClient::new(&host.admin_url, Some(OPERATOR.into()))
+        .expect("a client");
+    let listed = client
+        .request(http::Method::GET, "/v1/tenants", bytes::Bytes::new())
+        .await
+        .expect("the token from the file is the operator's");
+    assert!(listed["tenants"].is_array(), "{listed}");
+    // The data directory and what it holds are the operator's alone.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(data.join("data"))
+        .expect("created")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o700);
+    drop(host);
+    let _ = std::fs::remove_dir_all(&data);
 }

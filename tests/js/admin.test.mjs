@@ -4,6 +4,7 @@
 import { test, describe } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
+import http from "node:http";
 import { createHash, randomBytes } from "node:crypto";
 import { sleep, once, client, connected, ack } from "./helpers.mjs";
 
@@ -256,6 +257,94 @@ describe("uploads and the other tenants", () => {
   });
 });
 
+describe("what uploads may cost", () => {
+  test("the live version uploaded again is stored once and compiled not at all", async () => {
+    const echo = component("echo");
+    const first = await deploy("same", echo);
+    assert.equal(first.status, 200);
+    const again = await deploy("same", echo);
+    assert.equal(again.status, 200, JSON.stringify(again.body));
+    assert.equal(again.body.version, first.body.version);
+    assert.equal(again.body.unchanged, true);
+    assert.equal((await api("GET", "/v1/tenants/same/versions")).body.versions.length, 1);
+  });
+
+  test("at most max_versions_per_tenant (3 here) versions are kept, the oldest pruned", async () => {
+    for (const name of ["echo", "chat", "admin", "bench"]) {
+      assert.equal((await deploy("many", component(name))).status, 200, name);
+    }
+    const listed = await api("GET", "/v1/tenants/many/versions");
+    assert.deepEqual(listed.body.versions.map((v) => v.version), [2, 3, 4]);
+    assert.equal(listed.body.current, 4);
+    const back = await api("POST", "/v1/tenants/many/rollback", { body: JSON.stringify({ version: 1 }) });
+    assert.equal(back.status, 404, "version 1 is gone");
+  });
+
+  test("a deploy token uploads at most uploads_per_minute_per_token (5 here) a minute; the operator is not limited", async () => {
+    const token = (await api("POST", "/v1/tenants/ratey/tokens")).body.token;
+    const names = ["echo", "chat", "admin", "bench", "echo"];
+    for (const name of names) assert.equal((await deploy("ratey", component(name), token)).status, 200, name);
+    const refused = await deploy("ratey", component("chat"), token);
+    assert.equal(refused.status, 429, JSON.stringify(refused.body));
+    assert.equal(refused.body.error.code, "rate_limited");
+    assert.ok(Number(refused.headers.get("retry-after")) >= 1);
+    assert.equal((await deploy("ratey", component("chat"))).status, 200, "the operator is not limited");
+  });
+
+  test("a delete that lands while an upload is under way is not undone by it", async () => {
+    assert.equal((await deploy("doomed", component("echo"))).status, 200);
+    const bytes = component("chat");
+    let req;
+    const answer = new Promise((resolve, reject) => {
+      req = http.request(new globalThis.URL(`${ADMIN_URL}/v1/tenants/doomed/component`), {
+        method: "PUT",
+        agent: false,
+        headers: { authorization: `Bearer ${OPERATOR}`, "content-length": bytes.length },
+      }, (res) => {
+        let text = "";
+        res.on("data", (c) => (text += c));
+        res.on("end", () => resolve({ status: res.statusCode, body: JSON.parse(text) }));
+      });
+      req.on("error", reject);
+    });
+    // Half the body now; the rest once the tenant is deleted.
+    req.write(bytes.subarray(0, 1000));
+    let inFlight = 0;
+    for (let i = 0; i < 100 && inFlight !== 1; i++) {
+      const text = await (await fetch(`${ADMIN_URL}/metrics`)).text();
+      inFlight = Number(text.match(/^nsbox_admin_uploads_in_flight (\d+)$/m)?.[1]);
+      if (inFlight !== 1) await sleep(20);
+    }
+    assert.equal(inFlight, 1, "the upload is under way");
+    assert.equal((await api("DELETE", "/v1/tenants/doomed")).status, 200);
+    req.end(bytes.subarray(1000));
+    const res = await answer;
+    assert.equal(res.status, 409, JSON.stringify(res.body));
+    assert.equal(res.body.error.code, "tenant_deleted");
+    assert.equal((await api("GET", "/v1/tenants/doomed")).status, 404);
+  });
+
+  test("changes to one tenant do not wait for another's, nor for its queued events", async (t) => {
+    assert.equal((await deploy("burner", component("hostile_spin"))).status, 200);
+    assert.equal((await deploy("bystander", component("echo"))).status, 200);
+    const s = await connected(t, "/burner");
+    assert.deepEqual(await ack(s, "echo", "first"), ["first"]);
+    // About 8 s of the tenant's CPU budget (500 ms a second) queued.
+    for (let i = 0; i < 100; i++) s.emit("burn", 40);
+    const put = (tenant, limits) => api("PUT", `/v1/tenants/${tenant}/limits`, { body: JSON.stringify(limits) });
+    const started = Date.now();
+    const burner = put("burner", { cpu_per_call_ms: 45 });
+    const bystander = await put("bystander", { max_sockets: 50 });
+    const bystanderMs = Date.now() - started;
+    assert.equal(bystander.status, 200);
+    assert.equal((await burner).status, 200);
+    const burnerMs = Date.now() - started;
+    t.diagnostic(`limits changed: bystander in ${bystanderMs} ms, burner (100 events queued) in ${burnerMs} ms`);
+    assert.ok(bystanderMs < 2000, `the bystander waited ${bystanderMs} ms`);
+    assert.ok(burnerMs < 3000, `the burner's change waited ${burnerMs} ms behind its queue`);
+  });
+});
+
 describe("bad uploads change nothing", () => {
   const cases = [
     ["random bytes", () => randomBytes(4096), "not_wasm"],
@@ -356,5 +445,26 @@ describe("metrics", () => {
     assert.ok(read(after, "nsbox_tenant_restarts_total", tenant) > read(before, "nsbox_tenant_restarts_total", tenant));
     const shown = await api("GET", "/v1/tenants/crash");
     assert.ok(shown.body.faults >= 1 && shown.body.restarts >= 1);
+  });
+
+  test("a new version, a roll back or a change of limits is not a restart", async (t) => {
+    const auth = { auth: { token: "ok" } };
+    await deploy("steady", component("echo"));
+    const s = await connected(t, "/steady", auth);
+    const redeployed = () => once(s, "nsbox:redeployed");
+    let next = redeployed();
+    assert.equal((await deploy("steady", component("bench"))).status, 200);
+    await next;
+    next = redeployed();
+    assert.equal((await api("POST", "/v1/tenants/steady/rollback")).status, 200);
+    await next;
+    next = redeployed();
+    assert.equal((await api("PUT", "/v1/tenants/steady/limits", { body: JSON.stringify({ max_sockets: 9 }) })).status, 200);
+    await next;
+    assert.deepEqual(await ack(s, "echo", 1), [1]);
+    const shown = (await api("GET", "/v1/tenants/steady")).body;
+    assert.equal(shown.faults, 0);
+    assert.equal(shown.restarts, 0, "four instances started, none of them after a fault");
+    assert.equal(read(await metrics(), "nsbox_tenant_restarts_total", 'tenant="steady"'), 0);
   });
 });

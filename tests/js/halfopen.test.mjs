@@ -1,6 +1,6 @@
 // Thousands of connections that start and never finish, at every layer, while a
 // tenant's client of the official socket.io-client keeps being answered. The harness
-// runs this server with header_timeout_ms = 1000, ping 500/1000 ms and
+// runs this server with header_timeout_ms = body_timeout_ms = 1000, ping 500/1000 ms and
 // connect_timeout_ms = 1000, and afterwards checks no session is left.
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -136,4 +136,18 @@ test("the host's wasm_stack_bytes (64 KiB here) bounds recursion: what fits 512 
   const notice = await told;
   assert.equal(notice.kind, "trap");
   assert.match(notice.error, /stack/i);
+});
+
+test("request bodies that trickle in are cut off at body_timeout_ms (1 s here), with their sessions", async (t) => {
+  const sids = await Promise.all(Array.from({ length: 100 }, pollingHandshake));
+  // Each declares 1,000 bytes and sends one.
+  const closings = sids.map((sid) =>
+    rawTcp(t, `POST /socket.io/?EIO=4&transport=polling&sid=${sid} HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 1000\r\n\r\n4`));
+  const slowest = Math.max(...(await Promise.all(closings)));
+  t.diagnostic(`100 trickling bodies closed within ${slowest} ms`);
+  assert.ok(slowest < 8000, `${slowest} ms`);
+  // Their sessions ended with them.
+  const after = await Promise.all(sids.slice(0, 10).map((sid) =>
+    get(`/socket.io/?EIO=4&transport=polling&sid=${sid}`).then((r) => r.status)));
+  assert.deepEqual(after, after.map(() => 400));
 });

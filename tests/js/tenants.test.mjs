@@ -553,3 +553,52 @@ const unansweredAck = (socket, event) =>
 async function until(condition) {
   for (let i = 0; i < 60 && !condition(); i++) await sleep(50);
 }
+
+describe("one connection, one socket per namespace", () => {
+  const headers = () => ({ authorization: `Bearer ${process.env.ADMIN_TOKEN}` });
+  const socketsOf = async (tenant) =>
+    (await (await fetch(`${process.env.ADMIN_URL}/v1/tenants/${tenant}`, { headers: headers() })).json()).sockets;
+
+  test("twenty CONNECTs for a namespace still joining make one socket, gone with the connection", async () => {
+    const before = await socketsOf("t2");
+    const sid = await pollingSession("/socket.io/");
+    const connects = Array(20).fill('40/t2,{"token":"ok"}').join("\x1e");
+    await post(sid, connects, "/socket.io/");
+    const pollUntil = async (marker) => {
+      let received = "";
+      for (let i = 0; i < 50 && !received.includes(marker); i++) {
+        received += "\x1e" + (await (await fetch(`${URL}/socket.io/?EIO=4&transport=polling&sid=${sid}`)).text());
+      }
+      assert.ok(received.includes(marker), received);
+      return received;
+    };
+    let received = await pollUntil('40/t2,{"sid"');
+    // Then an event with an ack: the tenant handles it after every middleware call queued before it.
+    await post(sid, '42/t2,7["whoami"]', "/socket.io/");
+    received += await pollUntil("43/t2,7");
+    assert.equal(received.split("\x1e").filter((p) => p.startsWith("40/t2,")).length, 1, received);
+    assert.equal(await socketsOf("t2"), before + 1);
+    await post(sid, "1", "/socket.io/");
+    let now;
+    for (let i = 0; i < 60 && (now = await socketsOf("t2")) !== before; i++) await sleep(50);
+    assert.equal(now, before, "every socket of the connection left with it");
+  });
+
+  test("a CONNECT for a namespace already joined closes the connection, as Node does", async () => {
+    const sid = await pollingSession("/socket.io/");
+    await post(sid, '40/t2,{"token":"ok"}', "/socket.io/");
+    let received = "";
+    for (let i = 0; i < 20 && !received.includes('40/t2,{"sid"'); i++) {
+      received += (await (await fetch(`${URL}/socket.io/?EIO=4&transport=polling&sid=${sid}`)).text());
+    }
+    assert.ok(received.includes('40/t2,{"sid"'), received);
+    await post(sid, '40/t2,{"token":"ok"}', "/socket.io/");
+    let closed = false;
+    for (let i = 0; i < 20 && !closed; i++) {
+      const res = await fetch(`${URL}/socket.io/?EIO=4&transport=polling&sid=${sid}`);
+      // The close packet, or (once it is gone) the unknown session.
+      closed = res.status === 400 || (await res.text()).split("\x1e").includes("1");
+    }
+    assert.ok(closed, "the session was closed");
+  });
+});

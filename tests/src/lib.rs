@@ -19,6 +19,9 @@ use tokio::sync::oneshot;
 pub const TENANTS: &str = r#"
 # Small, so that a test can exceed it cheaply (the examples are ~150 KB).
 max_component_bytes = 1048576
+# Small, so that a test can reach them with a few uploads.
+max_versions_per_tenant = 3
+uploads_per_minute_per_token = 5
 
 # Emit budgets small enough for a test to break quickly.
 [limits]
@@ -140,6 +143,7 @@ impl TestServer {
         }));
         let server = Server::new()
             .header_timeout(settings.header_timeout())
+            .max_connections(settings.max_connections)
             .mount(app.io.engine().clone());
         tokio::spawn(server.serve(listener, async move {
             let _ = stopped.await;
@@ -173,10 +177,10 @@ impl Drop for TestServer {
 
 static NEXT_DIR: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
-/// Where the build put the example components (hostile ones included).
+/// Where this crate's build script put every example component, hostile ones
+/// included (`tests/build.rs`).
 pub fn examples_dir() -> Result<&'static str, Box<dyn std::error::Error>> {
-    Ok(nsbox::tenants::builtin::EXAMPLES_DIR
-        .ok_or("nsbox was built without the builtin-tenants feature")?)
+    Ok(env!("NSBOX_FIXTURES_DIR"))
 }
 
 /// `tests/js`, where the JS suites and their pinned dependencies live.

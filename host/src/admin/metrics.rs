@@ -4,7 +4,7 @@ use std::fmt::Write;
 use std::sync::atomic::Ordering::Relaxed;
 
 use crate::engineio::Engine;
-use crate::tenants::stats::LIMITS;
+use crate::tenants::Kind;
 use crate::tenants::{TenantStats, Tenants};
 
 /// A per-tenant metric read from the tenant's counters.
@@ -109,8 +109,15 @@ const METRICS: [Metric; 15] = [
 ];
 
 /// Renders every metric.
-pub fn render(tenants: &Tenants, engine: &Engine) -> String {
+pub fn render(tenants: &Tenants, engine: &Engine, uploads_in_flight: usize) -> String {
     let mut out = String::new();
+    family(
+        &mut out,
+        "nsbox_admin_uploads_in_flight",
+        "gauge",
+        "Uploads being received, compiled or stored.",
+    );
+    let _ = writeln!(out, "nsbox_admin_uploads_in_flight {uploads_in_flight}");
     let (polling, websocket) = engine.transport_counts();
     family(
         &mut out,
@@ -158,7 +165,7 @@ pub fn render(tenants: &Tenants, engine: &Engine) -> String {
     );
     for slot in &slots {
         let current = slot.current();
-        for (limit, trips) in LIMITS.iter().zip(&current.stats().limit_trips) {
+        for (limit, trips) in Kind::LIMITS.iter().zip(&current.stats().limit_trips) {
             let trips = trips.load(Relaxed);
             let _ = writeln!(
                 out,

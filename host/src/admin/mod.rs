@@ -18,27 +18,50 @@
 //! what to do, and the running version untouched.
 
 pub mod client;
+mod gates;
 mod metrics;
+mod quota;
 mod reply;
 
 use std::convert::Infallible;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use std::time::Duration;
+
 use bytes::Bytes;
-use http::{Method, Request, StatusCode};
-use http_body_util::{BodyExt, Limited};
+use http::{HeaderValue, Method, Request, StatusCode};
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
 use tokio::net::TcpListener;
-use tokio::sync::Mutex;
 
+use self::gates::Gates;
+use self::quota::{Compiles, UploadRate};
 use self::reply::{error, json, Reply};
-use crate::app::{effective_limits, prune_cache};
+use crate::body::{read_body, BodyError};
 use crate::engineio::Engine;
 use crate::store::tokens::{Access, Tokens};
-use crate::store::{valid_tenant_name, ComponentStore, VersionInfo};
-use crate::tenants::{Code, Limits, LoadError, Tenants};
+use crate::store::{sha256_hex, valid_tenant_name, ComponentStore, VersionInfo};
+use crate::tenants::{Code, Limits, LoadError, Runtime, Tenants};
+
+/// What the admin API lets uploads cost.
+#[derive(Debug, Clone)]
+pub struct AdminOptions {
+    /// The largest component an upload may be, in bytes.
+    pub max_component_bytes: usize,
+    /// Stored versions kept per tenant; the oldest beyond it go, the live one never.
+    pub max_versions_per_tenant: usize,
+    /// Uploads a deploy token may make per minute (the operator's is not limited).
+    pub uploads_per_minute_per_token: u32,
+    /// Compilations at once.
+    pub max_concurrent_compiles: usize,
+    /// How long an upload may wait for and take its compilation.
+    pub compile_timeout: Duration,
+    /// How long a request may take to send its body.
+    pub body_timeout: Duration,
+}
 
 /// The admin API's state.
 pub struct Admin {
@@ -46,10 +69,29 @@ pub struct Admin {
     engine: Arc<Engine>,
     store: ComponentStore,
     tokens: Tokens,
-    max_component_bytes: usize,
-    /// Uploads, roll-backs and deletions one at a time, so the store and the live
-    /// versions never disagree.
-    changing: Mutex<()>,
+    options: AdminOptions,
+    /// Changes to one tenant one at a time, so the store and the live versions never
+    /// disagree; changes to different tenants side by side.
+    gates: Gates,
+    uploads: UploadRate,
+    compiles: Compiles,
+    uploads_in_flight: Arc<AtomicUsize>,
+}
+
+/// Counts an upload in flight until dropped.
+struct InFlight(Arc<AtomicUsize>);
+
+impl InFlight {
+    fn new(count: &Arc<AtomicUsize>) -> InFlight {
+        count.fetch_add(1, Ordering::Relaxed);
+        InFlight(count.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Admin {
@@ -59,15 +101,18 @@ impl Admin {
         engine: Arc<Engine>,
         store: ComponentStore,
         tokens: Tokens,
-        max_component_bytes: usize,
+        options: AdminOptions,
     ) -> Arc<Admin> {
         Arc::new(Admin {
             tenants,
             engine,
             store,
             tokens,
-            max_component_bytes,
-            changing: Mutex::new(()),
+            uploads: UploadRate::new(options.uploads_per_minute_per_token),
+            compiles: Compiles::new(options.max_concurrent_compiles, options.compile_timeout),
+            gates: Gates::default(),
+            uploads_in_flight: Arc::default(),
+            options,
         })
     }
 
@@ -117,12 +162,13 @@ impl Admin {
         let path: Vec<&str> = path.iter().map(String::as_str).collect();
         let method = req.method().clone();
         if method == Method::GET && path == ["metrics"] {
-            return reply::text(metrics::render(&self.tenants, &self.engine));
+            let uploads = self.uploads_in_flight.load(Ordering::Relaxed);
+            return reply::text(metrics::render(&self.tenants, &self.engine, uploads));
         }
         if path.first() != Some(&"v1") {
             return error(StatusCode::NOT_FOUND, "not_found", "no such endpoint");
         }
-        let Some(access) = self.access(&req) else {
+        let Some((access, token)) = self.access(&req) else {
             return error(
                 StatusCode::UNAUTHORIZED,
                 "unauthorized",
@@ -157,7 +203,10 @@ impl Admin {
                 match (&method, rest) {
                     (&Method::GET, []) => self.show(tenant),
                     (&Method::DELETE, []) => self.delete(tenant).await,
-                    (&Method::PUT, ["component"]) => self.upload(tenant, req).await,
+                    (&Method::PUT, ["component"]) => {
+                        let limited = matches!(access, Access::Tenant(_));
+                        self.upload(tenant, req, limited.then_some(token)).await
+                    }
                     (&Method::GET, ["versions"]) => self.versions(tenant),
                     (&Method::POST, ["rollback"]) => self.rollback(tenant, req).await,
                     (&Method::POST, ["tokens"]) => self.mint(tenant),
@@ -169,14 +218,25 @@ impl Admin {
         }
     }
 
-    fn access<B>(&self, req: &Request<B>) -> Option<Access> {
+    /// What the request's bearer token may do, and the token's digest.
+    fn access<B>(&self, req: &Request<B>) -> Option<(Access, [u8; 32])> {
         let value = req
             .headers()
             .get(http::header::AUTHORIZATION)?
             .to_str()
             .ok()?;
         let token = value.strip_prefix("Bearer ")?.trim();
-        self.tokens.authenticate(token)
+        let access = self.tokens.authenticate(token)?;
+        Some((access, Sha256::digest(token.as_bytes()).into()))
+    }
+
+    /// Reads a request body of at most `limit` bytes within the body timeout.
+    async fn body(
+        &self,
+        req: Request<hyper::body::Incoming>,
+        limit: usize,
+    ) -> Result<Bytes, BodyError> {
+        read_body(req.into_body(), limit, self.options.body_timeout).await
     }
 
     fn list(&self, access: &Access) -> Reply {
@@ -238,15 +298,15 @@ impl Admin {
     /// The limits a stored tenant runs under: the configuration's and the overrides.
     fn limits_of(&self, tenant: &str) -> std::io::Result<Limits> {
         Ok(match self.store.record(tenant)? {
-            Some(record) => effective_limits(&self.tenants, tenant, &record),
+            Some(record) => self.tenants.limits_with_overrides(tenant, &record.limits),
             None => self.tenants.configured_limits(tenant),
         })
     }
 
     async fn set_limits(&self, tenant: &str, req: Request<hyper::body::Incoming>) -> Reply {
-        let body = match Limited::new(req.into_body(), 16 << 10).collect().await {
-            Ok(body) => body.to_bytes(),
-            Err(_) => return error(StatusCode::BAD_REQUEST, "bad_request", "body too large"),
+        let body = match self.body(req, 16 << 10).await {
+            Ok(body) => body,
+            Err(e) => return body_error(e),
         };
         let overrides = match serde_json::from_slice::<Value>(&body) {
             Ok(Value::Object(overrides)) => overrides,
@@ -263,7 +323,8 @@ impl Admin {
             Ok(limits) => limits,
             Err(e) => return error(StatusCode::BAD_REQUEST, "invalid_limits", e),
         };
-        let _one_at_a_time = self.changing.lock().await;
+        let gate = self.gates.of(tenant);
+        let _one_at_a_time = gate.enter().await;
         match self.store.record(tenant) {
             Ok(Some(_)) => {}
             Ok(None) if self.tenants.get(tenant).is_some() => {
@@ -289,28 +350,74 @@ impl Admin {
         )
     }
 
-    async fn upload(&self, tenant: &str, req: Request<hyper::body::Incoming>) -> Reply {
-        let body = match Limited::new(req.into_body(), self.max_component_bytes)
-            .collect()
-            .await
-        {
-            Ok(body) => body.to_bytes(),
-            Err(_) => {
+    /// An upload; `token` is the deploy token's digest when its uploads are rate-limited.
+    async fn upload(
+        &self,
+        tenant: &str,
+        req: Request<hyper::body::Incoming>,
+        token: Option<[u8; 32]>,
+    ) -> Reply {
+        let gate = self.gates.of(tenant);
+        // Counted before anything else: a deletion from now on wins over this upload.
+        let deletions = gate.deletions();
+        let _in_flight = InFlight::new(&self.uploads_in_flight);
+        if let Some(token) = token {
+            if let Err(wait) = self.uploads.take(token) {
+                let mut reply = error(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "rate_limited",
+                    format!(
+                        "this token may upload {} components a minute; try again in {} s",
+                        self.options.uploads_per_minute_per_token,
+                        wait.as_secs() + 1
+                    ),
+                );
+                if let Ok(value) = HeaderValue::from_str(&(wait.as_secs() + 1).to_string()) {
+                    reply.headers_mut().insert(http::header::RETRY_AFTER, value);
+                }
+                return reply;
+            }
+        }
+        let max = self.options.max_component_bytes;
+        let body = match self.body(req, max).await {
+            Ok(body) => body,
+            Err(BodyError::TooLarge) => {
                 return load_error(&LoadError::TooLarge {
-                    size: self.max_component_bytes + 1,
-                    limit: self.max_component_bytes,
+                    size: max + 1,
+                    limit: max,
                 })
             }
+            Err(e) => return body_error(e),
         };
+        // The live version again: nothing to compile or store.
+        let sha256 = sha256_hex(&body);
+        if let Ok(Some(record)) = self.store.record(tenant) {
+            if let Some(live) = record.current_info().filter(|v| v.sha256 == sha256) {
+                let mut answer = deployed(tenant, live);
+                answer["unchanged"] = json!(true);
+                return json(StatusCode::OK, answer);
+            }
+        }
         let code = match self.compile(body.clone()).await {
             Ok(code) => code,
             Err(reply) => return reply,
         };
-        let _one_at_a_time = self.changing.lock().await;
-        let info = match self.store.add_version(tenant, &body) {
-            Ok(info) => info,
-            Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, "store", e),
-        };
+        let _one_at_a_time = gate.enter().await;
+        if gate.deletions() != deletions {
+            return error(
+                StatusCode::CONFLICT,
+                "tenant_deleted",
+                format!("tenant {tenant} was deleted while this upload was under way; nothing was stored"),
+            );
+        }
+        let (info, pruned) =
+            match self
+                .store
+                .add_version(tenant, &body, self.options.max_versions_per_tenant)
+            {
+                Ok(added) => added,
+                Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, "store", e),
+            };
         let limits = match self.limits_of(tenant) {
             Ok(limits) => limits,
             Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, "store", e),
@@ -318,17 +425,43 @@ impl Admin {
         self.tenants
             .deploy(tenant, info.version, code, limits)
             .await;
-        tracing::info!(tenant, version = info.version, sha256 = %info.sha256, "deployed");
+        if !pruned.is_empty() {
+            prune_cache(&self.store, self.tenants.runtime());
+        }
+        tracing::info!(tenant, version = info.version, sha256 = %info.sha256, ?pruned, "deployed");
         json(StatusCode::OK, deployed(tenant, &info))
     }
 
+    /// Validates and compiles a component: a turn among the compilations at once, and
+    /// both the wait and the compilation within the compile timeout.
     async fn compile(&self, bytes: Bytes) -> Result<Arc<Code>, Reply> {
+        let timed_out = || {
+            error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "compile_timeout",
+                format!(
+                    "the component was not compiled within {} ms (the server is busy, or the component is too big to compile); nothing changed",
+                    self.compiles.timeout().as_millis()
+                ),
+            )
+        };
         let cache = Some(self.store.cache_dir().to_owned());
-        self.tenants
-            .runtime()
-            .compile_off_thread(bytes, cache)
-            .await
-            .map_err(|e| load_error(&e))
+        let runtime = self.tenants.runtime().clone();
+        let compiling = async {
+            let turn = self.compiles.turn().await;
+            // The turn is held until the compilation ends, even if this request gave up.
+            let compiled = tokio::spawn(async move {
+                let compiled = runtime.compile_off_thread(bytes, cache).await;
+                drop(turn);
+                compiled
+            });
+            compiled.await
+        };
+        match tokio::time::timeout(self.compiles.timeout(), compiling).await {
+            Ok(Ok(compiled)) => compiled.map_err(|e| load_error(&e)),
+            Ok(Err(join)) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, "compile", join)),
+            Err(_) => Err(timed_out()),
+        }
     }
 
     fn versions(&self, tenant: &str) -> Reply {
@@ -343,9 +476,9 @@ impl Admin {
     }
 
     async fn rollback(&self, tenant: &str, req: Request<hyper::body::Incoming>) -> Reply {
-        let body = match Limited::new(req.into_body(), 4096).collect().await {
-            Ok(body) => body.to_bytes(),
-            Err(_) => return error(StatusCode::BAD_REQUEST, "bad_request", "body too large"),
+        let body = match self.body(req, 4096).await {
+            Ok(body) => body,
+            Err(e) => return body_error(e),
         };
         let asked: Option<u64> = if body.is_empty() {
             None
@@ -355,7 +488,8 @@ impl Admin {
                 Err(e) => return error(StatusCode::BAD_REQUEST, "bad_request", e),
             }
         };
-        let _one_at_a_time = self.changing.lock().await;
+        let gate = self.gates.of(tenant);
+        let _one_at_a_time = gate.enter().await;
         let record = match self.store.record(tenant) {
             Ok(Some(record)) => record,
             Ok(None) => return not_found(tenant),
@@ -387,7 +521,7 @@ impl Admin {
         if let Err(e) = self.store.set_current(tenant, info.version) {
             return error(StatusCode::INTERNAL_SERVER_ERROR, "store", e);
         }
-        let limits = effective_limits(&self.tenants, tenant, &record);
+        let limits = self.tenants.limits_with_overrides(tenant, &record.limits);
         self.tenants
             .deploy(tenant, info.version, code, limits)
             .await;
@@ -396,7 +530,9 @@ impl Admin {
     }
 
     async fn delete(&self, tenant: &str) -> Reply {
-        let _one_at_a_time = self.changing.lock().await;
+        let gate = self.gates.of(tenant);
+        let _one_at_a_time = gate.enter().await;
+        gate.deleted();
         let live = self.tenants.remove(tenant).await;
         let stored = match self.store.delete(tenant) {
             Ok(stored) => stored,
@@ -421,6 +557,23 @@ impl Admin {
             ),
             Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "store", e),
         }
+    }
+}
+
+/// Drops compiled forms that no stored version needs (deleted tenants' components,
+/// another engine's builds); a failure only leaves them for next time.
+pub fn prune_cache(store: &ComponentStore, runtime: &Runtime) {
+    match store.prune_cache(&runtime.cache_tag()) {
+        Ok(0) => {}
+        Ok(removed) => tracing::info!(removed, "pruned the compiled cache"),
+        Err(error) => tracing::warn!(%error, "cannot prune the compiled cache"),
+    }
+}
+
+fn body_error(e: BodyError) -> Reply {
+    match e {
+        BodyError::TimedOut => error(StatusCode::REQUEST_TIMEOUT, "body_timeout", e),
+        BodyError::TooLarge | BodyError::Broken => error(StatusCode::BAD_REQUEST, "bad_request", e),
     }
 }
 

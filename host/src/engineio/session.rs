@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::task::{Poll, Waker};
 use std::time::SystemTime;
@@ -111,6 +111,17 @@ pub enum SendError {
     Full,
 }
 
+/// See [`Session::websocket_opened`].
+pub(crate) struct UnprobedWebSocket(Arc<Session>);
+
+impl Drop for UnprobedWebSocket {
+    fn drop(&mut self) {
+        self.0.unprobed_websockets.fetch_sub(1, Ordering::AcqRel);
+        // A poll waiting for the probe goes on either way.
+        self.0.upgrade_started.notify_waiters();
+    }
+}
+
 /// The live sessions of one endpoint, by id.
 pub(crate) type Registry = Mutex<HashMap<Sid, Arc<Session>>>;
 
@@ -129,6 +140,12 @@ pub struct Session {
     /// Mirrors `closed`, set just before it is cancelled.
     is_closed: AtomicBool,
     pong: Notify,
+    /// Wakes the pending long-poll when an upgrade starts, so the client can pause polling.
+    upgrade_started: Notify,
+    /// Wakes a long-poll waiting for an upgrade in progress to finish or fail.
+    upgrade_settled: Notify,
+    /// WebSockets opened for this session that have not yet sent their probe.
+    unprobed_websockets: AtomicUsize,
     connection: OnceLock<Arc<dyn Connection>>,
     registry: Weak<Registry>,
 }
@@ -156,6 +173,9 @@ impl Session {
             closed: CancellationToken::new(),
             is_closed: AtomicBool::new(false),
             pong: Notify::new(),
+            upgrade_started: Notify::new(),
+            upgrade_settled: Notify::new(),
+            unprobed_websockets: AtomicUsize::new(0),
             connection: OnceLock::new(),
             registry,
         })
@@ -197,14 +217,40 @@ impl Session {
             .compare_exchange(POLLING, UPGRADING, Ordering::AcqRel, Ordering::Acquire)
             .is_ok();
         if started {
-            // Release the pending long-poll, if any, so the client can pause polling.
-            let _ = self.tx.try_send(Packet::Noop);
+            // Only the pending long-poll gets the noop that releases it, as Node writes
+            // one only to a writable polling transport: queued, it would reach the
+            // client over the WebSocket, where Node sends none.
+            self.upgrade_started.notify_waiters();
         }
         started
     }
 
+    /// Resolves when an upgrade starts; made (and enabled) before checking
+    /// [`Session::is_upgrading`], so that a start in between is not missed.
+    pub(crate) fn upgrade_started(&self) -> tokio::sync::futures::Notified<'_> {
+        self.upgrade_started.notified()
+    }
+
+    /// Resolves when an upgrade under way finishes or fails; see [`Session::upgrade_started`].
+    pub(crate) fn upgrade_settled(&self) -> tokio::sync::futures::Notified<'_> {
+        self.upgrade_settled.notified()
+    }
+
+    /// Counts a WebSocket opened to upgrade this session until the guard is dropped
+    /// (when it has probed, or failed): a poll arriving meanwhile waits for the probe.
+    pub(crate) fn websocket_opened(self: &Arc<Self>) -> UnprobedWebSocket {
+        self.unprobed_websockets.fetch_add(1, Ordering::AcqRel);
+        UnprobedWebSocket(self.clone())
+    }
+
+    /// True while a WebSocket opened to upgrade this session has not yet probed.
+    pub(crate) fn has_unprobed_websocket(&self) -> bool {
+        self.unprobed_websockets.load(Ordering::Acquire) > 0
+    }
+
     pub(crate) fn finish_upgrade(&self) {
         self.transport.store(WEBSOCKET, Ordering::Release);
+        self.upgrade_settled.notify_waiters();
     }
 
     pub(crate) fn abort_upgrade(&self) {
@@ -214,6 +260,7 @@ impl Session {
             Ordering::AcqRel,
             Ordering::Acquire,
         );
+        self.upgrade_settled.notify_waiters();
     }
 
     /// Queues a packet for the client.

@@ -56,17 +56,28 @@ pub(super) fn upgrade(
     req: Request<Incoming>,
     session: Arc<Session>,
 ) -> Result<HttpResponse, HttpError> {
-    if session.transport() != TransportKind::Polling || session.is_upgrading() {
-        // Already upgraded or upgrading: a second WebSocket for the same sid is refused.
-        return Err(HttpError::BadRequest);
-    }
     let (response, req) = accept(req)?;
+    if session.transport() != TransportKind::Polling || session.is_upgrading() {
+        // Already upgraded or upgrading: as Node does, the second WebSocket's handshake
+        // completes and the connection is closed at once; the session goes on.
+        tokio::spawn(async move {
+            if let Some(mut ws) = into_websocket(req, session.config.max_payload).await {
+                let _ = ws.close(None).await;
+            }
+        });
+        return Ok(response);
+    }
+    // Counted from now, before the client can send a frame: a poll that follows the
+    // probe on another connection must not be answered before the probe is read.
+    let mut unprobed = Some(session.websocket_opened());
     tokio::spawn(async move {
         let Some(mut ws) = into_websocket(req, session.config.max_payload).await else {
             return;
         };
         let deadline = tokio::time::sleep(session.config.upgrade_timeout);
         tokio::pin!(deadline);
+        // Whether this WebSocket started the upgrade: only then may it abort it.
+        let mut probed = false;
         loop {
             let frame = tokio::select! {
                 frame = ws.next() => frame,
@@ -79,7 +90,9 @@ pub(super) fn upgrade(
                 _ => None,
             };
             match packet {
-                Some(Packet::PingProbe) if session.begin_upgrade() => {
+                Some(Packet::PingProbe) if probed || session.begin_upgrade() => {
+                    probed = true;
+                    unprobed.take();
                     if ws
                         .send(Message::Text(Packet::PongProbe.to_text().into()))
                         .await
@@ -88,7 +101,7 @@ pub(super) fn upgrade(
                         break;
                     }
                 }
-                Some(Packet::Upgrade) if session.is_upgrading() => {
+                Some(Packet::Upgrade) if probed => {
                     session.finish_upgrade();
                     tracing::debug!(sid = %session.id, "upgraded to websocket");
                     tokio::spawn(run(session, ws));
@@ -97,7 +110,10 @@ pub(super) fn upgrade(
                 _ => break,
             }
         }
-        session.abort_upgrade();
+        drop(unprobed);
+        if probed {
+            session.abort_upgrade();
+        }
         let _ = ws.close(None).await;
     });
     Ok(response)

@@ -23,12 +23,20 @@ struct PartialPacket {
     received: Vec<Bytes>,
 }
 
+/// A namespace of a connection: still running its middleware, or joined.
+enum Membership {
+    Joining,
+    Joined(Arc<Socket>),
+}
+
 /// The Socket.IO side of one Engine.IO session.
 pub(crate) struct Client {
     me: Weak<Client>,
     session: Weak<Session>,
     resolver: Arc<Resolver>,
-    sockets: Mutex<HashMap<String, Arc<Socket>>>,
+    /// By namespace: a namespace is joined once per connection, and a CONNECT for one
+    /// still joining is ignored (each would leave a socket behind otherwise).
+    sockets: Mutex<HashMap<String, Membership>>,
     partial: Mutex<Option<PartialPacket>>,
     /// The connect timeout's task, stopped once a namespace is joined or the connection
     /// closes (left alone, each connection's would sleep out its 45 s: at thousands of
@@ -57,7 +65,11 @@ impl Client {
         let task = tokio::spawn(async move {
             tokio::time::sleep(timeout).await;
             let Some(client) = me.upgrade() else { return };
-            let joined = client.sockets.lock().map(|s| !s.is_empty()).unwrap_or(true);
+            let joined = client
+                .sockets
+                .lock()
+                .map(|s| s.values().any(|m| matches!(m, Membership::Joined(_))))
+                .unwrap_or(true);
             if !joined {
                 tracing::debug!("no namespace joined within the connect timeout");
                 client.close_session(CloseReason::ForcedClose);
@@ -103,21 +115,28 @@ impl Client {
         }
     }
 
-    fn close_session(&self, reason: CloseReason) {
+    /// Closes the whole connection, every socket of it included.
+    pub(crate) fn close_session(&self, reason: CloseReason) {
         if let Some(session) = self.session.upgrade() {
             session.close(reason);
         }
     }
 
     /// Forgets a socket that has left its namespace.
-    pub(crate) fn forget(&self, nsp: &str) {
+    pub(crate) fn forget(&self, socket: &Socket) {
         if let Ok(mut sockets) = self.sockets.lock() {
-            sockets.remove(nsp);
+            let nsp = socket.nsp().name();
+            if matches!(sockets.get(nsp), Some(Membership::Joined(s)) if s.id() == socket.id()) {
+                sockets.remove(nsp);
+            }
         }
     }
 
     fn socket(&self, nsp: &str) -> Option<Arc<Socket>> {
-        self.sockets.lock().ok()?.get(nsp).cloned()
+        match self.sockets.lock().ok()?.get(nsp)? {
+            Membership::Joined(socket) => Some(socket.clone()),
+            Membership::Joining => None,
+        }
     }
 
     fn dispatch(&self, packet: Packet) {
@@ -152,13 +171,35 @@ impl Client {
         let (Some(me), Some(session)) = (self.me.upgrade(), self.session.upgrade()) else {
             return;
         };
-        if self.socket(&nsp).is_some() {
-            return;
-        }
         let Some(namespace) = self.resolver.resolve(&nsp) else {
             self.send(&ConnectError::new("Invalid namespace").packet(&nsp));
             return;
         };
+        {
+            let Ok(mut sockets) = self.sockets.lock() else {
+                namespace.end_connect();
+                return;
+            };
+            match sockets.get(&nsp) {
+                // A second CONNECT while the first runs its middleware: ignored.
+                Some(Membership::Joining) => {
+                    drop(sockets);
+                    namespace.end_connect();
+                    return;
+                }
+                // A CONNECT for a namespace already joined: Node closes the connection.
+                Some(Membership::Joined(_)) => {
+                    drop(sockets);
+                    namespace.end_connect();
+                    tracing::debug!(nsp, "CONNECT for a namespace already joined");
+                    self.close_session(CloseReason::ForcedClose);
+                    return;
+                }
+                None => {
+                    sockets.insert(nsp.clone(), Membership::Joining);
+                }
+            }
+        }
         let auth = auth
             .and_then(|text| serde_json::from_str(&text).ok())
             .unwrap_or_else(|| Value::Object(Default::default()));
@@ -181,20 +222,38 @@ impl Client {
             let verdict = namespace.run_middlewares(&socket).await;
             match verdict {
                 Ok(()) => me.accept(socket),
-                Err(error) => me.send(&error.packet(namespace.name())),
+                Err(error) => {
+                    me.stop_joining(namespace.name());
+                    me.send(&error.packet(namespace.name()));
+                }
             }
             namespace.end_connect();
         });
     }
 
+    /// A namespace's middleware said no: it may be asked for again.
+    fn stop_joining(&self, nsp: &str) {
+        if let Ok(mut sockets) = self.sockets.lock() {
+            if matches!(sockets.get(nsp), Some(Membership::Joining)) {
+                sockets.remove(nsp);
+            }
+        }
+    }
+
     fn accept(&self, socket: Arc<Socket>) {
-        if !self.is_alive() {
+        let nsp = socket.nsp().name().to_owned();
+        let joined = self.is_alive()
+            && self.sockets.lock().is_ok_and(|mut sockets| {
+                // Only the CONNECT that made the namespace joining is accepted.
+                let joining = matches!(sockets.get(&nsp), Some(Membership::Joining));
+                if joining {
+                    sockets.insert(nsp.clone(), Membership::Joined(socket.clone()));
+                }
+                joining
+            });
+        if !joined {
             socket.abandon(DisconnectReason::TransportClose);
             return;
-        }
-        let nsp = socket.nsp().name().to_owned();
-        if let Ok(mut sockets) = self.sockets.lock() {
-            sockets.insert(nsp.clone(), socket.clone());
         }
         self.stop_connect_timeout();
         let reply = serde_json::json!({ "sid": &**socket.id() }).to_string();
@@ -273,7 +332,14 @@ impl Connection for Client {
         let sockets: Vec<Arc<Socket>> = self
             .sockets
             .lock()
-            .map(|mut s| s.drain().map(|(_, socket)| socket).collect())
+            .map(|mut s| {
+                s.drain()
+                    .filter_map(|(_, membership)| match membership {
+                        Membership::Joined(socket) => Some(socket),
+                        Membership::Joining => None,
+                    })
+                    .collect()
+            })
             .unwrap_or_default();
         for socket in sockets {
             socket.close(reason.into());

@@ -144,7 +144,7 @@ pub struct Socket {
     /// handlers had run, in order. Node runs those handlers before it reads the next
     /// packet; here another thread may read it first, and an answer to it must not find
     /// the socket not yet connected.
-    early_events: Mutex<Vec<EarlyEvent>>,
+    early_events: Mutex<EarlyEvents>,
     /// Set (under the lock above, once it is empty) when the handlers have run: from
     /// then on events are delivered at once, without taking the lock.
     events_flow: AtomicBool,
@@ -153,9 +153,19 @@ pub struct Socket {
 /// An event held until the socket's connection handlers have run.
 type EarlyEvent = (String, Payload, Option<u64>);
 
-/// Events held for a socket whose connection handlers are running; beyond this many
-/// the client is sending before it could know it was accepted, and the rest are dropped.
+/// The events held for a socket whose connection handlers are running, and their size.
+#[derive(Default)]
+struct EarlyEvents {
+    events: Vec<EarlyEvent>,
+    bytes: usize,
+}
+
+/// Events, and bytes of them, held for a socket whose connection handlers are running;
+/// a client that sends more before its handlers have run is sending faster than it
+/// could know it was accepted, and its connection is closed (a full send queue's
+/// treatment), rather than its events being held without bound or silently dropped.
 const MAX_EARLY_EVENTS: usize = 1024;
+const MAX_EARLY_BYTES: usize = 4 << 20;
 
 impl Socket {
     pub(crate) fn new(
@@ -382,8 +392,14 @@ impl Socket {
                 .unwrap_or_else(PoisonError::into_inner);
             // Checked again under the lock: the flow may have started meanwhile.
             if !self.events_flow.load(Ordering::Acquire) {
-                if held.len() < MAX_EARLY_EVENTS {
-                    held.push((event.to_owned(), args, ack));
+                let bytes = held.bytes + event.len() + args.size();
+                if held.events.len() < MAX_EARLY_EVENTS && bytes <= MAX_EARLY_BYTES {
+                    held.bytes = bytes;
+                    held.events.push((event.to_owned(), args, ack));
+                } else {
+                    drop(held);
+                    tracing::debug!(sid = %self.id, "too many events before the socket's handlers ran");
+                    self.client.close_session(CloseReason::TransportError);
                 }
                 return;
             }
@@ -400,11 +416,11 @@ impl Socket {
                     .early_events
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner);
-                if held.is_empty() {
+                if held.events.is_empty() {
                     self.events_flow.store(true, Ordering::Release);
                     return;
                 }
-                std::mem::take(&mut *held)
+                std::mem::take(&mut *held).events
             };
             for (event, args, ack) in held {
                 self.deliver_event(&event, args, ack);
@@ -466,7 +482,7 @@ impl Socket {
             acks.clear();
         }
         self.nsp.remove_socket(self);
-        self.client.forget(self.nsp.name());
+        self.client.forget(self);
         self.run_disconnect_handlers(reason);
         if let Ok(mut handlers) = self.handlers.lock() {
             handlers.clear();

@@ -8,10 +8,9 @@
 //! <data>/cache/<sha256>-<engine>.cwasm  compiled forms, with a .sha256 of each beside it
 //! ```
 //!
-//! Every write is atomic ([`atomic::write`]); an upload writes the component first and
+//! Every write is atomic ([`durable::write`]); an upload writes the component first and
 //! the record naming it second, so a crash in between leaves the previous version current.
 
-pub mod atomic;
 pub mod tokens;
 
 use std::fs;
@@ -20,7 +19,8 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
+
+use crate::durable;
 
 /// One stored version of a tenant's component.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -66,13 +66,7 @@ pub fn valid_tenant_name(name: &str) -> bool {
     (1..=64).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
-/// SHA-256 of `bytes`, in lower-case hex.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
+pub use crate::durable::sha256_hex;
 
 /// Components and their versions on disk.
 pub struct ComponentStore {
@@ -84,10 +78,10 @@ impl ComponentStore {
     /// Opens (creating if needed) the store in `data_dir`.
     pub fn open(data_dir: &Path) -> io::Result<ComponentStore> {
         let dir = data_dir.join("tenants");
-        fs::create_dir_all(&dir)?;
+        durable::create_private_dir(&dir)?;
         // What a crash left half-written is swept once, here, not on every read.
         for entry in fs::read_dir(&dir)?.flatten() {
-            atomic::clean_temporaries(&entry.path());
+            durable::clean_temporaries(&entry.path());
         }
         Ok(ComponentStore {
             dir,
@@ -145,16 +139,23 @@ impl ComponentStore {
 
     fn save_record(&self, name: &str, record: &TenantRecord) -> io::Result<()> {
         let bytes = serde_json::to_vec_pretty(record).map_err(io::Error::other)?;
-        atomic::write(&self.tenant_dir(name)?.join("tenant.json"), &bytes)
+        durable::write(&self.tenant_dir(name)?.join("tenant.json"), &bytes)
     }
 
-    /// Stores a new version and makes it current; returns its details.
-    pub fn add_version(&self, name: &str, bytes: &[u8]) -> io::Result<VersionInfo> {
+    /// Stores a new version and makes it current, keeping at most `keep` versions (the
+    /// oldest others go; the new one is current, so never itself); returns its details
+    /// and the versions removed. Bytes an earlier version already has are stored once.
+    pub fn add_version(
+        &self,
+        name: &str,
+        bytes: &[u8],
+        keep: usize,
+    ) -> io::Result<(VersionInfo, Vec<u64>)> {
         let dir = self.tenant_dir(name)?;
         let created = !dir.exists();
-        fs::create_dir_all(&dir)?;
+        durable::create_private_dir(&dir)?;
         if created {
-            atomic::sync_dir(&self.dir)?;
+            durable::sync_dir(&self.dir)?;
         }
         let mut record = self.record(name)?.unwrap_or_default();
         let version = record.versions.iter().map(|v| v.version).max().unwrap_or(0) + 1;
@@ -169,11 +170,39 @@ impl ComponentStore {
         };
         // The component first, the record naming it second: a crash in between leaves the
         // previous version current and an unreferenced file the next upload overwrites.
-        atomic::write(&dir.join(format!("v{version}.wasm")), bytes)?;
+        let path = dir.join(format!("v{version}.wasm"));
+        let same = record.versions.iter().find(|v| v.sha256 == info.sha256);
+        let linked = same.is_some_and(|earlier| {
+            let _ = fs::remove_file(&path);
+            fs::hard_link(dir.join(format!("v{}.wasm", earlier.version)), &path).is_ok()
+        });
+        if linked {
+            durable::sync_dir(&dir)?;
+        } else {
+            durable::write(&path, bytes)?;
+        }
         record.versions.push(info.clone());
         record.current = version;
+        let mut pruned = Vec::new();
+        while record.versions.len() > keep.max(1) {
+            let Some(oldest) = record
+                .versions
+                .iter()
+                .map(|v| v.version)
+                .filter(|v| *v != record.current)
+                .min()
+            else {
+                break;
+            };
+            record.versions.retain(|v| v.version != oldest);
+            pruned.push(oldest);
+        }
         self.save_record(name, &record)?;
-        Ok(info)
+        // The record no longer names them: a crash before this leaves files nobody reads.
+        for version in &pruned {
+            let _ = fs::remove_file(dir.join(format!("v{version}.wasm")));
+        }
+        Ok((info, pruned))
     }
 
     /// Makes an earlier version current again.
@@ -258,9 +287,9 @@ impl ComponentStore {
             Err(error) if error.kind() == io::ErrorKind::NotFound => {}
             Err(error) => return Err(error),
         }
-        atomic::sync_dir(&dir)?;
+        durable::sync_dir(&dir)?;
         fs::remove_dir_all(&dir)?;
-        atomic::sync_dir(&self.dir)?;
+        durable::sync_dir(&self.dir)?;
         Ok(true)
     }
 }
@@ -278,8 +307,14 @@ mod tests {
     #[test]
     fn the_cache_keeps_what_stored_versions_of_this_engine_need() {
         let (dir, store) = temp_store();
-        let kept = store.add_version("alpha", b"\0asm one").expect("stored");
-        let gone = store.add_version("beta", b"\0asm two").expect("stored");
+        let kept = store
+            .add_version("alpha", b"\0asm one", 10)
+            .expect("stored")
+            .0;
+        let gone = store
+            .add_version("beta", b"\0asm two", 10)
+            .expect("stored")
+            .0;
         let cache = store.cache_dir().to_owned();
         fs::create_dir_all(&cache).expect("cache dir");
         let touch = |name: String| fs::write(cache.join(name), b"x").expect("written");
@@ -313,8 +348,8 @@ mod tests {
     #[test]
     fn versions_roll_forward_and_back_and_survive_reopening() {
         let (dir, store) = temp_store();
-        let v1 = store.add_version("acme", b"one").expect("stored");
-        let v2 = store.add_version("acme", b"two").expect("stored");
+        let v1 = store.add_version("acme", b"one", 10).expect("stored").0;
+        let v2 = store.add_version("acme", b"two", 10).expect("stored").0;
         assert_eq!((v1.version, v2.version), (1, 2));
         assert_eq!(v1.sha256, sha256_hex(b"one"));
         store.set_current("acme", 1).expect("rolled back");
@@ -337,7 +372,7 @@ mod tests {
     #[test]
     fn a_crash_between_component_and_record_keeps_the_previous_version() {
         let (dir, store) = temp_store();
-        store.add_version("acme", b"one").expect("stored");
+        store.add_version("acme", b"one", 10).expect("stored");
         // What a crash after the component write leaves: v2 on disk, the record at v1,
         // and a torn temporary.
         fs::write(dir.join("tenants/acme/v2.wasm"), b"two").expect("written");
@@ -349,7 +384,7 @@ mod tests {
         let record = store.record("acme").expect("readable").expect("present");
         assert_eq!(record.current, 1);
         // The next upload takes number 2 over.
-        let next = store.add_version("acme", b"three").expect("stored");
+        let next = store.add_version("acme", b"three", 10).expect("stored").0;
         assert_eq!(next.version, 2);
         assert_eq!(store.component("acme", &next).expect("readable"), b"three");
         let _ = fs::remove_dir_all(&dir);
@@ -358,13 +393,50 @@ mod tests {
     #[test]
     fn a_tampered_component_is_refused_and_names_stay_inside_the_store() {
         let (dir, store) = temp_store();
-        let info = store.add_version("acme", b"one").expect("stored");
+        let info = store.add_version("acme", b"one", 10).expect("stored").0;
         fs::write(dir.join("tenants/acme/v1.wasm"), b"evil").expect("tampered");
         assert!(store.component("acme", &info).is_err());
         for name in ["../x", "", "a/b", "é", ".", "a b", &"x".repeat(65)] {
             assert!(!valid_tenant_name(name), "{name:?}");
-            assert!(store.add_version(name, b"x").is_err(), "{name:?}");
+            assert!(store.add_version(name, b"x", 10).is_err(), "{name:?}");
         }
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn identical_bytes_are_stored_once_and_old_versions_pruned_but_never_the_live_one() {
+        use std::os::unix::fs::MetadataExt;
+        let (dir, store) = temp_store();
+        let one = store.add_version("acme", b"one", 3).expect("stored").0;
+        store.add_version("acme", b"two", 3).expect("stored");
+        let again = store.add_version("acme", b"one", 3).expect("stored").0;
+        assert_eq!(again.sha256, one.sha256);
+        let path = |v: u64| dir.join(format!("tenants/acme/v{v}.wasm"));
+        let (first, third) = (
+            fs::metadata(path(1)).expect("v1"),
+            fs::metadata(path(3)).expect("v3"),
+        );
+        assert_eq!(
+            (first.dev(), first.ino()),
+            (third.dev(), third.ino()),
+            "one copy of the bytes"
+        );
+        // A fourth version: the oldest goes, the bytes it shares with v3 stay.
+        let (four, pruned) = store.add_version("acme", b"four", 3).expect("stored");
+        assert_eq!(pruned, [1]);
+        assert!(!path(1).exists());
+        assert_eq!(
+            store.component("acme", &again).expect("v3 readable"),
+            b"one"
+        );
+        // The new version is live: the oldest other one goes, whatever was live before.
+        store.set_current("acme", 2).expect("rolled back");
+        let (five, pruned) = store.add_version("acme", b"five", 3).expect("stored");
+        assert_eq!(pruned, [2]);
+        let record = store.record("acme").expect("readable").expect("there");
+        let kept: Vec<u64> = record.versions.iter().map(|v| v.version).collect();
+        assert_eq!(kept, [3, four.version, five.version]);
+        assert_eq!(record.current, five.version);
         let _ = fs::remove_dir_all(&dir);
     }
 }

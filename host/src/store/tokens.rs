@@ -11,7 +11,7 @@ use base64::Engine as _;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::atomic;
+use crate::durable;
 
 /// What a token may do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,11 +37,36 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The fewest characters an operator token may have: enough that guessing is hopeless.
+pub const MIN_OPERATOR_TOKEN_LEN: usize = 16;
+
+/// Whether `token` may be the operator's: at least [`MIN_OPERATOR_TOKEN_LEN`] visible
+/// ASCII characters (an empty one would make every request unauthorised, a short one
+/// guessable, and whitespace is surely a copy-and-paste accident).
+pub fn check_operator_token(token: &str) -> Result<(), String> {
+    if token.is_empty() {
+        return Err("the operator token is empty".into());
+    }
+    if !token.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(
+            "the operator token may hold visible ASCII characters only (no spaces or newlines)"
+                .into(),
+        );
+    }
+    if token.len() < MIN_OPERATOR_TOKEN_LEN {
+        return Err(format!(
+            "the operator token has {} characters; it needs at least {MIN_OPERATOR_TOKEN_LEN}",
+            token.len()
+        ));
+    }
+    Ok(())
+}
+
 impl Tokens {
     /// Loads the deploy tokens' hashes from `data_dir`; `operator` is the operator's token.
     pub fn open(data_dir: &Path, operator: &str) -> io::Result<Tokens> {
         let path = data_dir.join("tokens.json");
-        atomic::clean_temporaries(data_dir);
+        durable::clean_temporaries(data_dir);
         let deploy = match std::fs::read(&path) {
             Ok(bytes) => serde_json::from_slice(&bytes)
                 .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?,
@@ -106,7 +131,7 @@ impl Tokens {
         let mut next = deploy.clone();
         change(&mut next);
         let bytes = serde_json::to_vec_pretty(&next).map_err(io::Error::other)?;
-        atomic::write(&self.path, &bytes)?;
+        durable::write(&self.path, &bytes)?;
         *deploy = next;
         Ok(())
     }
@@ -115,6 +140,15 @@ impl Tokens {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn operator_tokens_must_be_long_and_visible() {
+        assert!(check_operator_token("").is_err());
+        assert!(check_operator_token("short").is_err_and(|e| e.contains("at least 16")));
+        assert!(check_operator_token("a long token with spaces").is_err());
+        assert!(check_operator_token("0123456789abcdef\n").is_err());
+        assert!(check_operator_token("0123456789abcdef").is_ok());
+    }
 
     #[test]
     fn operator_and_deploy_tokens_and_nothing_else() {

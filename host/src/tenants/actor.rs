@@ -14,14 +14,24 @@ use wasmtime::{Store, UpdateDeadline};
 use super::bindings::nsbox::tenant::types::{AckFailure, Args, Handshake};
 use super::bindings::Tenant;
 use super::clock::{CallClock, Metered};
+use super::command::{drop_socket, Command, REDEPLOY_EVENT};
 use super::fault::Fault;
-use super::handle::{drop_socket, Command, TenantHandle, REDEPLOY_EVENT};
+use super::handle::{Retirement, TenantHandle};
+use super::kind::{Kind, Refusal};
 use super::limits::Limits;
 use super::policy::{AfterFault, CpuBudget, RestartPolicy};
 use super::runtime::{Code, Runtime};
 use super::state::TenantState;
 use super::stats::TenantStats;
 use crate::socketio::{AckError, ConnectError, Payload, Socket};
+
+/// Sleeps until `at`, or for ever without one.
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
 
 /// CPU time a call runs before it starts yielding to the other tasks of its thread
 /// at every epoch tick.
@@ -54,6 +64,8 @@ pub(crate) struct Actor {
     restarts: RestartPolicy,
     /// No fresh instance before this.
     restart_at: Option<Instant>,
+    /// Set by a fault, cleared by the next instance to start: that one is a restart.
+    faulted: bool,
     /// Set after too many faults: the last one. Only a new version lifts it.
     quarantine: Option<Fault>,
     /// CPU over all calls, per second.
@@ -63,8 +75,45 @@ pub(crate) struct Actor {
     last_command: Instant,
 }
 
+/// Starts the actor of one version of a tenant; `stats` are the tenant's, shared by
+/// its versions. Nothing is instantiated until the first socket asks.
+pub(crate) fn spawn(
+    name: &str,
+    version: u64,
+    runtime: Arc<Runtime>,
+    code: Arc<Code>,
+    limits: Limits,
+    stats: Arc<TenantStats>,
+) -> TenantHandle {
+    let (mailbox, inbox) = mpsc::unbounded_channel();
+    let (retirements, retirement) = mpsc::unbounded_channel();
+    let name: Arc<str> = Arc::from(name);
+    let handle = TenantHandle::new(
+        name.clone(),
+        version,
+        mailbox.clone(),
+        retirements,
+        code.clone(),
+        &limits,
+        stats,
+    );
+    let actor = Actor::new(
+        name,
+        version,
+        runtime,
+        code,
+        limits,
+        &handle,
+        mailbox.downgrade(),
+    );
+    // A new version starts with a clean record.
+    handle.stats.quarantined.store(0, Ordering::Relaxed);
+    tokio::spawn(actor.run(inbox, retirement));
+    handle
+}
+
 impl Actor {
-    pub(crate) fn new(
+    fn new(
         name: Arc<str>,
         version: u64,
         runtime: Arc<Runtime>,
@@ -90,25 +139,34 @@ impl Actor {
             successor: None,
             restarts,
             restart_at: None,
+            faulted: false,
             quarantine: None,
             cpu,
             last_command: Instant::now(),
         }
     }
 
-    pub(crate) async fn run(mut self, mut inbox: mpsc::UnboundedReceiver<Command>) {
+    async fn run(
+        mut self,
+        mut inbox: mpsc::UnboundedReceiver<Command>,
+        mut retirements: mpsc::UnboundedReceiver<Retirement>,
+    ) {
         loop {
-            let next = match self.eviction_due() {
-                None => inbox.recv().await,
-                Some(at) => tokio::select! {
-                    // A command waiting wins over the eviction: it may be a connection.
-                    biased;
-                    next = inbox.recv() => next,
-                    () = tokio::time::sleep_until(at.into()) => {
-                        self.evict();
-                        continue;
-                    }
-                },
+            let eviction = self.eviction_due();
+            let next = tokio::select! {
+                // A retirement first: it must not wait for the queued events, which
+                // follow the sockets to the successor.
+                biased;
+                Some(retirement) = retirements.recv() => {
+                    self.retire(retirement);
+                    continue;
+                }
+                next = inbox.recv() => next,
+                // A command waiting wins over the eviction: it may be a connection.
+                () = sleep_until(eviction) => {
+                    self.evict();
+                    continue;
+                }
             };
             let Some(command) = next else { break };
             self.handle(command).await;
@@ -178,10 +236,6 @@ impl Actor {
                 }
             }
             Command::Readmit { socket } => self.take_over(socket, true).await,
-            Command::Retire { successor, done } => {
-                self.hand_over(successor);
-                done();
-            }
             Command::AckReply {
                 generation,
                 request,
@@ -215,8 +269,7 @@ impl Actor {
                     let _ = next.mailbox.send(Command::Middleware { socket, reply });
                 }
                 None => {
-                    let _ = reply.send(Err(ConnectError::with_data(
-                        "unknown tenant",
+                    let _ = reply.send(Err(Refusal::UnknownTenant.with_data(
                         json!({ "namespace": socket.nsp().name(), "tenant": &*self.name }),
                     )));
                 }
@@ -246,9 +299,16 @@ impl Actor {
                     next.disconnected(&socket, reason);
                 }
             }
-            Command::Retire { done, .. } => done(),
             Command::AckReply { .. } => {}
         }
+    }
+
+    /// Retires this version (once: a second retirement only runs its `done`).
+    fn retire(&mut self, retirement: Retirement) {
+        if !self.retired {
+            self.hand_over(retirement.successor);
+        }
+        (retirement.done)();
     }
 
     /// Gives every socket to the successor, which runs its own middleware and
@@ -280,7 +340,7 @@ impl Actor {
                 None => drop_socket(
                     &socket,
                     &self.name,
-                    "deleted",
+                    Kind::Deleted,
                     "the tenant was deleted",
                     None,
                 ),
@@ -334,7 +394,7 @@ impl Actor {
             Err(refusal) => drop_socket(
                 &socket,
                 &self.name,
-                "refused",
+                Kind::Refused,
                 refusal.message,
                 Some(refusal.data.unwrap_or(Value::Null)),
             ),
@@ -356,14 +416,11 @@ impl Actor {
 
     async fn middleware(&mut self, socket: &Arc<Socket>) -> Result<(), ConnectError> {
         if let Some(fault) = &self.quarantine {
-            return Err(ConnectError::with_data(
-                "tenant quarantined",
-                json!({
-                    "tenant": &*self.name,
-                    "faults": self.restarts.recent(),
-                    "error": fault.to_string(),
-                }),
-            ));
+            return Err(Refusal::TenantQuarantined.with_data(json!({
+                "tenant": &*self.name,
+                "faults": self.restarts.recent(),
+                "error": fault.to_string(),
+            })));
         }
         if self.live.is_none() {
             if let Some(at) = self.restart_at.take() {
@@ -372,7 +429,7 @@ impl Actor {
                 tokio::time::sleep_until(at.into()).await;
             }
             if let Err(fault) = self.instantiate().await {
-                tracing::warn!(tenant = %self.name, kind = fault.kind(), %fault, "tenant failed to start");
+                tracing::warn!(tenant = %self.name, kind = %fault.kind(), %fault, "tenant failed to start");
                 let refusal = self.refusal(&fault);
                 match fault {
                     Fault::Capacity(_) => self.stats.tripped(fault.kind()),
@@ -382,12 +439,11 @@ impl Actor {
             }
         }
         let Some(live) = self.live.as_mut() else {
-            return Err(ConnectError::new("tenant unavailable"));
+            return Err(Refusal::TenantUnavailable.plain());
         };
         if self.stats.sockets.load(Ordering::Relaxed) >= self.limits.max_sockets {
-            self.stats.tripped("tenant-full");
-            return Err(ConnectError::with_data(
-                "tenant full",
+            self.stats.tripped(Kind::TenantFull);
+            return Err(Refusal::TenantFull.with_data(
                 json!({ "tenant": &*self.name, "max_sockets": self.limits.max_sockets }),
             ));
         }
@@ -410,17 +466,15 @@ impl Actor {
                     data,
                 })
             }
-            None => Err(ConnectError::with_data(
-                "tenant error",
+            None => Err(Refusal::TenantError.with_data(
                 json!({ "tenant": &*self.name, "error": "the tenant failed while running its middleware" }),
             )),
         }
     }
 
     fn refusal(&self, fault: &Fault) -> ConnectError {
-        ConnectError::with_data(
-            "tenant unavailable",
-            json!({ "tenant": &*self.name, "kind": fault.kind(), "error": fault.to_string() }),
+        Refusal::TenantUnavailable.with_data(
+            json!({ "tenant": &*self.name, "kind": fault.kind().as_str(), "error": fault.to_string() }),
         )
     }
 
@@ -460,6 +514,9 @@ impl Actor {
         let exports = metered(instantiation, clock, self.limits.wall_per_call).await?;
         self.live = Some(Live { store, exports });
         self.stats.instantiations.fetch_add(1, Ordering::Relaxed);
+        if std::mem::take(&mut self.faulted) {
+            self.stats.restarts.fetch_add(1, Ordering::Relaxed);
+        }
         Ok(())
     }
 
@@ -506,6 +563,7 @@ impl Actor {
     /// Counts a fault and applies the restart policy: restart now, back off, or
     /// quarantine until a new version is uploaded.
     fn record_fault(&mut self, fault: Fault) {
+        self.faulted = true;
         self.stats.faults.fetch_add(1, Ordering::Relaxed);
         self.stats.tripped(fault.kind());
         match self.restarts.fault_at(Instant::now()) {
@@ -529,7 +587,7 @@ impl Actor {
         let sockets = state.drain_sockets();
         tracing::warn!(
             tenant = %self.name,
-            kind = fault.kind(),
+            kind = %fault.kind(),
             %fault,
             sockets = sockets.len(),
             "tenant instance stopped; its sockets are disconnected"

@@ -37,6 +37,6 @@ pub fn names() -> Vec<&'static str> {
     BUILTIN.iter().map(|(name, _)| *name).collect()
 }
 
-/// Where the build put every example component, the hostile ones included; for tests.
+/// Where the build put the embedded example components; for tests.
 #[doc(hidden)]
 pub const EXAMPLES_DIR: Option<&str> = option_env!("NSBOX_EXAMPLES_DIR");

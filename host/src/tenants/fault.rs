@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use super::kind::Kind;
+
 /// What ended a tenant's instance. Each ends only that tenant's instance; the host
 /// and the other tenants carry on.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -58,18 +60,17 @@ pub enum Fault {
 }
 
 impl Fault {
-    /// A short name for logs, metrics and the `nsbox:error` event: `deadline`,
-    /// `wall-clock`, `memory`, `table`, `emit-limit`, `message-size`, `trap` or `capacity`.
-    pub fn kind(&self) -> &'static str {
+    /// Its kind, for logs, metrics and the `nsbox:error` event.
+    pub fn kind(&self) -> Kind {
         match self {
-            Fault::Deadline { .. } => "deadline",
-            Fault::WallClock { .. } => "wall-clock",
-            Fault::Memory { .. } => "memory",
-            Fault::Table { .. } => "table",
-            Fault::EmitLimit { .. } => "emit-limit",
-            Fault::MessageTooLarge { .. } => "message-size",
-            Fault::Trap(_) => "trap",
-            Fault::Capacity(_) => "capacity",
+            Fault::Deadline { .. } => Kind::Deadline,
+            Fault::WallClock { .. } => Kind::WallClock,
+            Fault::Memory { .. } => Kind::Memory,
+            Fault::Table { .. } => Kind::Table,
+            Fault::EmitLimit { .. } => Kind::EmitLimit,
+            Fault::MessageTooLarge { .. } => Kind::MessageSize,
+            Fault::Trap(_) => Kind::Trap,
+            Fault::Capacity(_) => Kind::Capacity,
         }
     }
 

@@ -7,80 +7,21 @@ use std::sync::Arc;
 use serde_json::json;
 use tokio::sync::{mpsc, oneshot};
 
-use super::actor::Actor;
+use super::command::{drop_socket, Command};
+use super::kind::{Kind, Refusal};
 use super::limits::Limits;
 use super::rate::TokenBucket;
-use super::runtime::{Code, Runtime};
+use super::runtime::Code;
 use super::stats::TenantStats;
-use crate::socketio::{AckError, AckSender, ConnectError, DisconnectReason, Payload, Socket};
+use crate::socketio::{AckSender, ConnectError, DisconnectReason, Payload, Socket};
 
-/// The event every socket of a tenant receives just before the server disconnects it
-/// because the tenant's instance failed, the tenant was deleted, or its new version
-/// refused the socket: `{tenant, kind, error}`.
-pub const FAULT_EVENT: &str = "nsbox:error";
-
-/// The event a socket receives when a new version of its tenant takes it over:
-/// `{tenant, version}`. The socket stays connected; the new version ran its middleware
-/// and `on-connection` for it as for a new socket (rooms other than its own were left).
-pub const REDEPLOY_EVENT: &str = "nsbox:redeployed";
-
-/// Tells a socket why it is being dropped (`nsbox:error` `{tenant, kind, error}`, plus
-/// `data` when there is any) and disconnects it from the server side. Every limit and
-/// fault that ends a socket goes through here, so clients see one shape.
-pub(crate) fn drop_socket(
-    socket: &Arc<Socket>,
-    tenant: &str,
-    kind: &str,
-    error: impl std::fmt::Display,
-    data: Option<serde_json::Value>,
-) {
-    if !socket.connected() {
-        return;
-    }
-    let mut notice = json!({ "tenant": tenant, "kind": kind, "error": error.to_string() });
-    if let Some(data) = data {
-        notice["data"] = data;
-    }
-    socket.emit(FAULT_EVENT, Payload::from_values(&[notice]));
-    socket.disconnect();
-}
-
-/// What the actor is asked to do.
-pub(crate) enum Command {
-    /// Run the guest's middleware for a socket asking to join.
-    Middleware {
-        socket: Arc<Socket>,
-        reply: oneshot::Sender<Result<(), ConnectError>>,
-    },
-    /// The socket was accepted.
-    Connected { socket: Arc<Socket> },
-    /// The socket sent an event.
-    Event {
-        socket: Arc<Socket>,
-        event: String,
-        args: Payload,
-        ack: Option<AckSender>,
-    },
-    /// The socket left.
-    Disconnected {
-        socket: Arc<Socket>,
-        reason: DisconnectReason,
-    },
-    /// A socket already in the namespace, handed over from the tenant's previous version:
-    /// run the middleware and, if it passes, `on-connection`.
-    Readmit { socket: Arc<Socket> },
-    /// A new version takes over (or, without one, the tenant is deleted): hand every
-    /// socket to the successor, run `done`, and forward whatever arrives from then on.
-    Retire {
-        successor: Option<TenantHandle>,
-        done: Box<dyn FnOnce() + Send>,
-    },
-    /// A client answered (or did not) an ack the guest asked for.
-    AckReply {
-        generation: u64,
-        request: u64,
-        reply: Result<Payload, AckError>,
-    },
+/// A new version takes over (or, without one, the tenant is deleted): the actor hands
+/// every socket to the successor, runs `done`, and forwards whatever arrives from then
+/// on. Sent apart from the mailbox, so that it does not wait behind the queued events
+/// (they follow the sockets to the successor instead).
+pub(crate) struct Retirement {
+    pub(crate) successor: Option<TenantHandle>,
+    pub(crate) done: Box<dyn FnOnce() + Send>,
 }
 
 /// The way to a running tenant: cheap to clone, one per socket handler.
@@ -89,6 +30,7 @@ pub struct TenantHandle {
     pub(crate) name: Arc<str>,
     pub(crate) version: u64,
     pub(crate) mailbox: mpsc::UnboundedSender<Command>,
+    retirements: mpsc::UnboundedSender<Retirement>,
     pub(crate) queued_events: Arc<AtomicUsize>,
     queue_limit: usize,
     pub(crate) stats: Arc<TenantStats>,
@@ -102,22 +44,22 @@ pub struct TenantHandle {
 }
 
 impl TenantHandle {
-    /// Starts the actor of one version of a tenant; `stats` are the tenant's, shared by
-    /// its versions. Nothing is instantiated until the first socket asks.
-    pub fn spawn(
-        name: &str,
+    /// The way to an actor that reads `mailbox` and `retirements`, for one version of a
+    /// tenant under `limits`; `stats` are the tenant's, shared by its versions.
+    pub(crate) fn new(
+        name: Arc<str>,
         version: u64,
-        runtime: Arc<Runtime>,
+        mailbox: mpsc::UnboundedSender<Command>,
+        retirements: mpsc::UnboundedSender<Retirement>,
         code: Arc<Code>,
-        limits: Limits,
+        limits: &Limits,
         stats: Arc<TenantStats>,
     ) -> TenantHandle {
-        let (mailbox, inbox) = mpsc::unbounded_channel();
-        let name: Arc<str> = Arc::from(name);
-        let handle = TenantHandle {
-            name: name.clone(),
+        TenantHandle {
+            name,
             version,
-            mailbox: mailbox.clone(),
+            mailbox,
+            retirements,
             queued_events: Arc::default(),
             queue_limit: limits.queued_events,
             stats,
@@ -125,22 +67,9 @@ impl TenantHandle {
             tenant_rate: Arc::new(std::sync::Mutex::new(TokenBucket::new(
                 limits.events_per_second,
             ))),
-            code: code.clone(),
-            limits: Arc::new(limits.clone()),
-        };
-        let actor = Actor::new(
-            name,
-            version,
-            runtime,
             code,
-            limits,
-            &handle,
-            mailbox.downgrade(),
-        );
-        // A new version starts with a clean record.
-        handle.stats.quarantined.store(0, Ordering::Relaxed);
-        tokio::spawn(actor.run(inbox));
-        handle
+            limits: Arc::new(limits.clone()),
+        }
     }
 
     /// The tenant's name.
@@ -179,8 +108,8 @@ impl TenantHandle {
             "more than {} events per second from this socket",
             self.socket_rate
         );
-        self.stats.tripped("rate-limit");
-        drop_socket(socket, &self.name, "rate-limit", error, None);
+        self.stats.tripped(Kind::RateLimit);
+        drop_socket(socket, &self.name, Kind::RateLimit, error, None);
     }
 
     /// The version this handle runs (0 for a tenant from the configuration file).
@@ -191,8 +120,7 @@ impl TenantHandle {
     /// Runs the guest's middleware for `socket`.
     pub(crate) async fn middleware(&self, socket: Arc<Socket>) -> Result<(), ConnectError> {
         let (reply, verdict) = oneshot::channel();
-        let unavailable =
-            || ConnectError::with_data("tenant unavailable", json!({ "tenant": &*self.name }));
+        let unavailable = || Refusal::TenantUnavailable.with_data(json!({ "tenant": &*self.name }));
         self.mailbox
             .send(Command::Middleware { socket, reply })
             .map_err(|_| unavailable())?;
@@ -221,10 +149,10 @@ impl TenantHandle {
     /// Hands every socket to `successor` (or, without one, disconnects them); `done`
     /// runs once they are all on their way.
     pub(crate) fn retire(&self, successor: Option<TenantHandle>, done: Box<dyn FnOnce() + Send>) {
-        if let Err(mpsc::error::SendError(Command::Retire { done, .. })) =
-            self.mailbox.send(Command::Retire { successor, done })
+        if let Err(mpsc::error::SendError(retirement)) =
+            self.retirements.send(Retirement { successor, done })
         {
-            done();
+            (retirement.done)();
         }
     }
 

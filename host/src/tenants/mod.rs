@@ -3,6 +3,7 @@
 //! Rust handler would sit.
 //!
 //! - [`runtime`]: the engine, the linker (what a tenant is granted) and compilation.
+//! - `command`: what an actor is asked to do, and how a dropped socket is told.
 //! - `handle`: the way to a tenant's actor; rate limits and the queue bound.
 //! - `actor`: one instance per tenant, its calls one at a time, its faults, hand-overs.
 //! - `clock`, `policy`, `rate`, [`limits`](Limits), [`stats`]: CPU per call, restart
@@ -17,8 +18,10 @@ mod actor;
 pub mod bindings;
 pub mod builtin;
 mod clock;
+mod command;
 mod fault;
 mod handle;
+mod kind;
 mod limits;
 mod policy;
 mod rate;
@@ -28,8 +31,10 @@ mod slot;
 mod state;
 pub mod stats;
 
+pub use command::{FAULT_EVENT, REDEPLOY_EVENT};
 pub use fault::Fault;
-pub use handle::{TenantHandle, FAULT_EVENT, REDEPLOY_EVENT};
+pub use handle::TenantHandle;
+pub use kind::{Kind, Refusal};
 pub use limits::Limits;
 pub use registry::Tenants;
 pub use runtime::{Code, LoadError, Runtime, RuntimeOptions};

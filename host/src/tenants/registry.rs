@@ -9,10 +9,11 @@ use regex::Regex;
 use serde_json::json;
 
 use super::handle::TenantHandle;
+use super::kind::Refusal;
 use super::limits::Limits;
 use super::runtime::{Code, Runtime};
 use super::slot::TenantSlot;
-use crate::socketio::{ConnectError, SocketIo};
+use crate::socketio::SocketIo;
 
 /// The tenants a server runs.
 pub struct Tenants {
@@ -60,6 +61,20 @@ impl Tenants {
             .unwrap_or_else(|| self.defaults.clone())
     }
 
+    /// A tenant's limits: the configuration's, then the admin API's `overrides` on top.
+    /// An override that no longer applies (a limit renamed since) is logged and left out.
+    pub fn limits_with_overrides(
+        &self,
+        name: &str,
+        overrides: &serde_json::Map<String, serde_json::Value>,
+    ) -> Limits {
+        let configured = self.configured_limits(name);
+        configured.overlaid(overrides).unwrap_or_else(|error| {
+            tracing::error!(tenant = %name, %error, "stored limit overrides ignored");
+            configured
+        })
+    }
+
     /// Serves tenant `name` with `code` (its `version`, 0 when it has none) under
     /// `limits`. A tenant of that name hands its sockets over to the new version;
     /// otherwise the tenant is new, reached through the pattern. Returns once the new
@@ -104,7 +119,7 @@ impl Tenants {
             .get(name)
             .map(|slot| slot.current().stats().clone())
             .unwrap_or_default();
-        TenantHandle::spawn(name, version, self.runtime.clone(), code, limits, stats)
+        super::actor::spawn(name, version, self.runtime.clone(), code, limits, stats)
     }
 
     fn add(&self, handle: TenantHandle, namespace: Option<String>) -> Arc<TenantSlot> {
@@ -165,10 +180,8 @@ impl Tenants {
             let name = tenant_name(&names, socket.nsp().name());
             async move {
                 let Some(slot) = tenants.by_pattern(&name) else {
-                    return Err(ConnectError::with_data(
-                        "unknown tenant",
-                        json!({ "namespace": socket.nsp().name(), "tenant": name }),
-                    ));
+                    return Err(Refusal::UnknownTenant
+                        .with_data(json!({ "namespace": socket.nsp().name(), "tenant": name })));
                 };
                 slot.admit(socket).await
             }

@@ -13,8 +13,9 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use super::bindings::nsbox::tenant::host::Host;
 use super::bindings::nsbox::tenant::types::{self, Args, Level, Target};
 use super::clock::CallClock;
+use super::command::{drop_socket, Command};
 use super::fault::Fault;
-use super::handle::{drop_socket, Command};
+use super::kind::Kind;
 use super::limits::Limits;
 use super::stats::TenantStats;
 use crate::engineio::Sid;
@@ -433,8 +434,8 @@ impl Host for TenantState {
         // The socket's rooms are its own resource: it, not the tenant, pays for the excess.
         tracing::warn!(tenant = %self.tenant, socket = %socket.id(), limit = self.max_rooms, "room limit reached; disconnecting the socket");
         let error = format!("a socket may be in at most {} rooms", self.max_rooms);
-        self.stats.tripped("room-limit");
-        drop_socket(&socket, &self.tenant, "room-limit", error, None);
+        self.stats.tripped(Kind::RoomLimit);
+        drop_socket(&socket, &self.tenant, Kind::RoomLimit, error, None);
         Ok(())
     }
 

@@ -4,6 +4,8 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use super::kind::Kind;
+
 /// A tenant's counters.
 #[derive(Debug, Default)]
 pub struct TenantStats {
@@ -26,6 +28,10 @@ pub struct TenantStats {
     /// Instances started (the first one included; not attempts that failed, such as
     /// one refused for capacity).
     pub instantiations: AtomicU64,
+    /// Instances started after a fault of this version stopped (or kept from starting)
+    /// the one before: not the first, nor those after an eviction, a new version or
+    /// a change of limits.
+    pub restarts: AtomicU64,
     /// Instances stopped because the tenant had no sockets for `evict_idle_after_ms`.
     pub evictions: AtomicU64,
     /// Instances that exist now (0 while evicted or never started; 1 while running;
@@ -41,39 +47,19 @@ pub struct TenantStats {
     pub throttled: AtomicU64,
     /// 1 while the tenant is quarantined after repeated faults, else 0.
     pub quarantined: AtomicU64,
-    /// How often each limit of [`LIMITS`] tripped.
-    pub limit_trips: [AtomicU64; LIMITS.len()],
+    /// How often each limit of [`Kind::LIMITS`] tripped.
+    pub limit_trips: [AtomicU64; Kind::LIMITS.len()],
 }
 
-/// The limits counted in [`TenantStats::limit_trips`]: the kinds of fault that stop an
-/// instance, then those that stop a socket or a connection, then the host's instance
-/// pool being full when the tenant had to start.
-pub const LIMITS: [&str; 11] = [
-    "deadline",
-    "wall-clock",
-    "memory",
-    "table",
-    "emit-limit",
-    "message-size",
-    "trap",
-    "rate-limit",
-    "room-limit",
-    "tenant-full",
-    "capacity",
-];
-
 impl TenantStats {
-    /// Instances started again after a fault: the first and those after an eviction
-    /// are not restarts.
+    /// Instances started again after a fault (see [`TenantStats::restarts`]'s field).
     pub fn restarts(&self) -> u64 {
-        let started = self.instantiations.load(Ordering::Relaxed);
-        let evicted = self.evictions.load(Ordering::Relaxed);
-        started.saturating_sub(1).saturating_sub(evicted)
+        self.restarts.load(Ordering::Relaxed)
     }
 
-    /// Counts one trip of `limit` (one of [`LIMITS`]).
-    pub(crate) fn tripped(&self, limit: &str) {
-        if let Some(i) = LIMITS.iter().position(|l| *l == limit) {
+    /// Counts one trip of `limit` (one of [`Kind::LIMITS`]).
+    pub(crate) fn tripped(&self, limit: Kind) {
+        if let Some(i) = limit.limit_index() {
             self.limit_trips[i].fetch_add(1, Ordering::Relaxed);
         }
     }

@@ -21,6 +21,8 @@ pub struct Host {
     pub addr: String,
     /// Admin API URL.
     pub admin_url: String,
+    /// The log lines written up to the one saying where it listens.
+    pub startup_log: Vec<String>,
 }
 
 /// A fresh, empty directory under the system's temporary directory.
@@ -36,6 +38,14 @@ pub fn temp_dir(what: &str) -> PathBuf {
 
 /// Starts `nsbox serve` on free ports with `data_dir` and the operator token.
 pub async fn serve(data_dir: &Path, extra: &[&str]) -> Host {
+    let mut args = vec!["--admin-token", OPERATOR];
+    args.extend(extra);
+    serve_without_token(data_dir, &args).await
+}
+
+/// Starts `nsbox serve` on free ports with `data_dir` and `extra`, with no operator
+/// token unless `extra` gives one; its log goes to a pipe, as to a log collector.
+pub async fn serve_without_token(data_dir: &Path, extra: &[&str]) -> Host {
     let mut child = Command::new(env!("CARGO_BIN_EXE_nsbox"))
         .args([
             "serve",
@@ -46,10 +56,10 @@ pub async fn serve(data_dir: &Path, extra: &[&str]) -> Host {
         ])
         .arg("--data-dir")
         .arg(data_dir)
-        .args(["--admin-token", OPERATOR])
         .args(extra)
         .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1")
+        .env_remove("NO_COLOR")
+        .env_remove("NSBOX_ADMIN_TOKEN")
         .stderr(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
@@ -57,8 +67,10 @@ pub async fn serve(data_dir: &Path, extra: &[&str]) -> Host {
     // The log goes to stderr (stdout is for the CLI's answers).
     let log = child.stderr.take().expect("piped stderr");
     let mut lines = BufReader::new(log).lines();
+    let mut startup_log = Vec::new();
     let (addr, admin) = tokio::time::timeout(Duration::from_secs(60), async {
         while let Some(line) = lines.next_line().await.expect("readable output") {
+            startup_log.push(line.clone());
             let after = |marker: &str| {
                 line.split(marker)
                     .nth(1)
@@ -81,6 +93,7 @@ pub async fn serve(data_dir: &Path, extra: &[&str]) -> Host {
         child,
         addr,
         admin_url: format!("http://{admin}"),
+        startup_log,
     }
 }
 

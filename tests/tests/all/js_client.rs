@@ -118,10 +118,11 @@ async fn admin_api_with_official_client() {
     suite("admin.test.mjs", server).await;
 }
 
-/// Short timeouts, so half-open connections close within the test, and host settings
+/// Short timeouts, so half-open connections and trickling bodies close within the test, and host settings
 /// other than the defaults.
 const SHORT_TIMEOUTS: &str = r#"
 header_timeout_ms = 1000
+body_timeout_ms = 1000
 ping_interval_ms = 500
 ping_timeout_ms = 1000
 connect_timeout_ms = 1000

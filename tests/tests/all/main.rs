@@ -2,3 +2,4 @@
 
 mod bench_smoke;
 mod js_client;
+mod uploads;

@@ -1,9 +1,30 @@
 //! Durable, all-or-nothing file writes: a reader (or a restart after a crash) sees the
-//! old content or the new, never a torn mix.
+//! old content or the new, never a torn mix; and the digests that check them. What the
+//! data directory holds (tenants' code, compiled forms, token hashes) is the
+//! operator's alone: directories 0700, files 0600. Used by the store and by the
+//! runtime's compiled cache alike.
 
-use std::fs::{self, File};
+use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::Path;
+
+/// SHA-256 of `bytes`, in lower-case hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Creates `dir` and its missing parents, readable by their owner only.
+pub fn create_private_dir(dir: &Path) -> io::Result<()> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
 
 /// Writes `bytes` to `path` atomically: a temporary file in the same directory,
 /// fsync, rename over the target, fsync of the directory.
@@ -17,7 +38,11 @@ pub fn write(path: &Path, bytes: &[u8]) -> io::Result<()> {
         .ok_or_else(|| io::Error::other("a file path has a name"))?;
     let temporary = dir.join(format!(".{name}.{}.tmp", rand::random::<u64>()));
     let result = (|| {
-        let mut file = File::create(&temporary)?;
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&temporary)?;
         file.write_all(bytes)?;
         file.sync_all()?;
         drop(file);
@@ -69,6 +94,13 @@ mod tests {
             .map(|e| e.file_name())
             .collect();
         assert_eq!(names, ["data.json"]);
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(&path).expect("there").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let private = dir.join("a/b");
+        create_private_dir(&private).expect("created");
+        let mode = fs::metadata(&private).expect("there").permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
         let _ = fs::remove_dir_all(&dir);
     }
 }
