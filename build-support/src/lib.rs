@@ -63,16 +63,23 @@ pub fn ensure_target(lock_dir: &Path) -> Result<(), String> {
 /// Whether the standard library for [`TARGET`] is in the sysroot of the compiler
 /// cargo builds with.
 fn target_installed() -> bool {
+    target_lib_dir().is_some_and(|dir| dir.is_dir())
+}
+
+/// Where the sysroot keeps [`TARGET`]'s standard library.
+fn target_lib_dir() -> Option<PathBuf> {
     let rustc = env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
-    let Ok(output) = Command::new(rustc).args(["--print", "sysroot"]).output() else {
-        return false;
-    };
+    let output = Command::new(rustc)
+        .args(["--print", "sysroot"])
+        .output()
+        .ok()?;
     let sysroot = String::from_utf8_lossy(&output.stdout).trim().to_owned();
-    Path::new(&sysroot)
-        .join("lib/rustlib")
-        .join(TARGET)
-        .join("lib")
-        .is_dir()
+    Some(
+        Path::new(&sysroot)
+            .join("lib/rustlib")
+            .join(TARGET)
+            .join("lib"),
+    )
 }
 
 /// The directory every build of the examples shares, `<target>/wasm-examples`, found
@@ -93,6 +100,11 @@ pub fn build_examples(examples: &Path, packages: &[&str]) -> Result<PathBuf, Str
     println!("cargo:rerun-if-env-changed=RUSTUP_TOOLCHAIN");
     let target_dir = shared_target_dir();
     ensure_target(&target_dir)?;
+    // Run again if the target goes (a `rustup target remove`): a cached build would
+    // otherwise not notice until the examples change.
+    if let Some(dir) = target_lib_dir() {
+        println!("cargo:rerun-if-changed={}", dir.display());
+    }
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut build = Command::new(cargo);
     build

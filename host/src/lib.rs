@@ -11,8 +11,6 @@
 //! - [`server`]: the HTTP/1.1 front door that routes requests to endpoints; [`body`]
 //!   reads request bodies within bounds.
 //! - [`settings`] and [`app`]: the configuration file and the assembly of a server from it.
-//! - [`demo`]: native apps on the public API (the protocol suites' reference app,
-//!   and a workspace demo).
 //!
 //! The protocol layers know nothing of WebAssembly; tenants plug into
 //! [`socketio`] through the same API a native app uses.
@@ -35,7 +33,6 @@ pub mod admin;
 pub mod app;
 pub mod body;
 pub mod config;
-pub mod demo;
 pub mod durable;
 pub mod engineio;
 pub mod error;

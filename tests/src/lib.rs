@@ -2,6 +2,7 @@
 //! native test app or with the Wasm tenants, and runs the official JS client suites
 //! against it.
 
+pub mod demo;
 pub mod forged;
 
 use std::net::SocketAddr;
@@ -91,8 +92,8 @@ impl TestServer {
     /// Starts the conformance app, the workspace demo and the raw Engine.IO echo at
     /// `/engine.io/`, with the conformance timers (ping 300 ms, timeout 200 ms).
     pub async fn start() -> std::io::Result<TestServer> {
-        let (io, server) = nsbox::demo::conformance_server();
-        nsbox::demo::workspaces(&io);
+        let (io, server) = demo::conformance_server();
+        demo::workspaces(&io);
         // Bound before the task starts, so the address is ready to use when this returns.
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;

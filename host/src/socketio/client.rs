@@ -9,12 +9,11 @@ use tokio::task::AbortHandle;
 use bytes::Bytes;
 use serde_json::Value;
 
-use super::namespace::ConnectError;
-use super::packet::{self, Packet};
+use super::link::{Departures, Link};
+use super::packet::{self, ConnectError, Packet};
 use super::socket::{DisconnectReason, Handshake, Socket};
 use super::Resolver;
-use crate::engineio::packet::Packet as EnginePacket;
-use crate::engineio::{CloseReason, Connection, Session, TransportKind};
+use crate::engineio::{CloseReason, Connection, Session, Sid};
 
 /// A binary packet whose attachments are still arriving.
 struct PartialPacket {
@@ -33,6 +32,8 @@ enum Membership {
 pub(crate) struct Client {
     me: Weak<Client>,
     session: Weak<Session>,
+    /// The way out, shared with the connection's sockets.
+    link: Arc<Link>,
     resolver: Arc<Resolver>,
     /// By namespace: a namespace is joined once per connection, and a CONNECT for one
     /// still joining is ignored (each would leave a socket behind otherwise).
@@ -46,9 +47,10 @@ pub(crate) struct Client {
 
 impl Client {
     pub(crate) fn new(session: &Arc<Session>, resolver: Arc<Resolver>) -> Arc<Client> {
-        let client = Arc::new_cyclic(|me| Client {
+        let client = Arc::new_cyclic(|me: &Weak<Client>| Client {
             me: me.clone(),
             session: Arc::downgrade(session),
+            link: Arc::new(Link::new(session, me.clone())),
             resolver,
             sockets: Mutex::default(),
             partial: Mutex::default(),
@@ -72,7 +74,7 @@ impl Client {
                 .unwrap_or(true);
             if !joined {
                 tracing::debug!("no namespace joined within the connect timeout");
-                client.close_session(CloseReason::ForcedClose);
+                client.link.close(CloseReason::ForcedClose);
             }
         });
         if let Ok(mut slot) = self.connect_timeout.lock() {
@@ -84,51 +86,6 @@ impl Client {
     fn stop_connect_timeout(&self) {
         if let Some(task) = self.connect_timeout.lock().ok().and_then(|mut t| t.take()) {
             task.abort();
-        }
-    }
-
-    pub(crate) fn transport(&self) -> &'static str {
-        match self.session.upgrade().map(|s| s.transport()) {
-            Some(TransportKind::WebSocket) => "websocket",
-            _ => "polling",
-        }
-    }
-
-    /// Encodes and queues one packet.
-    pub(crate) fn send(&self, packet: &Packet) {
-        let (message, binary) = encode(packet);
-        self.send_encoded(message, &binary);
-    }
-
-    /// Queues an already encoded packet (see [`encode`]) and its attachments.
-    pub(crate) fn send_encoded(&self, message: EnginePacket, binary: &[Bytes]) {
-        let Some(session) = self.session.upgrade() else {
-            return;
-        };
-        if session.send(message).is_err() {
-            return;
-        }
-        for data in binary {
-            if session.send(EnginePacket::Binary(data.clone())).is_err() {
-                return;
-            }
-        }
-    }
-
-    /// Closes the whole connection, every socket of it included.
-    pub(crate) fn close_session(&self, reason: CloseReason) {
-        if let Some(session) = self.session.upgrade() {
-            session.close(reason);
-        }
-    }
-
-    /// Forgets a socket that has left its namespace.
-    pub(crate) fn forget(&self, socket: &Socket) {
-        if let Ok(mut sockets) = self.sockets.lock() {
-            let nsp = socket.nsp().name();
-            if matches!(sockets.get(nsp), Some(Membership::Joined(s)) if s.id() == socket.id()) {
-                sockets.remove(nsp);
-            }
         }
     }
 
@@ -172,7 +129,8 @@ impl Client {
             return;
         };
         let Some(namespace) = self.resolver.resolve(&nsp) else {
-            self.send(&ConnectError::new("Invalid namespace").packet(&nsp));
+            self.link
+                .send(&ConnectError::new("Invalid namespace").packet(&nsp));
             return;
         };
         {
@@ -192,7 +150,7 @@ impl Client {
                     drop(sockets);
                     namespace.end_connect();
                     tracing::debug!(nsp, "CONNECT for a namespace already joined");
-                    self.close_session(CloseReason::ForcedClose);
+                    self.link.close(CloseReason::ForcedClose);
                     return;
                 }
                 None => {
@@ -211,7 +169,7 @@ impl Client {
             time: session.info.time,
             url: session.info.url.clone(),
         };
-        let socket = Socket::new(namespace.clone(), me.clone(), handshake);
+        let socket = Socket::new(namespace.clone(), self.link.clone(), handshake);
         if !namespace.has_middlewares() {
             // No middleware: accept right away, so packets that follow find the socket.
             me.accept(socket);
@@ -224,7 +182,7 @@ impl Client {
                 Ok(()) => me.accept(socket),
                 Err(error) => {
                     me.stop_joining(namespace.name());
-                    me.send(&error.packet(namespace.name()));
+                    me.link.send(&error.packet(namespace.name()));
                 }
             }
             namespace.end_connect();
@@ -242,7 +200,7 @@ impl Client {
 
     fn accept(&self, socket: Arc<Socket>) {
         let nsp = socket.nsp().name().to_owned();
-        let joined = self.is_alive()
+        let joined = self.link.is_alive()
             && self.sockets.lock().is_ok_and(|mut sockets| {
                 // Only the CONNECT that made the namespace joining is accepted.
                 let joining = matches!(sockets.get(&nsp), Some(Membership::Joining));
@@ -257,7 +215,7 @@ impl Client {
         }
         self.stop_connect_timeout();
         let reply = serde_json::json!({ "sid": &**socket.id() }).to_string();
-        self.send(&Packet::Connect {
+        self.link.send(&Packet::Connect {
             nsp,
             data: Some(reply),
         });
@@ -265,18 +223,25 @@ impl Client {
         socket.release_early_events();
         // The connection may have closed while the middleware ran, and its close may have
         // missed this socket (not yet connected then): close it now, or it would stay forever.
-        if !self.is_alive() {
+        if !self.link.is_alive() {
             socket.close(DisconnectReason::TransportClose);
         }
     }
 
-    fn is_alive(&self) -> bool {
-        self.session.upgrade().is_some_and(|s| !s.is_closed())
-    }
-
     fn fail(&self, error: packet::ParseError) {
         tracing::debug!(%error, "closing connection on a malformed packet");
-        self.close_session(CloseReason::ParseError);
+        self.link.close(CloseReason::ParseError);
+    }
+}
+
+impl Departures for Client {
+    /// Forgets a socket that has left its namespace.
+    fn left(&self, nsp: &str, id: &Sid) {
+        if let Ok(mut sockets) = self.sockets.lock() {
+            if matches!(sockets.get(nsp), Some(Membership::Joined(s)) if s.id() == id) {
+                sockets.remove(nsp);
+            }
+        }
     }
 }
 
@@ -345,10 +310,4 @@ impl Connection for Client {
             socket.close(reason.into());
         }
     }
-}
-
-/// A packet as the Engine.IO message that carries it, and its attachments: encoded once,
-/// straight into the buffer that is sent; cloning the message shares that buffer.
-pub(crate) fn encode(packet: &Packet) -> (EnginePacket, Vec<Bytes>) {
-    EnginePacket::message_with(|out| packet.encode_into(out))
 }

@@ -3,9 +3,12 @@
 //! uses this API as a native Rust app would.
 
 mod client;
+mod link;
 pub mod namespace;
 pub mod packet;
 pub mod socket;
+#[cfg(test)]
+mod tests;
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -14,8 +17,8 @@ use regex::Regex;
 
 use crate::config::SocketIoConfig;
 use crate::engineio::{Connection, Engine, EngineHandler, Session};
-pub use namespace::{BroadcastOperator, ConnectError, Handlers, Namespace, ParentNamespace};
-pub use packet::{Payload, PayloadError};
+pub use namespace::{BroadcastOperator, Handlers, Namespace, ParentNamespace};
+pub use packet::{ConnectError, Payload, PayloadError};
 pub use socket::{AckError, AckSender, DisconnectReason, FallbackHandler, Handshake, Socket};
 
 /// Finds the namespace a CONNECT names: static namespaces first, then dynamic

@@ -8,52 +8,11 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 
 use regex::Regex;
-use serde_json::Value;
 
-use super::packet::{Packet, Payload};
+use super::link::encode;
+use super::packet::{ConnectError, Packet, Payload};
 use super::socket::Socket;
 use crate::engineio::Sid;
-
-/// A middleware's refusal: the client's `connect_error` gets `message` as `err.message`
-/// and `data` as `err.data`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ConnectError {
-    /// Shown to the client as `err.message`.
-    pub message: String,
-    /// Shown to the client as `err.data`, when set.
-    pub data: Option<Value>,
-}
-
-impl ConnectError {
-    /// A refusal with a message only.
-    pub fn new(message: impl Into<String>) -> Self {
-        ConnectError {
-            message: message.into(),
-            data: None,
-        }
-    }
-
-    /// A refusal with a message and data.
-    pub fn with_data(message: impl Into<String>, data: Value) -> Self {
-        ConnectError {
-            message: message.into(),
-            data: Some(data),
-        }
-    }
-
-    /// The CONNECT_ERROR packet for namespace `nsp`.
-    pub(crate) fn packet(&self, nsp: &str) -> Packet {
-        let mut body = serde_json::Map::new();
-        body.insert("message".into(), Value::from(self.message.as_str()));
-        if let Some(data) = &self.data {
-            body.insert("data".into(), data.clone());
-        }
-        Packet::ConnectError {
-            nsp: nsp.to_owned(),
-            data: Value::Object(body).to_string(),
-        }
-    }
-}
 
 /// The future a middleware returns.
 pub type MiddlewareFuture = Pin<Box<dyn Future<Output = Result<(), ConnectError>> + Send>>;
@@ -398,9 +357,9 @@ impl BroadcastOperator {
             args,
             ack: None,
         };
-        let (message, binary) = super::client::encode(&packet);
+        let (message, binary) = encode(&packet);
         for socket in &recipients {
-            socket.client.send_encoded(message.clone(), &binary);
+            socket.link.send_encoded(message.clone(), &binary);
         }
         Ok(recipients.len())
     }

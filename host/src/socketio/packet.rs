@@ -474,6 +474,47 @@ fn placeholders_valid(value: &Value, count: usize) -> bool {
     }
 }
 
+/// A middleware's refusal: the client's `connect_error` gets `message` as `err.message`
+/// and `data` as `err.data`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConnectError {
+    /// Shown to the client as `err.message`.
+    pub message: String,
+    /// Shown to the client as `err.data`, when set.
+    pub data: Option<Value>,
+}
+
+impl ConnectError {
+    /// A refusal with a message only.
+    pub fn new(message: impl Into<String>) -> Self {
+        ConnectError {
+            message: message.into(),
+            data: None,
+        }
+    }
+
+    /// A refusal with a message and data.
+    pub fn with_data(message: impl Into<String>, data: Value) -> Self {
+        ConnectError {
+            message: message.into(),
+            data: Some(data),
+        }
+    }
+
+    /// The CONNECT_ERROR packet for namespace `nsp`.
+    pub(crate) fn packet(&self, nsp: &str) -> Packet {
+        let mut body = serde_json::Map::new();
+        body.insert("message".into(), Value::from(self.message.as_str()));
+        if let Some(data) = &self.data {
+            body.insert("data".into(), data.clone());
+        }
+        Packet::ConnectError {
+            nsp: nsp.to_owned(),
+            data: Value::Object(body).to_string(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

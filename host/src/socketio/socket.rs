@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 use serde_json::Value;
 use tokio::sync::oneshot;
 
-use super::client::Client;
+use super::link::Link;
 use super::namespace::{BroadcastOperator, Namespace};
 use super::packet::{Packet, Payload};
 use crate::engineio::{CloseReason, Sid};
@@ -121,7 +121,7 @@ impl AckSender {
             args,
         };
         if self.socket.connected() {
-            self.socket.client.send(&packet);
+            self.socket.link.send(&packet);
         }
     }
 }
@@ -130,7 +130,7 @@ impl AckSender {
 pub struct Socket {
     id: Sid,
     pub(crate) nsp: Arc<Namespace>,
-    pub(crate) client: Arc<Client>,
+    pub(crate) link: Arc<Link>,
     handshake: Handshake,
     connected: AtomicBool,
     handlers: Mutex<HashMap<String, EventHandler>>,
@@ -168,15 +168,11 @@ const MAX_EARLY_EVENTS: usize = 1024;
 const MAX_EARLY_BYTES: usize = 4 << 20;
 
 impl Socket {
-    pub(crate) fn new(
-        nsp: Arc<Namespace>,
-        client: Arc<Client>,
-        handshake: Handshake,
-    ) -> Arc<Socket> {
+    pub(crate) fn new(nsp: Arc<Namespace>, link: Arc<Link>, handshake: Handshake) -> Arc<Socket> {
         Arc::new(Socket {
             id: crate::engineio::new_sid(),
             nsp,
-            client,
+            link,
             handshake,
             connected: AtomicBool::new(false),
             handlers: Mutex::default(),
@@ -213,7 +209,7 @@ impl Socket {
 
     /// The transport the connection uses now: `"polling"` or `"websocket"`.
     pub fn transport(&self) -> &'static str {
-        self.client.transport()
+        self.link.transport()
     }
 
     /// Per-socket data that middleware can set and handlers read. Default is `null`.
@@ -262,7 +258,7 @@ impl Socket {
 
     /// Sends an event to this socket.
     pub fn emit(&self, event: impl Into<String>, args: Payload) {
-        self.client.send(&Packet::Event {
+        self.link.send(&Packet::Event {
             nsp: self.nsp.name().to_owned(),
             event: event.into(),
             args,
@@ -285,7 +281,7 @@ impl Socket {
             }
             _ => return Err(AckError::Disconnected),
         }
-        self.client.send(&Packet::Event {
+        self.link.send(&Packet::Event {
             nsp: self.nsp.name().to_owned(),
             event: event.into(),
             args,
@@ -366,7 +362,7 @@ impl Socket {
         if !self.connected() {
             return;
         }
-        self.client.send(&Packet::Disconnect {
+        self.link.send(&Packet::Disconnect {
             nsp: self.nsp.name().to_owned(),
         });
         self.close(DisconnectReason::ServerNamespaceDisconnect);
@@ -399,7 +395,7 @@ impl Socket {
                 } else {
                     drop(held);
                     tracing::debug!(sid = %self.id, "too many events before the socket's handlers ran");
-                    self.client.close_session(CloseReason::TransportError);
+                    self.link.close(CloseReason::TransportError);
                 }
                 return;
             }
@@ -482,7 +478,7 @@ impl Socket {
             acks.clear();
         }
         self.nsp.remove_socket(self);
-        self.client.forget(self);
+        self.link.left(self.nsp.name(), &self.id);
         self.run_disconnect_handlers(reason);
         if let Ok(mut handlers) = self.handlers.lock() {
             handlers.clear();

@@ -352,7 +352,8 @@ impl Actor {
     /// evicts idle instances.
     fn eviction_due(&self) -> Option<Instant> {
         self.evictable()
-            .then(|| self.last_command + self.limits.evict_idle_after)
+            .then(|| self.last_command.checked_add(self.limits.evict_idle_after))
+            .flatten()
     }
 
     /// A live instance without sockets, of a tenant that evicts idle instances.

@@ -121,8 +121,18 @@ mod millis {
 
     use serde::{Deserialize, Deserializer, Serializer};
 
+    /// The longest any limit's duration may be: 30 days. Far beyond any use, and far
+    /// from what would overflow when added to an `Instant` (a deadline, an eviction).
+    pub const MAX_MS: u64 = 30 * 24 * 3600 * 1000;
+
     pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
-        u64::deserialize(deserializer).map(Duration::from_millis)
+        let ms = u64::deserialize(deserializer)?;
+        if ms > MAX_MS {
+            return Err(serde::de::Error::custom(format!(
+                "{ms} ms is more than the {MAX_MS} ms (30 days) a limit may be"
+            )));
+        }
+        Ok(Duration::from_millis(ms))
     }
 
     pub fn serialize<S: Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
@@ -166,5 +176,22 @@ mod tests {
         assert!(unknown.is_err_and(|e| e.contains("cpu_ms")));
         let wrong = base.overlaid(&fields(serde_json::json!({"max_sockets": "many"})));
         assert!(wrong.is_err_and(|e| e.contains("invalid type")));
+        // A duration that would overflow an Instant is refused here, not in an actor.
+        for name in [
+            "evict_idle_after_ms",
+            "fault_window_ms",
+            "cpu_per_call_ms",
+            "wall_per_call_ms",
+            "max_restart_backoff_ms",
+            "cpu_per_second_ms",
+        ] {
+            let huge = base.overlaid(&fields(serde_json::json!({ name: u64::MAX })));
+            assert!(huge.is_err_and(|e| e.contains("30 days")), "{name}");
+        }
+        assert!(base
+            .overlaid(&fields(
+                serde_json::json!({"evict_idle_after_ms": millis::MAX_MS})
+            ))
+            .is_ok());
     }
 }

@@ -1,6 +1,6 @@
 //! Native apps built on the Socket.IO API: the reference app that Socket.IO's
-//! protocol test suites expect, and a workspace demo with the behaviour the
-//! `echo` example tenant will have once Wasm tenants land.
+//! protocol test suites expect, and a native workspace demo (the behaviour of the
+//! `echo` example tenant) that the core suites run against.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,11 +9,11 @@ use bytes::Bytes;
 use regex::Regex;
 use serde_json::{json, Value};
 
-use crate::config::{Cors, EngineConfig, SocketIoConfig};
-use crate::engineio::packet::Packet as EnginePacket;
-use crate::engineio::{CloseReason, Connection, Engine, EngineHandler, Session};
-use crate::server::Server;
-use crate::socketio::{ConnectError, Payload, SocketIo};
+use nsbox::config::{Cors, EngineConfig, SocketIoConfig};
+use nsbox::engineio::packet::Packet as EnginePacket;
+use nsbox::engineio::{CloseReason, Connection, Engine, EngineHandler, Session};
+use nsbox::server::Server;
+use nsbox::socketio::{ConnectError, Payload, SocketIo};
 
 /// The settings the protocol test suites assume: 300 ms pings, 200 ms timeout,
 /// 1 s connect timeout, CORS open.
@@ -101,7 +101,7 @@ impl Connection for EchoConnection {
     fn on_close(&self, _reason: CloseReason) {}
 }
 
-fn trail_push(socket: &crate::socketio::Socket, step: &str) {
+fn trail_push(socket: &nsbox::socketio::Socket, step: &str) {
     let mut data = socket.data();
     if let Some(trail) = data.get_mut("trail").and_then(Value::as_array_mut) {
         trail.push(Value::from(step));

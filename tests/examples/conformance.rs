@@ -2,7 +2,7 @@
 //! (`socketio/engine.io-protocol` and `socketio/socket.io-protocol`, `test-suite/`):
 //! Socket.IO at `/socket.io/` and a raw Engine.IO echo at `/engine.io/`.
 //!
-//! `cargo run --release -p nsbox --example conformance -- --listen 127.0.0.1:3000`
+//! `cargo run --release -p integration-tests --example conformance -- --listen 127.0.0.1:3000`
 
 use std::net::SocketAddr;
 
@@ -19,7 +19,7 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt::init();
     let args = Args::parse();
-    let (_io, server) = nsbox::demo::conformance_server();
+    let (_io, server) = integration_tests::demo::conformance_server();
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     tracing::info!("conformance server on http://{}", listener.local_addr()?);
     server
