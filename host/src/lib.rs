@@ -15,6 +15,11 @@
 //! The protocol layers know nothing of WebAssembly; tenants plug into
 //! [`socketio`] through the same API a native app uses.
 //!
+//! Locks: the synchronous ones are `parking_lot`'s and are never poisoned. A panic
+//! while one is held is a bug, and it must not take other connections or tenants down
+//! with it: the data is left as it was and every other user carries on. Locks are held
+//! only for short, non-blocking work, and never across an `.await`.
+//!
 //! ```no_run
 //! use nsbox::{config::SocketIoConfig, server::Server, socketio::{Payload, SocketIo}};
 //! # async fn run() -> std::io::Result<()> {

@@ -4,8 +4,9 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
+use parking_lot::Mutex;
 use tokio::sync::{Mutex as AsyncMutex, MutexGuard};
 
 /// The gates of every tenant the API has changed.
@@ -25,7 +26,8 @@ pub(crate) struct Gate {
 impl Gates {
     /// The gate of `tenant`.
     pub(crate) fn of(&self, tenant: &str) -> Arc<Gate> {
-        let mut gates = self.gates.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut gates = self.gates.lock();
+
         gates.entry(tenant.to_owned()).or_default().clone()
     }
 }

@@ -2,9 +2,10 @@
 //! and compilations bounded in number at once and in time.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use parking_lot::Mutex;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// Uploads per minute for each deploy token, in bursts of as many.
@@ -35,7 +36,8 @@ impl UploadRate {
     fn take_at(&self, token: [u8; 32], now: Instant) -> Result<(), Duration> {
         let capacity = f64::from(self.per_minute);
         let per_second = capacity / 60.0;
-        let mut buckets = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut buckets = self.buckets.lock();
+
         let bucket = buckets.entry(token).or_insert(Bucket {
             tokens: capacity,
             last: now,

@@ -53,15 +53,13 @@ impl Engine {
 
     /// How many sessions are open.
     pub fn session_count(&self) -> usize {
-        self.sessions.lock().map(|s| s.len()).unwrap_or(0)
+        self.sessions.lock().len()
     }
 
     /// Open sessions by the transport they use now: `(polling, websocket)`; one in the
     /// middle of an upgrade counts as polling.
     pub fn transport_counts(&self) -> (usize, usize) {
-        let Ok(sessions) = self.sessions.lock() else {
-            return (0, 0);
-        };
+        let sessions = self.sessions.lock();
         let websocket = sessions
             .values()
             .filter(|s| s.transport() == TransportKind::WebSocket)
@@ -71,10 +69,7 @@ impl Engine {
 
     /// Closes every session, telling the layer above the server is shutting down.
     pub fn close_all(&self) {
-        let sessions: Vec<Arc<Session>> = match self.sessions.lock() {
-            Ok(sessions) => sessions.values().cloned().collect(),
-            Err(_) => return,
-        };
+        let sessions: Vec<Arc<Session>> = self.sessions.lock().values().cloned().collect();
         for session in sessions {
             session.close(CloseReason::ServerShuttingDown);
         }
@@ -130,8 +125,8 @@ impl Engine {
             let session = self
                 .sessions
                 .lock()
-                .ok()
-                .and_then(|sessions| sessions.get(sid).cloned())
+                .get(sid)
+                .cloned()
                 .ok_or(HttpError::UnknownSid)?;
             return match transport {
                 TransportKind::Polling if session.transport() != TransportKind::Polling => {
@@ -183,9 +178,10 @@ impl Engine {
             transport,
             Arc::downgrade(&self.sessions),
         );
-        if let Ok(mut sessions) = self.sessions.lock() {
-            sessions.insert(session.id.clone(), session.clone());
-        }
+        self.sessions
+            .lock()
+            .insert(session.id.clone(), session.clone());
+
         let connection = self.handler.on_open(&session);
         session.attach(connection);
         tokio::spawn(session.clone().heartbeat());

@@ -11,11 +11,12 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::sync::{Arc, OnceLock, Weak};
 use std::task::{Poll, Waker};
 use std::time::SystemTime;
 
 use bytes::Bytes;
+use parking_lot::Mutex;
 use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 
@@ -321,9 +322,7 @@ impl Session {
         self.is_closed.store(true, Ordering::Release);
         self.closed.cancel();
         if let Some(registry) = self.registry.upgrade() {
-            if let Ok(mut sessions) = registry.lock() {
-                sessions.remove(&self.id);
-            }
+            registry.lock().remove(&self.id);
         }
         if let Some(connection) = self.connection.get() {
             connection.on_close(reason);

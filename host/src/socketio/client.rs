@@ -2,8 +2,9 @@
 //! binary attachments, and multiplexes the connection's sockets by namespace.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Weak};
 
+use parking_lot::Mutex;
 use tokio::task::AbortHandle;
 
 use bytes::Bytes;
@@ -70,27 +71,26 @@ impl Client {
             let joined = client
                 .sockets
                 .lock()
-                .map(|s| s.values().any(|m| matches!(m, Membership::Joined(_))))
-                .unwrap_or(true);
+                .values()
+                .any(|m| matches!(m, Membership::Joined(_)));
             if !joined {
                 tracing::debug!("no namespace joined within the connect timeout");
                 client.link.close(CloseReason::ForcedClose);
             }
         });
-        if let Ok(mut slot) = self.connect_timeout.lock() {
-            *slot = Some(task.abort_handle());
-        }
+        *self.connect_timeout.lock() = Some(task.abort_handle());
     }
 
     /// Stops the connect timeout: a namespace was joined, or the connection closed.
     fn stop_connect_timeout(&self) {
-        if let Some(task) = self.connect_timeout.lock().ok().and_then(|mut t| t.take()) {
+        let task = self.connect_timeout.lock().take();
+        if let Some(task) = task {
             task.abort();
         }
     }
 
     fn socket(&self, nsp: &str) -> Option<Arc<Socket>> {
-        match self.sockets.lock().ok()?.get(nsp)? {
+        match self.sockets.lock().get(nsp)? {
             Membership::Joined(socket) => Some(socket.clone()),
             Membership::Joining => None,
         }
@@ -134,10 +134,7 @@ impl Client {
             return;
         };
         {
-            let Ok(mut sockets) = self.sockets.lock() else {
-                namespace.end_connect();
-                return;
-            };
+            let mut sockets = self.sockets.lock();
             match sockets.get(&nsp) {
                 // A second CONNECT while the first runs its middleware: ignored.
                 Some(Membership::Joining) => {
@@ -191,24 +188,23 @@ impl Client {
 
     /// A namespace's middleware said no: it may be asked for again.
     fn stop_joining(&self, nsp: &str) {
-        if let Ok(mut sockets) = self.sockets.lock() {
-            if matches!(sockets.get(nsp), Some(Membership::Joining)) {
-                sockets.remove(nsp);
-            }
+        let mut sockets = self.sockets.lock();
+        if matches!(sockets.get(nsp), Some(Membership::Joining)) {
+            sockets.remove(nsp);
         }
     }
 
     fn accept(&self, socket: Arc<Socket>) {
         let nsp = socket.nsp().name().to_owned();
-        let joined = self.link.is_alive()
-            && self.sockets.lock().is_ok_and(|mut sockets| {
-                // Only the CONNECT that made the namespace joining is accepted.
-                let joining = matches!(sockets.get(&nsp), Some(Membership::Joining));
-                if joining {
-                    sockets.insert(nsp.clone(), Membership::Joined(socket.clone()));
-                }
-                joining
-            });
+        let joined = self.link.is_alive() && {
+            let mut sockets = self.sockets.lock();
+            // Only the CONNECT that made the namespace joining is accepted.
+            let joining = matches!(sockets.get(&nsp), Some(Membership::Joining));
+            if joining {
+                sockets.insert(nsp.clone(), Membership::Joined(socket.clone()));
+            }
+            joining
+        };
         if !joined {
             socket.abandon(DisconnectReason::TransportClose);
             return;
@@ -237,17 +233,16 @@ impl Client {
 impl Departures for Client {
     /// Forgets a socket that has left its namespace.
     fn left(&self, nsp: &str, id: &Sid) {
-        if let Ok(mut sockets) = self.sockets.lock() {
-            if matches!(sockets.get(nsp), Some(Membership::Joined(s)) if s.id() == id) {
-                sockets.remove(nsp);
-            }
+        let mut sockets = self.sockets.lock();
+        if matches!(sockets.get(nsp), Some(Membership::Joined(s)) if s.id() == id) {
+            sockets.remove(nsp);
         }
     }
 }
 
 impl Connection for Client {
     fn on_message(&self, text: String) {
-        if self.partial.lock().map(|p| p.is_some()).unwrap_or(true) {
+        if self.partial.lock().is_some() {
             // A text packet in the middle of a binary packet's attachments.
             return self.fail(packet::ParseError::IllegalAttachments);
         }
@@ -257,13 +252,11 @@ impl Connection for Client {
                 self.fail(packet::ParseError::Attachments)
             }
             Ok((packet, expected)) => {
-                if let Ok(mut partial) = self.partial.lock() {
-                    *partial = Some(PartialPacket {
-                        packet,
-                        expected,
-                        received: Vec::with_capacity(expected),
-                    });
-                }
+                *self.partial.lock() = Some(PartialPacket {
+                    packet,
+                    expected,
+                    received: Vec::with_capacity(expected),
+                });
             }
             Err(error) => self.fail(error),
         }
@@ -271,9 +264,7 @@ impl Connection for Client {
 
     fn on_binary(&self, data: Bytes) {
         let complete = {
-            let Ok(mut partial) = self.partial.lock() else {
-                return;
-            };
+            let mut partial = self.partial.lock();
             let Some(pending) = partial.as_mut() else {
                 drop(partial);
                 return self.fail(packet::ParseError::IllegalAttachments);
@@ -297,15 +288,13 @@ impl Connection for Client {
         let sockets: Vec<Arc<Socket>> = self
             .sockets
             .lock()
-            .map(|mut s| {
-                s.drain()
-                    .filter_map(|(_, membership)| match membership {
-                        Membership::Joined(socket) => Some(socket),
-                        Membership::Joining => None,
-                    })
-                    .collect()
+            .drain()
+            .filter_map(|(_, membership)| match membership {
+                Membership::Joined(socket) => Some(socket),
+                Membership::Joining => None,
             })
-            .unwrap_or_default();
+            .collect();
+
         for socket in sockets {
             socket.close(reason.into());
         }

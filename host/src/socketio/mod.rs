@@ -11,8 +11,9 @@ pub mod socket;
 mod tests;
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
+use parking_lot::RwLock;
 use regex::Regex;
 
 use crate::config::SocketIoConfig;
@@ -32,11 +33,11 @@ pub(crate) struct Resolver {
 impl Resolver {
     /// The namespace for `name`, marked as having a connection pending.
     pub(crate) fn resolve(&self, name: &str) -> Option<Arc<Namespace>> {
-        if let Some(nsp) = self.statics.read().ok()?.get(name).cloned() {
+        if let Some(nsp) = self.statics.read().get(name).cloned() {
             nsp.begin_connect();
             return Some(nsp);
         }
-        let parents = self.parents.read().ok()?.clone();
+        let parents = self.parents.read().clone();
         parents
             .iter()
             .find_map(|parent| parent.child_for_connect(name))
@@ -78,10 +79,7 @@ impl SocketIo {
 
     /// The static namespace `name`, created if it does not exist yet.
     pub fn of(&self, name: &str) -> Arc<Namespace> {
-        let mut statics = match self.resolver.statics.write() {
-            Ok(statics) => statics,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let mut statics = self.resolver.statics.write();
         statics
             .entry(name.to_owned())
             .or_insert_with(|| Namespace::new(name.to_owned(), None))
@@ -91,10 +89,7 @@ impl SocketIo {
     /// A dynamic namespace: every name matching `pattern` gets a child on first use.
     pub fn dynamic(&self, pattern: Regex) -> Arc<ParentNamespace> {
         let parent = ParentNamespace::new(pattern);
-        match self.resolver.parents.write() {
-            Ok(mut parents) => parents.push(parent.clone()),
-            Err(poisoned) => poisoned.into_inner().push(parent.clone()),
-        }
+        self.resolver.parents.write().push(parent.clone());
         parent
     }
 
@@ -104,19 +99,18 @@ impl SocketIo {
             .resolver
             .statics
             .read()
-            .map(|s| s.values().map(|nsp| nsp.socket_count()).sum())
-            .unwrap_or(0);
+            .values()
+            .map(|nsp| nsp.socket_count())
+            .sum();
         let children: usize = self
             .resolver
             .parents
             .read()
-            .map(|p| {
-                p.iter()
-                    .flat_map(|parent| parent.children())
-                    .map(|c| c.socket_count())
-                    .sum()
-            })
-            .unwrap_or(0);
+            .iter()
+            .flat_map(|parent| parent.children())
+            .map(|c| c.socket_count())
+            .sum();
+
         statics + children
     }
 

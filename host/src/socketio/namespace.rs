@@ -5,8 +5,9 @@ use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::sync::{Arc, Weak};
 
+use parking_lot::{Mutex, RwLock};
 use regex::Regex;
 
 use super::link::encode;
@@ -35,9 +36,9 @@ impl Handlers {
         F: Fn(Arc<Socket>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<(), ConnectError>> + Send + 'static,
     {
-        if let Ok(mut chain) = self.middlewares.write() {
-            chain.push(Arc::new(move |socket| Box::pin(middleware(socket))));
-        }
+        self.middlewares
+            .write()
+            .push(Arc::new(move |socket| Box::pin(middleware(socket))));
     }
 
     /// Adds a handler called with every accepted socket.
@@ -45,23 +46,15 @@ impl Handlers {
     where
         F: Fn(&Arc<Socket>) + Send + Sync + 'static,
     {
-        if let Ok(mut handlers) = self.on_connection.write() {
-            handlers.push(Arc::new(handler));
-        }
+        self.on_connection.write().push(Arc::new(handler));
     }
 
     fn middlewares(&self) -> Vec<Middleware> {
-        self.middlewares
-            .read()
-            .map(|m| m.clone())
-            .unwrap_or_default()
+        self.middlewares.read().clone()
     }
 
     fn connection_handlers(&self) -> Vec<ConnectionHandler> {
-        self.on_connection
-            .read()
-            .map(|h| h.clone())
-            .unwrap_or_default()
+        self.on_connection.read().clone()
     }
 }
 
@@ -118,15 +111,12 @@ impl Namespace {
 
     /// The connected sockets.
     pub fn sockets(&self) -> Vec<Arc<Socket>> {
-        self.sockets
-            .read()
-            .map(|s| s.values().cloned().collect())
-            .unwrap_or_default()
+        self.sockets.read().values().cloned().collect()
     }
 
     /// How many sockets are connected.
     pub fn socket_count(&self) -> usize {
-        self.sockets.read().map(|s| s.len()).unwrap_or(0)
+        self.sockets.read().len()
     }
 
     /// Sends an event to every socket of the namespace.
@@ -176,26 +166,17 @@ impl Namespace {
     }
 
     pub(crate) fn has_middlewares(&self) -> bool {
-        let own = self
-            .handlers
-            .middlewares
-            .read()
-            .map(|m| !m.is_empty())
-            .unwrap_or(false);
-        own || self.parent().is_some_and(|p| {
-            p.handlers
-                .middlewares
-                .read()
-                .map(|m| !m.is_empty())
-                .unwrap_or(false)
-        })
+        let own = !self.handlers.middlewares.read().is_empty();
+        own || self
+            .parent()
+            .is_some_and(|p| !p.handlers.middlewares.read().is_empty())
     }
 
     /// Adds an accepted socket and runs the connection handlers (the parent's first).
     pub(crate) fn add_socket(&self, socket: &Arc<Socket>) {
-        if let Ok(mut sockets) = self.sockets.write() {
-            sockets.insert(socket.id().clone(), socket.clone());
-        }
+        self.sockets
+            .write()
+            .insert(socket.id().clone(), socket.clone());
         socket.accept();
         let mut handlers = self
             .parent()
@@ -211,9 +192,7 @@ impl Namespace {
     }
 
     pub(crate) fn remove_socket(&self, socket: &Socket) {
-        if let Ok(mut sockets) = self.sockets.write() {
-            sockets.remove(socket.id());
-        }
+        self.sockets.write().remove(socket.id());
         for room in socket.rooms() {
             self.remove_from_room(&room, socket.id());
         }
@@ -238,38 +217,32 @@ impl Namespace {
     }
 
     pub(crate) fn add_to_room(&self, room: &str, sid: &Sid) {
-        if let Ok(mut rooms) = self.rooms.write() {
-            rooms
-                .entry(room.to_owned())
-                .or_default()
-                .insert(sid.clone());
-        }
+        self.rooms
+            .write()
+            .entry(room.to_owned())
+            .or_default()
+            .insert(sid.clone());
     }
 
     pub(crate) fn remove_from_room(&self, room: &str, sid: &Sid) {
-        if let Ok(mut rooms) = self.rooms.write() {
-            if let Some(members) = rooms.get_mut(room) {
-                members.remove(sid);
-                if members.is_empty() {
-                    rooms.remove(room);
-                }
+        let mut rooms = self.rooms.write();
+        if let Some(members) = rooms.get_mut(room) {
+            members.remove(sid);
+            if members.is_empty() {
+                rooms.remove(room);
             }
         }
     }
 
     /// The names of the rooms that have at least one socket.
     pub fn rooms(&self) -> Vec<String> {
-        self.rooms
-            .read()
-            .map(|r| r.keys().cloned().collect())
-            .unwrap_or_default()
+        self.rooms.read().keys().cloned().collect()
     }
 
     /// The sockets a broadcast reaches.
     fn recipients(&self, op: &BroadcastOperator) -> Vec<Arc<Socket>> {
-        let (Ok(sockets), Ok(rooms)) = (self.sockets.read(), self.rooms.read()) else {
-            return Vec::new();
-        };
+        let sockets = self.sockets.read();
+        let rooms = self.rooms.read();
         let excluded: HashSet<&Sid> = op
             .except_rooms
             .iter()
@@ -414,10 +387,7 @@ impl ParentNamespace {
 
     /// The live children.
     pub fn children(&self) -> Vec<Arc<Namespace>> {
-        self.children
-            .lock()
-            .map(|c| c.values().cloned().collect())
-            .unwrap_or_default()
+        self.children.lock().values().cloned().collect()
     }
 
     /// Every socket of every child.
@@ -433,7 +403,7 @@ impl ParentNamespace {
         if !self.pattern.is_match(name) {
             return None;
         }
-        let mut children = self.children.lock().ok()?;
+        let mut children = self.children.lock();
         let child = children
             .entry(name.to_owned())
             .or_insert_with(|| {
@@ -449,11 +419,10 @@ impl ParentNamespace {
         if !self.cleanup_empty.load(Ordering::Acquire) {
             return;
         }
-        if let Ok(mut children) = self.children.lock() {
-            if children.get(name).is_some_and(|child| child.is_idle()) {
-                children.remove(name);
-                tracing::debug!(nsp = name, "empty child namespace removed");
-            }
+        let mut children = self.children.lock();
+        if children.get(name).is_some_and(|child| child.is_idle()) {
+            children.remove(name);
+            tracing::debug!(nsp = name, "empty child namespace removed");
         }
     }
 }

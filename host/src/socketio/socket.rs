@@ -4,9 +4,10 @@
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use parking_lot::Mutex;
 use serde_json::Value;
 use tokio::sync::oneshot;
 
@@ -214,14 +215,12 @@ impl Socket {
 
     /// Per-socket data that middleware can set and handlers read. Default is `null`.
     pub fn data(&self) -> Value {
-        self.data.lock().map(|d| d.clone()).unwrap_or(Value::Null)
+        self.data.lock().clone()
     }
 
     /// Replaces the per-socket data.
     pub fn set_data(&self, value: Value) {
-        if let Ok(mut data) = self.data.lock() {
-            *data = value;
-        }
+        *self.data.lock() = value;
     }
 
     /// Registers the handler of one event name, replacing any earlier one.
@@ -229,9 +228,7 @@ impl Socket {
     where
         F: Fn(&Arc<Socket>, Payload, Option<AckSender>) + Send + Sync + 'static,
     {
-        if let Ok(mut handlers) = self.handlers.lock() {
-            handlers.insert(event.into(), Arc::new(handler));
-        }
+        self.handlers.lock().insert(event.into(), Arc::new(handler));
     }
 
     /// Registers the handler of every event that [`Socket::on`] did not claim, e.g. to
@@ -240,9 +237,7 @@ impl Socket {
     where
         F: Fn(&Arc<Socket>, &str, Payload, Option<AckSender>) + Send + Sync + 'static,
     {
-        if let Ok(mut fallback) = self.fallback.lock() {
-            *fallback = Some(Arc::new(handler));
-        }
+        *self.fallback.lock() = Some(Arc::new(handler));
     }
 
     /// Registers a handler called once when the socket leaves. A handler registered by
@@ -251,9 +246,7 @@ impl Socket {
     where
         F: Fn(&Arc<Socket>, DisconnectReason) + Send + Sync + 'static,
     {
-        if let Ok(mut handlers) = self.disconnect_handlers.lock() {
-            handlers.push(Arc::new(handler));
-        }
+        self.disconnect_handlers.lock().push(Arc::new(handler));
     }
 
     /// Sends an event to this socket.
@@ -276,7 +269,7 @@ impl Socket {
         let id = self.next_ack.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         match self.acks.lock() {
-            Ok(mut acks) if self.connected() => {
+            mut acks if self.connected() => {
                 acks.insert(id, tx);
             }
             _ => return Err(AckError::Disconnected),
@@ -289,9 +282,7 @@ impl Socket {
         });
         let result = tokio::time::timeout(timeout, rx).await;
         // Whatever happened, the slot is freed: no pending ack outlives its answer or its timeout.
-        if let Ok(mut acks) = self.acks.lock() {
-            acks.remove(&id);
-        }
+        self.acks.lock().remove(&id);
         match result {
             Ok(Ok(answer)) => Ok(answer),
             Ok(Err(_)) => Err(AckError::Disconnected),
@@ -301,17 +292,13 @@ impl Socket {
 
     /// How many server-to-client acks are waiting for an answer.
     pub fn pending_acks(&self) -> usize {
-        self.acks.lock().map(|a| a.len()).unwrap_or(0)
+        self.acks.lock().len()
     }
 
     /// Joins a room.
     pub fn join(&self, room: impl Into<String>) {
         let room = room.into();
-        let added = self
-            .rooms
-            .lock()
-            .map(|mut rooms| rooms.insert(room.clone()))
-            .unwrap_or(false);
+        let added = self.rooms.lock().insert(room.clone());
         if added && self.connected() {
             self.nsp.add_to_room(&room, &self.id);
         }
@@ -319,11 +306,7 @@ impl Socket {
 
     /// Leaves a room.
     pub fn leave(&self, room: &str) {
-        let removed = self
-            .rooms
-            .lock()
-            .map(|mut rooms| rooms.remove(room))
-            .unwrap_or(false);
+        let removed = self.rooms.lock().remove(room);
         if removed {
             self.nsp.remove_from_room(room, &self.id);
         }
@@ -331,20 +314,17 @@ impl Socket {
 
     /// How many rooms the socket is in, its own id's room included.
     pub fn room_count(&self) -> usize {
-        self.rooms.lock().map(|rooms| rooms.len()).unwrap_or(0)
+        self.rooms.lock().len()
     }
 
     /// Whether the socket is in `room`.
     pub fn in_room(&self, room: &str) -> bool {
-        self.rooms.lock().is_ok_and(|rooms| rooms.contains(room))
+        self.rooms.lock().contains(room)
     }
 
     /// The rooms the socket is in, its own id's room included.
     pub fn rooms(&self) -> Vec<String> {
-        self.rooms
-            .lock()
-            .map(|rooms| rooms.iter().cloned().collect())
-            .unwrap_or_default()
+        self.rooms.lock().iter().cloned().collect()
     }
 
     /// Targets the sockets in `room`, this one excepted.
@@ -382,10 +362,7 @@ impl Socket {
     /// (its ack, if asked for, is never answered), as in Node.
     pub(crate) fn dispatch_event(self: &Arc<Self>, event: &str, args: Payload, ack: Option<u64>) {
         if !self.events_flow.load(Ordering::Acquire) {
-            let mut held = self
-                .early_events
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
+            let mut held = self.early_events.lock();
             // Checked again under the lock: the flow may have started meanwhile.
             if !self.events_flow.load(Ordering::Acquire) {
                 let bytes = held.bytes + event.len() + args.size();
@@ -408,10 +385,7 @@ impl Socket {
     pub(crate) fn release_early_events(self: &Arc<Self>) {
         loop {
             let held = {
-                let mut held = self
-                    .early_events
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner);
+                let mut held = self.early_events.lock();
                 if held.events.is_empty() {
                     self.events_flow.store(true, Ordering::Release);
                     return;
@@ -425,25 +399,25 @@ impl Socket {
     }
 
     fn deliver_event(self: &Arc<Self>, event: &str, args: Payload, ack: Option<u64>) {
-        let handler = self
-            .handlers
-            .lock()
-            .ok()
-            .and_then(|h| h.get(event).cloned());
+        let handler = self.handlers.lock().get(event).cloned();
         let ack = ack.map(|id| AckSender {
             socket: self.clone(),
             id,
         });
         if let Some(handler) = handler {
             handler(self, args, ack);
-        } else if let Some(fallback) = self.fallback.lock().ok().and_then(|f| f.clone()) {
-            fallback(self, event, args, ack);
+        } else {
+            // Cloned out first: the fallback may call `on_fallback`, which takes the lock.
+            let fallback = self.fallback.lock().clone();
+            if let Some(fallback) = fallback {
+                fallback(self, event, args, ack);
+            }
         }
     }
 
     /// Delivers the client's answer to a server-to-client ack.
     pub(crate) fn dispatch_ack(&self, id: u64, args: Payload) {
-        let waiting = self.acks.lock().ok().and_then(|mut acks| acks.remove(&id));
+        let waiting = self.acks.lock().remove(&id);
         if let Some(tx) = waiting {
             let _ = tx.send(args);
         }
@@ -459,11 +433,8 @@ impl Socket {
 
     /// Runs (and forgets) the disconnect handlers.
     fn run_disconnect_handlers(self: &Arc<Self>, reason: DisconnectReason) {
-        let handlers: Vec<DisconnectHandler> = self
-            .disconnect_handlers
-            .lock()
-            .map(|mut h| std::mem::take(&mut *h))
-            .unwrap_or_default();
+        let handlers: Vec<DisconnectHandler> =
+            std::mem::take(&mut *self.disconnect_handlers.lock());
         for handler in handlers {
             handler(self, reason);
         }
@@ -474,17 +445,11 @@ impl Socket {
         if !self.connected.swap(false, Ordering::AcqRel) {
             return;
         }
-        if let Ok(mut acks) = self.acks.lock() {
-            acks.clear();
-        }
+        self.acks.lock().clear();
         self.nsp.remove_socket(self);
         self.link.left(self.nsp.name(), &self.id);
         self.run_disconnect_handlers(reason);
-        if let Ok(mut handlers) = self.handlers.lock() {
-            handlers.clear();
-        }
-        if let Ok(mut fallback) = self.fallback.lock() {
-            fallback.take();
-        }
+        self.handlers.lock().clear();
+        self.fallback.lock().take();
     }
 }

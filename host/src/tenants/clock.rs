@@ -4,9 +4,11 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
 
 /// The clock of one tenant's calls, shared by the metered future and the epoch callback.
 #[derive(Debug, Default)]
@@ -23,30 +25,23 @@ struct ClockState {
 impl CallClock {
     /// Starts a new call at zero.
     pub(crate) fn reset(&self) {
-        if let Ok(mut state) = self.state.lock() {
-            *state = ClockState::default();
-        }
+        *self.state.lock() = ClockState::default();
     }
 
     /// CPU time the current call has used so far.
     pub(crate) fn spent(&self) -> Duration {
-        self.state
-            .lock()
-            .map(|s| s.spent + s.polled_since.map_or(Duration::ZERO, |t| t.elapsed()))
-            .unwrap_or_default()
+        let state = self.state.lock();
+        state.spent + state.polled_since.map_or(Duration::ZERO, |t| t.elapsed())
     }
 
     fn enter(&self) {
-        if let Ok(mut state) = self.state.lock() {
-            state.polled_since = Some(Instant::now());
-        }
+        self.state.lock().polled_since = Some(Instant::now());
     }
 
     fn leave(&self) {
-        if let Ok(mut state) = self.state.lock() {
-            if let Some(since) = state.polled_since.take() {
-                state.spent += since.elapsed();
-            }
+        let mut state = self.state.lock();
+        if let Some(since) = state.polled_since.take() {
+            state.spent += since.elapsed();
         }
     }
 }

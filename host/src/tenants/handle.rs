@@ -37,7 +37,7 @@ pub struct TenantHandle {
     /// What one socket may send per second.
     socket_rate: u32,
     /// What all the tenant's sockets together may send.
-    tenant_rate: Arc<std::sync::Mutex<TokenBucket>>,
+    tenant_rate: Arc<parking_lot::Mutex<TokenBucket>>,
     /// The component and limits this version runs with (kept to restart it with others).
     code: Arc<Code>,
     limits: Arc<Limits>,
@@ -64,7 +64,7 @@ impl TenantHandle {
             queue_limit: limits.queued_events,
             stats,
             socket_rate: limits.events_per_second_per_socket,
-            tenant_rate: Arc::new(std::sync::Mutex::new(TokenBucket::new(
+            tenant_rate: Arc::new(parking_lot::Mutex::new(TokenBucket::new(
                 limits.events_per_second,
             ))),
             code,
@@ -163,11 +163,8 @@ impl TenantHandle {
         args: Payload,
         ack: Option<AckSender>,
     ) {
-        let within_rate = self
-            .tenant_rate
-            .lock()
-            .map(|mut b| b.allow())
-            .unwrap_or(true);
+        let within_rate = self.tenant_rate.lock().allow();
+
         if !within_rate {
             self.stats.dropped_events.fetch_add(1, Ordering::Relaxed);
             tracing::debug!(tenant = %self.name, event, "event dropped: the tenant's events per second are spent");

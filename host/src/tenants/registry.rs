@@ -3,8 +3,9 @@
 //! to a static namespace such as `/admin`.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
+use parking_lot::RwLock;
 use regex::Regex;
 use serde_json::json;
 
@@ -46,9 +47,7 @@ impl Tenants {
 
     /// Gives tenant `name` limits of its own in the configuration (before it runs).
     pub fn configure_limits(&self, name: &str, limits: Limits) {
-        if let Ok(mut configured) = self.configured.write() {
-            configured.insert(name.to_owned(), limits);
-        }
+        self.configured.write().insert(name.to_owned(), limits);
     }
 
     /// The limits the configuration gives tenant `name`: its own, else the defaults.
@@ -56,8 +55,8 @@ impl Tenants {
     pub fn configured_limits(&self, name: &str) -> Limits {
         self.configured
             .read()
-            .ok()
-            .and_then(|c| c.get(name).cloned())
+            .get(name)
+            .cloned()
             .unwrap_or_else(|| self.defaults.clone())
     }
 
@@ -124,16 +123,16 @@ impl Tenants {
 
     fn add(&self, handle: TenantHandle, namespace: Option<String>) -> Arc<TenantSlot> {
         let slot = TenantSlot::new(handle, namespace);
-        if let Ok(mut slots) = self.slots.write() {
-            slots.insert(slot.name().to_owned(), slot.clone());
-        }
+        self.slots
+            .write()
+            .insert(slot.name().to_owned(), slot.clone());
         slot
     }
 
     /// Removes a tenant: its sockets are told and disconnected, new ones refused.
     /// Returns whether there was one.
     pub async fn remove(&self, name: &str) -> bool {
-        let slot = self.slots.write().ok().and_then(|mut s| s.remove(name));
+        let slot = self.slots.write().remove(name);
         match slot {
             Some(slot) => {
                 slot.retire().await;
@@ -145,7 +144,7 @@ impl Tenants {
 
     /// The tenant of that name.
     pub fn get(&self, name: &str) -> Option<Arc<TenantSlot>> {
-        self.slots.read().ok()?.get(name).cloned()
+        self.slots.read().get(name).cloned()
     }
 
     /// The tenant the pattern reaches under that name (not one bound to a static namespace).
@@ -155,11 +154,7 @@ impl Tenants {
 
     /// The names of all tenants, sorted.
     pub fn names(&self) -> Vec<String> {
-        let mut names: Vec<String> = self
-            .slots
-            .read()
-            .map(|t| t.keys().cloned().collect())
-            .unwrap_or_default();
+        let mut names: Vec<String> = self.slots.read().keys().cloned().collect();
         names.sort();
         names
     }
@@ -171,9 +166,7 @@ impl Tenants {
         let parent = io.dynamic(pattern.clone());
         parent.cleanup_empty_children(true);
         let pattern = Arc::new(pattern);
-        if let Ok(mut served) = self.pattern.write() {
-            *served = Some(pattern.clone());
-        }
+        *self.pattern.write() = Some(pattern.clone());
         let (tenants, names) = (self.clone(), pattern.clone());
         parent.use_middleware(move |socket| {
             let tenants = tenants.clone();
@@ -210,7 +203,7 @@ impl Tenants {
 
     /// The namespace pattern, once served.
     pub fn pattern(&self) -> Option<Arc<Regex>> {
-        self.pattern.read().ok()?.clone()
+        self.pattern.read().clone()
     }
 
     /// Serves the tenant's static namespace.

@@ -1,8 +1,9 @@
 //! A tenant as its sockets see it: a slot holding the version that serves it now.
 //! Sockets talk to the slot, so a new version takes over without touching them.
 
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
+use parking_lot::RwLock;
 use tokio::sync::{oneshot, Mutex};
 
 use super::handle::TenantHandle;
@@ -42,18 +43,12 @@ impl TenantSlot {
 
     /// The version serving now.
     pub fn current(&self) -> Arc<TenantHandle> {
-        match self.current.read() {
-            Ok(current) => current.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
+        self.current.read().clone()
     }
 
     fn install(&self, handle: TenantHandle) {
         let handle = Arc::new(handle);
-        match self.current.write() {
-            Ok(mut current) => *current = handle,
-            Err(poisoned) => *poisoned.into_inner() = handle,
-        }
+        *self.current.write() = handle;
     }
 
     /// Runs the tenant's middleware for `socket`; if it passes, the socket's events and
@@ -70,10 +65,10 @@ impl TenantSlot {
         let slot = self.clone();
         // One bucket per socket, kept in its handler: a flood is stopped here, before
         // it costs the guest anything.
-        let bucket = std::sync::Mutex::new(current.socket_bucket());
+        let bucket = parking_lot::Mutex::new(current.socket_bucket());
         socket.on_fallback(move |socket, event, args, ack| {
             let current = slot.current();
-            if bucket.lock().map(|mut b| b.allow()).unwrap_or(true) {
+            if bucket.lock().allow() {
                 current.event(socket, event, args, ack)
             } else {
                 current.rate_limited(socket)
