@@ -84,25 +84,32 @@ describe("polling", () => {
     assert.equal((await poll(sid)).status, 400);
   });
 
-  test("duplicate polls: the first gets close, the second 400, then the session is gone", async () => {
+  test("duplicate polls: the pending one gets close, the other 400, then the session is gone", async () => {
     const sid = await pollingSession();
-    const first = poll(sid);
-    await sleep(30);
-    const second = await poll(sid);
-    assert.equal(second.status, 400);
-    const firstRes = await first;
-    assert.equal(firstRes.status, 200);
-    assert.equal(await firstRes.text(), "1");
+    // Whichever the server takes first is the pending one.
+    const answers = await Promise.all([poll(sid), poll(sid)]);
+    const bodies = await Promise.all(answers.map((res) => res.text()));
+    const statuses = answers.map((res) => res.status).sort();
+    assert.deepEqual(statuses, [200, 400], bodies.join(" | "));
+    assert.equal(bodies[answers.findIndex((res) => res.status === 200)], "1");
     assert.equal((await poll(sid)).status, 400);
   });
 
   test("client close releases the pending poll with a noop", async () => {
-    const sid = await pollingSession();
-    const pending = poll(sid);
-    await sleep(30);
-    assert.equal((await post(sid, "1")).status, 200);
-    assert.equal(await (await pending).text(), "6");
-    assert.equal((await poll(sid)).status, 400);
+    // The poll is pending unless the close overtook it (then it finds no session):
+    // tried until one was pending.
+    for (let i = 0; i < 20; i++) {
+      const sid = await pollingSession();
+      const pending = poll(sid);
+      assert.equal((await post(sid, "1")).status, 200);
+      const res = await pending;
+      const body = await res.text();
+      if (res.status === 400) continue;
+      assert.equal(body, "6");
+      assert.equal((await poll(sid)).status, 400);
+      return;
+    }
+    assert.fail("the close overtook the poll every time");
   });
 
   test("server pings after pingInterval and a pong keeps the session", async () => {
@@ -124,7 +131,16 @@ describe("polling", () => {
 
   test("no pong closes the session after pingInterval + pingTimeout", async () => {
     const sid = await pollingSession();
-    await sleep(PING_INTERVAL + PING_TIMEOUT + 150);
+    const started = Date.now();
+    // Polled (each poll is answered by the next ping) but never ponged.
+    let closed = false;
+    for (let i = 0; i < 20 && !closed; i++) {
+      const res = await poll(sid);
+      closed = res.status === 400 || (await res.text()).split("\x1e").includes("1");
+    }
+    const elapsed = Date.now() - started;
+    assert.ok(closed, "closed");
+    assert.ok(elapsed >= PING_INTERVAL + PING_TIMEOUT - 50, `closed after ${elapsed} ms`);
     assert.equal((await post(sid, "3")).status, 400);
   });
 

@@ -96,19 +96,27 @@ export async function observer(t) {
     seen.push(info);
     for (const w of [...waiters]) w();
   });
+  /** Waits (`ms` at most) for a departure that `matches`. */
+  async function departure(matches, what, ms) {
+    const deadline = Date.now() + ms;
+    for (;;) {
+      const hit = seen.find(matches);
+      if (hit) return hit;
+      if (Date.now() > deadline) throw new Error(`no departure seen for ${what}`);
+      await new Promise((resolve) => {
+        waiters.push(resolve);
+        setTimeout(resolve, 50);
+      });
+    }
+  }
   return {
     /** Waits for the departure of socket `id` and returns its reason. */
     async reasonFor(id, ms = 3000) {
-      const deadline = Date.now() + ms;
-      for (;;) {
-        const hit = seen.find((info) => info.id === id);
-        if (hit) return hit.reason;
-        if (Date.now() > deadline) throw new Error(`no departure seen for ${id}`);
-        await new Promise((resolve) => {
-          waiters.push(resolve);
-          setTimeout(resolve, 50);
-        });
-      }
+      return (await departure((info) => info.id === id, id, ms)).reason;
+    },
+    /** Waits for the departure of any socket of namespace `nsp`; returns {id, reason}. */
+    async departureFrom(nsp, ms = 3000) {
+      return departure((info) => info.nsp === nsp, nsp, ms);
     },
   };
 }

@@ -23,12 +23,24 @@ async function until(tenant, ok) {
 
 const echo = (socket, value) => socket.timeout(2000).emitWithAck("echo", value);
 
+/**
+ * Waits until an instance that is evicted (t3) has been, counted from now: past that,
+ * one that should not have been evicted would have been.
+ */
+async function pastAnEviction(t) {
+  const witness = await connected(t, "/t3", OK);
+  assert.equal(await echo(witness, "w"), "w");
+  witness.close();
+  const evicted = await until("t3", (s) => !s.running);
+  assert.equal(evicted.running, false, "the witness was evicted");
+}
+
 test("with evict_idle_after_ms = 0 an instance stays after its last socket leaves", async (t) => {
   const socket = await connected(t, "/keep", OK);
   assert.equal(await echo(socket, 1), 1);
   socket.close();
   await until("keep", (s) => s.sockets === 0);
-  await sleep(1000);
+  await pastAnEviction(t);
   const keep = await shown("keep");
   assert.equal(keep.running, true);
   assert.equal(keep.evictions, 0);
@@ -58,7 +70,7 @@ test("an instance without sockets is evicted; the next connection starts a fresh
 
 test("an instance with a socket is not evicted, however long the socket stays quiet", async (t) => {
   const socket = await connected(t, "/t2", OK);
-  await sleep(1200);
+  await pastAnEviction(t);
   assert.equal(await echo(socket, "still here"), "still here");
   const t2 = await shown("t2");
   assert.equal(t2.running, true);

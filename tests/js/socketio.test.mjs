@@ -87,15 +87,18 @@ describe("namespaces", () => {
     const msg = once(b, "msg");
     a.emit("broadcast", "to my workspace");
     assert.deepEqual(await msg, ["to my workspace"]);
-    await sleep(100);
+    // The broadcast went out before this answer, on the same connection: a leak would be here by now.
+    await other.emitWithAck("whoami");
     assert.equal(leaked, false);
   });
 
   test("an emptied child is cleaned up and created afresh", async (t) => {
+    const obs = await observer(t);
     const first = await connected(t, "/w_cleanup", ok);
     await first.emitWithAck("join", "r");
+    const firstId = first.id;
     first.disconnect();
-    await sleep(50);
+    await obs.reasonFor(firstId);
     const second = await connected(t, "/w_cleanup", ok);
     const me = await second.emitWithAck("whoami");
     assert.deepEqual(me.rooms, ["members", second.id].sort());
@@ -143,7 +146,8 @@ describe("middleware", () => {
     await c.closed;
     // Accepted after its connection was gone, that socket must leave at once; the harness
     // checks at the end of the suite that no socket is left.
-    await sleep(300);
+    const gone = await obs.departureFrom("/w_gone");
+    assert.equal(gone.reason, "transport close");
     const late = await connected(t, "/w_gone", ok);
     assert.equal((await late.emitWithAck("whoami")).nsp, "/w_gone");
     const id = late.id;
@@ -179,7 +183,8 @@ describe("rooms and broadcast", () => {
     const bGot = once(b, "msg");
     a.emit("to-room", "blue", "hi blue");
     await bGot;
-    await sleep(100);
+    // Sent after the room message, on the same connections: anything misdelivered is in by then.
+    await Promise.all([a.emitWithAck("whoami"), c.emitWithAck("whoami")]);
     assert.deepEqual(got, { a: [], b: ["hi blue"], c: [] });
   });
 
@@ -211,7 +216,7 @@ describe("rooms and broadcast", () => {
     const done = Promise.all([once(a, "msg"), once(b, "msg")]);
     d.emit("to-room-except", "all", "muted", "news");
     await done;
-    await sleep(100);
+    await Promise.all([c.emitWithAck("whoami"), d.emitWithAck("whoami")]);
     assert.deepEqual([...got].sort(), ["a", "b"]);
   });
 });

@@ -144,11 +144,27 @@ pub fn workspaces(io: &SocketIo) {
         trail_push(&socket, "m2");
         Ok(())
     });
-    parent.use_middleware(|socket| async move {
-        trail_push(&socket, "m3");
-        // Joined before acceptance: the room must still work once the socket is in.
-        socket.join("members");
-        Ok(())
+    let reporting = observer.clone();
+    parent.use_middleware(move |socket| {
+        // Registered by middleware: it also runs for a socket whose connection went
+        // away before it was accepted.
+        let observer = reporting.clone();
+        socket.on_disconnect(move |socket, reason| {
+            observer.emit(
+                "left",
+                Payload::from_values(&[json!({
+                    "nsp": socket.nsp().name(),
+                    "id": &**socket.id(),
+                    "reason": reason.as_str(),
+                })]),
+            );
+        });
+        async move {
+            trail_push(&socket, "m3");
+            // Joined before acceptance: the room must still work once the socket is in.
+            socket.join("members");
+            Ok(())
+        }
     });
     parent.on_connection(move |socket| {
         let nsp = socket.nsp().clone();
@@ -257,17 +273,6 @@ pub fn workspaces(io: &SocketIo) {
                     ack.send(Payload::from_values(&[reply]));
                 }
             });
-        });
-        let observer = observer.clone();
-        socket.on_disconnect(move |socket, reason| {
-            observer.emit(
-                "left",
-                Payload::from_values(&[json!({
-                    "nsp": socket.nsp().name(),
-                    "id": &**socket.id(),
-                    "reason": reason.as_str(),
-                })]),
-            );
         });
     });
 }

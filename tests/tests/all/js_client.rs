@@ -91,7 +91,14 @@ component = "builtin:echo"
 max_sockets = 2
 max_rooms_per_socket = 1
 
-[tenants.spin]
+# Tenants of a test each, whose budgets no other test has touched.
+[tenants.t3]
+component = "builtin:echo"
+
+[tenants.t4]
+component = "builtin:echo"
+
+[tenants.burner]
 component = "hostile_spin.wasm"
 
 # A component built by cargo has a few core instances and tables: these cannot start.
