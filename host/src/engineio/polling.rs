@@ -23,9 +23,8 @@ pub(super) fn handshake(engine: &Arc<Engine>, info: ConnectInfo) -> HttpResponse
     text_response(Packet::Open(session.handshake_json(upgrades)).to_text())
 }
 
-/// How long a GET that arrives during an upgrade waits for it to settle (or for the
-/// probe of a WebSocket opened to upgrade) before it goes on: Node reads the frames the
-/// client sent before the GET first, and checks every 100 ms for a poll to noop.
+/// How long a GET that arrives during an upgrade waits for it to finish before it is
+/// released with a noop: Node checks every 100 ms for a poll to noop.
 const UPGRADE_SETTLE_WAIT: Duration = Duration::from_millis(100);
 
 /// A GET: waits for at least one packet and sends everything queued, in one body.
@@ -35,17 +34,24 @@ pub(super) async fn get(session: Arc<Session>) -> Result<HttpResponse, HttpError
     tokio::pin!(started, settled);
     started.as_mut().enable();
     settled.as_mut().enable();
-    let deadline = tokio::time::Instant::now() + UPGRADE_SETTLE_WAIT;
     if session.has_unprobed_websocket() && !session.is_upgrading() {
         // The client may have sent `2probe` and `5` over its new WebSocket just before
-        // this GET, on another connection: let those frames be read first.
-        let _ = tokio::time::timeout_at(deadline, started).await;
+        // this GET, on another connection: those frames are read first, as Node reads
+        // them. Bounded: the WebSocket probes or goes within the upgrade timeout.
+        tokio::select! {
+            _ = started => {}
+            _ = session.closed() => return Err(HttpError::UnknownSid),
+        }
+    }
+    if session.transport() == TransportKind::WebSocket {
+        return Err(HttpError::BadRequest);
     }
     if session.is_upgrading() {
-        let _ = tokio::time::timeout_at(deadline, settled).await;
+        let _ = tokio::time::timeout(UPGRADE_SETTLE_WAIT, settled).await;
         match session.transport() {
-            TransportKind::WebSocket => return Err(HttpError::BadRequest),
-            // Still upgrading: released at once so the client can pause polling.
+            // Pending when the `5` came: Node ends such a poll with a close packet.
+            TransportKind::WebSocket => return Ok(text_response(Packet::Close.to_text())),
+            // Still upgrading: released so the client can pause polling.
             _ if session.is_upgrading() => return Ok(text_response(Packet::Noop.to_text())),
             TransportKind::Polling => {}
         }
@@ -55,28 +61,35 @@ pub(super) async fn get(session: Arc<Session>) -> Result<HttpResponse, HttpError
         session.close(CloseReason::TransportError);
         return Err(HttpError::BadRequest);
     };
-    let first = loop {
+    let packets = loop {
         let upgrade = session.upgrade_started();
         tokio::pin!(upgrade);
         upgrade.as_mut().enable();
-        if session.is_upgrading() {
-            break Some(Packet::Noop);
+        // Released by an upgrade, the poll carries only its noop or close: what is queued
+        // goes over the WebSocket.
+        match session.transport() {
+            _ if session.is_upgrading() => break vec![Packet::Noop],
+            // Upgraded while this poll was pending: Node ends it with a close packet.
+            TransportKind::WebSocket => break vec![Packet::Close],
+            TransportKind::Polling => {}
         }
         tokio::select! {
             biased;
-            packet = rx.recv() => break packet,
-            _ = session.closed() => break None,
+            packet = rx.recv() => {
+                let mut packets: Vec<Packet> = packet.into_iter().collect();
+                while let Ok(packet) = rx.try_recv() {
+                    packets.push(packet);
+                }
+                if packets.is_empty() {
+                    packets.push(Packet::Close);
+                }
+                break packets;
+            }
+            _ = session.closed() => break vec![Packet::Close],
             // Woken by an upgrade's start (or a WebSocket that went away unprobed).
             _ = upgrade => {}
         }
     };
-    let mut packets: Vec<Packet> = first.into_iter().collect();
-    while let Ok(packet) = rx.try_recv() {
-        packets.push(packet);
-    }
-    if packets.is_empty() {
-        packets.push(Packet::Close);
-    }
     Ok(text_response(payload::encode(&packets)))
 }
 
@@ -123,4 +136,92 @@ pub(super) async fn post(
         session.receive(packet);
     }
     Ok(text_response("ok"))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use http_body_util::BodyExt;
+
+    use super::super::session::tests::session_on;
+    use super::*;
+
+    /// What a GET answered: its body, or the error's code.
+    async fn answer(get: tokio::task::JoinHandle<Result<HttpResponse, HttpError>>) -> String {
+        match get.await.expect("the GET ran") {
+            Ok(response) => {
+                let body = response.into_body().collect().await.expect("a body");
+                String::from_utf8_lossy(&body.to_bytes()).into_owned()
+            }
+            Err(error) => format!("error {}", error.code()),
+        }
+    }
+
+    async fn settle() {
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_pending_poll_is_released_with_a_noop_when_the_upgrade_is_announced() {
+        let session = session_on(TransportKind::Polling);
+        let get = tokio::spawn(get(session.clone()));
+        settle().await;
+        assert!(!get.is_finished(), "a long-poll waits");
+        assert!(session.begin_upgrade());
+        settle().await;
+        assert!(!get.is_finished(), "not before the probe's frames are read");
+        session.announce_upgrade();
+        assert_eq!(answer(get).await, "6");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_poll_during_the_upgrade_gets_a_noop_after_nodes_check_or_a_close_when_it_ends() {
+        let session = session_on(TransportKind::Polling);
+        assert!(session.begin_upgrade());
+        let waiting = tokio::spawn(get(session.clone()));
+        tokio::time::sleep(UPGRADE_SETTLE_WAIT + Duration::from_millis(1)).await;
+        assert_eq!(answer(waiting).await, "6");
+        let pending = tokio::spawn(get(session.clone()));
+        settle().await;
+        session.finish_upgrade();
+        assert_eq!(
+            answer(pending).await,
+            "1",
+            "pending when `5` came: closed, as Node"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_poll_behind_an_unprobed_websocket_waits_for_its_frames_and_sees_the_upgrade_done() {
+        let session = session_on(TransportKind::Polling);
+        let unprobed = session.websocket_opened();
+        let get = tokio::spawn(get(session.clone()));
+        // Longer than any fixed wait: bounded only by the WebSocket probing or going.
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert!(!get.is_finished());
+        // The WebSocket reads `2probe` and the `5` right behind it, then tells the polls.
+        assert!(session.begin_upgrade());
+        session.finish_upgrade();
+        drop(unprobed);
+        session.announce_upgrade();
+        assert_eq!(answer(get).await, "error 3", "400 Bad request, as Node");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_websocket_that_goes_unprobed_lets_the_poll_carry_on() {
+        let session = session_on(TransportKind::Polling);
+        let unprobed = session.websocket_opened();
+        let get = tokio::spawn(get(session.clone()));
+        settle().await;
+        drop(unprobed);
+        settle().await;
+        assert!(!get.is_finished(), "a long-poll again");
+        session
+            .send(Packet::Message("hello".into()))
+            .expect("queued");
+        assert_eq!(answer(get).await, "4hello");
+    }
 }

@@ -211,19 +211,20 @@ impl Session {
         self.transport.load(Ordering::Acquire) == UPGRADING
     }
 
-    /// Marks the start of an upgrade; false if one is already under way or done.
+    /// Marks the start of an upgrade; false if one is already under way or done. The
+    /// polls waiting on it are told by [`Session::announce_upgrade`].
     pub(crate) fn begin_upgrade(&self) -> bool {
-        let started = self
-            .transport
+        self.transport
             .compare_exchange(POLLING, UPGRADING, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok();
-        if started {
-            // Only the pending long-poll gets the noop that releases it, as Node writes
-            // one only to a writable polling transport: queued, it would reach the
-            // client over the WebSocket, where Node sends none.
-            self.upgrade_started.notify_waiters();
-        }
-        started
+            .is_ok()
+    }
+
+    /// Tells the polls waiting on an upgrade that it started (or finished): a pending
+    /// long-poll is released (with a noop, as Node writes one only to a writable polling
+    /// transport: queued, it would reach the client over the WebSocket, where Node sends
+    /// none).
+    pub(crate) fn announce_upgrade(&self) {
+        self.upgrade_started.notify_waiters();
     }
 
     /// Resolves when an upgrade starts; made (and enabled) before checking
@@ -385,12 +386,17 @@ impl Session {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::time::Duration;
 
     use super::*;
 
     fn session() -> Arc<Session> {
+        session_on(TransportKind::WebSocket)
+    }
+
+    /// A session on `transport`, registered nowhere.
+    pub(crate) fn session_on(transport: TransportKind) -> Arc<Session> {
         let info = ConnectInfo {
             query: Vec::new(),
             headers: Vec::new(),
@@ -402,7 +408,7 @@ mod tests {
             super::super::new_sid(),
             info,
             Arc::default(),
-            TransportKind::WebSocket,
+            transport,
             Weak::new(),
         )
     }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use http::{header, HeaderValue, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
@@ -78,11 +78,16 @@ pub(super) fn upgrade(
         tokio::pin!(deadline);
         // Whether this WebSocket started the upgrade: only then may it abort it.
         let mut probed = false;
+        // A frame read right behind the probe, handled before anything else.
+        let mut ready = None;
         loop {
-            let frame = tokio::select! {
-                frame = ws.next() => frame,
-                _ = &mut deadline => None,
-                _ = session.closed() => None,
+            let frame = match ready.take() {
+                Some(frame) => Some(frame),
+                None => tokio::select! {
+                    frame = ws.next() => frame,
+                    _ = &mut deadline => None,
+                    _ = session.closed() => None,
+                },
             };
             let packet = match frame {
                 Some(Ok(Message::Text(text))) => Packet::decode_text(text.as_str()).ok(),
@@ -92,7 +97,6 @@ pub(super) fn upgrade(
             match packet {
                 Some(Packet::PingProbe) if probed || session.begin_upgrade() => {
                     probed = true;
-                    unprobed.take();
                     if ws
                         .send(Message::Text(Packet::PongProbe.to_text().into()))
                         .await
@@ -100,9 +104,22 @@ pub(super) fn upgrade(
                     {
                         break;
                     }
+                    // What the client sent right behind the probe (its `5`) is handled
+                    // before a poll waiting on this WebSocket hears of the upgrade: Node,
+                    // reading in order, sees it before a poll sent after it.
+                    match ws.next().now_or_never() {
+                        Some(Some(frame)) => ready = Some(frame),
+                        Some(None) => break,
+                        None => {
+                            unprobed.take();
+                            session.announce_upgrade();
+                        }
+                    }
                 }
                 Some(Packet::Upgrade) if probed => {
                     session.finish_upgrade();
+                    unprobed.take();
+                    session.announce_upgrade();
                     tracing::debug!(sid = %session.id, "upgraded to websocket");
                     tokio::spawn(run(session, ws));
                     return;
