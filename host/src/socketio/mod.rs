@@ -8,6 +8,8 @@ pub mod namespace;
 pub mod packet;
 pub mod socket;
 #[cfg(test)]
+pub(crate) mod testing;
+#[cfg(test)]
 mod tests;
 
 use std::collections::HashMap;

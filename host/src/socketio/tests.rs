@@ -2,68 +2,15 @@
 //! session fed packets directly, what it queues for the client read back, and time
 //! paused so that middleware and timeouts run in a known order.
 
-use std::net::SocketAddr;
-use std::sync::{Arc, Weak};
-use std::time::{Duration, SystemTime};
+use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::Notify;
 
-use super::{ConnectError, Handler, SocketIo};
+use super::testing::Wire;
+use super::{ConnectError, SocketIo};
 use crate::config::SocketIoConfig;
-use crate::engineio::packet::Packet;
-use crate::engineio::{new_sid, ConnectInfo, Connection, EngineHandler, Session, TransportKind};
-
-/// One connection to `io`, fed by hand.
-struct Wire {
-    session: Arc<Session>,
-    connection: Arc<dyn Connection>,
-}
-
-impl Wire {
-    fn open(io: &SocketIo) -> Wire {
-        let info = ConnectInfo {
-            query: Vec::new(),
-            headers: Vec::new(),
-            address: SocketAddr::from(([127, 0, 0, 1], 1)),
-            url: "/socket.io/".into(),
-            time: SystemTime::now(),
-        };
-        let session = Session::new(
-            new_sid(),
-            info,
-            Arc::new(io.resolver.config.engine.clone()),
-            TransportKind::WebSocket,
-            Weak::new(),
-        );
-        let connection = Handler(io.resolver.clone()).on_open(&session);
-        session.attach(connection.clone());
-        Wire {
-            session,
-            connection,
-        }
-    }
-
-    /// A Socket.IO packet from the client (the Engine.IO message's text, `4` not included).
-    fn send(&self, text: &str) {
-        self.connection.on_message(text.to_owned());
-    }
-
-    /// Everything queued for the client so far: Socket.IO packets as text (their
-    /// Engine.IO `4` not included), and `<close>`.
-    async fn received(&self) -> Vec<String> {
-        let mut rx = self.session.rx.lock().await;
-        let mut out = Vec::new();
-        while let Ok(packet) = rx.try_recv() {
-            out.push(match packet {
-                Packet::Message(text) => text,
-                Packet::Encoded(text) => text.as_str()[1..].to_owned(),
-                Packet::Close => "<close>".into(),
-                other => format!("{other:?}"),
-            });
-        }
-        out
-    }
-}
+use crate::engineio::Connection;
 
 /// A server whose namespace `/t` has a middleware that waits until `gate` opens.
 fn gated() -> (SocketIo, Arc<Notify>) {
@@ -80,12 +27,7 @@ fn gated() -> (SocketIo, Arc<Notify>) {
     (io, gate)
 }
 
-/// Lets every task that can run, run (time is paused: nothing else moves it).
-async fn settle() {
-    for _ in 0..20 {
-        tokio::task::yield_now().await;
-    }
-}
+use super::testing::settle;
 
 #[tokio::test(start_paused = true)]
 async fn connects_for_a_namespace_still_joining_are_ignored() {

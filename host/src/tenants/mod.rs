@@ -30,6 +30,8 @@ pub mod runtime;
 mod slot;
 mod state;
 pub mod stats;
+#[cfg(all(test, feature = "builtin-tenants"))]
+mod tests;
 
 pub use command::{FAULT_EVENT, REDEPLOY_EVENT};
 pub use fault::Fault;

@@ -1,0 +1,87 @@
+//! A tenant's actor with the `echo` example, behind a real Socket.IO layer fed by hand
+//! and time paused: instances evicted after their idle time and started afresh, and
+//! what counts as a restart.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use regex::Regex;
+
+use super::{builtin, Limits, Runtime, Tenants};
+use crate::config::SocketIoConfig;
+use crate::socketio::testing::{settle, Wire};
+use crate::socketio::SocketIo;
+
+/// Waits (in paused time, a millisecond at a time) until `done` holds, 5 s at most.
+async fn until(mut done: impl FnMut() -> bool) -> bool {
+    for _ in 0..5000 {
+        if done() {
+            return true;
+        }
+        settle().await;
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    done()
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_idle_instance_is_evicted_and_started_afresh_and_neither_is_a_restart() {
+    let runtime = Runtime::new().expect("the engine starts");
+    let echo = builtin::component("echo").expect("built in");
+    let code = runtime
+        .compile_off_thread(echo, None)
+        .await
+        .expect("compiles");
+    let idle = Duration::from_secs(300);
+    let limits = Limits {
+        evict_idle_after: idle,
+        ..Limits::default()
+    };
+    let tenants = Tenants::new(runtime, limits.clone());
+    let slot = tenants.deploy("acme", 1, code, limits).await;
+    let io = SocketIo::new(SocketIoConfig::default());
+    tenants.serve_pattern(&io, Regex::new(r"^/(\w+)$").expect("a valid pattern"));
+    let stats = slot.current().stats().clone();
+
+    let first = Wire::open(&io);
+    first.send(r#"0/acme,{"token":"ok"}"#);
+    assert!(until(|| stats.sockets.load(Relaxed) == 1).await, "joined");
+    assert_eq!(stats.instances.load(Relaxed), 1);
+    first
+        .session
+        .close(crate::engineio::CloseReason::TransportClose);
+    assert!(until(|| stats.sockets.load(Relaxed) == 0).await, "left");
+
+    // Just short of the idle time it is still there; past it, gone.
+    tokio::time::sleep(idle - Duration::from_secs(1)).await;
+    settle().await;
+    assert_eq!(stats.instances.load(Relaxed), 1, "not before its idle time");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        until(|| stats.instances.load(Relaxed) == 0).await,
+        "evicted"
+    );
+    assert_eq!(stats.evictions.load(Relaxed), 1);
+
+    let again = Wire::open(&io);
+    again.send(r#"0/acme,{"token":"ok"}"#);
+    assert!(
+        until(|| stats.sockets.load(Relaxed) == 1).await,
+        "joined again"
+    );
+    assert_eq!(stats.instantiations.load(Relaxed), 2, "a fresh instance");
+    assert_eq!(stats.restarts(), 0, "an eviction is not a restart");
+    // A new version and a change of limits start instances too, and are not restarts.
+    tenants.set_limits("acme", Limits::default()).await;
+    assert!(
+        until(|| stats.instantiations.load(Relaxed) == 3).await,
+        "taken over"
+    );
+    assert_eq!(stats.restarts(), 0);
+    assert_eq!(stats.faults.load(Relaxed), 0);
+    assert!(again
+        .received()
+        .await
+        .iter()
+        .any(|packet| packet.contains("nsbox:redeployed")));
+}
