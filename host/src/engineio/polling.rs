@@ -34,10 +34,11 @@ pub(super) async fn get(session: Arc<Session>) -> Result<HttpResponse, HttpError
     tokio::pin!(started, settled);
     started.as_mut().enable();
     settled.as_mut().enable();
-    if session.has_unprobed_websocket() && !session.is_upgrading() {
+    if session.has_unprobed_websocket() {
         // The client may have sent `2probe` and `5` over its new WebSocket just before
         // this GET, on another connection: those frames are read first, as Node reads
-        // them. Bounded: the WebSocket probes or goes within the upgrade timeout.
+        // them (the WebSocket announces the upgrade once it has read what came with the
+        // probe). Bounded: the WebSocket probes or goes within the upgrade timeout.
         tokio::select! {
             _ = started => {}
             _ = session.closed() => return Err(HttpError::UnknownSid),
@@ -49,8 +50,10 @@ pub(super) async fn get(session: Arc<Session>) -> Result<HttpResponse, HttpError
     if session.is_upgrading() {
         let _ = tokio::time::timeout(UPGRADE_SETTLE_WAIT, settled).await;
         match session.transport() {
-            // Pending when the `5` came: Node ends such a poll with a close packet.
-            TransportKind::WebSocket => return Ok(text_response(Packet::Close.to_text())),
+            // The `5` came meanwhile: whether it was sent before this poll or after cannot
+            // be told from here, and a real client sends no poll until its last one is
+            // over, so the poll is refused as one after the upgrade.
+            TransportKind::WebSocket => return Err(HttpError::BadRequest),
             // Still upgrading: released so the client can pause polling.
             _ if session.is_upgrading() => return Ok(text_response(Packet::Noop.to_text())),
             TransportKind::Polling => {}
@@ -178,7 +181,7 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_poll_during_the_upgrade_gets_a_noop_after_nodes_check_or_a_close_when_it_ends() {
+    async fn a_poll_during_the_upgrade_gets_a_noop_after_nodes_check_or_400_once_it_is_done() {
         let session = session_on(TransportKind::Polling);
         assert!(session.begin_upgrade());
         let waiting = tokio::spawn(get(session.clone()));
@@ -189,8 +192,8 @@ mod tests {
         session.finish_upgrade();
         assert_eq!(
             answer(pending).await,
-            "1",
-            "pending when `5` came: closed, as Node"
+            "error 3",
+            "upgraded meanwhile: refused"
         );
     }
 

@@ -397,6 +397,14 @@ pub(crate) mod tests {
 
     /// A session on `transport`, registered nowhere.
     pub(crate) fn session_on(transport: TransportKind) -> Arc<Session> {
+        session_with(Arc::default(), transport)
+    }
+
+    /// A session with `config` on `transport`, registered nowhere.
+    pub(crate) fn session_with(
+        config: Arc<EngineConfig>,
+        transport: TransportKind,
+    ) -> Arc<Session> {
         let info = ConnectInfo {
             query: Vec::new(),
             headers: Vec::new(),
@@ -407,7 +415,7 @@ pub(crate) mod tests {
         Session::new(
             super::super::new_sid(),
             info,
-            Arc::default(),
+            config,
             transport,
             Weak::new(),
         )

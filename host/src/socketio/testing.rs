@@ -2,13 +2,12 @@
 //! it (this one's rules, the tenants' actors): packets in, what the client would
 //! receive read back, no network.
 
-use std::net::SocketAddr;
-use std::sync::{Arc, Weak};
-use std::time::SystemTime;
+use std::sync::Arc;
 
 use super::{Handler, SocketIo};
 use crate::engineio::packet::Packet;
-use crate::engineio::{new_sid, ConnectInfo, Connection, EngineHandler, Session, TransportKind};
+use crate::engineio::session::tests::session_with;
+use crate::engineio::{Connection, EngineHandler, Session, TransportKind};
 
 /// One connection to `io`, fed by hand.
 pub(crate) struct Wire {
@@ -18,19 +17,9 @@ pub(crate) struct Wire {
 
 impl Wire {
     pub(crate) fn open(io: &SocketIo) -> Wire {
-        let info = ConnectInfo {
-            query: Vec::new(),
-            headers: Vec::new(),
-            address: SocketAddr::from(([127, 0, 0, 1], 1)),
-            url: "/socket.io/".into(),
-            time: SystemTime::now(),
-        };
-        let session = Session::new(
-            new_sid(),
-            info,
+        let session = session_with(
             Arc::new(io.resolver.config.engine.clone()),
             TransportKind::WebSocket,
-            Weak::new(),
         );
         let connection = Handler(io.resolver.clone()).on_open(&session);
         session.attach(connection.clone());
