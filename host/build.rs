@@ -4,21 +4,12 @@
 //! (feature `builtin-tenants`).
 
 use std::env;
-use std::path::PathBuf;
 
 /// The examples built into the binary (`host/src/tenants/builtin.rs`).
 const EMBEDDED: [&str; 4] = ["echo", "admin", "chat", "bench"];
 
 fn main() {
-    let manifest_dir =
-        PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
-    let root = manifest_dir
-        .parent()
-        .expect("host/ sits in the repository")
-        .to_path_buf();
-    for dir in ["examples", "guest-sdk", "wit"] {
-        println!("cargo:rerun-if-changed={}", root.join(dir).display());
-    }
+    let root = nsbox_build::repository_root();
     if env::var_os("CARGO_FEATURE_BUILTIN_TENANTS").is_none() {
         return;
     }

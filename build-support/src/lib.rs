@@ -82,6 +82,20 @@ fn target_lib_dir() -> Option<PathBuf> {
     )
 }
 
+/// The repository's root, seen from a build script of a crate one level below it; the
+/// build runs again when the examples, the guest SDK or the WIT change.
+pub fn repository_root() -> PathBuf {
+    let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| ".".into()));
+    let root = manifest_dir
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or(manifest_dir);
+    for dir in ["examples", "guest-sdk", "wit"] {
+        println!("cargo:rerun-if-changed={}", root.join(dir).display());
+    }
+    root
+}
+
 /// The directory every build of the examples shares, `<target>/wasm-examples`, found
 /// from a build script's `OUT_DIR` (`<target>/<profile>/build/<crate>-<hash>/out`).
 pub fn shared_target_dir() -> PathBuf {
