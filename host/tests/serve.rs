@@ -118,3 +118,38 @@ async fn the_operator_token_must_be_usable_and_can_come_from_a_file() {
     drop(host);
     let _ = std::fs::remove_dir_all(&data);
 }
+
+#[tokio::test]
+async fn the_default_configuration_answers_any_origin_without_credentials() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let data = temp_dir("serve-cors");
+    let host = serve(&data, &[]).await;
+    let mut stream = tokio::net::TcpStream::connect(&host.addr)
+        .await
+        .expect("connects");
+    let head = format!(
+        "GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: {}\r\nOrigin: http://elsewhere.test\r\nConnection: close\r\n\r\n",
+        host.addr
+    );
+    stream.write_all(head.as_bytes()).await.expect("sent");
+    let mut response = String::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        stream.read_to_string(&mut response),
+    )
+    .await
+    .expect("answered within 10 s")
+    .expect("read");
+    let headers = response.to_ascii_lowercase();
+    assert!(headers.starts_with("http/1.1 200"), "{response}");
+    assert!(
+        headers.contains("access-control-allow-origin: http://elsewhere.test"),
+        "{response}"
+    );
+    assert!(
+        !headers.contains("access-control-allow-credentials"),
+        "no cookies cross-origin by default: {response}"
+    );
+    drop(host);
+    let _ = std::fs::remove_dir_all(&data);
+}

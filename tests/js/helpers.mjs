@@ -94,19 +94,25 @@ export async function observer(t) {
   const waiters = [];
   socket.on("left", (info) => {
     seen.push(info);
-    for (const w of [...waiters]) w();
+    for (const w of waiters.splice(0)) w();
   });
   /** Waits (`ms` at most) for a departure that `matches`. */
   async function departure(matches, what, ms) {
-    const deadline = Date.now() + ms;
-    for (;;) {
-      const hit = seen.find(matches);
-      if (hit) return hit;
-      if (Date.now() > deadline) throw new Error(`no departure seen for ${what}`);
-      await new Promise((resolve) => {
-        waiters.push(resolve);
-        setTimeout(resolve, 50);
-      });
+    let expired = false;
+    const timer = setTimeout(() => {
+      expired = true;
+      for (const w of waiters.splice(0)) w();
+    }, ms);
+    try {
+      for (;;) {
+        const hit = seen.find(matches);
+        if (hit) return hit;
+        if (expired) throw new Error(`no departure seen for ${what}`);
+        // Woken by the next departure, or by the deadline.
+        await new Promise((resolve) => waiters.push(resolve));
+      }
+    } finally {
+      clearTimeout(timer);
     }
   }
   return {

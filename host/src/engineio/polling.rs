@@ -185,7 +185,7 @@ mod tests {
         let session = session_on(TransportKind::Polling);
         assert!(session.begin_upgrade());
         let waiting = tokio::spawn(get(session.clone()));
-        tokio::time::sleep(UPGRADE_SETTLE_WAIT + Duration::from_millis(1)).await;
+        tokio::time::advance(UPGRADE_SETTLE_WAIT + Duration::from_millis(1)).await;
         assert_eq!(answer(waiting).await, "6");
         let pending = tokio::spawn(get(session.clone()));
         settle().await;
@@ -203,7 +203,7 @@ mod tests {
         let unprobed = session.websocket_opened();
         let get = tokio::spawn(get(session.clone()));
         // Longer than any fixed wait: bounded only by the WebSocket probing or going.
-        tokio::time::sleep(Duration::from_secs(5)).await;
+        tokio::time::advance(Duration::from_secs(5)).await;
         assert!(!get.is_finished());
         // The WebSocket reads `2probe` and the `5` right behind it, then tells the polls.
         assert!(session.begin_upgrade());

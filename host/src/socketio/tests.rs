@@ -108,7 +108,10 @@ async fn no_namespace_within_the_connect_timeout_closes_and_one_joined_in_time_k
     let idle = Wire::open(&io);
     let joined = Wire::open(&io);
     joined.send("0");
-    tokio::time::sleep(SocketIoConfig::default().connect_timeout + Duration::from_millis(1)).await;
+    // The timeout tasks start (and set their timers) before the clock moves.
+    settle().await;
+    tokio::time::advance(SocketIoConfig::default().connect_timeout + Duration::from_millis(1))
+        .await;
     settle().await;
     assert!(idle.session.is_closed(), "closed by the connect timeout");
     assert!(!joined.session.is_closed());
