@@ -342,7 +342,7 @@ describe("faults stop only the faulty tenant", () => {
     const told = once(a, "nsbox:error");
     a.emit("giant");
     const [notice] = await told;
-    assert.equal(notice.kind, "message-size");
+    assert.equal(notice.kind, "message-size", JSON.stringify(notice));
     assert.deepEqual(giants, []);
     const fresh = await connected(t, "/flood");
     assert.deepEqual(await ack(fresh, "echo", "fine"), ["fine"]);
