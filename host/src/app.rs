@@ -93,6 +93,7 @@ pub fn socketio_config(settings: &Settings) -> SocketIoConfig {
             ping_interval: millis(settings.ping_interval_ms),
             ping_timeout: millis(settings.ping_timeout_ms),
             body_timeout: millis(settings.body_timeout_ms),
+            max_buffered_bytes: settings.max_buffered_bytes,
             ..EngineConfig::default()
         },
         connect_timeout: millis(settings.connect_timeout_ms),

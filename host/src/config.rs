@@ -79,6 +79,9 @@ pub struct EngineConfig {
     pub upgrade_timeout: Duration,
     /// Packets queued for one client before it is deemed too slow and closed. Default is 10,000.
     pub max_buffered_packets: usize,
+    /// Bytes queued for one client before it is deemed too slow and closed (a client
+    /// that stops polling or reading holds at most this). Default is 16 MiB.
+    pub max_buffered_bytes: usize,
     /// Enabled transports. Default is both.
     pub transports: Transports,
     /// Cross-origin settings. Default is none.
@@ -95,6 +98,7 @@ impl Default for EngineConfig {
             body_timeout: Duration::from_millis(10_000),
             upgrade_timeout: Duration::from_millis(10_000),
             max_buffered_packets: 10_000,
+            max_buffered_bytes: 16 << 20,
             transports: Transports::default(),
             cors: Cors::default(),
         }

@@ -72,6 +72,10 @@ pub struct Settings {
     /// Connections the Socket.IO listener holds at once; more are closed as they come.
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
+    /// Bytes queued for one client (what it has not yet polled or read) beyond which it
+    /// is deemed too slow and its connection closed (`transport error`).
+    #[serde(default = "default_max_buffered_bytes")]
+    pub max_buffered_bytes: usize,
     /// How long a connection may take to send a request's headers (on connecting and
     /// between requests); beyond it the connection is closed.
     #[serde(default = "default_header_timeout_ms")]
@@ -182,6 +186,10 @@ fn default_max_connections() -> usize {
     crate::server::MAX_CONNECTIONS
 }
 
+fn default_max_buffered_bytes() -> usize {
+    SocketIoConfig::default().engine.max_buffered_bytes
+}
+
 fn default_header_timeout_ms() -> u64 {
     millis(crate::server::HEADER_TIMEOUT)
 }
@@ -259,10 +267,11 @@ impl Settings {
             || settings.uploads_per_minute_per_token == 0
             || settings.max_concurrent_compiles == 0
             || settings.max_connections == 0
+            || settings.max_buffered_bytes == 0
         {
             return Err(SettingsError::Invalid(
-                "max_versions_per_tenant, uploads_per_minute_per_token, max_concurrent_compiles \
-                 and max_connections: at least 1"
+                "max_versions_per_tenant, uploads_per_minute_per_token, max_concurrent_compiles, \
+                 max_connections and max_buffered_bytes: at least 1"
                     .into(),
             ));
         }

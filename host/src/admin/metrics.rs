@@ -15,7 +15,7 @@ struct Metric {
     read: fn(&TenantStats) -> u64,
 }
 
-const METRICS: [Metric; 15] = [
+const METRICS: [Metric; 18] = [
     Metric {
         name: "nsbox_tenant_sockets",
         kind: "gauge",
@@ -49,8 +49,26 @@ const METRICS: [Metric; 15] = [
     Metric {
         name: "nsbox_tenant_events_dropped_total",
         kind: "counter",
-        help: "Client events dropped on a full queue.",
+        help: "Client events dropped: the tenant's queue was full or its events per second spent.",
         read: |s| s.dropped_events.load(Relaxed),
+    },
+    Metric {
+        name: "nsbox_tenant_log_lines_total",
+        kind: "counter",
+        help: "Lines the tenant wrote to the host's log (its own and the host's about it).",
+        read: |s| s.log_lines.load(Relaxed),
+    },
+    Metric {
+        name: "nsbox_tenant_log_dropped_total",
+        kind: "counter",
+        help: "Log lines dropped: the tenant wrote more per second than it may.",
+        read: |s| s.log_dropped.load(Relaxed),
+    },
+    Metric {
+        name: "nsbox_tenant_pending_acks",
+        kind: "gauge",
+        help: "Server-to-client acks the tenant awaits.",
+        read: |s| s.pending_acks.load(Relaxed),
     },
     Metric {
         name: "nsbox_tenant_events_out_total",

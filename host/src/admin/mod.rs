@@ -44,7 +44,7 @@ use crate::body::{read_body, BodyError};
 use crate::engineio::Engine;
 use crate::store::tokens::{Access, Tokens};
 use crate::store::{sha256_hex, valid_tenant_name, ComponentStore, VersionInfo};
-use crate::tenants::{Code, Limits, LoadError, Runtime, Tenants};
+use crate::tenants::{Code, Kind, Limits, LoadError, Runtime, Tenants};
 
 /// What the admin API lets uploads cost.
 #[derive(Debug, Clone)]
@@ -290,6 +290,14 @@ impl Admin {
             "evictions": stats.evictions.load(Relaxed),
             "quarantined": stats.quarantined.load(Relaxed) == 1,
             "memory_bytes": stats.memory_bytes.load(Relaxed),
+            "pending_acks": stats.pending_acks.load(Relaxed),
+            "log_lines": stats.log_lines.load(Relaxed),
+            "log_dropped": stats.log_dropped.load(Relaxed),
+            "limit_trips": Kind::LIMITS
+                .iter()
+                .zip(&stats.limit_trips)
+                .map(|(kind, trips)| (kind.as_str().to_owned(), json!(trips.load(Relaxed))))
+                .collect::<serde_json::Map<_, _>>(),
             "limits": current.limits(),
             "limit_overrides": stored.map(|r| r.limits).unwrap_or_default(),
         }))

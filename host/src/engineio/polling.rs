@@ -80,7 +80,7 @@ pub(super) async fn get(session: Arc<Session>) -> Result<HttpResponse, HttpError
             biased;
             packet = rx.recv() => {
                 let mut packets: Vec<Packet> = packet.into_iter().collect();
-                while let Ok(packet) = rx.try_recv() {
+                while let Some(packet) = rx.try_recv() {
                     packets.push(packet);
                 }
                 if packets.is_empty() {

@@ -112,6 +112,34 @@ pub enum SendError {
     Full,
 }
 
+/// The receiving end of a session's send queue, held by the transport that drains it;
+/// what it takes out no longer counts toward the session's buffered bytes.
+pub(crate) struct Outbox {
+    rx: mpsc::Receiver<Packet>,
+    buffered: Arc<AtomicUsize>,
+}
+
+impl Outbox {
+    /// The next packet, waiting for one; `None` once the session dropped its sender.
+    pub(crate) async fn recv(&mut self) -> Option<Packet> {
+        let packet = self.rx.recv().await?;
+        self.taken(&packet);
+        Some(packet)
+    }
+
+    /// The next packet if one is queued.
+    pub(crate) fn try_recv(&mut self) -> Option<Packet> {
+        let packet = self.rx.try_recv().ok()?;
+        self.taken(&packet);
+        Some(packet)
+    }
+
+    fn taken(&self, packet: &Packet) {
+        self.buffered
+            .fetch_sub(packet.size_hint(), Ordering::AcqRel);
+    }
+}
+
 /// See [`Session::websocket_opened`].
 pub(crate) struct UnprobedWebSocket(Arc<Session>);
 
@@ -134,7 +162,9 @@ pub struct Session {
     pub info: ConnectInfo,
     pub(crate) config: Arc<EngineConfig>,
     tx: mpsc::Sender<Packet>,
-    pub(crate) rx: tokio::sync::Mutex<mpsc::Receiver<Packet>>,
+    pub(crate) rx: tokio::sync::Mutex<Outbox>,
+    /// Bytes queued in `tx` and not yet taken out of the outbox, about.
+    buffered: Arc<AtomicUsize>,
     transport: AtomicU8,
     closing: AtomicBool,
     closed: CancellationToken,
@@ -160,12 +190,18 @@ impl Session {
         registry: Weak<Registry>,
     ) -> Arc<Session> {
         let (tx, rx) = mpsc::channel(config.max_buffered_packets.max(1));
+        let buffered = Arc::new(AtomicUsize::new(0));
+        let rx = Outbox {
+            rx,
+            buffered: buffered.clone(),
+        };
         Arc::new(Session {
             id,
             info,
             config,
             tx,
             rx: tokio::sync::Mutex::new(rx),
+            buffered,
             transport: AtomicU8::new(match transport {
                 TransportKind::Polling => POLLING,
                 TransportKind::WebSocket => WEBSOCKET,
@@ -265,19 +301,32 @@ impl Session {
         self.upgrade_settled.notify_waiters();
     }
 
-    /// Queues a packet for the client.
+    /// Queues a packet for the client. A client that lets more than
+    /// `max_buffered_packets` packets or `max_buffered_bytes` bytes wait is too slow:
+    /// its session is closed (`transport error`) rather than held without bound.
     pub fn send(&self, packet: Packet) -> Result<(), SendError> {
         if self.is_closed() {
             return Err(SendError::Closed);
         }
-        match self.tx.try_send(packet) {
+        let size = packet.size_hint();
+        let buffered = self.buffered.fetch_add(size, Ordering::AcqRel) + size;
+        let sent = if buffered > self.config.max_buffered_bytes {
+            Err(mpsc::error::TrySendError::Full(packet))
+        } else {
+            self.tx.try_send(packet)
+        };
+        match sent {
             Ok(()) => Ok(()),
             Err(mpsc::error::TrySendError::Full(_)) => {
-                tracing::warn!(sid = %self.id, "send queue full, closing the session");
+                self.buffered.fetch_sub(size, Ordering::AcqRel);
+                tracing::warn!(sid = %self.id, buffered, "send queue full, closing the session");
                 self.close(CloseReason::TransportError);
                 Err(SendError::Full)
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => Err(SendError::Closed),
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                self.buffered.fetch_sub(size, Ordering::AcqRel);
+                Err(SendError::Closed)
+            }
         }
     }
 
@@ -318,7 +367,11 @@ impl Session {
                 CloseReason::TransportClose => Packet::Noop,
                 _ => Packet::Close,
             };
-            let _ = self.tx.try_send(last);
+            // Counted like any packet (the outbox takes it off), but past every bound.
+            self.buffered.fetch_add(last.size_hint(), Ordering::AcqRel);
+            if self.tx.try_send(last).is_err() {
+                self.buffered.fetch_sub(1, Ordering::AcqRel);
+            }
         }
         self.is_closed.store(true, Ordering::Release);
         self.closed.cancel();
@@ -441,5 +494,26 @@ pub(crate) mod tests {
         tokio::time::timeout(Duration::from_millis(100), session.closed())
             .await
             .expect("already closed");
+    }
+
+    #[tokio::test]
+    async fn a_client_that_lets_more_than_max_buffered_bytes_wait_is_closed() {
+        let config = EngineConfig {
+            max_buffered_bytes: 1000,
+            ..EngineConfig::default()
+        };
+        let session = session_with(Arc::new(config), TransportKind::WebSocket);
+        let message = || Packet::Message("m".repeat(599));
+        // What the transport takes out no longer counts: 600 bytes at a time fit for ever.
+        for _ in 0..5 {
+            assert_eq!(session.send(message()), Ok(()));
+            let taken = session.rx.lock().await.try_recv();
+            assert!(matches!(taken, Some(Packet::Message(_))));
+        }
+        // Two waiting at once do not.
+        assert_eq!(session.send(message()), Ok(()));
+        assert_eq!(session.send(message()), Err(SendError::Full));
+        assert!(session.is_closed());
+        assert_eq!(session.send(message()), Err(SendError::Closed));
     }
 }

@@ -219,7 +219,7 @@ async fn run(session: Arc<Session>, ws: Ws) {
             };
             let Some(packet) = packet else { break };
             let mut result = sink.feed(frame(packet)).await;
-            while let (Ok(()), Ok(packet)) = (&result, rx.try_recv()) {
+            while let (Ok(()), Some(packet)) = (&result, rx.try_recv()) {
                 result = sink.feed(frame(packet)).await;
             }
             if result.is_err() || sink.flush().await.is_err() {

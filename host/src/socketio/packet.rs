@@ -41,9 +41,54 @@ pub enum PayloadError {
     /// A binary placeholder points at no attachment.
     #[error("a binary placeholder points at no attachment")]
     BadPlaceholder,
+    /// Arrays and objects nest deeper than [`MAX_JSON_DEPTH`].
+    #[error("arguments nest deeper than {MAX_JSON_DEPTH} levels")]
+    TooDeep,
+    /// More binary attachments than the official client accepts.
+    #[error("more than {CLIENT_MAX_ATTACHMENTS} binary attachments (the official client refuses the message)")]
+    TooManyAttachments,
     /// Serialising or deserialising failed.
     #[error(transparent)]
     Json(#[from] serde_json::Error),
+}
+
+/// How deep arrays and objects may nest in arguments from untrusted parts: what
+/// `serde_json` (and so the Rust guest SDK) reads. Deeper JSON costs every reader a
+/// recursion per level.
+pub const MAX_JSON_DEPTH: usize = 128;
+
+/// The binary attachments one message may carry: the official client's parser
+/// (`maxAttachments`) refuses more and closes the connection with a parse error.
+pub const CLIENT_MAX_ATTACHMENTS: usize = 10;
+
+/// Whether `json`'s arrays and objects nest at most `max` deep. One pass over the
+/// bytes, no allocation; brackets inside strings do not count. Only a bound: the
+/// text's validity is checked elsewhere.
+pub fn nests_within(json: &str, max: usize) -> bool {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for byte in json.bytes() {
+        if in_string {
+            match byte {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    return false;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    true
 }
 
 impl Default for Payload {
@@ -73,9 +118,16 @@ impl Payload {
         })
     }
 
-    /// Arguments from untrusted parts (a tenant's emit): the JSON must be an array and
-    /// every binary placeholder in it must point at one of the attachments.
+    /// Arguments from untrusted parts (a tenant's emit): the JSON must be an array
+    /// nesting at most [`MAX_JSON_DEPTH`] deep, with at most [`CLIENT_MAX_ATTACHMENTS`]
+    /// attachments, and every binary placeholder in it must point at one of them.
     pub fn checked(json: String, attachments: Vec<Bytes>) -> Result<Payload, PayloadError> {
+        if attachments.len() > CLIENT_MAX_ATTACHMENTS {
+            return Err(PayloadError::TooManyAttachments);
+        }
+        if !nests_within(&json, MAX_JSON_DEPTH) {
+            return Err(PayloadError::TooDeep);
+        }
         if attachments.is_empty() && !json.contains("_placeholder") {
             return Payload::from_json(json, attachments);
         }
@@ -656,6 +708,36 @@ mod tests {
             wire_decode(r#"461-/x,789[{"_placeholder":true,"num":0}]"#).expect("valid");
         assert_eq!(count, 1);
         assert_eq!(decoded.nsp(), "/x");
+    }
+
+    #[test]
+    fn checked_payloads_nest_within_the_depth_and_carry_few_attachments() {
+        let deep = |n: usize| format!("[{}{}]", "[".repeat(n - 1), "]".repeat(n - 1));
+        assert!(Payload::checked(deep(MAX_JSON_DEPTH), vec![]).is_ok());
+        assert!(matches!(
+            Payload::checked(deep(MAX_JSON_DEPTH + 1), vec![]),
+            Err(PayloadError::TooDeep)
+        ));
+        assert!(matches!(
+            Payload::checked(deep(100_000), vec![]),
+            Err(PayloadError::TooDeep)
+        ));
+        // Brackets inside strings, escaped quotes included, are text.
+        let quoted = format!(r#"["\"{}", {{"k":"]]]"}}]"#, "[".repeat(1000));
+        assert!(Payload::checked(quoted, vec![]).is_ok());
+        let placeholders = |n: usize| {
+            let items: Vec<String> = (0..n)
+                .map(|i| format!(r#"{{"_placeholder":true,"num":{i}}}"#))
+                .collect();
+            format!("[{}]", items.join(","))
+        };
+        let bins = |n: usize| vec![Bytes::from_static(b"b"); n];
+        let ten = CLIENT_MAX_ATTACHMENTS;
+        assert!(Payload::checked(placeholders(ten), bins(ten)).is_ok());
+        assert!(matches!(
+            Payload::checked(placeholders(ten + 1), bins(ten + 1)),
+            Err(PayloadError::TooManyAttachments)
+        ));
     }
 
     #[test]

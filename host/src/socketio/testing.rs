@@ -39,7 +39,7 @@ impl Wire {
     pub(crate) async fn received(&self) -> Vec<String> {
         let mut rx = self.session.rx.lock().await;
         let mut out = Vec::new();
-        while let Ok(packet) = rx.try_recv() {
+        while let Some(packet) = rx.try_recv() {
             out.push(match packet {
                 Packet::Message(text) => text,
                 Packet::Encoded(text) => text.as_str()[1..].to_owned(),

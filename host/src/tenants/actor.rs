@@ -3,7 +3,7 @@
 //! instance, tells its sockets and leaves a fresh instance for what comes next.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
@@ -11,14 +11,15 @@ use serde_json::{json, Value};
 use tokio::sync::mpsc;
 use wasmtime::{Store, UpdateDeadline};
 
-use super::bindings::nsbox::tenant::types::{AckFailure, Args, Handshake};
+use super::bindings::nsbox::tenant::types::{AckFailure, Args, Handshake, Rejection};
 use super::bindings::Tenant;
 use super::clock::{CallClock, Metered};
 use super::command::{drop_socket, Command, REDEPLOY_EVENT};
 use super::fault::Fault;
-use super::handle::{Retirement, TenantHandle};
+use super::handle::{event_size, EventQueue, Retirement, TenantHandle};
 use super::kind::{Kind, Refusal};
 use super::limits::Limits;
+use super::log::TenantLog;
 use super::policy::{AfterFault, CpuBudget, RestartPolicy};
 use super::runtime::{Code, Runtime};
 use super::state::TenantState;
@@ -53,8 +54,10 @@ pub(crate) struct Actor {
     generation: u64,
     ids: Arc<AtomicU64>,
     mailbox: mpsc::WeakUnboundedSender<Command>,
-    queued_events: Arc<AtomicUsize>,
+    queue: Arc<EventQueue>,
     stats: Arc<TenantStats>,
+    /// The tenant's way to the log, shared by its instances.
+    log: Arc<TenantLog>,
     version: u64,
     /// Set once a new version took over or the tenant was deleted.
     retired: bool,
@@ -123,7 +126,9 @@ impl Actor {
         mailbox: mpsc::WeakUnboundedSender<Command>,
     ) -> Actor {
         let (restarts, cpu) = (RestartPolicy::new(&limits), CpuBudget::new(&limits));
+        let log = Arc::new(TenantLog::new(name.clone(), &limits, handle.stats.clone()));
         Actor {
+            log,
             name,
             runtime,
             code,
@@ -132,7 +137,7 @@ impl Actor {
             generation: 0,
             ids: Arc::new(AtomicU64::new(1)),
             mailbox,
-            queued_events: handle.queued_events.clone(),
+            queue: handle.queue.clone(),
             stats: handle.stats.clone(),
             version,
             retired: false,
@@ -204,7 +209,7 @@ impl Actor {
                 args,
                 ack,
             } => {
-                self.queued_events.fetch_sub(1, Ordering::AcqRel);
+                self.queue.release(event_size(&event, &args));
                 let Some(handle) = self.handle_of(&socket) else {
                     return self.orphaned(&socket);
                 };
@@ -241,9 +246,15 @@ impl Actor {
                 request,
                 reply,
             } => {
-                if generation != self.generation || self.live.is_none() {
+                if generation != self.generation {
                     return;
                 }
+                let Some(live) = self.live.as_mut() else {
+                    return;
+                };
+                // Awaited until handled: replies in the mailbox count toward the bound.
+                let state = live.store.data_mut();
+                state.request_done(request);
                 let reply = match reply {
                     Ok(args) => Ok(to_wit(&args)),
                     Err(AckError::Timeout) => Err(AckFailure::Timeout),
@@ -288,7 +299,7 @@ impl Actor {
                 args,
                 ack,
             } => {
-                self.queued_events.fetch_sub(1, Ordering::AcqRel);
+                self.queue.release(event_size(&event, &args));
                 match next {
                     Some(next) => next.event(&socket, &event, args, ack),
                     None => self.orphaned(&socket),
@@ -453,24 +464,56 @@ impl Actor {
         let verdict = self
             .call(async |exports, store| exports.call_middleware(store, handle, &handshake).await)
             .await;
-        match verdict {
-            Some(Ok(())) => Ok(()),
-            Some(Err(rejection)) => {
-                if let Some(live) = self.live.as_mut() {
-                    live.store.data_mut().remove_socket(handle);
-                }
-                let data = rejection
-                    .data
-                    .map(|text: String| serde_json::from_str(&text).unwrap_or(Value::String(text)));
-                Err(ConnectError {
-                    message: rejection.message,
-                    data,
-                })
+        let dropped = self
+            .live
+            .as_ref()
+            .and_then(|live| live.store.data().dropped(handle));
+        match (verdict, dropped) {
+            (Some(_), Some((kind, error))) => {
+                self.forget(handle);
+                Err(Refusal::LimitExceeded.with_data(
+                    json!({ "tenant": &*self.name, "kind": kind.as_str(), "error": error }),
+                ))
             }
-            None => Err(Refusal::TenantError.with_data(
+            (Some(Ok(())), None) => Ok(()),
+            (Some(Err(rejection)), None) => {
+                self.forget(handle);
+                self.rejection(rejection)
+            }
+            (None, _) => Err(Refusal::TenantError.with_data(
                 json!({ "tenant": &*self.name, "error": "the tenant failed while running its middleware" }),
             )),
         }
+    }
+
+    /// Forgets a socket the middleware did not let in.
+    fn forget(&mut self, handle: u64) {
+        if let Some(live) = self.live.as_mut() {
+            live.store.data_mut().remove_socket(handle);
+        }
+    }
+
+    /// The guest's refusal as the client's `connect_error`; one larger than a message
+    /// may be is the guest's fault, as an emit that large would be.
+    fn rejection(&mut self, rejection: Rejection) -> Result<(), ConnectError> {
+        let size = rejection.message.len() + rejection.data.as_ref().map_or(0, String::len);
+        let limit = self.limits.max_message_bytes;
+        if size > limit {
+            let fault = Fault::MessageTooLarge { size, limit };
+            let refusal = Refusal::TenantError.with_data(
+                json!({ "tenant": &*self.name, "kind": fault.kind().as_str(), "error": fault.to_string() }),
+            );
+            self.fail(fault);
+            return Err(refusal);
+        }
+        // Data that is not JSON, or nests deeper than JSON may here, goes as a string.
+        let data = rejection
+            .data
+            .map(|text: String| serde_json::from_str(&text).unwrap_or(Value::String(text)));
+        Err(ConnectError {
+            message: rejection.message,
+            data,
+        })
     }
 
     fn refusal(&self, fault: &Fault) -> ConnectError {
@@ -488,6 +531,7 @@ impl Actor {
             self.ids.clone(),
             self.mailbox.clone(),
             self.stats.clone(),
+            self.log.clone(),
         );
         let clock = state.clock.clone();
         let mut store = Store::new(self.runtime.engine(), state);

@@ -50,6 +50,12 @@ pub enum Fault {
         /// The limit.
         limit: usize,
     },
+    /// The tenant waited for more server-to-client acks at once than it may.
+    #[error("more than {limit} acks awaited at once")]
+    AckLimit {
+        /// The limit that tripped.
+        limit: usize,
+    },
     /// The guest trapped (a panic, `unreachable`, an out-of-bounds access, ...).
     #[error("trapped: {0}")]
     Trap(String),
@@ -69,6 +75,7 @@ impl Fault {
             Fault::Table { .. } => Kind::Table,
             Fault::EmitLimit { .. } => Kind::EmitLimit,
             Fault::MessageTooLarge { .. } => Kind::MessageSize,
+            Fault::AckLimit { .. } => Kind::AckLimit,
             Fault::Trap(_) => Kind::Trap,
             Fault::Capacity(_) => Kind::Capacity,
         }

@@ -24,6 +24,42 @@ pub(crate) struct Retirement {
     pub(crate) done: Box<dyn FnOnce() + Send>,
 }
 
+/// The events queued for a tenant's actor, counted and weighed: its mailbox holds at
+/// most `queued_events` events and `queued_event_bytes` bytes of them. (What else
+/// goes there is bounded by the sockets and by the acks awaited.)
+pub(crate) struct EventQueue {
+    events: AtomicUsize,
+    bytes: AtomicUsize,
+    max_events: usize,
+    max_bytes: usize,
+}
+
+impl EventQueue {
+    /// Takes an event of `size` bytes into the queue, if it fits.
+    fn admit(&self, size: usize) -> bool {
+        if self.events.fetch_add(1, Ordering::AcqRel) >= self.max_events {
+            self.events.fetch_sub(1, Ordering::AcqRel);
+            return false;
+        }
+        if self.bytes.fetch_add(size, Ordering::AcqRel) + size > self.max_bytes {
+            self.release(size);
+            return false;
+        }
+        true
+    }
+
+    /// An event of `size` bytes left the queue.
+    pub(crate) fn release(&self, size: usize) {
+        self.events.fetch_sub(1, Ordering::AcqRel);
+        self.bytes.fetch_sub(size, Ordering::AcqRel);
+    }
+}
+
+/// What an event weighs in the queue and in `bytes_in`: its name, JSON and attachments.
+pub(crate) fn event_size(event: &str, args: &Payload) -> usize {
+    event.len() + args.size()
+}
+
 /// The way to a running tenant: cheap to clone, one per socket handler.
 #[derive(Clone)]
 pub struct TenantHandle {
@@ -31,8 +67,7 @@ pub struct TenantHandle {
     pub(crate) version: u64,
     pub(crate) mailbox: mpsc::UnboundedSender<Command>,
     retirements: mpsc::UnboundedSender<Retirement>,
-    pub(crate) queued_events: Arc<AtomicUsize>,
-    queue_limit: usize,
+    pub(crate) queue: Arc<EventQueue>,
     pub(crate) stats: Arc<TenantStats>,
     /// What one socket may send per second.
     socket_rate: u32,
@@ -60,8 +95,12 @@ impl TenantHandle {
             version,
             mailbox,
             retirements,
-            queued_events: Arc::default(),
-            queue_limit: limits.queued_events,
+            queue: Arc::new(EventQueue {
+                events: AtomicUsize::new(0),
+                bytes: AtomicUsize::new(0),
+                max_events: limits.queued_events,
+                max_bytes: limits.queued_event_bytes,
+            }),
             stats,
             socket_rate: limits.events_per_second_per_socket,
             tenant_rate: Arc::new(parking_lot::Mutex::new(TokenBucket::new(
@@ -170,15 +209,15 @@ impl TenantHandle {
             tracing::debug!(tenant = %self.name, event, "event dropped: the tenant's events per second are spent");
             return;
         }
-        if self.queued_events.fetch_add(1, Ordering::AcqRel) >= self.queue_limit {
-            self.queued_events.fetch_sub(1, Ordering::AcqRel);
+        let size = event_size(event, &args);
+        if !self.queue.admit(size) {
             self.stats.dropped_events.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(tenant = %self.name, event, "event dropped: the tenant's queue is full");
+            tracing::debug!(tenant = %self.name, event, "event dropped: the tenant's queue is full");
             return;
         }
         self.stats
             .bytes_in
-            .fetch_add((event.len() + args.size()) as u64, Ordering::Relaxed);
+            .fetch_add(size as u64, Ordering::Relaxed);
         let _ = self.mailbox.send(Command::Event {
             socket: socket.clone(),
             event: event.to_owned(),

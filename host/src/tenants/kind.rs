@@ -25,6 +25,8 @@ pub enum Kind {
     EmitLimit,
     /// One message was larger than a tenant may send.
     MessageSize,
+    /// The tenant, or one socket, had more server-to-client acks awaited than it may.
+    AckLimit,
     /// The guest trapped.
     Trap,
     /// A socket sent events faster than a socket may.
@@ -45,13 +47,14 @@ impl Kind {
     /// The kinds that are limits, in the order of `TenantStats::limit_trips`: those
     /// that stop an instance, then those that stop a socket or a connection, then the
     /// host's pool.
-    pub const LIMITS: [Kind; 11] = [
+    pub const LIMITS: [Kind; 12] = [
         Kind::Deadline,
         Kind::WallClock,
         Kind::Memory,
         Kind::Table,
         Kind::EmitLimit,
         Kind::MessageSize,
+        Kind::AckLimit,
         Kind::Trap,
         Kind::RateLimit,
         Kind::RoomLimit,
@@ -68,6 +71,7 @@ impl Kind {
             Kind::Table => "table",
             Kind::EmitLimit => "emit-limit",
             Kind::MessageSize => "message-size",
+            Kind::AckLimit => "ack-limit",
             Kind::Trap => "trap",
             Kind::RateLimit => "rate-limit",
             Kind::RoomLimit => "room-limit",
@@ -103,6 +107,9 @@ pub enum Refusal {
     TenantQuarantined,
     /// The tenant failed while running its middleware for this connection.
     TenantError,
+    /// The socket broke a limit of its own while the middleware ran (too many rooms,
+    /// too long a room name, too many acks awaited).
+    LimitExceeded,
 }
 
 impl Refusal {
@@ -114,6 +121,7 @@ impl Refusal {
             Refusal::TenantUnavailable => "tenant unavailable",
             Refusal::TenantQuarantined => "tenant quarantined",
             Refusal::TenantError => "tenant error",
+            Refusal::LimitExceeded => "limit exceeded",
         }
     }
 

@@ -46,6 +46,27 @@ pub struct Limits {
     /// Rooms one socket may be in besides its own; a join beyond it tells the socket
     /// (`nsbox:error`, kind `room-limit`) and disconnects it.
     pub max_rooms_per_socket: usize,
+    /// The longest room name a tenant may join a socket to, in bytes; a longer one
+    /// tells the socket (`nsbox:error`, kind `room-limit`) and disconnects it.
+    pub max_room_name_bytes: usize,
+    /// The bytes of room names all of a tenant's sockets may be in together (a room
+    /// counted once per socket in it); a join beyond it is treated as the room limit.
+    pub max_room_bytes: usize,
+    /// Server-to-client acks the tenant may await at once (`emit-with-ack` requests
+    /// whose reply `on-ack-reply` has not yet received); one more stops the instance
+    /// (kind `ack-limit`).
+    pub max_pending_acks: usize,
+    /// Server-to-client acks one socket may owe at once; one more tells the socket
+    /// (`nsbox:error`, kind `ack-limit`) and disconnects it: a client that never answers
+    /// costs the tenant nothing more.
+    pub max_pending_acks_per_socket: usize,
+    /// Bytes of the events queued for the tenant beyond which new ones are dropped.
+    pub queued_event_bytes: usize,
+    /// Lines per second the tenant may write to the host's log (its own and the host's
+    /// warnings about it; bursts of one second's worth); the rest are dropped and counted.
+    pub log_lines_per_second: u32,
+    /// The longest log line a tenant may write, in bytes; a longer one is cut.
+    pub max_log_line_bytes: usize,
     /// Messages one call may send, each recipient of a broadcast counted.
     pub emit_messages_per_call: u64,
     /// Bytes one call may send, each recipient of a broadcast counted: one event may
@@ -87,6 +108,13 @@ impl Default for Limits {
             events_per_second: 100_000,
             max_sockets: 100_000,
             max_rooms_per_socket: 1_000,
+            max_room_name_bytes: 256,
+            max_room_bytes: 64 << 20,
+            max_pending_acks: 10_000,
+            max_pending_acks_per_socket: 100,
+            queued_event_bytes: 64 << 20,
+            log_lines_per_second: 100,
+            max_log_line_bytes: 4096,
             emit_messages_per_call: 100_000,
             emit_bytes_per_call: 64 << 20,
             max_message_bytes: 1_000_000,

@@ -9,7 +9,8 @@
 //! - `clock`, `policy`, `rate`, [`limits`](Limits), [`stats`]: CPU per call, restart
 //!   backoff and quarantine, CPU per second, events per second, the limits, the counters.
 //! - `state`: the store's data and the host functions of the `host` interface (send
-//!   budgets, room limits, handles).
+//!   budgets, room and ack limits, handles).
+//! - `log`: what a tenant writes to the host's log, cut and rate-limited.
 //! - [`registry`]: tenant names to components, and the binding to namespaces.
 //! - `slot`: a tenant as its sockets see it, so a new version can take over.
 //! - [`builtin`]: the example tenants embedded in the binary.
@@ -23,6 +24,7 @@ mod fault;
 mod handle;
 mod kind;
 mod limits;
+mod log;
 mod policy;
 mod rate;
 pub mod registry;

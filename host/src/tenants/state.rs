@@ -17,6 +17,7 @@ use super::command::{drop_socket, Command};
 use super::fault::Fault;
 use super::kind::Kind;
 use super::limits::Limits;
+use super::log::{Source, TenantLog};
 use super::stats::TenantStats;
 use crate::engineio::Sid;
 use crate::socketio::{AckSender, Namespace, Payload, Socket};
@@ -32,13 +33,19 @@ pub(crate) struct TenantState {
     pub(crate) sockets: Sockets,
     /// Client acks the guest may still answer: ack handle → (socket handle, sender).
     acks: HashMap<u64, (u64, AckSender)>,
+    /// Server-to-client acks the guest awaits (until `on-ack-reply` has their reply):
+    /// request → the socket handle it went to. Every request gets exactly one reply
+    /// through the mailbox, so bounding these bounds what acks put there.
+    requests: HashMap<u64, u64>,
+    /// Bytes of room names the sockets are in, all together (their own rooms aside).
+    room_bytes: usize,
     ids: Arc<AtomicU64>,
     namespace: Option<Arc<Namespace>>,
     mailbox: mpsc::WeakUnboundedSender<Command>,
     stats: Arc<TenantStats>,
+    log: Arc<TenantLog>,
     budget: EmitBudget,
-    /// Rooms a socket may be in besides its own.
-    max_rooms: usize,
+    limits: Limits,
 }
 
 /// What the call in progress may still send, and the size of one message.
@@ -103,6 +110,10 @@ impl Drop for TenantState {
         self.stats.instances.fetch_sub(1, Ordering::Relaxed);
         let known = self.sockets.by_handle.len() as u64;
         self.stats.sockets.fetch_sub(known, Ordering::Relaxed);
+        let awaited = self.requests.len() as u64;
+        self.stats
+            .pending_acks
+            .fetch_sub(awaited, Ordering::Relaxed);
     }
 }
 
@@ -114,6 +125,7 @@ impl TenantState {
         ids: Arc<AtomicU64>,
         mailbox: mpsc::WeakUnboundedSender<Command>,
         stats: Arc<TenantStats>,
+        log: Arc<TenantLog>,
     ) -> TenantState {
         stats.instances.fetch_add(1, Ordering::Relaxed);
         TenantState {
@@ -127,12 +139,15 @@ impl TenantState {
             clock: Arc::default(),
             sockets: Sockets::default(),
             acks: HashMap::new(),
+            requests: HashMap::new(),
+            room_bytes: 0,
             ids,
             namespace: None,
             mailbox,
             stats,
+            log,
             budget: EmitBudget::new(limits),
-            max_rooms: limits.max_rooms_per_socket,
+            limits: limits.clone(),
         }
     }
 
@@ -166,12 +181,51 @@ impl TenantState {
         handle
     }
 
-    /// Forgets a socket and every ack of it the guest had not answered.
+    /// Forgets a socket, the room names it held and every ack of it the guest had not
+    /// answered. (Its requests stay awaited until their replies, `disconnected`, arrive.)
     pub(crate) fn remove_socket(&mut self, handle: u64) {
-        if self.sockets.remove(handle) {
+        if let Some(entry) = self.sockets.remove(handle) {
             self.stats.sockets.fetch_sub(1, Ordering::Relaxed);
+            self.room_bytes = self.room_bytes.saturating_sub(entry.room_bytes);
         }
         self.acks.retain(|_, (socket, _)| *socket != handle);
+    }
+
+    /// The reply to `request` has been handled: it is awaited no more.
+    pub(crate) fn request_done(&mut self, request: u64) {
+        let Some(handle) = self.requests.remove(&request) else {
+            return;
+        };
+        self.stats.pending_acks.fetch_sub(1, Ordering::Relaxed);
+        if let Some(entry) = self.sockets.by_handle.get_mut(&handle) {
+            entry.pending_acks = entry.pending_acks.saturating_sub(1);
+        }
+    }
+
+    /// Why the socket was dropped by a limit during the call, if it was: a socket
+    /// the middleware was deciding on is then refused.
+    pub(crate) fn dropped(&self, handle: u64) -> Option<(Kind, String)> {
+        self.sockets.by_handle.get(&handle)?.dropped.clone()
+    }
+
+    /// A socket broke a limit of its own: it is told and disconnected (or, still in
+    /// the middleware, refused), and the guest's later calls about it do nothing.
+    fn drop_limited(&mut self, handle: u64, kind: Kind, error: String) {
+        let Some(entry) = self.sockets.by_handle.get_mut(&handle) else {
+            return;
+        };
+        if entry.dropped.is_some() {
+            return;
+        }
+        entry.dropped = Some((kind, error.clone()));
+        let socket = entry.socket.clone();
+        self.stats.tripped(kind);
+        self.log.write(
+            tracing::Level::WARN,
+            Source::Host,
+            &format!("socket {} dropped: {error}", socket.id()),
+        );
+        drop_socket(&socket, &self.tenant, kind, error, None);
     }
 
     /// Takes every socket out (the instance is going away).
@@ -196,38 +250,87 @@ impl TenantState {
         match Payload::checked(args.json, attachments) {
             Ok(payload) => Some(payload),
             Err(error) => {
-                tracing::warn!(tenant = %self.tenant, %error, "{what}: arguments refused");
+                let line = format!("{what}: arguments refused: {error}");
+                self.log.write(tracing::Level::WARN, Source::Host, &line);
                 None
             }
         }
     }
+
+    /// Why a socket may not join `room`, if it may not: the room limits.
+    fn join_refusal(&self, socket: &Socket, room: &str) -> Option<String> {
+        let limits = &self.limits;
+        if room.len() > limits.max_room_name_bytes {
+            return Some(format!(
+                "a room name may be at most {} bytes (this one has {})",
+                limits.max_room_name_bytes,
+                room.len()
+            ));
+        }
+        // Its own room does not count.
+        if socket.room_count() > limits.max_rooms_per_socket {
+            return Some(format!(
+                "a socket may be in at most {} rooms",
+                limits.max_rooms_per_socket
+            ));
+        }
+        if self.room_bytes + room.len() > limits.max_room_bytes {
+            return Some(format!(
+                "the tenant's sockets may be in rooms of at most {} bytes of names together",
+                limits.max_room_bytes
+            ));
+        }
+        None
+    }
+}
+
+/// Bytes of a guest's arguments, before they are checked.
+fn args_size(args: &Args) -> usize {
+    args.json.len() + args.attachments.iter().map(Vec::len).sum::<usize>()
 }
 
 /// The sockets a tenant knows, by handle and by Socket.IO id.
 #[derive(Default)]
 pub(crate) struct Sockets {
-    by_handle: HashMap<u64, Arc<Socket>>,
+    by_handle: HashMap<u64, Entry>,
     by_sid: HashMap<Sid, u64>,
+}
+
+/// A socket the tenant knows, and what it holds of the tenant's limits.
+struct Entry {
+    socket: Arc<Socket>,
+    /// Bytes of the names of the rooms the tenant joined it to.
+    room_bytes: usize,
+    /// Server-to-client acks it owes.
+    pending_acks: usize,
+    /// Set when a limit dropped it: the kind and the error it was told.
+    dropped: Option<(Kind, String)>,
 }
 
 impl Sockets {
     fn insert(&mut self, handle: u64, socket: Arc<Socket>) {
         self.by_sid.insert(socket.id().clone(), handle);
-        self.by_handle.insert(handle, socket);
+        let entry = Entry {
+            socket,
+            room_bytes: 0,
+            pending_acks: 0,
+            dropped: None,
+        };
+        self.by_handle.insert(handle, entry);
     }
 
-    fn remove(&mut self, handle: u64) -> bool {
-        match self.by_handle.remove(&handle) {
-            Some(socket) => {
-                self.by_sid.remove(socket.id());
-                true
-            }
-            None => false,
-        }
+    fn remove(&mut self, handle: u64) -> Option<Entry> {
+        let entry = self.by_handle.remove(&handle)?;
+        self.by_sid.remove(entry.socket.id());
+        Some(entry)
     }
 
+    /// The socket of `handle`, unless a limit has dropped it.
     pub(crate) fn get(&self, handle: u64) -> Option<&Arc<Socket>> {
-        self.by_handle.get(&handle)
+        self.by_handle
+            .get(&handle)
+            .filter(|entry| entry.dropped.is_none())
+            .map(|entry| &entry.socket)
     }
 
     pub(crate) fn handle_of(&self, socket: &Socket) -> Option<u64> {
@@ -240,7 +343,10 @@ impl Sockets {
 
     fn drain(&mut self) -> Vec<Arc<Socket>> {
         self.by_sid.clear();
-        self.by_handle.drain().map(|(_, socket)| socket).collect()
+        self.by_handle
+            .drain()
+            .map(|(_, entry)| entry.socket)
+            .collect()
     }
 }
 
@@ -379,22 +485,47 @@ impl Host for TenantState {
         args: Args,
         timeout_ms: u32,
     ) -> wasmtime::Result<u64> {
+        // Every request is awaited until its reply is handled, and costs a message of
+        // the call's budget, whether or not it reaches anyone.
+        if self.requests.len() >= self.limits.max_pending_acks {
+            return Err(Fault::AckLimit {
+                limit: self.limits.max_pending_acks,
+            }
+            .into());
+        }
+        self.budget.charge(1, event.len() + args_size(&args))?;
         let request = self.next_id();
         let generation = self.generation;
         let Some(mailbox) = self.mailbox.upgrade() else {
             return Ok(request);
         };
+        let owed = self.sockets.by_handle.get(&to).map(|e| e.pending_acks);
+        if owed.is_some_and(|owed| owed >= self.limits.max_pending_acks_per_socket) {
+            let error = format!(
+                "a socket may owe at most {} acks at once",
+                self.limits.max_pending_acks_per_socket
+            );
+            self.drop_limited(to, Kind::AckLimit, error);
+        }
         let socket = self.sockets.get(to).cloned();
         let args = self.payload("emit-with-ack", args);
-        if let (Some(_), Some(args)) = (&socket, &args) {
-            self.charge(1, event.len() + args.size())?;
+        self.requests.insert(request, to);
+        self.stats.pending_acks.fetch_add(1, Ordering::Relaxed);
+        let (Some(socket), Some(args)) = (socket, args) else {
+            let _ = mailbox.send(Command::AckReply {
+                generation,
+                request,
+                reply: Err(crate::socketio::AckError::Disconnected),
+            });
+            return Ok(request);
+        };
+        if let Some(entry) = self.sockets.by_handle.get_mut(&to) {
+            entry.pending_acks += 1;
         }
+        self.stats.sent(1, event.len() + args.size());
         let timeout = std::time::Duration::from_millis(u64::from(timeout_ms));
         tokio::spawn(async move {
-            let reply = match (socket, args) {
-                (Some(socket), Some(args)) => socket.emit_with_ack(event, args, timeout).await,
-                _ => Err(crate::socketio::AckError::Disconnected),
-            };
+            let reply = socket.emit_with_ack(event, args, timeout).await;
             let _ = mailbox.send(Command::AckReply {
                 generation,
                 request,
@@ -405,43 +536,57 @@ impl Host for TenantState {
     }
 
     fn answer(&mut self, ack: u64, args: Args) -> wasmtime::Result<Result<(), String>> {
-        let Some((_, sender)) = self.acks.remove(&ack) else {
+        if !self.acks.contains_key(&ack) {
             return Ok(Err(format!(
                 "ack {ack} is unknown: already answered, or its socket has left"
             )));
-        };
-        match self.payload("answer", args) {
-            Some(args) => {
-                self.charge(1, args.size())?;
-                sender.send(args);
-                Ok(Ok(()))
-            }
-            None => Ok(Err(
-                "the arguments are not a valid JSON array with attachments".into(),
-            )),
         }
+        // Checked before the ack is taken: a refused answer leaves it to answer again.
+        let Some(args) = self.payload("answer", args) else {
+            return Ok(Err(
+                "the arguments were refused (see the log): not a JSON array, nested too deep, \
+                 too many attachments, or a placeholder pointing at none"
+                    .into(),
+            ));
+        };
+        self.charge(1, args.size())?;
+        if let Some((_, sender)) = self.acks.remove(&ack) {
+            sender.send(args);
+        }
+        Ok(Ok(()))
     }
 
-    fn join(&mut self, socket: u64, room: String) -> wasmtime::Result<()> {
-        let Some(socket) = self.sockets.get(socket).cloned() else {
+    fn join(&mut self, handle: u64, room: String) -> wasmtime::Result<()> {
+        let Some(socket) = self.sockets.get(handle).cloned() else {
             return Ok(());
         };
-        // Its own room does not count; a join it is already in costs nothing.
-        if socket.room_count() <= self.max_rooms || socket.in_room(&room) {
-            socket.join(room);
+        // A room it is already in costs nothing.
+        if socket.in_room(&room) {
             return Ok(());
         }
         // The socket's rooms are its own resource: it, not the tenant, pays for the excess.
-        tracing::warn!(tenant = %self.tenant, socket = %socket.id(), limit = self.max_rooms, "room limit reached; disconnecting the socket");
-        let error = format!("a socket may be in at most {} rooms", self.max_rooms);
-        self.stats.tripped(Kind::RoomLimit);
-        drop_socket(&socket, &self.tenant, Kind::RoomLimit, error, None);
+        if let Some(error) = self.join_refusal(&socket, &room) {
+            self.drop_limited(handle, Kind::RoomLimit, error);
+            return Ok(());
+        }
+        self.room_bytes += room.len();
+        if let Some(entry) = self.sockets.by_handle.get_mut(&handle) {
+            entry.room_bytes += room.len();
+        }
+        socket.join(room);
         Ok(())
     }
 
-    fn leave(&mut self, socket: u64, room: String) -> wasmtime::Result<()> {
-        if let Some(socket) = self.sockets.get(socket) {
-            socket.leave(&room);
+    fn leave(&mut self, handle: u64, room: String) -> wasmtime::Result<()> {
+        let Some(entry) = self.sockets.by_handle.get_mut(&handle) else {
+            return Ok(());
+        };
+        if entry.dropped.is_none() && entry.socket.in_room(&room) {
+            entry.socket.leave(&room);
+            // Its own room was never counted.
+            let freed = room.len().min(entry.room_bytes);
+            entry.room_bytes -= freed;
+            self.room_bytes = self.room_bytes.saturating_sub(freed);
         }
         Ok(())
     }
@@ -462,14 +607,14 @@ impl Host for TenantState {
     }
 
     fn log(&mut self, level: Level, message: String) -> wasmtime::Result<()> {
-        let tenant = &*self.tenant;
-        match level {
-            Level::Trace => tracing::trace!(tenant, "{message}"),
-            Level::Debug => tracing::debug!(tenant, "{message}"),
-            Level::Info => tracing::info!(tenant, "{message}"),
-            Level::Warn => tracing::warn!(tenant, "{message}"),
-            Level::Error => tracing::error!(tenant, "{message}"),
-        }
+        let level = match level {
+            Level::Trace => tracing::Level::TRACE,
+            Level::Debug => tracing::Level::DEBUG,
+            Level::Info => tracing::Level::INFO,
+            Level::Warn => tracing::Level::WARN,
+            Level::Error => tracing::Level::ERROR,
+        };
+        self.log.write(level, Source::Guest, &message);
         Ok(())
     }
 }

@@ -17,7 +17,7 @@ pub struct TenantStats {
     pub events: AtomicU64,
     /// Bytes of the events received (name, JSON and attachments).
     pub bytes_in: AtomicU64,
-    /// Events dropped because the tenant's queue was full.
+    /// Events dropped because the tenant's queue was full or its events per second spent.
     pub dropped_events: AtomicU64,
     /// Messages the tenant sent, counting each recipient of a broadcast.
     pub events_out: AtomicU64,
@@ -41,6 +41,12 @@ pub struct TenantStats {
     pub sockets: AtomicU64,
     /// Linear memory of the live instance, in bytes.
     pub memory_bytes: AtomicU64,
+    /// Lines the tenant wrote to the host's log (its own and the host's about it).
+    pub log_lines: AtomicU64,
+    /// Lines dropped because the tenant wrote more per second than it may.
+    pub log_dropped: AtomicU64,
+    /// Server-to-client acks the tenant awaits now.
+    pub pending_acks: AtomicU64,
     /// CPU time of each call into the guest.
     pub call_cpu: Histogram,
     /// Times a call waited because the tenant had spent its CPU for the second.
