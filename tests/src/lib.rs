@@ -4,6 +4,7 @@
 
 pub mod demo;
 pub mod forged;
+pub mod log_sink;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -213,7 +214,7 @@ pub async fn npm_ci(dir: &Path, package: &str) -> std::io::Result<()> {
 }
 
 /// Runs `node --test` on the given files of `tests/js` against `server`: its URL in
-/// `SERVER_URL`, and with an admin API also `ADMIN_URL`, `ADMIN_TOKEN` and
+/// `SERVER_URL`, its process in `SERVER_PID`, and with an admin API also `ADMIN_URL`, `ADMIN_TOKEN` and
 /// `EXAMPLES_DIR` (where the example components are).
 pub async fn run_node_tests(server: &TestServer, files: &[&str]) -> std::io::Result<Output> {
     let mut command = tokio::process::Command::new("node");
@@ -229,9 +230,13 @@ pub async fn run_node_tests(server: &TestServer, files: &[&str]) -> std::io::Res
     command
         .arg("--test")
         .arg("--test-reporter=spec")
+        // A test that hangs fails on its own, and the rest of its suite still reports.
+        .arg("--test-timeout=60000")
         .args(files)
         .current_dir(js_dir())
         .env("SERVER_URL", server.url())
+        // The server runs in this process: its memory is this process's.
+        .env("SERVER_PID", std::process::id().to_string())
         .kill_on_drop(true)
         .output()
         .await

@@ -186,3 +186,47 @@ async fn instance_lifecycle_with_official_client() {
         .expect("server starts");
     suite("lifecycle.test.mjs", server).await;
 }
+
+/// The host-resource attacks of `examples/hostile/hoard` under the default limits
+/// (`hoardwide` lets one socket owe as many acks as the tenant may await, so the
+/// tenant's own bound trips, and has the CPU to issue them all in one call of the
+/// unoptimised test build; `hoard`'s room names may take 100,000 bytes together),
+/// beside the built-in echo tenant as the neighbour.
+const HOST_RESOURCES: &str = r#"
+[tenants.t1]
+component = "builtin:echo"
+
+[tenants.hoard]
+component = "hostile_hoard.wasm"
+limits = { max_room_bytes = 100000 }
+
+[tenants.hoardwide]
+component = "hostile_hoard.wasm"
+limits = { max_pending_acks_per_socket = 1000000, cpu_per_call_ms = 1000, wall_per_call_ms = 5000 }
+"#;
+
+/// The largest log, in bytes, the suite's attacks may make the host write for the
+/// hoard tenants (the issue's bound is 20 MB per attack; this is for all of them).
+const MAX_HOARD_LOG_BYTES: usize = 20_000_000;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_resources_with_official_client() {
+    let log = integration_tests::log_sink::capture_tenant_logs();
+    let before = log.bytes_mentioning("hoard");
+    let server = TestServer::start_with(HOST_RESOURCES)
+        .await
+        .expect("server starts");
+    suite("sandbox.test.mjs", server).await;
+    let written = log.bytes_mentioning("hoard") - before;
+    let longest = log.longest_mentioning("hoard");
+    println!("log lines of the hoard tenants: {written} bytes, the longest {longest}");
+    assert!(
+        written <= MAX_HOARD_LOG_BYTES,
+        "the hoard tenants made the host log {written} bytes"
+    );
+    // The 20 MB line was written, cut to max_log_line_bytes (4096) plus the line's fields.
+    assert!(
+        (4096..4096 + 512).contains(&longest),
+        "the longest line of the hoard tenants: {longest} bytes"
+    );
+}

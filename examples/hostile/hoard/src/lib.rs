@@ -1,0 +1,135 @@
+//! A hostile tenant that makes the host spend on its behalf: host memory, the log,
+//! the mailbox. Each attack is asked for by an event (or by `auth` in the middleware),
+//! so a test can run one at a time beside a well-behaved neighbour:
+//! - middleware: `auth.reject_bytes` refuses with `data` of that many bytes;
+//!   `auth.room_bytes` joins a room whose name is that long;
+//! - `acks {count}`: asks its own socket for `count` acks with the longest timeout;
+//! - `ghost {fanout}`: when this socket has left, asks its (now dead) handle for
+//!   `fanout` acks, and for `fanout` more on every reply;
+//! - `log {lines, bytes}`: writes `lines` log lines of `bytes` bytes each;
+//! - `rooms {count, bytes}`: joins `count` rooms with names of `bytes` bytes;
+//! - `deep {depth}`: emits `deep` with an array nested `depth` deep, then `after`;
+//! - `attachments {count}`: emits `attachments` with `count` binary arguments, then `after`;
+//! - `bad-answer`: answers its ack with invalid arguments, then with `["good", true]`;
+//! - `fill {count, bytes}`: emits `count` messages of `bytes` bytes to its own socket.
+//!
+//! Every departure is broadcast as `left {id, reason}` to the sockets that remain.
+//! Otherwise `echo` acks its arguments.
+
+use std::cell::Cell;
+use std::time::Duration;
+
+use nsbox_guest::bindings::nsbox::tenant::host;
+use nsbox_guest::bindings::nsbox::tenant::types::Args as WitArgs;
+use nsbox_guest::{log, Args, App, Reject, Socket};
+use serde_json::{json, Value};
+
+thread_local! {
+    /// How many acks the `ghost` storm asks for on each reply; 0 when off.
+    static GHOST_FANOUT: Cell<u64> = const { Cell::new(0) };
+}
+
+fn number(args: &Args, key: &str) -> u64 {
+    args.get::<Value>(0)
+        .and_then(|v| v.get(key).and_then(Value::as_u64))
+        .unwrap_or(0)
+}
+
+/// Asks `socket` for `fanout` acks, and for `fanout` more on every reply.
+fn storm(socket: Socket, fanout: u64) {
+    for _ in 0..fanout {
+        socket.emit_with_ack("ghost", (), Duration::from_secs(1), move |_| {
+            storm(socket, fanout)
+        });
+    }
+}
+
+fn setup(app: &mut App) {
+    app.use_middleware(|socket, handshake| {
+        let auth = &handshake.auth;
+        if let Some(bytes) = auth.get("reject_bytes").and_then(Value::as_u64) {
+            return Err(Reject::new("refused").with_data("r".repeat(bytes as usize)));
+        }
+        if let Some(bytes) = auth.get("room_bytes").and_then(Value::as_u64) {
+            socket.join(&"r".repeat(bytes as usize));
+        }
+        Ok(())
+    });
+    app.on("echo", |_, args, ack| {
+        if let Some(ack) = ack {
+            let _ = ack.send(args);
+        }
+    });
+    app.on("acks", |socket, args, ack| {
+        for _ in 0..number(&args, "count") {
+            socket.emit_with_ack("ignore-me", (), Duration::from_millis(u64::from(u32::MAX)), |_| {});
+        }
+        if let Some(ack) = ack {
+            let _ = ack.send(("asked",));
+        }
+    });
+    app.on("ghost", |_, args, ack| {
+        GHOST_FANOUT.with(|f| f.set(number(&args, "fanout")));
+        if let Some(ack) = ack {
+            let _ = ack.send(("armed",));
+        }
+    });
+    app.on_disconnect(|socket, reason| {
+        socket.nsp().emit("left", (json!({"id": socket.id(), "reason": reason}),));
+        let fanout = GHOST_FANOUT.with(|f| f.replace(0));
+        storm(*socket, fanout);
+    });
+    app.on("log", |_, args, ack| {
+        let line = "l".repeat(number(&args, "bytes") as usize);
+        for _ in 0..number(&args, "lines") {
+            log::info(&line);
+        }
+        if let Some(ack) = ack {
+            let _ = ack.send(("logged",));
+        }
+    });
+    app.on("rooms", |socket, args, ack| {
+        let bytes = number(&args, "bytes") as usize;
+        for i in 0..number(&args, "count") {
+            let name = format!("{i:0>bytes$}");
+            socket.join(&name);
+        }
+        if let Some(ack) = ack {
+            let _ = ack.send((socket.rooms().len(),));
+        }
+    });
+    app.on("deep", |socket, args, _| {
+        let depth = number(&args, "depth") as usize;
+        let json = format!("[{}{}]", "[".repeat(depth), "]".repeat(depth));
+        host::emit(socket.handle(), "deep", &raw(json, Vec::new()));
+        socket.emit("after", ("deep",));
+    });
+    app.on("attachments", |socket, args, _| {
+        let count = number(&args, "count") as usize;
+        let placeholders: Vec<Value> = (0..count)
+            .map(|num| json!({"_placeholder": true, "num": num}))
+            .collect();
+        let json = Value::from(placeholders).to_string();
+        host::emit(socket.handle(), "attachments", &raw(json, vec![vec![7u8]; count]));
+        socket.emit("after", ("attachments",));
+    });
+    app.on("fill", |socket, args, _| {
+        let message = "f".repeat(number(&args, "bytes") as usize);
+        for _ in 0..number(&args, "count") {
+            socket.emit("fill", message.as_str());
+        }
+    });
+    app.on("bad-answer", |_, _, ack| {
+        let Some(ack) = ack else { return };
+        let refused = host::answer(ack.handle(), &raw("not json".into(), Vec::new()));
+        let _ = ack.send(("good", refused.is_err()));
+    });
+}
+
+/// Arguments as the raw bindings take them, unchecked (this tenant goes behind the
+/// SDK's back).
+fn raw(json: String, attachments: Vec<Vec<u8>>) -> WitArgs {
+    WitArgs { json, attachments }
+}
+
+nsbox_guest::export!(setup);

@@ -1,0 +1,249 @@
+// What a tenant can make the host spend (examples/hostile/hoard, as /hoard and /hoardwide,
+// under the default limits; see HOST_RESOURCES in js_client.rs). Each attack runs beside
+// a neighbour on the built-in echo tenant (/t1) sending 50 acked echoes a second: every
+// echo must be answered, the slowest 1% within 250 ms, and the server's memory may grow
+// by at most 300 MiB. The Rust harness also counts the bytes the hoard tenants made the
+// host's log write.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { URL, sleep, once, client, connected, ack, pollingSession } from "./helpers.mjs";
+
+const OK = { auth: { token: "ok" } };
+const headers = { authorization: `Bearer ${process.env.ADMIN_TOKEN}` };
+const shown = async (tenant) =>
+  (await fetch(`${process.env.ADMIN_URL}/v1/tenants/${tenant}`, { headers })).json();
+
+/** Polls the admin API (200 round trips at most) until `ok(tenant)` holds; returns the last view. */
+async function until(tenant, ok, what) {
+  let view;
+  for (let i = 0; i < 200; i++) {
+    view = await shown(tenant);
+    if (ok(view)) return view;
+    await sleep(25);
+  }
+  assert.fail(`${tenant}: ${what}; last seen ${JSON.stringify(view)}`);
+}
+
+/** The server's resident memory, in bytes (it runs in the Rust test process). */
+function rss() {
+  const status = readFileSync(`/proc/${process.env.SERVER_PID}/status`, "utf8");
+  return Number(/VmRSS:\s+(\d+) kB/.exec(status)[1]) * 1024;
+}
+
+/**
+ * Runs `attack` beside the neighbour; then checks the neighbour was answered throughout
+ * and the server's memory stayed within its bound.
+ */
+async function beside(t, attack) {
+  const neighbour = await connected(t, "/t1", { ...OK, transports: ["websocket"] });
+  const base = rss();
+  let peak = base;
+  const latencies = [];
+  let failures = 0;
+  let running = true;
+  const echoes = (async () => {
+    for (let i = 0; running; i++) {
+      const start = performance.now();
+      const answer = await neighbour.timeout(2000).emitWithAck("echo", i).catch(() => undefined);
+      if (answer === i) latencies.push(performance.now() - start);
+      else failures++;
+      peak = Math.max(peak, rss());
+      // 50 a second: the next one 20 ms after this one started.
+      const pause = 20 - (performance.now() - start);
+      if (pause > 0) await sleep(pause);
+    }
+  })();
+  try {
+    return await attack();
+  } finally {
+    running = false;
+    await echoes;
+    latencies.sort((a, b) => a - b);
+    const p99 = latencies[Math.floor(latencies.length * 0.99)] ?? Infinity;
+    const grown = (peak - base) / 2 ** 20;
+    t.diagnostic(
+      `neighbour: ${latencies.length} echoes, p99 ${p99.toFixed(1)} ms, ${failures} unanswered; server memory +${grown.toFixed(0)} MiB`,
+    );
+    assert.equal(failures, 0, "every echo of the neighbour answered");
+    assert.ok(p99 < 250, `neighbour p99 ${p99} ms`);
+    assert.ok(grown < 300, `server memory grew ${grown} MiB`);
+  }
+}
+
+test("a socket that never answers owes at most max_pending_acks_per_socket acks, then is dropped; the tenant carries on", async (t) => {
+  const before = await shown("hoard");
+  await beside(t, async () => {
+    const s = await connected(t, "/hoard");
+    const told = once(s, "nsbox:error", 10_000);
+    const gone = once(s, "disconnect", 10_000);
+    // 150 requests with the longest timeout; the client has no handler, so never answers.
+    s.emit("acks", { count: 150 });
+    const [notice] = await told;
+    assert.equal(notice.kind, "ack-limit");
+    assert.match(notice.error, /at most 100 acks/);
+    assert.equal((await gone)[0], "io server disconnect");
+    // Every request got its reply (disconnected): none is awaited any more.
+    await until("hoard", (v) => v.pending_acks === 0, "acks still awaited");
+  });
+  const after = await shown("hoard");
+  assert.equal(after.faults, before.faults, "the socket paid, not the tenant");
+  assert.equal(after.limit_trips["ack-limit"], before.limit_trips["ack-limit"] + 1);
+  // The tenant still serves.
+  const again = await connected(t, "/hoard");
+  assert.deepEqual(await ack(again, "echo", "still"), ["still"]);
+});
+
+test("a million acks awaited at once: the tenant's bound stops the instance at max_pending_acks", async (t) => {
+  const before = await shown("hoardwide");
+  await beside(t, async () => {
+    // (10,000 requests reach the client before the bound trips: it may be closed as too
+    // slow before it hears why; the tenant's record says.)
+    const s = await connected(t, "/hoardwide", { transports: ["websocket"] });
+    s.emit("acks", { count: 1_000_000 });
+    await until("hoardwide", (v) => v.faults > before.faults, "the instance was not stopped");
+  });
+  const after = await until("hoardwide", (v) => v.pending_acks === 0, "acks still awaited");
+  assert.equal(after.faults, before.faults + 1);
+  assert.equal(after.limit_trips["ack-limit"], before.limit_trips["ack-limit"] + 1);
+});
+
+test("acks asked of a departed socket are awaited and charged too: a storm of them stops the instance", async (t) => {
+  const before = await shown("hoard");
+  await beside(t, async () => {
+    const s = await connected(t, "/hoard");
+    // On its departure the tenant asks its dead handle for 5,000 acks, and 5,000 more on every reply.
+    assert.deepEqual(await ack(s, "ghost", { fanout: 5000 }), ["armed"]);
+    s.disconnect();
+    await until("hoard", (v) => v.faults > before.faults, "the storm did not stop the instance");
+  });
+  const after = await until("hoard", (v) => v.pending_acks === 0, "acks still awaited");
+  assert.ok(after.limit_trips["ack-limit"] > before.limit_trips["ack-limit"]);
+});
+
+test("the log: lines per second are bounded, what is dropped counted, a long line cut", async (t) => {
+  const s = await connected(t, "/hoard");
+  const before = await shown("hoard");
+  const start = performance.now();
+  await beside(t, async () => {
+    // One line of 20 MB (written cut: the harness checks the longest line), then
+    // 200,000 lines of 100 bytes in 20 calls.
+    assert.deepEqual(await ack(s, "log", { lines: 1, bytes: 20_000_000 }), ["logged"]);
+    for (let i = 0; i < 20; i++) assert.deepEqual(await ack(s, "log", { lines: 10_000, bytes: 100 }), ["logged"]);
+  });
+  const seconds = (performance.now() - start) / 1000;
+  const after = await shown("hoard");
+  const written = after.log_lines - before.log_lines;
+  const dropped = after.log_dropped - before.log_dropped;
+  t.diagnostic(`${written} lines written, ${dropped} dropped in ${seconds.toFixed(1)} s`);
+  // A burst of one second's worth (100), then 100 a second.
+  assert.ok(written <= 100 + 100 * seconds + 1, `${written} lines in ${seconds} s`);
+  assert.ok(written + dropped >= 200_001, "every line written or counted as dropped");
+});
+
+test("a middleware rejection's data is a message: beyond max_message_bytes it is the tenant's fault", async (t) => {
+  const refused = (socket) =>
+    new Promise((resolve, reject) => {
+      socket.once("connect", () => reject(new Error("connected, expected a refusal")));
+      socket.once("connect_error", (err) => resolve([err.message, err.data]));
+    });
+  const small = await refused(client(t, "/hoard", { auth: { reject_bytes: 100 } }));
+  assert.deepEqual(small, ["refused", "r".repeat(100)]);
+  const before = await shown("hoard");
+  await beside(t, async () => {
+    const [message, data] = await refused(client(t, "/hoard", { auth: { reject_bytes: 5_000_000 } }));
+    assert.equal(message, "tenant error");
+    assert.equal(data.kind, "message-size");
+    assert.match(data.error, /limit is 1000000/);
+  });
+  assert.equal((await shown("hoard")).faults, before.faults + 1);
+});
+
+test("a client that does not poll holds at most max_buffered_bytes: then its connection is closed", async (t) => {
+  const watcher = await connected(t, "/hoard");
+  await beside(t, async () => {
+    // A raw long-polling client: it joins /hoard, reads the answer once, then asks the
+    // tenant for 900 KB messages, one an event, and never polls again.
+    const sid = await pollingSession("/socket.io/");
+    const at = `${URL}/socket.io/?EIO=4&transport=polling&sid=${sid}`;
+    assert.equal((await fetch(at, { method: "POST", body: "40/hoard," })).status, 200);
+    const joined = await (await fetch(at)).text();
+    const socketId = JSON.parse(joined.slice(joined.indexOf("{"))).sid;
+    const left = new Promise((resolve) =>
+      watcher.on("left", (info) => info.id === socketId && resolve(info.reason)),
+    );
+    const fill = `42/hoard,["fill",{"count":1,"bytes":900000}]`;
+    for (let i = 0; i < 40; i++) {
+      // Once the session is closed, a POST is refused.
+      if ((await fetch(at, { method: "POST", body: fill })).status !== 200) break;
+    }
+    assert.equal(await left, "transport error");
+    // The session is gone, and what was queued for it with it.
+    assert.equal((await fetch(at)).status, 400);
+  });
+});
+
+test("rooms: a name longer than max_room_name_bytes, or beyond the tenant's room bytes, drops the joining socket", async (t) => {
+  await beside(t, async () => {
+    // In the middleware: the socket is refused, not let in without its room.
+    const refusal = client(t, "/hoard", { auth: { room_bytes: 4_000_000 } });
+    const [err] = await once(refusal, "connect_error");
+    assert.equal(err.message, "limit exceeded");
+    assert.equal(err.data.kind, "room-limit");
+    assert.match(err.data.error, /at most 256 bytes/);
+    // In a handler: told and disconnected.
+    const long = await connected(t, "/hoard");
+    const told = once(long, "nsbox:error");
+    long.emit("rooms", { count: 1, bytes: 300 });
+    assert.match((await told)[0].error, /at most 256 bytes/);
+    // 1,000 rooms of 200 bytes cross hoard's 100,000 bytes of room names at the 500th.
+    const many = await connected(t, "/hoard");
+    const crossed = once(many, "nsbox:error");
+    many.emit("rooms", { count: 1000, bytes: 200 });
+    const [notice] = await crossed;
+    assert.equal(notice.kind, "room-limit");
+    assert.match(notice.error, /100000 bytes of names together/);
+  });
+  // Dropped sockets give their room names back: 400 rooms of 200 bytes fit again.
+  const fresh = await connected(t, "/hoard");
+  assert.deepEqual(await ack(fresh, "rooms", { count: 400, bytes: 200 }), [401]);
+});
+
+test("joins past the room limit after the socket was dropped do nothing and log nothing more", async (t) => {
+  const s = await connected(t, "/hoard");
+  const before = await shown("hoard");
+  const told = once(s, "nsbox:error");
+  // 20,000 joins: the 1,001st drops the socket; the 18,999 after it are ignored.
+  s.emit("rooms", { count: 20_000, bytes: 8 });
+  assert.equal((await told)[0].kind, "room-limit");
+  const after = await shown("hoard");
+  assert.ok(after.log_lines - before.log_lines <= 2, `${after.log_lines - before.log_lines} lines logged`);
+});
+
+test("tenant JSON nested too deep, or with more attachments than the client accepts, is refused; the client stays", async (t) => {
+  const s = await connected(t, "/hoard");
+  const deep = [];
+  const attached = [];
+  s.on("deep", (...args) => deep.push(args));
+  s.on("attachments", (...args) => attached.push(args));
+  for (const [event, args, ok] of [
+    ["deep", { depth: 100 }, true],
+    ["deep", { depth: 100_000 }, false],
+    ["attachments", { count: 10 }, true],
+    ["attachments", { count: 11 }, false],
+  ]) {
+    const seen = (event === "deep" ? deep : attached).length;
+    const after = once(s, "after");
+    s.emit(event, args);
+    assert.deepEqual(await after, [event]);
+    assert.equal((event === "deep" ? deep : attached).length, seen + (ok ? 1 : 0), `${event} ${JSON.stringify(args)}`);
+  }
+  assert.equal(attached[0].length, 10);
+  assert.ok(attached[0].every((b) => Buffer.isBuffer(b) && b[0] === 7));
+  assert.ok(s.connected, "refused messages never reach the client to break it");
+});
+
+test("an answer with invalid arguments leaves the ack to answer again", async (t) => {
+  const s = await connected(t, "/hoard");
+  assert.deepEqual(await ack(s, "bad-answer"), ["good", true]);
+});
