@@ -278,6 +278,7 @@ async fn sandbox(
         ("spin", "hostile_spin"),
         ("crash", "hostile_panic"),
         ("flood", "hostile_flood"),
+        ("hoard", "hostile_hoard"),
     ] {
         text += &format!(
             // The default limits, but never quarantined: the worst case, attackers
@@ -332,7 +333,7 @@ async fn sandbox(
     let (calm_rate, hit_rate) = (median(&calm, &rate), median(&attacked, &rate));
     let (calm_p99, hit_p99) = (median(&calm, &p99), median(&attacked, &p99));
     Ok(format!(
-        "\n### The sandbox under attack\n\nnsbox, echo with ack from 100 clients on the `bench` tenant, alone and while 6 hostile clients make `spin` loop to its CPU deadline, `crash` trap and `flood` emit without end, reconnecting after every fault ({attacks_made} attacks over {} rounds). The hostile tenants run under the default limits with quarantine off, so they keep coming back (the restart backoff still applies).\n\n| | acks/s | p99 ms |\n|---|---|---|\n| alone | {calm_rate:.0} | {calm_p99:.2} |\n| beside hostile tenants | {hit_rate:.0} | {hit_p99:.2} |\n| ratio | {:.2}× | {:.2}× |\n",
+        "\n### The sandbox under attack\n\nnsbox, echo with ack from 100 clients on the `bench` tenant, alone and while 14 hostile clients make `spin` loop to its CPU deadline, `crash` trap and `flood` emit without end, and `hoard` make the host spend on its behalf (acks nobody answers, an ack storm on a departed socket, log floods, rooms past the limit), reconnecting after every fault ({attacks_made} attacks over {} rounds). The hostile tenants run under the default limits with quarantine off, so they keep coming back (the restart backoff still applies).\n\n| | acks/s | p99 ms |\n|---|---|---|\n| alone | {calm_rate:.0} | {calm_p99:.2} |\n| beside hostile tenants | {hit_rate:.0} | {hit_p99:.2} |\n| ratio | {:.2}× | {:.2}× |\n",
         args.rounds,
         hit_rate / calm_rate.max(1e-9),
         hit_p99 / calm_p99.max(1e-9),

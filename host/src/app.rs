@@ -111,6 +111,8 @@ pub async fn start(settings: &Settings, admin_token: &str) -> Result<App, StartE
     let runtime = Runtime::with_options(RuntimeOptions {
         wasm_stack_bytes: settings.wasm_stack_bytes,
         live_instances: settings.live_instances,
+        worker: settings.compile_worker.clone(),
+        compile_limits: settings.compile.clone(),
     })
     .map_err(|e| StartError::Runtime(format!("{e:#}")))?;
     let tenants = Tenants::new(runtime.clone(), settings.limits.clone());
@@ -128,13 +130,16 @@ pub async fn start(settings: &Settings, admin_token: &str) -> Result<App, StartE
             Some(code) => code.clone(),
             None => {
                 let bytes = read(name, &source)?;
-                let code = runtime
-                    .compile_off_thread(bytes, None)
-                    .await
-                    .map_err(|error| StartError::Load {
-                        tenant: name.clone(),
-                        error,
-                    })?;
+                // The built-in examples are this program's own; a file is compiled as
+                // an upload would be.
+                let result = match &source {
+                    ComponentSource::Builtin(_) => runtime.compile_off_thread(bytes, None).await,
+                    ComponentSource::File(_) => runtime.compile_untrusted(bytes.into(), None).await,
+                };
+                let code = result.map_err(|error| StartError::Load {
+                    tenant: name.clone(),
+                    error,
+                })?;
                 compiled.insert(source, code.clone());
                 code
             }
@@ -188,7 +193,7 @@ async fn restore(store: &ComponentStore, tenants: &Tenants) -> std::io::Result<(
         let loaded = match store.component(&name, &info) {
             Ok(bytes) => tenants
                 .runtime()
-                .compile_off_thread(bytes, Some(store.cache_dir().to_owned()))
+                .compile_untrusted(bytes.into(), Some(store.cache_dir().to_owned()))
                 .await
                 .map_err(|e| e.to_string()),
             Err(e) => Err(e.to_string()),

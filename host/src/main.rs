@@ -12,6 +12,7 @@ use http::Method;
 use nsbox::admin::client::{AdminClient, ClientError};
 use nsbox::server::Server;
 use nsbox::settings::{self, Settings};
+use nsbox::tenants::compiler::Worker;
 use serde_json::{json, Value};
 
 /// A server allocates and frees a buffer or two per packet and per connection from
@@ -158,8 +159,29 @@ struct Api {
     token: Option<String>,
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+/// The argument that makes this program the compile worker (see
+/// `nsbox::tenants::compiler`): `nsbox serve` compiles uploads by running itself so.
+const COMPILE_WORKER: &str = "compile-worker";
+
+fn main() -> ExitCode {
+    // The compile worker is a bare process: no runtime, no logging, no arguments parsed
+    // but its job.
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|arg| arg == COMPILE_WORKER)
+    {
+        return nsbox::tenants::compiler::worker_main();
+    }
+    match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime.block_on(run()),
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn run() -> ExitCode {
     let cli = Cli::parse();
     let log_format = match &cli.command {
         Command::Serve(args) => args.log_format,
@@ -330,6 +352,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(dir) = data_dir {
         settings.data_dir = dir;
     }
+    settings.compile_worker = Some(Worker {
+        program: std::env::current_exe().context("cannot find this program to compile with")?,
+        args: vec![COMPILE_WORKER.to_owned()],
+    });
     let token_file = admin_token_file.or_else(|| settings.admin_token_file.clone());
     let token = match (admin_token, token_file) {
         (Some(token), _) => token,

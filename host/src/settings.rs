@@ -9,6 +9,8 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::config::SocketIoConfig;
+use crate::tenants::compiler::Worker;
+use crate::tenants::shape::CompileLimits;
 use crate::tenants::Limits;
 
 /// The embedded default configuration: `echo` as `t1` and `t2`, `chat` as `acme`,
@@ -101,6 +103,10 @@ pub struct Settings {
     /// closed (Node's `connectTimeout`).
     #[serde(default = "default_connect_timeout_ms")]
     pub connect_timeout_ms: u64,
+    /// What compiling one upload (or a component named here) may cost: its shape,
+    /// checked first, and the compile worker's memory and CPU time.
+    #[serde(default)]
+    pub compile: CompileLimits,
     /// Limits every tenant runs under.
     #[serde(default)]
     pub limits: Limits,
@@ -110,6 +116,11 @@ pub struct Settings {
     /// The directory relative paths are resolved from.
     #[serde(skip)]
     pub base_dir: PathBuf,
+    /// How to start the compile worker that compiles untrusted components under
+    /// `compile`; not from the file: the `nsbox` binary names itself. Without one,
+    /// they are compiled in this process, without those limits.
+    #[serde(skip)]
+    pub compile_worker: Option<Worker>,
 }
 
 /// One tenant.
@@ -286,6 +297,22 @@ impl Settings {
                 )));
             }
         }
+        let compile = &settings.compile;
+        if compile.memory_bytes < 128 << 20
+            || [
+                compile.cpu_ms,
+                compile.functions,
+                compile.function_bytes,
+                compile.locals,
+            ]
+            .contains(&0)
+            || compile.nesting == 0
+            || compile.operand_stack == 0
+        {
+            return Err(SettingsError::Invalid(
+                "compile: memory_bytes at least 134217728 (128 MiB), the others at least 1".into(),
+            ));
+        }
         if settings.cors_credentials && settings.cors_origins.iter().any(|o| o == "*") {
             return Err(SettingsError::Invalid(
                 "cors_credentials: only with origins listed one by one, not \"*\"".into(),
@@ -365,6 +392,25 @@ mod tests {
             ComponentSource::Builtin("echo".into())
         );
         assert_eq!(settings.limits, Limits::default());
+        assert_eq!(settings.compile, CompileLimits::default());
+        assert_eq!(
+            settings.max_buffered_bytes,
+            SocketIoConfig::default().engine.max_buffered_bytes
+        );
+    }
+
+    #[test]
+    fn compile_limits_are_checked() {
+        let dir = Path::new(".");
+        let small = Settings::parse("[compile]\nmemory_bytes = 1000", dir);
+        assert!(small.is_err_and(|e| e.to_string().contains("128 MiB")));
+        let zero = Settings::parse("[compile]\nnesting = 0", dir);
+        assert!(zero.is_err_and(|e| e.to_string().contains("compile")));
+        let unknown = Settings::parse("[compile]\nfuel = 1", dir);
+        assert!(unknown.is_err_and(|e| e.to_string().contains("fuel")));
+        let some = Settings::parse("[compile]\ncpu_ms = 5000", dir).expect("valid");
+        assert_eq!(some.compile.cpu_ms, 5000);
+        assert_eq!(some.compile.locals, CompileLimits::default().locals);
     }
 
     #[test]

@@ -25,6 +25,13 @@ async function until(tenant, ok, what) {
   assert.fail(`${tenant}: ${what}; last seen ${JSON.stringify(view)}`);
 }
 
+/** The value of one series of the admin API's /metrics. */
+async function metric(series) {
+  const text = await (await fetch(`${process.env.ADMIN_URL}/metrics`)).text();
+  const line = text.split("\n").find((l) => l.startsWith(`${series} `));
+  return line === undefined ? undefined : Number(line.slice(series.length + 1));
+}
+
 /** The server's resident memory, in bytes (it runs in the Rust test process). */
 function rss() {
   const status = readFileSync(`/proc/${process.env.SERVER_PID}/status`, "utf8");
@@ -94,10 +101,10 @@ test("a socket that never answers owes at most max_pending_acks_per_socket acks,
   assert.deepEqual(await ack(again, "echo", "still"), ["still"]);
 });
 
-test("a million acks awaited at once: the tenant's bound stops the instance at max_pending_acks", async (t) => {
+test("a million acks awaited at once: the tenant's bound (2,000 for hoardwide) stops the instance at max_pending_acks", async (t) => {
   const before = await shown("hoardwide");
   await beside(t, async () => {
-    // (10,000 requests reach the client before the bound trips: it may be closed as too
+    // (2,000 requests reach the client before the bound trips: it may be closed as too
     // slow before it hears why; the tenant's record says.)
     const s = await connected(t, "/hoardwide", { transports: ["websocket"] });
     s.emit("acks", { count: 1_000_000 });
@@ -161,6 +168,7 @@ test("a middleware rejection's data is a message: beyond max_message_bytes it is
 
 test("a client that does not poll holds at most max_buffered_bytes: then its connection is closed", async (t) => {
   const watcher = await connected(t, "/hoard");
+  const closedBefore = await metric("nsbox_slow_clients_closed_total");
   await beside(t, async () => {
     // A raw long-polling client: it joins /hoard, reads the answer once, then asks the
     // tenant for 900 KB messages, one an event, and never polls again.
@@ -181,6 +189,7 @@ test("a client that does not poll holds at most max_buffered_bytes: then its con
     // The session is gone, and what was queued for it with it.
     assert.equal((await fetch(at)).status, 400);
   });
+  assert.equal(await metric("nsbox_slow_clients_closed_total"), closedBefore + 1);
 });
 
 test("rooms: a name longer than max_room_name_bytes, or beyond the tenant's room bytes, drops the joining socket", async (t) => {
@@ -246,4 +255,32 @@ test("tenant JSON nested too deep, or with more attachments than the client acce
 test("an answer with invalid arguments leaves the ack to answer again", async (t) => {
   const s = await connected(t, "/hoard");
   assert.deepEqual(await ack(s, "bad-answer"), ["good", true]);
+});
+
+test("components costly to compile are refused with compile_limit: their shape first, then the compiler's CPU time", async (t) => {
+  const upload = async (name) => {
+    const body = readFileSync(`${process.env.COSTLY_DIR}/${name}.wasm`);
+    const res = await fetch(`${process.env.ADMIN_URL}/v1/tenants/costly/component`, { method: "PUT", headers, body });
+    return [res.status, (await res.json()).error];
+  };
+  const refusals = 'nsbox_admin_compiles_refused_total{code="compile_limit"}';
+  const refusedBefore = await metric(refusals);
+  await beside(t, async () => {
+    for (const [name, says] of [
+      ["nested", /nesting depth in function \d+: more than 10000/],
+      ["locals", /locals in function \d+: more than 10000/],
+      ["looping", /more than 1000 ms of CPU time/],
+      ["functions", /more than 1000 ms of CPU time/],
+    ]) {
+      const start = performance.now();
+      const [status, error] = await upload(name);
+      t.diagnostic(`${name}: ${status} in ${(performance.now() - start).toFixed(0)} ms: ${error?.message}`);
+      assert.equal(status, 422, name);
+      assert.equal(error.code, "compile_limit");
+      assert.match(error.message, says);
+    }
+  });
+  assert.equal(await metric(refusals), refusedBefore + 4);
+  // Nothing was stored or started.
+  assert.equal((await fetch(`${process.env.ADMIN_URL}/v1/tenants/costly`, { headers })).status, 404);
 });

@@ -35,6 +35,47 @@ pub const HOSTILE_STARTS: &[(&str, &str)] = &[
     ),
 ];
 
+/// Components that are valid tenants but costly to compile, by name: each is the
+/// skeleton plus one shape the compile limits are there for.
+pub fn costly_components() -> Vec<(&'static str, String)> {
+    // One function of 20,000 nested blocks (the default nesting limit is 10,000).
+    let nested = format!("(func {}{})", "(block ".repeat(20_000), ")".repeat(20_000));
+    // One function of 11,000 locals (the default limit is 10,000).
+    let locals = format!("(func (local {}))", "i64 ".repeat(11_000));
+    // 9,000 locals all live around a loop: within the shape limits, seconds of
+    // register allocation for 90 KB.
+    let n = 9_000;
+    let mut body = String::from("(loop $again ");
+    for i in 0..n {
+        body += &format!(
+            "(local.set {i} (i64.add (local.get {i}) (local.get {})))",
+            (i + 1) % n
+        );
+    }
+    body += "(br_if $again (i64.ne (local.get 0) (i64.const 0))))";
+    let looping = format!("(func (local {}) {body})", "i64 ".repeat(n));
+    // 99,000 small functions (the skeleton has a few more; the limit is 100,000): 1 MB
+    // that takes the compiler about 9 s of CPU and 470 MB.
+    let functions: String = (0..99_000)
+        .map(|i| format!("(func (result i32) (i32.add (i32.const {i}) (i32.const 1)))"))
+        .collect();
+    vec![
+        ("nested", nested),
+        ("locals", locals),
+        ("looping", looping),
+        ("functions", functions),
+    ]
+}
+
+/// Writes every costly component into `dir` as `<name>.wasm`.
+pub fn write_costly_components(dir: &Path) -> Result<(), Box<dyn std::error::Error>> {
+    std::fs::create_dir_all(dir)?;
+    for (name, fields) in costly_components() {
+        std::fs::write(dir.join(format!("{name}.wasm")), component(&fields)?)?;
+    }
+    Ok(())
+}
+
 /// The tenant world's skeleton with `fields` added, as a component.
 pub fn component(fields: &str) -> Result<Vec<u8>, Box<dyn std::error::Error>> {
     let mut resolve = Resolve::new();

@@ -13,6 +13,7 @@ use std::process::Output;
 use nsbox::server::Server;
 use nsbox::settings::Settings;
 use nsbox::socketio::SocketIo;
+use nsbox::tenants::compiler::Worker;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
@@ -133,6 +134,7 @@ impl TestServer {
             NEXT_DIR.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
         ));
         settings.data_dir = data_dir.clone();
+        settings.compile_worker = compile_worker();
         let app = nsbox::app::start(&settings, ADMIN_TOKEN).await?;
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
@@ -213,11 +215,30 @@ pub async fn npm_ci(dir: &Path, package: &str) -> std::io::Result<()> {
     }
 }
 
+/// The compile worker test servers compile untrusted components with:
+/// `nsbox-compile-worker`, this package's binary, which cargo builds beside the
+/// directory of the tests and examples that run (`target/<profile>/`). `None` where it
+/// was not built (`cargo run --example` builds no binaries): components are then
+/// compiled in-process, without the compile limits.
+pub fn compile_worker() -> Option<Worker> {
+    let exe = std::env::current_exe().ok()?;
+    let program = exe.parent()?.parent()?.join("nsbox-compile-worker");
+    program.is_file().then(|| Worker {
+        program,
+        args: Vec::new(),
+    })
+}
+
 /// Runs `node --test` on the given files of `tests/js` against `server`: its URL in
 /// `SERVER_URL`, its process in `SERVER_PID`, and with an admin API also `ADMIN_URL`, `ADMIN_TOKEN` and
-/// `EXAMPLES_DIR` (where the example components are).
-pub async fn run_node_tests(server: &TestServer, files: &[&str]) -> std::io::Result<Output> {
+/// `EXAMPLES_DIR` (where the example components are); and `env`.
+pub async fn run_node_tests(
+    server: &TestServer,
+    files: &[&str],
+    env: &[(&str, String)],
+) -> std::io::Result<Output> {
     let mut command = tokio::process::Command::new("node");
+    command.envs(env.iter().map(|(k, v)| (k, v)));
     if let Some(admin) = server.admin {
         command
             .env("ADMIN_URL", format!("http://{admin}"))

@@ -2,6 +2,7 @@
 
 use std::fmt::Write;
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicU64, AtomicUsize};
 
 use crate::engineio::Engine;
 use crate::tenants::Kind;
@@ -126,8 +127,19 @@ const METRICS: [Metric; 18] = [
     },
 ];
 
+/// What the admin API counts itself.
+#[derive(Debug, Default)]
+pub(crate) struct AdminCounters {
+    /// Uploads being received, compiled or stored.
+    pub(crate) uploads_in_flight: AtomicUsize,
+    /// Uploads refused for what compiling them would cost (`compile_limit`).
+    pub(crate) compile_limit: AtomicU64,
+    /// Uploads refused for taking too long to compile (`compile_timeout`).
+    pub(crate) compile_timeout: AtomicU64,
+}
+
 /// Renders every metric.
-pub fn render(tenants: &Tenants, engine: &Engine, uploads_in_flight: usize) -> String {
+pub(crate) fn render(tenants: &Tenants, engine: &Engine, admin: &AdminCounters) -> String {
     let mut out = String::new();
     family(
         &mut out,
@@ -135,7 +147,35 @@ pub fn render(tenants: &Tenants, engine: &Engine, uploads_in_flight: usize) -> S
         "gauge",
         "Uploads being received, compiled or stored.",
     );
-    let _ = writeln!(out, "nsbox_admin_uploads_in_flight {uploads_in_flight}");
+    let in_flight = admin.uploads_in_flight.load(Relaxed);
+    let _ = writeln!(out, "nsbox_admin_uploads_in_flight {in_flight}");
+    family(
+        &mut out,
+        "nsbox_admin_compiles_refused_total",
+        "counter",
+        "Uploads refused by the compile limits, by code.",
+    );
+    for (code, count) in [
+        ("compile_limit", &admin.compile_limit),
+        ("compile_timeout", &admin.compile_timeout),
+    ] {
+        let count = count.load(Relaxed);
+        let _ = writeln!(
+            out,
+            "nsbox_admin_compiles_refused_total{{code=\"{code}\"}} {count}"
+        );
+    }
+    family(
+        &mut out,
+        "nsbox_slow_clients_closed_total",
+        "counter",
+        "Connections closed because the client let more wait than max_buffered_bytes or the packet bound.",
+    );
+    let _ = writeln!(
+        out,
+        "nsbox_slow_clients_closed_total {}",
+        engine.slow_clients_closed()
+    );
     let (polling, websocket) = engine.transport_counts();
     family(
         &mut out,

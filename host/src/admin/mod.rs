@@ -24,7 +24,7 @@ mod quota;
 mod reply;
 
 use std::convert::Infallible;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use std::time::Duration;
@@ -45,6 +45,7 @@ use crate::engineio::Engine;
 use crate::store::tokens::{Access, Tokens};
 use crate::store::{sha256_hex, valid_tenant_name, ComponentStore, VersionInfo};
 use crate::tenants::{Code, Kind, Limits, LoadError, Runtime, Tenants};
+use metrics::AdminCounters;
 
 /// What the admin API lets uploads cost.
 #[derive(Debug, Clone)]
@@ -75,22 +76,22 @@ pub struct Admin {
     gates: Gates,
     uploads: UploadRate,
     compiles: Compiles,
-    uploads_in_flight: Arc<AtomicUsize>,
+    counters: Arc<AdminCounters>,
 }
 
 /// Counts an upload in flight until dropped.
-struct InFlight(Arc<AtomicUsize>);
+struct InFlight(Arc<AdminCounters>);
 
 impl InFlight {
-    fn new(count: &Arc<AtomicUsize>) -> InFlight {
-        count.fetch_add(1, Ordering::Relaxed);
-        InFlight(count.clone())
+    fn new(counters: &Arc<AdminCounters>) -> InFlight {
+        counters.uploads_in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight(counters.clone())
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+        self.0.uploads_in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -111,7 +112,7 @@ impl Admin {
             uploads: UploadRate::new(options.uploads_per_minute_per_token),
             compiles: Compiles::new(options.max_concurrent_compiles, options.compile_timeout),
             gates: Gates::default(),
-            uploads_in_flight: Arc::default(),
+            counters: Arc::default(),
             options,
         })
     }
@@ -162,8 +163,7 @@ impl Admin {
         let path: Vec<&str> = path.iter().map(String::as_str).collect();
         let method = req.method().clone();
         if method == Method::GET && path == ["metrics"] {
-            let uploads = self.uploads_in_flight.load(Ordering::Relaxed);
-            return reply::text(metrics::render(&self.tenants, &self.engine, uploads));
+            return reply::text(metrics::render(&self.tenants, &self.engine, &self.counters));
         }
         if path.first() != Some(&"v1") {
             return error(StatusCode::NOT_FOUND, "not_found", "no such endpoint");
@@ -368,7 +368,7 @@ impl Admin {
         let gate = self.gates.of(tenant);
         // Counted before anything else: a deletion from now on wins over this upload.
         let deletions = gate.deletions();
-        let _in_flight = InFlight::new(&self.uploads_in_flight);
+        let _in_flight = InFlight::new(&self.counters);
         if let Some(token) = token {
             if let Err(wait) = self.uploads.take(token) {
                 let mut reply = error(
@@ -406,7 +406,7 @@ impl Admin {
                 return json(StatusCode::OK, answer);
             }
         }
-        let code = match self.compile(body.clone()).await {
+        let code = match self.compile(tenant, body.clone()).await {
             Ok(code) => code,
             Err(reply) => return reply,
         };
@@ -440,11 +440,36 @@ impl Admin {
         json(StatusCode::OK, deployed(tenant, &info))
     }
 
-    /// Validates and compiles a component: a turn among the compilations at once, and
-    /// both the wait and the compilation within the compile timeout.
-    async fn compile(&self, bytes: Bytes) -> Result<Arc<Code>, Reply> {
-        let timed_out = || {
-            error(
+    /// Validates and compiles a component, in the compile worker under the compile
+    /// limits: one compilation per tenant at a time, a turn among the compilations at
+    /// once, and both the wait and the compilation within the compile timeout. Dropped
+    /// (the timeout, or the client gone), the compilation stops.
+    async fn compile(&self, tenant: &str, bytes: Bytes) -> Result<Arc<Code>, Reply> {
+        let Some(_claim) = self.compiles.claim(tenant) else {
+            self.counters.compile_limit.fetch_add(1, Ordering::Relaxed);
+            return Err(error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "compile_limit",
+                format!("a component of tenant {tenant} is being compiled already (one at a time per tenant); try again when that upload has ended"),
+            ));
+        };
+        let cache = Some(self.store.cache_dir().to_owned());
+        let runtime = self.tenants.runtime().clone();
+        let compiling = async {
+            let _turn = self.compiles.turn().await;
+            runtime.compile_untrusted(bytes, cache).await
+        };
+        match tokio::time::timeout(self.compiles.timeout(), compiling).await {
+            Ok(Err(e @ LoadError::CompileLimit(_))) => {
+                self.counters.compile_limit.fetch_add(1, Ordering::Relaxed);
+                Err(load_error(&e))
+            }
+            Ok(compiled) => compiled.map_err(|e| load_error(&e)),
+            Err(_) => Err({
+                self.counters
+                    .compile_timeout
+                    .fetch_add(1, Ordering::Relaxed);
+                error(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "compile_timeout",
                 format!(
@@ -452,23 +477,7 @@ impl Admin {
                     self.compiles.timeout().as_millis()
                 ),
             )
-        };
-        let cache = Some(self.store.cache_dir().to_owned());
-        let runtime = self.tenants.runtime().clone();
-        let compiling = async {
-            let turn = self.compiles.turn().await;
-            // The turn is held until the compilation ends, even if this request gave up.
-            let compiled = tokio::spawn(async move {
-                let compiled = runtime.compile_off_thread(bytes, cache).await;
-                drop(turn);
-                compiled
-            });
-            compiled.await
-        };
-        match tokio::time::timeout(self.compiles.timeout(), compiling).await {
-            Ok(Ok(compiled)) => compiled.map_err(|e| load_error(&e)),
-            Ok(Err(join)) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, "compile", join)),
-            Err(_) => Err(timed_out()),
+            }),
         }
     }
 
@@ -522,7 +531,7 @@ impl Admin {
             Ok(bytes) => bytes,
             Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, "store", e),
         };
-        let code = match self.compile(Bytes::from(bytes)).await {
+        let code = match self.compile(tenant, Bytes::from(bytes)).await {
             Ok(code) => code,
             Err(reply) => return reply,
         };
@@ -603,5 +612,9 @@ fn not_found(tenant: &str) -> Reply {
 }
 
 fn load_error(e: &LoadError) -> Reply {
-    error(StatusCode::BAD_REQUEST, e.code(), e)
+    let status = match e {
+        LoadError::CompileLimit(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    error(status, e.code(), e)
 }

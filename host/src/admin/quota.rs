@@ -1,7 +1,7 @@
 //! What a deploy token may make the host spend on uploads: so many a minute per token,
-//! and compilations bounded in number at once and in time.
+//! and compilations bounded in number at once (in total and per tenant) and in time.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -54,10 +54,25 @@ impl UploadRate {
     }
 }
 
-/// Compilations at once, and how long an upload may wait for and take one.
+/// Compilations at once, one per tenant, and how long an upload may wait for and
+/// take one.
 pub(crate) struct Compiles {
     slots: Arc<Semaphore>,
     timeout: Duration,
+    /// Tenants with a compilation under way.
+    tenants: Arc<Mutex<HashSet<String>>>,
+}
+
+/// A tenant's one compilation at a time, until dropped.
+pub(crate) struct Claim {
+    tenant: String,
+    tenants: Arc<Mutex<HashSet<String>>>,
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        self.tenants.lock().remove(&self.tenant);
+    }
 }
 
 impl Compiles {
@@ -65,7 +80,19 @@ impl Compiles {
         Compiles {
             slots: Arc::new(Semaphore::new(at_once.max(1))),
             timeout,
+            tenants: Arc::default(),
         }
+    }
+
+    /// The tenant's turn to have a compilation under way, unless it has one already.
+    pub(crate) fn claim(&self, tenant: &str) -> Option<Claim> {
+        self.tenants
+            .lock()
+            .insert(tenant.to_owned())
+            .then(|| Claim {
+                tenant: tenant.to_owned(),
+                tenants: self.tenants.clone(),
+            })
     }
 
     /// How long an upload may wait for and take its compilation.
@@ -73,8 +100,7 @@ impl Compiles {
         self.timeout
     }
 
-    /// A turn to compile; held by the compilation until it ends, even past the
-    /// timeout (a compiler cannot be interrupted), so the bound is real.
+    /// A turn to compile, held by the compilation until it ends or is stopped.
     pub(crate) async fn turn(&self) -> Option<OwnedSemaphorePermit> {
         self.slots.clone().acquire_owned().await.ok()
     }

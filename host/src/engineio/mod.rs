@@ -11,6 +11,7 @@ pub mod session;
 mod websocket;
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -34,6 +35,8 @@ pub struct Engine {
     config: Arc<EngineConfig>,
     handler: Arc<dyn EngineHandler>,
     sessions: Arc<Registry>,
+    /// Sessions closed because their client let more wait than it may.
+    slow_closed: Arc<AtomicU64>,
 }
 
 impl Engine {
@@ -43,6 +46,7 @@ impl Engine {
             config: Arc::new(config),
             handler,
             sessions: Arc::new(Registry::default()),
+            slow_closed: Arc::default(),
         })
     }
 
@@ -65,6 +69,12 @@ impl Engine {
             .filter(|s| s.transport() == TransportKind::WebSocket)
             .count();
         (sessions.len() - websocket, websocket)
+    }
+
+    /// Sessions closed so far because their client let more packets or bytes wait
+    /// than `max_buffered_packets` or `max_buffered_bytes`.
+    pub fn slow_clients_closed(&self) -> u64 {
+        self.slow_closed.load(Ordering::Relaxed)
     }
 
     /// Closes every session, telling the layer above the server is shutting down.
@@ -177,6 +187,7 @@ impl Engine {
             self.config.clone(),
             transport,
             Arc::downgrade(&self.sessions),
+            self.slow_closed.clone(),
         );
         self.sessions
             .lock()

@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 use std::task::{Poll, Waker};
 use std::time::SystemTime;
@@ -179,6 +179,8 @@ pub struct Session {
     unprobed_websockets: AtomicUsize,
     connection: OnceLock<Arc<dyn Connection>>,
     registry: Weak<Registry>,
+    /// The endpoint's count of clients closed for being too slow.
+    slow_closed: Arc<AtomicU64>,
 }
 
 impl Session {
@@ -188,6 +190,7 @@ impl Session {
         config: Arc<EngineConfig>,
         transport: TransportKind,
         registry: Weak<Registry>,
+        slow_closed: Arc<AtomicU64>,
     ) -> Arc<Session> {
         let (tx, rx) = mpsc::channel(config.max_buffered_packets.max(1));
         let buffered = Arc::new(AtomicUsize::new(0));
@@ -215,6 +218,7 @@ impl Session {
             unprobed_websockets: AtomicUsize::new(0),
             connection: OnceLock::new(),
             registry,
+            slow_closed,
         })
     }
 
@@ -320,6 +324,7 @@ impl Session {
             Err(mpsc::error::TrySendError::Full(_)) => {
                 self.buffered.fetch_sub(size, Ordering::AcqRel);
                 tracing::warn!(sid = %self.id, buffered, "send queue full, closing the session");
+                self.slow_closed.fetch_add(1, Ordering::Relaxed);
                 self.close(CloseReason::TransportError);
                 Err(SendError::Full)
             }
@@ -471,6 +476,7 @@ pub(crate) mod tests {
             config,
             transport,
             Weak::new(),
+            Arc::default(),
         )
     }
 

@@ -3,6 +3,8 @@
 //! Rust handler would sit.
 //!
 //! - [`runtime`]: the engine, the linker (what a tenant is granted) and compilation.
+//! - [`compiler`], [`shape`]: untrusted components compiled in a child process under
+//!   limits, their shape checked first.
 //! - `command`: what an actor is asked to do, and how a dropped socket is told.
 //! - `handle`: the way to a tenant's actor; rate limits and the queue bound.
 //! - `actor`: one instance per tenant, its calls one at a time, its faults, hand-overs.
@@ -20,6 +22,7 @@ pub mod bindings;
 pub mod builtin;
 mod clock;
 mod command;
+pub mod compiler;
 mod fault;
 mod handle;
 mod kind;
@@ -29,6 +32,7 @@ mod policy;
 mod rate;
 pub mod registry;
 pub mod runtime;
+pub mod shape;
 mod slot;
 mod state;
 pub mod stats;

@@ -12,6 +12,8 @@ use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use super::bindings::{Tenant, TenantPre};
+use super::compiler::{compile_in_worker, Worker};
+use super::shape::CompileLimits;
 use super::state::TenantState;
 use crate::durable::{self, sha256_hex};
 
@@ -46,6 +48,10 @@ pub enum LoadError {
     /// The bytes do not validate or compile.
     #[error("not a valid component: {0}")]
     Invalid(String),
+    /// Compiling it would cost more than the compile limits allow (its shape, or the
+    /// compiler's memory or CPU time).
+    #[error("the component is too costly to compile: {0}")]
+    CompileLimit(String),
     /// It does not export the `nsbox:tenant` world, or its imports have other types.
     #[error("the component does not fit the nsbox:tenant@0.1.0 world (build it with the nsbox-guest SDK of this version): {0}")]
     World(String),
@@ -60,6 +66,7 @@ impl LoadError {
             LoadError::TooLarge { .. } => "too_large",
             LoadError::ForbiddenImport { .. } => "forbidden_import",
             LoadError::Invalid(_) => "invalid",
+            LoadError::CompileLimit(_) => "compile_limit",
             LoadError::World(_) => "wrong_world",
         }
     }
@@ -111,10 +118,13 @@ pub struct Runtime {
     compatibility: u64,
     cache_hits: AtomicU64,
     pooled: bool,
+    wasm_stack_bytes: usize,
+    worker: Option<Worker>,
+    compile_limits: CompileLimits,
 }
 
 /// The host's settings for the engine.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RuntimeOptions {
     /// The wasm stack one call may use; deeper recursion traps (`call stack exhausted`).
     pub wasm_stack_bytes: usize,
@@ -122,6 +132,11 @@ pub struct RuntimeOptions {
     /// reserved at start (address space, not memory). 0 allocates each instance when
     /// it starts instead, which is slower and costs more memory mappings per instance.
     pub live_instances: u32,
+    /// Where untrusted components are compiled (see [`Runtime::compile_untrusted`]):
+    /// a child process, or without one this process, unbounded.
+    pub worker: Option<Worker>,
+    /// What compiling one untrusted component may cost.
+    pub compile_limits: CompileLimits,
 }
 
 impl Default for RuntimeOptions {
@@ -129,6 +144,8 @@ impl Default for RuntimeOptions {
         RuntimeOptions {
             wasm_stack_bytes: DEFAULT_WASM_STACK,
             live_instances: DEFAULT_LIVE_INSTANCES,
+            worker: None,
+            compile_limits: CompileLimits::default(),
         }
     }
 }
@@ -246,6 +263,9 @@ impl Runtime {
             compatibility,
             cache_hits: AtomicU64::new(0),
             pooled,
+            wasm_stack_bytes: options.wasm_stack_bytes,
+            worker: options.worker,
+            compile_limits: options.compile_limits,
         }))
     }
 
@@ -318,6 +338,56 @@ impl Runtime {
         }
     }
 
+    /// Compiles a component from someone the host does not trust (an upload, a file
+    /// named in the configuration): in the compile worker, under the compile limits,
+    /// when the runtime has one (else as [`Runtime::compile_off_thread`]). With `cache`,
+    /// a compiled form kept there is used, and a new one kept. Dropping the future
+    /// stops the compilation.
+    pub async fn compile_untrusted(
+        self: &Arc<Self>,
+        bytes: bytes::Bytes,
+        cache: Option<PathBuf>,
+    ) -> Result<Arc<Code>, LoadError> {
+        let Some(worker) = &self.worker else {
+            return self.compile_off_thread(bytes, cache).await;
+        };
+        check_header(&bytes)?;
+        let key = format!("{}-{}", sha256_hex(&bytes), self.cache_tag());
+        let paths = cache.as_ref().map(|dir| {
+            (
+                dir.join(format!("{key}.cwasm")),
+                dir.join(format!("{key}.sha256")),
+            )
+        });
+        if let Some((artifact, digest)) = &paths {
+            if let Some(component) = self.load_cached(artifact, digest) {
+                self.cache_hits.fetch_add(1, Ordering::Relaxed);
+                return self.prepare(component).map(Arc::new);
+            }
+        }
+        let artifact =
+            compile_in_worker(worker, self.wasm_stack_bytes, &self.compile_limits, &bytes).await?;
+        // SAFETY: as in `load_cached`: the worker is this program, compiling with an
+        // engine configured as this one (`worker_engine`); wasmtime checks the header
+        // and the configuration and refuses what does not fit.
+        #[allow(unsafe_code)]
+        let component =
+            unsafe { Component::deserialize(&self.engine, &artifact) }.map_err(|error| {
+                LoadError::Invalid(format!("the compiled form was refused: {error:#}"))
+            })?;
+        let code = self.prepare(component)?;
+        if let (Some(dir), Some((path, digest))) = (&cache, &paths) {
+            let stored = durable::create_private_dir(dir).and_then(|()| {
+                durable::write(path, &artifact)?;
+                durable::write(digest, sha256_hex(&artifact).as_bytes())
+            });
+            if let Err(error) = stored {
+                tracing::warn!(%error, "cannot cache a compiled component");
+            }
+        }
+        Ok(Arc::new(code))
+    }
+
     /// What names this engine's entries in the compiled cache (after the component's
     /// digest): another engine's are not used, and can be pruned.
     pub fn cache_tag(&self) -> String {
@@ -337,10 +407,11 @@ impl Runtime {
             return None;
         }
         // SAFETY: `deserialize` trusts its input to be wasmtime's own output for this
-        // engine. These bytes are what `Component::serialize` wrote for an engine with
-        // the same compatibility hash (it is part of the file name), checked against the
-        // digest written next to them, in the host's own data directory. wasmtime still
-        // checks the header and the engine configuration and refuses what does not fit.
+        // engine. These bytes are what `Component::serialize` (or the compile worker's
+        // `precompile_component`) wrote for an engine with the same compatibility hash
+        // (it is part of the file name), checked against the digest written next to
+        // them, in the host's own data directory. wasmtime still checks the header and
+        // the engine configuration and refuses what does not fit.
         #[allow(unsafe_code)]
         let component = unsafe { Component::deserialize(&self.engine, &bytes) };
         match component {
@@ -370,6 +441,17 @@ impl Runtime {
             TenantPre::new(instance_pre).map_err(|error| LoadError::World(format!("{error:#}")))?;
         Ok(Code { pre })
     }
+}
+
+/// The engine the compile worker compiles with: configured as the host's (without
+/// the instance pool, which changes nothing in the compiled code), so that its output
+/// loads in the host's engine.
+pub(crate) fn worker_engine(wasm_stack_bytes: usize) -> anyhow::Result<Engine> {
+    let options = RuntimeOptions {
+        wasm_stack_bytes,
+        ..RuntimeOptions::default()
+    };
+    Ok(Engine::new(&engine_config(&options, None))?)
 }
 
 /// Links the WASI interfaces a Rust (or other) guest's standard library needs. Files,

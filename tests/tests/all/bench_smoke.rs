@@ -23,6 +23,9 @@ component = "hostile_panic.wasm"
 
 [tenants.flood]
 component = "hostile_flood.wasm"
+
+[tenants.hoard]
+component = "hostile_hoard.wasm"
 "#;
 
 const SHORT: Duration = Duration::from_millis(300);

@@ -6,13 +6,21 @@ use integration_tests::{ensure_npm_packages, forged, run_node_tests, TestServer,
 
 /// Runs one JS suite against a fresh server, printing the client's report either way.
 async fn suite(file: &str, server: TestServer) {
+    suite_with(file, server, &[]).await;
+}
+
+/// [`suite`] with more environment variables for the suite.
+async fn suite_with(file: &str, server: TestServer, env: &[(&str, String)]) {
     ensure_npm_packages()
         .await
         .expect("npm packages for the JS tests");
-    let run = tokio::time::timeout(Duration::from_secs(300), run_node_tests(&server, &[file]))
-        .await
-        .expect("the JS suite finishes within 5 minutes")
-        .expect("node runs (Node.js 20 or newer is required)");
+    let run = tokio::time::timeout(
+        Duration::from_secs(300),
+        run_node_tests(&server, &[file], env),
+    )
+    .await
+    .expect("the JS suite finishes within 5 minutes")
+    .expect("node runs (Node.js 20 or newer is required)");
     let stdout = String::from_utf8_lossy(&run.stdout);
     let stderr = String::from_utf8_lossy(&run.stderr);
     println!("{stdout}");
@@ -187,12 +195,18 @@ async fn instance_lifecycle_with_official_client() {
     suite("lifecycle.test.mjs", server).await;
 }
 
-/// The host-resource attacks of `examples/hostile/hoard` under the default limits
+/// The host-resource attacks of `examples/hostile/hoard` and of components costly to
+/// compile (`forged::costly_components`, uploaded), under the default limits but for
+/// the compiler's CPU time (1 s, so that the attacks that pass the shape checks end soon)
 /// (`hoardwide` lets one socket owe as many acks as the tenant may await, so the
-/// tenant's own bound trips, and has the CPU to issue them all in one call of the
-/// unoptimised test build; `hoard`'s room names may take 100,000 bytes together),
+/// tenant's own bound trips, 2,000 rather than 10,000 so that the unoptimised test
+/// build issues them in a few milliseconds, and has the CPU to issue them all in one
+/// call; `hoard`'s room names may take 100,000 bytes together),
 /// beside the built-in echo tenant as the neighbour.
 const HOST_RESOURCES: &str = r#"
+[compile]
+cpu_ms = 1000
+
 [tenants.t1]
 component = "builtin:echo"
 
@@ -202,7 +216,7 @@ limits = { max_room_bytes = 100000 }
 
 [tenants.hoardwide]
 component = "hostile_hoard.wasm"
-limits = { max_pending_acks_per_socket = 1000000, cpu_per_call_ms = 1000, wall_per_call_ms = 5000 }
+limits = { max_pending_acks = 2000, max_pending_acks_per_socket = 1000000, cpu_per_call_ms = 1000, wall_per_call_ms = 5000 }
 "#;
 
 /// The largest log, in bytes, the suite's attacks may make the host write for the
@@ -213,10 +227,14 @@ const MAX_HOARD_LOG_BYTES: usize = 20_000_000;
 async fn host_resources_with_official_client() {
     let log = integration_tests::log_sink::capture_tenant_logs();
     let before = log.bytes_mentioning("hoard");
+    let costly = std::env::temp_dir().join(format!("nsbox-costly-{}", std::process::id()));
+    forged::write_costly_components(&costly).expect("hand-built components");
     let server = TestServer::start_with(HOST_RESOURCES)
         .await
         .expect("server starts");
-    suite("sandbox.test.mjs", server).await;
+    let env = [("COSTLY_DIR", costly.display().to_string())];
+    suite_with("sandbox.test.mjs", server, &env).await;
+    let _ = std::fs::remove_dir_all(&costly);
     let written = log.bytes_mentioning("hoard") - before;
     let longest = log.longest_mentioning("hoard");
     println!("log lines of the hoard tenants: {written} bytes, the longest {longest}");
