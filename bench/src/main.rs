@@ -352,7 +352,7 @@ async fn many_tenants(
     std::fs::create_dir_all(root.join("bench"))?;
     // A pool for every tenant at once; instances evicted 1 s after their last client.
     let mut config = format!(
-        "admin_token = \"bench\"\nlive_instances = {}\n[limits]\nevents_per_second_per_socket = 1000000\nevict_idle_after_ms = {}\n",
+        "admin_token = \"bench-operator-token\"\nlive_instances = {}\n[limits]\nevents_per_second_per_socket = 1000000\nevict_idle_after_ms = {}\n",
         count.max(1000),
         EVICT_AFTER.as_millis()
     );

@@ -187,7 +187,7 @@ async fn run() -> ExitCode {
         Command::Serve(args) => args.log_format,
         _ => LogFormat::Text,
     };
-    init_logging(log_format);
+    let _log = init_logging(log_format);
     let outcome = match cli.command {
         Command::Serve(args) => {
             return match serve(args).await {
@@ -234,13 +234,19 @@ async fn run() -> ExitCode {
 /// Logs to stderr (stdout is for the CLI's answers), at `RUST_LOG`'s level (default
 /// info). Colour escapes only reach a terminal: in a file, a journal or a container's
 /// log they are noise.
-fn init_logging(format: LogFormat) {
+/// Logs to stderr through a thread of its own (lossy: when stderr stalls, lines are
+/// dropped rather than the serving threads blocked); the guard flushes it when dropped.
+fn init_logging(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
     use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(true)
+        .thread_name("nsbox-log")
+        .finish(std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(writer);
     match format {
         LogFormat::Json => builder.json().with_ansi(false).init(),
         LogFormat::Text => {
@@ -248,6 +254,7 @@ fn init_logging(format: LogFormat) {
             builder.with_ansi(colour).init()
         }
     }
+    guard
 }
 
 /// `NAME=VALUE` of `--set`: a number or boolean as such, anything else as a string

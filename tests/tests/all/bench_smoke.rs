@@ -160,3 +160,17 @@ async fn the_many_tenants_run_joins_waits_for_eviction_and_joins_again() {
         5
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_benchmark_configuration_starts() {
+    // `bash bench/run` starts the nsbox binary on this file: what the binary would refuse
+    // (an operator token too short, an unknown key) fails here instead.
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/nsbox.toml");
+    let text = std::fs::read_to_string(&path).expect("bench/nsbox.toml");
+    let settings = nsbox::settings::Settings::parse(&text, path.parent().expect("a directory"))
+        .expect("bench/nsbox.toml parses");
+    let token = settings.admin_token.clone().expect("an operator token");
+    nsbox::store::tokens::check_operator_token(&token).expect("a usable operator token");
+    let server = TestServer::start_with(&text).await.expect("server starts");
+    drop(server);
+}
