@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use nsbox_guest::bindings::nsbox::tenant::host;
 use nsbox_guest::bindings::nsbox::tenant::types::Args as WitArgs;
-use nsbox_guest::{log, Args, App, Reject, Socket};
+use nsbox_guest::{log, App, Args, Reject, Socket};
 use serde_json::{json, Value};
 
 thread_local! {
@@ -62,7 +62,12 @@ fn setup(app: &mut App) {
     });
     app.on("acks", |socket, args, ack| {
         for _ in 0..number(&args, "count") {
-            socket.emit_with_ack("ignore-me", (), Duration::from_millis(u64::from(u32::MAX)), |_| {});
+            socket.emit_with_ack(
+                "ignore-me",
+                (),
+                Duration::from_millis(u64::from(u32::MAX)),
+                |_| {},
+            );
         }
         if let Some(ack) = ack {
             let _ = ack.send(("asked",));
@@ -75,7 +80,9 @@ fn setup(app: &mut App) {
         }
     });
     app.on_disconnect(|socket, reason| {
-        socket.nsp().emit("left", (json!({"id": socket.id(), "reason": reason}),));
+        socket
+            .nsp()
+            .emit("left", (json!({"id": socket.id(), "reason": reason}),));
         let fanout = GHOST_FANOUT.with(|f| f.replace(0));
         storm(*socket, fanout);
     });
@@ -110,7 +117,11 @@ fn setup(app: &mut App) {
             .map(|num| json!({"_placeholder": true, "num": num}))
             .collect();
         let json = Value::from(placeholders).to_string();
-        host::emit(socket.handle(), "attachments", &raw(json, vec![vec![7u8]; count]));
+        host::emit(
+            socket.handle(),
+            "attachments",
+            &raw(json, vec![vec![7u8]; count]),
+        );
         socket.emit("after", ("attachments",));
     });
     app.on("fill", |socket, args, _| {
