@@ -65,6 +65,19 @@ enum Command {
         #[command(flatten)]
         api: Api,
     },
+    /// Prints a tenant's recent log lines: what it logged, printed and panicked with,
+    /// and the host's lines about it (faults and the limit that tripped, restarts,
+    /// quarantine, new versions).
+    #[command(after_help = EXIT_CODES)]
+    Logs {
+        /// The tenant.
+        tenant: String,
+        /// Keeps printing lines as they come, until interrupted.
+        #[arg(long, short)]
+        follow: bool,
+        #[command(flatten)]
+        api: Api,
+    },
 }
 
 /// What `nsbox serve` takes.
@@ -206,6 +219,11 @@ async fn run() -> ExitCode {
         Command::Tenants { action, api } => {
             tenants(action.unwrap_or(TenantsAction::List), &api).await
         }
+        Command::Logs {
+            tenant,
+            follow,
+            api,
+        } => return logs(&tenant, follow, &api).await,
         Command::Token { tenant, api } => {
             call(
                 &api,
@@ -232,10 +250,10 @@ async fn run() -> ExitCode {
 }
 
 /// Logs to stderr (stdout is for the CLI's answers), at `RUST_LOG`'s level (default
-/// info). Colour escapes only reach a terminal: in a file, a journal or a container's
-/// log they are noise.
-/// Logs to stderr through a thread of its own (lossy: when stderr stalls, lines are
-/// dropped rather than the serving threads blocked); the guard flushes it when dropped.
+/// info), through a thread of its own (lossy: when stderr stalls, lines are dropped
+/// rather than the serving threads blocked); the guard flushes it when dropped. Colour
+/// escapes only reach a terminal: in a file, a journal or a container's log they are
+/// noise.
 fn init_logging(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
     use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -255,6 +273,64 @@ fn init_logging(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuar
         }
     }
     guard
+}
+
+/// `nsbox logs`: the tenant's lines, one a line (time, level, source, message); with
+/// `follow`, new ones every second until interrupted.
+async fn logs(tenant: &str, follow: bool, api: &Api) -> ExitCode {
+    let mut after = 0u64;
+    loop {
+        let path = format!("/v1/tenants/{tenant}/logs?after={after}");
+        match call(api, Method::GET, &path, Bytes::new()).await {
+            Ok(answer) => {
+                for line in answer["lines"].as_array().into_iter().flatten() {
+                    println!("{}", log_line(line));
+                }
+                after = answer["next"].as_u64().unwrap_or(after);
+            }
+            Err(error) => {
+                eprintln!("error: {error}");
+                return ExitCode::from(u8::try_from(error.exit_code()).unwrap_or(1));
+            }
+        }
+        if !follow {
+            return ExitCode::SUCCESS;
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
+}
+
+/// One line of `nsbox logs`: `2026-11-30T12:00:00.123Z WARN  stderr panicked at ...`.
+fn log_line(line: &Value) -> String {
+    let level = line["level"].as_str().unwrap_or("?").to_uppercase();
+    format!(
+        "{} {level:<5} {:<6} {}",
+        utc(line["time_ms"].as_u64().unwrap_or(0)),
+        line["source"].as_str().unwrap_or("?"),
+        line["message"].as_str().unwrap_or_default()
+    )
+}
+
+/// Milliseconds since the Unix epoch as an RFC 3339 UTC time (days to a civil date by
+/// the proleptic Gregorian calendar, as in Howard Hinnant's `civil_from_days`).
+fn utc(ms: u64) -> String {
+    let (days, rest) = (ms / 86_400_000, ms % 86_400_000);
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (h, m, s, milli) = (
+        rest / 3_600_000,
+        rest / 60_000 % 60,
+        rest / 1000 % 60,
+        rest % 1000,
+    );
+    format!("{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}.{milli:03}Z")
 }
 
 /// `NAME=VALUE` of `--set`: a number or boolean as such, anything else as a string
@@ -428,4 +504,17 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     drop(stopped);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_print_as_rfc3339_utc() {
+        assert_eq!(utc(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(utc(1_796_042_096_789), "2026-11-30T12:34:56.789Z");
+        assert_eq!(utc(1_709_251_199_999), "2024-02-29T23:59:59.999Z");
+        assert_eq!(utc(951_868_800_000), "2000-03-01T00:00:00.000Z");
+    }
 }

@@ -271,3 +271,32 @@ async fn a_sigkill_during_uploads_leaves_a_version_that_serves() {
     }
     let _ = std::fs::remove_dir_all(&data);
 }
+
+#[tokio::test]
+async fn logs_prints_a_tenants_lines_and_refuses_another_tenants_token() {
+    let data = temp_dir("cli-logs");
+    let host = serve(&data, &[]).await;
+    let printed = op(&host, &["logs", "t1"]).await;
+    assert!(printed.status.success(), "{}", stderr(&printed));
+    let text = String::from_utf8_lossy(&printed.stdout).into_owned();
+    // `2026-11-30T12:00:00.123Z INFO  host   version 0 now serves`
+    let line = text
+        .lines()
+        .find(|l| l.contains("version 0 now serves"))
+        .unwrap_or_else(|| panic!("no line of the host's in {text:?}"));
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    assert!(fields[0].ends_with('Z') && fields[0].len() == 24, "{line}");
+    assert_eq!(&fields[1..3], ["INFO", "host"], "{line}");
+    // A deploy token of another tenant is refused (exit 1, the API's message).
+    let minted = answer(&op(&host, &["token", "other"]).await);
+    let token = minted["token"].as_str().expect("a token");
+    let refused = with_token(&host, token, &["logs", "t1"]).await;
+    assert_eq!(refused.status.code(), Some(1), "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).contains("forbidden"),
+        "{}",
+        stderr(&refused)
+    );
+    drop(host);
+    let _ = std::fs::remove_dir_all(&data);
+}

@@ -469,3 +469,62 @@ describe("metrics", () => {
     assert.equal(read(await metrics(), "nsbox_tenant_restarts_total", 'tenant="steady"'), 0);
   });
 });
+
+describe("a tenant's logs", () => {
+  /** The lines of `tenant` after `after`, with `token`. */
+  const lines = async (tenant, after = 0, token = OPERATOR) =>
+    (await api("GET", `/v1/tenants/${tenant}/logs?after=${after}`, { token })).body;
+
+  test("a panic's message, the fault and the restart are there, in order, one line each", async (t) => {
+    const { next } = await lines("crash");
+    const s = await connected(t, "/crash");
+    const gone = once(s, "disconnect");
+    s.emit("boom");
+    await gone;
+    await connected(t, "/crash"); // a fresh instance
+    const seen = (await lines("crash", next)).lines;
+    const at = (source, pattern) => seen.findIndex((l) => l.source === source && pattern.test(l.message));
+    const panicked = at("stderr", /asked to panic/);
+    const stopped = at("host", /the instance was stopped \(trap\)/);
+    const restarted = at("host", /a fresh instance started after the fault/);
+    assert.ok(panicked >= 0 && stopped > panicked && restarted > stopped, JSON.stringify(seen, null, 1));
+    assert.equal(seen[panicked].level, "warn");
+    for (const line of seen) {
+      assert.ok(line.seq > next && typeof line.time_ms === "number");
+      assert.ok(!line.message.includes("\n"), "one line each");
+    }
+  });
+
+  test("a tenant's token reads its own logs only; the operator reads any", async () => {
+    const token = (await api("POST", "/v1/tenants/logger/tokens")).body.token;
+    assert.equal((await deploy("logger", component("echo"), token)).status, 200);
+    const own = await api("GET", "/v1/tenants/logger/logs", { token });
+    assert.equal(own.status, 200);
+    assert.ok(own.body.lines.some((l) => l.source === "host" && /version 1 now serves/.test(l.message)));
+    assert.equal((await api("GET", "/v1/tenants/crash/logs", { token })).status, 403);
+    assert.equal((await api("GET", "/v1/tenants/nosuch/logs")).status, 404);
+  });
+
+  test("?follow=1 streams each new line as a server-sent event", async (t) => {
+    const { next } = await lines("crash");
+    const controller = new AbortController();
+    t.after(() => controller.abort());
+    const res = await fetch(`${ADMIN_URL}/v1/tenants/crash/logs?follow=1&after=${next}`, {
+      headers: { authorization: `Bearer ${OPERATOR}` },
+      signal: controller.signal,
+    });
+    assert.equal(res.headers.get("content-type"), "text/event-stream");
+    const reader = res.body.getReader();
+    const s = await connected(t, "/crash");
+    s.emit("boom");
+    let text = "";
+    while (!/event: line\nid: \d+\ndata: \{[^\n]*asked to panic/.test(text)) {
+      const { value, done } = await reader.read();
+      assert.ok(!done, `the stream ended; got ${text}`);
+      text += new TextDecoder().decode(value);
+    }
+    const data = JSON.parse(/data: (\{[^\n]*asked to panic[^\n]*\})/.exec(text)[1]);
+    assert.equal(data.source, "stderr");
+    assert.ok(data.seq > next);
+  });
+});

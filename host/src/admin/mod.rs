@@ -79,6 +79,9 @@ pub struct Admin {
     counters: Arc<AdminCounters>,
 }
 
+/// How often a followed log says it is alive when nothing is logged.
+const LOGS_KEEPALIVE: Duration = Duration::from_secs(15);
+
 /// Counts an upload in flight until dropped.
 struct InFlight(Arc<AdminCounters>);
 
@@ -208,6 +211,7 @@ impl Admin {
                         self.upload(tenant, req, limited.then_some(token)).await
                     }
                     (&Method::GET, ["versions"]) => self.versions(tenant),
+                    (&Method::GET, ["logs"]) => self.logs(tenant, req.uri().query()),
                     (&Method::POST, ["rollback"]) => self.rollback(tenant, req).await,
                     (&Method::POST, ["tokens"]) => self.mint(tenant),
                     (&Method::PUT, ["limits"]) => self.set_limits(tenant, req).await,
@@ -251,6 +255,52 @@ impl Admin {
             .filter_map(|name| self.describe(&name))
             .collect();
         json(StatusCode::OK, json!({ "tenants": tenants }))
+    }
+
+    /// A tenant's recent log lines (`?after=SEQ` for those after one), or with
+    /// `?follow=1` those and every line after them as server-sent events (`event: line`,
+    /// `id:` its number, `data:` the line as JSON), with a comment every 15 s to keep the
+    /// connection alive.
+    fn logs(&self, tenant: &str, query: Option<&str>) -> Reply {
+        let Some(slot) = self.tenants.get(tenant) else {
+            return not_found(tenant);
+        };
+        let journal = slot.current().journal().clone();
+        let (mut after, mut follow) = (0, false);
+        for (key, value) in query
+            .unwrap_or_default()
+            .split('&')
+            .filter_map(|p| p.split_once('='))
+        {
+            match key {
+                "after" => after = value.parse().unwrap_or(0),
+                "follow" => follow = value == "1" || value == "true",
+                _ => {}
+            }
+        }
+        if !follow {
+            let lines = journal.after(after);
+            let next = lines.last().map_or(after, |line| line.seq);
+            return json(
+                StatusCode::OK,
+                json!({ "tenant": tenant, "lines": lines, "next": next }),
+            );
+        }
+        let stream =
+            futures_util::stream::unfold((journal, after), |(journal, after)| async move {
+                let waited = tokio::time::timeout(LOGS_KEEPALIVE, journal.wait_after(after)).await;
+                let Ok(lines) = waited else {
+                    return Some((Bytes::from_static(b": keep-alive\n\n"), (journal, after)));
+                };
+                let next = lines.last().map_or(after, |line| line.seq);
+                let mut text = String::new();
+                for line in &lines {
+                    let data = serde_json::to_string(line).unwrap_or_default();
+                    text += &format!("event: line\nid: {}\ndata: {data}\n\n", line.seq);
+                }
+                Some((Bytes::from(text), (journal, next)))
+            });
+        reply::events(stream)
     }
 
     fn show(&self, tenant: &str) -> Reply {

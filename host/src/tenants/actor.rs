@@ -16,7 +16,7 @@ use super::bindings::Tenant;
 use super::clock::{CallClock, Metered};
 use super::command::{drop_socket, Command, REDEPLOY_EVENT};
 use super::fault::Fault;
-use super::handle::{event_size, EventQueue, Retirement, TenantHandle};
+use super::handle::{event_size, EventQueue, Retirement, Shared, TenantHandle};
 use super::kind::{Kind, Refusal};
 use super::limits::Limits;
 use super::log::TenantLog;
@@ -78,15 +78,16 @@ pub(crate) struct Actor {
     last_command: Instant,
 }
 
-/// Starts the actor of one version of a tenant; `stats` are the tenant's, shared by
-/// its versions. Nothing is instantiated until the first socket asks.
+/// Starts the actor of one version of a tenant; `shared` are the tenant's counters and
+/// recent lines, shared by its versions. Nothing is instantiated until the first
+/// socket asks.
 pub(crate) fn spawn(
     name: &str,
     version: u64,
     runtime: Arc<Runtime>,
     code: Arc<Code>,
     limits: Limits,
-    stats: Arc<TenantStats>,
+    shared: Shared,
 ) -> TenantHandle {
     let (mailbox, inbox) = mpsc::unbounded_channel();
     let (retirements, retirement) = mpsc::unbounded_channel();
@@ -98,7 +99,7 @@ pub(crate) fn spawn(
         retirements,
         code.clone(),
         &limits,
-        stats,
+        shared,
     );
     let actor = Actor::new(
         name,
@@ -111,6 +112,10 @@ pub(crate) fn spawn(
     );
     // A new version starts with a clean record.
     handle.stats.quarantined.store(0, Ordering::Relaxed);
+    actor.log.event(
+        tracing::Level::INFO,
+        &format!("version {version} now serves"),
+    );
     tokio::spawn(actor.run(inbox, retirement));
     handle
 }
@@ -126,7 +131,12 @@ impl Actor {
         mailbox: mpsc::WeakUnboundedSender<Command>,
     ) -> Actor {
         let (restarts, cpu) = (RestartPolicy::new(&limits), CpuBudget::new(&limits));
-        let log = Arc::new(TenantLog::new(name.clone(), &limits, handle.stats.clone()));
+        let log = Arc::new(TenantLog::new(
+            name.clone(),
+            &limits,
+            handle.stats.clone(),
+            handle.journal.clone(),
+        ));
         Actor {
             log,
             name,
@@ -441,7 +451,8 @@ impl Actor {
                 tokio::time::sleep_until(at.into()).await;
             }
             if let Err(fault) = self.instantiate().await {
-                tracing::warn!(tenant = %self.name, kind = %fault.kind(), %fault, "tenant failed to start");
+                let line = format!("the instance failed to start ({}): {fault}", fault.kind());
+                self.log.event(tracing::Level::WARN, &line);
                 let refusal = self.refusal(&fault);
                 match fault {
                     Fault::Capacity(_) => self.stats.tripped(fault.kind()),
@@ -561,6 +572,10 @@ impl Actor {
         self.stats.instantiations.fetch_add(1, Ordering::Relaxed);
         if std::mem::take(&mut self.faulted) {
             self.stats.restarts.fetch_add(1, Ordering::Relaxed);
+            self.log.event(
+                tracing::Level::INFO,
+                "a fresh instance started after the fault",
+            );
         }
         Ok(())
     }
@@ -615,7 +630,10 @@ impl Actor {
             AfterFault::Restart => {}
             AfterFault::BackOff(at) => self.restart_at = Some(at),
             AfterFault::Quarantine(faults) => {
-                tracing::error!(tenant = %self.name, faults, %fault, "tenant quarantined until its next upload");
+                let line = format!(
+                    "quarantined after {faults} faults, until a new version is uploaded; the last: {fault}"
+                );
+                self.log.event(tracing::Level::ERROR, &line);
                 self.stats.quarantined.store(1, Ordering::Relaxed);
                 self.quarantine = Some(fault);
             }
@@ -630,13 +648,12 @@ impl Actor {
         let Some(live) = self.live.take() else { return };
         let mut state = live.store.into_data();
         let sockets = state.drain_sockets();
-        tracing::warn!(
-            tenant = %self.name,
-            kind = %fault.kind(),
-            %fault,
-            sockets = sockets.len(),
-            "tenant instance stopped; its sockets are disconnected"
+        let line = format!(
+            "the instance was stopped ({}): {fault}; its {} sockets are disconnected",
+            fault.kind(),
+            sockets.len()
         );
+        self.log.event(tracing::Level::WARN, &line);
         for socket in sockets {
             drop_socket(&socket, &self.name, fault.kind(), &fault, None);
         }

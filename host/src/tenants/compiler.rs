@@ -6,7 +6,7 @@
 //!
 //! The worker reads the component on stdin, checks its shape ([`super::shape`]),
 //! compiles it with an engine configured as the host's, and writes the compiled
-//! artifact on stdout. On a refusal it exits with [`REFUSED`] and writes
+//! artifact on stdout. On a refusal it exits with code 3 and writes
 //! `<code>\n<message>` instead.
 
 use std::io::{Read, Write};

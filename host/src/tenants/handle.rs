@@ -8,6 +8,7 @@ use serde_json::json;
 use tokio::sync::{mpsc, oneshot};
 
 use super::command::{drop_socket, Command};
+use super::journal::Journal;
 use super::kind::{Kind, Refusal};
 use super::limits::Limits;
 use super::rate::TokenBucket;
@@ -60,6 +61,13 @@ pub(crate) fn event_size(event: &str, args: &Payload) -> usize {
     event.len() + args.size()
 }
 
+/// What a tenant's versions share: its counters and its recent lines.
+#[derive(Clone, Default)]
+pub(crate) struct Shared {
+    pub(crate) stats: Arc<TenantStats>,
+    pub(crate) journal: Arc<Journal>,
+}
+
 /// The way to a running tenant: cheap to clone, one per socket handler.
 #[derive(Clone)]
 pub struct TenantHandle {
@@ -69,6 +77,8 @@ pub struct TenantHandle {
     retirements: mpsc::UnboundedSender<Retirement>,
     pub(crate) queue: Arc<EventQueue>,
     pub(crate) stats: Arc<TenantStats>,
+    /// The tenant's recent lines, shared by its versions.
+    pub(crate) journal: Arc<Journal>,
     /// What one socket may send per second.
     socket_rate: u32,
     /// What all the tenant's sockets together may send.
@@ -88,8 +98,9 @@ impl TenantHandle {
         retirements: mpsc::UnboundedSender<Retirement>,
         code: Arc<Code>,
         limits: &Limits,
-        stats: Arc<TenantStats>,
+        shared: Shared,
     ) -> TenantHandle {
+        let Shared { stats, journal } = shared;
         TenantHandle {
             name,
             version,
@@ -102,6 +113,7 @@ impl TenantHandle {
                 max_bytes: limits.queued_event_bytes,
             }),
             stats,
+            journal,
             socket_rate: limits.events_per_second_per_socket,
             tenant_rate: Arc::new(parking_lot::Mutex::new(TokenBucket::new(
                 limits.events_per_second,
@@ -119,6 +131,11 @@ impl TenantHandle {
     /// The tenant's counters.
     pub fn stats(&self) -> &Arc<TenantStats> {
         &self.stats
+    }
+
+    /// The tenant's recent log lines.
+    pub fn journal(&self) -> &Arc<Journal> {
+        &self.journal
     }
 
     /// The limits this version runs under.

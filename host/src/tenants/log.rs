@@ -1,7 +1,9 @@
-//! What a tenant writes to the host's log, bounded: each line cut to a length, and
-//! lines per second limited (bursts of one second's worth), the tenant's own
-//! `host.log` and the host's warnings about what the tenant did alike. A tenant can
-//! make neither the log nor the thread writing it do unbounded work.
+//! What a tenant writes to the host's log and to its own journal, bounded: each line
+//! cut to a length, and lines per second limited (bursts of one second's worth), the
+//! tenant's own `host.log`, stdout and stderr and the host's warnings about what the
+//! tenant did alike. A tenant can make neither the log nor the thread writing it do
+//! unbounded work. The host's lines about the tenant's life (faults, restarts, new
+//! versions) are not rate-limited: they are few by construction.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -10,6 +12,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use tracing::Level;
 
+use super::journal::Journal;
 use super::limits::Limits;
 use super::rate::TokenBucket;
 use super::stats::TenantStats;
@@ -23,6 +26,7 @@ pub(crate) struct TenantLog {
     max_line: usize,
     budget: Mutex<Budget>,
     stats: Arc<TenantStats>,
+    journal: Arc<Journal>,
 }
 
 struct Budget {
@@ -34,16 +38,36 @@ struct Budget {
     reported: Option<Instant>,
 }
 
-/// Who wrote a line: the guest through `host.log`, or the host about the guest.
+/// Who wrote a line: the guest through `host.log`, its stdout or stderr, or the host
+/// about the guest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Source {
     Guest,
+    Stdout,
+    Stderr,
     Host,
 }
 
+impl Source {
+    pub(crate) const fn as_str(self) -> &'static str {
+        match self {
+            Source::Guest => "guest",
+            Source::Stdout => "stdout",
+            Source::Stderr => "stderr",
+            Source::Host => "host",
+        }
+    }
+}
+
 impl TenantLog {
-    pub(crate) fn new(tenant: Arc<str>, limits: &Limits, stats: Arc<TenantStats>) -> TenantLog {
+    pub(crate) fn new(
+        tenant: Arc<str>,
+        limits: &Limits,
+        stats: Arc<TenantStats>,
+        journal: Arc<Journal>,
+    ) -> TenantLog {
         TenantLog {
+            journal,
             tenant,
             max_line: limits.max_log_line_bytes,
             budget: Mutex::new(Budget {
@@ -80,17 +104,14 @@ impl TenantLog {
         self.stats.log_lines.fetch_add(1, Ordering::Relaxed);
         let tenant = &*self.tenant;
         if dropped > 0 {
-            tracing::warn!(
-                tenant,
-                dropped,
-                "log lines of this tenant dropped: more than its log_lines_per_second"
-            );
+            let line = format!("{dropped} log lines dropped: more than log_lines_per_second");
+            tracing::warn!(tenant, dropped, "{line}");
+            self.journal.push("warn", "host", &line);
         }
         let (message, cut) = cut(message, self.max_line);
-        let source = match source {
-            Source::Guest => "guest",
-            Source::Host => "host",
-        };
+        self.journal
+            .push(level_name(level), source.as_str(), message);
+        let source = source.as_str();
         match level {
             Level::TRACE => tracing::trace!(tenant, source, cut, "{message}"),
             Level::DEBUG => tracing::debug!(tenant, source, cut, "{message}"),
@@ -98,6 +119,31 @@ impl TenantLog {
             Level::WARN => tracing::warn!(tenant, source, cut, "{message}"),
             _ => tracing::error!(tenant, source, cut, "{message}"),
         }
+    }
+}
+
+impl TenantLog {
+    /// A line of the host's about the tenant's life (a fault, a restart, quarantine, a
+    /// new version): to the log and the journal, never dropped.
+    pub(crate) fn event(&self, level: Level, message: &str) {
+        let tenant = &*self.tenant;
+        match level {
+            Level::ERROR => tracing::error!(tenant, "{message}"),
+            Level::WARN => tracing::warn!(tenant, "{message}"),
+            _ => tracing::info!(tenant, "{message}"),
+        }
+        self.journal
+            .push(level_name(level), Source::Host.as_str(), message);
+    }
+}
+
+fn level_name(level: Level) -> &'static str {
+    match level {
+        Level::TRACE => "trace",
+        Level::DEBUG => "debug",
+        Level::INFO => "info",
+        Level::WARN => "warn",
+        _ => "error",
     }
 }
 
@@ -134,11 +180,13 @@ mod tests {
             log_lines_per_second: 5,
             ..Limits::default()
         };
-        let log = TenantLog::new("t".into(), &limits, stats.clone());
+        let journal = Arc::new(Journal::default());
+        let log = TenantLog::new("t".into(), &limits, stats.clone(), journal.clone());
         for _ in 0..1000 {
             log.write(Level::INFO, Source::Guest, "spam");
         }
         assert_eq!(stats.log_lines.load(Ordering::Relaxed), 5);
         assert_eq!(stats.log_dropped.load(Ordering::Relaxed), 995);
+        assert_eq!(journal.after(0).len(), 5);
     }
 }

@@ -12,7 +12,9 @@
 //!   backoff and quarantine, CPU per second, events per second, the limits, the counters.
 //! - `state`: the store's data and the host functions of the `host` interface (send
 //!   budgets, room and ack limits, handles).
-//! - `log`: what a tenant writes to the host's log, cut and rate-limited.
+//! - `log`, `output`, [`journal`]: what a tenant writes (`host.log`, stdout, stderr)
+//!   and what the host says about it, cut and rate-limited, to the host's log and to
+//!   the tenant's own recent lines (the admin API's `/logs`).
 //! - [`registry`]: tenant names to components, and the binding to namespaces.
 //! - `slot`: a tenant as its sockets see it, so a new version can take over.
 //! - [`builtin`]: the example tenants embedded in the binary.
@@ -25,9 +27,11 @@ mod command;
 pub mod compiler;
 mod fault;
 mod handle;
+pub mod journal;
 mod kind;
 mod limits;
 mod log;
+mod output;
 mod policy;
 mod rate;
 pub mod registry;

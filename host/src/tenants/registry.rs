@@ -9,7 +9,7 @@ use parking_lot::RwLock;
 use regex::Regex;
 use serde_json::json;
 
-use super::handle::TenantHandle;
+use super::handle::{Shared, TenantHandle};
 use super::kind::Refusal;
 use super::limits::Limits;
 use super::runtime::{Code, Runtime};
@@ -113,12 +113,18 @@ impl Tenants {
     }
 
     fn spawn(&self, name: &str, version: u64, code: Arc<Code>, limits: Limits) -> TenantHandle {
-        // A tenant's counters outlive its versions.
-        let stats = self
+        // A tenant's counters and recent lines outlive its versions.
+        let shared = self
             .get(name)
-            .map(|slot| slot.current().stats().clone())
+            .map(|slot| {
+                let current = slot.current();
+                Shared {
+                    stats: current.stats().clone(),
+                    journal: current.journal().clone(),
+                }
+            })
             .unwrap_or_default();
-        super::actor::spawn(name, version, self.runtime.clone(), code, limits, stats)
+        super::actor::spawn(name, version, self.runtime.clone(), code, limits, shared)
     }
 
     fn add(&self, handle: TenantHandle, namespace: Option<String>) -> Arc<TenantSlot> {

@@ -18,6 +18,7 @@ use super::fault::Fault;
 use super::kind::Kind;
 use super::limits::Limits;
 use super::log::{Source, TenantLog};
+use super::output::GuestOutput;
 use super::stats::TenantStats;
 use crate::engineio::Sid;
 use crate::socketio::{AckSender, Namespace, Payload, Socket};
@@ -132,8 +133,19 @@ impl TenantState {
             tenant,
             generation,
             // Nothing granted: no preopened directories, no network, no environment or
-            // arguments; stdio closed or discarded.
-            wasi: WasiCtx::builder().build(),
+            // arguments, no stdin; stdout and stderr go to the tenant's log.
+            wasi: WasiCtx::builder()
+                .stdout(GuestOutput::new(
+                    log.clone(),
+                    Source::Stdout,
+                    limits.max_log_line_bytes,
+                ))
+                .stderr(GuestOutput::new(
+                    log.clone(),
+                    Source::Stderr,
+                    limits.max_log_line_bytes,
+                ))
+                .build(),
             table: ResourceTable::new(),
             limiter: Limiter::new(limits, stats.clone()),
             clock: Arc::default(),
