@@ -1,5 +1,5 @@
 //! The tenant's handlers and its sockets' state, kept in the instance between calls,
-//! and the dispatch of the world's exports to them.
+//! and the dispatch of the world's exports (the `handlers` interface) to them.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -9,10 +9,10 @@ use std::rc::Rc;
 use serde_json::{Map, Value};
 
 use crate::args::Args;
+use crate::bindings::exports::nsbox::tenant::handlers::Guest;
 use crate::bindings::nsbox::tenant::types::{
     AckFailure as WitAckFailure, Args as WitArgs, Handshake as WitHandshake, Rejection,
 };
-use crate::bindings::Guest;
 use crate::socket::{Ack, AckFailure, Handshake, Reject, Socket};
 
 type Middleware = Rc<dyn Fn(&Socket, &Handshake) -> Result<(), Reject>>;

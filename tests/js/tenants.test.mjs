@@ -610,3 +610,18 @@ describe("one connection, one socket per namespace", () => {
     assert.ok(closed, "the session was closed");
   });
 });
+
+describe("contract versions", () => {
+  test("a component built for nsbox:tenant@0.1.0 is served as it was; the admin API says which contract each targets", async (t) => {
+    const s = await connected(t, "/legacy", OK);
+    assert.deepEqual(await ack(s, "whoami"), [{ nsp: "/legacy", trail: ["m1", "m2", "m3"] }]);
+    const bin = Buffer.from([1, 2, 3]);
+    assert.deepEqual(await ack(s, "echo", "a", { b: bin }), ["a", { b: bin }]);
+    const [message] = await refused(client(t, "/legacy", { auth: { token: "no" } }));
+    assert.equal(message, "unauthorized");
+    const headers = { authorization: `Bearer ${process.env.ADMIN_TOKEN}` };
+    const shown = async (tenant) => (await fetch(`${process.env.ADMIN_URL}/v1/tenants/${tenant}`, { headers })).json();
+    assert.equal((await shown("legacy")).contract, "0.1.0");
+    assert.equal((await shown("t1")).contract, "0.2.0");
+  });
+});

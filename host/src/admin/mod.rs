@@ -328,6 +328,7 @@ impl Admin {
             },
             "source": if stored.is_some() { "upload" } else { "config" },
             "version": current.version(),
+            "contract": current.code().contract().as_str(),
             "sha256": info.as_ref().map(|i| i.sha256.clone()),
             "size": info.as_ref().map(|i| i.size),
             "uploaded_at_ms": info.as_ref().map(|i| i.uploaded_at_ms),
@@ -468,14 +469,15 @@ impl Admin {
                 format!("tenant {tenant} was deleted while this upload was under way; nothing was stored"),
             );
         }
-        let (info, pruned) =
-            match self
-                .store
-                .add_version(tenant, &body, self.options.max_versions_per_tenant)
-            {
-                Ok(added) => added,
-                Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, "store", e),
-            };
+        let (info, pruned) = match self.store.add_version(
+            tenant,
+            &body,
+            self.options.max_versions_per_tenant,
+            code.contract().as_str(),
+        ) {
+            Ok(added) => added,
+            Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, "store", e),
+        };
         let limits = match self.limits_of(tenant) {
             Ok(limits) => limits,
             Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, "store", e),
@@ -650,6 +652,7 @@ fn deployed(tenant: &str, info: &VersionInfo) -> Value {
         "version": info.version,
         "sha256": info.sha256,
         "size": info.size,
+        "contract": info.contract,
     })
 }
 

@@ -33,6 +33,14 @@ pub struct VersionInfo {
     pub size: u64,
     /// When it was uploaded, in milliseconds since the Unix epoch.
     pub uploaded_at_ms: u64,
+    /// The `nsbox:tenant` contract version it was built for (`0.2.0`, `0.1.0`);
+    /// versions stored before 0.2.0 existed were all built for 0.1.0.
+    #[serde(default = "contract_before_0_2")]
+    pub contract: String,
+}
+
+fn contract_before_0_2() -> String {
+    "0.1.0".to_owned()
 }
 
 /// A tenant's versions and the current one.
@@ -150,6 +158,7 @@ impl ComponentStore {
         name: &str,
         bytes: &[u8],
         keep: usize,
+        contract: &str,
     ) -> io::Result<(VersionInfo, Vec<u64>)> {
         let dir = self.tenant_dir(name)?;
         let created = !dir.exists();
@@ -167,6 +176,7 @@ impl ComponentStore {
                 .duration_since(UNIX_EPOCH)
                 .map(|d| d.as_millis() as u64)
                 .unwrap_or(0),
+            contract: contract.to_owned(),
         };
         // The component first, the record naming it second: a crash in between leaves the
         // previous version current and an unreferenced file the next upload overwrites.
@@ -305,14 +315,21 @@ mod tests {
     }
 
     #[test]
+    fn versions_stored_before_0_2_read_as_built_for_0_1_0() {
+        let old = r#"{"version":1,"sha256":"ab","size":3,"uploaded_at_ms":7}"#;
+        let info: VersionInfo = serde_json::from_str(old).expect("an old record");
+        assert_eq!(info.contract, "0.1.0");
+    }
+
+    #[test]
     fn the_cache_keeps_what_stored_versions_of_this_engine_need() {
         let (dir, store) = temp_store();
         let kept = store
-            .add_version("alpha", b"\0asm one", 10)
+            .add_version("alpha", b"\0asm one", 10, "0.2.0")
             .expect("stored")
             .0;
         let gone = store
-            .add_version("beta", b"\0asm two", 10)
+            .add_version("beta", b"\0asm two", 10, "0.2.0")
             .expect("stored")
             .0;
         let cache = store.cache_dir().to_owned();
@@ -348,8 +365,14 @@ mod tests {
     #[test]
     fn versions_roll_forward_and_back_and_survive_reopening() {
         let (dir, store) = temp_store();
-        let v1 = store.add_version("acme", b"one", 10).expect("stored").0;
-        let v2 = store.add_version("acme", b"two", 10).expect("stored").0;
+        let v1 = store
+            .add_version("acme", b"one", 10, "0.2.0")
+            .expect("stored")
+            .0;
+        let v2 = store
+            .add_version("acme", b"two", 10, "0.2.0")
+            .expect("stored")
+            .0;
         assert_eq!((v1.version, v2.version), (1, 2));
         assert_eq!(v1.sha256, sha256_hex(b"one"));
         store.set_current("acme", 1).expect("rolled back");
@@ -372,7 +395,9 @@ mod tests {
     #[test]
     fn a_crash_between_component_and_record_keeps_the_previous_version() {
         let (dir, store) = temp_store();
-        store.add_version("acme", b"one", 10).expect("stored");
+        store
+            .add_version("acme", b"one", 10, "0.2.0")
+            .expect("stored");
         // What a crash after the component write leaves: v2 on disk, the record at v1,
         // and a torn temporary.
         fs::write(dir.join("tenants/acme/v2.wasm"), b"two").expect("written");
@@ -384,7 +409,10 @@ mod tests {
         let record = store.record("acme").expect("readable").expect("present");
         assert_eq!(record.current, 1);
         // The next upload takes number 2 over.
-        let next = store.add_version("acme", b"three", 10).expect("stored").0;
+        let next = store
+            .add_version("acme", b"three", 10, "0.2.0")
+            .expect("stored")
+            .0;
         assert_eq!(next.version, 2);
         assert_eq!(store.component("acme", &next).expect("readable"), b"three");
         let _ = fs::remove_dir_all(&dir);
@@ -393,12 +421,18 @@ mod tests {
     #[test]
     fn a_tampered_component_is_refused_and_names_stay_inside_the_store() {
         let (dir, store) = temp_store();
-        let info = store.add_version("acme", b"one", 10).expect("stored").0;
+        let info = store
+            .add_version("acme", b"one", 10, "0.2.0")
+            .expect("stored")
+            .0;
         fs::write(dir.join("tenants/acme/v1.wasm"), b"evil").expect("tampered");
         assert!(store.component("acme", &info).is_err());
         for name in ["../x", "", "a/b", "é", ".", "a b", &"x".repeat(65)] {
             assert!(!valid_tenant_name(name), "{name:?}");
-            assert!(store.add_version(name, b"x", 10).is_err(), "{name:?}");
+            assert!(
+                store.add_version(name, b"x", 10, "0.2.0").is_err(),
+                "{name:?}"
+            );
         }
         let _ = fs::remove_dir_all(&dir);
     }
@@ -407,9 +441,17 @@ mod tests {
     fn identical_bytes_are_stored_once_and_old_versions_pruned_but_never_the_live_one() {
         use std::os::unix::fs::MetadataExt;
         let (dir, store) = temp_store();
-        let one = store.add_version("acme", b"one", 3).expect("stored").0;
-        store.add_version("acme", b"two", 3).expect("stored");
-        let again = store.add_version("acme", b"one", 3).expect("stored").0;
+        let one = store
+            .add_version("acme", b"one", 3, "0.2.0")
+            .expect("stored")
+            .0;
+        store
+            .add_version("acme", b"two", 3, "0.2.0")
+            .expect("stored");
+        let again = store
+            .add_version("acme", b"one", 3, "0.2.0")
+            .expect("stored")
+            .0;
         assert_eq!(again.sha256, one.sha256);
         let path = |v: u64| dir.join(format!("tenants/acme/v{v}.wasm"));
         let (first, third) = (
@@ -422,7 +464,9 @@ mod tests {
             "one copy of the bytes"
         );
         // A fourth version: the oldest goes, the bytes it shares with v3 stay.
-        let (four, pruned) = store.add_version("acme", b"four", 3).expect("stored");
+        let (four, pruned) = store
+            .add_version("acme", b"four", 3, "0.2.0")
+            .expect("stored");
         assert_eq!(pruned, [1]);
         assert!(!path(1).exists());
         assert_eq!(
@@ -431,7 +475,9 @@ mod tests {
         );
         // The new version is live: the oldest other one goes, whatever was live before.
         store.set_current("acme", 2).expect("rolled back");
-        let (five, pruned) = store.add_version("acme", b"five", 3).expect("stored");
+        let (five, pruned) = store
+            .add_version("acme", b"five", 3, "0.2.0")
+            .expect("stored");
         assert_eq!(pruned, [2]);
         let record = store.record("acme").expect("readable").expect("there");
         let kept: Vec<u64> = record.versions.iter().map(|v| v.version).collect();

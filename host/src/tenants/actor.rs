@@ -12,9 +12,9 @@ use tokio::sync::mpsc;
 use wasmtime::{Store, UpdateDeadline};
 
 use super::bindings::nsbox::tenant::types::{AckFailure, Args, Handshake, Rejection};
-use super::bindings::Tenant;
 use super::clock::{CallClock, Metered};
 use super::command::{drop_socket, Command, REDEPLOY_EVENT};
+use super::contract::Exports;
 use super::fault::Fault;
 use super::handle::{event_size, EventQueue, Retirement, Shared, TenantHandle};
 use super::kind::{Kind, Refusal};
@@ -41,7 +41,7 @@ const YIELD_AFTER: Duration = Duration::from_millis(1);
 /// A live instance: its store and its exports.
 struct Live {
     store: Store<TenantState>,
-    exports: Tenant,
+    exports: Exports,
 }
 
 pub(crate) struct Actor {
@@ -584,7 +584,7 @@ impl Actor {
     /// the instance and yields `None`.
     async fn call<R>(
         &mut self,
-        call: impl AsyncFnOnce(&Tenant, &mut Store<TenantState>) -> wasmtime::Result<R>,
+        call: impl AsyncFnOnce(&Exports, &mut Store<TenantState>) -> wasmtime::Result<R>,
     ) -> Option<R> {
         self.live.as_ref()?;
         self.throttle().await;

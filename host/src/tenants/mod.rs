@@ -5,6 +5,8 @@
 //! - [`runtime`]: the engine, the linker (what a tenant is granted) and compilation.
 //! - [`compiler`], [`shape`]: untrusted components compiled in a child process under
 //!   limits, their shape checked first.
+//! - [`bindings`], `contract`: the `nsbox:tenant` worlds (0.2.0, and 0.1.0 still
+//!   served) and one face for the actor whichever a component was built for.
 //! - `command`: what an actor is asked to do, and how a dropped socket is told.
 //! - `handle`: the way to a tenant's actor; rate limits and the queue bound.
 //! - `actor`: one instance per tenant, its calls one at a time, its faults, hand-overs.
@@ -25,6 +27,7 @@ pub mod builtin;
 mod clock;
 mod command;
 pub mod compiler;
+mod contract;
 mod fault;
 mod handle;
 pub mod journal;
@@ -44,6 +47,7 @@ pub mod stats;
 mod tests;
 
 pub use command::{FAULT_EVENT, REDEPLOY_EVENT};
+pub use contract::Contract;
 pub use fault::Fault;
 pub use handle::TenantHandle;
 pub use kind::{Kind, Refusal};

@@ -11,8 +11,9 @@ use std::time::Duration;
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
-use super::bindings::{Tenant, TenantPre};
+use super::bindings::{v0_1, Tenant};
 use super::compiler::{compile_in_worker, Worker};
+use super::contract::{Contract, Pre};
 use super::shape::CompileLimits;
 use super::state::TenantState;
 use crate::durable::{self, sha256_hex};
@@ -53,7 +54,7 @@ pub enum LoadError {
     #[error("the component is too costly to compile: {0}")]
     CompileLimit(String),
     /// It does not export the `nsbox:tenant` world, or its imports have other types.
-    #[error("the component does not fit the nsbox:tenant@0.1.0 world (build it with the nsbox-guest SDK of this version): {0}")]
+    #[error("the component does not fit the nsbox:tenant world, 0.2.0 or 0.1.0 (build it with the nsbox-guest SDK of this version): {0}")]
     World(String),
 }
 
@@ -205,7 +206,14 @@ const HOST_STACK: usize = 1 << 20;
 
 /// A compiled component, ready to instantiate as many times as needed.
 pub struct Code {
-    pub(crate) pre: TenantPre<TenantState>,
+    pub(crate) pre: Pre,
+}
+
+impl Code {
+    /// The contract version the component was built for.
+    pub fn contract(&self) -> Contract {
+        self.pre.contract()
+    }
 }
 
 impl Runtime {
@@ -243,6 +251,7 @@ impl Runtime {
         let mut linker = Linker::new(&engine);
         add_granted_wasi(&mut linker)?;
         Tenant::add_to_linker::<_, HasSelf<TenantState>>(&mut linker, |state| state)?;
+        v0_1::Tenant::add_to_linker::<_, HasSelf<TenantState>>(&mut linker, |state| state)?;
 
         let weak = engine.weak();
         std::thread::Builder::new()
@@ -437,8 +446,7 @@ impl Runtime {
             .linker
             .instantiate_pre(&component)
             .map_err(|error| LoadError::World(format!("{error:#}")))?;
-        let pre =
-            TenantPre::new(instance_pre).map_err(|error| LoadError::World(format!("{error:#}")))?;
+        let pre = Pre::new(instance_pre).map_err(|error| LoadError::World(format!("{error:#}")))?;
         Ok(Code { pre })
     }
 }
@@ -529,7 +537,10 @@ mod tests {
         let empty = wat::parse_str("(component)").expect("valid wat");
         let error = compile_err(&empty);
         assert!(matches!(error, LoadError::World(_)), "{error}");
-        assert!(error.to_string().contains("middleware"), "{error}");
+        assert!(
+            error.to_string().contains("nsbox:tenant/handlers@0.2.0"),
+            "{error}"
+        );
     }
 
     #[test]
@@ -589,7 +600,23 @@ mod tests {
         let runtime = runtime();
         for name in super::super::builtin::names() {
             let bytes = super::super::builtin::component(name).expect("built in");
-            assert!(runtime.compile(bytes).is_ok(), "{name}");
+            let code = runtime
+                .compile(bytes)
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(code.contract(), Contract::V0_2, "{name}");
         }
+    }
+
+    #[test]
+    fn a_component_built_for_0_1_0_is_still_served() {
+        // The echo example as the SDK built it for nsbox:tenant@0.1.0, kept as it was.
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../tests/fixtures/echo-0.1.0.wasm"
+        );
+        let bytes = std::fs::read(path).expect("the 0.1.0 fixture");
+        let code = runtime().compile(&bytes).expect("a 0.1.0 component loads");
+        assert_eq!(code.contract(), Contract::V0_1);
+        assert_eq!(code.contract().as_str(), "0.1.0");
     }
 }

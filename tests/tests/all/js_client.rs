@@ -67,6 +67,9 @@ async fn wasm_tenants_with_official_client() {
     let dir = std::env::temp_dir().join(format!("nsbox-forged-{}", std::process::id()));
     let names = forged::write_hostile_starts(&dir).expect("hand-built components");
     let mut config = TENANTS.to_owned();
+    // The echo example as built for nsbox:tenant@0.1.0: still served.
+    let legacy = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/echo-0.1.0.wasm");
+    config += &format!("\n[tenants.legacy]\ncomponent = {legacy:?}\n");
     for name in names {
         let path = dir.join(format!("{name}.wasm"));
         config += &format!(

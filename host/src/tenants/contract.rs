@@ -1,0 +1,199 @@
+//! The versions of the `nsbox:tenant` contract a component may be built for, and one
+//! face for the actor whichever it is: the current one (0.2.0, its exports in the
+//! `handlers` interface) and 0.1.0 (its exports at the top level of the world), served
+//! unchanged so that stored uploads survive a host upgrade. Their types are the same
+//! (`bindings::v0_1` uses 0.2.0's); 0.1.0's host functions are 0.2.0's.
+
+use wasmtime::component::InstancePre;
+use wasmtime::Store;
+
+use super::bindings::nsbox::tenant::types::{
+    AckFailure, Args, Handshake, Level, Rejection, Target,
+};
+use super::bindings::{v0_1, Tenant, TenantPre};
+use super::state::TenantState;
+
+/// A contract version, as the admin API shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Contract {
+    /// `nsbox:tenant@0.2.0`.
+    V0_2,
+    /// `nsbox:tenant@0.1.0`.
+    V0_1,
+}
+
+impl Contract {
+    /// The version, e.g. `0.2.0`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Contract::V0_2 => "0.2.0",
+            Contract::V0_1 => "0.1.0",
+        }
+    }
+}
+
+/// A component linked and ready to instantiate, for the contract it was built for.
+pub(crate) enum Pre {
+    V0_2(TenantPre<TenantState>),
+    V0_1(v0_1::TenantPre<TenantState>),
+}
+
+impl Pre {
+    /// The component's exports checked against each contract, newest first; the
+    /// newest contract's error when none fits.
+    pub(crate) fn new(instance: InstancePre<TenantState>) -> wasmtime::Result<Pre> {
+        match TenantPre::new(instance.clone()) {
+            Ok(pre) => Ok(Pre::V0_2(pre)),
+            Err(error) => v0_1::TenantPre::new(instance)
+                .map(Pre::V0_1)
+                .map_err(|_| error),
+        }
+    }
+
+    pub(crate) fn contract(&self) -> Contract {
+        match self {
+            Pre::V0_2(_) => Contract::V0_2,
+            Pre::V0_1(_) => Contract::V0_1,
+        }
+    }
+
+    pub(crate) async fn instantiate_async(
+        &self,
+        store: &mut Store<TenantState>,
+    ) -> wasmtime::Result<Exports> {
+        Ok(match self {
+            Pre::V0_2(pre) => Exports::V0_2(pre.instantiate_async(store).await?),
+            Pre::V0_1(pre) => Exports::V0_1(pre.instantiate_async(store).await?),
+        })
+    }
+}
+
+/// An instance's exports, whichever contract it was built for.
+pub(crate) enum Exports {
+    V0_2(Tenant),
+    V0_1(v0_1::Tenant),
+}
+
+impl Exports {
+    pub(crate) async fn call_middleware(
+        &self,
+        store: &mut Store<TenantState>,
+        socket: u64,
+        handshake: &Handshake,
+    ) -> wasmtime::Result<Result<(), Rejection>> {
+        match self {
+            Exports::V0_2(tenant) => {
+                let handlers = tenant.nsbox_tenant_handlers();
+                handlers.call_middleware(store, socket, handshake).await
+            }
+            Exports::V0_1(tenant) => tenant.call_middleware(store, socket, handshake).await,
+        }
+    }
+
+    pub(crate) async fn call_on_connection(
+        &self,
+        store: &mut Store<TenantState>,
+        socket: u64,
+    ) -> wasmtime::Result<()> {
+        match self {
+            Exports::V0_2(tenant) => {
+                let handlers = tenant.nsbox_tenant_handlers();
+                handlers.call_on_connection(store, socket).await
+            }
+            Exports::V0_1(tenant) => tenant.call_on_connection(store, socket).await,
+        }
+    }
+
+    pub(crate) async fn call_on_event(
+        &self,
+        store: &mut Store<TenantState>,
+        socket: u64,
+        event: &str,
+        args: &Args,
+        ack: Option<u64>,
+    ) -> wasmtime::Result<()> {
+        match self {
+            Exports::V0_2(tenant) => {
+                let handlers = tenant.nsbox_tenant_handlers();
+                handlers
+                    .call_on_event(store, socket, event, args, ack)
+                    .await
+            }
+            Exports::V0_1(tenant) => tenant.call_on_event(store, socket, event, args, ack).await,
+        }
+    }
+
+    pub(crate) async fn call_on_disconnect(
+        &self,
+        store: &mut Store<TenantState>,
+        socket: u64,
+        reason: &str,
+    ) -> wasmtime::Result<()> {
+        match self {
+            Exports::V0_2(tenant) => {
+                let handlers = tenant.nsbox_tenant_handlers();
+                handlers.call_on_disconnect(store, socket, reason).await
+            }
+            Exports::V0_1(tenant) => tenant.call_on_disconnect(store, socket, reason).await,
+        }
+    }
+
+    pub(crate) async fn call_on_ack_reply(
+        &self,
+        store: &mut Store<TenantState>,
+        request: u64,
+        reply: Result<&Args, AckFailure>,
+    ) -> wasmtime::Result<()> {
+        match self {
+            Exports::V0_2(tenant) => {
+                let handlers = tenant.nsbox_tenant_handlers();
+                handlers.call_on_ack_reply(store, request, reply).await
+            }
+            Exports::V0_1(tenant) => tenant.call_on_ack_reply(store, request, reply).await,
+        }
+    }
+}
+
+impl v0_1::nsbox::tenant::host::Host for TenantState {
+    fn emit(&mut self, to: u64, event: String, args: Args) -> wasmtime::Result<()> {
+        super::bindings::nsbox::tenant::host::Host::emit(self, to, event, args)
+    }
+
+    fn broadcast(&mut self, target: Target, event: String, args: Args) -> wasmtime::Result<()> {
+        super::bindings::nsbox::tenant::host::Host::broadcast(self, target, event, args)
+    }
+
+    fn emit_with_ack(
+        &mut self,
+        to: u64,
+        event: String,
+        args: Args,
+        timeout_ms: u32,
+    ) -> wasmtime::Result<u64> {
+        super::bindings::nsbox::tenant::host::Host::emit_with_ack(self, to, event, args, timeout_ms)
+    }
+
+    fn answer(&mut self, ack: u64, args: Args) -> wasmtime::Result<Result<(), String>> {
+        super::bindings::nsbox::tenant::host::Host::answer(self, ack, args)
+    }
+
+    fn join(&mut self, socket: u64, room: String) -> wasmtime::Result<()> {
+        super::bindings::nsbox::tenant::host::Host::join(self, socket, room)
+    }
+
+    fn leave(&mut self, socket: u64, room: String) -> wasmtime::Result<()> {
+        super::bindings::nsbox::tenant::host::Host::leave(self, socket, room)
+    }
+
+    fn rooms(&mut self, socket: u64) -> wasmtime::Result<Vec<String>> {
+        super::bindings::nsbox::tenant::host::Host::rooms(self, socket)
+    }
+
+    fn disconnect(&mut self, socket: u64) -> wasmtime::Result<()> {
+        super::bindings::nsbox::tenant::host::Host::disconnect(self, socket)
+    }
+
+    fn log(&mut self, level: Level, message: String) -> wasmtime::Result<()> {
+        super::bindings::nsbox::tenant::host::Host::log(self, level, message)
+    }
+}
