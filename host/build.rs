@@ -1,4 +1,5 @@
-//! Builds the example tenants the binary embeds (`echo`, `admin`, `chat`, `bench`)
+//! Builds the example tenants the binary embeds (`echo`, `admin`, `chat`, `bench`,
+//! `countdown`)
 //! to wasm32-wasip2, installing the target when it is missing, so that
 //! `nsbox serve` works out of the box. Off with `--no-default-features`
 //! (feature `builtin-tenants`).
@@ -6,7 +7,7 @@
 use std::env;
 
 /// The examples built into the binary (`host/src/tenants/builtin.rs`).
-const EMBEDDED: [&str; 4] = ["echo", "admin", "chat", "bench"];
+const EMBEDDED: [&str; 5] = ["echo", "admin", "chat", "bench", "countdown"];
 
 fn main() {
     let root = nsbox_build::repository_root();

@@ -72,6 +72,7 @@ pub mod args;
 pub mod bindings;
 mod registry;
 mod socket;
+pub mod timers;
 
 pub use args::{Args, ArgsError, IntoArgs};
 pub use registry::App;

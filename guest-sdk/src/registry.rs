@@ -20,6 +20,7 @@ type ConnectionHandler = Rc<dyn Fn(&Socket)>;
 type EventHandler = Rc<dyn Fn(&Socket, Args, Option<Ack>)>;
 type AnyHandler = Rc<dyn Fn(&Socket, &str, Args, Option<Ack>)>;
 type DisconnectHandler = Rc<dyn Fn(&Socket, &str)>;
+type StartHandler = Rc<dyn Fn()>;
 type ReplyHandler = Box<dyn FnOnce(Result<Args, AckFailure>)>;
 
 /// The tenant's namespace logic: middleware and handlers, registered once in the
@@ -31,6 +32,7 @@ pub struct App {
     events: HashMap<String, EventHandler>,
     any: Option<AnyHandler>,
     disconnect: Vec<DisconnectHandler>,
+    start: Vec<StartHandler>,
 }
 
 impl App {
@@ -68,6 +70,17 @@ impl App {
         F: Fn(&Socket, &str, Args, Option<Ack>) + 'static,
     {
         self.any = Some(Rc::new(handler));
+        self
+    }
+
+    /// Adds a handler called once when a fresh instance starts, before anything else:
+    /// the first socket, and again after an eviction, a fault, a new version or new
+    /// limits, when memory and timers are gone (re-arm timers here).
+    pub fn on_start<F>(&mut self, handler: F) -> &mut App
+    where
+        F: Fn() + 'static,
+    {
+        self.start.push(Rc::new(handler));
         self
     }
 
@@ -180,6 +193,17 @@ impl<S: Setup> Guest for Exports<S> {
             handler(&socket, &reason);
         }
         SOCKETS.with(|sockets| sockets.borrow_mut().remove(&socket.handle));
+    }
+
+    fn on_start() {
+        let app = app::<S>();
+        for handler in &app.start {
+            handler();
+        }
+    }
+
+    fn on_timer(timer: u64) {
+        crate::timers::fire(timer);
     }
 
     fn on_ack_reply(request: u64, reply: Result<WitArgs, WitAckFailure>) {

@@ -284,3 +284,42 @@ test("components costly to compile are refused with compile_limit: their shape f
   // Nothing was stored or started.
   assert.equal((await fetch(`${process.env.ADMIN_URL}/v1/tenants/costly`, { headers })).status, 404);
 });
+
+test("a timer bomb: at most max_timers pending, none shorter than min_timer_ms", async (t) => {
+  const s = await connected(t, "/hoard");
+  await beside(t, async () => {
+    // A million one-shot timers of 100 ms: 1,000 are set, then the tenant is told no.
+    const [set, refusal] = await ack(s, "timers", { count: 1_000_000, ms: 100 });
+    assert.equal(set, 1000);
+    assert.match(refusal, /at most 1000 timers/);
+    // A 1 ms timer (one that would re-arm itself at 1 ms) is refused outright.
+    const [none, tooShort] = await ack(s, "timers", { count: 1, ms: 1 });
+    assert.equal(none, 0);
+    assert.match(tooShort, /at least 10 ms/);
+    // The 1,000 fire (each a call), and then there is room again.
+    let again;
+    for (let i = 0; i < 200; i++) {
+      [again] = await ack(s, "timers", { count: 1, ms: 10 });
+      if (again === 1) break;
+      await sleep(25);
+    }
+    assert.equal(again, 1, "the fired timers made room");
+  });
+});
+
+test("on-start runs once in each fresh instance, before anything else", async (t) => {
+  const starts = async () => {
+    const res = await fetch(`${process.env.ADMIN_URL}/v1/tenants/hoard/logs`, { headers });
+    const { lines } = await res.json();
+    return lines.filter((l) => l.source === "guest" && l.message === "on-start");
+  };
+  await connected(t, "/hoard"); // an instance runs
+  const before = (await starts()).length;
+  // A refusal too large is a fault: the instance is stopped; the next socket starts another.
+  const refusal = client(t, "/hoard", { auth: { reject_bytes: 5_000_000 } });
+  await once(refusal, "connect_error");
+  const s = await connected(t, "/hoard");
+  assert.deepEqual(await ack(s, "echo", 1), [1]);
+  const after = await starts();
+  assert.equal(after.length, before + 1);
+});

@@ -168,12 +168,18 @@ impl Actor {
     ) {
         loop {
             let eviction = self.eviction_due();
+            let timer = self.timer_due();
             let next = tokio::select! {
                 // A retirement first: it must not wait for the queued events, which
                 // follow the sockets to the successor.
                 biased;
                 Some(retirement) = retirements.recv() => {
                     self.retire(retirement);
+                    continue;
+                }
+                // Timers before the queue: a tick is not late for a busy namespace.
+                () = sleep_until(timer) => {
+                    self.fire_timers().await;
                     continue;
                 }
                 next = inbox.recv() => next,
@@ -377,12 +383,34 @@ impl Actor {
             .flatten()
     }
 
-    /// A live instance without sockets, of a tenant that evicts idle instances.
+    /// A live instance without sockets or pending timers, of a tenant that evicts
+    /// idle instances.
     fn evictable(&self) -> bool {
-        self.live
-            .as_ref()
-            .is_some_and(|live| live.store.data().sockets.is_empty())
-            && !self.limits.evict_idle_after.is_zero()
+        self.live.as_ref().is_some_and(|live| {
+            let state = live.store.data();
+            state.sockets.is_empty() && state.timers.len() == 0
+        }) && !self.limits.evict_idle_after.is_zero()
+    }
+
+    /// When the live instance's next timer is due.
+    fn timer_due(&self) -> Option<Instant> {
+        self.live.as_ref()?.store.data().timers.next_due()
+    }
+
+    /// Calls `on-timer` for each timer due, in order; a fault stops the rest (they
+    /// ended with the instance).
+    async fn fire_timers(&mut self) {
+        let Some(live) = self.live.as_mut() else {
+            return;
+        };
+        let due = live.store.data_mut().timers.take_due(Instant::now());
+        for timer in due {
+            if self.live.is_none() {
+                return;
+            }
+            self.call(async |exports, store| exports.call_on_timer(store, timer).await)
+                .await;
+        }
     }
 
     /// Stops the idle instance and frees what it holds; the next connection starts a
@@ -577,6 +605,9 @@ impl Actor {
                 "a fresh instance started after the fault",
             );
         }
+        // Before any other call: the tenant re-arms what it needs.
+        self.call(async |exports, store| exports.call_on_start(store).await)
+            .await;
         Ok(())
     }
 

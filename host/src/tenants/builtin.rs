@@ -1,5 +1,6 @@
 //! The example tenants built into the binary (feature `builtin-tenants`), named in a
-//! configuration as `builtin:echo`, `builtin:admin`, `builtin:chat`, `builtin:bench`.
+//! configuration as `builtin:echo`, `builtin:admin`, `builtin:chat`, `builtin:bench`,
+//! `builtin:countdown`.
 
 #[cfg(feature = "builtin-tenants")]
 const BUILTIN: &[(&str, &[u8])] = &[
@@ -18,6 +19,10 @@ const BUILTIN: &[(&str, &[u8])] = &[
     (
         "bench",
         include_bytes!(concat!(env!("NSBOX_EXAMPLES_DIR"), "/bench.wasm")),
+    ),
+    (
+        "countdown",
+        include_bytes!(concat!(env!("NSBOX_EXAMPLES_DIR"), "/countdown.wasm")),
     ),
 ];
 

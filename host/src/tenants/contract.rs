@@ -75,6 +75,32 @@ pub(crate) enum Exports {
 }
 
 impl Exports {
+    /// A fresh instance started (0.1.0 has no such export: nothing to call).
+    pub(crate) async fn call_on_start(
+        &self,
+        store: &mut Store<TenantState>,
+    ) -> wasmtime::Result<()> {
+        match self {
+            Exports::V0_2(tenant) => tenant.nsbox_tenant_handlers().call_on_start(store).await,
+            Exports::V0_1(_) => Ok(()),
+        }
+    }
+
+    /// A timer is due (0.1.0 cannot set one).
+    pub(crate) async fn call_on_timer(
+        &self,
+        store: &mut Store<TenantState>,
+        timer: u64,
+    ) -> wasmtime::Result<()> {
+        match self {
+            Exports::V0_2(tenant) => {
+                let handlers = tenant.nsbox_tenant_handlers();
+                handlers.call_on_timer(store, timer).await
+            }
+            Exports::V0_1(_) => Ok(()),
+        }
+    }
+
     pub(crate) async fn call_middleware(
         &self,
         store: &mut Store<TenantState>,

@@ -67,6 +67,10 @@ pub struct Limits {
     pub log_lines_per_second: u32,
     /// The longest log line a tenant may write, in bytes; a longer one is cut.
     pub max_log_line_bytes: usize,
+    /// Timers an instance may have pending at once (`timers.set` fails beyond).
+    pub max_timers: usize,
+    /// The shortest delay (and period) of a timer, in milliseconds.
+    pub min_timer_ms: u32,
     /// Messages one call may send, each recipient of a broadcast counted.
     pub emit_messages_per_call: u64,
     /// Bytes one call may send, each recipient of a broadcast counted: one event may
@@ -114,6 +118,8 @@ impl Default for Limits {
             max_pending_acks_per_socket: 100,
             queued_event_bytes: 64 << 20,
             log_lines_per_second: 100,
+            max_timers: 1_000,
+            min_timer_ms: 10,
             max_log_line_bytes: 4096,
             emit_messages_per_call: 100_000,
             emit_bytes_per_call: 64 << 20,

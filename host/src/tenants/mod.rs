@@ -45,6 +45,7 @@ mod state;
 pub mod stats;
 #[cfg(all(test, feature = "builtin-tenants"))]
 mod tests;
+mod timers;
 
 pub use command::{FAULT_EVENT, REDEPLOY_EVENT};
 pub use contract::Contract;

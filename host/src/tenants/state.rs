@@ -11,6 +11,7 @@ use wasmtime::ResourceLimiter;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::nsbox::tenant::host::Host;
+use super::bindings::nsbox::tenant::timers;
 use super::bindings::nsbox::tenant::types::{self, Args, Level, Target};
 use super::clock::CallClock;
 use super::command::{drop_socket, Command};
@@ -20,6 +21,7 @@ use super::limits::Limits;
 use super::log::{Source, TenantLog};
 use super::output::GuestOutput;
 use super::stats::TenantStats;
+use super::timers::Timers;
 use crate::engineio::Sid;
 use crate::socketio::{AckSender, Namespace, Payload, Socket};
 
@@ -40,6 +42,8 @@ pub(crate) struct TenantState {
     requests: HashMap<u64, u64>,
     /// Bytes of room names the sockets are in, all together (their own rooms aside).
     room_bytes: usize,
+    /// The instance's pending timers.
+    pub(crate) timers: Timers,
     ids: Arc<AtomicU64>,
     namespace: Option<Arc<Namespace>>,
     mailbox: mpsc::WeakUnboundedSender<Command>,
@@ -153,6 +157,7 @@ impl TenantState {
             acks: HashMap::new(),
             requests: HashMap::new(),
             room_bytes: 0,
+            timers: Timers::default(),
             ids,
             namespace: None,
             mailbox,
@@ -451,6 +456,32 @@ impl wasmtime_wasi_io::IoView for TenantState {
 }
 
 impl types::Host for TenantState {}
+
+impl timers::Host for TenantState {
+    fn set(&mut self, delay_ms: u32, repeat: bool) -> wasmtime::Result<Result<u64, String>> {
+        if delay_ms < self.limits.min_timer_ms {
+            return Ok(Err(format!(
+                "a timer's delay is at least {} ms",
+                self.limits.min_timer_ms
+            )));
+        }
+        if self.timers.len() >= self.limits.max_timers {
+            return Ok(Err(format!(
+                "at most {} timers may be pending at once",
+                self.limits.max_timers
+            )));
+        }
+        let id = self.next_id();
+        let delay = std::time::Duration::from_millis(u64::from(delay_ms));
+        self.timers
+            .set(id, delay, repeat, std::time::Instant::now());
+        Ok(Ok(id))
+    }
+
+    fn cancel(&mut self, timer: u64) -> wasmtime::Result<bool> {
+        Ok(self.timers.cancel(timer))
+    }
+}
 
 impl Host for TenantState {
     fn emit(&mut self, to: u64, event: String, args: Args) -> wasmtime::Result<()> {

@@ -11,9 +11,12 @@
 //! - `deep {depth}`: emits `deep` with an array nested `depth` deep, then `after`;
 //! - `attachments {count}`: emits `attachments` with `count` binary arguments, then `after`;
 //! - `bad-answer`: answers its ack with invalid arguments, then with `["good", true]`;
-//! - `fill {count, bytes}`: emits `count` messages of `bytes` bytes to its own socket.
+//! - `fill {count, bytes}`: emits `count` messages of `bytes` bytes to its own socket;
+//! - `timers {count, ms}`: sets `count` one-shot timers of `ms` ms; acks how many were
+//!   set and the first refusal (or null).
 //!
-//! Every departure is broadcast as `left {id, reason}` to the sockets that remain.
+//! Every departure is broadcast as `left {id, reason}` to the sockets that remain; a
+//! fresh instance logs `on-start`.
 //! Otherwise `echo` acks its arguments.
 
 use std::cell::Cell;
@@ -45,6 +48,7 @@ fn storm(socket: Socket, fanout: u64) {
 }
 
 fn setup(app: &mut App) {
+    app.on_start(|| log::info("on-start"));
     app.use_middleware(|socket, handshake| {
         let auth = &handshake.auth;
         if let Some(bytes) = auth.get("reject_bytes").and_then(Value::as_u64) {
@@ -128,6 +132,22 @@ fn setup(app: &mut App) {
         let message = "f".repeat(number(&args, "bytes") as usize);
         for _ in 0..number(&args, "count") {
             socket.emit("fill", message.as_str());
+        }
+    });
+    app.on("timers", |_, args, ack| {
+        let delay = Duration::from_millis(number(&args, "ms"));
+        let (mut set, mut refusal) = (0u64, None);
+        for _ in 0..number(&args, "count") {
+            match nsbox_guest::timers::set_timeout(delay, || {}) {
+                Ok(_) => set += 1,
+                Err(error) => {
+                    refusal = Some(error);
+                    break;
+                }
+            }
+        }
+        if let Some(ack) = ack {
+            let _ = ack.send((set, refusal));
         }
     });
     app.on("bad-answer", |_, _, ack| {
