@@ -134,9 +134,10 @@ test("the log: lines per second are bounded, what is dropped counted, a long lin
   const start = performance.now();
   await beside(t, async () => {
     // One line of 20 MB (written cut: the harness checks the longest line), then
-    // 200,000 lines of 100 bytes in 20 calls.
+    // 40,000 lines of 100 bytes in 20 calls (2,000 a call keep well within the CPU
+    // deadline of the unoptimised test build on a busy machine).
     assert.deepEqual(await ack(s, "log", { lines: 1, bytes: 20_000_000 }), ["logged"]);
-    for (let i = 0; i < 20; i++) assert.deepEqual(await ack(s, "log", { lines: 10_000, bytes: 100 }), ["logged"]);
+    for (let i = 0; i < 20; i++) assert.deepEqual(await ack(s, "log", { lines: 2_000, bytes: 100 }), ["logged"]);
   });
   const seconds = (performance.now() - start) / 1000;
   const after = await shown("hoard");
@@ -145,7 +146,7 @@ test("the log: lines per second are bounded, what is dropped counted, a long lin
   t.diagnostic(`${written} lines written, ${dropped} dropped in ${seconds.toFixed(1)} s`);
   // A burst of one second's worth (100), then 100 a second.
   assert.ok(written <= 100 + 100 * seconds + 1, `${written} lines in ${seconds} s`);
-  assert.ok(written + dropped >= 200_001, "every line written or counted as dropped");
+  assert.ok(written + dropped >= 40_001, "every line written or counted as dropped");
 });
 
 test("a middleware rejection's data is a message: beyond max_message_bytes it is the tenant's fault", async (t) => {
@@ -322,4 +323,20 @@ test("on-start runs once in each fresh instance, before anything else", async (t
   assert.deepEqual(await ack(s, "echo", 1), [1]);
   const after = await starts();
   assert.equal(after.length, before + 1);
+});
+
+test("an instance with a pending timer is not evicted for idleness; once it fired, it is", async (t) => {
+  const timed = await connected(t, "/idle");
+  assert.deepEqual(await ack(timed, "timers", { count: 1, ms: 1500 }), [1, null]);
+  const witness = await connected(t, "/witness");
+  timed.close();
+  witness.close();
+  // Both are left without sockets; the witness is evicted 300 ms later...
+  await until("witness", (v) => !v.running, "the witness was not evicted");
+  // ...while the one with a pending timer still runs, until its timer has fired.
+  const meanwhile = await shown("idle");
+  assert.equal(meanwhile.running, true, "evicted with a timer pending");
+  assert.equal(meanwhile.evictions, 0);
+  const after = await until("idle", (v) => !v.running, "not evicted once its timer fired");
+  assert.equal(after.evictions, 1);
 });

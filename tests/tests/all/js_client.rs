@@ -213,9 +213,19 @@ cpu_ms = 1000
 [tenants.t1]
 component = "builtin:echo"
 
+# The suite makes it fault on purpose several times: never quarantined.
 [tenants.hoard]
 component = "hostile_hoard.wasm"
-limits = { max_room_bytes = 100000 }
+limits = { max_room_bytes = 100000, quarantine_after_faults = 1000 }
+
+# Evicted 300 ms after their last socket leaves: one with a pending timer, one without.
+[tenants.idle]
+component = "hostile_hoard.wasm"
+limits = { evict_idle_after_ms = 300 }
+
+[tenants.witness]
+component = "hostile_hoard.wasm"
+limits = { evict_idle_after_ms = 300 }
 
 [tenants.hoardwide]
 component = "hostile_hoard.wasm"
