@@ -76,7 +76,9 @@ pub mod timers;
 
 pub use args::{Args, ArgsError, IntoArgs};
 pub use registry::App;
-pub use socket::{log, Ack, AckFailure, Broadcast, Handshake, Namespace, Reject, Socket};
+pub use socket::{
+    log, Ack, AckFailure, Broadcast, Handshake, Namespace, Reject, RemoteSocket, Socket,
+};
 
 /// Re-exported so tenants need not depend on it themselves.
 pub use serde_json;

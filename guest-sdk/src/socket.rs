@@ -7,8 +7,8 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::args::{Args, IntoArgs};
-use crate::bindings::nsbox::tenant::host;
 use crate::bindings::nsbox::tenant::types::{AckFailure as WitAckFailure, Target};
+use crate::bindings::nsbox::tenant::{host, sockets};
 use crate::registry;
 
 /// One client in the tenant's namespace. Cheap to clone; valid until the socket leaves,
@@ -125,7 +125,13 @@ impl Namespace {
         self.everyone().except(room)
     }
 
-    fn everyone(&self) -> Broadcast {
+    /// Every socket of the namespace (socket.io's `io.fetchSockets()`).
+    pub fn fetch_sockets(&self) -> Vec<RemoteSocket> {
+        self.everyone().fetch_sockets()
+    }
+
+    /// Targets every socket, for the bulk operations of [`Broadcast`].
+    pub fn everyone(&self) -> Broadcast {
         Broadcast {
             target: Target {
                 rooms: Vec::new(),
@@ -159,6 +165,47 @@ impl Broadcast {
     pub fn emit(self, event: &str, args: impl IntoArgs) {
         host::broadcast(&self.target, event, &args.into_args().into_wit());
     }
+
+    /// The selected sockets (socket.io's `fetchSockets()`), in the order they joined.
+    pub fn fetch_sockets(&self) -> Vec<RemoteSocket> {
+        sockets::fetch(&self.target)
+            .into_iter()
+            .map(|info| RemoteSocket {
+                socket: Socket {
+                    handle: info.socket,
+                },
+                id: info.id,
+                rooms: info.rooms,
+            })
+            .collect()
+    }
+
+    /// Puts the selected sockets in `room` (socket.io's `socketsJoin`); how many.
+    pub fn sockets_join(&self, room: &str) -> u32 {
+        sockets::join(&self.target, room)
+    }
+
+    /// Takes the selected sockets out of `room` (socket.io's `socketsLeave`); how many.
+    pub fn sockets_leave(&self, room: &str) -> u32 {
+        sockets::leave(&self.target, room)
+    }
+
+    /// Disconnects the selected sockets (socket.io's `disconnectSockets()`); how many.
+    pub fn disconnect_sockets(&self) -> u32 {
+        sockets::disconnect(&self.target)
+    }
+}
+
+/// A socket as a query found it: what the host knows of it, and the socket itself
+/// for its handshake, its data, or to emit to it.
+#[derive(Debug, Clone)]
+pub struct RemoteSocket {
+    /// The socket.
+    pub socket: Socket,
+    /// Its Socket.IO id.
+    pub id: String,
+    /// The rooms it is in, its own included, sorted.
+    pub rooms: Vec<String>,
 }
 
 /// A client's request for an acknowledgement; answering consumes it.

@@ -658,3 +658,32 @@ describe("countdown tenant (timers)", () => {
     await done;
   });
 });
+
+describe("socket queries and bulk operations (echo)", () => {
+  test("fetch, sockets-join and kick act on the sockets a room selects, in the tenant's namespace only", async (t) => {
+    const [a, b, c] = await Promise.all([1, 2, 3].map(() => connected(t, "/t2", OK)));
+    const other = await connected(t, "/t1", OK);
+    assert.deepEqual(await ack(other, "join", "q"), ["q"]);
+    assert.deepEqual(await ack(a, "join", "q"), ["q"]);
+    assert.deepEqual(await ack(b, "join", "q"), ["q"]);
+    // The sockets in room q of /t2: a and b, in the order they joined; /t1's is not there.
+    assert.deepEqual(await ack(c, "fetch", "q"), [[a.id, b.id]]);
+    const everyone = (await ack(c, "fetch"))[0];
+    for (const s of [a, b, c]) assert.ok(everyone.includes(s.id));
+    assert.ok(!everyone.includes(other.id));
+    // Everyone in q joins r: a broadcast to r reaches a and b, not c.
+    assert.deepEqual(await ack(c, "sockets-join", "q", "r"), [2]);
+    assert.deepEqual(await ack(c, "fetch", "r"), [[a.id, b.id]]);
+    const atA = once(a, "msg");
+    c.emit("to-room", "r", "to r");
+    assert.deepEqual(await atA, ["to r"]);
+    // Kick q: a and b are disconnected by the server; c and /t1's socket stay.
+    const goneA = once(a, "disconnect");
+    const goneB = once(b, "disconnect");
+    assert.deepEqual(await ack(c, "kick", "q"), [2]);
+    assert.equal((await goneA)[0], "io server disconnect");
+    assert.equal((await goneB)[0], "io server disconnect");
+    assert.ok(c.connected && other.connected);
+    assert.deepEqual(await ack(c, "fetch", "q"), [[]]);
+  });
+});

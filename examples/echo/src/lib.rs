@@ -71,6 +71,37 @@ fn setup(app: &mut App) {
         }
     });
     app.on("bye", |socket, _, _| socket.disconnect());
+    // Socket queries and bulk operations (socket.io's fetchSockets, socketsJoin,
+    // disconnectSockets): over the sockets in a room, or all without one.
+    app.on("fetch", |socket, args, ack| {
+        let room: Option<String> = args.get(0);
+        let selected = match &room {
+            Some(room) => socket.nsp().to(room),
+            None => socket.nsp().everyone(),
+        };
+        let ids: Vec<String> = selected.fetch_sockets().into_iter().map(|s| s.id).collect();
+        if let Some(ack) = ack {
+            let _ = ack.send((ids,));
+        }
+    });
+    app.on("sockets-join", |socket, args, ack| {
+        let room: String = args.get(0).unwrap_or_default();
+        let new_room: String = args.get(1).unwrap_or_default();
+        let count = socket.nsp().to(&room).sockets_join(&new_room);
+        if let Some(ack) = ack {
+            let _ = ack.send((count,));
+        }
+    });
+    app.on("kick", |socket, args, ack| {
+        let room: String = args.get(0).unwrap_or_default();
+        let selected = socket.nsp().to(&room);
+        let count = selected.fetch_sockets().len();
+        // Answered first: the sender may be among those disconnected.
+        if let Some(ack) = ack {
+            let _ = ack.send((count,));
+        }
+        selected.disconnect_sockets();
+    });
     app.on("ask", |socket, _, ack| {
         let Some(ack) = ack else { return };
         socket.emit_with_ack("question", "ping?", Duration::from_secs(2), move |reply| {

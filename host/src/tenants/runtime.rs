@@ -41,7 +41,7 @@ pub enum LoadError {
         limit: usize,
     },
     /// It imports an interface the host does not grant.
-    #[error("the component imports `{import}`, which nsbox does not grant (tenants get wasi:io, wasi:clocks, wasi:random, wasi:cli and nsbox:tenant's host and timers): remove what uses it")]
+    #[error("the component imports `{import}`, which nsbox does not grant (tenants get wasi:io, wasi:clocks, wasi:random, wasi:cli and nsbox:tenant's host, sockets and timers): remove what uses it")]
     ForbiddenImport {
         /// The import's name.
         import: String,
@@ -95,6 +95,7 @@ const GRANTED: &[&str] = &[
     "wasi:cli/terminal-stdout",
     "wasi:cli/terminal-stderr",
     "nsbox:tenant/host",
+    "nsbox:tenant/sockets",
     "nsbox:tenant/timers",
     "nsbox:tenant/types",
 ];

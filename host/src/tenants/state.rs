@@ -11,8 +11,8 @@ use wasmtime::ResourceLimiter;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::nsbox::tenant::host::Host;
-use super::bindings::nsbox::tenant::timers;
 use super::bindings::nsbox::tenant::types::{self, Args, Level, Target};
+use super::bindings::nsbox::tenant::{sockets, timers};
 use super::clock::CallClock;
 use super::command::{drop_socket, Command};
 use super::fault::Fault;
@@ -456,6 +456,72 @@ impl wasmtime_wasi_io::IoView for TenantState {
 }
 
 impl types::Host for TenantState {}
+
+impl TenantState {
+    /// The handles of the sockets `target` selects: those the tenant holds and no limit
+    /// dropped, in any of its rooms (or all without rooms), in none of its excepted
+    /// rooms, and not excepted themselves.
+    fn selected(&self, target: &Target) -> Vec<u64> {
+        let mut handles: Vec<u64> = self
+            .sockets
+            .by_handle
+            .iter()
+            .filter(|(handle, entry)| {
+                let socket = &entry.socket;
+                entry.dropped.is_none()
+                    && (target.rooms.is_empty() || target.rooms.iter().any(|r| socket.in_room(r)))
+                    && !target.except_rooms.iter().any(|r| socket.in_room(r))
+                    && !target.except_sockets.contains(handle)
+            })
+            .map(|(handle, _)| *handle)
+            .collect();
+        handles.sort_unstable();
+        handles
+    }
+}
+
+impl sockets::Host for TenantState {
+    fn fetch(&mut self, target: Target) -> wasmtime::Result<Vec<sockets::SocketInfo>> {
+        Ok(self
+            .selected(&target)
+            .into_iter()
+            .filter_map(|handle| {
+                let socket = self.sockets.get(handle)?;
+                let mut rooms = socket.rooms();
+                rooms.sort_unstable();
+                Some(sockets::SocketInfo {
+                    socket: handle,
+                    id: socket.id().to_string(),
+                    rooms,
+                })
+            })
+            .collect())
+    }
+
+    fn join(&mut self, target: Target, room: String) -> wasmtime::Result<u32> {
+        let selected = self.selected(&target);
+        for handle in &selected {
+            Host::join(self, *handle, room.clone())?;
+        }
+        Ok(u32::try_from(selected.len()).unwrap_or(u32::MAX))
+    }
+
+    fn leave(&mut self, target: Target, room: String) -> wasmtime::Result<u32> {
+        let selected = self.selected(&target);
+        for handle in &selected {
+            Host::leave(self, *handle, room.clone())?;
+        }
+        Ok(u32::try_from(selected.len()).unwrap_or(u32::MAX))
+    }
+
+    fn disconnect(&mut self, target: Target) -> wasmtime::Result<u32> {
+        let selected = self.selected(&target);
+        for handle in &selected {
+            Host::disconnect(self, *handle)?;
+        }
+        Ok(u32::try_from(selected.len()).unwrap_or(u32::MAX))
+    }
+}
 
 impl timers::Host for TenantState {
     fn set(&mut self, delay_ms: u32, repeat: bool) -> wasmtime::Result<Result<u64, String>> {
