@@ -39,9 +39,15 @@ impl Socket {
         Namespace
     }
 
-    /// Sends an event to this socket.
+    /// Sends an event to this socket. Arguments the host refuses are not sent; use
+    /// [`Socket::try_emit`] to learn why.
     pub fn emit(&self, event: &str, args: impl IntoArgs) {
-        host::emit(self.handle, event, &args.into_args().into_wit());
+        let _ = self.try_emit(event, args);
+    }
+
+    /// Sends an event to this socket, or says why the host refused the arguments.
+    pub fn try_emit(&self, event: &str, args: impl IntoArgs) -> Result<(), String> {
+        host::emit(self.handle, event, &args.into_args().into_wit())
     }
 
     /// Sends an event and calls `reply` with the client's answer, or with the failure if
@@ -55,9 +61,16 @@ impl Socket {
         registry::expect_reply(request, Box::new(reply));
     }
 
-    /// Joins a room.
+    /// Joins a room. A room limit that refuses it disconnects the socket; use
+    /// [`Socket::try_join`] to learn why.
     pub fn join(&self, room: &str) {
-        host::join(self.handle, room);
+        let _ = self.try_join(room);
+    }
+
+    /// Joins a room, or says which room limit refused it (the socket is then told and
+    /// disconnected).
+    pub fn try_join(&self, room: &str) -> Result<(), String> {
+        host::join(self.handle, room)
     }
 
     /// Leaves a room.
@@ -161,9 +174,16 @@ impl Broadcast {
         self
     }
 
-    /// Sends the event to every selected socket.
+    /// Sends the event to every selected socket. Arguments the host refuses are not
+    /// sent; use [`Broadcast::try_emit`] to learn why.
     pub fn emit(self, event: &str, args: impl IntoArgs) {
-        host::broadcast(&self.target, event, &args.into_args().into_wit());
+        let _ = self.try_emit(event, args);
+    }
+
+    /// Sends the event to every selected socket, or says why the host refused the
+    /// arguments.
+    pub fn try_emit(self, event: &str, args: impl IntoArgs) -> Result<(), String> {
+        host::broadcast(&self.target, event, &args.into_args().into_wit())
     }
 
     /// The selected sockets (socket.io's `fetchSockets()`), in the order they joined.

@@ -214,6 +214,11 @@ test("rooms: a name longer than max_room_name_bytes, or beyond the tenant's room
     assert.equal(notice.kind, "room-limit");
     assert.match(notice.error, /100000 bytes of names together/);
   });
+  // The tenant was told each refusal (join's result), and logged the first of each call.
+  const { lines } = await (await fetch(`${process.env.ADMIN_URL}/v1/tenants/hoard/logs`, { headers })).json();
+  const told = lines.filter((l) => l.source === "guest" && l.message.startsWith("join refused: "));
+  assert.ok(told.some((l) => /at most 256 bytes/.test(l.message)), JSON.stringify(told));
+  assert.ok(told.some((l) => /100000 bytes of names together/.test(l.message)), JSON.stringify(told));
   // Dropped sockets give their room names back: 400 rooms of 200 bytes fit again.
   const fresh = await connected(t, "/hoard");
   assert.deepEqual(await ack(fresh, "rooms", { count: 400, bytes: 200 }), [401]);
@@ -230,22 +235,25 @@ test("joins past the room limit after the socket was dropped do nothing and log 
   assert.ok(after.log_lines - before.log_lines <= 2, `${after.log_lines - before.log_lines} lines logged`);
 });
 
-test("tenant JSON nested too deep, or with more attachments than the client accepts, is refused; the client stays", async (t) => {
+test("tenant JSON nested too deep, or with more attachments than the client accepts, is refused, and the tenant told why; the client stays", async (t) => {
   const s = await connected(t, "/hoard");
   const deep = [];
   const attached = [];
   s.on("deep", (...args) => deep.push(args));
   s.on("attachments", (...args) => attached.push(args));
-  for (const [event, args, ok] of [
+  for (const [event, args, ok, says] of [
     ["deep", { depth: 100 }, true],
-    ["deep", { depth: 100_000 }, false],
+    ["deep", { depth: 100_000 }, false, /nest deeper than 128/],
     ["attachments", { count: 10 }, true],
-    ["attachments", { count: 11 }, false],
+    ["attachments", { count: 11 }, false, /more than 10 binary attachments/],
   ]) {
     const seen = (event === "deep" ? deep : attached).length;
     const after = once(s, "after");
     s.emit(event, args);
-    assert.deepEqual(await after, [event]);
+    const [name, refused] = await after;
+    assert.equal(name, event);
+    if (ok) assert.equal(refused, null);
+    else assert.match(refused, says);
     assert.equal((event === "deep" ? deep : attached).length, seen + (ok ? 1 : 0), `${event} ${JSON.stringify(args)}`);
   }
   assert.equal(attached[0].length, 10);

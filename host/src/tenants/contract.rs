@@ -181,12 +181,18 @@ impl Exports {
 }
 
 impl v0_1::nsbox::tenant::host::Host for TenantState {
+    // 0.1.0 returns nothing: a refusal is logged, as it always was.
     fn emit(&mut self, to: u64, event: String, args: Args) -> wasmtime::Result<()> {
-        super::bindings::nsbox::tenant::host::Host::emit(self, to, event, args)
+        let sent = super::bindings::nsbox::tenant::host::Host::emit(self, to, event, args)?;
+        self.refused("emit", sent);
+        Ok(())
     }
 
     fn broadcast(&mut self, target: Target, event: String, args: Args) -> wasmtime::Result<()> {
-        super::bindings::nsbox::tenant::host::Host::broadcast(self, target, event, args)
+        let sent =
+            super::bindings::nsbox::tenant::host::Host::broadcast(self, target, event, args)?;
+        self.refused("broadcast", sent);
+        Ok(())
     }
 
     fn emit_with_ack(
@@ -204,7 +210,9 @@ impl v0_1::nsbox::tenant::host::Host for TenantState {
     }
 
     fn join(&mut self, socket: u64, room: String) -> wasmtime::Result<()> {
-        super::bindings::nsbox::tenant::host::Host::join(self, socket, room)
+        // A refused join drops the socket and is logged there.
+        let _refused = super::bindings::nsbox::tenant::host::Host::join(self, socket, room)?;
+        Ok(())
     }
 
     fn leave(&mut self, socket: u64, room: String) -> wasmtime::Result<()> {

@@ -274,6 +274,14 @@ impl TenantState {
         }
     }
 
+    /// Logs what the guest could not be told (a 0.1.0 guest's refused send).
+    pub(crate) fn refused(&self, what: &str, outcome: Result<(), String>) {
+        if let Err(error) = outcome {
+            let line = format!("{what}: {error}");
+            self.log.write(tracing::Level::WARN, Source::Host, &line);
+        }
+    }
+
     /// Why a socket may not join `room`, if it may not: the room limits.
     fn join_refusal(&self, socket: &Socket, room: &str) -> Option<String> {
         let limits = &self.limits;
@@ -299,6 +307,12 @@ impl TenantState {
         }
         None
     }
+}
+
+/// Arguments from the guest, checked; why not, for the guest to read.
+fn checked(args: Args) -> Result<Payload, String> {
+    let attachments = args.attachments.into_iter().map(Bytes::from).collect();
+    Payload::checked(args.json, attachments).map_err(|error| format!("arguments refused: {error}"))
 }
 
 /// Bytes of a guest's arguments, before they are checked.
@@ -501,7 +515,8 @@ impl sockets::Host for TenantState {
     fn join(&mut self, target: Target, room: String) -> wasmtime::Result<u32> {
         let selected = self.selected(&target);
         for handle in &selected {
-            Host::join(self, *handle, room.clone())?;
+            // A socket a room limit refuses is told and dropped; the others join.
+            let _refused = Host::join(self, *handle, room.clone())?;
         }
         Ok(u32::try_from(selected.len()).unwrap_or(u32::MAX))
     }
@@ -550,24 +565,32 @@ impl timers::Host for TenantState {
 }
 
 impl Host for TenantState {
-    fn emit(&mut self, to: u64, event: String, args: Args) -> wasmtime::Result<()> {
+    fn emit(&mut self, to: u64, event: String, args: Args) -> wasmtime::Result<Result<(), String>> {
         // A handle this tenant does not hold reaches nothing, and costs nothing.
         let Some(socket) = self.sockets.get(to).cloned() else {
-            return Ok(());
+            return Ok(Ok(()));
         };
-        if let Some(args) = self.payload("emit", args) {
-            self.charge(1, event.len() + args.size())?;
-            socket.emit(event, args);
-        }
-        Ok(())
+        let args = match checked(args) {
+            Ok(args) => args,
+            Err(error) => return Ok(Err(error)),
+        };
+        self.charge(1, event.len() + args.size())?;
+        socket.emit(event, args);
+        Ok(Ok(()))
     }
 
-    fn broadcast(&mut self, target: Target, event: String, args: Args) -> wasmtime::Result<()> {
-        let Some(namespace) = self.namespace.clone() else {
-            return Ok(());
+    fn broadcast(
+        &mut self,
+        target: Target,
+        event: String,
+        args: Args,
+    ) -> wasmtime::Result<Result<(), String>> {
+        let args = match checked(args) {
+            Ok(args) => args,
+            Err(error) => return Ok(Err(error)),
         };
-        let Some(args) = self.payload("broadcast", args) else {
-            return Ok(());
+        let Some(namespace) = self.namespace.clone() else {
+            return Ok(Ok(()));
         };
         let mut operator = namespace.broadcast_op();
         for room in target.rooms {
@@ -584,7 +607,7 @@ impl Host for TenantState {
         // Charged before anything is sent: a broadcast that would break the budget sends nothing.
         let size = event.len() + args.size();
         operator.emit_if(event, args, |recipients| self.charge(recipients, size))?;
-        Ok(())
+        Ok(Ok(()))
     }
 
     fn emit_with_ack(
@@ -665,25 +688,25 @@ impl Host for TenantState {
         Ok(Ok(()))
     }
 
-    fn join(&mut self, handle: u64, room: String) -> wasmtime::Result<()> {
+    fn join(&mut self, handle: u64, room: String) -> wasmtime::Result<Result<(), String>> {
         let Some(socket) = self.sockets.get(handle).cloned() else {
-            return Ok(());
+            return Ok(Ok(()));
         };
         // A room it is already in costs nothing.
         if socket.in_room(&room) {
-            return Ok(());
+            return Ok(Ok(()));
         }
         // The socket's rooms are its own resource: it, not the tenant, pays for the excess.
         if let Some(error) = self.join_refusal(&socket, &room) {
-            self.drop_limited(handle, Kind::RoomLimit, error);
-            return Ok(());
+            self.drop_limited(handle, Kind::RoomLimit, error.clone());
+            return Ok(Err(error));
         }
         self.room_bytes += room.len();
         if let Some(entry) = self.sockets.by_handle.get_mut(&handle) {
             entry.room_bytes += room.len();
         }
         socket.join(room);
-        Ok(())
+        Ok(Ok(()))
     }
 
     fn leave(&mut self, handle: u64, room: String) -> wasmtime::Result<()> {

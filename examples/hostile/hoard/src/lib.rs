@@ -7,9 +7,12 @@
 //! - `ghost {fanout}`: when this socket has left, asks its (now dead) handle for
 //!   `fanout` acks, and for `fanout` more on every reply;
 //! - `log {lines, bytes}`: writes `lines` log lines of `bytes` bytes each;
-//! - `rooms {count, bytes}`: joins `count` rooms with names of `bytes` bytes;
-//! - `deep {depth}`: emits `deep` with an array nested `depth` deep, then `after`;
-//! - `attachments {count}`: emits `attachments` with `count` binary arguments, then `after`;
+//! - `rooms {count, bytes}`: joins `count` rooms with names of `bytes` bytes (the first
+//!   refusal is logged as `join refused: ...`);
+//! - `deep {depth}`: emits `deep` with an array nested `depth` deep, then `after` with
+//!   the event's name and why the host refused it (or null);
+//! - `attachments {count}`: emits `attachments` with `count` binary arguments, then
+//!   `after` likewise;
 //! - `bad-answer`: answers its ack with invalid arguments, then with `["good", true]`;
 //! - `fill {count, bytes}`: emits `count` messages of `bytes` bytes to its own socket;
 //! - `timers {count, ms}`: sets `count` one-shot timers of `ms` ms; acks how many were
@@ -101,9 +104,15 @@ fn setup(app: &mut App) {
     });
     app.on("rooms", |socket, args, ack| {
         let bytes = number(&args, "bytes") as usize;
+        let mut refused = false;
         for i in 0..number(&args, "count") {
             let name = format!("{i:0>bytes$}");
-            socket.join(&name);
+            // The first refusal is logged (the socket is gone then: no ack to carry it).
+            if let Err(error) = socket.try_join(&name) {
+                if !std::mem::replace(&mut refused, true) {
+                    log::warn(&format!("join refused: {error}"));
+                }
+            }
         }
         if let Some(ack) = ack {
             let _ = ack.send((socket.rooms().len(),));
@@ -112,8 +121,8 @@ fn setup(app: &mut App) {
     app.on("deep", |socket, args, _| {
         let depth = number(&args, "depth") as usize;
         let json = format!("[{}{}]", "[".repeat(depth), "]".repeat(depth));
-        host::emit(socket.handle(), "deep", &raw(json, Vec::new()));
-        socket.emit("after", ("deep",));
+        let refused = host::emit(socket.handle(), "deep", &raw(json, Vec::new())).err();
+        socket.emit("after", ("deep", refused));
     });
     app.on("attachments", |socket, args, _| {
         let count = number(&args, "count") as usize;
@@ -121,12 +130,13 @@ fn setup(app: &mut App) {
             .map(|num| json!({"_placeholder": true, "num": num}))
             .collect();
         let json = Value::from(placeholders).to_string();
-        host::emit(
+        let refused = host::emit(
             socket.handle(),
             "attachments",
             &raw(json, vec![vec![7u8]; count]),
-        );
-        socket.emit("after", ("attachments",));
+        )
+        .err();
+        socket.emit("after", ("attachments", refused));
     });
     app.on("fill", |socket, args, _| {
         let message = "f".repeat(number(&args, "bytes") as usize);
