@@ -667,6 +667,7 @@ fn not_found(tenant: &str) -> Reply {
 fn load_error(e: &LoadError) -> Reply {
     let status = match e {
         LoadError::CompileLimit(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        LoadError::Compiler(_) => StatusCode::INTERNAL_SERVER_ERROR,
         _ => StatusCode::BAD_REQUEST,
     };
     error(status, e.code(), e)

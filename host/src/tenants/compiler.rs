@@ -105,7 +105,7 @@ fn out_of_memory(limits: &CompileLimits) -> String {
 }
 
 fn stopped(error: &dyn std::fmt::Display) -> LoadError {
-    LoadError::Invalid(format!("the compiler stopped: {error}"))
+    LoadError::Compiler(error.to_string())
 }
 
 /// The compile worker's `main`: reads the job (its last argument) and the component

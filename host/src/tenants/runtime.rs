@@ -49,6 +49,12 @@ pub enum LoadError {
     /// The bytes do not validate or compile.
     #[error("not a valid component: {0}")]
     Invalid(String),
+    /// The compile worker could not be started or stopped unexpectedly: the host's
+    /// problem, not the component's.
+    #[error(
+        "the compiler failed (not the component's fault; try again, or tell the operator): {0}"
+    )]
+    Compiler(String),
     /// Compiling it would cost more than the compile limits allow (its shape, or the
     /// compiler's memory or CPU time).
     #[error("the component is too costly to compile: {0}")]
@@ -68,6 +74,7 @@ impl LoadError {
             LoadError::ForbiddenImport { .. } => "forbidden_import",
             LoadError::Invalid(_) => "invalid",
             LoadError::CompileLimit(_) => "compile_limit",
+            LoadError::Compiler(_) => "compiler_failed",
             LoadError::World(_) => "wrong_world",
         }
     }
@@ -620,5 +627,27 @@ mod tests {
         let code = runtime().compile(&bytes).expect("a 0.1.0 component loads");
         assert_eq!(code.contract(), Contract::V0_1);
         assert_eq!(code.contract().as_str(), "0.1.0");
+    }
+
+    #[tokio::test]
+    async fn a_compile_worker_that_cannot_start_is_the_hosts_failure() {
+        let options = RuntimeOptions {
+            worker: Some(Worker {
+                program: "/nonexistent/nsbox-compile-worker".into(),
+                args: Vec::new(),
+            }),
+            live_instances: 0,
+            ..RuntimeOptions::default()
+        };
+        let runtime = Runtime::with_options(options).expect("the engine starts");
+        let echo = super::super::builtin::component("echo").expect("built in");
+        match runtime.compile_untrusted(echo.to_vec().into(), None).await {
+            Err(error @ LoadError::Compiler(_)) => {
+                assert_eq!(error.code(), "compiler_failed");
+                assert!(error.to_string().contains("cannot start"), "{error}");
+            }
+            Err(other) => panic!("expected the compiler's failure, got {other}"),
+            Ok(_) => panic!("compiled without a worker"),
+        }
     }
 }
