@@ -419,7 +419,8 @@ impl Actor {
         if self.live.take().is_some() {
             self.generation += 1;
             self.stats.evictions.fetch_add(1, Ordering::Relaxed);
-            tracing::debug!(tenant = %self.name, version = self.version, "idle instance evicted");
+            self.log
+                .event(tracing::Level::INFO, "the idle instance was evicted");
         }
     }
 

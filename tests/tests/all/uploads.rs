@@ -115,19 +115,40 @@ cpu_ms = 58000
 component = "builtin:echo"
 "#;
 
-/// The compile workers of [`SLOW_COMPILES`] alive now (not yet exited), by their job
-/// on the command line.
-fn slow_workers() -> usize {
+/// The compile workers of [`SLOW_COMPILES`] that have not exited, by their job on the
+/// command line (a process that has exited has none).
+fn slow_workers() -> Vec<rustix::process::Pid> {
     let Ok(processes) = std::fs::read_dir("/proc") else {
-        return 0;
+        return Vec::new();
     };
     processes
-        .filter_map(|entry| std::fs::read(entry.ok()?.path().join("cmdline")).ok())
-        .filter(|cmdline| {
-            let text = String::from_utf8_lossy(cmdline);
-            text.contains("nsbox-compile-worker") && text.contains("\"cpu_ms\":58000")
+        .filter_map(|entry| {
+            let entry = entry.ok()?;
+            let pid = entry.file_name().to_str()?.parse::<i32>().ok()?;
+            let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+            let text = String::from_utf8_lossy(&cmdline);
+            (text.contains("nsbox-compile-worker") && text.contains("\"cpu_ms\":58000"))
+                .then(|| rustix::process::Pid::from_raw(pid))
+                .flatten()
         })
-        .count()
+        .collect()
+}
+
+/// Waits (5 s at most) for the process `pid` to exit: its pidfd becomes readable then.
+async fn exited(pid: rustix::process::Pid) -> bool {
+    use rustix::event::{poll, PollFd, PollFlags, Timespec};
+    let Ok(fd) = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()) else {
+        return true; // gone already
+    };
+    let waited = tokio::task::spawn_blocking(move || {
+        let mut fds = [PollFd::new(&fd, PollFlags::IN)];
+        let five_seconds = Timespec {
+            tv_sec: 5,
+            tv_nsec: 0,
+        };
+        poll(&mut fds, Some(&five_seconds)).is_ok_and(|ready| ready == 1)
+    });
+    waited.await.unwrap_or(false)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -135,34 +156,27 @@ async fn one_compilation_per_tenant_and_none_outlives_its_upload() {
     let server = TestServer::start_with(SLOW_COMPILES)
         .await
         .expect("server starts");
-    let client = admin_client(&server);
-    let first = {
-        let client = admin_client(&server);
-        tokio::spawn(async move { upload(&client, "busy", costly("functions")).await })
-    };
-    // The first upload's worker is running (a child process, not a thread of this one).
-    let mut tries = 0;
-    while slow_workers() == 0 {
-        tries += 1;
-        assert!(tries < 500, "no compile worker started");
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-    // A second upload to the same tenant is refused at once...
-    let (status, code, message) = upload(&client, "busy", costly("looping")).await;
+    // Two uploads to one tenant at once: each compilation takes seconds and the timeout
+    // is 1.5 s, so they overlap whichever claims the tenant first.
+    let (first, second) = (admin_client(&server), admin_client(&server));
+    let (one, other) = tokio::join!(
+        upload(&first, "busy", costly("functions")),
+        upload(&second, "busy", costly("looping")),
+    );
+    let mut outcomes = [one, other];
+    outcomes.sort_by_key(|(status, _, _)| *status);
+    let [(status, code, message), (late, late_code, late_message)] = outcomes;
+    // One is refused at once: a compilation of that tenant is under way...
     assert_eq!((status, code.as_str()), (429, "compile_limit"), "{message}");
     assert!(message.contains("one at a time"), "{message}");
-    // ...the first times out (the compilation takes seconds)...
-    let (status, code, message) = first.await.expect("the first upload");
+    // ...the other times out (the compilation takes seconds)...
     assert_eq!(
-        (status, code.as_str()),
+        (late, late_code.as_str()),
         (503, "compile_timeout"),
-        "{message}"
+        "{late_message}"
     );
     // ...and its worker is killed with it, not left compiling.
-    let mut tries = 0;
-    while slow_workers() > 0 {
-        tries += 1;
-        assert!(tries < 500, "the compile worker outlived its upload");
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    for pid in slow_workers() {
+        assert!(exited(pid).await, "the compile worker outlived its upload");
     }
 }

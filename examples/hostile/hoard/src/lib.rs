@@ -15,8 +15,8 @@
 //!   `after` likewise;
 //! - `bad-answer`: answers its ack with invalid arguments, then with `["good", true]`;
 //! - `fill {count, bytes}`: emits `count` messages of `bytes` bytes to its own socket;
-//! - `timers {count, ms}`: sets `count` one-shot timers of `ms` ms; acks how many were
-//!   set and the first refusal (or null).
+//! - `timers {count, ms}`: sets `count` one-shot timers of `ms` ms, each emitting
+//!   `fired` to the socket; acks how many were set and the first refusal (or null).
 //!
 //! Every departure is broadcast as `left {id, reason}` to the sockets that remain; a
 //! fresh instance logs `on-start`.
@@ -144,11 +144,12 @@ fn setup(app: &mut App) {
             socket.emit("fill", message.as_str());
         }
     });
-    app.on("timers", |_, args, ack| {
+    app.on("timers", |socket, args, ack| {
         let delay = Duration::from_millis(number(&args, "ms"));
         let (mut set, mut refusal) = (0u64, None);
         for _ in 0..number(&args, "count") {
-            match nsbox_guest::timers::set_timeout(delay, || {}) {
+            let socket = *socket;
+            match nsbox_guest::timers::set_timeout(delay, move || socket.emit("fired", ())) {
                 Ok(_) => set += 1,
                 Err(error) => {
                     refusal = Some(error);
