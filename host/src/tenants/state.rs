@@ -263,18 +263,17 @@ impl TenantState {
 
     /// Arguments from the guest, checked; a malformed one is logged and dropped.
     fn payload(&self, what: &str, args: Args) -> Option<Payload> {
-        let attachments = args.attachments.into_iter().map(Bytes::from).collect();
-        match Payload::checked(args.json, attachments) {
+        match checked(args) {
             Ok(payload) => Some(payload),
             Err(error) => {
-                let line = format!("{what}: arguments refused: {error}");
-                self.log.write(tracing::Level::WARN, Source::Host, &line);
+                self.refused(what, Err(error));
                 None
             }
         }
     }
 
-    /// Logs what the guest could not be told (a 0.1.0 guest's refused send).
+    /// Logs a refusal the guest is not told of (a 0.1.0 guest's send, the arguments
+    /// of an ack request or an answer).
     pub(crate) fn refused(&self, what: &str, outcome: Result<(), String>) {
         if let Err(error) = outcome {
             let line = format!("{what}: {error}");
