@@ -7,6 +7,8 @@
 wit_bindgen::generate!({
     path: "../wit",
     world: "tenant",
+    // The standard interfaces the world imports (wasi:keyvalue, wasi:config) too.
+    generate_all,
     pub_export_macro: true,
     export_macro_name: "__export_tenant_world",
     default_bindings_module: "::nsbox_guest::bindings",

@@ -60,7 +60,10 @@
 //! `target/wasm32-wasip2/release/<name>.wasm`, the component the host serves.
 //!
 //! The host calls the tenant one event at a time, so the instance can keep state in
-//! ordinary variables (a `thread_local!` or a `static` with a `RefCell`). A call that
+//! ordinary variables (a `thread_local!` or a `static` with a `RefCell`); what must
+//! outlive the instance (evicted when idle, replaced on a fault or a new version) goes
+//! to [`storage`]. [`timers`] call the tenant without client traffic, [`config`] reads
+//! what the operator configured. A call that
 //! panics, runs past its CPU deadline or exhausts its memory restarts the instance and
 //! disconnects the tenant's sockets (they receive `nsbox:error` first); the WIT file
 //! `wit/tenant.wit` says exactly what the host promises.
@@ -70,8 +73,10 @@ extern crate self as nsbox_guest;
 
 pub mod args;
 pub mod bindings;
+pub mod config;
 mod registry;
 mod socket;
+pub mod storage;
 pub mod timers;
 
 pub use args::{Args, ArgsError, IntoArgs};

@@ -9,6 +9,7 @@ use regex::Regex;
 
 use crate::admin::{Admin, AdminOptions};
 use crate::config::{Cors, CorsOrigins, EngineConfig, SocketIoConfig};
+use crate::kv::SqliteStore;
 use crate::settings::{ComponentSource, Settings};
 use crate::socketio::SocketIo;
 use crate::store::tokens::Tokens;
@@ -63,6 +64,9 @@ pub enum StartError {
     Pattern(#[from] regex::Error),
 }
 
+/// The file in the data directory that holds every tenant's keys.
+pub const STORAGE_FILE: &str = "storage.sqlite3";
+
 /// A Socket.IO server, the tenants behind its namespaces, and their admin API.
 pub struct App {
     /// The Socket.IO layer; mount `io.engine()` on a [`crate::server::Server`].
@@ -115,7 +119,17 @@ pub async fn start(settings: &Settings, admin_token: &str) -> Result<App, StartE
         compile_limits: settings.compile.clone(),
     })
     .map_err(|e| StartError::Runtime(format!("{e:#}")))?;
-    let tenants = Tenants::new(runtime.clone(), settings.limits.clone());
+    let data_error = |e: std::io::Error| StartError::Data {
+        dir: settings.data_dir.display().to_string(),
+        error: e.to_string(),
+    };
+    crate::durable::create_private_dir(&settings.data_dir).map_err(data_error)?;
+    let storage = SqliteStore::open(
+        &settings.data_dir.join(STORAGE_FILE),
+        settings.storage_fsync,
+    )
+    .map_err(|e| data_error(std::io::Error::other(e)))?;
+    let tenants = Tenants::new(runtime.clone(), settings.limits.clone(), Arc::new(storage));
     let mut compiled: BTreeMap<ComponentSource, Arc<Code>> = BTreeMap::new();
     for (name, tenant) in &settings.tenants {
         let limits = settings
@@ -125,6 +139,7 @@ pub async fn start(settings: &Settings, admin_token: &str) -> Result<App, StartE
                 error,
             })?;
         tenants.configure_limits(name, limits);
+        tenants.configure(name, settings.tenant_config(tenant));
         let source = settings.source(tenant);
         let code = match compiled.get(&source) {
             Some(code) => code.clone(),
@@ -158,11 +173,6 @@ pub async fn start(settings: &Settings, admin_token: &str) -> Result<App, StartE
     }
     tenants.serve_pattern(&io, Regex::new(&settings.namespace_pattern)?);
 
-    let data_error = |e: std::io::Error| StartError::Data {
-        dir: settings.data_dir.display().to_string(),
-        error: e.to_string(),
-    };
-    crate::durable::create_private_dir(&settings.data_dir).map_err(data_error)?;
     let store = ComponentStore::open(&settings.data_dir).map_err(data_error)?;
     let tokens = Tokens::open(&settings.data_dir, admin_token).map_err(data_error)?;
     restore(&store, &tenants).await.map_err(data_error)?;
@@ -201,6 +211,14 @@ async fn restore(store: &ComponentStore, tenants: &Tenants) -> std::io::Result<(
         match loaded {
             Ok(code) => {
                 let limits = tenants.limits_with_overrides(&name, &record.limits);
+                match store.config(&name) {
+                    Ok(config) => {
+                        tenants.set_config(&name, &config).await;
+                    }
+                    Err(error) => {
+                        tracing::error!(tenant = %name, %error, "cannot read a tenant's configuration");
+                    }
+                }
                 tenants.deploy(&name, info.version, code, limits).await;
                 tracing::info!(tenant = %name, version = info.version, "restored an uploaded tenant");
             }

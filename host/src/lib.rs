@@ -41,6 +41,7 @@ pub mod config;
 pub mod durable;
 pub mod engineio;
 pub mod error;
+pub mod kv;
 pub mod server;
 pub mod settings;
 pub mod socketio;

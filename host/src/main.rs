@@ -78,6 +78,35 @@ enum Command {
         #[command(flatten)]
         api: Api,
     },
+    /// Exports a tenant's storage: every key (starting with `--prefix`) and its value,
+    /// one JSON object a line (`{"key", "value"}`, or `"base64"` for bytes that are not UTF-8).
+    #[command(after_help = EXIT_CODES)]
+    Kv {
+        /// The tenant.
+        tenant: String,
+        /// Only the keys that start with this.
+        #[arg(long, default_value = "")]
+        prefix: String,
+        #[command(flatten)]
+        api: Api,
+    },
+    /// Shows a tenant's configuration (secrets masked), after setting what is given.
+    #[command(after_help = EXIT_CODES)]
+    Config {
+        /// The tenant.
+        tenant: String,
+        /// Sets a value: `NAME=VALUE` (repeatable).
+        #[arg(long, value_name = "NAME=VALUE")]
+        set: Vec<String>,
+        /// Sets a secret, shown back masked: `NAME=VALUE` (repeatable).
+        #[arg(long, value_name = "NAME=VALUE")]
+        secret: Vec<String>,
+        /// Removes a name (repeatable).
+        #[arg(long, value_name = "NAME")]
+        unset: Vec<String>,
+        #[command(flatten)]
+        api: Api,
+    },
 }
 
 /// What `nsbox serve` takes.
@@ -224,6 +253,18 @@ async fn run() -> ExitCode {
             follow,
             api,
         } => return logs(&tenant, follow, &api).await,
+        Command::Kv {
+            tenant,
+            prefix,
+            api,
+        } => return export_kv(&tenant, &prefix, &api).await,
+        Command::Config {
+            tenant,
+            set,
+            secret,
+            unset,
+            api,
+        } => config(&tenant, &set, &secret, &unset, &api).await,
         Command::Token { tenant, api } => {
             call(
                 &api,
@@ -298,6 +339,72 @@ async fn logs(tenant: &str, follow: bool, api: &Api) -> ExitCode {
         }
         tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     }
+}
+
+/// `nsbox kv`: pages through the tenant's keys with their values.
+async fn export_kv(tenant: &str, prefix: &str, api: &Api) -> ExitCode {
+    let mut cursor = String::new();
+    loop {
+        let path = format!(
+            "/v1/tenants/{tenant}/kv?values=1&limit=1000&prefix={}&cursor={}",
+            query_escape(prefix),
+            query_escape(&cursor)
+        );
+        match call(api, Method::GET, &path, Bytes::new()).await {
+            Ok(answer) => {
+                for entry in answer["keys"].as_array().into_iter().flatten() {
+                    println!("{entry}");
+                }
+                match answer["cursor"].as_str() {
+                    Some(next) => cursor = next.to_owned(),
+                    None => return ExitCode::SUCCESS,
+                }
+            }
+            Err(error) => {
+                eprintln!("error: {error}");
+                return ExitCode::from(u8::try_from(error.exit_code()).unwrap_or(1));
+            }
+        }
+    }
+}
+
+/// `nsbox config`: one change of what is given (if anything), then what it is.
+async fn config(
+    tenant: &str,
+    set: &[String],
+    secret: &[String],
+    unset: &[String],
+    api: &Api,
+) -> Result<Value, ClientError> {
+    let path = format!("/v1/tenants/{tenant}/config");
+    if set.is_empty() && secret.is_empty() && unset.is_empty() {
+        return call(api, Method::GET, &path, Bytes::new()).await;
+    }
+    let pairs = |given: &[String]| -> serde_json::Map<String, Value> {
+        given
+            .iter()
+            .map(|pair| {
+                let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+                (name.to_owned(), Value::from(value))
+            })
+            .collect()
+    };
+    let mut values = pairs(set);
+    values.extend(unset.iter().map(|name| (name.clone(), Value::Null)));
+    let change = serde_json::json!({ "config": values, "secrets": pairs(secret) });
+    call(api, Method::PUT, &path, Bytes::from(change.to_string())).await
+}
+
+/// Escapes a query parameter's value: all but the unreserved characters as `%XX`.
+fn query_escape(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                char::from(b).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 /// One line of `nsbox logs`: `2026-11-30T12:00:00.123Z WARN  stderr panicked at ...`.
@@ -509,6 +616,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn query_values_are_escaped() {
+        assert_eq!(
+            query_escape("history/#general é"),
+            "history%2F%23general%20%C3%A9"
+        );
+        assert_eq!(query_escape("a-b.c_d~"), "a-b.c_d~");
+    }
 
     #[test]
     fn times_print_as_rfc3339_utc() {

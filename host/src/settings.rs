@@ -11,7 +11,7 @@ use serde::Deserialize;
 use crate::config::SocketIoConfig;
 use crate::tenants::compiler::Worker;
 use crate::tenants::shape::CompileLimits;
-use crate::tenants::Limits;
+use crate::tenants::{Limits, TenantConfig};
 
 /// The embedded default configuration: `echo` as `t1` and `t2`, `chat` as `acme`,
 /// `admin` at `/admin`, on 127.0.0.1:3000.
@@ -49,6 +49,10 @@ pub struct Settings {
     /// Where uploaded components, their versions and deploy-token hashes are kept.
     #[serde(default = "default_data_dir")]
     pub data_dir: PathBuf,
+    /// Flush every storage commit to the disk: tenants' acknowledged writes then survive
+    /// a power cut too, not only a killed host, at the cost of a flush per commit.
+    #[serde(default)]
+    pub storage_fsync: bool,
     /// The largest component an upload may be, in bytes.
     #[serde(default = "default_max_component_bytes")]
     pub max_component_bytes: usize,
@@ -136,6 +140,12 @@ pub struct TenantSettings {
     /// with any of the same keys).
     #[serde(default)]
     pub limits: serde_json::Map<String, serde_json::Value>,
+    /// What the tenant reads through `wasi:config` (`[tenants.NAME.config]`).
+    #[serde(default)]
+    pub config: BTreeMap<String, String>,
+    /// The same, secret: shown masked by the admin API (`[tenants.NAME.secrets]`).
+    #[serde(default)]
+    pub secrets: BTreeMap<String, String>,
 }
 
 /// Why a configuration could not be used.
@@ -329,6 +339,9 @@ impl Settings {
             settings.tenant_limits(tenant).map_err(|error| {
                 SettingsError::Invalid(format!("tenants.{name}.limits: {error}"))
             })?;
+            settings.tenant_config(tenant).check().map_err(|error| {
+                SettingsError::Invalid(format!("tenants.{name}.config: {error}"))
+            })?;
             if let Some(namespace) = &tenant.namespace {
                 if !namespace.starts_with('/') || namespace == "/" {
                     return Err(SettingsError::Invalid(format!(
@@ -343,6 +356,14 @@ impl Settings {
     /// A tenant's limits: its own section over `[limits]`.
     pub fn tenant_limits(&self, tenant: &TenantSettings) -> Result<Limits, String> {
         self.limits.overlaid(&tenant.limits)
+    }
+
+    /// A tenant's configuration and secrets from the file.
+    pub fn tenant_config(&self, tenant: &TenantSettings) -> TenantConfig {
+        TenantConfig {
+            config: tenant.config.clone(),
+            secrets: tenant.secrets.clone(),
+        }
     }
 
     /// [`Settings::compile_timeout_ms`] as a duration.

@@ -88,8 +88,8 @@ pub struct TestServer {
     pub io: SocketIo,
     /// Where the admin API listens, when there is one.
     pub admin: Option<SocketAddr>,
-    /// The data directory, removed on drop.
-    data_dir: Option<PathBuf>,
+    /// Its data directory, removed when it stops (none without an admin API).
+    pub data_dir: Option<PathBuf>,
     stop: Option<oneshot::Sender<()>>,
 }
 
@@ -129,13 +129,23 @@ impl TestServer {
     /// Starts a server on the configuration `config` (TOML; component paths relative to
     /// where the examples were built), with the admin API on a fresh data directory.
     pub async fn start_with(config: &str) -> Result<TestServer, Box<dyn std::error::Error>> {
-        let dir = examples_dir()?;
-        let mut settings = Settings::parse(config, Path::new(dir))?;
         let data_dir = std::env::temp_dir().join(format!(
             "nsbox-test-data-{}-{}",
             std::process::id(),
             NEXT_DIR.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
         ));
+        TestServer::start_in(config, &data_dir).await
+    }
+
+    /// [`TestServer::start_with`] on the data directory `data_dir`, which may hold what
+    /// an earlier server kept.
+    pub async fn start_in(
+        config: &str,
+        data_dir: &Path,
+    ) -> Result<TestServer, Box<dyn std::error::Error>> {
+        let dir = examples_dir()?;
+        let mut settings = Settings::parse(config, Path::new(dir))?;
+        let data_dir = data_dir.to_owned();
         settings.data_dir = data_dir.clone();
         settings.compile_worker = compile_worker();
         let app = nsbox::app::start(&settings, ADMIN_TOKEN).await?;

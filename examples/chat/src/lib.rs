@@ -13,15 +13,17 @@
 //! - `members` (channel) and `history` (channel) ack what they name; `channels` acks
 //!   `[{channel, members}]`.
 //!
-//! Members and history live in the instance's memory: they survive between events,
-//! not a restart of the instance.
+//! History is kept in the tenant's storage (`history/<channel>`, the last 50): it
+//! survives evictions, faults, new versions and host restarts. Members and nicknames
+//! are the connected sockets' and live in the instance's memory; a fresh instance
+//! learns them again as the sockets come back to it.
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use nsbox_guest::serde_json::{json, Value};
-use nsbox_guest::{Ack, App, Reject, Socket};
+use nsbox_guest::{log, storage, Ack, App, Reject, Socket};
 
 const HISTORY: usize = 50;
 const MAX_TEXT: usize = 2000;
@@ -36,7 +38,29 @@ struct Chat {
 #[derive(Default)]
 struct Channel {
     members: BTreeSet<u64>,
-    history: VecDeque<Value>,
+}
+
+fn history_key(channel: &str) -> String {
+    format!("history/{channel}")
+}
+
+/// A channel's last messages, oldest first.
+fn history(channel: &str) -> Vec<Value> {
+    storage::get(&history_key(channel))
+        .ok()
+        .flatten()
+        .unwrap_or_default()
+}
+
+/// Adds a message to its channel's history, keeping the last [`HISTORY`].
+fn remember(channel: &str, message: &Value) {
+    let mut kept = history(channel);
+    kept.push(message.clone());
+    let excess = kept.len().saturating_sub(HISTORY);
+    kept.drain(..excess);
+    if let Err(error) = storage::set(&history_key(channel), &kept) {
+        log::warn(&format!("history of {channel} not kept: {error}"));
+    }
 }
 
 thread_local! {
@@ -80,15 +104,15 @@ fn reply(ack: Option<Ack>, value: Value) {
 fn join(socket: &Socket, channel: &str) -> Value {
     let nickname = nickname(socket);
     socket.join(channel);
-    let (members, history) = with_chat(|chat| {
+    let members = with_chat(|chat| {
         chat.channels
             .entry(channel.to_owned())
             .or_default()
             .members
             .insert(socket.handle());
-        let history: Vec<Value> = chat.channels[channel].history.iter().cloned().collect();
-        (chat.members(channel), history)
+        chat.members(channel)
     });
+    let history = history(channel);
     socket
         .to(channel)
         .emit("joined", json!({"channel": channel, "nickname": nickname}));
@@ -183,14 +207,7 @@ fn setup(app: &mut App) {
             .unwrap_or(0);
         let message =
             json!({"channel": channel, "nickname": nickname(socket), "text": text, "at": at});
-        with_chat(|chat| {
-            if let Some(c) = chat.channels.get_mut(&channel) {
-                c.history.push_back(message.clone());
-                while c.history.len() > HISTORY {
-                    c.history.pop_front();
-                }
-            }
-        });
+        remember(&channel, &message);
         socket.nsp().to(&channel).emit("message", message);
         reply(ack, json!({"ok": true}));
     });
@@ -213,13 +230,7 @@ fn setup(app: &mut App) {
 
     app.on("history", |_, args, ack| {
         let channel: String = args.get(0).unwrap_or_default();
-        let history: Vec<Value> = with_chat(|chat| {
-            chat.channels
-                .get(&channel)
-                .map(|c| c.history.iter().cloned().collect())
-                .unwrap_or_default()
-        });
-        reply(ack, json!(history));
+        reply(ack, json!(history(&channel)));
     });
 
     app.on("channels", |_, _, ack| {

@@ -4,7 +4,71 @@
 use std::time::Duration;
 
 use nsbox_guest::serde_json::{json, Value};
-use nsbox_guest::{AckFailure, App, Reject, Socket};
+use nsbox_guest::{config, storage, Ack, AckFailure, App, Reject, Socket};
+
+/// Answers `{"ok": true, "value": ...}` or `{"ok": false, "error": ...}`.
+fn answer<T: Into<Value>>(ack: Option<Ack>, result: Result<T, storage::StorageError>) {
+    let body = match result {
+        Ok(value) => json!({"ok": true, "value": value.into()}),
+        Err(error) => json!({"ok": false, "error": error.to_string()}),
+    };
+    if let Some(ack) = ack {
+        let _ = ack.send(body);
+    }
+}
+
+/// The storage events: the tenant's own keys, kept across instances and restarts.
+fn storage_events(app: &mut App) {
+    app.on("store", |_, args, ack| {
+        let key: String = args.get(0).unwrap_or_default();
+        let value: Value = args.get(1).unwrap_or(Value::Null);
+        answer(ack, storage::set(&key, &value).map(|()| Value::Null));
+    });
+    app.on("load", |_, args, ack| {
+        let key: String = args.get(0).unwrap_or_default();
+        answer(
+            ack,
+            storage::get::<Value>(&key).map(|v| v.unwrap_or(Value::Null)),
+        );
+    });
+    app.on("forget", |_, args, ack| {
+        let key: String = args.get(0).unwrap_or_default();
+        answer(ack, storage::delete(&key).map(|()| Value::Null));
+    });
+    app.on("count", |_, args, ack| {
+        let key: String = args.get(0).unwrap_or_default();
+        let delta: u64 = args.get(1).unwrap_or(1);
+        answer(ack, storage::increment(&key, delta));
+    });
+    app.on("swap", |_, args, ack| {
+        let key: String = args.get(0).unwrap_or_default();
+        // null: absent.
+        let expected = args.get::<Value>(1).filter(|v| !v.is_null());
+        let new = args.get::<Value>(2).filter(|v| !v.is_null());
+        answer(
+            ack,
+            storage::compare_and_swap(&key, expected.as_ref(), new.as_ref()),
+        );
+    });
+    app.on("keys", |_, args, ack| {
+        let prefix: String = args.get(0).unwrap_or_default();
+        answer(ack, storage::keys(&prefix));
+    });
+    app.on("config", |_, args, ack| {
+        let value = match args.get::<String>(0) {
+            Some(name) => json!(config::get(&name)),
+            None => Value::Object(
+                config::all()
+                    .into_iter()
+                    .map(|(k, v)| (k, Value::String(v)))
+                    .collect(),
+            ),
+        };
+        if let Some(ack) = ack {
+            let _ = ack.send((value,));
+        }
+    });
+}
 
 fn trail(socket: &Socket) -> Vec<String> {
     socket.get("trail").unwrap_or_default()
@@ -113,6 +177,7 @@ fn setup(app: &mut App) {
             let _ = ack.send(answer);
         });
     });
+    storage_events(app);
 }
 
 nsbox_guest::export!(setup);

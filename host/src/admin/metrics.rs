@@ -5,6 +5,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::atomic::{AtomicU64, AtomicUsize};
 
 use crate::engineio::Engine;
+use crate::kv::QuotaKind;
 use crate::tenants::Kind;
 use crate::tenants::{TenantStats, Tenants};
 
@@ -16,7 +17,7 @@ struct Metric {
     read: fn(&TenantStats) -> u64,
 }
 
-const METRICS: [Metric; 18] = [
+const METRICS: [Metric; 19] = [
     Metric {
         name: "nsbox_tenant_sockets",
         kind: "gauge",
@@ -52,6 +53,12 @@ const METRICS: [Metric; 18] = [
         kind: "counter",
         help: "Client events dropped: the tenant's queue was full or its events per second spent.",
         read: |s| s.dropped_events.load(Relaxed),
+    },
+    Metric {
+        name: "nsbox_tenant_storage_ops_total",
+        kind: "counter",
+        help: "Storage operations the tenant ran (each key of a batch counted).",
+        read: |s| s.storage_ops.load(Relaxed),
     },
     Metric {
         name: "nsbox_tenant_log_lines_total",
@@ -229,6 +236,24 @@ pub(crate) fn render(tenants: &Tenants, engine: &Engine, admin: &AdminCounters) 
                 out,
                 "nsbox_tenant_limit_trips_total{{tenant=\"{}\",limit=\"{limit}\"}} {trips}",
                 slot.name()
+            );
+        }
+    }
+    family(
+        &mut out,
+        "nsbox_tenant_storage_refused_total",
+        "counter",
+        "Storage operations refused (an error to the tenant, not a fault), by the quota they would break.",
+    );
+    for slot in &slots {
+        let current = slot.current();
+        for (quota, refused) in QuotaKind::ALL.iter().zip(&current.stats().storage_refused) {
+            let _ = writeln!(
+                out,
+                "nsbox_tenant_storage_refused_total{{tenant=\"{}\",quota=\"{}\"}} {}",
+                slot.name(),
+                quota.name(),
+                refused.load(Relaxed)
             );
         }
     }

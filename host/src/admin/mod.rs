@@ -8,9 +8,13 @@
 //! | `PUT /v1/tenants/{t}/component` | operator, `t`'s token | upload: validated, stored, made live; answers version and SHA-256 |
 //! | `GET /v1/tenants/{t}/versions` | operator, `t`'s token | every stored version |
 //! | `POST /v1/tenants/{t}/rollback` | operator, `t`'s token | `{"version": N}` (default: the one before) made current again |
-//! | `DELETE /v1/tenants/{t}` | operator | sockets told and disconnected, files and tokens removed |
+//! | `DELETE /v1/tenants/{t}` | operator | sockets told and disconnected, files, keys and tokens removed |
 //! | `POST /v1/tenants/{t}/tokens` | operator | a new deploy token for `t` (shown once) |
 //! | `PUT /v1/tenants/{t}/limits` | operator | `{"cpu_per_call_ms": 20, ...}`: limits of an uploaded tenant over the configuration's (`{}` for none); a fresh instance takes its sockets over |
+//! | `GET /v1/tenants/{t}/logs` | operator, `t`'s token | its recent log lines; `?follow=1` as server-sent events |
+//! | `GET /v1/tenants/{t}/kv` | operator, `t`'s token | its storage: `?prefix=&cursor=&limit=&values=1` a page of keys (with values), `?key=` one value |
+//! | `GET /v1/tenants/{t}/config` | operator, `t`'s token | its configuration, secrets masked |
+//! | `PUT /v1/tenants/{t}/config` | operator, `t`'s token | `{"config": {...}, "secrets": {...}}`: names set (a string) or removed (`null`); a fresh instance takes its sockets over |
 //! | `GET /metrics` | anyone who can reach the listener | Prometheus text format |
 //!
 //! No token or a wrong one: 401. A deploy token for another tenant, or on an
@@ -22,6 +26,7 @@ mod gates;
 mod metrics;
 mod quota;
 mod reply;
+mod tenant_data;
 
 use std::convert::Infallible;
 use std::sync::atomic::Ordering;
@@ -215,6 +220,9 @@ impl Admin {
                     (&Method::POST, ["rollback"]) => self.rollback(tenant, req).await,
                     (&Method::POST, ["tokens"]) => self.mint(tenant),
                     (&Method::PUT, ["limits"]) => self.set_limits(tenant, req).await,
+                    (&Method::GET, ["kv"]) => self.kv(tenant, req.uri().query()).await,
+                    (&Method::GET, ["config"]) => self.config(tenant),
+                    (&Method::PUT, ["config"]) => self.set_config(tenant, req).await,
                     _ => error(StatusCode::NOT_FOUND, "not_found", "no such endpoint"),
                 }
             }
@@ -603,6 +611,10 @@ impl Admin {
         let _one_at_a_time = gate.enter().await;
         gate.deleted();
         let live = self.tenants.remove(tenant).await;
+        // Its keys go with it, whatever else remains.
+        if let Err(reply) = self.clear_storage(tenant).await {
+            return reply;
+        }
         let stored = match self.store.delete(tenant) {
             Ok(stored) => stored,
             Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, "store", e),

@@ -253,7 +253,7 @@ pub(crate) fn text_response(body: impl Into<Bytes>) -> HttpResponse {
 }
 
 /// Decodes `a=1&b=x%20y` into pairs; undecodable escapes are kept as they are.
-fn parse_query(query: &str) -> Vec<(String, String)> {
+pub(crate) fn parse_query(query: &str) -> Vec<(String, String)> {
     query
         .split('&')
         .filter(|pair| !pair.is_empty())

@@ -4,6 +4,8 @@
 //! ```text
 //! <data>/tenants/<tenant>/v<N>.wasm     each uploaded version, as uploaded
 //! <data>/tenants/<tenant>/tenant.json   {"current": N, "versions": [...]} (digests, sizes, times)
+//! <data>/tenants/<tenant>/config.json   its configuration and secrets from the admin API
+//! <data>/storage.sqlite3                every tenant's keys (crate::kv)
 //! <data>/tokens.json                    {"<tenant>": ["<sha256 of a token>", ...]}
 //! <data>/cache/<sha256>-<engine>.cwasm  compiled forms, with a .sha256 of each beside it
 //! ```
@@ -21,6 +23,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 use crate::durable;
+use crate::tenants::TenantConfig;
+
+/// A stored tenant's configuration from the admin API, beside its record.
+const CONFIG_FILE: &str = "config.json";
 
 /// One stored version of a tenant's component.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -239,6 +245,29 @@ impl ComponentStore {
             .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("no tenant {name}")))?;
         record.limits = limits;
         self.save_record(name, &record)
+    }
+
+    /// The configuration the admin API gave a stored tenant (none: empty).
+    pub fn config(&self, name: &str) -> io::Result<TenantConfig> {
+        let path = self.tenant_dir(name)?.join(CONFIG_FILE);
+        match fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(io::Error::other),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(TenantConfig::default()),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Stores the configuration the admin API gives a stored tenant: secrets included,
+    /// so in a file only the operator may read (as everything here).
+    pub fn set_config(&self, name: &str, config: &TenantConfig) -> io::Result<()> {
+        if self.record(name)?.is_none() {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("no tenant {name}"),
+            ));
+        }
+        let bytes = serde_json::to_vec_pretty(config).map_err(io::Error::other)?;
+        durable::write(&self.tenant_dir(name)?.join(CONFIG_FILE), &bytes)
     }
 
     /// A stored version's bytes, checked against the digest recorded at upload.

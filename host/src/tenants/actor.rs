@@ -14,6 +14,7 @@ use wasmtime::{Store, UpdateDeadline};
 use super::bindings::nsbox::tenant::types::{AckFailure, Args, Handshake, Rejection};
 use super::clock::{CallClock, Metered};
 use super::command::{drop_socket, Command, REDEPLOY_EVENT};
+use super::configuration::TenantConfig;
 use super::contract::Exports;
 use super::fault::Fault;
 use super::handle::{event_size, EventQueue, Retirement, Shared, TenantHandle};
@@ -22,8 +23,9 @@ use super::limits::Limits;
 use super::log::TenantLog;
 use super::policy::{AfterFault, CpuBudget, RestartPolicy};
 use super::runtime::{Code, Runtime};
-use super::state::TenantState;
+use super::state::{Context, TenantState};
 use super::stats::TenantStats;
+use crate::kv::Backend;
 use crate::socketio::{AckError, ConnectError, Payload, Socket};
 
 /// Sleeps until `at`, or for ever without one.
@@ -73,6 +75,10 @@ pub(crate) struct Actor {
     quarantine: Option<Fault>,
     /// CPU over all calls, per second.
     cpu: CpuBudget,
+    /// Where the tenant's keys are.
+    storage: Arc<dyn Backend>,
+    /// The configuration this version reads.
+    config: Arc<TenantConfig>,
     /// When the last command left the instance without sockets (updated by each
     /// command while it has none): it is evicted `evict_idle_after` after that.
     last_command: Instant,
@@ -157,6 +163,8 @@ impl Actor {
             faulted: false,
             quarantine: None,
             cpu,
+            storage: handle.storage.clone(),
+            config: handle.config.clone(),
             last_command: Instant::now(),
         }
     }
@@ -564,15 +572,16 @@ impl Actor {
 
     /// Creates a fresh instance; its start-up runs under the same limits as a call.
     async fn instantiate(&mut self) -> Result<(), Fault> {
-        let state = TenantState::new(
-            self.name.clone(),
-            self.generation,
-            &self.limits,
-            self.ids.clone(),
-            self.mailbox.clone(),
-            self.stats.clone(),
-            self.log.clone(),
-        );
+        let context = Context {
+            tenant: self.name.clone(),
+            ids: self.ids.clone(),
+            mailbox: self.mailbox.clone(),
+            stats: self.stats.clone(),
+            log: self.log.clone(),
+            storage: self.storage.clone(),
+            config: self.config.clone(),
+        };
+        let state = TenantState::new(context, self.generation, &self.limits);
         let clock = state.clock.clone();
         let mut store = Store::new(self.runtime.engine(), state);
         store.limiter(|state| &mut state.limiter);

@@ -6,10 +6,17 @@
 wasmtime::component::bindgen!({
     path: "../wit",
     world: "tenant",
-    // Host functions may fail the call (a limit trips): they return `wasmtime::Result`.
-    imports: { default: trappable },
+    imports: {
+        // Storage waits for its backend: the host function is async (the guest, as
+        // always, sees a blocking call, and the CPU clock stops while it waits).
+        "wasi:keyvalue": async | trappable,
+        "nsbox:tenant/storage": async | trappable,
+        // Host functions may fail the call (a limit trips): they return `wasmtime::Result`.
+        default: trappable,
+    },
     // Calls into the guest are async so a long one yields to the runtime.
     exports: { default: async },
+    with: { "wasi:keyvalue/store.bucket": super::storage::Bucket },
 });
 
 /// `nsbox:tenant@0.1.0`: the world as it was, its exports at the top level.

@@ -8,12 +8,14 @@ use serde_json::json;
 use tokio::sync::{mpsc, oneshot};
 
 use super::command::{drop_socket, Command};
+use super::configuration::TenantConfig;
 use super::journal::Journal;
 use super::kind::{Kind, Refusal};
 use super::limits::Limits;
 use super::rate::TokenBucket;
 use super::runtime::Code;
 use super::stats::TenantStats;
+use crate::kv::Backend;
 use crate::socketio::{AckSender, ConnectError, DisconnectReason, Payload, Socket};
 
 /// A new version takes over (or, without one, the tenant is deleted): the actor hands
@@ -61,11 +63,15 @@ pub(crate) fn event_size(event: &str, args: &Payload) -> usize {
     event.len() + args.size()
 }
 
-/// What a tenant's versions share: its counters and its recent lines.
-#[derive(Clone, Default)]
+/// What a version of a tenant runs with besides its code and limits: what its versions
+/// share (its counters, its recent lines, the store of its keys) and the configuration
+/// it reads.
+#[derive(Clone)]
 pub(crate) struct Shared {
     pub(crate) stats: Arc<TenantStats>,
     pub(crate) journal: Arc<Journal>,
+    pub(crate) storage: Arc<dyn Backend>,
+    pub(crate) config: Arc<TenantConfig>,
 }
 
 /// The way to a running tenant: cheap to clone, one per socket handler.
@@ -86,6 +92,10 @@ pub struct TenantHandle {
     /// The component and limits this version runs with (kept to restart it with others).
     code: Arc<Code>,
     limits: Arc<Limits>,
+    /// The configuration this version reads.
+    pub(crate) config: Arc<TenantConfig>,
+    /// Where the tenant's keys are.
+    pub(crate) storage: Arc<dyn Backend>,
 }
 
 impl TenantHandle {
@@ -100,7 +110,12 @@ impl TenantHandle {
         limits: &Limits,
         shared: Shared,
     ) -> TenantHandle {
-        let Shared { stats, journal } = shared;
+        let Shared {
+            stats,
+            journal,
+            storage,
+            config,
+        } = shared;
         TenantHandle {
             name,
             version,
@@ -120,7 +135,14 @@ impl TenantHandle {
             ))),
             code,
             limits: Arc::new(limits.clone()),
+            config,
+            storage,
         }
+    }
+
+    /// The configuration this version reads.
+    pub fn config(&self) -> &Arc<TenantConfig> {
+        &self.config
     }
 
     /// The tenant's name.

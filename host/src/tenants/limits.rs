@@ -71,6 +71,17 @@ pub struct Limits {
     pub max_timers: usize,
     /// The shortest delay (and period) of a timer, in milliseconds.
     pub min_timer_ms: u32,
+    /// Bytes the tenant may keep in storage, keys and values together. A write past a
+    /// storage quota fails (an error value to the guest, not a fault) and changes nothing.
+    pub storage_bytes: u64,
+    /// Keys the tenant may keep in storage.
+    pub storage_keys: u64,
+    /// The longest storage key, in bytes.
+    pub storage_key_bytes: usize,
+    /// The largest storage value, in bytes.
+    pub storage_value_bytes: usize,
+    /// Storage operations one call may run, each key of a batch counted.
+    pub storage_ops_per_call: usize,
     /// Messages one call may send, each recipient of a broadcast counted.
     pub emit_messages_per_call: u64,
     /// Bytes one call may send, each recipient of a broadcast counted: one event may
@@ -121,6 +132,11 @@ impl Default for Limits {
             max_timers: 1_000,
             min_timer_ms: 10,
             max_log_line_bytes: 4096,
+            storage_bytes: 64 << 20,
+            storage_keys: 100_000,
+            storage_key_bytes: 1024,
+            storage_value_bytes: 1_000_000,
+            storage_ops_per_call: 1_000,
             emit_messages_per_call: 100_000,
             emit_bytes_per_call: 64 << 20,
             max_message_bytes: 1_000_000,

@@ -12,6 +12,9 @@
 //! - `actor`: one instance per tenant, its calls one at a time, its faults, hand-overs.
 //! - `clock`, `policy`, `rate`, [`limits`](Limits), [`stats`]: CPU per call, restart
 //!   backoff and quarantine, CPU per second, events per second, the limits, the counters.
+//! - `storage`, [`configuration`]: `wasi:keyvalue` (and `nsbox:tenant/storage`) over the
+//!   host's [`crate::kv`] backend, under quotas; `wasi:config` over the tenant's
+//!   configuration and secrets.
 //! - `state`: the store's data and the host functions of the `host` interface (send
 //!   budgets, room and ack limits, handles).
 //! - `log`, `output`, [`journal`]: what a tenant writes (`host.log`, stdout, stderr)
@@ -27,6 +30,7 @@ pub mod builtin;
 mod clock;
 mod command;
 pub mod compiler;
+pub mod configuration;
 mod contract;
 mod fault;
 mod handle;
@@ -43,11 +47,13 @@ pub mod shape;
 mod slot;
 mod state;
 pub mod stats;
+mod storage;
 #[cfg(all(test, feature = "builtin-tenants"))]
 mod tests;
 mod timers;
 
 pub use command::{FAULT_EVENT, REDEPLOY_EVENT};
+pub use configuration::TenantConfig;
 pub use contract::Contract;
 pub use fault::Fault;
 pub use handle::TenantHandle;

@@ -9,11 +9,13 @@ use parking_lot::RwLock;
 use regex::Regex;
 use serde_json::json;
 
+use super::configuration::TenantConfig;
 use super::handle::{Shared, TenantHandle};
 use super::kind::Refusal;
 use super::limits::Limits;
 use super::runtime::{Code, Runtime};
 use super::slot::TenantSlot;
+use crate::kv::Backend;
 use crate::socketio::SocketIo;
 
 /// The tenants a server runs.
@@ -23,18 +25,28 @@ pub struct Tenants {
     defaults: Limits,
     /// Tenants the configuration gives limits of their own.
     configured: RwLock<HashMap<String, Limits>>,
+    /// Configuration the configuration file gives tenants.
+    configured_config: RwLock<HashMap<String, TenantConfig>>,
+    /// The configuration tenants read: the file's, and the admin API's over it.
+    config: RwLock<HashMap<String, Arc<TenantConfig>>>,
+    /// Where every tenant's keys are.
+    storage: Arc<dyn Backend>,
     slots: RwLock<HashMap<String, Arc<TenantSlot>>>,
     /// The namespace pattern the tenants without a static namespace are reached by.
     pattern: RwLock<Option<Arc<Regex>>>,
 }
 
 impl Tenants {
-    /// No tenants yet; each runs under `defaults` unless given limits of its own.
-    pub fn new(runtime: Arc<Runtime>, defaults: Limits) -> Arc<Tenants> {
+    /// No tenants yet; each runs under `defaults` unless given limits of its own, and
+    /// keeps its keys in `storage`.
+    pub fn new(runtime: Arc<Runtime>, defaults: Limits, storage: Arc<dyn Backend>) -> Arc<Tenants> {
         Arc::new(Tenants {
             runtime,
             defaults,
             configured: RwLock::default(),
+            configured_config: RwLock::default(),
+            config: RwLock::default(),
+            storage,
             slots: RwLock::default(),
             pattern: RwLock::default(),
         })
@@ -48,6 +60,43 @@ impl Tenants {
     /// Gives tenant `name` limits of its own in the configuration (before it runs).
     pub fn configure_limits(&self, name: &str, limits: Limits) {
         self.configured.write().insert(name.to_owned(), limits);
+    }
+
+    /// Gives tenant `name` the configuration file's configuration (before it runs).
+    pub fn configure(&self, name: &str, config: TenantConfig) {
+        self.config
+            .write()
+            .insert(name.to_owned(), Arc::new(config.clone()));
+        self.configured_config
+            .write()
+            .insert(name.to_owned(), config);
+    }
+
+    /// The configuration tenant `name` reads.
+    pub fn config(&self, name: &str) -> Arc<TenantConfig> {
+        self.config.read().get(name).cloned().unwrap_or_default()
+    }
+
+    /// Sets what the admin API gives tenant `name` over the configuration file's. If
+    /// it is live, a fresh instance reading it takes its sockets over; returns whether
+    /// it was.
+    pub async fn set_config(&self, name: &str, api: &TenantConfig) -> bool {
+        let file = self.configured_config.read().get(name).cloned();
+        let merged = Arc::new(file.unwrap_or_default().overlaid(api));
+        self.config.write().insert(name.to_owned(), merged);
+        let Some(slot) = self.get(name) else {
+            return false;
+        };
+        let current = slot.current();
+        let limits = current.limits().clone();
+        let handle = self.spawn(name, current.version(), current.code().clone(), limits);
+        slot.replace(handle).await;
+        true
+    }
+
+    /// Where every tenant's keys are.
+    pub fn storage(&self) -> &Arc<dyn Backend> {
+        &self.storage
     }
 
     /// The limits the configuration gives tenant `name`: its own, else the defaults.
@@ -114,16 +163,19 @@ impl Tenants {
 
     fn spawn(&self, name: &str, version: u64, code: Arc<Code>, limits: Limits) -> TenantHandle {
         // A tenant's counters and recent lines outlive its versions.
-        let shared = self
+        let (stats, journal) = self
             .get(name)
             .map(|slot| {
                 let current = slot.current();
-                Shared {
-                    stats: current.stats().clone(),
-                    journal: current.journal().clone(),
-                }
+                (current.stats().clone(), current.journal().clone())
             })
             .unwrap_or_default();
+        let shared = Shared {
+            stats,
+            journal,
+            storage: self.storage.clone(),
+            config: self.config(name),
+        };
         super::actor::spawn(name, version, self.runtime.clone(), code, limits, shared)
     }
 
@@ -139,6 +191,11 @@ impl Tenants {
     /// Returns whether there was one.
     pub async fn remove(&self, name: &str) -> bool {
         let slot = self.slots.write().remove(name);
+        let file = self.configured_config.read().get(name).cloned();
+        match file {
+            Some(file) => self.config.write().insert(name.to_owned(), Arc::new(file)),
+            None => self.config.write().remove(name),
+        };
         match slot {
             Some(slot) => {
                 slot.retire().await;
@@ -265,7 +322,7 @@ mod tests {
             (r"^/(\w+)-v\d$", None),
             (r"^/ws/(\w+)$", None),
         ] {
-            let tenants = Tenants::new(runtime.clone(), Limits::default());
+            let tenants = Tenants::new(runtime.clone(), Limits::default(), crate::kv::memory());
             tenants
                 .deploy("acme", 0, code.clone(), Limits::default())
                 .await;

@@ -105,6 +105,11 @@ const GRANTED: &[&str] = &[
     "nsbox:tenant/sockets",
     "nsbox:tenant/timers",
     "nsbox:tenant/types",
+    "nsbox:tenant/storage",
+    "wasi:keyvalue/store",
+    "wasi:keyvalue/atomics",
+    "wasi:keyvalue/batch",
+    "wasi:config/store",
 ];
 
 /// Tells a component from a core module or from something else by its 8-byte header.

@@ -15,20 +15,24 @@ use super::bindings::nsbox::tenant::types::{self, Args, Level, Target};
 use super::bindings::nsbox::tenant::{sockets, timers};
 use super::clock::CallClock;
 use super::command::{drop_socket, Command};
+use super::configuration::TenantConfig;
 use super::fault::Fault;
 use super::kind::Kind;
 use super::limits::Limits;
 use super::log::{Source, TenantLog};
 use super::output::GuestOutput;
 use super::stats::TenantStats;
+use super::storage::TenantStorage;
 use super::timers::Timers;
 use crate::engineio::Sid;
+use crate::kv::Backend;
 use crate::socketio::{AckSender, Namespace, Payload, Socket};
 
 /// The data of one instance's store.
 pub(crate) struct TenantState {
     pub(crate) tenant: Arc<str>,
     pub(crate) generation: u64,
+    /// Resources the guest holds (WASI's streams, open buckets).
     wasi: WasiCtx,
     table: ResourceTable,
     pub(crate) limiter: Limiter,
@@ -47,10 +51,26 @@ pub(crate) struct TenantState {
     ids: Arc<AtomicU64>,
     namespace: Option<Arc<Namespace>>,
     mailbox: mpsc::WeakUnboundedSender<Command>,
-    stats: Arc<TenantStats>,
+    pub(crate) stats: Arc<TenantStats>,
     log: Arc<TenantLog>,
     budget: EmitBudget,
     limits: Limits,
+    /// The tenant's keys, and what this call may still do with them.
+    pub(crate) storage: TenantStorage,
+    /// The configuration the tenant reads.
+    pub(crate) config: Arc<TenantConfig>,
+}
+
+/// What an instance's store is made with, besides its limits: who it is, and what
+/// it shares with the tenant's other instances.
+pub(crate) struct Context {
+    pub(crate) tenant: Arc<str>,
+    pub(crate) ids: Arc<AtomicU64>,
+    pub(crate) mailbox: mpsc::WeakUnboundedSender<Command>,
+    pub(crate) stats: Arc<TenantStats>,
+    pub(crate) log: Arc<TenantLog>,
+    pub(crate) storage: Arc<dyn Backend>,
+    pub(crate) config: Arc<TenantConfig>,
 }
 
 /// What the call in progress may still send, and the size of one message.
@@ -123,15 +143,16 @@ impl Drop for TenantState {
 }
 
 impl TenantState {
-    pub(crate) fn new(
-        tenant: Arc<str>,
-        generation: u64,
-        limits: &Limits,
-        ids: Arc<AtomicU64>,
-        mailbox: mpsc::WeakUnboundedSender<Command>,
-        stats: Arc<TenantStats>,
-        log: Arc<TenantLog>,
-    ) -> TenantState {
+    pub(crate) fn new(context: Context, generation: u64, limits: &Limits) -> TenantState {
+        let Context {
+            tenant,
+            ids,
+            mailbox,
+            stats,
+            log,
+            storage,
+            config,
+        } = context;
         stats.instances.fetch_add(1, Ordering::Relaxed);
         TenantState {
             tenant,
@@ -165,12 +186,15 @@ impl TenantState {
             log,
             budget: EmitBudget::new(limits),
             limits: limits.clone(),
+            storage: TenantStorage::new(storage, limits),
+            config,
         }
     }
 
     /// A call starts: its emit budget is full again.
     pub(crate) fn start_call(&mut self) {
         self.budget.refill();
+        self.storage.start_call();
     }
 
     /// Charges what is about to be sent to the call's budget; past it, the call traps
@@ -388,7 +412,7 @@ pub(crate) struct Limiter {
     table_limit: usize,
     /// Core instances, tables and memories (wasmtime refuses to create more).
     counts: (usize, usize, usize),
-    stats: Arc<TenantStats>,
+    pub(crate) stats: Arc<TenantStats>,
 }
 
 impl Limiter {

@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use super::kind::Kind;
+use crate::kv::QuotaKind;
 
 /// A tenant's counters.
 #[derive(Debug, Default)]
@@ -55,6 +56,10 @@ pub struct TenantStats {
     pub quarantined: AtomicU64,
     /// How often each limit of [`Kind::LIMITS`] tripped.
     pub limit_trips: [AtomicU64; Kind::LIMITS.len()],
+    /// Storage operations the tenant ran (each key of a batch counted).
+    pub storage_ops: AtomicU64,
+    /// Storage operations refused, by the quota of [`QuotaKind::ALL`] they would break.
+    pub storage_refused: [AtomicU64; QuotaKind::ALL.len()],
 }
 
 impl TenantStats {

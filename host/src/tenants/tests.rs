@@ -36,7 +36,7 @@ async fn an_idle_instance_is_evicted_and_started_afresh_and_neither_is_a_restart
         evict_idle_after: idle,
         ..Limits::default()
     };
-    let tenants = Tenants::new(runtime, limits.clone());
+    let tenants = Tenants::new(runtime, limits.clone(), crate::kv::memory());
     let slot = tenants.deploy("acme", 1, code, limits).await;
     let io = SocketIo::new(SocketIoConfig::default());
     tenants.serve_pattern(&io, Regex::new(r"^/(\w+)$").expect("a valid pattern"));

@@ -263,3 +263,51 @@ async fn host_resources_with_official_client() {
         "the longest line of the hoard tenants: {longest} bytes"
     );
 }
+
+/// Tenants that keep state: the echo tenants configured with values and a secret, the
+/// chat, and the hoard under small storage quotas. Emit budgets small enough for the
+/// hoard's `fill` to fault.
+const STORAGE: &str = r#"
+[limits]
+emit_messages_per_call = 1000
+events_per_second_per_socket = 100000
+
+[tenants.t1]
+component = "builtin:echo"
+
+[tenants.t1.config]
+greeting = "hello"
+
+[tenants.t1.secrets]
+api_key = "s3cret-t1"
+
+[tenants.t2]
+component = "builtin:echo"
+
+[tenants.acme]
+component = "builtin:chat"
+
+[tenants.hoard]
+component = "hostile_hoard.wasm"
+limits = { storage_keys = 50, storage_bytes = 100000, storage_key_bytes = 64, storage_value_bytes = 10000, storage_ops_per_call = 100, quarantine_after_faults = 1000 }
+
+[tenants.hoard.config]
+own = "x"
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn storage_and_configuration_with_official_client() {
+    let config = std::env::temp_dir().join(format!("nsbox-storage-{}.toml", std::process::id()));
+    std::fs::write(&config, STORAGE).expect("writes the configuration");
+    let server = TestServer::start_with(STORAGE)
+        .await
+        .expect("server starts");
+    let data_dir = server.data_dir.clone().expect("a data directory");
+    let env = [
+        ("HOST_BIN", env!("CARGO_BIN_EXE_nsbox-host").to_owned()),
+        ("HOST_CONFIG", config.display().to_string()),
+        ("DATA_DIR", data_dir.display().to_string()),
+    ];
+    suite_with("storage.test.mjs", server, &env).await;
+    let _ = std::fs::remove_file(&config);
+}

@@ -16,7 +16,13 @@
 //! - `bad-answer`: answers its ack with invalid arguments, then with `["good", true]`;
 //! - `fill {count, bytes}`: emits `count` messages of `bytes` bytes to its own socket;
 //! - `timers {count, ms}`: sets `count` one-shot timers of `ms` ms, each emitting
-//!   `fired` to the socket; acks how many were set and the first refusal (or null).
+//!   `fired` to the socket; acks how many were set and the first refusal (or null);
+//! - `kv-flood {bytes}`: writes keys `flood/N` (N counting on across calls) with values
+//!   of `bytes` bytes until the storage refuses; acks how many it wrote and the refusal;
+//! - `kv-batch {count}`: reads `count` keys in one batch; acks the refusal (or null);
+//! - `kv-big {key_bytes, value_bytes}`: writes one key of that size; acks the refusal;
+//! - `config-peek {names}`: acks what `wasi:config` gives it: every name it has and
+//!   the value of each name asked for (another tenant's, say).
 //!
 //! Every departure is broadcast as `left {id, reason}` to the sockets that remain; a
 //! fresh instance logs `on-start`.
@@ -27,12 +33,14 @@ use std::time::Duration;
 
 use nsbox_guest::bindings::nsbox::tenant::host;
 use nsbox_guest::bindings::nsbox::tenant::types::Args as WitArgs;
-use nsbox_guest::{log, App, Args, Reject, Socket};
+use nsbox_guest::{config, log, storage, App, Args, Reject, Socket};
 use serde_json::{json, Value};
 
 thread_local! {
     /// How many acks the `ghost` storm asks for on each reply; 0 when off.
     static GHOST_FANOUT: Cell<u64> = const { Cell::new(0) };
+    /// The next `kv-flood` key.
+    static FLOODED: Cell<u64> = const { Cell::new(0) };
 }
 
 fn number(args: &Args, key: &str) -> u64 {
@@ -159,6 +167,56 @@ fn setup(app: &mut App) {
         }
         if let Some(ack) = ack {
             let _ = ack.send((set, refusal));
+        }
+    });
+    app.on("kv-flood", |_, args, ack| {
+        let value = vec![b'v'; number(&args, "bytes") as usize];
+        let (mut written, mut refusal) = (0u64, None);
+        while refusal.is_none() {
+            let n = FLOODED.with(|next| next.replace(next.get() + 1));
+            match storage::set_bytes(&format!("flood/{n}"), &value) {
+                Ok(()) => written += 1,
+                Err(error) => refusal = Some(error.to_string()),
+            }
+        }
+        if let Some(ack) = ack {
+            let _ = ack.send((written, refusal));
+        }
+    });
+    app.on("kv-batch", |_, args, ack| {
+        let keys: Vec<String> = (0..number(&args, "count"))
+            .map(|i| format!("k{i}"))
+            .collect();
+        let refusal = storage::get_many::<Value>(&keys)
+            .err()
+            .map(|e| e.to_string());
+        if let Some(ack) = ack {
+            let _ = ack.send((refusal,));
+        }
+    });
+    app.on("kv-big", |_, args, ack| {
+        let key = "k".repeat(number(&args, "key_bytes") as usize);
+        let value = vec![b'v'; number(&args, "value_bytes") as usize];
+        let refusal = storage::set_bytes(&key, &value)
+            .err()
+            .map(|e| e.to_string());
+        if let Some(ack) = ack {
+            let _ = ack.send((refusal,));
+        }
+    });
+    app.on("config-peek", |_, args, ack| {
+        let names: Vec<String> = args
+            .get::<Value>(0)
+            .and_then(|v| serde_json::from_value(v.get("names")?.clone()).ok())
+            .unwrap_or_default();
+        let asked: Value = names
+            .iter()
+            .map(|name| (name.clone(), json!(config::get(name))))
+            .collect::<serde_json::Map<_, _>>()
+            .into();
+        let mine: Vec<String> = config::all().into_iter().map(|(name, _)| name).collect();
+        if let Some(ack) = ack {
+            let _ = ack.send(json!({"mine": mine, "asked": asked}));
         }
     });
     app.on("bad-answer", |_, _, ack| {

@@ -1,0 +1,616 @@
+//! The embedded backend: one SQLite file in the data directory, in WAL mode.
+//!
+//! One thread owns the connection and runs what arrives in batches: every operation of
+//! a batch in one transaction (each in a savepoint of its own, so that a refused one
+//! changes nothing), one commit for all, then the answers. Under load that is one
+//! commit for many writes; alone, a write waits for nobody.
+//!
+//! Durability: a write is answered after its commit reached the WAL file, so a host
+//! killed at any point keeps every acknowledged write. With `fsync` the commit is also
+//! flushed to the disk (it then survives a power cut too, at the cost of a flush per
+//! batch).
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::mpsc;
+
+use rusqlite::{params, Connection, OptionalExtension};
+use tokio::sync::oneshot;
+
+use super::{
+    check_sizes, Backend, KvError, Op, Outcome, Pending, Quota, QuotaKind, Start, Usage, MAX_PAGE,
+};
+
+/// The most operations one transaction carries.
+const BATCH: usize = 256;
+
+struct Request {
+    tenant: String,
+    quota: Quota,
+    op: Op,
+    reply: oneshot::Sender<Result<Outcome, KvError>>,
+}
+
+/// Tenants' keys in one SQLite file.
+pub struct SqliteStore {
+    requests: mpsc::Sender<Request>,
+}
+
+impl SqliteStore {
+    /// Opens (or creates) the store at `path`; with `fsync`, every commit is flushed to
+    /// the disk.
+    pub fn open(path: &Path, fsync: bool) -> Result<SqliteStore, KvError> {
+        let connection = Connection::open(path).map_err(backend)?;
+        SqliteStore::start(connection, fsync)
+    }
+
+    /// A store in memory, gone with the process: for tests.
+    pub fn in_memory() -> Result<SqliteStore, KvError> {
+        SqliteStore::start(Connection::open_in_memory().map_err(backend)?, false)
+    }
+
+    fn start(connection: Connection, fsync: bool) -> Result<SqliteStore, KvError> {
+        let synchronous = if fsync { "FULL" } else { "NORMAL" };
+        connection
+            .execute_batch(&format!(
+                "PRAGMA journal_mode = WAL;
+                 PRAGMA synchronous = {synchronous};
+                 CREATE TABLE IF NOT EXISTS kv (
+                     tenant TEXT NOT NULL,
+                     key BLOB NOT NULL,
+                     value BLOB NOT NULL,
+                     PRIMARY KEY (tenant, key)
+                 ) WITHOUT ROWID;"
+            ))
+            .map_err(backend)?;
+        let usage = load_usage(&connection)?;
+        let (requests, inbox) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("nsbox-storage".into())
+            .spawn(move || Writer { connection, usage }.serve(&inbox))
+            .map_err(|e| KvError::Backend(format!("cannot start the storage thread: {e}")))?;
+        Ok(SqliteStore { requests })
+    }
+}
+
+impl Backend for SqliteStore {
+    fn run(&self, tenant: &str, quota: Quota, op: Op) -> Pending {
+        let (reply, answer) = oneshot::channel();
+        let sent = self.requests.send(Request {
+            tenant: tenant.to_owned(),
+            quota,
+            op,
+            reply,
+        });
+        Box::pin(async move {
+            if sent.is_err() {
+                return Err(KvError::Backend("the storage thread has stopped".into()));
+            }
+            answer
+                .await
+                .unwrap_or_else(|_| Err(KvError::Backend("the storage thread has stopped".into())))
+        })
+    }
+}
+
+fn backend(error: rusqlite::Error) -> KvError {
+    KvError::Backend(error.to_string())
+}
+
+fn load_usage(connection: &Connection) -> Result<HashMap<String, Usage>, KvError> {
+    let mut statement = connection
+        .prepare(
+            "SELECT tenant, count(*), sum(length(key) + length(value)) FROM kv GROUP BY tenant",
+        )
+        .map_err(backend)?;
+    let rows = statement
+        .query_map([], |row| {
+            let keys: i64 = row.get(1)?;
+            let bytes: i64 = row.get(2)?;
+            Ok((
+                row.get::<_, String>(0)?,
+                Usage {
+                    keys: keys.try_into().unwrap_or(0),
+                    bytes: bytes.try_into().unwrap_or(0),
+                },
+            ))
+        })
+        .map_err(backend)?;
+    rows.collect::<Result<_, _>>().map_err(backend)
+}
+
+/// The thread that owns the connection.
+struct Writer {
+    connection: Connection,
+    /// Every tenant's keys and bytes, as committed.
+    usage: HashMap<String, Usage>,
+}
+
+impl Writer {
+    fn serve(mut self, inbox: &mpsc::Receiver<Request>) {
+        while let Ok(first) = inbox.recv() {
+            let mut batch = vec![first];
+            while batch.len() < BATCH {
+                match inbox.try_recv() {
+                    Ok(request) => batch.push(request),
+                    Err(_) => break,
+                }
+            }
+            self.run_batch(batch);
+        }
+    }
+
+    fn run_batch(&mut self, batch: Vec<Request>) {
+        if let Err(error) = self.connection.execute_batch("BEGIN IMMEDIATE") {
+            let error = backend(error);
+            for request in batch {
+                let _ = request.reply.send(Err(error.clone()));
+            }
+            return;
+        }
+        // Usage as this transaction changes it; kept only if it commits.
+        let mut pending: HashMap<String, Usage> = HashMap::new();
+        let mut answers = Vec::with_capacity(batch.len());
+        for request in batch {
+            let before = pending
+                .get(&request.tenant)
+                .or_else(|| self.usage.get(&request.tenant))
+                .copied()
+                .unwrap_or_default();
+            let mut usage = before;
+            let result = self.in_savepoint(|tx| {
+                Apply {
+                    connection: tx,
+                    tenant: &request.tenant,
+                    quota: &request.quota,
+                    usage: &mut usage,
+                }
+                .op(request.op)
+            });
+            if result.is_ok() && usage != before {
+                pending.insert(request.tenant, usage);
+            }
+            answers.push((request.reply, result));
+        }
+        match self.connection.execute_batch("COMMIT") {
+            Ok(()) => {
+                self.usage.extend(pending);
+                for (reply, result) in answers {
+                    let _ = reply.send(result);
+                }
+            }
+            Err(error) => {
+                let _ = self.connection.execute_batch("ROLLBACK");
+                let error = backend(error);
+                for (reply, result) in answers {
+                    let _ = reply.send(result.and(Err(error.clone())));
+                }
+            }
+        }
+    }
+
+    /// Runs `f` in a savepoint: what it wrote stays only if it succeeds.
+    fn in_savepoint(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<Outcome, KvError>,
+    ) -> Result<Outcome, KvError> {
+        self.connection
+            .execute_batch("SAVEPOINT op")
+            .map_err(backend)?;
+        let result = f(&self.connection);
+        let end = if result.is_ok() {
+            "RELEASE op"
+        } else {
+            "ROLLBACK TO op; RELEASE op"
+        };
+        self.connection.execute_batch(end).map_err(backend)?;
+        result
+    }
+}
+
+/// One operation on one tenant's keys, inside the batch's transaction.
+struct Apply<'a> {
+    connection: &'a Connection,
+    tenant: &'a str,
+    quota: &'a Quota,
+    usage: &'a mut Usage,
+}
+
+impl Apply<'_> {
+    fn op(&mut self, op: Op) -> Result<Outcome, KvError> {
+        match op {
+            Op::Get(key) => Ok(Outcome::Value(self.get(&key)?)),
+            Op::Set(key, value) => self.set(&key, &value).map(|()| Outcome::Done),
+            Op::Delete(key) => self.delete(&key).map(|()| Outcome::Done),
+            Op::Exists(key) => Ok(Outcome::Yes(self.stored_size(&key)?.is_some())),
+            Op::Increment(key, delta) => self.increment(&key, delta).map(Outcome::Number),
+            Op::CompareAndSwap { key, expected, new } => {
+                if self.get(&key)? != expected {
+                    return Ok(Outcome::Yes(false));
+                }
+                match new {
+                    Some(value) => self.set(&key, &value)?,
+                    None => self.delete(&key)?,
+                }
+                Ok(Outcome::Yes(true))
+            }
+            Op::GetMany(keys) => {
+                let mut read = 0usize;
+                let mut values = Vec::with_capacity(keys.len());
+                for key in keys {
+                    let value = self.get(&key)?;
+                    read = read.saturating_add(value.as_ref().map_or(0, Vec::len));
+                    if read > self.quota.read_bytes {
+                        return Err(KvError::Quota {
+                            kind: QuotaKind::ReadBytes,
+                            limit: self.quota.read_bytes as u64,
+                        });
+                    }
+                    values.push(value);
+                }
+                Ok(Outcome::Values(values))
+            }
+            Op::SetMany(pairs) => {
+                for (key, value) in pairs {
+                    self.set(&key, &value)?;
+                }
+                Ok(Outcome::Done)
+            }
+            Op::DeleteMany(keys) => {
+                for key in keys {
+                    self.delete(&key)?;
+                }
+                Ok(Outcome::Done)
+            }
+            Op::List {
+                prefix,
+                start,
+                limit,
+            } => self.list(&prefix, start, limit),
+            Op::Usage => Ok(Outcome::Usage(*self.usage)),
+            Op::Clear => {
+                self.connection
+                    .prepare_cached("DELETE FROM kv WHERE tenant = ?1")
+                    .and_then(|mut s| s.execute(params![self.tenant]))
+                    .map_err(backend)?;
+                *self.usage = Usage::default();
+                Ok(Outcome::Done)
+            }
+        }
+    }
+
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, KvError> {
+        self.connection
+            .prepare_cached("SELECT value FROM kv WHERE tenant = ?1 AND key = ?2")
+            .and_then(|mut s| {
+                s.query_row(params![self.tenant, key.as_bytes()], |row| row.get(0))
+                    .optional()
+            })
+            .map_err(backend)
+    }
+
+    /// The stored size (key and value) of a key, if it exists.
+    fn stored_size(&self, key: &str) -> Result<Option<u64>, KvError> {
+        self.connection
+            .prepare_cached(
+                "SELECT length(key) + length(value) FROM kv WHERE tenant = ?1 AND key = ?2",
+            )
+            .and_then(|mut s| {
+                s.query_row(params![self.tenant, key.as_bytes()], |row| {
+                    row.get::<_, i64>(0)
+                })
+                .optional()
+            })
+            .map(|size| size.map(|size| size.try_into().unwrap_or(0)))
+            .map_err(backend)
+    }
+
+    fn set(&mut self, key: &str, value: &[u8]) -> Result<(), KvError> {
+        check_sizes(self.quota, key, Some(value))?;
+        let old = self.stored_size(key)?;
+        let size = (key.len() + value.len()) as u64;
+        let mut usage = *self.usage;
+        usage.bytes = usage.bytes.saturating_sub(old.unwrap_or(0)) + size;
+        usage.keys += u64::from(old.is_none());
+        // A write that does not grow what is kept passes, even over a lowered quota.
+        if usage.keys > self.usage.keys && usage.keys > self.quota.keys {
+            return Err(KvError::Quota {
+                kind: QuotaKind::Keys,
+                limit: self.quota.keys,
+            });
+        }
+        if usage.bytes > self.usage.bytes && usage.bytes > self.quota.bytes {
+            return Err(KvError::Quota {
+                kind: QuotaKind::Bytes,
+                limit: self.quota.bytes,
+            });
+        }
+        self.connection
+            .prepare_cached(
+                "INSERT INTO kv (tenant, key, value) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (tenant, key) DO UPDATE SET value = excluded.value",
+            )
+            .and_then(|mut s| s.execute(params![self.tenant, key.as_bytes(), value]))
+            .map_err(backend)?;
+        *self.usage = usage;
+        Ok(())
+    }
+
+    fn delete(&mut self, key: &str) -> Result<(), KvError> {
+        let Some(old) = self.stored_size(key)? else {
+            return Ok(());
+        };
+        self.connection
+            .prepare_cached("DELETE FROM kv WHERE tenant = ?1 AND key = ?2")
+            .and_then(|mut s| s.execute(params![self.tenant, key.as_bytes()]))
+            .map_err(backend)?;
+        self.usage.keys = self.usage.keys.saturating_sub(1);
+        self.usage.bytes = self.usage.bytes.saturating_sub(old);
+        Ok(())
+    }
+
+    fn increment(&mut self, key: &str, delta: u64) -> Result<u64, KvError> {
+        let current = match self.get(key)? {
+            None => 0,
+            Some(value) => std::str::from_utf8(&value)
+                .ok()
+                .and_then(|digits| digits.parse::<u64>().ok())
+                .ok_or_else(|| {
+                    KvError::Invalid(format!("{key} does not hold a counter (decimal digits)"))
+                })?,
+        };
+        let next = current
+            .checked_add(delta)
+            .ok_or_else(|| KvError::Invalid(format!("{key} would overflow a u64")))?;
+        self.set(key, next.to_string().as_bytes())?;
+        Ok(next)
+    }
+
+    fn list(&self, prefix: &str, start: Start, limit: usize) -> Result<Outcome, KvError> {
+        let limit = limit.min(MAX_PAGE);
+        // Keys are UTF-8, which never holds the byte 0xff: every key that starts with
+        // `prefix` sorts below `prefix` + 0xff.
+        let low = prefix.as_bytes().to_vec();
+        let mut high = low.clone();
+        high.push(0xff);
+        let (after, skip) = match start {
+            Start::First => (Vec::new(), 0),
+            Start::After(key) => (key.into_bytes(), 0),
+            Start::Skip(n) => (Vec::new(), i64::try_from(n).unwrap_or(i64::MAX)),
+        };
+        let mut statement = self
+            .connection
+            .prepare_cached(
+                "SELECT key FROM kv WHERE tenant = ?1 AND key >= ?2 AND key < ?3 AND key > ?4
+                 ORDER BY key LIMIT ?5 OFFSET ?6",
+            )
+            .map_err(backend)?;
+        let rows = statement
+            .query_map(
+                params![self.tenant, low, high, after, limit as i64 + 1, skip],
+                |row| row.get::<_, Vec<u8>>(0),
+            )
+            .map_err(backend)?;
+        let mut keys = Vec::with_capacity(limit.min(64));
+        for key in rows {
+            keys.push(String::from_utf8_lossy(&key.map_err(backend)?).into_owned());
+        }
+        let more = keys.len() > limit;
+        keys.truncate(limit);
+        Ok(Outcome::Keys(keys, more))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const QUOTA: Quota = Quota {
+        bytes: 50,
+        keys: 3,
+        key_bytes: 10,
+        value_bytes: 20,
+        read_bytes: 40,
+    };
+
+    async fn run(store: &SqliteStore, tenant: &str, op: Op) -> Result<Outcome, KvError> {
+        store.run(tenant, QUOTA, op).await
+    }
+
+    fn set(key: &str, value: &str) -> Op {
+        Op::Set(key.into(), value.into())
+    }
+
+    fn list(prefix: &str, start: Start, limit: usize) -> Op {
+        Op::List {
+            prefix: prefix.into(),
+            start,
+            limit,
+        }
+    }
+
+    #[tokio::test]
+    async fn each_tenant_sees_only_its_own_keys() {
+        let store = SqliteStore::in_memory().expect("opens");
+        assert_eq!(run(&store, "a", set("k", "1")).await, Ok(Outcome::Done));
+        assert_eq!(
+            run(&store, "b", Op::Get("k".into())).await,
+            Ok(Outcome::Value(None))
+        );
+        assert_eq!(
+            run(&store, "b", list("", Start::First, 10)).await,
+            Ok(Outcome::Keys(vec![], false))
+        );
+        assert_eq!(run(&store, "b", Op::Clear).await, Ok(Outcome::Done));
+        assert_eq!(
+            run(&store, "a", Op::Get("k".into())).await,
+            Ok(Outcome::Value(Some(b"1".to_vec())))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_quota_hit_changes_nothing_and_says_which() {
+        let store = SqliteStore::in_memory().expect("opens");
+        let too_long = run(&store, "a", set("a-very-long-key", "v")).await;
+        assert!(matches!(
+            too_long,
+            Err(KvError::Quota {
+                kind: QuotaKind::KeyBytes,
+                limit: 10
+            })
+        ));
+        let too_big = run(&store, "a", set("k", &"v".repeat(21))).await;
+        assert!(matches!(
+            too_big,
+            Err(KvError::Quota {
+                kind: QuotaKind::ValueBytes,
+                ..
+            })
+        ));
+        // Four keys in one batch: the fourth breaks the key quota, so none is written.
+        let pairs = (0..4).map(|i| (format!("k{i}"), b"v".to_vec())).collect();
+        let many = run(&store, "a", Op::SetMany(pairs)).await;
+        assert!(matches!(
+            many,
+            Err(KvError::Quota {
+                kind: QuotaKind::Keys,
+                limit: 3
+            })
+        ));
+        assert_eq!(
+            run(&store, "a", Op::Usage).await,
+            Ok(Outcome::Usage(Usage::default()))
+        );
+        // 22 bytes a key: the third would make 66 of 50.
+        let wide = "v".repeat(20);
+        run(&store, "a", set("k0", &wide)).await.expect("fits");
+        run(&store, "a", set("k1", &wide)).await.expect("fits");
+        let over = run(&store, "a", set("k2", &wide)).await;
+        assert!(matches!(
+            over,
+            Err(KvError::Quota {
+                kind: QuotaKind::Bytes,
+                limit: 50
+            })
+        ));
+        run(&store, "a", set("k2", "v")).await.expect("fits");
+        let over = run(&store, "a", set("k3", "v")).await;
+        assert!(matches!(
+            over,
+            Err(KvError::Quota {
+                kind: QuotaKind::Keys,
+                limit: 3
+            })
+        ));
+        // Overwriting keeps the count; deleting frees it.
+        run(&store, "a", set("k0", "w")).await.expect("overwrite");
+        run(&store, "a", Op::Delete("k2".into()))
+            .await
+            .expect("delete");
+        assert_eq!(
+            run(&store, "a", Op::Usage).await,
+            Ok(Outcome::Usage(Usage {
+                keys: 2,
+                bytes: 3 + 22
+            }))
+        );
+        // Reading back more than read_bytes (40) at once is refused.
+        let two = run(&store, "a", Op::GetMany(vec!["k1".into(), "k1".into()])).await;
+        assert!(two.is_ok());
+        let three = run(&store, "a", Op::GetMany(vec!["k1".into(); 3])).await;
+        assert!(matches!(
+            three,
+            Err(KvError::Quota {
+                kind: QuotaKind::ReadBytes,
+                ..
+            })
+        ));
+    }
+
+    #[tokio::test]
+    async fn counters_and_compare_and_swap() {
+        let store = SqliteStore::in_memory().expect("opens");
+        assert_eq!(
+            run(&store, "a", Op::Increment("n".into(), 2)).await,
+            Ok(Outcome::Number(2))
+        );
+        assert_eq!(
+            run(&store, "a", Op::Increment("n".into(), 40)).await,
+            Ok(Outcome::Number(42))
+        );
+        run(&store, "a", set("s", "x")).await.expect("set");
+        assert!(matches!(
+            run(&store, "a", Op::Increment("s".into(), 1)).await,
+            Err(KvError::Invalid(_))
+        ));
+        let cas = |expected: Option<&str>, new: Option<&str>| Op::CompareAndSwap {
+            key: "c".into(),
+            expected: expected.map(Into::into),
+            new: new.map(Into::into),
+        };
+        assert_eq!(
+            run(&store, "a", cas(Some("1"), Some("2"))).await,
+            Ok(Outcome::Yes(false))
+        );
+        assert_eq!(
+            run(&store, "a", cas(None, Some("1"))).await,
+            Ok(Outcome::Yes(true))
+        );
+        assert_eq!(
+            run(&store, "a", cas(None, Some("9"))).await,
+            Ok(Outcome::Yes(false))
+        );
+        assert_eq!(
+            run(&store, "a", cas(Some("1"), None)).await,
+            Ok(Outcome::Yes(true))
+        );
+        assert_eq!(
+            run(&store, "a", Op::Exists("c".into())).await,
+            Ok(Outcome::Yes(false))
+        );
+    }
+
+    #[tokio::test]
+    async fn listings_page_by_prefix() {
+        let store = SqliteStore::in_memory().expect("opens");
+        let quota = Quota::UNLIMITED;
+        for key in ["a/1", "a/2", "a/3", "b/1", "a"] {
+            store.run("t", quota, set(key, "v")).await.expect("set");
+        }
+        let page = store.run("t", quota, list("a/", Start::First, 2)).await;
+        assert_eq!(
+            page,
+            Ok(Outcome::Keys(vec!["a/1".into(), "a/2".into()], true))
+        );
+        let next = store
+            .run("t", quota, list("a/", Start::After("a/2".into()), 2))
+            .await;
+        assert_eq!(next, Ok(Outcome::Keys(vec!["a/3".into()], false)));
+        let skipped = store.run("t", quota, list("", Start::Skip(3), 10)).await;
+        assert_eq!(
+            skipped,
+            Ok(Outcome::Keys(vec!["a/3".into(), "b/1".into()], false))
+        );
+    }
+
+    #[tokio::test]
+    async fn what_was_acknowledged_is_there_after_a_reopen() {
+        let dir = std::env::temp_dir().join(format!("nsbox-kv-{}", rand::random::<u64>()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("storage.sqlite3");
+        {
+            let store = SqliteStore::open(&path, false).expect("opens");
+            run(&store, "a", set("k", "v")).await.expect("set");
+        }
+        let store = SqliteStore::open(&path, false).expect("reopens");
+        assert_eq!(
+            run(&store, "a", Op::Get("k".into())).await,
+            Ok(Outcome::Value(Some(b"v".to_vec())))
+        );
+        assert_eq!(
+            run(&store, "a", Op::Usage).await,
+            Ok(Outcome::Usage(Usage { keys: 1, bytes: 2 }))
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
