@@ -392,19 +392,8 @@ impl Admin {
         };
         let gate = self.gates.of(tenant);
         let _one_at_a_time = gate.enter().await;
-        match self.store.record(tenant) {
-            Ok(Some(_)) => {}
-            Ok(None) if self.tenants.get(tenant).is_some() => {
-                return error(
-                    StatusCode::CONFLICT,
-                    "configured_tenant",
-                    format!(
-                        "tenant {tenant} comes from the configuration file: set its limits there"
-                    ),
-                )
-            }
-            Ok(None) => return not_found(tenant),
-            Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, "store", e),
+        if let Some(refusal) = self.unless_uploaded(tenant, "limits") {
+            return refusal;
         }
         if let Err(e) = self.store.set_limits(tenant, overrides.clone()) {
             return error(StatusCode::INTERNAL_SERVER_ERROR, "store", e);
@@ -415,6 +404,21 @@ impl Admin {
             StatusCode::OK,
             json!({ "tenant": tenant, "limits": limits, "limit_overrides": overrides }),
         )
+    }
+
+    /// A refusal unless `tenant` was uploaded: a tenant of the configuration file has
+    /// its `what` set there.
+    fn unless_uploaded(&self, tenant: &str, what: &str) -> Option<Reply> {
+        match self.store.record(tenant) {
+            Ok(Some(_)) => None,
+            Ok(None) if self.tenants.get(tenant).is_some() => Some(error(
+                StatusCode::CONFLICT,
+                "configured_tenant",
+                format!("tenant {tenant} comes from the configuration file: set its {what} there"),
+            )),
+            Ok(None) => Some(not_found(tenant)),
+            Err(e) => Some(error(StatusCode::INTERNAL_SERVER_ERROR, "store", e)),
+        }
     }
 
     /// An upload; `token` is the deploy token's digest when its uploads are rate-limited.

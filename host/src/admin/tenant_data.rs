@@ -123,19 +123,8 @@ impl Admin {
         };
         let gate = self.gates.of(tenant);
         let _one_at_a_time = gate.enter().await;
-        match self.store.record(tenant) {
-            Ok(Some(_)) => {}
-            Ok(None) if self.tenants.get(tenant).is_some() => {
-                return error(
-                    StatusCode::CONFLICT,
-                    "configured_tenant",
-                    format!(
-                        "tenant {tenant} comes from the configuration file: set its configuration there"
-                    ),
-                )
-            }
-            Ok(None) => return not_found(tenant),
-            Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, "store", e),
+        if let Some(refusal) = self.unless_uploaded(tenant, "configuration") {
+            return refusal;
         }
         let stored = match self.store.config(tenant) {
             Ok(stored) => stored,
