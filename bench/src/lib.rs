@@ -8,4 +8,5 @@ pub mod hostile;
 pub mod report;
 pub mod scenario;
 pub mod servers;
+pub mod state;
 pub mod tenants;

@@ -11,8 +11,8 @@ use anyhow::{Context, Result};
 use clap::Parser;
 use nsbox_bench::hostile;
 use nsbox_bench::report::{self, Figures};
-use nsbox_bench::scenario::{self, Meter, Outcome, Target};
-use nsbox_bench::servers::{cpu_seconds_of, Peer, Programs, Running};
+use nsbox_bench::scenario::{self, Outcome, Target};
+use nsbox_bench::servers::{Peer, ProcMeter, Programs, Running};
 use nsbox_bench::tenants;
 
 #[derive(Parser)]
@@ -58,36 +58,10 @@ struct Args {
     /// hostile tenants looping, trapping and flooding beside it.
     #[arg(long)]
     hostile: bool,
-}
-
-/// Reads the server's and the load generator's CPU time at the window's edges.
-struct ProcMeter<'a> {
-    server: &'a Running,
-    at_start: (f64, f64),
-    spent: (f64, f64),
-}
-
-impl<'a> ProcMeter<'a> {
-    fn new(server: &'a Running) -> Self {
-        ProcMeter {
-            server,
-            at_start: (0.0, 0.0),
-            spent: (0.0, 0.0),
-        }
-    }
-    fn now(&self) -> (f64, f64) {
-        (self.server.cpu_seconds(), cpu_seconds_of("/proc/self/stat"))
-    }
-}
-
-impl Meter for ProcMeter<'_> {
-    fn start(&mut self) {
-        self.at_start = self.now();
-    }
-    fn stop(&mut self) {
-        let now = self.now();
-        self.spent = (now.0 - self.at_start.0, now.1 - self.at_start.1);
-    }
+    /// Also run the stateful tenants' benchmark (nsbox only): storage through a tenant
+    /// against the store used natively, a timer-driven broadcast, contract 0.2 vs 0.1.
+    #[arg(long)]
+    state: bool,
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -153,6 +127,22 @@ async fn main() -> Result<()> {
         }
         std::fs::write(args.out.join("results.md"), &markdown)?;
     }
+    if args.state {
+        let run = nsbox_bench::state::StateRun {
+            programs: &programs,
+            rounds: args.rounds,
+            window,
+            warmup,
+            server_core: args.server_core,
+            data_dir: &data_dir,
+            legacy_echo: root.join("tests/fixtures/echo-0.1.0.wasm"),
+        };
+        match nsbox_bench::state::run(&run).await {
+            Ok(table) => markdown.push_str(&table),
+            Err(error) => eprintln!("the state benchmark failed: {error:#}"),
+        }
+        std::fs::write(args.out.join("results.md"), &markdown)?;
+    }
     let json: serde_json::Value = medians
         .iter()
         .map(|(n, f)| (n.to_string(), serde_json::json!(f)))
@@ -182,9 +172,7 @@ async fn run_peer(
     warmup: Duration,
     args: &Args,
 ) -> Result<Figures> {
-    let target = Target {
-        base: format!("ws://127.0.0.1:{port}"),
-    };
+    let target = Target::new(format!("ws://127.0.0.1:{port}"));
     let mut figures = Figures::new();
     let mut client_cpu: f64 = 0.0;
     let runs = |scenario: &str| args.only.is_empty() || args.only.iter().any(|s| s == scenario);
@@ -308,9 +296,7 @@ async fn sandbox(
             args.server_core,
             &data_dir.join("store"),
         )?;
-        let target = Target {
-            base: format!("ws://127.0.0.1:{port}"),
-        };
+        let target = Target::new(format!("ws://127.0.0.1:{port}"));
         let mut meter = scenario::NoMeter;
         calm.push(scenario::echo(&target, 100, warmup, window, &mut meter).await?);
         let stop = Arc::new(AtomicBool::new(false));

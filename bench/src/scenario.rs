@@ -63,16 +63,34 @@ impl Outcome {
     }
 }
 
-/// Where to connect: `ws://127.0.0.1:PORT`.
+/// Where to connect: `ws://127.0.0.1:PORT` and a namespace.
 #[derive(Debug, Clone)]
 pub struct Target {
     /// The server's WebSocket base URL.
     pub base: String,
+    /// The namespace, [`NAMESPACE`] unless another is given.
+    pub namespace: String,
 }
 
 impl Target {
+    /// The bench app's namespace on the server at `base`.
+    pub fn new(base: impl Into<String>) -> Target {
+        Target {
+            base: base.into(),
+            namespace: NAMESPACE.to_owned(),
+        }
+    }
+
+    /// The same server, another namespace.
+    pub fn on(&self, namespace: &str) -> Target {
+        Target {
+            base: self.base.clone(),
+            namespace: namespace.to_owned(),
+        }
+    }
+
     async fn client(&self) -> Result<Client> {
-        Client::connect(&self.base, NAMESPACE, AUTH).await
+        Client::connect(&self.base, &self.namespace, AUTH).await
     }
 
     /// Connects `n` clients, `parallel` at a time.
@@ -155,16 +173,43 @@ pub async fn echo(
     duration: Duration,
     meter: &mut dyn Meter,
 ) -> Result<Outcome> {
+    let call = Call {
+        event: "echo",
+        args: PAYLOAD,
+    };
+    calls(target, clients, &call, warmup, duration, meter).await
+}
+
+/// An event with its arguments (a JSON array's elements), as a scenario sends it.
+#[derive(Debug, Clone, Copy)]
+pub struct Call<'a> {
+    /// The event's name.
+    pub event: &'a str,
+    /// Its arguments.
+    pub args: &'a str,
+}
+
+/// Events with ack in a closed loop: each of `clients` sends `call` again when the
+/// previous one is answered.
+pub async fn calls(
+    target: &Target,
+    clients: usize,
+    call: &Call<'_>,
+    warmup: Duration,
+    duration: Duration,
+    meter: &mut dyn Meter,
+) -> Result<Outcome> {
+    let (event, args) = (call.event.to_owned(), call.args.to_owned());
     let connected = target.clients(clients, 100).await?;
     let phase = Arc::new(AtomicU8::new(WARMUP));
     let mut tasks = JoinSet::new();
     for mut client in connected {
-        let phase = phase.clone();
+        let (phase, event, args) = (phase.clone(), event.clone(), args.clone());
         tasks.spawn(async move {
             let mut latencies = Vec::new();
             while phase.load(Ordering::Relaxed) != STOPPED {
                 let started = Instant::now();
-                let id = client.emit_with_ack("echo", PAYLOAD).await?;
+                let id = client.emit_with_ack(&event, &args).await?;
                 client.ack(id).await?;
                 if phase.load(Ordering::Relaxed) == MEASURING {
                     latencies.push(started.elapsed().as_micros() as u32);
@@ -243,6 +288,70 @@ pub async fn broadcast(
     let window = started.elapsed();
     meter.stop();
     phase.store(STOPPED, Ordering::SeqCst);
+    let mut outcome = collect(tasks, window).await?;
+    outcome.ops = ops;
+    Ok(outcome)
+}
+
+/// A broadcast the tenant makes on its own: `receivers` connected, one of them asks the
+/// `bench` tenant for `tick` to the namespace every `interval_ms` (its `ticker` event),
+/// and nobody else says anything. Counts deliveries in the window; the latencies are
+/// the gaps between one receiver's consecutive ticks (the timer's regularity).
+pub async fn ticks(
+    target: &Target,
+    receivers: usize,
+    interval_ms: u64,
+    warmup: Duration,
+    duration: Duration,
+    meter: &mut dyn Meter,
+) -> Result<Outcome> {
+    let listening = target.clients(receivers, 100).await?;
+    let mut trigger = target.client().await?;
+    let phase = Arc::new(AtomicU8::new(WARMUP));
+    let delivered = Arc::new(AtomicU64::new(0));
+    let mut tasks = JoinSet::new();
+    for mut client in listening {
+        let (phase, delivered) = (phase.clone(), delivered.clone());
+        tasks.spawn(async move {
+            let mut gaps = Vec::new();
+            let mut last: Option<Instant> = None;
+            while phase.load(Ordering::Relaxed) != STOPPED {
+                match tokio::time::timeout(Duration::from_millis(100), client.next()).await {
+                    Ok(Ok(Incoming::Event)) => {
+                        delivered.fetch_add(1, Ordering::Relaxed);
+                        let now = Instant::now();
+                        if phase.load(Ordering::Relaxed) == MEASURING {
+                            if let Some(last) = last {
+                                gaps.push((now - last).as_micros() as u32);
+                            }
+                        }
+                        last = Some(now);
+                    }
+                    Ok(Ok(_)) | Err(_) => {}
+                    Ok(Err(error)) => return Err(error),
+                }
+            }
+            client.close().await;
+            anyhow::Ok(gaps)
+        });
+    }
+    // Ticks for the whole run and a second more; the server stops when the run does.
+    let count = (warmup + duration).as_millis() as u64 / interval_ms.max(1) + 100;
+    let id = trigger
+        .emit_with_ack("ticker", &format!("{interval_ms},{count}"))
+        .await?;
+    trigger.ack(id).await?;
+    tokio::time::sleep(warmup).await;
+    let at_start = delivered.load(Ordering::Relaxed);
+    meter.start();
+    phase.store(MEASURING, Ordering::SeqCst);
+    let started = Instant::now();
+    tokio::time::sleep(duration).await;
+    let ops = delivered.load(Ordering::Relaxed) - at_start;
+    let window = started.elapsed();
+    meter.stop();
+    phase.store(STOPPED, Ordering::SeqCst);
+    trigger.close().await;
     let mut outcome = collect(tasks, window).await?;
     outcome.ops = ops;
     Ok(outcome)

@@ -172,3 +172,36 @@ pub fn cpu_seconds_of(stat_path: &str) -> f64 {
     };
     (ticks(14) + ticks(15)) / 100.0
 }
+
+/// Reads the server's and the load generator's CPU time at the window's edges.
+pub struct ProcMeter<'a> {
+    server: &'a Running,
+    at_start: (f64, f64),
+    /// CPU seconds the server and this process spent in the window.
+    pub spent: (f64, f64),
+}
+
+impl<'a> ProcMeter<'a> {
+    /// A meter of `server` and of this process.
+    pub fn new(server: &'a Running) -> Self {
+        ProcMeter {
+            server,
+            at_start: (0.0, 0.0),
+            spent: (0.0, 0.0),
+        }
+    }
+
+    fn now(&self) -> (f64, f64) {
+        (self.server.cpu_seconds(), cpu_seconds_of("/proc/self/stat"))
+    }
+}
+
+impl crate::scenario::Meter for ProcMeter<'_> {
+    fn start(&mut self) {
+        self.at_start = self.now();
+    }
+    fn stop(&mut self) {
+        let now = self.now();
+        self.spent = (now.0 - self.at_start.0, now.1 - self.at_start.1);
+    }
+}

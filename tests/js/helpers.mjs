@@ -128,9 +128,12 @@ export async function observer(t) {
 }
 
 /** Emits `event` with `args` and resolves with every argument of the ack (3 s at most). */
-export const ack = (socket, event, ...args) =>
+export const ack = (socket, event, ...args) => ackWithin(3000, socket, event, ...args);
+
+/** `ack` with a wait of its own, for calls whose work is the point (not their speed). */
+export const ackWithin = (ms, socket, event, ...args) =>
   new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no ack for ${event}`)), 3000);
+    const timer = setTimeout(() => reject(new Error(`no ack for ${event} within ${ms} ms`)), ms);
     socket.emit(event, ...args, (...answer) => {
       clearTimeout(timer);
       resolve(answer);

@@ -7,7 +7,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
-import { URL, once, client, connected, ack, pollingSession } from "./helpers.mjs";
+import { URL, once, client, connected, ack, ackWithin, pollingSession } from "./helpers.mjs";
 
 const OK = { auth: { token: "ok" } };
 const headers = { authorization: `Bearer ${process.env.ADMIN_TOKEN}` };
@@ -172,9 +172,12 @@ test("the log: lines per second are bounded, what is dropped counted, a long lin
   await beside(t, async () => {
     // One line of 20 MB (written cut: the harness checks the longest line), then
     // 40,000 lines of 100 bytes in 20 calls (2,000 a call keep well within the CPU
-    // deadline of the unoptimised test build on a busy machine).
-    assert.deepEqual(await ack(s, "log", { lines: 1, bytes: 20_000_000 }), ["logged"]);
-    for (let i = 0; i < 20; i++) assert.deepEqual(await ack(s, "log", { lines: 2_000, bytes: 100 }), ["logged"]);
+    // deadline of the unoptimised test build on a busy machine). What is measured is
+    // the log, not the time: the unoptimised host may take seconds over 20 MB when the
+    // other suites run beside it.
+    const log = (args) => ackWithin(30_000, s, "log", args);
+    assert.deepEqual(await log({ lines: 1, bytes: 20_000_000 }), ["logged"]);
+    for (let i = 0; i < 20; i++) assert.deepEqual(await log({ lines: 2_000, bytes: 100 }), ["logged"]);
   });
   const seconds = (performance.now() - start) / 1000;
   const after = await shown("hoard");

@@ -15,6 +15,10 @@ events_per_second_per_socket = 1000000
 [tenants.t1]
 component = "builtin:bench"
 
+# The `--state` benchmark's storage calls.
+[tenants.cur]
+component = "builtin:echo"
+
 [tenants.spin]
 component = "hostile_spin.wasm"
 
@@ -63,10 +67,21 @@ async fn bench_scenarios_run_against_nsbox_and_beside_hostile_tenants() {
     let server = TestServer::start_with(BENCH_TENANT)
         .await
         .expect("server starts");
-    let target = Target {
-        base: format!("ws://{}", server.addr),
-    };
+    let target = Target::new(format!("ws://{}", server.addr));
     check("nsbox", &every_scenario(&target).await);
+    // The `--state` benchmark's scenarios: a tenant's own timer broadcast, storage calls.
+    let ticks = scenario::ticks(&target, 5, 10, SHORT, SHORT, &mut NoMeter)
+        .await
+        .expect("the timer broadcast runs");
+    assert!(ticks.ops > 0, "the ticks reached the receivers");
+    let store = scenario::Call {
+        event: "store",
+        args: "\"k\",1",
+    };
+    let stored = scenario::calls(&target.on("/cur"), 5, &store, SHORT, SHORT, &mut NoMeter)
+        .await
+        .expect("storage calls run");
+    check("nsbox", &[("store", stored)]);
 
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let attacks = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
@@ -116,9 +131,7 @@ async fn bench_scenarios_run_against_the_node_peer() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(listening, "the Node peer listens");
-    let target = Target {
-        base: format!("ws://127.0.0.1:{port}"),
-    };
+    let target = Target::new(format!("ws://127.0.0.1:{port}"));
     check("node", &every_scenario(&target).await);
     let _ = node.kill().await;
 }
