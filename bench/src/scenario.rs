@@ -236,23 +236,7 @@ pub async fn broadcast(
     let mut sender = target.client().await?;
     let phase = Arc::new(AtomicU8::new(WARMUP));
     let delivered = Arc::new(AtomicU64::new(0));
-    let mut tasks = JoinSet::new();
-    for mut client in listening {
-        let (phase, delivered) = (phase.clone(), delivered.clone());
-        tasks.spawn(async move {
-            while phase.load(Ordering::Relaxed) != STOPPED {
-                match tokio::time::timeout(Duration::from_millis(100), client.next()).await {
-                    Ok(Ok(Incoming::Event)) => {
-                        delivered.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Ok(Ok(_)) | Err(_) => {}
-                    Ok(Err(error)) => return Err(error),
-                }
-            }
-            client.close().await;
-            anyhow::Ok(Vec::new())
-        });
-    }
+    let mut tasks = receive(listening, &phase, &delivered, false);
     let per_broadcast = receivers as u64 + 1;
     let in_flight_limit = 4 * per_broadcast;
     let (send_phase, send_delivered) = (phase.clone(), delivered.clone());
@@ -278,6 +262,58 @@ pub async fn broadcast(
         sender.close().await;
         anyhow::Ok(Vec::new())
     });
+    let (ops, window) = deliveries(&phase, &delivered, warmup, duration, meter).await;
+    let mut outcome = collect(tasks, window).await?;
+    outcome.ops = ops;
+    Ok(outcome)
+}
+
+/// Receivers that count every event they get in `delivered` until the phase is
+/// `STOPPED`; with `gaps`, each also keeps the gaps between its events in the window.
+fn receive(
+    listening: Vec<Client>,
+    phase: &Arc<AtomicU8>,
+    delivered: &Arc<AtomicU64>,
+    gaps: bool,
+) -> JoinSet<Result<Vec<u32>>> {
+    let mut tasks = JoinSet::new();
+    for mut client in listening {
+        let (phase, delivered) = (phase.clone(), delivered.clone());
+        tasks.spawn(async move {
+            let mut kept = Vec::new();
+            let mut last: Option<Instant> = None;
+            while phase.load(Ordering::Relaxed) != STOPPED {
+                match tokio::time::timeout(Duration::from_millis(100), client.next()).await {
+                    Ok(Ok(Incoming::Event)) => {
+                        delivered.fetch_add(1, Ordering::Relaxed);
+                        if gaps {
+                            let now = Instant::now();
+                            if let (Some(last), MEASURING) = (last, phase.load(Ordering::Relaxed)) {
+                                kept.push((now - last).as_micros() as u32);
+                            }
+                            last = Some(now);
+                        }
+                    }
+                    Ok(Ok(_)) | Err(_) => {}
+                    Ok(Err(error)) => return Err(error),
+                }
+            }
+            client.close().await;
+            anyhow::Ok(kept)
+        });
+    }
+    tasks
+}
+
+/// Waits out the warm-up, then the window (telling `meter`); the deliveries counted in
+/// it and its length. The phase is `STOPPED` afterwards.
+async fn deliveries(
+    phase: &AtomicU8,
+    delivered: &AtomicU64,
+    warmup: Duration,
+    duration: Duration,
+    meter: &mut dyn Meter,
+) -> (u64, Duration) {
     tokio::time::sleep(warmup).await;
     let at_start = delivered.load(Ordering::Relaxed);
     meter.start();
@@ -288,9 +324,7 @@ pub async fn broadcast(
     let window = started.elapsed();
     meter.stop();
     phase.store(STOPPED, Ordering::SeqCst);
-    let mut outcome = collect(tasks, window).await?;
-    outcome.ops = ops;
-    Ok(outcome)
+    (ops, window)
 }
 
 /// A broadcast the tenant makes on its own: `receivers` connected, one of them asks the
@@ -309,48 +343,14 @@ pub async fn ticks(
     let mut trigger = target.client().await?;
     let phase = Arc::new(AtomicU8::new(WARMUP));
     let delivered = Arc::new(AtomicU64::new(0));
-    let mut tasks = JoinSet::new();
-    for mut client in listening {
-        let (phase, delivered) = (phase.clone(), delivered.clone());
-        tasks.spawn(async move {
-            let mut gaps = Vec::new();
-            let mut last: Option<Instant> = None;
-            while phase.load(Ordering::Relaxed) != STOPPED {
-                match tokio::time::timeout(Duration::from_millis(100), client.next()).await {
-                    Ok(Ok(Incoming::Event)) => {
-                        delivered.fetch_add(1, Ordering::Relaxed);
-                        let now = Instant::now();
-                        if phase.load(Ordering::Relaxed) == MEASURING {
-                            if let Some(last) = last {
-                                gaps.push((now - last).as_micros() as u32);
-                            }
-                        }
-                        last = Some(now);
-                    }
-                    Ok(Ok(_)) | Err(_) => {}
-                    Ok(Err(error)) => return Err(error),
-                }
-            }
-            client.close().await;
-            anyhow::Ok(gaps)
-        });
-    }
+    let tasks = receive(listening, &phase, &delivered, true);
     // Ticks for the whole run and a second more; the server stops when the run does.
     let count = (warmup + duration).as_millis() as u64 / interval_ms.max(1) + 100;
     let id = trigger
         .emit_with_ack("ticker", &format!("{interval_ms},{count}"))
         .await?;
     trigger.ack(id).await?;
-    tokio::time::sleep(warmup).await;
-    let at_start = delivered.load(Ordering::Relaxed);
-    meter.start();
-    phase.store(MEASURING, Ordering::SeqCst);
-    let started = Instant::now();
-    tokio::time::sleep(duration).await;
-    let ops = delivered.load(Ordering::Relaxed) - at_start;
-    let window = started.elapsed();
-    meter.stop();
-    phase.store(STOPPED, Ordering::SeqCst);
+    let (ops, window) = deliveries(&phase, &delivered, warmup, duration, meter).await;
     trigger.close().await;
     let mut outcome = collect(tasks, window).await?;
     outcome.ops = ops;
