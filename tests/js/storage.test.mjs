@@ -210,13 +210,19 @@ describe("a hostile tenant's storage and configuration", () => {
     assert.match(longKey, /storage_key_bytes is 64/);
     const [bigValue] = await askAll(hoard, "kv-big", { key_bytes: 1, value_bytes: 10001 });
     assert.match(bigValue, /storage_value_bytes is 10000/);
+    // Overwrites of a kept key (no new key past the quota) keep nothing more, but the
+    // disk takes each: 50,000 bytes a call, so the sixth write of 9,000 bytes (and its
+    // 7-byte key) is refused.
+    const [rewritten, rewriteRefusal] = await askAll(hoard, "kv-rewrite", { bytes: 9000, times: 10 });
+    assert.equal(rewritten, 5);
+    assert.match(rewriteRefusal, /storage_write_bytes_per_call is 50000/);
     // Still the same instance: a quota is not a fault.
     assert.ok(hoard.connected);
     stop = true;
     await beside;
     assert.ok(answered > 0);
     const metrics = await (await fetch(`${ADMIN}/metrics`)).text();
-    for (const quota of ["storage_keys", "storage_ops_per_call", "storage_key_bytes", "storage_value_bytes"]) {
+    for (const quota of ["storage_keys", "storage_ops_per_call", "storage_key_bytes", "storage_value_bytes", "storage_write_bytes_per_call"]) {
       const line = metrics
         .split("\n")
         .find((l) => l.startsWith(`nsbox_tenant_storage_refused_total{tenant="hoard",quota="${quota}"}`));

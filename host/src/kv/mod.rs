@@ -100,6 +100,19 @@ pub enum Op {
 }
 
 impl Op {
+    /// The bytes the operation may write (keys and values), against a call's writes.
+    pub fn written_bytes(&self) -> u64 {
+        let bytes = match self {
+            Op::Set(key, value) => key.len() + value.len(),
+            Op::SetMany(pairs) => pairs.iter().map(|(k, v)| k.len() + v.len()).sum(),
+            Op::CompareAndSwap { key, new, .. } => key.len() + new.as_ref().map_or(0, Vec::len),
+            // A counter is at most 20 digits.
+            Op::Increment(key, _) => key.len() + 20,
+            _ => 0,
+        };
+        bytes as u64
+    }
+
     /// What the operation counts for against a call's operations: one per key.
     pub fn weight(&self) -> usize {
         match self {
@@ -153,17 +166,20 @@ pub enum QuotaKind {
     ReadBytes,
     /// The operations of one call (counted by the caller).
     OpsPerCall,
+    /// The bytes one call may write (counted by the caller).
+    WriteBytesPerCall,
 }
 
 impl QuotaKind {
     /// Every quota, in the order of the metrics.
-    pub const ALL: [QuotaKind; 6] = [
+    pub const ALL: [QuotaKind; 7] = [
         QuotaKind::Bytes,
         QuotaKind::Keys,
         QuotaKind::KeyBytes,
         QuotaKind::ValueBytes,
         QuotaKind::ReadBytes,
         QuotaKind::OpsPerCall,
+        QuotaKind::WriteBytesPerCall,
     ];
 
     /// Its place in [`QuotaKind::ALL`].
@@ -180,6 +196,7 @@ impl QuotaKind {
             QuotaKind::ValueBytes => "storage_value_bytes",
             QuotaKind::ReadBytes => "memory_bytes",
             QuotaKind::OpsPerCall => "storage_ops_per_call",
+            QuotaKind::WriteBytesPerCall => "storage_write_bytes_per_call",
         }
     }
 }

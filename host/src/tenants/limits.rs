@@ -82,6 +82,9 @@ pub struct Limits {
     pub storage_value_bytes: usize,
     /// Storage operations one call may run, each key of a batch counted.
     pub storage_ops_per_call: usize,
+    /// Bytes (keys and values) one call may write to storage, overwrites included: what
+    /// one call may make the disk take.
+    pub storage_write_bytes_per_call: u64,
     /// Messages one call may send, each recipient of a broadcast counted.
     pub emit_messages_per_call: u64,
     /// Bytes one call may send, each recipient of a broadcast counted: one event may
@@ -137,6 +140,7 @@ impl Default for Limits {
             storage_key_bytes: 1024,
             storage_value_bytes: 1_000_000,
             storage_ops_per_call: 1_000,
+            storage_write_bytes_per_call: 16 << 20,
             emit_messages_per_call: 100_000,
             emit_bytes_per_call: 64 << 20,
             max_message_bytes: 1_000_000,

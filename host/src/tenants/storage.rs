@@ -29,6 +29,9 @@ pub(crate) struct TenantStorage {
     ops_per_call: usize,
     /// Operations the call in progress may still run.
     ops_left: usize,
+    write_bytes_per_call: u64,
+    /// Bytes the call in progress may still write.
+    write_bytes_left: u64,
     open_buckets: usize,
 }
 
@@ -46,6 +49,8 @@ impl TenantStorage {
             },
             ops_per_call: limits.storage_ops_per_call,
             ops_left: limits.storage_ops_per_call,
+            write_bytes_per_call: limits.storage_write_bytes_per_call,
+            write_bytes_left: limits.storage_write_bytes_per_call,
             open_buckets: 0,
         }
     }
@@ -53,6 +58,7 @@ impl TenantStorage {
     /// A call starts: its operations are counted afresh.
     pub(crate) fn start_call(&mut self) {
         self.ops_left = self.ops_per_call;
+        self.write_bytes_left = self.write_bytes_per_call;
     }
 }
 
@@ -62,15 +68,22 @@ impl TenantState {
     /// Runs `op` on the tenant's keys within the call's operations; `read` picks the
     /// answer out of its outcome.
     async fn kv<T>(&mut self, op: Op, read: impl FnOnce(Outcome) -> Option<T>) -> Answer<T> {
-        let weight = op.weight();
+        let (weight, written) = (op.weight(), op.written_bytes());
         let storage = &mut self.storage;
         let result = if weight > storage.ops_left {
             Err(KvError::Quota {
                 kind: QuotaKind::OpsPerCall,
                 limit: storage.ops_per_call as u64,
             })
+        } else if written > storage.write_bytes_left {
+            Err(KvError::Quota {
+                kind: QuotaKind::WriteBytesPerCall,
+                limit: storage.write_bytes_per_call,
+            })
         } else {
             storage.ops_left -= weight;
+            // Charged whether or not the write happens: a refused one still cost a look.
+            storage.write_bytes_left -= written;
             self.stats
                 .storage_ops
                 .fetch_add(weight as u64, Ordering::Relaxed);

@@ -289,7 +289,7 @@ component = "builtin:chat"
 
 [tenants.hoard]
 component = "hostile_hoard.wasm"
-limits = { storage_keys = 50, storage_bytes = 100000, storage_key_bytes = 64, storage_value_bytes = 10000, storage_ops_per_call = 100, quarantine_after_faults = 1000 }
+limits = { storage_keys = 50, storage_bytes = 100000, storage_key_bytes = 64, storage_value_bytes = 10000, storage_ops_per_call = 100, storage_write_bytes_per_call = 50000, quarantine_after_faults = 1000 }
 
 [tenants.hoard.config]
 own = "x"

@@ -21,6 +21,8 @@
 //!   of `bytes` bytes until the storage refuses; acks how many it wrote and the refusal;
 //! - `kv-batch {count}`: reads `count` keys in one batch; acks the refusal (or null);
 //! - `kv-big {key_bytes, value_bytes}`: writes one key of that size; acks the refusal;
+//! - `kv-rewrite {bytes, times}`: overwrites the key `flood/0` `times` times with `bytes` bytes
+//!   (what the disk takes, not what is kept); acks how many writes passed and the refusal;
 //! - `config-peek {names}`: acks what `wasi:config` gives it: every name it has and
 //!   the value of each name asked for (another tenant's, say).
 //!
@@ -202,6 +204,22 @@ fn setup(app: &mut App) {
             .map(|e| e.to_string());
         if let Some(ack) = ack {
             let _ = ack.send((refusal,));
+        }
+    });
+    app.on("kv-rewrite", |_, args, ack| {
+        let value = vec![b'r'; number(&args, "bytes") as usize];
+        let (mut written, mut refusal) = (0u64, None);
+        for _ in 0..number(&args, "times") {
+            match storage::set_bytes("flood/0", &value) {
+                Ok(()) => written += 1,
+                Err(error) => {
+                    refusal = Some(error.to_string());
+                    break;
+                }
+            }
+        }
+        if let Some(ack) = ack {
+            let _ = ack.send((written, refusal));
         }
     });
     app.on("config-peek", |_, args, ack| {
