@@ -113,6 +113,19 @@ describe("storage through wasi:keyvalue", () => {
     assert.equal((await admin("GET", "/v1/tenants/t1/kv", { token: "wrong" })).status, 401);
   });
 
+  test("keys survive the eviction of an idle instance", async (t) => {
+    const s = await echo(t, "evicted");
+    await ask(s, "store", "kept", "across the eviction");
+    const evictions = async () => (await admin("GET", "/v1/tenants/evicted")).body.evictions;
+    const before = await evictions();
+    s.close();
+    // Round trips until the instance is gone (300 ms after the socket left).
+    const deadline = Date.now() + 15_000;
+    while ((await evictions()) === before) assert.ok(Date.now() < deadline, "evicted within 15 s");
+    const again = await echo(t, "evicted");
+    assert.deepEqual(await ask(again, "load", "kept"), { ok: true, value: "across the eviction" });
+  });
+
   test("keys survive a fault of the instance, and a deleted tenant's keys go with it", async (t) => {
     const tenant = "kept";
     assert.equal((await admin("PUT", `/v1/tenants/${tenant}/component`, { body: component("echo") })).status, 200);

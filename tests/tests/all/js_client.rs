@@ -287,6 +287,11 @@ component = "builtin:echo"
 [tenants.acme]
 component = "builtin:chat"
 
+# Evicted 300 ms after its last socket leaves.
+[tenants.evicted]
+component = "builtin:echo"
+limits = { evict_idle_after_ms = 300 }
+
 [tenants.hoard]
 component = "hostile_hoard.wasm"
 limits = { storage_keys = 50, storage_bytes = 100000, storage_key_bytes = 64, storage_value_bytes = 10000, storage_ops_per_call = 100, storage_write_bytes_per_call = 50000, quarantine_after_faults = 1000 }
