@@ -196,6 +196,13 @@ describe("configuration and secrets through wasi:config", () => {
     assert.equal(statSync(file).mode & 0o777, 0o600);
     const logs = await admin("GET", `/v1/tenants/${tenant}/logs`);
     assert.ok(!logs.text.includes("hunter2"));
+    // A tenant deleted and uploaded again under the same name starts with nothing of
+    // the old one's: no value, no secret.
+    after.close();
+    assert.equal((await admin("DELETE", `/v1/tenants/${tenant}`)).status, 200);
+    assert.equal((await admin("PUT", `/v1/tenants/${tenant}/component`, { body: component("echo") })).status, 200);
+    const reborn = await echo(t, tenant);
+    assert.deepEqual(await ask(reborn, "config"), {});
   });
 });
 

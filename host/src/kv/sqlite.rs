@@ -710,6 +710,25 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_second_store_on_the_same_file_is_refused_while_the_first_holds_it() {
+        let dir = std::env::temp_dir().join(format!("nsbox-kv-{}", rand::random::<u64>()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("s.sqlite3");
+        let first = SqliteStore::open(&path, false).expect("opens");
+        run(&first, "a", set("k", "v")).await.expect("set");
+        // After the busy timeout, an error that says why (a second server on one data
+        // directory would otherwise write under the first one's feet).
+        let second = SqliteStore::open(&path, false);
+        assert!(
+            matches!(&second, Err(KvError::Backend(e)) if e.contains("locked")),
+            "{:?}",
+            second.err()
+        );
+        drop(first);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
     async fn what_was_acknowledged_is_there_after_a_reopen() {
         let dir = std::env::temp_dir().join(format!("nsbox-kv-{}", rand::random::<u64>()));
         std::fs::create_dir_all(&dir).expect("dir");

@@ -140,11 +140,6 @@ impl TenantHandle {
         }
     }
 
-    /// The configuration this version reads.
-    pub fn config(&self) -> &Arc<TenantConfig> {
-        &self.config
-    }
-
     /// The tenant's name.
     pub fn name(&self) -> &str {
         &self.name

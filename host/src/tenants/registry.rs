@@ -84,14 +84,11 @@ impl Tenants {
         let file = self.configured_config.read().get(name).cloned();
         let merged = Arc::new(file.unwrap_or_default().overlaid(api));
         self.config.write().insert(name.to_owned(), merged);
-        let Some(slot) = self.get(name) else {
+        // A fresh instance under the same limits reads the configuration from the map.
+        let Some(limits) = self.get(name).map(|slot| slot.current().limits().clone()) else {
             return false;
         };
-        let current = slot.current();
-        let limits = current.limits().clone();
-        let handle = self.spawn(name, current.version(), current.code().clone(), limits);
-        slot.replace(handle).await;
-        true
+        self.set_limits(name, limits).await
     }
 
     /// Where every tenant's keys are.
@@ -142,8 +139,9 @@ impl Tenants {
         self.add(handle, None)
     }
 
-    /// Runs a live tenant's current version again under other limits: a fresh instance,
-    /// its sockets carried over as on a redeploy. Returns whether the tenant was live.
+    /// Runs a live tenant's current version again under other limits: a fresh instance
+    /// (reading the tenant's configuration as it now is), its sockets carried over as on
+    /// a redeploy. Returns whether the tenant was live.
     pub async fn set_limits(&self, name: &str, limits: Limits) -> bool {
         let Some(slot) = self.get(name) else {
             return false;
