@@ -5,6 +5,7 @@
 
 pub mod client;
 pub mod hostile;
+pub mod metrics;
 pub mod report;
 pub mod scenario;
 pub mod servers;

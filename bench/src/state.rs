@@ -11,6 +11,7 @@ use anyhow::Result;
 use nsbox::kv::{Backend, Op, Quota, SqliteStore};
 use tokio::task::JoinSet;
 
+use crate::metrics;
 use crate::scenario::{self, Call, Outcome, Target, PAYLOAD};
 use crate::servers::{Peer, ProcMeter, Programs, Running};
 
@@ -46,6 +47,10 @@ struct Line {
     p99: f64,
     /// Server CPU per operation, in microseconds (none for the native store).
     cpu_us: Option<f64>,
+    /// CPU per call inside the tenant (guest code and the host functions it called),
+    /// in microseconds, from nsbox's own histogram: what the contract itself costs,
+    /// whatever the load generator could do.
+    tenant_us: Option<f64>,
     /// How busy the load generator's core was (0 to 1).
     generator: f64,
 }
@@ -58,6 +63,7 @@ impl Line {
             p50: outcome.latency_ms(0.5).unwrap_or(0.0),
             p99: outcome.latency_ms(0.99).unwrap_or(0.0),
             cpu_us: server.then(|| spent.0 * 1e6 / (outcome.ops.max(1) as f64)),
+            tenant_us: None,
             generator: spent.1 / seconds,
         }
     }
@@ -111,8 +117,8 @@ pub async fn run(run: &StateRun<'_>) -> Result<String> {
         // The two contracts in alternating order, round by round.
         let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
         for row in order {
-            let namespace = if row == 0 { "/cur" } else { "/legacy" };
-            lines[row].push(measure(&server, &target.on(namespace), &echo, run).await?);
+            let tenant = if row == 0 { "cur" } else { "legacy" };
+            lines[row].push(measure(&server, tenant, &echo, run).await?);
         }
         let set_args = format!("\"bench\",{PAYLOAD}");
         let set = Call {
@@ -123,8 +129,8 @@ pub async fn run(run: &StateRun<'_>) -> Result<String> {
             event: "load",
             args: "\"bench\"",
         };
-        lines[2].push(measure(&server, &target.on("/cur"), &set, run).await?);
-        lines[3].push(measure(&server, &target.on("/cur"), &get, run).await?);
+        lines[2].push(measure(&server, "cur", &set, run).await?);
+        lines[3].push(measure(&server, "cur", &get, run).await?);
         let native = SqliteStore::open(&root.join(format!("native-{round}.sqlite3")), false)
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         let native: Arc<dyn Backend> = Arc::new(native);
@@ -150,16 +156,25 @@ pub async fn run(run: &StateRun<'_>) -> Result<String> {
     Ok(report(&lines, run))
 }
 
+/// `call` from [`CLIENTS`] clients of `tenant`'s namespace.
 async fn measure(
     server: &Running,
-    target: &Target,
+    tenant: &str,
     call: &Call<'_>,
     run: &StateRun<'_>,
 ) -> Result<Line> {
+    let target = Target::new(format!("ws://127.0.0.1:{}", server.port)).on(&format!("/{tenant}"));
+    let admin = format!("127.0.0.1:{}", server.port + 1);
     let mut meter = ProcMeter::new(server);
+    let before = metrics::tenant_calls(&admin, tenant).await?;
     let outcome =
-        scenario::calls(target, CLIENTS, call, run.warmup, run.window, &mut meter).await?;
-    Ok(Line::of(&outcome, meter.spent, true))
+        scenario::calls(&target, CLIENTS, call, run.warmup, run.window, &mut meter).await?;
+    let after = metrics::tenant_calls(&admin, tenant).await?;
+    let calls = (after.1 - before.1).max(1.0);
+    Ok(Line {
+        tenant_us: Some((after.0 - before.0) * 1e6 / calls),
+        ..Line::of(&outcome, meter.spent, true)
+    })
 }
 
 /// `op` in a closed loop from `tasks` tasks on the store, as the host's tenants reach
@@ -223,7 +238,9 @@ fn report(lines: &[Vec<Line>], run: &StateRun<'_>) -> String {
         "\n### Stateful tenants (nsbox only)\n\nMedians of {} rounds, {:.0} s per scenario; {CLIENTS} closed-loop clients for the calls. \
          A generator core busier than 70% is marked: that rate measures the generator. \
          The native store runs in the load generator's process (its CPU is in the last column).\n\n\
-         | scenario | what | ops/s | p50 ms | p99 ms | server CPU µs/op | generator core |\n|---|---|---|---|---|---|---|\n",
+         The tenant's CPU per call is nsbox's own histogram of the time spent in the guest \
+         (its code and the host functions it called), read from the admin API's metrics.\n\n\
+         | scenario | what | ops/s | p50 ms | p99 ms | server CPU µs/op | tenant CPU µs/call | generator core |\n|---|---|---|---|---|---|---|---|\n",
         run.rounds,
         run.window.as_secs_f64()
     );
@@ -237,6 +254,10 @@ fn report(lines: &[Vec<Line>], run: &StateRun<'_>) -> String {
                 .iter()
                 .all(|l| l.cpu_us.is_some())
                 .then(|| median(runs.iter().filter_map(|l| l.cpu_us))),
+            tenant_us: runs
+                .iter()
+                .all(|l| l.tenant_us.is_some())
+                .then(|| median(runs.iter().filter_map(|l| l.tenant_us))),
             generator: median(runs.iter().map(|l| l.generator)),
         })
         .collect();
@@ -247,20 +268,31 @@ fn report(lines: &[Vec<Line>], run: &StateRun<'_>) -> String {
             ""
         };
         out += &format!(
-            "| {name} | {what} | {:.0}{bound} | {:.2} | {:.2} | {} | {:.0}% |\n",
+            "| {name} | {what} | {:.0}{bound} | {:.2} | {:.2} | {} | {} | {:.0}% |\n",
             line.rate,
             line.p50,
             line.p99,
-            line.cpu_us.map_or("–".to_owned(), |c| format!("{c:.1}")),
+            micros(line.cpu_us),
+            micros(line.tenant_us),
             line.generator * 100.0
         );
     }
     if let [current, legacy, ..] = medians.as_slice() {
         out += &format!(
-            "\nThe 0.2.0 contract against 0.1.0 on the echo path: {:.2}× the acks/s, {:.2}× the server CPU per ack.\n",
+            "\nThe 0.2.0 contract against 0.1.0 on the echo path: {:.2}× the acks/s, {:.2}× the server CPU per ack, \
+             {:.2}× the tenant's CPU per call.\n",
             current.rate / legacy.rate.max(1e-9),
-            current.cpu_us.unwrap_or(0.0) / legacy.cpu_us.unwrap_or(0.0).max(1e-9),
+            ratio(current.cpu_us, legacy.cpu_us),
+            ratio(current.tenant_us, legacy.tenant_us),
         );
     }
     out
+}
+
+fn micros(value: Option<f64>) -> String {
+    value.map_or("–".to_owned(), |v| format!("{v:.1}"))
+}
+
+fn ratio(a: Option<f64>, b: Option<f64>) -> f64 {
+    a.unwrap_or(0.0) / b.unwrap_or(0.0).max(1e-9)
 }

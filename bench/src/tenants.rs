@@ -60,17 +60,8 @@ pub async fn join_each(base: &str, count: usize) -> Joined {
 /// The instances nsbox runs now, all tenants together, from the metrics of the admin
 /// API at `admin` (`host:port`).
 pub async fn instances_running(admin: &str) -> Result<u64> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(admin).await?;
-    let request = format!("GET /metrics HTTP/1.1\r\nHost: {admin}\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await?;
-    Ok(response
-        .lines()
-        .filter(|line| line.starts_with("nsbox_tenant_instances{"))
-        .filter_map(|line| line.rsplit(' ').next()?.parse::<u64>().ok())
-        .sum())
+    let page = crate::metrics::scrape(admin).await?;
+    Ok(crate::metrics::sum(&page, "nsbox_tenant_instances{") as u64)
 }
 
 /// Waits, checking every `step`, until no instance runs; an error after `limit`.

@@ -81,6 +81,16 @@ async fn bench_scenarios_run_against_nsbox_and_beside_hostile_tenants() {
     let stored = scenario::calls(&target.on("/cur"), 5, &store, SHORT, SHORT, &mut NoMeter)
         .await
         .expect("storage calls run");
+    // The tenant's CPU per call, as the state benchmark reads it from the admin API.
+    let admin = server.admin.expect("an admin listener").to_string();
+    let (cpu, calls) = nsbox_bench::metrics::tenant_calls(&admin, "cur")
+        .await
+        .expect("the metrics are read");
+    assert!(
+        calls >= stored.ops as f64 && cpu > 0.0,
+        "{calls} calls and {cpu} s counted for {} acks",
+        stored.ops
+    );
     check("nsbox", &[("store", stored)]);
 
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
