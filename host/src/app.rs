@@ -8,6 +8,7 @@ use std::time::Duration;
 use regex::Regex;
 
 use crate::admin::{Admin, AdminOptions};
+use crate::cluster::RedisTransport;
 use crate::config::{Cors, CorsOrigins, EngineConfig, SocketIoConfig};
 use crate::kv::SqliteStore;
 use crate::settings::{ComponentSource, Settings};
@@ -62,6 +63,9 @@ pub enum StartError {
     /// The namespace pattern is not a regular expression.
     #[error("namespace_pattern: {0}")]
     Pattern(#[from] regex::Error),
+    /// The cluster's Redis cannot be used.
+    #[error("cluster: {0}")]
+    Cluster(#[from] crate::cluster::ClusterError),
 }
 
 /// The file in the data directory that holds every tenant's keys.
@@ -112,6 +116,16 @@ pub fn socketio_config(settings: &Settings) -> SocketIoConfig {
 pub async fn start(settings: &Settings, admin_token: &str) -> Result<App, StartError> {
     crate::store::tokens::check_operator_token(admin_token).map_err(StartError::AdminToken)?;
     let io = SocketIo::new(socketio_config(settings));
+    // Before any namespace exists: every one of them is shared with the other nodes.
+    let cluster_link = match &settings.cluster.redis_url {
+        Some(url) => {
+            let transport = RedisTransport::connect(url).await?;
+            let stats = transport.stats().clone();
+            io.join_cluster(transport);
+            Some(stats)
+        }
+        None => None,
+    };
     let runtime = Runtime::with_options(RuntimeOptions {
         wasm_stack_bytes: settings.wasm_stack_bytes,
         live_instances: settings.live_instances,
@@ -188,6 +202,7 @@ pub async fn start(settings: &Settings, admin_token: &str) -> Result<App, StartE
             max_concurrent_compiles: settings.max_concurrent_compiles,
             compile_timeout: settings.compile_timeout(),
             body_timeout: Duration::from_millis(settings.body_timeout_ms),
+            cluster_link,
         },
     );
     Ok(App { io, tenants, admin })

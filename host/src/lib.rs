@@ -37,6 +37,8 @@
 pub mod admin;
 pub mod app;
 pub mod body;
+pub mod calendar;
+pub mod cluster;
 pub mod config;
 pub mod durable;
 pub mod engineio;

@@ -136,6 +136,10 @@ struct ServeArgs {
     /// Log lines as text (coloured only on a terminal) or as JSON objects, one a line.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+    /// Joins the cluster of nodes on this Redis (`redis://host:port`); wins over the
+    /// configuration's `[cluster] redis_url`.
+    #[arg(long = "redis", env = "NSBOX_REDIS_URL")]
+    redis_url: Option<String>,
 }
 
 /// How log lines are written.
@@ -412,32 +416,10 @@ fn log_line(line: &Value) -> String {
     let level = line["level"].as_str().unwrap_or("?").to_uppercase();
     format!(
         "{} {level:<5} {:<6} {}",
-        utc(line["time_ms"].as_u64().unwrap_or(0)),
+        nsbox::calendar::rfc3339(line["time_ms"].as_u64().unwrap_or(0)),
         line["source"].as_str().unwrap_or("?"),
         line["message"].as_str().unwrap_or_default()
     )
-}
-
-/// Milliseconds since the Unix epoch as an RFC 3339 UTC time (days to a civil date by
-/// the proleptic Gregorian calendar, as in Howard Hinnant's `civil_from_days`).
-fn utc(ms: u64) -> String {
-    let (days, rest) = (ms / 86_400_000, ms % 86_400_000);
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    let (h, m, s, milli) = (
-        rest / 3_600_000,
-        rest / 60_000 % 60,
-        rest / 1000 % 60,
-        rest % 1000,
-    );
-    format!("{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}.{milli:03}Z")
 }
 
 /// `NAME=VALUE` of `--set`: a number or boolean as such, anything else as a string
@@ -534,6 +516,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         admin_token,
         admin_token_file,
         log_format: _,
+        redis_url,
     } = args;
     let mut settings = match &config {
         Some(path) => Settings::load(path)?,
@@ -541,6 +524,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     };
     if let Some(dir) = data_dir {
         settings.data_dir = dir;
+    }
+    if let Some(url) = redis_url {
+        settings.cluster.redis_url = Some(url);
     }
     settings.compile_worker = Some(Worker {
         program: std::env::current_exe().context("cannot find this program to compile with")?,
@@ -624,13 +610,5 @@ mod tests {
             "history%2F%23general%20%C3%A9"
         );
         assert_eq!(query_escape("a-b.c_d~"), "a-b.c_d~");
-    }
-
-    #[test]
-    fn times_print_as_rfc3339_utc() {
-        assert_eq!(utc(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(utc(1_796_042_096_789), "2026-11-30T12:34:56.789Z");
-        assert_eq!(utc(1_709_251_199_999), "2024-02-29T23:59:59.999Z");
-        assert_eq!(utc(951_868_800_000), "2000-03-01T00:00:00.000Z");
     }
 }

@@ -117,6 +117,9 @@ pub struct Settings {
     /// Tenants by name.
     #[serde(default)]
     pub tenants: BTreeMap<String, TenantSettings>,
+    /// Joining a cluster of nodes.
+    #[serde(default)]
+    pub cluster: ClusterSettings,
     /// The directory relative paths are resolved from.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -125,6 +128,16 @@ pub struct Settings {
     /// they are compiled in this process, without those limits.
     #[serde(skip)]
     pub compile_worker: Option<Worker>,
+}
+
+/// `[cluster]`: nodes that share their namespaces through Redis.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterSettings {
+    /// The Redis every node of the cluster uses (`redis://host:port`); none (the
+    /// default) serves alone.
+    #[serde(default)]
+    pub redis_url: Option<String>,
 }
 
 /// One tenant.

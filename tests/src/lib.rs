@@ -205,9 +205,10 @@ pub fn js_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("js")
 }
 
-/// Installs the pinned npm packages of the JS suites (`npm ci`) unless they are there.
+/// Installs the pinned npm packages of the JS suites (`npm ci`) unless they are there
+/// (the one checked is the latest added to `tests/js/package.json`).
 pub async fn ensure_npm_packages() -> std::io::Result<()> {
-    npm_ci(&js_dir(), "socket.io-client").await
+    npm_ci(&js_dir(), "@socket.io/redis-adapter").await
 }
 
 /// Installs the pinned npm packages of `dir` (`npm ci`) unless `package` is there.

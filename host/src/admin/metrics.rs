@@ -4,6 +4,7 @@ use std::fmt::Write;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::atomic::{AtomicU64, AtomicUsize};
 
+use crate::cluster::LinkStats;
 use crate::engineio::Engine;
 use crate::kv::QuotaKind;
 use crate::tenants::Kind;
@@ -146,8 +147,40 @@ pub(crate) struct AdminCounters {
 }
 
 /// Renders every metric.
-pub(crate) fn render(tenants: &Tenants, engine: &Engine, admin: &AdminCounters) -> String {
+pub(crate) fn render(
+    tenants: &Tenants,
+    engine: &Engine,
+    admin: &AdminCounters,
+    cluster: Option<&LinkStats>,
+) -> String {
     let mut out = String::new();
+    if let Some(link) = cluster {
+        family(
+            &mut out,
+            "nsbox_cluster_link_up",
+            "gauge",
+            "1 while this node's connections to the cluster's Redis are up, else 0.",
+        );
+        let up = u8::from(link.up.load(Relaxed));
+        let _ = writeln!(out, "nsbox_cluster_link_up {up}");
+        family(
+            &mut out,
+            "nsbox_cluster_messages_total",
+            "counter",
+            "Cluster messages published to and received from the other nodes, and dropped (link down, queue full, or read too slowly).",
+        );
+        for (what, count) in [
+            ("published", &link.published),
+            ("received", &link.received),
+            ("dropped", &link.dropped),
+        ] {
+            let count = count.load(Relaxed);
+            let _ = writeln!(
+                out,
+                "nsbox_cluster_messages_total{{what=\"{what}\"}} {count}"
+            );
+        }
+    }
     family(
         &mut out,
         "nsbox_admin_uploads_in_flight",

@@ -67,6 +67,8 @@ pub struct AdminOptions {
     pub compile_timeout: Duration,
     /// How long a request may take to send its body.
     pub body_timeout: Duration,
+    /// The link to the cluster, when this node is part of one (for the metrics).
+    pub cluster_link: Option<Arc<crate::cluster::LinkStats>>,
 }
 
 /// The admin API's state.
@@ -171,7 +173,12 @@ impl Admin {
         let path: Vec<&str> = path.iter().map(String::as_str).collect();
         let method = req.method().clone();
         if method == Method::GET && path == ["metrics"] {
-            return reply::text(metrics::render(&self.tenants, &self.engine, &self.counters));
+            return reply::text(metrics::render(
+                &self.tenants,
+                &self.engine,
+                &self.counters,
+                self.options.cluster_link.as_deref(),
+            ));
         }
         if path.first() != Some(&"v1") {
             return error(StatusCode::NOT_FOUND, "not_found", "no such endpoint");

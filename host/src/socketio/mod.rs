@@ -3,6 +3,7 @@
 //! uses this API as a native Rust app would.
 
 mod client;
+pub mod cluster;
 mod link;
 pub mod namespace;
 pub mod packet;
@@ -13,7 +14,7 @@ pub(crate) mod testing;
 mod tests;
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use parking_lot::RwLock;
 use regex::Regex;
@@ -30,6 +31,8 @@ pub(crate) struct Resolver {
     pub(crate) config: SocketIoConfig,
     statics: RwLock<HashMap<String, Arc<Namespace>>>,
     parents: RwLock<Vec<Arc<ParentNamespace>>>,
+    /// The cluster namespaces created from now on join, if any.
+    transport: OnceLock<Arc<dyn cluster::Transport>>,
 }
 
 impl Resolver {
@@ -69,6 +72,7 @@ impl SocketIo {
             config: config.clone(),
             statics: RwLock::default(),
             parents: RwLock::default(),
+            transport: OnceLock::new(),
         });
         let engine = Engine::new(config.engine, Arc::new(Handler(resolver.clone())));
         SocketIo { resolver, engine }
@@ -79,18 +83,29 @@ impl SocketIo {
         &self.engine
     }
 
+    /// Shares the namespaces created from now on with the other servers `transport`
+    /// reaches (call it before adding namespaces). Returns false, changing nothing, if
+    /// the server already had a transport.
+    pub fn join_cluster(&self, transport: Arc<dyn cluster::Transport>) -> bool {
+        self.resolver.transport.set(transport).is_ok()
+    }
+
+    fn transport(&self) -> Option<Arc<dyn cluster::Transport>> {
+        self.resolver.transport.get().cloned()
+    }
+
     /// The static namespace `name`, created if it does not exist yet.
     pub fn of(&self, name: &str) -> Arc<Namespace> {
         let mut statics = self.resolver.statics.write();
         statics
             .entry(name.to_owned())
-            .or_insert_with(|| Namespace::new(name.to_owned(), None))
+            .or_insert_with(|| Namespace::new(name.to_owned(), None, self.transport()))
             .clone()
     }
 
     /// A dynamic namespace: every name matching `pattern` gets a child on first use.
     pub fn dynamic(&self, pattern: Regex) -> Arc<ParentNamespace> {
-        let parent = ParentNamespace::new(pattern);
+        let parent = ParentNamespace::new(pattern, self.transport());
         self.resolver.parents.write().push(parent.clone());
         parent
     }

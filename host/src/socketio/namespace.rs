@@ -10,6 +10,8 @@ use std::sync::{Arc, Weak};
 use parking_lot::{Mutex, RwLock};
 use regex::Regex;
 
+use super::cluster::message::Opts;
+use super::cluster::{Membership, Transport};
 use super::link::encode;
 use super::packet::{ConnectError, Packet, Payload};
 use super::socket::Socket;
@@ -67,18 +69,36 @@ pub struct Namespace {
     rooms: RwLock<HashMap<String, HashSet<Sid>>>,
     /// Connections between resolution and acceptance; a child is not cleaned up while any are.
     pending: AtomicUsize,
+    /// The other servers of this namespace, when this one is part of a cluster.
+    cluster: Option<Membership>,
 }
 
 impl Namespace {
-    pub(crate) fn new(name: String, parent: Option<Weak<ParentNamespace>>) -> Arc<Namespace> {
-        Arc::new(Namespace {
+    pub(crate) fn new(
+        name: String,
+        parent: Option<Weak<ParentNamespace>>,
+        transport: Option<Arc<dyn Transport>>,
+    ) -> Arc<Namespace> {
+        let nsp = Arc::new(Namespace {
             name,
             handlers: Handlers::default(),
             parent,
             sockets: RwLock::default(),
             rooms: RwLock::default(),
             pending: AtomicUsize::new(0),
-        })
+            cluster: transport.map(Membership::new),
+        });
+        if let Some(cluster) = &nsp.cluster {
+            cluster
+                .transport
+                .attach(&nsp.name, &cluster.uid, Arc::downgrade(&nsp));
+        }
+        nsp
+    }
+
+    /// This namespace's membership of a cluster, if it has one.
+    pub(crate) fn cluster(&self) -> Option<&Membership> {
+        self.cluster.as_ref()
     }
 
     /// The namespace's name, e.g. `/` or `/acme`.
@@ -140,6 +160,7 @@ impl Namespace {
             rooms: Vec::new(),
             except_rooms: Vec::new(),
             except_sockets: Vec::new(),
+            local: false,
         }
     }
 
@@ -217,20 +238,31 @@ impl Namespace {
     }
 
     pub(crate) fn add_to_room(&self, room: &str, sid: &Sid) {
-        self.rooms
-            .write()
-            .entry(room.to_owned())
-            .or_default()
-            .insert(sid.clone());
+        let created = {
+            let mut rooms = self.rooms.write();
+            let members = rooms.entry(room.to_owned()).or_default();
+            members.insert(sid.clone());
+            members.len() == 1
+        };
+        // A socket's own room is nobody else's business.
+        if let Some(cluster) = self.cluster.as_ref().filter(|_| created) {
+            if !self.sockets.read().contains_key(room) {
+                cluster.transport.room_created(&self.name, room);
+            }
+        }
     }
 
     pub(crate) fn remove_from_room(&self, room: &str, sid: &Sid) {
-        let mut rooms = self.rooms.write();
-        if let Some(members) = rooms.get_mut(room) {
+        let deleted = {
+            let mut rooms = self.rooms.write();
+            let Some(members) = rooms.get_mut(room) else {
+                return;
+            };
             members.remove(sid);
-            if members.is_empty() {
-                rooms.remove(room);
-            }
+            members.is_empty() && rooms.remove(room).is_some()
+        };
+        if let Some(cluster) = self.cluster.as_ref().filter(|_| deleted) {
+            cluster.transport.room_deleted(&self.name, room);
         }
     }
 
@@ -280,6 +312,8 @@ pub struct BroadcastOperator {
     rooms: Vec<String>,
     except_rooms: Vec<String>,
     except_sockets: Vec<Sid>,
+    /// Only this server's sockets, even in a cluster.
+    local: bool,
 }
 
 impl BroadcastOperator {
@@ -301,7 +335,13 @@ impl BroadcastOperator {
         self
     }
 
-    /// The sockets this broadcast would reach now.
+    /// Only this server's sockets, even when the namespace is shared with other servers.
+    pub fn local(mut self) -> Self {
+        self.local = true;
+        self
+    }
+
+    /// The sockets of this server this broadcast would reach now.
     pub fn sockets(&self) -> Vec<Arc<Socket>> {
         self.nsp.recipients(self)
     }
@@ -315,7 +355,8 @@ impl BroadcastOperator {
     }
 
     /// Like [`BroadcastOperator::emit`], but first asks `allow` with the number of
-    /// recipients (e.g. to charge a budget); if it refuses, nothing is sent.
+    /// recipients on this server (e.g. to charge a budget); if it refuses, nothing is
+    /// sent. In a cluster the broadcast then goes to the other servers, once.
     pub fn emit_if<E>(
         self,
         event: impl Into<String>,
@@ -334,6 +375,19 @@ impl BroadcastOperator {
         for socket in &recipients {
             socket.link.send_encoded(message.clone(), &binary);
         }
+        if let (false, Some(_), Packet::Event { event, args, .. }) =
+            (self.local, self.nsp.cluster(), &packet)
+        {
+            let except = self.except_rooms.into_iter();
+            let opts = Opts {
+                rooms: self.rooms,
+                except: except
+                    .chain(self.except_sockets.iter().map(|sid| sid.to_string()))
+                    .collect(),
+                flags: rmpv::Value::Map(Vec::new()),
+            };
+            self.nsp.publish_broadcast(event, args, opts);
+        }
         Ok(recipients.len())
     }
 }
@@ -345,15 +399,21 @@ pub struct ParentNamespace {
     handlers: Handlers,
     children: Mutex<HashMap<String, Arc<Namespace>>>,
     cleanup_empty: AtomicBool,
+    /// The cluster each child joins, if any.
+    transport: Option<Arc<dyn Transport>>,
 }
 
 impl ParentNamespace {
-    pub(crate) fn new(pattern: Regex) -> Arc<ParentNamespace> {
+    pub(crate) fn new(
+        pattern: Regex,
+        transport: Option<Arc<dyn Transport>>,
+    ) -> Arc<ParentNamespace> {
         Arc::new(ParentNamespace {
             pattern,
             handlers: Handlers::default(),
             children: Mutex::default(),
             cleanup_empty: AtomicBool::new(false),
+            transport,
         })
     }
 
@@ -408,7 +468,11 @@ impl ParentNamespace {
             .entry(name.to_owned())
             .or_insert_with(|| {
                 tracing::debug!(nsp = name, "child namespace created");
-                Namespace::new(name.to_owned(), Some(Arc::downgrade(self)))
+                Namespace::new(
+                    name.to_owned(),
+                    Some(Arc::downgrade(self)),
+                    self.transport.clone(),
+                )
             })
             .clone();
         child.begin_connect();
@@ -421,8 +485,25 @@ impl ParentNamespace {
         }
         let mut children = self.children.lock();
         if children.get(name).is_some_and(|child| child.is_idle()) {
-            children.remove(name);
+            if let Some(child) = children.remove(name) {
+                child.leave_cluster();
+            }
             tracing::debug!(nsp = name, "empty child namespace removed");
         }
+    }
+}
+
+impl Namespace {
+    /// Stops taking the cluster's messages (a removed child; dropping does it too).
+    fn leave_cluster(&self) {
+        if let Some(cluster) = &self.cluster {
+            cluster.transport.detach(&self.name, &cluster.uid);
+        }
+    }
+}
+
+impl Drop for Namespace {
+    fn drop(&mut self) {
+        self.leave_cluster();
     }
 }

@@ -348,6 +348,13 @@ impl Socket {
         self.close(DisconnectReason::ServerNamespaceDisconnect);
     }
 
+    /// Disconnects the socket and closes its client's connection, every namespace of it
+    /// (Node's `disconnect(true)`).
+    pub fn close_connection(self: &Arc<Self>) {
+        self.disconnect();
+        self.link.close(crate::engineio::CloseReason::ForcedClose);
+    }
+
     /// Marks the socket accepted and puts it in its own room.
     pub(crate) fn accept(&self) {
         self.connected.store(true, Ordering::Release);

@@ -316,3 +316,12 @@ async fn storage_and_configuration_with_official_client() {
     suite_with("storage.test.mjs", server, &env).await;
     let _ = std::fs::remove_file(&config);
 }
+
+/// Nodes on Redis (issue 15): nsbox nodes in processes of their own and a Node
+/// socket.io server with the sharded Redis adapter, on a redis-server the suite starts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_with_node_and_official_client() {
+    let server = TestServer::start().await.expect("server starts");
+    let env = [("HOST_BIN", env!("CARGO_BIN_EXE_nsbox-host").to_owned())];
+    suite_with("cluster.test.mjs", server, &env).await;
+}

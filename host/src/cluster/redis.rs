@@ -1,0 +1,398 @@
+//! The cluster's messages over Redis sharded pub/sub, channel for channel as
+//! `@socket.io/redis-adapter`'s sharded adapter (subscription mode `"dynamic"`):
+//! - `socket.io#NSP#`: every message for the namespace;
+//! - `socket.io#NSP#ROOM#`: a broadcast to that room alone, subscribed while this node
+//!   has sockets in it (never for a socket's own room);
+//! - `socket.io#NSP#UID#`: replies to the node whose namespace is `UID`.
+//!
+//! One subscriber connection for all of them: Node's adapter counts the servers of a
+//! namespace as the connections subscribed to its channel (`PUBSUB SHARDNUMSUB`).
+//! Publishing goes through a second connection, fed by a bounded queue that a task
+//! drains in order, pipelined. While Redis is unreachable, local delivery goes on;
+//! messages for the other nodes are dropped and counted, and the subscriptions are
+//! made again when it is back.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use fred::clients::{Client, SubscriberClient};
+use fred::interfaces::{ClientLike, EventInterface, PubsubInterface};
+use fred::types::config::{Config, PerformanceConfig, ReconnectPolicy};
+use parking_lot::{Mutex, RwLock};
+use tokio::sync::mpsc;
+
+use crate::socketio::cluster::{Route, Transport};
+use crate::socketio::Namespace;
+
+/// The channels' prefix: Node's adapters' default `key`/`channelPrefix`.
+const PREFIX: &str = "socket.io";
+/// Messages waiting to be published; past it, a message is dropped and counted.
+const OUTBOX: usize = 65_536;
+/// Messages one pipeline carries at most.
+const BATCH: usize = 256;
+/// Messages the subscriber may hold for the reader before it loses some.
+const INBOX: usize = 65_536;
+/// How long a command may take before it is given up.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long the first connection may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Why a node could not join its cluster.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    /// The URL is not a Redis URL.
+    #[error("the Redis URL {url:?}: {error}")]
+    Url {
+        /// The URL given.
+        url: String,
+        /// Why.
+        error: String,
+    },
+    /// Redis could not be reached.
+    #[error("cannot reach Redis at {url}: {error}")]
+    Connect {
+        /// The URL given.
+        url: String,
+        /// Why.
+        error: String,
+    },
+}
+
+/// What the link to Redis has done, for the metrics.
+#[derive(Debug, Default)]
+pub struct LinkStats {
+    /// 1 while both connections are up, else 0.
+    pub up: AtomicBool,
+    /// Messages published to the other nodes.
+    pub published: AtomicU64,
+    /// Messages received from them.
+    pub received: AtomicU64,
+    /// Messages not published (the link was down or the queue full) or lost on the way in.
+    pub dropped: AtomicU64,
+}
+
+/// The namespaces a node serves, and the channels it listens to for them.
+#[derive(Default)]
+struct Routes {
+    /// By namespace: its uid and where its messages go.
+    namespaces: HashMap<String, (String, Weak<Namespace>)>,
+    /// By channel: the namespace and whether it carries replies.
+    channels: HashMap<String, (Weak<Namespace>, bool)>,
+}
+
+/// A subscription change, applied in order.
+enum Change {
+    Subscribe(String),
+    Unsubscribe(String),
+}
+
+/// A node's link to the cluster through Redis.
+pub struct RedisTransport {
+    routes: RwLock<Routes>,
+    changes: mpsc::UnboundedSender<Change>,
+    outbox: mpsc::Sender<(String, Vec<u8>)>,
+    stats: Arc<LinkStats>,
+    /// The channels subscribed (wanted), made again after a reconnection.
+    wanted: Arc<Mutex<HashSet<String>>>,
+}
+
+fn main_channel(nsp: &str) -> String {
+    format!("{PREFIX}#{nsp}#")
+}
+
+fn sub_channel(nsp: &str, name: &str) -> String {
+    format!("{PREFIX}#{nsp}#{name}#")
+}
+
+impl RedisTransport {
+    /// Connects to Redis at `url` (`redis://host:port`), twice: one connection
+    /// subscribes, one publishes. Fails if Redis cannot be reached now; later outages
+    /// are waited out (reconnecting forever).
+    pub async fn connect(url: &str) -> Result<Arc<RedisTransport>, ClusterError> {
+        let config = Config::from_url(url).map_err(|e| ClusterError::Url {
+            url: url.to_owned(),
+            error: e.to_string(),
+        })?;
+        let connect_error = |e: fred::error::Error| ClusterError::Connect {
+            url: url.to_owned(),
+            error: e.to_string(),
+        };
+        let mut builder = fred::types::Builder::from_config(config);
+        builder
+            .set_policy(ReconnectPolicy::new_exponential(0, 100, 2_000, 2))
+            .set_performance_config(PerformanceConfig {
+                broadcast_channel_capacity: INBOX,
+                default_command_timeout: COMMAND_TIMEOUT,
+                ..PerformanceConfig::default()
+            })
+            .with_connection_config(|c| {
+                c.connection_timeout = CONNECT_TIMEOUT;
+                c.internal_command_timeout = COMMAND_TIMEOUT;
+                // A command is tried once: a message is not published twice.
+                c.max_command_attempts = 1;
+            });
+        let publisher = builder.build().map_err(connect_error)?;
+        let subscriber = builder.build_subscriber_client().map_err(connect_error)?;
+        let initial = async {
+            publisher.init().await?;
+            subscriber.init().await
+        };
+        match tokio::time::timeout(CONNECT_TIMEOUT, initial).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return Err(connect_error(e)),
+            Err(_) => {
+                return Err(ClusterError::Connect {
+                    url: url.to_owned(),
+                    error: format!("no connection within {CONNECT_TIMEOUT:?}"),
+                })
+            }
+        }
+        let stats = Arc::new(LinkStats::default());
+        stats.up.store(true, Relaxed);
+        let (changes, changed) = mpsc::unbounded_channel();
+        let (outbox, queued) = mpsc::channel(OUTBOX);
+        let transport = Arc::new(RedisTransport {
+            routes: RwLock::default(),
+            changes,
+            outbox,
+            stats: stats.clone(),
+            wanted: Arc::default(),
+        });
+        watch_link(&publisher, &subscriber, &stats, &transport.wanted);
+        tokio::spawn(read(subscriber.clone(), Arc::downgrade(&transport)));
+        tokio::spawn(subscribe(subscriber, changed, transport.wanted.clone()));
+        tokio::spawn(publish(publisher, queued, stats));
+        tracing::info!(%url, "joined the cluster on Redis");
+        Ok(transport)
+    }
+
+    /// The link's counters.
+    pub fn stats(&self) -> &Arc<LinkStats> {
+        &self.stats
+    }
+
+    fn change(&self, change: Change) {
+        // The task lives as long as the sender; a send fails only at shutdown.
+        let _ = self.changes.send(change);
+    }
+}
+
+impl Transport for RedisTransport {
+    fn attach(&self, nsp: &str, uid: &str, namespace: Weak<Namespace>) {
+        let (main, reply) = (main_channel(nsp), sub_channel(nsp, uid));
+        {
+            let mut routes = self.routes.write();
+            routes
+                .namespaces
+                .insert(nsp.to_owned(), (uid.to_owned(), namespace.clone()));
+            routes
+                .channels
+                .insert(main.clone(), (namespace.clone(), false));
+            routes.channels.insert(reply.clone(), (namespace, true));
+        }
+        self.change(Change::Subscribe(main));
+        self.change(Change::Subscribe(reply));
+    }
+
+    fn detach(&self, nsp: &str, uid: &str) {
+        let reply = sub_channel(nsp, uid);
+        let current = {
+            let mut routes = self.routes.write();
+            routes.channels.remove(&reply);
+            let current = routes.namespaces.get(nsp).is_some_and(|(u, _)| u == uid);
+            if current {
+                routes.namespaces.remove(nsp);
+                let prefix = main_channel(nsp);
+                routes
+                    .channels
+                    .retain(|channel, _| !channel.starts_with(&prefix));
+            }
+            current
+        };
+        self.change(Change::Unsubscribe(reply));
+        if current {
+            // Its room channels went with it (the namespace had no sockets left).
+            let prefix = main_channel(nsp);
+            let rooms: Vec<String> = self
+                .wanted
+                .lock()
+                .iter()
+                .filter(|c| c.starts_with(&prefix))
+                .cloned()
+                .collect();
+            for channel in rooms {
+                self.change(Change::Unsubscribe(channel));
+            }
+        }
+    }
+
+    fn room_created(&self, nsp: &str, room: &str) {
+        let channel = sub_channel(nsp, room);
+        {
+            let mut routes = self.routes.write();
+            let Some((_, namespace)) = routes.namespaces.get(nsp).cloned() else {
+                return;
+            };
+            routes.channels.insert(channel.clone(), (namespace, false));
+        }
+        self.change(Change::Subscribe(channel));
+    }
+
+    fn room_deleted(&self, nsp: &str, room: &str) {
+        let channel = sub_channel(nsp, room);
+        if self.routes.write().channels.remove(&channel).is_some() {
+            self.change(Change::Unsubscribe(channel));
+        }
+    }
+
+    fn publish(&self, nsp: &str, route: Route<'_>, bytes: Vec<u8>) {
+        let channel = match route {
+            Route::All => main_channel(nsp),
+            Route::Room(name) | Route::Reply(name) => sub_channel(nsp, name),
+        };
+        if !self.stats.up.load(Relaxed) || self.outbox.try_send((channel, bytes)).is_err() {
+            self.stats.dropped.fetch_add(1, Relaxed);
+        }
+    }
+}
+
+/// Keeps [`LinkStats::up`] and the log in step with the connections, and subscribes
+/// again to every wanted channel when the subscriber is back.
+fn watch_link(
+    publisher: &Client,
+    subscriber: &SubscriberClient,
+    stats: &Arc<LinkStats>,
+    wanted: &Arc<Mutex<HashSet<String>>>,
+) {
+    for client in [publisher.clone(), subscriber.clone().to_client()] {
+        let stats = stats.clone();
+        client.on_error(move |(error, _)| {
+            if stats.up.swap(false, Relaxed) {
+                tracing::warn!(%error, "the cluster link is down: messages for the other nodes are dropped until Redis is back");
+            }
+            async { Ok(()) }
+        });
+    }
+    let (up, wanted, resubscriber) = (stats.clone(), wanted.clone(), subscriber.clone());
+    let other = publisher.clone();
+    subscriber.on_reconnect(move |_| {
+        let (stats, wanted, subscriber, publisher) = (
+            up.clone(),
+            wanted.clone(),
+            resubscriber.clone(),
+            other.clone(),
+        );
+        async move {
+            let channels: Vec<String> = wanted.lock().iter().cloned().collect();
+            for channel in channels {
+                if let Err(error) = subscriber.ssubscribe(channel.as_str()).await {
+                    tracing::warn!(%error, %channel, "cannot subscribe again");
+                }
+            }
+            if publisher.is_connected() && !stats.up.swap(true, Relaxed) {
+                tracing::info!("the cluster link is up again");
+            }
+            Ok(())
+        }
+    });
+    let (stats, subscriber) = (stats.clone(), subscriber.clone());
+    publisher.on_reconnect(move |_| {
+        if subscriber.is_connected() && !stats.up.swap(true, Relaxed) {
+            tracing::info!("the cluster link is up again");
+        }
+        async { Ok(()) }
+    });
+}
+
+/// Hands each message to the namespace its channel belongs to.
+async fn read(subscriber: SubscriberClient, transport: Weak<RedisTransport>) {
+    let mut messages = subscriber.message_rx();
+    loop {
+        let message = match messages.recv().await {
+            Ok(message) => message,
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(lost)) => {
+                if let Some(transport) = transport.upgrade() {
+                    transport.stats.dropped.fetch_add(lost, Relaxed);
+                }
+                tracing::warn!(
+                    lost,
+                    "cluster messages lost: this node read them too slowly"
+                );
+                continue;
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+        };
+        let Some(transport) = transport.upgrade() else {
+            return;
+        };
+        transport.stats.received.fetch_add(1, Relaxed);
+        let target = transport
+            .routes
+            .read()
+            .channels
+            .get(&*message.channel)
+            .cloned();
+        let Some((namespace, reply)) = target else {
+            continue;
+        };
+        let Some(namespace) = namespace.upgrade() else {
+            continue;
+        };
+        match message.value.as_bytes() {
+            Some(bytes) => namespace.receive(bytes, reply),
+            None => {
+                tracing::debug!(channel = %message.channel, "a cluster message that is not bytes")
+            }
+        }
+    }
+}
+
+/// Applies subscription changes in order; remembers what is wanted for reconnections.
+async fn subscribe(
+    subscriber: SubscriberClient,
+    mut changes: mpsc::UnboundedReceiver<Change>,
+    wanted: Arc<Mutex<HashSet<String>>>,
+) {
+    while let Some(change) = changes.recv().await {
+        let result = match change {
+            Change::Subscribe(channel) => {
+                wanted.lock().insert(channel.clone());
+                subscriber.ssubscribe(channel).await
+            }
+            Change::Unsubscribe(channel) => {
+                wanted.lock().remove(&channel);
+                subscriber.sunsubscribe(channel).await
+            }
+        };
+        if let Err(error) = result {
+            // Made again when the link is back (see `watch_link`).
+            tracing::debug!(%error, "a subscription change waits for the cluster link");
+        }
+    }
+}
+
+/// Publishes what is queued, in order, as many messages a round trip as are waiting.
+async fn publish(
+    publisher: Client,
+    mut queued: mpsc::Receiver<(String, Vec<u8>)>,
+    stats: Arc<LinkStats>,
+) {
+    let mut batch = Vec::with_capacity(BATCH);
+    while queued.recv_many(&mut batch, BATCH).await > 0 {
+        let pipeline = publisher.pipeline();
+        let count = batch.len() as u64;
+        for (channel, bytes) in batch.drain(..) {
+            // Queued in the pipeline; nothing is sent before `all`.
+            let _: Result<(), _> = pipeline.spublish(channel, bytes).await;
+        }
+        match pipeline.all::<fred::types::Value>().await {
+            Ok(_) => stats.published.fetch_add(count, Relaxed),
+            Err(error) => {
+                tracing::debug!(%error, "cluster messages not published");
+                stats.dropped.fetch_add(count, Relaxed)
+            }
+        };
+    }
+}

@@ -1,0 +1,321 @@
+//! Namespaces shared by several servers: what one server's namespace tells the others
+//! (broadcasts, bulk room changes, disconnections) and answers them (its sockets), in
+//! the protocol of Node's `socket.io-adapter` `ClusterAdapter`, so that Node servers
+//! with an adapter built on it (`@socket.io/redis-adapter`'s sharded adapter) and nsbox
+//! servers are one deployment.
+//!
+//! How messages travel is a [`Transport`]'s business (Redis, in `crate::cluster`); this
+//! module knows the messages and what a namespace does with them.
+
+pub mod message;
+
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use rmpv::Value;
+
+use self::message::{field, kind, map, str_field, Message, MessageError, Opts};
+use super::namespace::{BroadcastOperator, Namespace};
+use super::packet::Payload;
+use super::socket::Socket;
+
+/// Where a namespace's messages to the other servers go, and where theirs come from.
+///
+/// Every method is called from the serving path and must not block: a transport queues
+/// what it has to do.
+pub trait Transport: Send + Sync + 'static {
+    /// The namespace `nsp` now exists on this server as `uid`: the messages for it
+    /// (those for every server and the replies to `uid`) go to `namespace`'s
+    /// [`Namespace::receive`] from now on.
+    fn attach(&self, nsp: &str, uid: &str, namespace: Weak<Namespace>);
+    /// The namespace `nsp` known as `uid` is gone from this server.
+    fn detach(&self, nsp: &str, uid: &str);
+    /// The first socket of this server joined `room` of `nsp` (a transport may route a
+    /// broadcast to one room only to the servers that have sockets in it).
+    fn room_created(&self, nsp: &str, room: &str);
+    /// The last socket of this server left `room`.
+    fn room_deleted(&self, nsp: &str, room: &str);
+    /// Sends `bytes` (an encoded [`Message`]) to the other servers of `nsp`.
+    fn publish(&self, nsp: &str, route: Route<'_>, bytes: Vec<u8>);
+}
+
+/// Who a published message is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route<'a> {
+    /// Every server of the namespace.
+    All,
+    /// The servers with sockets in this room (a broadcast to it alone, without ack).
+    Room(&'a str),
+    /// The server whose namespace is known as this uid (a reply to its request).
+    Reply(&'a str),
+}
+
+/// A namespace's membership of a cluster: its id there and the way out.
+pub(crate) struct Membership {
+    pub(crate) uid: String,
+    pub(crate) transport: Arc<dyn Transport>,
+}
+
+impl Membership {
+    pub(crate) fn new(transport: Arc<dyn Transport>) -> Membership {
+        Membership {
+            uid: random_id(),
+            transport,
+        }
+    }
+
+    fn publish(&self, nsp: &str, route: Route<'_>, kind: u8, data: Value) {
+        let message = Message {
+            kind,
+            uid: self.uid.clone(),
+            nsp: nsp.to_owned(),
+            data,
+        };
+        self.transport.publish(nsp, route, message.encode());
+    }
+}
+
+/// Socket ids are 20 characters; in its default ("dynamic") mode Node's sharded adapter
+/// sends a broadcast to a room of that length on the namespace's channel, as if it
+/// were a socket's own room.
+const SOCKET_ID_LENGTH: usize = 20;
+
+/// 16 lowercase hexadecimal digits, as Node's adapter makes its uids and request ids.
+fn random_id() -> String {
+    format!("{:016x}", rand::random::<u64>())
+}
+
+/// How long a server waits for a socket's ack to a broadcast with ack when the
+/// requester gave no timeout (Node's adapters' `DEFAULT_TIMEOUT`).
+const DEFAULT_ACK_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl Namespace {
+    /// Tells the other servers about a broadcast this one has just delivered to its own
+    /// sockets (to the rooms `rooms`, except `except`).
+    pub(crate) fn publish_broadcast(&self, event: &str, args: &Payload, opts: Opts) {
+        let Some(cluster) = self.cluster() else {
+            return;
+        };
+        let route = match opts.rooms.as_slice() {
+            [room] if room.len() != SOCKET_ID_LENGTH => Route::Room(room),
+            _ => Route::All,
+        };
+        let data = map(vec![
+            ("packet", message::event_packet(event, args)),
+            ("opts", opts.value()),
+        ]);
+        cluster.publish(self.name(), route, kind::BROADCAST, data);
+    }
+
+    /// A message from another server of this namespace; `reply` when it came as a reply
+    /// to this server. Bad messages are dropped with a debug line: another server's
+    /// mistake never reaches this one's clients.
+    pub fn receive(self: &Arc<Self>, bytes: &[u8], reply: bool) {
+        if let Err(error) = self.apply(bytes, reply) {
+            tracing::debug!(nsp = %self.name(), %error, "cluster message dropped");
+        }
+    }
+
+    fn apply(self: &Arc<Self>, bytes: &[u8], reply: bool) -> Result<(), MessageError> {
+        let message = Message::decode(bytes)?;
+        let Some(cluster) = self.cluster() else {
+            return Ok(());
+        };
+        if reply {
+            // No request of this server's awaits replies yet; they are read and dropped.
+            return Ok(());
+        }
+        if message.uid == cluster.uid || message.nsp != self.name() {
+            return Ok(());
+        }
+        let data = &message.data;
+        match message.kind {
+            kind::BROADCAST => {
+                let packet = field(data, "packet").ok_or(MessageError::Field("packet"))?;
+                let (event, args) = message::read_event_packet(packet)?;
+                let opts = Opts::read(data);
+                let operator = self.local_operator(&opts);
+                match str_field(data, "requestId") {
+                    None => {
+                        operator.emit(event, args);
+                    }
+                    Some(request) => {
+                        self.broadcast_with_ack(operator, &message.uid, request, &opts, event, args)
+                    }
+                }
+            }
+            kind::SOCKETS_JOIN => {
+                let rooms = message::strings(data, "rooms");
+                for socket in self.local_operator(&Opts::read(data)).sockets() {
+                    for room in &rooms {
+                        socket.join(room.clone());
+                    }
+                }
+            }
+            kind::SOCKETS_LEAVE => {
+                let rooms = message::strings(data, "rooms");
+                for socket in self.local_operator(&Opts::read(data)).sockets() {
+                    for room in &rooms {
+                        socket.leave(room);
+                    }
+                }
+            }
+            kind::DISCONNECT_SOCKETS => {
+                let close = field(data, "close").and_then(Value::as_bool) == Some(true);
+                for socket in self.local_operator(&Opts::read(data)).sockets() {
+                    if close {
+                        socket.close_connection();
+                    } else {
+                        socket.disconnect();
+                    }
+                }
+            }
+            kind::FETCH_SOCKETS => {
+                let request =
+                    str_field(data, "requestId").ok_or(MessageError::Field("requestId"))?;
+                let sockets = self
+                    .local_operator(&Opts::read(data))
+                    .sockets()
+                    .iter()
+                    .map(describe)
+                    .collect();
+                let answer = map(vec![
+                    ("requestId", Value::from(request)),
+                    ("sockets", Value::Array(sockets)),
+                ]);
+                cluster.publish(
+                    self.name(),
+                    Route::Reply(&message.uid),
+                    kind::FETCH_SOCKETS_RESPONSE,
+                    answer,
+                );
+            }
+            // Server-side events have no handler here: a request for an ack times out on
+            // the requester, as Node's does when no handler answers.
+            kind::SERVER_SIDE_EMIT => {}
+            // Heartbeats (other adapters'), and replies on the namespace's channel.
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// The local sockets `opts` selects, as a broadcast that stays on this server.
+    fn local_operator(self: &Arc<Self>, opts: &Opts) -> BroadcastOperator {
+        let mut operator = self.broadcast_op().local();
+        for room in &opts.rooms {
+            operator = operator.to(room.clone());
+        }
+        for room in &opts.except {
+            operator = operator.except(room.clone());
+        }
+        operator
+    }
+
+    /// A broadcast with ack from `requester`: how many sockets it reaches here, then
+    /// each socket's answer (its first argument), as Node's adapters reply.
+    fn broadcast_with_ack(
+        self: &Arc<Self>,
+        operator: BroadcastOperator,
+        requester: &str,
+        request: &str,
+        opts: &Opts,
+        event: String,
+        args: Payload,
+    ) {
+        let Some(cluster) = self.cluster() else {
+            return;
+        };
+        let sockets = operator.sockets();
+        let count = map(vec![
+            ("requestId", Value::from(request)),
+            ("clientCount", Value::from(sockets.len())),
+        ]);
+        cluster.publish(
+            self.name(),
+            Route::Reply(requester),
+            kind::BROADCAST_CLIENT_COUNT,
+            count,
+        );
+        let timeout = opts
+            .timeout_ms()
+            .map_or(DEFAULT_ACK_TIMEOUT, Duration::from_millis);
+        for socket in sockets {
+            let (nsp, requester, request) = (
+                Arc::downgrade(self),
+                requester.to_owned(),
+                request.to_owned(),
+            );
+            let (event, args) = (event.clone(), args.clone());
+            tokio::spawn(async move {
+                let Ok(answer) = socket.emit_with_ack(event, args, timeout).await else {
+                    return;
+                };
+                let Some(nsp) = nsp.upgrade() else { return };
+                let Some(cluster) = nsp.cluster() else { return };
+                let data = map(vec![
+                    ("requestId", Value::from(request.as_str())),
+                    ("packet", message::first_arg(&answer)),
+                ]);
+                cluster.publish(
+                    nsp.name(),
+                    Route::Reply(&requester),
+                    kind::BROADCAST_ACK,
+                    data,
+                );
+            });
+        }
+    }
+}
+
+/// A socket as FETCH_SOCKETS_RESPONSE describes it: `{id, handshake, rooms, data}`,
+/// the handshake in the shape of Node's.
+fn describe(socket: &Arc<Socket>) -> Value {
+    let handshake = socket.handshake();
+    let issued = handshake
+        .time
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let pairs = |pairs: &[(String, String)]| {
+        Value::Map(
+            pairs
+                .iter()
+                .map(|(k, v)| (Value::from(k.as_str()), Value::from(v.as_str())))
+                .collect(),
+        )
+    };
+    let header = |name: &str| {
+        handshake
+            .headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    };
+    let secure = header("x-forwarded-proto") == Some("https");
+    let xdomain = header("origin").is_some();
+    let data = match socket.data() {
+        serde_json::Value::Null => Value::Map(Vec::new()),
+        data => message::from_json(data),
+    };
+    map(vec![
+        ("id", Value::from(&**socket.id())),
+        (
+            "handshake",
+            map(vec![
+                ("headers", pairs(&handshake.headers)),
+                ("time", Value::from(crate::calendar::js_date(issued))),
+                ("address", Value::from(handshake.address.ip().to_string())),
+                ("xdomain", Value::from(xdomain)),
+                ("secure", Value::from(secure)),
+                ("issued", Value::from(issued)),
+                ("url", Value::from(handshake.url.as_str())),
+                ("query", pairs(&handshake.query)),
+                ("auth", message::from_json(handshake.auth.clone())),
+            ]),
+        ),
+        (
+            "rooms",
+            Value::Array(socket.rooms().into_iter().map(Value::from).collect()),
+        ),
+        ("data", data),
+    ])
+}

@@ -1,0 +1,266 @@
+// nsbox nodes on Redis (issue 15): two nsbox nodes and a Node socket.io 4.8 server with
+// @socket.io/redis-adapter's sharded adapter, all on one real redis-server, serving the
+// namespace /t1 (nsbox: the `echo` example; Node: the same events, written here), as
+// one Socket.IO deployment for the official client.
+//
+// The harness gives HOST_BIN (a server in a process of its own, `nsbox-host CONFIG
+// DATA_DIR`); this suite starts redis-server, the nodes and the Node server itself.
+import { test, describe, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import { io as connect } from "socket.io-client";
+import { Server } from "socket.io";
+import { createShardedAdapter } from "@socket.io/redis-adapter";
+import { createClient } from "redis";
+
+const NSP = "/t1";
+const dirs = [];
+const children = [];
+
+function tempDir(what) {
+  const dir = mkdtempSync(join(tmpdir(), `nsbox-cluster-${what}-`));
+  dirs.push(dir);
+  return dir;
+}
+
+/** A port nobody listens on now. */
+async function freePort() {
+  const server = createServer();
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address();
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/** Starts redis-server on a free port, without persistence; resolves once it answers. */
+async function startRedis() {
+  const port = await freePort();
+  const dir = tempDir("redis");
+  const child = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir], {
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  children.push(child);
+  const ready = new Promise((resolve, reject) => {
+    const lines = createInterface({ input: child.stdout });
+    lines.on("line", (line) => line.includes("Ready to accept connections") && resolve());
+    child.once("exit", (code) => reject(new Error(`redis-server exited (${code})`)));
+  });
+  await ready;
+  return { url: `redis://127.0.0.1:${port}`, child };
+}
+
+/** Starts an nsbox node on `redisUrl` serving the echo example as t1. */
+async function startNsbox(redisUrl) {
+  const dir = tempDir("node");
+  const config = join(dir, "nsbox.toml");
+  writeFileSync(config, `[cluster]\nredis_url = "${redisUrl}"\n\n[tenants.t1]\ncomponent = "builtin:echo"\n`);
+  const child = spawn(process.env.HOST_BIN, [config, join(dir, "data")], { stdio: ["ignore", "pipe", "inherit"] });
+  children.push(child);
+  const urls = await new Promise((resolve, reject) => {
+    const lines = createInterface({ input: child.stdout });
+    lines.on("line", (line) => {
+      if (line.startsWith("SERVER_URL=")) resolve(Object.fromEntries(line.split(" ").map((kv) => kv.split("="))));
+    });
+    child.once("exit", (code) => reject(new Error(`nsbox-host exited (${code})`)));
+  });
+  return { url: urls.SERVER_URL, admin: urls.ADMIN_URL, child };
+}
+
+/** A Node socket.io server with the sharded Redis adapter, /t1 written like the echo example. */
+async function startNode(redisUrl) {
+  const pub = createClient({ url: redisUrl });
+  const sub = pub.duplicate();
+  await Promise.all([pub.connect(), sub.connect()]);
+  const server = new Server({ adapter: createShardedAdapter(pub, sub) });
+  const t1 = server.of(NSP);
+  t1.use((socket, next) => (socket.handshake.auth.token === "ok" ? next() : next(new Error("unauthorized"))));
+  t1.on("connection", (socket) => {
+    socket.on("broadcast", (...args) => t1.emit("msg", ...args));
+    socket.on("join", (room, ack) => {
+      socket.join(room);
+      ack?.(room);
+    });
+    socket.on("to-room", (room, ...args) => socket.to(room).emit("msg", ...args));
+    socket.on("fetch", async (room, ack) => {
+      const sockets = await t1.in(room).fetchSockets();
+      ack(sockets.map((s) => ({ id: s.id, rooms: [...s.rooms].sort(), data: s.data, auth: s.handshake.auth })));
+    });
+    socket.on("sockets-join", async (room, newRoom, ack) => {
+      t1.in(room).socketsJoin(newRoom);
+      ack(true);
+    });
+    socket.on("kick", (room, ack) => {
+      ack(true);
+      t1.in(room).disconnectSockets();
+    });
+    socket.on("question", (ack) => {
+      t1.timeout(2000).emit("question", (err, answers) => ack({ err: err?.message ?? null, answers: answers.sort() }));
+    });
+  });
+  const port = await freePort();
+  server.listen(port);
+  return { url: `http://127.0.0.1:${port}`, server, close: () => Promise.all([server.close(), pub.quit(), sub.quit()].map((p) => Promise.resolve(p).catch(() => {}))) };
+}
+
+async function client(t, url, opts = {}) {
+  const socket = connect(url + NSP, { forceNew: true, reconnection: false, transports: ["websocket"], auth: { token: "ok" }, ...opts });
+  t.after(() => socket.close());
+  await new Promise((resolve, reject) => {
+    socket.once("connect", resolve);
+    socket.once("connect_error", reject);
+  });
+  return socket;
+}
+
+const ask = (socket, event, ...args) => socket.timeout(5000).emitWithAck(event, ...args);
+
+/** Collects `msg` events; `until(pred)` resolves once one matches (or fails after 5 s). */
+function inbox(socket) {
+  const got = [];
+  const waiters = [];
+  socket.on("msg", (...args) => {
+    got.push(args);
+    for (const w of [...waiters]) if (w.pred(args)) { waiters.splice(waiters.indexOf(w), 1); w.resolve(args); }
+  });
+  return {
+    got,
+    until(pred, ms = 5000) {
+      const found = got.find(pred);
+      if (found) return Promise.resolve(found);
+      return new Promise((resolve, reject) => {
+        const w = { pred, resolve };
+        waiters.push(w);
+        setTimeout(() => reject(new Error(`no matching msg within ${ms} ms; got ${JSON.stringify(got)}`)), ms);
+      });
+    },
+    count: (pred) => got.filter(pred).length,
+  };
+}
+
+/**
+ * Waits until a broadcast from `from` to the namespace reaches every one of `to`: the
+ * nodes' subscriptions are made asynchronously, as a Node server's are.
+ */
+async function linked(from, to) {
+  const boxes = to.map(inbox);
+  for (let i = 0; i < 100; i++) {
+    from.emit("broadcast", "probe", i);
+    const arrived = await Promise.all(boxes.map((b) => b.until((a) => a[0] === "probe" && a[1] === i, 100).then(() => true, () => false)));
+    if (arrived.every(Boolean)) return;
+  }
+  throw new Error("the nodes never saw each other's broadcasts");
+}
+
+let redis, a, b, node;
+
+before(async () => {
+  redis = await startRedis();
+  [a, b, node] = await Promise.all([startNsbox(redis.url), startNsbox(redis.url), startNode(redis.url)]);
+});
+
+after(async () => {
+  await node?.close();
+  for (const child of children) child.kill("SIGKILL");
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+});
+
+describe("broadcasts across nsbox nodes and a Node server", () => {
+  test("a broadcast from any server reaches every socket of the namespace exactly once", async (t) => {
+    const [ca, cb, cn] = await Promise.all([client(t, a.url), client(t, b.url), client(t, node.url)]);
+    await linked(ca, [cb, cn]);
+    await linked(cn, [ca, cb]);
+    const boxes = [ca, cb, cn].map(inbox);
+    for (const [i, sender] of [ca, cb, cn].entries()) sender.emit("broadcast", "round", i);
+    // Then a last one from each: when it arrives, every earlier one from that server has.
+    for (const [i, sender] of [ca, cb, cn].entries()) sender.emit("broadcast", "last", i);
+    for (const box of boxes) {
+      for (const i of [0, 1, 2]) await box.until((m) => m[0] === "last" && m[1] === i);
+      for (const i of [0, 1, 2]) assert.equal(box.count((m) => m[0] === "round" && m[1] === i), 1, JSON.stringify(box.got));
+    }
+  });
+
+  test("a broadcast to a room reaches its members on every server, and only them", async (t) => {
+    const [ma, mb, mn, outsider] = await Promise.all([client(t, a.url), client(t, b.url), client(t, node.url), client(t, b.url)]);
+    await linked(ma, [mb, mn, outsider]);
+    for (const s of [ma, mb, mn]) assert.equal(await ask(s, "join", "blue"), "blue");
+    const sender = await client(t, a.url);
+    const [ba, bb, bn, bo] = [ma, mb, mn, outsider].map(inbox);
+    // A room channel is subscribed when a node's first socket joins: retry until every member hears.
+    for (let i = 0; i < 100; i++) {
+      sender.emit("to-room", "blue", "hello", i);
+      const heard = await Promise.all([ba, bb, bn].map((box) => box.until((m) => m[0] === "hello" && m[1] === i, 100).then(() => true, () => false)));
+      if (heard.every(Boolean)) break;
+    }
+    sender.emit("to-room", "blue", "x");
+    sender.emit("to-room", "blue", "end");
+    for (const box of [ba, bb, bn]) {
+      await box.until((m) => m[0] === "end");
+      assert.equal(box.count((m) => m[0] === "x"), 1, JSON.stringify(box.got));
+    }
+    // The outsider, on a node with members, got none of it.
+    sender.emit("broadcast", "after");
+    await bo.until((m) => m[0] === "after");
+    assert.equal(bo.count((m) => m[0] === "x" || m[0] === "hello" || m[0] === "end"), 0, JSON.stringify(bo.got));
+  });
+
+  test("binary arguments cross in both directions", async (t) => {
+    const [ca, cn] = await Promise.all([client(t, a.url), client(t, node.url)]);
+    await linked(ca, [cn]);
+    const [ba, bn] = [ca, cn].map(inbox);
+    ca.emit("broadcast", "bin-from-nsbox", Uint8Array.from([1, 2, 3]), { nested: [Uint8Array.from([4])] });
+    const atNode = await bn.until((m) => m[0] === "bin-from-nsbox");
+    assert.deepEqual([...atNode[1]], [1, 2, 3]);
+    assert.deepEqual([...atNode[2].nested[0]], [4]);
+    cn.emit("broadcast", "bin-from-node", Buffer.from([9, 8]));
+    const atNsbox = await ba.until((m) => m[0] === "bin-from-node");
+    assert.deepEqual([...new Uint8Array(atNsbox[1])], [9, 8]);
+  });
+});
+
+describe("Node's cluster-wide operations reach sockets on nsbox nodes", () => {
+  test("fetchSockets lists them with their rooms, data and handshake", async (t) => {
+    const [ca, cb, cn] = await Promise.all([client(t, a.url), client(t, b.url), client(t, node.url)]);
+    await linked(cn, [ca, cb]);
+    await ask(ca, "join", "green");
+    await ask(cb, "join", "green");
+    await ask(cn, "join", "green");
+    const sockets = await ask(cn, "fetch", "green");
+    const byId = Object.fromEntries(sockets.map((s) => [s.id, s]));
+    assert.deepEqual(Object.keys(byId).sort(), [ca.id, cb.id, cn.id].sort());
+    assert.deepEqual(byId[ca.id].rooms, [ca.id, "green"].sort());
+    assert.deepEqual(byId[cb.id].auth, { token: "ok" });
+    // A tenant keeps its per-socket data inside its instance: other servers see {}
+    // (README, "What does not interoperate").
+    assert.deepEqual(byId[ca.id].data, {});
+  });
+
+  test("socketsJoin and disconnectSockets act on them", async (t) => {
+    const [ca, cb, cn] = await Promise.all([client(t, a.url), client(t, b.url), client(t, node.url)]);
+    await linked(cn, [ca, cb]);
+    await ask(ca, "join", "red");
+    await ask(cb, "join", "red");
+    assert.equal(await ask(cn, "sockets-join", "red", "crimson"), true);
+    let members = [];
+    for (let i = 0; i < 50 && members.length < 2; i++) members = (await ask(cn, "fetch", "crimson")).map((s) => s.id);
+    assert.deepEqual(members.sort(), [ca.id, cb.id].sort());
+    const gone = [ca, cb].map((s) => new Promise((resolve) => s.once("disconnect", resolve)));
+    await ask(cn, "kick", "crimson");
+    assert.deepEqual(await Promise.all(gone), ["io server disconnect", "io server disconnect"]);
+    assert.equal(cn.connected, true, "the Node server's own socket was not in the room");
+  });
+
+  test("a broadcast with acks from Node collects the answers of nsbox's clients", async (t) => {
+    const [ca, cb, cn] = await Promise.all([client(t, a.url), client(t, b.url), client(t, node.url)]);
+    await linked(cn, [ca, cb]);
+    for (const [s, name] of [[ca, "a"], [cb, "b"], [cn, "n"]]) s.on("question", (ack) => ack(name));
+    // Other tests' sockets are gone by now; only these three answer.
+    const { err, answers } = await ask(cn, "question");
+    assert.equal(err, null);
+    assert.deepEqual(answers, ["a", "b", "n"]);
+  });
+});
