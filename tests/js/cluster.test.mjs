@@ -37,10 +37,10 @@ async function freePort() {
   return port;
 }
 
-/** Starts redis-server on a free port, without persistence; resolves once it answers. */
-async function startRedis() {
-  const port = await freePort();
-  const dir = tempDir("redis");
+/** Starts redis-server (on a free port unless given), without persistence; resolves once it answers. */
+async function startRedis(port, dir) {
+  port ??= await freePort();
+  dir ??= tempDir("redis");
   const child = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir], {
     stdio: ["ignore", "pipe", "inherit"],
   });
@@ -51,7 +51,24 @@ async function startRedis() {
     child.once("exit", (code) => reject(new Error(`redis-server exited (${code})`)));
   });
   await ready;
-  return { url: `redis://127.0.0.1:${port}`, child };
+  return { url: `redis://127.0.0.1:${port}`, port, dir, child };
+}
+
+/** A metric of an nsbox node (the sum of its samples), from its admin API. */
+async function metric(nsbox, name) {
+  const text = await (await fetch(`${nsbox.admin}/metrics`)).text();
+  const values = text.split("\n").filter((l) => l.startsWith(name)).map((l) => Number(l.split(" ").pop()));
+  return values.reduce((a, b) => a + b, 0);
+}
+
+/** Polls `probe` every 50 ms until it returns true, for at most `ms`. */
+async function eventually(what, probe, ms = 15000) {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    if (await probe()) return;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error(`not within ${ms} ms: ${what}`);
 }
 
 /** Starts an nsbox node on `redisUrl` serving the echo example as t1. */
@@ -75,6 +92,8 @@ async function startNsbox(redisUrl) {
 async function startNode(redisUrl) {
   const pub = createClient({ url: redisUrl });
   const sub = pub.duplicate();
+  // As node-redis asks: without a listener, an error event (Redis gone) is thrown.
+  for (const c of [pub, sub]) c.on("error", () => {});
   await Promise.all([pub.connect(), sub.connect()]);
   const server = new Server({ adapter: createShardedAdapter(pub, sub) });
   const t1 = server.of(NSP);
@@ -87,7 +106,7 @@ async function startNode(redisUrl) {
     });
     socket.on("to-room", (room, ...args) => socket.to(room).emit("msg", ...args));
     socket.on("fetch", async (room, ack) => {
-      const sockets = await t1.in(room).fetchSockets();
+      const sockets = await (room ? t1.in(room) : t1).fetchSockets();
       ack(sockets.map((s) => ({ id: s.id, rooms: [...s.rooms].sort(), data: s.data, auth: s.handshake.auth })));
     });
     socket.on("sockets-join", async (room, newRoom, ack) => {
@@ -262,5 +281,48 @@ describe("Node's cluster-wide operations reach sockets on nsbox nodes", () => {
     const { err, answers } = await ask(cn, "question");
     assert.equal(err, null);
     assert.deepEqual(answers, ["a", "b", "n"]);
+  });
+});
+
+describe("faults", () => {
+  test("Redis restarts: local delivery goes on, the link says it is down, cross-node delivery resumes", async (t) => {
+    const [ca, ca2, cb, cn] = await Promise.all([client(t, a.url), client(t, a.url), client(t, b.url), client(t, node.url)]);
+    await linked(ca, [cb, cn]);
+    assert.equal(await metric(a, "nsbox_cluster_link_up"), 1);
+    const exited = new Promise((resolve) => redis.child.once("exit", resolve));
+    redis.child.kill("SIGKILL");
+    await exited;
+    await eventually("node A sees the link down", async () => (await metric(a, "nsbox_cluster_link_up")) === 0);
+    // Sockets on the same node still hear each other, Redis or not.
+    const local = inbox(ca2);
+    ca.emit("broadcast", "while-down");
+    await local.until((m) => m[0] === "while-down");
+    await eventually("the message for the other nodes is counted as dropped", async () => (await metric(a, "nsbox_cluster_messages_total{what=\"dropped\"")) >= 1);
+
+    redis = await startRedis(redis.port, redis.dir);
+    await eventually("both nodes see the link up again", async () => (await metric(a, "nsbox_cluster_link_up")) === 1 && (await metric(b, "nsbox_cluster_link_up")) === 1);
+    await linked(ca, [cb, cn]);
+    await linked(cb, [ca, cn]);
+    await linked(cn, [ca, cb]);
+  });
+});
+
+describe("a node killed", () => {
+  test("with SIGKILL: the others keep serving, its clients reconnect elsewhere, queries do not wait for it", async (t) => {
+    const [ca, cb, cn] = await Promise.all([client(t, a.url), client(t, b.url), client(t, node.url)]);
+    await linked(cn, [ca, cb]);
+    const lost = new Promise((resolve) => cb.once("disconnect", resolve));
+    b.child.kill("SIGKILL");
+    assert.equal(await lost, "transport close");
+    // Its client comes back through another node, as behind a load balancer.
+    const again = await client(t, a.url);
+    await linked(cn, [ca, again]);
+    await linked(again, [ca, cn]);
+    // The Node server counts servers by their subscriptions: the dead node's went with
+    // its connection, so fetchSockets answers at once, without it.
+    const started = Date.now();
+    const ids = (await ask(cn, "fetch", null)).map((s) => s.id).sort();
+    assert.ok(Date.now() - started < 2000, `fetchSockets took ${Date.now() - started} ms`);
+    assert.deepEqual(ids, [ca.id, again.id, cn.id].sort());
   });
 });
