@@ -17,6 +17,7 @@ import { io as connect } from "socket.io-client";
 import { Server } from "socket.io";
 import { createShardedAdapter } from "@socket.io/redis-adapter";
 import { createClient } from "redis";
+import { Emitter } from "@socket.io/redis-emitter";
 
 const NSP = "/t1";
 const dirs = [];
@@ -111,6 +112,10 @@ async function startNode(redisUrl) {
     });
     socket.on("sockets-join", async (room, newRoom, ack) => {
       t1.in(room).socketsJoin(newRoom);
+      ack(true);
+    });
+    socket.on("sockets-leave", (room, ack) => {
+      t1.in(room).socketsLeave(room);
       ack(true);
     });
     socket.on("kick", (room, ack) => {
@@ -241,6 +246,47 @@ describe("broadcasts across nsbox nodes and a Node server", () => {
   });
 });
 
+describe("@socket.io/redis-emitter reaches sockets on nsbox nodes", () => {
+  test("broadcasts to the namespace and to a room, socketsJoin and disconnectSockets", async (t) => {
+    const redisClient = createClient({ url: redis.url });
+    redisClient.on("error", () => {});
+    await redisClient.connect();
+    t.after(() => redisClient.quit().catch(() => {}));
+    const emitter = new Emitter(redisClient).of(NSP);
+    const [ca, cb, other] = await Promise.all([client(t, a.url), client(t, b.url), client(t, b.url)]);
+    const [ba, bb, bo] = [ca, cb, other].map(inbox);
+    // The nodes subscribe to the emitter's channels when the namespace starts on them.
+    for (let i = 0; i < 100; i++) {
+      emitter.emit("msg", "emitted", i);
+      const heard = await Promise.all([ba, bb].map((box) => box.until((m) => m[0] === "emitted" && m[1] === i, 100).then(() => true, () => false)));
+      if (heard.every(Boolean)) break;
+    }
+    await ask(ca, "join", "gold");
+    await ask(cb, "join", "gold");
+    emitter.to("gold").emit("msg", "gold-only", Buffer.from([7]));
+    for (const box of [ba, bb]) {
+      const got = await box.until((m) => m[0] === "gold-only");
+      assert.deepEqual([...new Uint8Array(got[1])], [7]);
+    }
+    emitter.emit("msg", "after-gold");
+    await bo.until((m) => m[0] === "after-gold");
+    assert.equal(bo.count((m) => m[0] === "gold-only"), 0, "not in the room");
+    // Requests: into a new room, then out of the namespace.
+    emitter.in("gold").socketsJoin("silver");
+    const heardSilver = async () => {
+      emitter.to("silver").emit("msg", "silver-check");
+      return (await Promise.all([ba, bb].map((box) => box.until((m) => m[0] === "silver-check", 100).then(() => true, () => false)))).every(Boolean);
+    };
+    let joined = false;
+    for (let i = 0; i < 50 && !joined; i++) joined = await heardSilver();
+    assert.ok(joined, "both joined silver");
+    const gone = [ca, cb].map((s) => new Promise((resolve) => s.once("disconnect", resolve)));
+    emitter.in("silver").disconnectSockets();
+    assert.deepEqual(await Promise.all(gone), ["io server disconnect", "io server disconnect"]);
+    assert.equal(other.connected, true);
+  });
+});
+
 describe("Node's cluster-wide operations reach sockets on nsbox nodes", () => {
   test("fetchSockets lists them with their rooms, data and handshake", async (t) => {
     const [ca, cb, cn] = await Promise.all([client(t, a.url), client(t, b.url), client(t, node.url)]);
@@ -267,6 +313,10 @@ describe("Node's cluster-wide operations reach sockets on nsbox nodes", () => {
     let members = [];
     for (let i = 0; i < 50 && members.length < 2; i++) members = (await ask(cn, "fetch", "crimson")).map((s) => s.id);
     assert.deepEqual(members.sort(), [ca.id, cb.id].sort());
+    await ask(ca, "join", "amber");
+    assert.equal(await ask(cn, "sockets-leave", "amber"), true);
+    for (let i = 0; i < 50 && members.length > 0; i++) members = (await ask(cn, "fetch", "amber")).map((s) => s.id);
+    assert.deepEqual(members, [], "left amber");
     const gone = [ca, cb].map((s) => new Promise((resolve) => s.once("disconnect", resolve)));
     await ask(cn, "kick", "crimson");
     assert.deepEqual(await Promise.all(gone), ["io server disconnect", "io server disconnect"]);

@@ -7,6 +7,11 @@
 //!
 //! One subscriber connection for all of them: Node's adapter counts the servers of a
 //! namespace as the connections subscribed to its channel (`PUBSUB SHARDNUMSUB`).
+//!
+//! The same connection also listens where `@socket.io/redis-emitter` publishes (classic
+//! pub/sub, `socket.io#NSP#*` and `socket.io-request#NSP#`): the emitter knows only
+//! the classic adapter's format, and a script that emits through it reaches nsbox's
+//! sockets too.
 //! Publishing goes through a second connection, fed by a bounded queue that a task
 //! drains in order, pipelined. While Redis is unreachable, local delivery goes on;
 //! messages for the other nodes are dropped and counted, and the subscriptions are
@@ -20,6 +25,7 @@ use std::time::Duration;
 use fred::clients::{Client, SubscriberClient};
 use fred::interfaces::{ClientLike, EventInterface, PubsubInterface};
 use fred::types::config::{Config, PerformanceConfig, ReconnectPolicy};
+use fred::types::MessageKind;
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::mpsc;
 
@@ -82,10 +88,21 @@ struct Routes {
     channels: HashMap<String, (Weak<Namespace>, bool)>,
 }
 
+/// A subscription of the subscriber connection.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Subscription {
+    /// A shard channel (`SSUBSCRIBE`): the sharded adapter's.
+    Shard(String),
+    /// A pattern (`PSUBSCRIBE`): the emitter's broadcasts.
+    Pattern(String),
+    /// A channel (`SUBSCRIBE`): the emitter's requests.
+    Plain(String),
+}
+
 /// A subscription change, applied in order.
 enum Change {
-    Subscribe(String),
-    Unsubscribe(String),
+    Subscribe(Subscription),
+    Unsubscribe(Subscription),
 }
 
 /// A node's link to the cluster through Redis.
@@ -94,8 +111,8 @@ pub struct RedisTransport {
     changes: mpsc::UnboundedSender<Change>,
     outbox: mpsc::Sender<(String, Vec<u8>)>,
     stats: Arc<LinkStats>,
-    /// The channels subscribed (wanted), made again after a reconnection.
-    wanted: Arc<Mutex<HashSet<String>>>,
+    /// The subscriptions wanted, made again after a reconnection.
+    wanted: Arc<Mutex<HashSet<Subscription>>>,
 }
 
 fn main_channel(nsp: &str) -> String {
@@ -104,6 +121,32 @@ fn main_channel(nsp: &str) -> String {
 
 fn sub_channel(nsp: &str, name: &str) -> String {
     format!("{PREFIX}#{nsp}#{name}#")
+}
+
+/// Where the emitter publishes a namespace's broadcasts (with or without a room).
+fn emitter_pattern(nsp: &str) -> String {
+    let mut pattern = format!("{PREFIX}#");
+    for c in nsp.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push_str("#*");
+    pattern
+}
+
+/// Where the emitter publishes a namespace's requests (join, leave, disconnect).
+fn emitter_requests(nsp: &str) -> String {
+    format!("{PREFIX}-request#{nsp}#")
+}
+
+/// The namespace a classic channel (`socket.io#NSP#...`, `socket.io-request#NSP#`) is for.
+fn classic_namespace(channel: &str) -> Option<&str> {
+    let rest = channel
+        .strip_prefix("socket.io-request#")
+        .or_else(|| channel.strip_prefix("socket.io#"))?;
+    rest.split('#').next()
 }
 
 impl RedisTransport {
@@ -192,8 +235,14 @@ impl Transport for RedisTransport {
                 .insert(main.clone(), (namespace.clone(), false));
             routes.channels.insert(reply.clone(), (namespace, true));
         }
-        self.change(Change::Subscribe(main));
-        self.change(Change::Subscribe(reply));
+        self.change(Change::Subscribe(Subscription::Shard(main)));
+        self.change(Change::Subscribe(Subscription::Shard(reply)));
+        self.change(Change::Subscribe(Subscription::Pattern(emitter_pattern(
+            nsp,
+        ))));
+        self.change(Change::Subscribe(Subscription::Plain(emitter_requests(
+            nsp,
+        ))));
     }
 
     fn detach(&self, nsp: &str, uid: &str) {
@@ -211,20 +260,26 @@ impl Transport for RedisTransport {
             }
             current
         };
-        self.change(Change::Unsubscribe(reply));
+        self.change(Change::Unsubscribe(Subscription::Shard(reply)));
         if current {
             // Its room channels went with it (the namespace had no sockets left).
             let prefix = main_channel(nsp);
-            let rooms: Vec<String> = self
+            let rooms: Vec<Subscription> = self
                 .wanted
                 .lock()
                 .iter()
-                .filter(|c| c.starts_with(&prefix))
+                .filter(|s| matches!(s, Subscription::Shard(c) if c.starts_with(&prefix)))
                 .cloned()
                 .collect();
-            for channel in rooms {
-                self.change(Change::Unsubscribe(channel));
+            for subscription in rooms {
+                self.change(Change::Unsubscribe(subscription));
             }
+            self.change(Change::Unsubscribe(Subscription::Pattern(emitter_pattern(
+                nsp,
+            ))));
+            self.change(Change::Unsubscribe(Subscription::Plain(emitter_requests(
+                nsp,
+            ))));
         }
     }
 
@@ -237,13 +292,13 @@ impl Transport for RedisTransport {
             };
             routes.channels.insert(channel.clone(), (namespace, false));
         }
-        self.change(Change::Subscribe(channel));
+        self.change(Change::Subscribe(Subscription::Shard(channel)));
     }
 
     fn room_deleted(&self, nsp: &str, room: &str) {
         let channel = sub_channel(nsp, room);
         if self.routes.write().channels.remove(&channel).is_some() {
-            self.change(Change::Unsubscribe(channel));
+            self.change(Change::Unsubscribe(Subscription::Shard(channel)));
         }
     }
 
@@ -264,7 +319,7 @@ fn watch_link(
     publisher: &Client,
     subscriber: &SubscriberClient,
     stats: &Arc<LinkStats>,
-    wanted: &Arc<Mutex<HashSet<String>>>,
+    wanted: &Arc<Mutex<HashSet<Subscription>>>,
 ) {
     for client in [publisher.clone(), subscriber.clone().to_client()] {
         let stats = stats.clone();
@@ -285,10 +340,12 @@ fn watch_link(
             other.clone(),
         );
         async move {
-            let channels: Vec<String> = wanted.lock().iter().cloned().collect();
-            for channel in channels {
-                if let Err(error) = subscriber.ssubscribe(channel.as_str()).await {
-                    tracing::warn!(%error, %channel, "cannot subscribe again");
+            let subscriptions: Vec<Subscription> = wanted.lock().iter().cloned().collect();
+            for subscription in subscriptions {
+                if let Err(error) =
+                    apply(&subscriber, Change::Subscribe(subscription.clone())).await
+                {
+                    tracing::warn!(%error, ?subscription, "cannot subscribe again");
                 }
             }
             if publisher.is_connected() && !stats.up.swap(true, Relaxed) {
@@ -328,24 +385,45 @@ async fn read(subscriber: SubscriberClient, transport: Weak<RedisTransport>) {
             return;
         };
         transport.stats.received.fetch_add(1, Relaxed);
-        let target = transport
-            .routes
-            .read()
-            .channels
-            .get(&*message.channel)
-            .cloned();
-        let Some((namespace, reply)) = target else {
+        let Some(bytes) = message.value.as_bytes() else {
+            tracing::debug!(channel = %message.channel, "a cluster message that is not bytes");
             continue;
         };
-        let Some(namespace) = namespace.upgrade() else {
-            continue;
-        };
-        match message.value.as_bytes() {
-            Some(bytes) => namespace.receive(bytes, reply),
-            None => {
-                tracing::debug!(channel = %message.channel, "a cluster message that is not bytes")
+        if message.kind == MessageKind::SMessage {
+            let target = transport
+                .routes
+                .read()
+                .channels
+                .get(&*message.channel)
+                .cloned();
+            if let Some((namespace, reply)) = target {
+                if let Some(namespace) = namespace.upgrade() {
+                    namespace.receive(bytes, reply);
+                }
+            }
+        } else {
+            // The emitter's, on the classic channels.
+            let channel: &str = &message.channel;
+            let namespace = classic_namespace(channel).and_then(|nsp| {
+                let routes = transport.routes.read();
+                routes.namespaces.get(nsp).and_then(|(_, n)| n.upgrade())
+            });
+            if let Some(namespace) = namespace {
+                namespace.receive_emitted(bytes, channel.starts_with("socket.io-request#"));
             }
         }
+    }
+}
+
+/// Sends one subscription change to Redis.
+async fn apply(subscriber: &SubscriberClient, change: Change) -> Result<(), fred::error::Error> {
+    match change {
+        Change::Subscribe(Subscription::Shard(c)) => subscriber.ssubscribe(c).await,
+        Change::Subscribe(Subscription::Pattern(p)) => subscriber.psubscribe(p).await,
+        Change::Subscribe(Subscription::Plain(c)) => subscriber.subscribe(c).await,
+        Change::Unsubscribe(Subscription::Shard(c)) => subscriber.sunsubscribe(c).await,
+        Change::Unsubscribe(Subscription::Pattern(p)) => subscriber.punsubscribe(p).await,
+        Change::Unsubscribe(Subscription::Plain(c)) => subscriber.unsubscribe(c).await,
     }
 }
 
@@ -353,20 +431,14 @@ async fn read(subscriber: SubscriberClient, transport: Weak<RedisTransport>) {
 async fn subscribe(
     subscriber: SubscriberClient,
     mut changes: mpsc::UnboundedReceiver<Change>,
-    wanted: Arc<Mutex<HashSet<String>>>,
+    wanted: Arc<Mutex<HashSet<Subscription>>>,
 ) {
     while let Some(change) = changes.recv().await {
-        let result = match change {
-            Change::Subscribe(channel) => {
-                wanted.lock().insert(channel.clone());
-                subscriber.ssubscribe(channel).await
-            }
-            Change::Unsubscribe(channel) => {
-                wanted.lock().remove(&channel);
-                subscriber.sunsubscribe(channel).await
-            }
+        match &change {
+            Change::Subscribe(s) => wanted.lock().insert(s.clone()),
+            Change::Unsubscribe(s) => wanted.lock().remove(s),
         };
-        if let Err(error) = result {
+        if let Err(error) = apply(&subscriber, change).await {
             // Made again when the link is back (see `watch_link`).
             tracing::debug!(%error, "a subscription change waits for the cluster link");
         }

@@ -84,6 +84,66 @@ impl Message {
 
     /// Reads a message as Node's adapters write it.
     pub fn decode(bytes: &[u8]) -> Result<Message, MessageError> {
+        let value = decode_value(bytes)?;
+        let kind = field(&value, "type")
+            .and_then(Value::as_u64)
+            .and_then(|k| u8::try_from(k).ok())
+            .ok_or(MessageError::Field("type"))?;
+        Ok(Message {
+            kind,
+            // An emitter sends no uid; nothing of ours is ever "".
+            uid: str_field(&value, "uid").unwrap_or_default().to_owned(),
+            nsp: str_field(&value, "nsp").unwrap_or("/").to_owned(),
+            data: field(&value, "data").cloned().unwrap_or(Value::Nil),
+        })
+    }
+
+    /// Reads what `@socket.io/redis-emitter` publishes for the namespace `nsp` in the
+    /// classic adapter's format, as the message of the same meaning: a broadcast
+    /// (`[uid, packet, opts]`, MessagePack), or a request (`request`: JSON
+    /// `{type, opts, rooms | close}`). `None` for a request that has no such message.
+    pub fn from_classic(
+        bytes: &[u8],
+        request: bool,
+        nsp: &str,
+    ) -> Result<Option<Message>, MessageError> {
+        let value = decode_value(bytes)?;
+        let message = |kind, uid: &str, data| Message {
+            kind,
+            uid: uid.to_owned(),
+            nsp: nsp.to_owned(),
+            data,
+        };
+        if !request {
+            let Some([uid, packet, opts]) = value.as_array().map(Vec::as_slice) else {
+                return Err(MessageError::Field("[uid, packet, opts]"));
+            };
+            // The packet names its namespace; the channel does too (they agree).
+            if str_field(packet, "nsp").is_some_and(|n| n != nsp) {
+                return Ok(None);
+            }
+            let data = map(vec![("packet", packet.clone()), ("opts", opts.clone())]);
+            return Ok(Some(message(
+                kind::BROADCAST,
+                uid.as_str().unwrap_or("emitter"),
+                data,
+            )));
+        }
+        let kind = match field(&value, "type").and_then(Value::as_u64) {
+            Some(2) => kind::SOCKETS_JOIN,
+            Some(3) => kind::SOCKETS_LEAVE,
+            Some(4) => kind::DISCONNECT_SOCKETS,
+            // Fetches and server-side events of classic adapters: not answered here.
+            _ => return Ok(None),
+        };
+        let uid = str_field(&value, "uid").unwrap_or("emitter").to_owned();
+        Ok(Some(message(kind, &uid, value)))
+    }
+}
+
+/// A message's bytes as a tree: JSON if it starts with `{`, else MessagePack.
+fn decode_value(bytes: &[u8]) -> Result<Value, MessageError> {
+    {
         let value = if bytes.first() == Some(&b'{') {
             if !crate::socketio::packet::nests_within(
                 std::str::from_utf8(bytes).map_err(|e| MessageError::Undecodable(e.to_string()))?,
@@ -99,17 +159,7 @@ impl Message {
             rmpv::decode::read_value_with_max_depth(&mut reader, MAX_DEPTH)
                 .map_err(|e| MessageError::Undecodable(e.to_string()))?
         };
-        let kind = field(&value, "type")
-            .and_then(Value::as_u64)
-            .and_then(|k| u8::try_from(k).ok())
-            .ok_or(MessageError::Field("type"))?;
-        Ok(Message {
-            kind,
-            // An emitter sends no uid; nothing of ours is ever "".
-            uid: str_field(&value, "uid").unwrap_or_default().to_owned(),
-            nsp: str_field(&value, "nsp").unwrap_or("/").to_owned(),
-            data: field(&value, "data").cloned().unwrap_or(Value::Nil),
-        })
+        Ok(value)
     }
 }
 

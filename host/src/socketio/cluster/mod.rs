@@ -111,13 +111,23 @@ impl Namespace {
     /// to this server. Bad messages are dropped with a debug line: another server's
     /// mistake never reaches this one's clients.
     pub fn receive(self: &Arc<Self>, bytes: &[u8], reply: bool) {
-        if let Err(error) = self.apply(bytes, reply) {
+        let applied = Message::decode(bytes).and_then(|message| self.apply(message, reply));
+        if let Err(error) = applied {
             tracing::debug!(nsp = %self.name(), %error, "cluster message dropped");
         }
     }
 
-    fn apply(self: &Arc<Self>, bytes: &[u8], reply: bool) -> Result<(), MessageError> {
-        let message = Message::decode(bytes)?;
+    /// A message of `@socket.io/redis-emitter` (the classic adapter's format): a
+    /// broadcast, or a `request` (join, leave, disconnect).
+    pub fn receive_emitted(self: &Arc<Self>, bytes: &[u8], request: bool) {
+        let applied = Message::from_classic(bytes, request, self.name())
+            .and_then(|message| message.map_or(Ok(()), |m| self.apply(m, false)));
+        if let Err(error) = applied {
+            tracing::debug!(nsp = %self.name(), %error, "emitted message dropped");
+        }
+    }
+
+    fn apply(self: &Arc<Self>, message: Message, reply: bool) -> Result<(), MessageError> {
         let Some(cluster) = self.cluster() else {
             return Ok(());
         };
