@@ -10,7 +10,7 @@ use regex::Regex;
 use crate::admin::{Admin, AdminOptions};
 use crate::cluster::RedisTransport;
 use crate::config::{Cors, CorsOrigins, EngineConfig, SocketIoConfig};
-use crate::kv::SqliteStore;
+use crate::kv::{Backend, RedisStore, SqliteStore};
 use crate::settings::{ComponentSource, Settings};
 use crate::socketio::SocketIo;
 use crate::store::tokens::Tokens;
@@ -138,12 +138,23 @@ pub async fn start(settings: &Settings, admin_token: &str) -> Result<App, StartE
         error: e.to_string(),
     };
     crate::durable::create_private_dir(&settings.data_dir).map_err(data_error)?;
-    let storage = SqliteStore::open(
-        &settings.data_dir.join(STORAGE_FILE),
-        settings.storage_fsync,
-    )
-    .map_err(|e| data_error(std::io::Error::other(e)))?;
-    let tenants = Tenants::new(runtime.clone(), settings.limits.clone(), Arc::new(storage));
+    // In a cluster, tenants' keys are in Redis: a tenant's instances on every node see them.
+    let storage: Arc<dyn Backend> = match &settings.cluster.redis_url {
+        Some(url) => Arc::new(RedisStore::connect(url).await.map_err(|e| {
+            StartError::Cluster(crate::cluster::ClusterError::Connect {
+                url: url.clone(),
+                error: e.to_string(),
+            })
+        })?),
+        None => Arc::new(
+            SqliteStore::open(
+                &settings.data_dir.join(STORAGE_FILE),
+                settings.storage_fsync,
+            )
+            .map_err(|e| data_error(std::io::Error::other(e)))?,
+        ),
+    };
+    let tenants = Tenants::new(runtime.clone(), settings.limits.clone(), storage);
     let mut compiled: BTreeMap<ComponentSource, Arc<Code>> = BTreeMap::new();
     for (name, tenant) in &settings.tenants {
         let limits = settings

@@ -76,7 +76,10 @@ async function eventually(what, probe, ms = 15000) {
 async function startNsbox(redisUrl) {
   const dir = tempDir("node");
   const config = join(dir, "nsbox.toml");
-  writeFileSync(config, `[cluster]\nredis_url = "${redisUrl}"\n\n[tenants.t1]\ncomponent = "builtin:echo"\n`);
+  writeFileSync(
+    config,
+    `[cluster]\nredis_url = "${redisUrl}"\n\n[tenants.t1]\ncomponent = "builtin:echo"\n\n[tenants.t2]\ncomponent = "builtin:echo"\n`,
+  );
   const child = spawn(process.env.HOST_BIN, [config, join(dir, "data")], { stdio: ["ignore", "pipe", "inherit"] });
   children.push(child);
   const urls = await new Promise((resolve, reject) => {
@@ -131,8 +134,8 @@ async function startNode(redisUrl) {
   return { url: `http://127.0.0.1:${port}`, server, close: () => Promise.all([server.close(), pub.quit(), sub.quit()].map((p) => Promise.resolve(p).catch(() => {}))) };
 }
 
-async function client(t, url, opts = {}) {
-  const socket = connect(url + NSP, { forceNew: true, reconnection: false, transports: ["websocket"], auth: { token: "ok" }, ...opts });
+async function client(t, url, opts = {}, nsp = NSP) {
+  const socket = connect(url + nsp, { forceNew: true, reconnection: false, transports: ["websocket"], auth: { token: "ok" }, ...opts });
   t.after(() => socket.close());
   await new Promise((resolve, reject) => {
     socket.once("connect", resolve);
@@ -331,6 +334,22 @@ describe("Node's cluster-wide operations reach sockets on nsbox nodes", () => {
     const { err, answers } = await ask(cn, "question");
     assert.equal(err, null);
     assert.deepEqual(answers, ["a", "b", "n"]);
+  });
+});
+
+describe("tenant storage on Redis", () => {
+  test("a tenant's instances on two nodes share its keys; another tenant sees none of them", async (t) => {
+    const [ca, cb, other] = await Promise.all([client(t, a.url), client(t, b.url), client(t, b.url, {}, "/t2")]);
+    assert.deepEqual(await ask(ca, "store", "shared", { from: "a", n: [1, 2] }), { ok: true, value: null });
+    assert.deepEqual(await ask(cb, "load", "shared"), { ok: true, value: { from: "a", n: [1, 2] } });
+    // Counters and compare-and-swap are atomic across nodes.
+    const counts = await Promise.all([...Array(20)].map((_, i) => ask(i % 2 ? ca : cb, "count", "hits")));
+    assert.deepEqual(counts.map((c) => c.value).sort((x, y) => x - y), [...Array(20)].map((_, i) => i + 1));
+    assert.deepEqual(await ask(cb, "swap", "lock", null, "b"), { ok: true, value: true });
+    assert.deepEqual(await ask(ca, "swap", "lock", null, "a"), { ok: true, value: false });
+    assert.deepEqual(await ask(ca, "keys", ""), { ok: true, value: ["hits", "lock", "shared"] });
+    assert.deepEqual(await ask(other, "load", "shared"), { ok: true, value: null });
+    assert.deepEqual(await ask(other, "keys", ""), { ok: true, value: [] });
   });
 });
 

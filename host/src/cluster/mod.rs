@@ -7,5 +7,7 @@
 //! namespaces with nsbox nodes.
 
 pub mod redis;
+#[cfg(test)]
+pub(crate) mod testing;
 
 pub use redis::{ClusterError, LinkStats, RedisTransport};

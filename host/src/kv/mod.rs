@@ -6,6 +6,9 @@
 //! Quotas are checked by the backend inside the write that would break them, so that
 //! a refused operation changes nothing and concurrent writers cannot overshoot.
 
+#[cfg(test)]
+mod conformance;
+pub mod redis;
 pub mod sqlite;
 
 use std::future::Future;
@@ -13,6 +16,7 @@ use std::pin::Pin;
 
 use serde::Serialize;
 
+pub use redis::RedisStore;
 pub use sqlite::SqliteStore;
 
 /// The most keys one listing returns.
