@@ -4,6 +4,7 @@
 //! (see `bench/README.md`); the test suite runs a short smoke of the scenarios.
 
 pub mod client;
+pub mod cluster;
 pub mod hostile;
 pub mod metrics;
 pub mod report;

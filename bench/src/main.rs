@@ -62,6 +62,10 @@ struct Args {
     /// against the store used natively, a timer-driven broadcast, contract 0.2 vs 0.1.
     #[arg(long)]
     state: bool,
+    /// Also run the cluster benchmark: two nsbox nodes on one Redis against two Node
+    /// servers with the sharded Redis adapter (broadcasts across, and their latency).
+    #[arg(long)]
+    cluster: bool,
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -140,6 +144,21 @@ async fn main() -> Result<()> {
         match nsbox_bench::state::run(&run).await {
             Ok(table) => markdown.push_str(&table),
             Err(error) => eprintln!("the state benchmark failed: {error:#}"),
+        }
+        std::fs::write(args.out.join("results.md"), &markdown)?;
+    }
+    if args.cluster {
+        let run = nsbox_bench::cluster::ClusterRun {
+            programs: &programs,
+            rounds: args.rounds,
+            window,
+            warmup,
+            server_core: args.server_core,
+            data_dir: &data_dir,
+        };
+        match nsbox_bench::cluster::run(&run).await {
+            Ok(table) => markdown.push_str(&table),
+            Err(error) => eprintln!("the cluster benchmark failed: {error:#}"),
         }
         std::fs::write(args.out.join("results.md"), &markdown)?;
     }

@@ -89,7 +89,8 @@ impl Target {
         }
     }
 
-    async fn client(&self) -> Result<Client> {
+    /// Connects one client.
+    pub async fn client(&self) -> Result<Client> {
         Client::connect(&self.base, &self.namespace, AUTH).await
     }
 
@@ -232,8 +233,26 @@ pub async fn broadcast(
     duration: Duration,
     meter: &mut dyn Meter,
 ) -> Result<Outcome> {
-    let listening = target.clients(receivers, 100).await?;
-    let mut sender = target.client().await?;
+    broadcast_across(target, target, receivers, warmup, duration, meter).await
+}
+
+/// [`broadcast`] with the sender connected to `from` and the receivers to `to`: in a
+/// cluster, two servers.
+pub async fn broadcast_across(
+    from: &Target,
+    to: &Target,
+    receivers: usize,
+    warmup: Duration,
+    duration: Duration,
+    meter: &mut dyn Meter,
+) -> Result<Outcome> {
+    let mut listening = to.clients(receivers, 100).await?;
+    let mut sender = from.client().await?;
+    if from.base != to.base {
+        // The servers subscribe to each other asynchronously: broadcast until one
+        // arrives, so that none is lost (and waited for) once the run has started.
+        linked(&mut sender, &mut listening[0]).await?;
+    }
     let phase = Arc::new(AtomicU8::new(WARMUP));
     let delivered = Arc::new(AtomicU64::new(0));
     let mut tasks = receive(listening, &phase, &delivered, false);
@@ -266,6 +285,22 @@ pub async fn broadcast(
     let mut outcome = collect(tasks, window).await?;
     outcome.ops = ops;
     Ok(outcome)
+}
+
+/// Broadcasts from `sender` until `receiver` gets one (at most 10 s).
+pub async fn linked(sender: &mut Client, receiver: &mut Client) -> Result<()> {
+    for _ in 0..50 {
+        sender.emit("broadcast", PAYLOAD).await?;
+        let heard = tokio::time::timeout(Duration::from_millis(200), async {
+            while receiver.next().await? != Incoming::Event {}
+            anyhow::Ok(())
+        })
+        .await;
+        if let Ok(result) = heard {
+            return result;
+        }
+    }
+    anyhow::bail!("no broadcast crossed from one server to the other in 10 s")
 }
 
 /// Receivers that count every event they get in `delivered` until the phase is

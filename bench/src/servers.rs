@@ -65,7 +65,20 @@ impl Running {
         core: Option<usize>,
         data_dir: &Path,
     ) -> Result<Running> {
-        let (program, args): (PathBuf, Vec<String>) = match peer {
+        Running::start_in_cluster(peer, programs, port, core, data_dir, None)
+    }
+
+    /// [`Running::start`], joined to the other servers on the Redis at `redis` when
+    /// given (nsbox with `--redis`, Node with the sharded Redis adapter).
+    pub fn start_in_cluster(
+        peer: Peer,
+        programs: &Programs,
+        port: u16,
+        core: Option<usize>,
+        data_dir: &Path,
+        redis: Option<&str>,
+    ) -> Result<Running> {
+        let (program, mut args): (PathBuf, Vec<String>) = match peer {
             Peer::Node => (
                 "node".into(),
                 vec![
@@ -93,6 +106,9 @@ impl Running {
                 ],
             ),
         };
+        if let (Peer::Nsbox, Some(url)) = (peer, redis) {
+            args.extend(["--redis".to_owned(), url.to_owned()]);
+        }
         let mut command = match core {
             Some(core) => {
                 let mut taskset = Command::new("taskset");
@@ -111,6 +127,11 @@ impl Running {
             .stdout(log.try_clone()?)
             .stderr(log)
             .env("RUST_LOG", "warn")
+            .envs(
+                redis
+                    .filter(|_| peer == Peer::Node)
+                    .map(|url| ("REDIS_URL", url)),
+            )
             .spawn()
             .with_context(|| format!("starting {}", program.display()))?;
         let running = Running { child, port };
@@ -173,26 +194,32 @@ pub fn cpu_seconds_of(stat_path: &str) -> f64 {
     (ticks(14) + ticks(15)) / 100.0
 }
 
-/// Reads the server's and the load generator's CPU time at the window's edges.
+/// Reads the servers' and the load generator's CPU time at the window's edges.
 pub struct ProcMeter<'a> {
-    server: &'a Running,
+    servers: Vec<&'a Running>,
     at_start: (f64, f64),
-    /// CPU seconds the server and this process spent in the window.
+    /// CPU seconds the servers together and this process spent in the window.
     pub spent: (f64, f64),
 }
 
 impl<'a> ProcMeter<'a> {
     /// A meter of `server` and of this process.
     pub fn new(server: &'a Running) -> Self {
+        ProcMeter::of(&[server])
+    }
+
+    /// A meter of several servers (their sum) and of this process.
+    pub fn of(servers: &[&'a Running]) -> Self {
         ProcMeter {
-            server,
+            servers: servers.to_vec(),
             at_start: (0.0, 0.0),
             spent: (0.0, 0.0),
         }
     }
 
     fn now(&self) -> (f64, f64) {
-        (self.server.cpu_seconds(), cpu_seconds_of("/proc/self/stat"))
+        let servers = self.servers.iter().map(|s| s.cpu_seconds()).sum();
+        (servers, cpu_seconds_of("/proc/self/stat"))
     }
 }
 

@@ -112,6 +112,27 @@ async fn bench_scenarios_run_against_nsbox_and_beside_hostile_tenants() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cluster_scenario_runs_across_two_nsbox_nodes() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let redis = nsbox_bench::cluster::Redis::start(port, None).expect("redis-server starts");
+    let config = format!(
+        "[cluster]\nredis_url = \"{}\"\n{BENCH_TENANT}",
+        redis.url
+    );
+    let a = TestServer::start_with(&config).await.expect("node A starts");
+    let b = TestServer::start_with(&config).await.expect("node B starts");
+    let from = Target::new(format!("ws://{}", a.addr));
+    let to = Target::new(format!("ws://{}", b.addr));
+    let across = scenario::broadcast_across(&from, &to, 5, SHORT, SHORT, &mut NoMeter)
+        .await
+        .expect("broadcasts cross from A to B");
+    assert!(across.ops > 0, "deliveries at B");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bench_scenarios_run_against_the_node_peer() {
     let node_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/node");
     npm_ci(&node_dir, "socket.io")
