@@ -18,7 +18,7 @@
 //! made again when it is back.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -36,6 +36,9 @@ use crate::socketio::Namespace;
 const PREFIX: &str = "socket.io";
 /// Messages waiting to be published; past it, a message is dropped and counted.
 const OUTBOX: usize = 65_536;
+/// Bytes waiting to be published; past it too (a few large broadcasts must not hold
+/// gigabytes while Redis is slow).
+const OUTBOX_BYTES: usize = 64 << 20;
 /// Messages one pipeline carries at most.
 const BATCH: usize = 256;
 /// Messages the subscriber may hold for the reader before it loses some.
@@ -110,6 +113,8 @@ pub struct RedisTransport {
     routes: RwLock<Routes>,
     changes: mpsc::UnboundedSender<Change>,
     outbox: mpsc::Sender<(String, Vec<u8>)>,
+    /// Bytes in `outbox` or on their way to Redis.
+    queued_bytes: Arc<AtomicUsize>,
     stats: Arc<LinkStats>,
     /// The subscriptions wanted, made again after a reconnection.
     wanted: Arc<Mutex<HashSet<Subscription>>>,
@@ -200,13 +205,19 @@ impl RedisTransport {
             routes: RwLock::default(),
             changes,
             outbox,
+            queued_bytes: Arc::default(),
             stats: stats.clone(),
             wanted: Arc::default(),
         });
         watch_link(&publisher, &subscriber, &stats, &transport.wanted);
         tokio::spawn(read(subscriber.clone(), Arc::downgrade(&transport)));
         tokio::spawn(subscribe(subscriber, changed, transport.wanted.clone()));
-        tokio::spawn(publish(publisher, queued, stats));
+        tokio::spawn(publish(
+            publisher,
+            queued,
+            transport.queued_bytes.clone(),
+            stats,
+        ));
         tracing::info!(%url, "joined the cluster on Redis");
         Ok(transport)
     }
@@ -307,7 +318,11 @@ impl Transport for RedisTransport {
             Route::All => main_channel(nsp),
             Route::Room(name) | Route::Reply(name) => sub_channel(nsp, name),
         };
-        if !self.stats.up.load(Relaxed) || self.outbox.try_send((channel, bytes)).is_err() {
+        let size = bytes.len();
+        let room = self.queued_bytes.fetch_add(size, Relaxed) + size <= OUTBOX_BYTES;
+        if !room || !self.stats.up.load(Relaxed) || self.outbox.try_send((channel, bytes)).is_err()
+        {
+            self.queued_bytes.fetch_sub(size, Relaxed);
             self.stats.dropped.fetch_add(1, Relaxed);
         }
     }
@@ -449,12 +464,15 @@ async fn subscribe(
 async fn publish(
     publisher: Client,
     mut queued: mpsc::Receiver<(String, Vec<u8>)>,
+    queued_bytes: Arc<AtomicUsize>,
     stats: Arc<LinkStats>,
 ) {
     let mut batch = Vec::with_capacity(BATCH);
     while queued.recv_many(&mut batch, BATCH).await > 0 {
         let pipeline = publisher.pipeline();
         let count = batch.len() as u64;
+        // Counted until Redis has them: what waits on a hung Redis is bounded too.
+        let size: usize = batch.iter().map(|(_, bytes)| bytes.len()).sum();
         for (channel, bytes) in batch.drain(..) {
             // Queued in the pipeline; nothing is sent before `all`.
             let _: Result<(), _> = pipeline.spublish(channel, bytes).await;
@@ -466,5 +484,37 @@ async fn publish(
                 stats.dropped.fetch_add(count, Relaxed)
             }
         };
+        queued_bytes.fetch_sub(size, Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::testing::TestRedis;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_hung_redis_holds_a_bounded_queue_and_the_rest_is_dropped() {
+        let redis = TestRedis::start().await;
+        let transport = RedisTransport::connect(&redis.url).await.expect("connects");
+        redis.pause();
+        // 100 MiB for the other nodes while Redis answers nothing: what fits in the
+        // queue waits, the rest is dropped and counted, and publishing never blocks.
+        for _ in 0..100 {
+            transport.publish("/", Route::All, vec![0; 1 << 20]);
+        }
+        let queued = transport.queued_bytes.load(Relaxed);
+        assert!(queued <= OUTBOX_BYTES, "{queued} bytes queued");
+        let dropped = transport.stats.dropped.load(Relaxed);
+        assert!(dropped >= 36, "{dropped} dropped");
+        redis.resume();
+        // Once Redis answers, the queue drains.
+        for _ in 0..200 {
+            if transport.queued_bytes.load(Relaxed) == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(transport.queued_bytes.load(Relaxed), 0);
     }
 }

@@ -118,12 +118,13 @@ async fn the_cluster_scenario_runs_across_two_nsbox_nodes() {
         .expect("a free port")
         .port();
     let redis = nsbox_bench::cluster::Redis::start(port, None).expect("redis-server starts");
-    let config = format!(
-        "[cluster]\nredis_url = \"{}\"\n{BENCH_TENANT}",
-        redis.url
-    );
-    let a = TestServer::start_with(&config).await.expect("node A starts");
-    let b = TestServer::start_with(&config).await.expect("node B starts");
+    let config = format!("[cluster]\nredis_url = \"{}\"\n{BENCH_TENANT}", redis.url);
+    let a = TestServer::start_with(&config)
+        .await
+        .expect("node A starts");
+    let b = TestServer::start_with(&config)
+        .await
+        .expect("node B starts");
     let from = Target::new(format!("ws://{}", a.addr));
     let to = Target::new(format!("ws://{}", b.addr));
     let across = scenario::broadcast_across(&from, &to, 5, SHORT, SHORT, &mut NoMeter)

@@ -8,6 +8,8 @@
 //! module knows the messages and what a namespace does with them.
 
 pub mod message;
+#[cfg(test)]
+mod tests;
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;

@@ -1,0 +1,256 @@
+//! Two servers sharing a namespace through a transport in memory: what a namespace
+//! publishes and what it does with what it receives, without Redis (the end-to-end
+//! suite `tests/js/cluster.test.mjs` runs the same against Node over a real Redis).
+
+use std::sync::{Arc, Weak};
+
+use parking_lot::Mutex;
+use rmpv::Value;
+
+use super::message::{kind, map, Message, Opts};
+use super::{Route, Transport};
+use crate::config::SocketIoConfig;
+use crate::socketio::testing::{settle, Wire};
+use crate::socketio::{Namespace, Payload, SocketIo};
+
+/// Delivers every message at once to the namespaces it is for; keeps a copy of each.
+#[derive(Default)]
+struct Bus {
+    namespaces: Mutex<Vec<(String, Weak<Namespace>)>>,
+    rooms: Mutex<Vec<(String, String)>>,
+    published: Mutex<Vec<(String, Vec<u8>)>>,
+}
+
+impl Transport for Bus {
+    fn attach(&self, _nsp: &str, uid: &str, namespace: Weak<Namespace>) {
+        self.namespaces.lock().push((uid.to_owned(), namespace));
+    }
+    fn detach(&self, _nsp: &str, uid: &str) {
+        self.namespaces.lock().retain(|(u, _)| u != uid);
+    }
+    fn room_created(&self, nsp: &str, room: &str) {
+        self.rooms.lock().push((nsp.to_owned(), room.to_owned()));
+    }
+    fn room_deleted(&self, nsp: &str, room: &str) {
+        self.rooms.lock().retain(|(n, r)| !(n == nsp && r == room));
+    }
+    fn publish(&self, _nsp: &str, route: Route<'_>, bytes: Vec<u8>) {
+        let route_name = match route {
+            Route::All => "all".to_owned(),
+            Route::Room(room) => format!("room:{room}"),
+            Route::Reply(uid) => format!("reply:{uid}"),
+        };
+        self.published.lock().push((route_name, bytes.clone()));
+        let targets: Vec<(String, Arc<Namespace>)> = self
+            .namespaces
+            .lock()
+            .iter()
+            .filter_map(|(uid, n)| Some((uid.clone(), n.upgrade()?)))
+            .collect();
+        for (uid, namespace) in targets {
+            match route {
+                Route::Reply(to) if to == uid => namespace.receive(&bytes, true),
+                Route::Reply(_) => {}
+                _ => namespace.receive(&bytes, false),
+            }
+        }
+    }
+}
+
+/// Two servers on one bus, each with the namespace `/` and one client joined to it.
+async fn two_servers() -> (Arc<Bus>, [SocketIo; 2], [Wire; 2]) {
+    let bus = Arc::new(Bus::default());
+    let servers = [
+        SocketIo::new(SocketIoConfig::default()),
+        SocketIo::new(SocketIoConfig::default()),
+    ];
+    for io in &servers {
+        assert!(io.join_cluster(bus.clone()));
+        io.of("/");
+    }
+    let wires = [Wire::open(&servers[0]), Wire::open(&servers[1])];
+    for wire in &wires {
+        wire.send("0");
+    }
+    settle().await;
+    for wire in &wires {
+        let joined = wire.received().await;
+        assert!(joined[0].starts_with("0{\"sid\""), "{joined:?}");
+    }
+    (bus, servers, wires)
+}
+
+fn args(json: &str) -> Payload {
+    Payload::from_json(json, Vec::new()).expect("arguments")
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_broadcast_reaches_the_other_server_once_and_is_published_once() {
+    let (bus, servers, wires) = two_servers().await;
+    let reached = servers[0].of("/").emit("news", args("[1]"));
+    assert_eq!(reached, 1, "its own client, here");
+    assert_eq!(wires[0].received().await, [r#"2["news",1]"#]);
+    assert_eq!(wires[1].received().await, [r#"2["news",1]"#]);
+    assert_eq!(bus.published.lock().len(), 1);
+    // A local broadcast stays here.
+    servers[1]
+        .of("/")
+        .broadcast_op()
+        .local()
+        .emit("mine", args("[]"));
+    assert_eq!(bus.published.lock().len(), 1);
+    assert!(wires[0].received().await.is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn rooms_and_exceptions_hold_on_the_other_server() {
+    let (bus, servers, wires) = two_servers().await;
+    let remote = servers[1].of("/").sockets()[0].clone();
+    remote.join("blue");
+    assert!(bus
+        .rooms
+        .lock()
+        .contains(&("/".to_owned(), "blue".to_owned())));
+    // A socket's own room is never announced.
+    assert_eq!(bus.rooms.lock().len(), 1);
+    servers[0].of("/").to("blue").emit("to-blue", args("[]"));
+    assert_eq!(wires[1].received().await, [r#"2["to-blue"]"#]);
+    servers[0].of("/").to("red").emit("to-red", args("[]"));
+    servers[0]
+        .of("/")
+        .except("blue")
+        .emit("not-blue", args("[]"));
+    assert!(wires[1].received().await.is_empty());
+    // The route: one room alone goes to the room's channel.
+    let routes: Vec<String> = bus
+        .published
+        .lock()
+        .iter()
+        .map(|(r, _)| r.clone())
+        .collect();
+    assert_eq!(routes, ["room:blue", "room:red", "all"]);
+    remote.leave("blue");
+    assert!(bus.rooms.lock().is_empty(), "the last socket left the room");
+}
+
+#[tokio::test(start_paused = true)]
+async fn requests_from_another_server_act_on_this_ones_sockets() {
+    let (bus, servers, wires) = two_servers().await;
+    let here = &servers[1];
+    let remote_uid = "0123456789abcdef";
+    let send = |kind: u8, data: Value| {
+        let message = Message {
+            kind,
+            uid: remote_uid.to_owned(),
+            nsp: "/".to_owned(),
+            data,
+        };
+        here.of("/").receive(&message.encode(), false);
+    };
+    let all = Opts::default().value();
+    send(
+        kind::SOCKETS_JOIN,
+        map(vec![
+            ("opts", all.clone()),
+            ("rooms", Value::Array(vec!["green".into()])),
+        ]),
+    );
+    let socket = here.of("/").sockets()[0].clone();
+    assert!(socket.in_room("green"));
+    // A fetch is answered on the requester's reply route, with what Node's shows.
+    send(
+        kind::FETCH_SOCKETS,
+        map(vec![("opts", all.clone()), ("requestId", "r1".into())]),
+    );
+    let (route, bytes) = bus.published.lock().last().cloned().expect("an answer");
+    assert_eq!(route, format!("reply:{remote_uid}"));
+    let answer = Message::decode(&bytes).expect("decodes");
+    assert_eq!(answer.kind, kind::FETCH_SOCKETS_RESPONSE);
+    let text = String::from_utf8(bytes).expect("json");
+    for field in [
+        "\"requestId\":\"r1\"",
+        "\"rooms\":[",
+        "\"handshake\":{\"headers\":",
+        "\"issued\":",
+        "\"data\":{}",
+    ] {
+        assert!(text.contains(field), "{field} in {text}");
+    }
+    assert!(
+        text.contains(&format!("\"id\":\"{}\"", socket.id())),
+        "{text}"
+    );
+    // Its own messages, and another namespace's, are ignored.
+    let own = Message {
+        kind: kind::DISCONNECT_SOCKETS,
+        uid: here.of("/").cluster().expect("in a cluster").uid.clone(),
+        nsp: "/".into(),
+        data: map(vec![("opts", all.clone()), ("close", false.into())]),
+    };
+    here.of("/").receive(&own.encode(), false);
+    let elsewhere = Message {
+        nsp: "/other".into(),
+        uid: remote_uid.into(),
+        ..own
+    };
+    here.of("/").receive(&elsewhere.encode(), false);
+    assert!(socket.connected());
+    // Garbage is dropped, nothing else happens.
+    here.of("/").receive(b"\xc1\xff{", false);
+    here.of("/").receive(
+        br#"{"type":3,"data":{"packet":{"type":2,"data":[7]}}}"#,
+        false,
+    );
+    assert!(socket.connected());
+    send(
+        kind::DISCONNECT_SOCKETS,
+        map(vec![("opts", all), ("close", false.into())]),
+    );
+    assert!(!socket.connected());
+    let told = wires[1].received().await;
+    assert_eq!(told.last().map(String::as_str), Some("1"), "{told:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_broadcast_with_ack_is_counted_then_answered_by_each_socket() {
+    let (bus, servers, wires) = two_servers().await;
+    let data = map(vec![
+        (
+            "packet",
+            super::message::event_packet("question", &args("[]")),
+        ),
+        ("requestId", "q1".into()),
+        ("opts", Opts::default().value()),
+    ]);
+    let message = Message {
+        kind: kind::BROADCAST,
+        uid: "fedcba9876543210".into(),
+        nsp: "/".into(),
+        data,
+    };
+    servers[1].of("/").receive(&message.encode(), false);
+    settle().await;
+    let asked = wires[1].received().await;
+    assert_eq!(asked, [r#"20["question"]"#]);
+    wires[1].send(r#"30["yes"]"#);
+    settle().await;
+    let replies: Vec<Message> = bus
+        .published
+        .lock()
+        .iter()
+        .filter(|(route, _)| route == "reply:fedcba9876543210")
+        .map(|(_, bytes)| Message::decode(bytes).expect("decodes"))
+        .collect();
+    assert_eq!(replies.len(), 2, "{replies:?}");
+    assert_eq!(replies[0].kind, kind::BROADCAST_CLIENT_COUNT);
+    assert_eq!(
+        super::message::field(&replies[0].data, "clientCount").and_then(Value::as_u64),
+        Some(1)
+    );
+    assert_eq!(replies[1].kind, kind::BROADCAST_ACK);
+    assert_eq!(
+        super::message::field(&replies[1].data, "packet").and_then(Value::as_str),
+        Some("yes")
+    );
+    drop(wires);
+}
