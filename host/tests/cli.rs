@@ -304,14 +304,7 @@ async fn logs_prints_a_tenants_lines_and_refuses_another_tenants_token() {
 /// Joins `nsp`, sends `events` (the arguments of EVENT packets, given ack ids 1..) over
 /// long-polling and waits for every ack; returns all that came.
 async fn ask_over_polling(addr: &str, nsp: &str, events: &[String]) -> String {
-    let open = common::request(addr, "GET", "/socket.io/?EIO=4&transport=polling", "").await;
-    let sid = open
-        .split("\"sid\":\"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .expect("an open packet with a sid")
-        .to_owned();
-    let path = format!("/socket.io/?EIO=4&transport=polling&sid={sid}");
+    let path = common::open_polling(addr).await;
     // The echo example's middleware wants this token. Events go once the CONNECT is
     // answered: before that, as in Node, there is no socket to take them.
     let connect = format!(r#"40{nsp},{{"token":"ok"}}"#);

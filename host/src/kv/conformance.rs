@@ -1,9 +1,12 @@
 //! What every storage backend must do, as tests any backend's module runs on a fresh
 //! store of its own kind (`SqliteStore`, `RedisStore`).
 
+use std::sync::Arc;
+
 use super::{Backend, KvError, Op, Outcome, Quota, QuotaKind, Start, Usage};
 
-const QUOTA: Quota = Quota {
+/// Small enough to break in a few operations.
+pub(crate) const QUOTA: Quota = Quota {
     bytes: 50,
     keys: 3,
     key_bytes: 10,
@@ -11,11 +14,13 @@ const QUOTA: Quota = Quota {
     read_bytes: 40,
 };
 
-async fn run(store: &dyn Backend, tenant: &str, op: Op) -> Result<Outcome, KvError> {
+/// `op` under [`QUOTA`].
+pub(crate) async fn run(store: &dyn Backend, tenant: &str, op: Op) -> Result<Outcome, KvError> {
     store.run(tenant, QUOTA, op).await
 }
 
-fn set(key: &str, value: &str) -> Op {
+/// Sets `key` to `value`.
+pub(crate) fn set(key: &str, value: &str) -> Op {
     Op::Set(key.into(), value.into())
 }
 
@@ -265,5 +270,31 @@ async fn values_are_bytes(store: &dyn Backend) {
     assert_eq!(
         store.run("bytes", quota, list("", Start::First, 10)).await,
         Ok(Outcome::Keys(vec![], false))
+    );
+}
+
+/// 20 tasks, spread over `stores` (one store, or several on the same data), each
+/// incrementing one counter 50 times: not one increment is lost.
+pub(crate) async fn concurrent_increments_lose_none(stores: &[Arc<dyn Backend>]) {
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..20 {
+        let store = stores[i % stores.len()].clone();
+        tasks.spawn(async move {
+            for _ in 0..50 {
+                store
+                    .run("a", Quota::UNLIMITED, Op::Increment("n".into(), 1))
+                    .await
+                    .expect("increments");
+            }
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.expect("a task");
+    }
+    assert_eq!(
+        stores[0]
+            .run("a", Quota::UNLIMITED, Op::Get("n".into()))
+            .await,
+        Ok(Outcome::Value(Some(b"1000".to_vec())))
     );
 }

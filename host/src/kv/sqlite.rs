@@ -493,22 +493,7 @@ impl Apply<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const QUOTA: Quota = Quota {
-        bytes: 50,
-        keys: 3,
-        key_bytes: 10,
-        value_bytes: 20,
-        read_bytes: 40,
-    };
-
-    async fn run(store: &SqliteStore, tenant: &str, op: Op) -> Result<Outcome, KvError> {
-        store.run(tenant, QUOTA, op).await
-    }
-
-    fn set(key: &str, value: &str) -> Op {
-        Op::Set(key.into(), value.into())
-    }
+    use crate::kv::conformance::{run, set};
 
     #[tokio::test]
     async fn behaves_as_every_backend_must() {
@@ -520,26 +505,9 @@ mod tests {
     async fn concurrent_increments_inline_and_queued_lose_none() {
         let dir = std::env::temp_dir().join(format!("nsbox-kv-{}", rand::random::<u64>()));
         std::fs::create_dir_all(&dir).expect("dir");
-        let store = Arc::new(SqliteStore::open(&dir.join("s.sqlite3"), false).expect("opens"));
-        let mut tasks = tokio::task::JoinSet::new();
-        for _ in 0..20 {
-            let store = store.clone();
-            tasks.spawn(async move {
-                for _ in 0..50 {
-                    store
-                        .run("a", Quota::UNLIMITED, Op::Increment("n".into(), 1))
-                        .await
-                        .expect("increments");
-                }
-            });
-        }
-        while let Some(done) = tasks.join_next().await {
-            done.expect("a task");
-        }
-        assert_eq!(
-            store.run("a", Quota::UNLIMITED, Op::Get("n".into())).await,
-            Ok(Outcome::Value(Some(b"1000".to_vec())))
-        );
+        let store: Arc<dyn Backend> =
+            Arc::new(SqliteStore::open(&dir.join("s.sqlite3"), false).expect("opens"));
+        crate::kv::conformance::concurrent_increments_lose_none(&[store]).await;
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -131,8 +131,8 @@ pub async fn request(addr: &str, method: &str, path: &str, body: &str) -> String
         .unwrap_or_default()
 }
 
-/// Opens an Engine.IO session, asks to join `nsp` with `auth`, and returns the answer.
-pub async fn join(addr: &str, nsp: &str, auth: &str) -> String {
+/// Opens an Engine.IO long-polling session; returns the path its requests go to.
+pub async fn open_polling(addr: &str) -> String {
     let open = request(addr, "GET", "/socket.io/?EIO=4&transport=polling", "").await;
     let sid = open
         .split("\"sid\":\"")
@@ -140,7 +140,12 @@ pub async fn join(addr: &str, nsp: &str, auth: &str) -> String {
         .and_then(|rest| rest.split('"').next())
         .expect("an open packet with a sid")
         .to_owned();
-    let path = format!("/socket.io/?EIO=4&transport=polling&sid={sid}");
+    format!("/socket.io/?EIO=4&transport=polling&sid={sid}")
+}
+
+/// Opens an Engine.IO session, asks to join `nsp` with `auth`, and returns the answer.
+pub async fn join(addr: &str, nsp: &str, auth: &str) -> String {
+    let path = open_polling(addr).await;
     assert_eq!(
         request(addr, "POST", &path, &format!("40{nsp},{auth}")).await,
         "ok"
