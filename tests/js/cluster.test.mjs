@@ -350,6 +350,9 @@ describe("tenant storage on Redis", () => {
     assert.deepEqual(await ask(ca, "keys", ""), { ok: true, value: ["hits", "lock", "shared"] });
     assert.deepEqual(await ask(other, "load", "shared"), { ok: true, value: null });
     assert.deepEqual(await ask(other, "keys", ""), { ok: true, value: [] });
+    // A node runs a tenant's instance only where the tenant has sockets: t2's are on B.
+    assert.equal(await metric(b, 'nsbox_tenant_instances{tenant="t2"}'), 1);
+    assert.equal(await metric(a, 'nsbox_tenant_instances{tenant="t2"}'), 0);
   });
 });
 
