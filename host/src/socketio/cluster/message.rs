@@ -539,6 +539,48 @@ mod tests {
     }
 
     #[test]
+    fn what_the_redis_emitter_publishes_reads_as_the_same_messages() {
+        // notepack of ["emitter", {type: 2, data: ["msg", "x", Buffer<01 02>], nsp: "/"},
+        // {rooms: ["r"], flags: {}, except: ["e"]}], as @socket.io/redis-emitter 5.1.0 sends it.
+        let broadcast = hex("93a7656d697474657283a47479706502a46461746193a36d7367a178c4020102a36e7370a12f83a5726f6f6d7391a172a5666c61677380a665786365707491a165");
+        let message = Message::from_classic(&broadcast, false, "/")
+            .expect("decodes")
+            .expect("a broadcast");
+        assert_eq!(
+            (message.kind, message.uid.as_str()),
+            (kind::BROADCAST, "emitter")
+        );
+        let packet = field(&message.data, "packet").expect("a packet");
+        let (event, args) = read_event_packet(packet).expect("an event");
+        assert_eq!(event, "msg");
+        assert_eq!(args.json(), r#"["x",{"_placeholder":true,"num":0}]"#);
+        assert_eq!(args.attachments(), [Bytes::from_static(&[1, 2])]);
+        let opts = Opts::read(&message.data);
+        assert_eq!(
+            (opts.rooms, opts.except),
+            (vec!["r".to_owned()], vec!["e".to_owned()])
+        );
+        // Another namespace's packet on this namespace's channel is not this one's.
+        assert!(Message::from_classic(&broadcast, false, "/other")
+            .expect("decodes")
+            .is_none());
+        // socketsJoin, as JSON on the request channel.
+        let join = br#"{"type":2,"opts":{"rooms":["r"],"except":[]},"rooms":["g"]}"#;
+        let message = Message::from_classic(join, true, "/")
+            .expect("decodes")
+            .expect("a join");
+        assert_eq!(message.kind, kind::SOCKETS_JOIN);
+        assert_eq!(strings(&message.data, "rooms"), ["g"]);
+        assert_eq!(Opts::read(&message.data).rooms, ["r"]);
+        // A fetch (a classic adapter's) has no answer here.
+        let fetch = br#"{"uid":"x","requestId":"1","type":5,"opts":{"rooms":[],"except":[]}}"#;
+        assert!(Message::from_classic(fetch, true, "/")
+            .expect("decodes")
+            .is_none());
+        assert!(Message::from_classic(b"\x93\xc0", false, "/").is_err());
+    }
+
+    #[test]
     fn bad_input_is_an_error_not_a_panic() {
         for bytes in [
             &b""[..],
