@@ -64,7 +64,7 @@ pub enum StartError {
     #[error("namespace_pattern: {0}")]
     Pattern(#[from] regex::Error),
     /// The cluster's Redis cannot be used.
-    #[error("cluster: {0}")]
+    #[error(transparent)]
     Cluster(#[from] crate::cluster::ClusterError),
 }
 

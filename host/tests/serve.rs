@@ -120,6 +120,39 @@ async fn the_operator_token_must_be_usable_and_can_come_from_a_file() {
 }
 
 #[tokio::test]
+async fn a_redis_that_cannot_be_reached_or_named_stops_the_start_with_a_clear_error() {
+    let data = temp_dir("serve-redis");
+    let data_arg = data.display().to_string();
+    // Port 1 is never a Redis here; "nosuch://" is no Redis URL.
+    for (url, says) in [
+        (
+            "redis://127.0.0.1:1",
+            "cannot reach Redis at redis://127.0.0.1:1",
+        ),
+        ("nosuch://x", "the Redis URL \"nosuch://x\""),
+    ] {
+        let out = cli(&[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            &data_arg,
+            "--admin-token",
+            OPERATOR,
+            "--redis",
+            url,
+        ])
+        .await;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{url} was accepted");
+        assert!(stderr.contains(says), "{url}: {stderr}");
+    }
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+#[tokio::test]
 async fn the_default_configuration_answers_any_origin_without_credentials() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let data = temp_dir("serve-cors");

@@ -159,6 +159,12 @@ impl RedisTransport {
     /// subscribes, one publishes. Fails if Redis cannot be reached now; later outages
     /// are waited out (reconnecting forever).
     pub async fn connect(url: &str) -> Result<Arc<RedisTransport>, ClusterError> {
+        if !url.starts_with("redis://") {
+            return Err(ClusterError::Url {
+                url: url.to_owned(),
+                error: "write redis://[:PASSWORD@]HOST:PORT".into(),
+            });
+        }
         let config = Config::from_url(url).map_err(|e| ClusterError::Url {
             url: url.to_owned(),
             error: e.to_string(),

@@ -78,9 +78,14 @@ impl Membership {
 }
 
 /// Socket ids are 20 characters; in its default ("dynamic") mode Node's sharded adapter
-/// sends a broadcast to a room of that length on the namespace's channel, as if it
-/// were a socket's own room.
+/// sends a broadcast to a room of that length (in UTF-16 units, JavaScript's) on the
+/// namespace's channel, as if it were a socket's own room.
 const SOCKET_ID_LENGTH: usize = 20;
+
+/// Whether Node's sharded adapter takes `room` for a socket's own room (by its length).
+fn looks_like_a_socket_id(room: &str) -> bool {
+    room.encode_utf16().count() == SOCKET_ID_LENGTH
+}
 
 /// 16 lowercase hexadecimal digits, as Node's adapter makes its uids and request ids.
 fn random_id() -> String {
@@ -99,7 +104,7 @@ impl Namespace {
             return;
         };
         let route = match opts.rooms.as_slice() {
-            [room] if room.len() != SOCKET_ID_LENGTH => Route::Room(room),
+            [room] if !looks_like_a_socket_id(room) => Route::Room(room),
             _ => Route::All,
         };
         let data = map(vec![
