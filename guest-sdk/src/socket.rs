@@ -210,7 +210,8 @@ impl Broadcast {
         sockets::leave(&self.target, room)
     }
 
-    /// Disconnects the selected sockets (socket.io's `disconnectSockets()`); how many.
+    /// Disconnects the selected sockets (socket.io's `disconnectSockets()`); how many
+    /// on this node. In a cluster, the other nodes disconnect theirs too.
     pub fn disconnect_sockets(&self) -> u32 {
         sockets::disconnect(&self.target)
     }

@@ -337,6 +337,21 @@ describe("Node's cluster-wide operations reach sockets on nsbox nodes", () => {
   });
 });
 
+describe("a tenant's own operations across nodes", () => {
+  test("disconnecting the sockets of a room reaches those on the other nodes", async (t) => {
+    const [kicker, there, elsewhere, outside] = await Promise.all([client(t, a.url), client(t, b.url), client(t, node.url), client(t, b.url)]);
+    await linked(kicker, [there, elsewhere]);
+    await ask(there, "join", "black");
+    await ask(elsewhere, "join", "black");
+    const gone = [there, elsewhere].map((s) => new Promise((resolve) => s.once("disconnect", resolve)));
+    // The echo example's `kick` acks how many of its node's sockets were in the room.
+    assert.equal(await ask(kicker, "kick", "black"), 0);
+    assert.deepEqual(await Promise.all(gone), ["io server disconnect", "io server disconnect"]);
+    assert.equal(outside.connected, true);
+    assert.equal(kicker.connected, true);
+  });
+});
+
 describe("tenant storage on Redis", () => {
   test("a tenant's instances on two nodes share its keys; another tenant sees none of them", async (t) => {
     const [ca, cb, other] = await Promise.all([client(t, a.url), client(t, b.url), client(t, b.url, {}, "/t2")]);

@@ -341,6 +341,30 @@ impl BroadcastOperator {
         self
     }
 
+    /// Disconnects the sockets this targets on the other servers of a cluster (none
+    /// without one), as Node's `disconnectSockets` does there; this server's are the
+    /// caller's to disconnect.
+    pub fn disconnect_elsewhere(&self) {
+        if self.local {
+            return;
+        }
+        self.nsp.publish_disconnect(self.opts());
+    }
+
+    /// The target as cluster messages name it: the socket exceptions as their rooms.
+    fn opts(&self) -> Opts {
+        Opts {
+            rooms: self.rooms.clone(),
+            except: self
+                .except_rooms
+                .iter()
+                .cloned()
+                .chain(self.except_sockets.iter().map(|sid| sid.to_string()))
+                .collect(),
+            flags: rmpv::Value::Map(Vec::new()),
+        }
+    }
+
     /// The sockets of this server this broadcast would reach now.
     pub fn sockets(&self) -> Vec<Arc<Socket>> {
         self.nsp.recipients(self)
@@ -378,15 +402,7 @@ impl BroadcastOperator {
         if let (false, Some(_), Packet::Event { event, args, .. }) =
             (self.local, self.nsp.cluster(), &packet)
         {
-            let except = self.except_rooms.into_iter();
-            let opts = Opts {
-                rooms: self.rooms,
-                except: except
-                    .chain(self.except_sockets.iter().map(|sid| sid.to_string()))
-                    .collect(),
-                flags: rmpv::Value::Map(Vec::new()),
-            };
-            self.nsp.publish_broadcast(event, args, opts);
+            self.nsp.publish_broadcast(event, args, self.opts());
         }
         Ok(recipients.len())
     }

@@ -557,6 +557,22 @@ impl sockets::Host for TenantState {
         for handle in &selected {
             Host::disconnect(self, *handle)?;
         }
+        // In a cluster, the other nodes disconnect theirs (counted there, not here).
+        if let Some(namespace) = self.namespace.clone() {
+            let mut operator = namespace.broadcast_op();
+            for room in &target.rooms {
+                operator = operator.to(room.clone());
+            }
+            for room in &target.except_rooms {
+                operator = operator.except(room.clone());
+            }
+            for handle in &target.except_sockets {
+                if let Some(socket) = self.sockets.get(*handle) {
+                    operator = operator.except_socket(socket.id().clone());
+                }
+            }
+            operator.disconnect_elsewhere();
+        }
         Ok(u32::try_from(selected.len()).unwrap_or(u32::MAX))
     }
 }

@@ -114,6 +114,15 @@ impl Namespace {
         cluster.publish(self.name(), route, kind::BROADCAST, data);
     }
 
+    /// Asks the other servers to disconnect their sockets that `opts` selects.
+    pub(crate) fn publish_disconnect(&self, opts: Opts) {
+        let Some(cluster) = self.cluster() else {
+            return;
+        };
+        let data = map(vec![("opts", opts.value()), ("close", Value::from(false))]);
+        cluster.publish(self.name(), Route::All, kind::DISCONNECT_SOCKETS, data);
+    }
+
     /// A message from another server of this namespace; `reply` when it came as a reply
     /// to this server. Bad messages are dropped with a debug line: another server's
     /// mistake never reaches this one's clients.

@@ -254,3 +254,20 @@ async fn a_broadcast_with_ack_is_counted_then_answered_by_each_socket() {
     );
     drop(wires);
 }
+
+#[tokio::test(start_paused = true)]
+async fn disconnecting_elsewhere_leaves_this_servers_sockets_alone() {
+    let (_bus, servers, wires) = two_servers().await;
+    let here = servers[0].of("/").sockets()[0].clone();
+    let there = servers[1].of("/").sockets()[0].clone();
+    servers[0].of("/").broadcast_op().disconnect_elsewhere();
+    assert!(here.connected(), "this server's sockets are the caller's");
+    assert!(!there.connected());
+    assert_eq!(wires[1].received().await, ["1"]);
+    // Exceptions hold there too.
+    let (_bus, servers, _wires) = two_servers().await;
+    let there = servers[1].of("/").sockets()[0].clone();
+    there.join("vip");
+    servers[0].of("/").except("vip").disconnect_elsewhere();
+    assert!(there.connected());
+}
