@@ -3,30 +3,13 @@
 //! `@socket.io/redis-adapter`'s sharded adapter, in the same run. socketioxide is not
 //! among them: its Redis adapter speaks a protocol of its own.
 
-use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
 use crate::scenario::{self, Outcome, Target, PAYLOAD};
-use crate::servers::{cpu_seconds_of, Peer, ProcMeter, Programs, Running};
-
-/// How one run of the cluster benchmark is made.
-pub struct ClusterRun<'a> {
-    /// The programs.
-    pub programs: &'a Programs,
-    /// Rounds, each starting fresh servers (and Redis); the report shows medians.
-    pub rounds: usize,
-    /// Each scenario's measured window.
-    pub window: Duration,
-    /// Each scenario's warm-up.
-    pub warmup: Duration,
-    /// The CPU the servers (and Redis) are pinned to.
-    pub server_core: Option<usize>,
-    /// Where the servers keep their data.
-    pub data_dir: &'a Path,
-}
+use crate::servers::{cpu_seconds_of, Peer, ProcMeter, Run, Running};
 
 /// Receivers on the second server.
 const RECEIVERS: usize = 1000;
@@ -97,7 +80,7 @@ struct Line {
 }
 
 /// Runs the cluster benchmark; returns its section of the report.
-pub async fn run(run: &ClusterRun<'_>) -> Result<String> {
+pub async fn run(run: &Run<'_>) -> Result<String> {
     let mut lines: Vec<Vec<Line>> = vec![Vec::new(); PEERS.len()];
     let mut port = 4800u16;
     for round in 0..run.rounds {
@@ -115,7 +98,7 @@ pub async fn run(run: &ClusterRun<'_>) -> Result<String> {
     Ok(report(&lines, run))
 }
 
-async fn measure(peer: Peer, port: u16, run: &ClusterRun<'_>, round: usize) -> Result<Line> {
+async fn measure(peer: Peer, port: u16, run: &Run<'_>, round: usize) -> Result<Line> {
     let redis = Redis::start(port, run.server_core)?;
     let dir = |node: &str| {
         run.data_dir
@@ -232,7 +215,7 @@ fn median(values: impl Iterator<Item = f64>) -> f64 {
     values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
-fn report(lines: &[Vec<Line>], run: &ClusterRun<'_>) -> String {
+fn report(lines: &[Vec<Line>], run: &Run<'_>) -> String {
     let mut out = format!(
         "\n### Two servers on one Redis (nsbox `--redis`; Node with the sharded Redis adapter)\n\n\
          Medians of {} interleaved rounds, {:.0} s per scenario, each on fresh servers and a fresh \

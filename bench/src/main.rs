@@ -131,36 +131,22 @@ async fn main() -> Result<()> {
         }
         std::fs::write(args.out.join("results.md"), &markdown)?;
     }
+    let run = nsbox_bench::servers::Run {
+        programs: &programs,
+        rounds: args.rounds,
+        window,
+        warmup,
+        server_core: args.server_core,
+        data_dir: &data_dir,
+    };
+    let legacy_echo = root.join("tests/fixtures/echo-0.1.0.wasm");
     if args.state {
-        let run = nsbox_bench::state::StateRun {
-            programs: &programs,
-            rounds: args.rounds,
-            window,
-            warmup,
-            server_core: args.server_core,
-            data_dir: &data_dir,
-            legacy_echo: root.join("tests/fixtures/echo-0.1.0.wasm"),
-        };
-        match nsbox_bench::state::run(&run).await {
-            Ok(table) => markdown.push_str(&table),
-            Err(error) => eprintln!("the state benchmark failed: {error:#}"),
-        }
-        std::fs::write(args.out.join("results.md"), &markdown)?;
+        let table = nsbox_bench::state::run(&run, &legacy_echo).await;
+        append(&mut markdown, "state", table, &args.out)?;
     }
     if args.cluster {
-        let run = nsbox_bench::cluster::ClusterRun {
-            programs: &programs,
-            rounds: args.rounds,
-            window,
-            warmup,
-            server_core: args.server_core,
-            data_dir: &data_dir,
-        };
-        match nsbox_bench::cluster::run(&run).await {
-            Ok(table) => markdown.push_str(&table),
-            Err(error) => eprintln!("the cluster benchmark failed: {error:#}"),
-        }
-        std::fs::write(args.out.join("results.md"), &markdown)?;
+        let table = nsbox_bench::cluster::run(&run).await;
+        append(&mut markdown, "cluster", table, &args.out)?;
     }
     let json: serde_json::Value = medians
         .iter()
@@ -435,4 +421,19 @@ fn machine() -> String {
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
         .unwrap_or_default();
     format!("{cores} cores ({model}), {date}")
+}
+
+/// Adds a benchmark's section to the report (or says why it failed) and writes it out.
+fn append(
+    markdown: &mut String,
+    name: &str,
+    table: Result<String>,
+    out: &std::path::Path,
+) -> Result<()> {
+    match table {
+        Ok(table) => markdown.push_str(&table),
+        Err(error) => eprintln!("the {name} benchmark failed: {error:#}"),
+    }
+    std::fs::write(out.join("results.md"), &*markdown)?;
+    Ok(())
 }

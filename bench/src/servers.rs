@@ -48,6 +48,22 @@ pub struct Programs {
     pub socketioxide: PathBuf,
 }
 
+/// How a run of rounds on fresh servers is made (the state and cluster benchmarks).
+pub struct Run<'a> {
+    /// The programs.
+    pub programs: &'a Programs,
+    /// Rounds, each on fresh servers; the reports show medians.
+    pub rounds: usize,
+    /// Each scenario's measured window.
+    pub window: Duration,
+    /// Each scenario's warm-up.
+    pub warmup: Duration,
+    /// The CPU the servers are pinned to.
+    pub server_core: Option<usize>,
+    /// Where the servers keep their data.
+    pub data_dir: &'a Path,
+}
+
 /// A running server.
 pub struct Running {
     child: Child,

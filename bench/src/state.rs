@@ -2,10 +2,10 @@
 //! against the same store used natively, a timer-driven broadcast, and the echo path of
 //! the `nsbox:tenant@0.2.0` contract against a component built for 0.1.0.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::Result;
 use nsbox::kv::{Backend, Op, Quota, SqliteStore};
@@ -13,25 +13,7 @@ use tokio::task::JoinSet;
 
 use crate::metrics;
 use crate::scenario::{self, Call, Outcome, Target, PAYLOAD};
-use crate::servers::{Peer, ProcMeter, Programs, Running};
-
-/// How one run of the state benchmark is made.
-pub struct StateRun<'a> {
-    /// The programs (nsbox's binary).
-    pub programs: &'a Programs,
-    /// Rounds; each starts a fresh server and reports medians.
-    pub rounds: usize,
-    /// Each scenario's measured window.
-    pub window: Duration,
-    /// Each scenario's warm-up.
-    pub warmup: Duration,
-    /// The CPU the server is pinned to.
-    pub server_core: Option<usize>,
-    /// Where the run keeps its configuration, data and the native store.
-    pub data_dir: &'a Path,
-    /// The echo example as built for `nsbox:tenant@0.1.0`.
-    pub legacy_echo: PathBuf,
-}
+use crate::servers::{Peer, ProcMeter, Programs, Run, Running};
 
 /// Closed-loop clients of each call scenario.
 const CLIENTS: usize = 100;
@@ -83,7 +65,8 @@ const ROWS: [(&str, &str); 9] = [
 ];
 
 /// Runs the state benchmark; returns its section of the report.
-pub async fn run(run: &StateRun<'_>) -> Result<String> {
+/// `legacy_echo`: the echo example as built for `nsbox:tenant@0.1.0`.
+pub async fn run(run: &Run<'_>, legacy_echo: &Path) -> Result<String> {
     let root = run.data_dir.join("state");
     std::fs::create_dir_all(root.join("bench"))?;
     let config = format!(
@@ -95,7 +78,7 @@ pub async fn run(run: &StateRun<'_>) -> Result<String> {
          [tenants.cur]\ncomponent = \"builtin:echo\"\n\
          [tenants.legacy]\ncomponent = {:?}\n\
          [tenants.ticker]\ncomponent = \"builtin:bench\"\n",
-        run.legacy_echo.display().to_string()
+        legacy_echo.display().to_string()
     );
     std::fs::write(root.join("bench/nsbox.toml"), config)?;
     let programs = Programs {
@@ -157,12 +140,7 @@ pub async fn run(run: &StateRun<'_>) -> Result<String> {
 }
 
 /// `call` from [`CLIENTS`] clients of `tenant`'s namespace.
-async fn measure(
-    server: &Running,
-    tenant: &str,
-    call: &Call<'_>,
-    run: &StateRun<'_>,
-) -> Result<Line> {
+async fn measure(server: &Running, tenant: &str, call: &Call<'_>, run: &Run<'_>) -> Result<Line> {
     let target = Target::new(format!("ws://127.0.0.1:{}", server.port)).on(&format!("/{tenant}"));
     let admin = format!("127.0.0.1:{}", server.port + 1);
     let mut meter = ProcMeter::new(server);
@@ -183,7 +161,7 @@ async fn native_loop(
     store: &Arc<dyn Backend>,
     op: &Op,
     tasks: usize,
-    run: &StateRun<'_>,
+    run: &Run<'_>,
 ) -> Result<Line> {
     const MEASURING: u8 = 1;
     const STOPPED: u8 = 2;
@@ -233,7 +211,7 @@ fn median(values: impl Iterator<Item = f64>) -> f64 {
     values.get(values.len() / 2).copied().unwrap_or(0.0)
 }
 
-fn report(lines: &[Vec<Line>], run: &StateRun<'_>) -> String {
+fn report(lines: &[Vec<Line>], run: &Run<'_>) -> String {
     let mut out = format!(
         "\n### Stateful tenants (nsbox only)\n\nMedians of {} rounds, {:.0} s per scenario; {CLIENTS} closed-loop clients for the calls. \
          A generator core busier than 70% is marked: that rate measures the generator. \

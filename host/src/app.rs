@@ -140,12 +140,7 @@ pub async fn start(settings: &Settings, admin_token: &str) -> Result<App, StartE
     crate::durable::create_private_dir(&settings.data_dir).map_err(data_error)?;
     // In a cluster, tenants' keys are in Redis: a tenant's instances on every node see them.
     let storage: Arc<dyn Backend> = match &settings.cluster.redis_url {
-        Some(url) => Arc::new(RedisStore::connect(url).await.map_err(|e| {
-            StartError::Cluster(crate::cluster::ClusterError::Connect {
-                url: url.clone(),
-                error: e.to_string(),
-            })
-        })?),
+        Some(url) => Arc::new(RedisStore::connect(url).await?),
         None => Arc::new(
             SqliteStore::open(
                 &settings.data_dir.join(STORAGE_FILE),

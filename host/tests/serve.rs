@@ -69,6 +69,24 @@ async fn a_log_that_is_not_a_terminal_has_no_colour_and_json_is_offered() {
     let _ = std::fs::remove_dir_all(&data);
 }
 
+/// Runs `nsbox serve` on free ports and `data_dir` with `extra`, which must make it
+/// refuse to start; returns what it said.
+async fn refused_start(data_dir: &str, extra: &[&str]) -> String {
+    let mut args = vec![
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--admin-listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        data_dir,
+    ];
+    args.extend(extra);
+    let out = cli(&args).await;
+    assert!(!out.status.success(), "{extra:?} was accepted");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 #[tokio::test]
 async fn the_operator_token_must_be_usable_and_can_come_from_a_file() {
     let data = temp_dir("serve-token");
@@ -78,20 +96,7 @@ async fn the_operator_token_must_be_usable_and_can_come_from_a_file() {
         ("short", "at least 16"),
         ("with space 0123456789", "visible"),
     ] {
-        let out = cli(&[
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--admin-listen",
-            "127.0.0.1:0",
-            "--data-dir",
-            &data_arg,
-            "--admin-token",
-            token,
-        ])
-        .await;
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success(), "{token:?} was accepted");
+        let stderr = refused_start(&data_arg, &["--admin-token", token]).await;
         assert!(
             stderr.contains("admin token") && stderr.contains(says),
             "{token:?}: {stderr}"
@@ -131,22 +136,7 @@ async fn a_redis_that_cannot_be_reached_or_named_stops_the_start_with_a_clear_er
         ),
         ("nosuch://x", "the Redis URL \"nosuch://x\""),
     ] {
-        let out = cli(&[
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--admin-listen",
-            "127.0.0.1:0",
-            "--data-dir",
-            &data_arg,
-            "--admin-token",
-            OPERATOR,
-            "--redis",
-            url,
-        ])
-        .await;
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success(), "{url} was accepted");
+        let stderr = refused_start(&data_arg, &["--admin-token", OPERATOR, "--redis", url]).await;
         assert!(stderr.contains(says), "{url}: {stderr}");
     }
     let _ = std::fs::remove_dir_all(&data);

@@ -283,8 +283,17 @@ describe("@socket.io/redis-emitter reaches sockets on nsbox nodes", () => {
     let joined = false;
     for (let i = 0; i < 50 && !joined; i++) joined = await heardSilver();
     assert.ok(joined, "both joined silver");
+    // socketsLeave, then a broadcast to the room and one to all from the same emitter:
+    // they arrive in the order sent, so when the second is in, the first was not for them.
+    emitter.in("silver").socketsLeave("silver");
+    emitter.to("silver").emit("msg", "silver-after-leave");
+    emitter.emit("msg", "all-after-leave");
+    for (const box of [ba, bb]) {
+      await box.until((m) => m[0] === "all-after-leave");
+      assert.equal(box.count((m) => m[0] === "silver-after-leave"), 0, JSON.stringify(box.got));
+    }
     const gone = [ca, cb].map((s) => new Promise((resolve) => s.once("disconnect", resolve)));
-    emitter.in("silver").disconnectSockets();
+    emitter.in("gold").disconnectSockets();
     assert.deepEqual(await Promise.all(gone), ["io server disconnect", "io server disconnect"]);
     assert.equal(other.connected, true);
   });

@@ -25,6 +25,7 @@ use std::time::Duration;
 use fred::clients::{Client, SubscriberClient};
 use fred::interfaces::{ClientLike, EventInterface, PubsubInterface};
 use fred::types::config::{Config, PerformanceConfig, ReconnectPolicy};
+use fred::types::Builder;
 use fred::types::MessageKind;
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::mpsc;
@@ -159,50 +160,18 @@ impl RedisTransport {
     /// subscribes, one publishes. Fails if Redis cannot be reached now; later outages
     /// are waited out (reconnecting forever).
     pub async fn connect(url: &str) -> Result<Arc<RedisTransport>, ClusterError> {
-        if !url.starts_with("redis://") {
-            return Err(ClusterError::Url {
-                url: url.to_owned(),
-                error: "write redis://[:PASSWORD@]HOST:PORT".into(),
-            });
-        }
-        let config = Config::from_url(url).map_err(|e| ClusterError::Url {
-            url: url.to_owned(),
-            error: e.to_string(),
-        })?;
+        let builder = builder(url, INBOX)?;
         let connect_error = |e: fred::error::Error| ClusterError::Connect {
             url: url.to_owned(),
             error: e.to_string(),
         };
-        let mut builder = fred::types::Builder::from_config(config);
-        builder
-            .set_policy(ReconnectPolicy::new_exponential(0, 100, 2_000, 2))
-            .set_performance_config(PerformanceConfig {
-                broadcast_channel_capacity: INBOX,
-                default_command_timeout: COMMAND_TIMEOUT,
-                ..PerformanceConfig::default()
-            })
-            .with_connection_config(|c| {
-                c.connection_timeout = CONNECT_TIMEOUT;
-                c.internal_command_timeout = COMMAND_TIMEOUT;
-                // A command is tried once: a message is not published twice.
-                c.max_command_attempts = 1;
-            });
         let publisher = builder.build().map_err(connect_error)?;
         let subscriber = builder.build_subscriber_client().map_err(connect_error)?;
-        let initial = async {
+        connected(url, async {
             publisher.init().await?;
             subscriber.init().await
-        };
-        match tokio::time::timeout(CONNECT_TIMEOUT, initial).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => return Err(connect_error(e)),
-            Err(_) => {
-                return Err(ClusterError::Connect {
-                    url: url.to_owned(),
-                    error: format!("no connection within {CONNECT_TIMEOUT:?}"),
-                })
-            }
-        }
+        })
+        .await?;
         let stats = Arc::new(LinkStats::default());
         stats.up.store(true, Relaxed);
         let (changes, changed) = mpsc::unbounded_channel();
@@ -332,6 +301,51 @@ impl Transport for RedisTransport {
             self.stats.dropped.fetch_add(1, Relaxed);
         }
     }
+}
+
+/// How every connection to the cluster's Redis is made: it reconnects forever, each
+/// command is tried once (a message published twice, or a storage write applied twice,
+/// would be wrong) and given up after [`COMMAND_TIMEOUT`]. `inbox`: the messages a
+/// subscriber may hold for its reader.
+pub(crate) fn builder(url: &str, inbox: usize) -> Result<Builder, ClusterError> {
+    let url_error = |error: String| ClusterError::Url {
+        url: url.to_owned(),
+        error,
+    };
+    if !url.starts_with("redis://") {
+        return Err(url_error("write redis://[:PASSWORD@]HOST:PORT".into()));
+    }
+    let config = Config::from_url(url).map_err(|e| url_error(e.to_string()))?;
+    let mut builder = Builder::from_config(config);
+    builder
+        .set_policy(ReconnectPolicy::new_exponential(0, 100, 2_000, 2))
+        .set_performance_config(PerformanceConfig {
+            broadcast_channel_capacity: inbox,
+            default_command_timeout: COMMAND_TIMEOUT,
+            ..PerformanceConfig::default()
+        })
+        .with_connection_config(|c| {
+            c.connection_timeout = CONNECT_TIMEOUT;
+            c.internal_command_timeout = COMMAND_TIMEOUT;
+            c.max_command_attempts = 1;
+        });
+    Ok(builder)
+}
+
+/// Waits for `init` (clients connecting to `url`) at most [`CONNECT_TIMEOUT`].
+pub(crate) async fn connected<T>(
+    url: &str,
+    init: impl std::future::Future<Output = Result<T, fred::error::Error>>,
+) -> Result<(), ClusterError> {
+    let error = match tokio::time::timeout(CONNECT_TIMEOUT, init).await {
+        Ok(Ok(_)) => return Ok(()),
+        Ok(Err(e)) => e.to_string(),
+        Err(_) => format!("no connection within {CONNECT_TIMEOUT:?}"),
+    };
+    Err(ClusterError::Connect {
+        url: url.to_owned(),
+        error,
+    })
 }
 
 /// Keeps [`LinkStats::up`] and the log in step with the connections, and subscribes

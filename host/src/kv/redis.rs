@@ -10,12 +10,13 @@
 //! nothing, as on one machine. Durability is Redis's: run it with `appendonly yes`.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use fred::clients::Client;
 use fred::interfaces::ClientLike;
-use fred::types::config::{Config, PerformanceConfig, ReconnectPolicy};
+
+use crate::cluster::redis::{builder, connected};
+use crate::cluster::ClusterError;
 use fred::types::scripts::Script;
 use fred::types::Value;
 
@@ -162,9 +163,6 @@ redis.call('DEL', V, K, U)
 return 'OK'
 "#;
 
-/// How long a storage command may take before the guest is told it failed.
-const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
-
 /// The scripts, each with its prelude, loaded into Redis on first use.
 struct Scripts {
     set_many: Script,
@@ -204,35 +202,20 @@ pub struct RedisStore {
 impl RedisStore {
     /// Connects to Redis at `url`; fails if it cannot be reached now. Later outages
     /// fail the operations made meanwhile (the guest is told) and are waited out.
-    pub async fn connect(url: &str) -> Result<RedisStore, KvError> {
-        let config = Config::from_url(url).map_err(backend)?;
-        let client = fred::types::Builder::from_config(config)
-            .set_policy(ReconnectPolicy::new_exponential(0, 100, 2_000, 2))
-            .set_performance_config(PerformanceConfig {
-                default_command_timeout: COMMAND_TIMEOUT,
-                ..PerformanceConfig::default()
-            })
-            .with_connection_config(|c| {
-                c.connection_timeout = COMMAND_TIMEOUT;
-                // A write is sent once: a retried one could apply twice.
-                c.max_command_attempts = 1;
-            })
+    pub async fn connect(url: &str) -> Result<RedisStore, ClusterError> {
+        // It subscribes to nothing: the smallest inbox.
+        let client = builder(url, 1)?
             .build()
-            .map_err(backend)?;
-        match tokio::time::timeout(COMMAND_TIMEOUT, client.init()).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(error)) => return Err(backend(error)),
-            Err(_) => return Err(KvError::Backend(format!("no connection to {url}"))),
-        }
+            .map_err(|e| ClusterError::Connect {
+                url: url.to_owned(),
+                error: e.to_string(),
+            })?;
+        connected(url, client.init()).await?;
         Ok(RedisStore {
             client,
             scripts: Arc::new(Scripts::new()),
         })
     }
-}
-
-fn backend(error: impl std::fmt::Display) -> KvError {
-    KvError::Backend(error.to_string())
 }
 
 /// Runs `script` on the tenant's `keys` with the quota and `rest` as arguments.
