@@ -13,8 +13,7 @@ use crate::config::{Cors, CorsOrigins, EngineConfig, SocketIoConfig};
 use crate::kv::{Backend, RedisStore, SqliteStore};
 use crate::settings::{ComponentSource, Settings};
 use crate::socketio::SocketIo;
-use crate::store::tokens::Tokens;
-use crate::store::ComponentStore;
+use crate::store::{Catalog, CatalogError};
 use crate::tenants::{builtin, Code, LoadError, Runtime, RuntimeOptions, Tenants};
 
 /// Why a server could not be assembled.
@@ -66,6 +65,9 @@ pub enum StartError {
     /// The cluster's Redis cannot be used.
     #[error(transparent)]
     Cluster(#[from] crate::cluster::ClusterError),
+    /// The uploaded tenants cannot be read.
+    #[error("the uploaded tenants: {0}")]
+    Catalog(#[from] CatalogError),
 }
 
 /// The file in the data directory that holds every tenant's keys.
@@ -193,14 +195,24 @@ pub async fn start(settings: &Settings, admin_token: &str) -> Result<App, StartE
     }
     tenants.serve_pattern(&io, Regex::new(&settings.namespace_pattern)?);
 
-    let store = ComponentStore::open(&settings.data_dir).map_err(data_error)?;
-    let tokens = Tokens::open(&settings.data_dir, admin_token).map_err(data_error)?;
-    restore(&store, &tenants).await.map_err(data_error)?;
+    // The uploaded tenants: on this machine's disk, or in a cluster in Redis, where a
+    // change any node makes reaches every node.
+    let (catalog, changes) = match &settings.cluster.redis_url {
+        Some(url) => {
+            let (catalog, changes) =
+                Catalog::in_redis(url, &settings.data_dir, admin_token).await?;
+            catalog.refresh_tokens().await?;
+            (catalog, Some(changes))
+        }
+        None => (
+            Catalog::on_disk(&settings.data_dir, admin_token).map_err(data_error)?,
+            None,
+        ),
+    };
     let admin = Admin::new(
         tenants.clone(),
         io.engine().clone(),
-        store,
-        tokens,
+        catalog,
         AdminOptions {
             max_component_bytes: settings.max_component_bytes,
             max_versions_per_tenant: settings.max_versions_per_tenant,
@@ -211,45 +223,18 @@ pub async fn start(settings: &Settings, admin_token: &str) -> Result<App, StartE
             cluster_link,
         },
     );
-    Ok(App { io, tenants, admin })
-}
-
-/// Serves every uploaded tenant's current version again. One that no longer loads is
-/// skipped with an error in the log; the others start.
-async fn restore(store: &ComponentStore, tenants: &Tenants) -> std::io::Result<()> {
-    for (name, record) in store.tenants()? {
-        let Some(info) = record.current_info().cloned() else {
-            continue;
-        };
-        let loaded = match store.component(&name, &info) {
-            Ok(bytes) => tenants
-                .runtime()
-                .compile_untrusted(bytes.into(), Some(store.cache_dir().to_owned()))
-                .await
-                .map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
-        };
-        match loaded {
-            Ok(code) => {
-                let limits = tenants.limits_with_overrides(&name, &record.limits);
-                match store.config(&name) {
-                    Ok(config) => {
-                        tenants.set_config(&name, &config).await;
-                    }
-                    Err(error) => {
-                        tracing::error!(tenant = %name, %error, "cannot read a tenant's configuration");
-                    }
-                }
-                tenants.deploy(&name, info.version, code, limits).await;
-                tracing::info!(tenant = %name, version = info.version, "restored an uploaded tenant");
+    admin.sync_all().await?;
+    if let Some(mut changes) = changes {
+        let follower = admin.clone();
+        tokio::spawn(async move {
+            while let Some(change) = changes.recv().await {
+                // Each on its own: a tenant compiling does not hold up the others.
+                let admin = follower.clone();
+                tokio::spawn(async move { admin.follow(change).await });
             }
-            Err(error) => {
-                tracing::error!(tenant = %name, version = info.version, %error, "cannot restore an uploaded tenant")
-            }
-        }
+        });
     }
-    crate::admin::prune_cache(store, tenants.runtime());
-    Ok(())
+    Ok(App { io, tenants, admin })
 }
 
 fn read(tenant: &str, source: &ComponentSource) -> Result<Vec<u8>, StartError> {

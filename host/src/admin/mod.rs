@@ -26,6 +26,7 @@ mod gates;
 mod metrics;
 mod quota;
 mod reply;
+mod sync;
 mod tenant_data;
 
 use std::convert::Infallible;
@@ -45,11 +46,12 @@ use tokio::net::TcpListener;
 use self::gates::Gates;
 use self::quota::{Compiles, UploadRate};
 use self::reply::{error, json, Reply};
+use self::sync::{Compiled, Served};
 use crate::body::{read_body, BodyError};
 use crate::engineio::Engine;
-use crate::store::tokens::{Access, Tokens};
-use crate::store::{sha256_hex, valid_tenant_name, ComponentStore, VersionInfo};
-use crate::tenants::{Code, Kind, Limits, LoadError, Runtime, Tenants};
+use crate::store::tokens::Access;
+use crate::store::{sha256_hex, valid_tenant_name, Catalog, CatalogError, VersionInfo};
+use crate::tenants::{Code, Kind, LoadError, Runtime, Tenants};
 use metrics::AdminCounters;
 
 /// What the admin API lets uploads cost.
@@ -75,8 +77,9 @@ pub struct AdminOptions {
 pub struct Admin {
     tenants: Arc<Tenants>,
     engine: Arc<Engine>,
-    store: ComponentStore,
-    tokens: Tokens,
+    catalog: Catalog,
+    /// The uploaded tenants this node serves, as it serves them.
+    served: parking_lot::Mutex<std::collections::HashMap<String, Served>>,
     options: AdminOptions,
     /// Changes to one tenant one at a time, so the store and the live versions never
     /// disagree; changes to different tenants side by side.
@@ -106,19 +109,19 @@ impl Drop for InFlight {
 }
 
 impl Admin {
-    /// An admin API over these tenants, store and tokens.
+    /// An admin API over these tenants and the catalog of uploaded ones; serve the
+    /// catalog's tenants with [`Admin::sync_all`].
     pub fn new(
         tenants: Arc<Tenants>,
         engine: Arc<Engine>,
-        store: ComponentStore,
-        tokens: Tokens,
+        catalog: Catalog,
         options: AdminOptions,
     ) -> Arc<Admin> {
         Arc::new(Admin {
             tenants,
             engine,
-            store,
-            tokens,
+            catalog,
+            served: Default::default(),
             uploads: UploadRate::new(options.uploads_per_minute_per_token),
             compiles: Compiles::new(options.max_concurrent_compiles, options.compile_timeout),
             gates: Gates::default(),
@@ -190,6 +193,9 @@ impl Admin {
                 "missing or unknown bearer token",
             );
         };
+        if method != Method::GET && !self.catalog.available() {
+            return catalog_error(CatalogError::Unavailable("the link is down".into()));
+        }
         match (&method, &path[1..]) {
             (&Method::GET, ["tenants"]) => self.list(&access),
             (_, ["tenants", tenant, rest @ ..]) => {
@@ -222,10 +228,10 @@ impl Admin {
                         let limited = matches!(access, Access::Tenant(_));
                         self.upload(tenant, req, limited.then_some(token)).await
                     }
-                    (&Method::GET, ["versions"]) => self.versions(tenant),
+                    (&Method::GET, ["versions"]) => self.versions(tenant).await,
                     (&Method::GET, ["logs"]) => self.logs(tenant, req.uri().query()),
                     (&Method::POST, ["rollback"]) => self.rollback(tenant, req).await,
-                    (&Method::POST, ["tokens"]) => self.mint(tenant),
+                    (&Method::POST, ["tokens"]) => self.mint(tenant).await,
                     (&Method::PUT, ["limits"]) => self.set_limits(tenant, req).await,
                     (&Method::GET, ["kv"]) => self.kv(tenant, req.uri().query()).await,
                     (&Method::GET, ["config"]) => self.config(tenant),
@@ -245,7 +251,7 @@ impl Admin {
             .to_str()
             .ok()?;
         let token = value.strip_prefix("Bearer ")?.trim();
-        let access = self.tokens.authenticate(token)?;
+        let access = self.catalog.authenticate(token)?;
         Some((access, Sha256::digest(token.as_bytes()).into()))
     }
 
@@ -332,8 +338,8 @@ impl Admin {
         let slot = self.tenants.get(tenant)?;
         let current = slot.current();
         let stats = current.stats();
-        let stored = self.store.record(tenant).ok().flatten();
-        let info = stored.as_ref().and_then(|r| r.current_info().cloned());
+        let served = self.served.lock().get(tenant).cloned();
+        let info = served.as_ref().map(|s| &s.info);
         Some(json!({
             "name": tenant,
             "namespace": self.tenants.namespace_of(tenant),
@@ -341,12 +347,12 @@ impl Admin {
                 Some(_) => None,
                 None => self.tenants.pattern().map(|p| p.as_str().to_owned()),
             },
-            "source": if stored.is_some() { "upload" } else { "config" },
+            "source": if served.is_some() { "upload" } else { "config" },
             "version": current.version(),
             "contract": current.code().contract().as_str(),
-            "sha256": info.as_ref().map(|i| i.sha256.clone()),
-            "size": info.as_ref().map(|i| i.size),
-            "uploaded_at_ms": info.as_ref().map(|i| i.uploaded_at_ms),
+            "sha256": info.map(|i| i.sha256.clone()),
+            "size": info.map(|i| i.size),
+            "uploaded_at_ms": info.map(|i| i.uploaded_at_ms),
             "sockets": stats.sockets.load(Relaxed),
             "events": stats.events.load(Relaxed),
             "dropped_events": stats.dropped_events.load(Relaxed),
@@ -365,16 +371,8 @@ impl Admin {
                 .map(|(kind, trips)| (kind.as_str().to_owned(), json!(trips.load(Relaxed))))
                 .collect::<serde_json::Map<_, _>>(),
             "limits": current.limits(),
-            "limit_overrides": stored.map(|r| r.limits).unwrap_or_default(),
+            "limit_overrides": served.map(|s| s.overrides).unwrap_or_default(),
         }))
-    }
-
-    /// The limits a stored tenant runs under: the configuration's and the overrides.
-    fn limits_of(&self, tenant: &str) -> std::io::Result<Limits> {
-        Ok(match self.store.record(tenant)? {
-            Some(record) => self.tenants.limits_with_overrides(tenant, &record.limits),
-            None => self.tenants.configured_limits(tenant),
-        })
     }
 
     async fn set_limits(&self, tenant: &str, req: Request<hyper::body::Incoming>) -> Reply {
@@ -399,13 +397,15 @@ impl Admin {
         };
         let gate = self.gates.of(tenant);
         let _one_at_a_time = gate.enter().await;
-        if let Some(refusal) = self.unless_uploaded(tenant, "limits") {
+        if let Some(refusal) = self.unless_uploaded(tenant, "limits").await {
             return refusal;
         }
-        if let Err(e) = self.store.set_limits(tenant, overrides.clone()) {
-            return error(StatusCode::INTERNAL_SERVER_ERROR, "store", e);
+        if let Err(e) = self.catalog.set_limits(tenant, &overrides).await {
+            return catalog_error(e);
         }
-        self.tenants.set_limits(tenant, limits.clone()).await;
+        if let Err(e) = self.apply(tenant, None).await {
+            return catalog_error(e);
+        }
         tracing::info!(tenant, ?overrides, "limits changed");
         json(
             StatusCode::OK,
@@ -415,17 +415,24 @@ impl Admin {
 
     /// A refusal unless `tenant` was uploaded: a tenant of the configuration file has
     /// its `what` set there.
-    fn unless_uploaded(&self, tenant: &str, what: &str) -> Option<Reply> {
-        match self.store.record(tenant) {
+    async fn unless_uploaded(&self, tenant: &str, what: &str) -> Option<Reply> {
+        match self.catalog.record(tenant).await {
             Ok(Some(_)) => None,
-            Ok(None) if self.tenants.get(tenant).is_some() => Some(error(
-                StatusCode::CONFLICT,
-                "configured_tenant",
-                format!("tenant {tenant} comes from the configuration file: set its {what} there"),
-            )),
-            Ok(None) => Some(not_found(tenant)),
-            Err(e) => Some(error(StatusCode::INTERNAL_SERVER_ERROR, "store", e)),
+            Ok(None) => Some(self.not_uploaded(tenant, what)),
+            Err(e) => Some(catalog_error(e)),
         }
+    }
+
+    /// Why a tenant the catalog does not have cannot have its `what` set.
+    fn not_uploaded(&self, tenant: &str, what: &str) -> Reply {
+        if self.tenants.get(tenant).is_none() {
+            return not_found(tenant);
+        }
+        error(
+            StatusCode::CONFLICT,
+            "configured_tenant",
+            format!("tenant {tenant} comes from the configuration file: set its {what} there"),
+        )
     }
 
     /// An upload; `token` is the deploy token's digest when its uploads are rate-limited.
@@ -469,7 +476,7 @@ impl Admin {
         };
         // The live version again: nothing to compile or store.
         let sha256 = sha256_hex(&body);
-        if let Ok(Some(record)) = self.store.record(tenant) {
+        if let Ok(Some(record)) = self.catalog.record(tenant).await {
             if let Some(live) = record.current_info().filter(|v| v.sha256 == sha256) {
                 let mut answer = deployed(tenant, live);
                 answer["unchanged"] = json!(true);
@@ -488,24 +495,24 @@ impl Admin {
                 format!("tenant {tenant} was deleted while this upload was under way; nothing was stored"),
             );
         }
-        let (info, pruned) = match self.store.add_version(
-            tenant,
-            &body,
-            self.options.max_versions_per_tenant,
-            code.contract().as_str(),
-        ) {
-            Ok(added) => added,
-            Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, "store", e),
-        };
-        let limits = match self.limits_of(tenant) {
-            Ok(limits) => limits,
-            Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, "store", e),
-        };
-        self.tenants
-            .deploy(tenant, info.version, code, limits)
+        let added = self
+            .catalog
+            .add_version(
+                tenant,
+                &body,
+                self.options.max_versions_per_tenant,
+                code.contract().as_str(),
+            )
             .await;
+        let (info, pruned) = match added {
+            Ok(added) => added,
+            Err(e) => return catalog_error(e),
+        };
+        if let Err(e) = self.apply(tenant, Some(Compiled { sha256, code })).await {
+            return catalog_error(e);
+        }
         if !pruned.is_empty() {
-            prune_cache(&self.store, self.tenants.runtime());
+            prune_cache(&self.catalog, self.tenants.runtime()).await;
         }
         tracing::info!(tenant, version = info.version, sha256 = %info.sha256, ?pruned, "deployed");
         json(StatusCode::OK, deployed(tenant, &info))
@@ -524,7 +531,7 @@ impl Admin {
                 format!("a component of tenant {tenant} is being compiled already (one at a time per tenant); try again when that upload has ended"),
             ));
         };
-        let cache = Some(self.store.cache_dir().to_owned());
+        let cache = Some(self.catalog.cache_dir().to_owned());
         let runtime = self.tenants.runtime().clone();
         let compiling = async {
             let _turn = self.compiles.turn().await;
@@ -552,14 +559,14 @@ impl Admin {
         }
     }
 
-    fn versions(&self, tenant: &str) -> Reply {
-        match self.store.record(tenant) {
+    async fn versions(&self, tenant: &str) -> Reply {
+        match self.catalog.record(tenant).await {
             Ok(Some(record)) => json(
                 StatusCode::OK,
                 json!({ "tenant": tenant, "current": record.current, "versions": record.versions }),
             ),
             Ok(None) => not_found(tenant),
-            Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "store", e),
+            Err(e) => catalog_error(e),
         }
     }
 
@@ -578,10 +585,10 @@ impl Admin {
         };
         let gate = self.gates.of(tenant);
         let _one_at_a_time = gate.enter().await;
-        let record = match self.store.record(tenant) {
+        let record = match self.catalog.record(tenant).await {
             Ok(Some(record)) => record,
             Ok(None) => return not_found(tenant),
-            Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, "store", e),
+            Err(e) => return catalog_error(e),
         };
         let target = asked.or_else(|| {
             record
@@ -598,21 +605,24 @@ impl Admin {
                 format!("tenant {tenant} has no such version to roll back to"),
             );
         };
-        let bytes = match self.store.component(tenant, &info) {
+        let bytes = match self.catalog.component(tenant, &info).await {
             Ok(bytes) => bytes,
-            Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, "store", e),
+            Err(e) => return catalog_error(e),
         };
         let code = match self.compile(tenant, Bytes::from(bytes)).await {
             Ok(code) => code,
             Err(reply) => return reply,
         };
-        if let Err(e) = self.store.set_current(tenant, info.version) {
-            return error(StatusCode::INTERNAL_SERVER_ERROR, "store", e);
+        if let Err(e) = self.catalog.set_current(tenant, info.version).await {
+            return catalog_error(e);
         }
-        let limits = self.tenants.limits_with_overrides(tenant, &record.limits);
-        self.tenants
-            .deploy(tenant, info.version, code, limits)
-            .await;
+        let compiled = Compiled {
+            sha256: info.sha256.clone(),
+            code,
+        };
+        if let Err(e) = self.apply(tenant, Some(compiled)).await {
+            return catalog_error(e);
+        }
         tracing::info!(tenant, version = info.version, "rolled back");
         json(StatusCode::OK, deployed(tenant, &info))
     }
@@ -621,44 +631,59 @@ impl Admin {
         let gate = self.gates.of(tenant);
         let _one_at_a_time = gate.enter().await;
         gate.deleted();
+        // The catalog first: a failure there changes nothing; the other nodes stop
+        // serving the tenant as this one does.
+        let stored = match self.catalog.delete(tenant).await {
+            Ok(stored) => stored,
+            Err(e) => return catalog_error(e),
+        };
+        self.served.lock().remove(tenant);
         let live = self.tenants.remove(tenant).await;
-        // Its keys go with it, whatever else remains.
+        // Its keys go with it; if that fails, deleting again removes them.
         if let Err(reply) = self.clear_storage(tenant).await {
             return reply;
-        }
-        let stored = match self.store.delete(tenant) {
-            Ok(stored) => stored,
-            Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, "store", e),
-        };
-        if let Err(e) = self.tokens.revoke(tenant) {
-            return error(StatusCode::INTERNAL_SERVER_ERROR, "store", e);
         }
         if !live && !stored {
             return not_found(tenant);
         }
-        prune_cache(&self.store, self.tenants.runtime());
+        prune_cache(&self.catalog, self.tenants.runtime()).await;
         tracing::info!(tenant, "deleted");
         json(StatusCode::OK, json!({ "deleted": tenant }))
     }
 
-    fn mint(&self, tenant: &str) -> Reply {
-        match self.tokens.mint(tenant) {
+    async fn mint(&self, tenant: &str) -> Reply {
+        match self.catalog.mint(tenant).await {
             Ok(token) => json(
                 StatusCode::CREATED,
                 json!({ "tenant": tenant, "token": token }),
             ),
-            Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "store", e),
+            Err(e) => catalog_error(e),
         }
     }
 }
 
 /// Drops compiled forms that no stored version needs (deleted tenants' components,
 /// another engine's builds); a failure only leaves them for next time.
-pub fn prune_cache(store: &ComponentStore, runtime: &Runtime) {
-    match store.prune_cache(&runtime.cache_tag()) {
+async fn prune_cache(catalog: &Catalog, runtime: &Runtime) {
+    match catalog.prune_cache(&runtime.cache_tag()).await {
         Ok(0) => {}
         Ok(removed) => tracing::info!(removed, "pruned the compiled cache"),
         Err(error) => tracing::warn!(%error, "cannot prune the compiled cache"),
+    }
+}
+
+/// How the catalog's failures reach the API's clients.
+fn catalog_error(e: CatalogError) -> Reply {
+    match &e {
+        CatalogError::Unavailable(_) => {
+            error(StatusCode::SERVICE_UNAVAILABLE, "cluster_unavailable", e)
+        }
+        CatalogError::Busy(_) => error(StatusCode::CONFLICT, "changed_elsewhere", e),
+        CatalogError::NoTenant(_) => error(StatusCode::NOT_FOUND, "no_such_tenant", e),
+        CatalogError::NoVersion(_) => error(StatusCode::NOT_FOUND, "no_such_version", e),
+        CatalogError::DoesNotLoad { .. } | CatalogError::Damaged(_) | CatalogError::Disk(_) => {
+            error(StatusCode::INTERNAL_SERVER_ERROR, "store", e)
+        }
     }
 }
 

@@ -6,7 +6,7 @@ use http::{Request, StatusCode};
 use serde_json::{json, Value};
 
 use super::reply::{error, json, Reply};
-use super::{body_error, not_found, Admin};
+use super::{body_error, catalog_error, not_found, Admin};
 use crate::engineio::parse_query;
 use crate::kv::{KvError, Op, Outcome, Quota, Start, MAX_PAGE};
 
@@ -123,21 +123,21 @@ impl Admin {
         };
         let gate = self.gates.of(tenant);
         let _one_at_a_time = gate.enter().await;
-        if let Some(refusal) = self.unless_uploaded(tenant, "configuration") {
-            return refusal;
-        }
-        let stored = match self.store.config(tenant) {
-            Ok(stored) => stored,
-            Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, "store", e),
+        let stored = match self.catalog.tenant(tenant).await {
+            Ok(Some((_, stored))) => stored,
+            Ok(None) => return self.not_uploaded(tenant, "configuration"),
+            Err(e) => return catalog_error(e),
         };
         let next = match stored.patched(&change) {
             Ok(next) => next,
             Err(e) => return error(StatusCode::BAD_REQUEST, "invalid_config", e),
         };
-        if let Err(e) = self.store.set_config(tenant, &next) {
-            return error(StatusCode::INTERNAL_SERVER_ERROR, "store", e);
+        if let Err(e) = self.catalog.set_config(tenant, &next).await {
+            return catalog_error(e);
         }
-        self.tenants.set_config(tenant, &next).await;
+        if let Err(e) = self.apply(tenant, None).await {
+            return catalog_error(e);
+        }
         // Names only: values may be secret.
         let names: Vec<&String> = next.config.keys().chain(next.secrets.keys()).collect();
         tracing::info!(tenant, ?names, "configuration changed");

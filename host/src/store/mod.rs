@@ -13,8 +13,14 @@
 //! Every write is atomic ([`durable::write`]); an upload writes the component first and
 //! the record naming it second, so a crash in between leaves the previous version current.
 
+mod catalog;
+pub mod redis;
 pub mod tokens;
 
+pub use catalog::{Catalog, CatalogError};
+pub use redis::Change;
+
+use std::collections::HashSet;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -72,6 +78,45 @@ impl TenantRecord {
     pub fn version(&self, version: u64) -> Option<&VersionInfo> {
         self.versions.iter().find(|v| v.version == version)
     }
+
+    /// Adds `bytes` as the next version and makes it current, keeping at most `keep`
+    /// versions (the oldest others go; the new one is current, so never itself).
+    /// Returns the new version's details and those of the versions that went.
+    pub fn add(
+        &mut self,
+        bytes: &[u8],
+        keep: usize,
+        contract: &str,
+    ) -> (VersionInfo, Vec<VersionInfo>) {
+        let version = self.versions.iter().map(|v| v.version).max().unwrap_or(0) + 1;
+        let info = VersionInfo {
+            version,
+            sha256: sha256_hex(bytes),
+            size: bytes.len() as u64,
+            uploaded_at_ms: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or(0),
+            contract: contract.to_owned(),
+        };
+        self.versions.push(info.clone());
+        self.current = version;
+        let mut pruned = Vec::new();
+        while self.versions.len() > keep.max(1) {
+            let Some(oldest) = self
+                .versions
+                .iter()
+                .filter(|v| v.version != self.current)
+                .min_by_key(|v| v.version)
+                .cloned()
+            else {
+                break;
+            };
+            self.versions.retain(|v| v.version != oldest.version);
+            pruned.push(oldest);
+        }
+        (info, pruned)
+    }
 }
 
 /// Whether a name can be a tenant: 1 to 64 ASCII letters, digits or `_` (what `\w+`
@@ -81,6 +126,39 @@ pub fn valid_tenant_name(name: &str) -> bool {
 }
 
 pub use crate::durable::sha256_hex;
+
+/// Removes from `cache` the compiled forms of components not in `needed` (digests) or
+/// made by another engine than `engine`; returns how many files went.
+pub fn prune_compiled(cache: &Path, needed: &HashSet<String>, engine: &str) -> io::Result<usize> {
+    let entries = match fs::read_dir(cache) {
+        Ok(entries) => entries,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(0),
+        Err(error) => return Err(error),
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let stem = name.split('.').next().unwrap_or_default();
+        let keep = stem
+            .split_once('-')
+            .is_some_and(|(digest, tag)| tag == engine && needed.contains(digest));
+        if !keep && fs::remove_file(entry.path()).is_ok() {
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
+/// `bytes` if they are what `info` says they are.
+fn checked(info: &VersionInfo, bytes: Vec<u8>) -> Result<Vec<u8>, CatalogError> {
+    if sha256_hex(&bytes) != info.sha256 {
+        return Err(CatalogError::Damaged(format!(
+            "v{} does not match its recorded SHA-256",
+            info.version
+        )));
+    }
+    Ok(bytes)
+}
 
 /// Components and their versions on disk.
 pub struct ComponentStore {
@@ -173,21 +251,13 @@ impl ComponentStore {
             durable::sync_dir(&self.dir)?;
         }
         let mut record = self.record(name)?.unwrap_or_default();
-        let version = record.versions.iter().map(|v| v.version).max().unwrap_or(0) + 1;
-        let info = VersionInfo {
-            version,
-            sha256: sha256_hex(bytes),
-            size: bytes.len() as u64,
-            uploaded_at_ms: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_millis() as u64)
-                .unwrap_or(0),
-            contract: contract.to_owned(),
-        };
+        let (info, pruned) = record.add(bytes, keep, contract);
         // The component first, the record naming it second: a crash in between leaves the
         // previous version current and an unreferenced file the next upload overwrites.
-        let path = dir.join(format!("v{version}.wasm"));
-        let same = record.versions.iter().find(|v| v.sha256 == info.sha256);
+        let path = dir.join(format!("v{}.wasm", info.version));
+        // Pruned versions' files are still there until the record no longer names them.
+        let same = (record.versions.iter().chain(&pruned))
+            .find(|v| v.sha256 == info.sha256 && v.version != info.version);
         let linked = same.is_some_and(|earlier| {
             let _ = fs::remove_file(&path);
             fs::hard_link(dir.join(format!("v{}.wasm", earlier.version)), &path).is_ok()
@@ -197,28 +267,12 @@ impl ComponentStore {
         } else {
             durable::write(&path, bytes)?;
         }
-        record.versions.push(info.clone());
-        record.current = version;
-        let mut pruned = Vec::new();
-        while record.versions.len() > keep.max(1) {
-            let Some(oldest) = record
-                .versions
-                .iter()
-                .map(|v| v.version)
-                .filter(|v| *v != record.current)
-                .min()
-            else {
-                break;
-            };
-            record.versions.retain(|v| v.version != oldest);
-            pruned.push(oldest);
-        }
         self.save_record(name, &record)?;
         // The record no longer names them: a crash before this leaves files nobody reads.
-        for version in &pruned {
-            let _ = fs::remove_file(dir.join(format!("v{version}.wasm")));
+        for gone in &pruned {
+            let _ = fs::remove_file(dir.join(format!("v{}.wasm", gone.version)));
         }
-        Ok((info, pruned))
+        Ok((info, pruned.into_iter().map(|v| v.version).collect()))
     }
 
     /// Makes an earlier version current again.
@@ -271,47 +325,11 @@ impl ComponentStore {
     }
 
     /// A stored version's bytes, checked against the digest recorded at upload.
-    pub fn component(&self, name: &str, info: &VersionInfo) -> io::Result<Vec<u8>> {
-        let bytes = fs::read(
-            self.tenant_dir(name)?
-                .join(format!("v{}.wasm", info.version)),
-        )?;
-        if sha256_hex(&bytes) != info.sha256 {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("v{} does not match its recorded SHA-256", info.version),
-            ));
-        }
-        Ok(bytes)
-    }
-
-    /// Removes compiled forms no stored version needs: of a component no tenant has any
-    /// more, or made by another engine (`engine` is the current one's tag, see
-    /// `Runtime::cache_tag`). Returns how many files went. Removing too much costs a
-    /// compile, never a wrong answer.
-    pub fn prune_cache(&self, engine: &str) -> io::Result<usize> {
-        let needed: std::collections::HashSet<String> = self
-            .tenants()?
-            .into_iter()
-            .flat_map(|(_, record)| record.versions.into_iter().map(|v| v.sha256))
-            .collect();
-        let entries = match fs::read_dir(&self.cache) {
-            Ok(entries) => entries,
-            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(0),
-            Err(error) => return Err(error),
-        };
-        let mut removed = 0;
-        for entry in entries.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let stem = name.split('.').next().unwrap_or_default();
-            let keep = stem
-                .split_once('-')
-                .is_some_and(|(digest, tag)| tag == engine && needed.contains(digest));
-            if !keep && fs::remove_file(entry.path()).is_ok() {
-                removed += 1;
-            }
-        }
-        Ok(removed)
+    pub fn component(&self, name: &str, info: &VersionInfo) -> Result<Vec<u8>, CatalogError> {
+        let path = self
+            .tenant_dir(name)?
+            .join(format!("v{}.wasm", info.version));
+        checked(info, fs::read(path)?)
     }
 
     /// Removes a tenant and all its versions. The record goes first, so a crash midway
@@ -348,47 +366,6 @@ mod tests {
         let old = r#"{"version":1,"sha256":"ab","size":3,"uploaded_at_ms":7}"#;
         let info: VersionInfo = serde_json::from_str(old).expect("an old record");
         assert_eq!(info.contract, "0.1.0");
-    }
-
-    #[test]
-    fn the_cache_keeps_what_stored_versions_of_this_engine_need() {
-        let (dir, store) = temp_store();
-        let kept = store
-            .add_version("alpha", b"\0asm one", 10, "0.2.0")
-            .expect("stored")
-            .0;
-        let gone = store
-            .add_version("beta", b"\0asm two", 10, "0.2.0")
-            .expect("stored")
-            .0;
-        let cache = store.cache_dir().to_owned();
-        fs::create_dir_all(&cache).expect("cache dir");
-        let touch = |name: String| fs::write(cache.join(name), b"x").expect("written");
-        for ext in ["cwasm", "sha256"] {
-            touch(format!("{}-0000000000000abc.{ext}", kept.sha256));
-            touch(format!("{}-0000000000000abc.{ext}", gone.sha256));
-            touch(format!("{}-00000000000old00.{ext}", kept.sha256));
-            touch(format!("{}-0000000000000abc.{ext}", "f".repeat(64)));
-        }
-        touch("stray".into());
-        // Two tenants: what both need stays; another engine's, a stranger's and a stray go.
-        assert_eq!(store.prune_cache("0000000000000abc").expect("pruned"), 5);
-        assert!(store.delete("beta").expect("deleted"));
-        assert_eq!(store.prune_cache("0000000000000abc").expect("pruned"), 2);
-        let mut left: Vec<String> = fs::read_dir(&cache)
-            .expect("cache dir")
-            .flatten()
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .collect();
-        left.sort();
-        assert_eq!(
-            left,
-            [
-                format!("{}-0000000000000abc.cwasm", kept.sha256),
-                format!("{}-0000000000000abc.sha256", kept.sha256)
-            ]
-        );
-        let _ = fs::remove_dir_all(&dir);
     }
 
     #[test]

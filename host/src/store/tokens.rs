@@ -1,6 +1,7 @@
 //! Bearer tokens: the operator's, and deploy tokens minted for one tenant each. Only
-//! SHA-256 hashes are kept (in memory for the operator's, on disk for deploy tokens),
-//! and a presented token is compared with every hash in constant time.
+//! SHA-256 hashes are kept (in memory for the operator's, on disk or in the cluster's
+//! Redis for deploy tokens), and a presented token is compared with every hash in
+//! constant time.
 
 use std::collections::BTreeMap;
 use std::io;
@@ -22,9 +23,13 @@ pub enum Access {
     Tenant(String),
 }
 
+/// Every tenant's deploy tokens, as hex SHA-256 hashes.
+pub type DeployHashes = BTreeMap<String, Vec<String>>;
+
 /// The tokens the admin API accepts.
 pub struct Tokens {
-    path: PathBuf,
+    /// Where the deploy tokens' hashes are kept; none when the cluster keeps them.
+    path: Option<PathBuf>,
     operator: [u8; 32],
     deploy: RwLock<BTreeMap<String, Vec<String>>>,
 }
@@ -62,6 +67,17 @@ pub fn check_operator_token(token: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// A new deploy token and the hash to keep of it.
+pub fn new_deploy_token() -> (String, String) {
+    let secret: [u8; 32] = rand::random();
+    let token = format!(
+        "nsbox_{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret)
+    );
+    let hash = hex(&digest(&token));
+    (token, hash)
+}
+
 impl Tokens {
     /// Loads the deploy tokens' hashes from `data_dir`; `operator` is the operator's token.
     pub fn open(data_dir: &Path, operator: &str) -> io::Result<Tokens> {
@@ -74,10 +90,25 @@ impl Tokens {
             Err(error) => return Err(error),
         };
         Ok(Tokens {
-            path,
+            path: Some(path),
             operator: digest(operator),
             deploy: RwLock::new(deploy),
         })
+    }
+
+    /// The operator's token, and deploy tokens kept elsewhere (the cluster's Redis):
+    /// given with [`Tokens::replace`], made with [`new_deploy_token`].
+    pub fn kept_elsewhere(operator: &str) -> Tokens {
+        Tokens {
+            path: None,
+            operator: digest(operator),
+            deploy: RwLock::default(),
+        }
+    }
+
+    /// The deploy tokens, as they now are where they are kept.
+    pub fn replace(&self, deploy: DeployHashes) {
+        *self.deploy.write() = deploy;
     }
 
     /// What `token` may do, if it is one of ours.
@@ -102,18 +133,14 @@ impl Tokens {
 
     /// A new deploy token for `tenant`; only its hash is kept.
     pub fn mint(&self, tenant: &str) -> io::Result<String> {
-        let secret: [u8; 32] = rand::random();
-        let token = format!(
-            "nsbox_{}",
-            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret)
-        );
-        self.update(|deploy| {
-            deploy
-                .entry(tenant.to_owned())
-                .or_default()
-                .push(hex(&digest(&token)))
-        })?;
+        let (token, hash) = new_deploy_token();
+        self.add(tenant, hash)?;
         Ok(token)
+    }
+
+    /// Accepts the token whose hash is `hash` for `tenant`.
+    pub fn add(&self, tenant: &str, hash: String) -> io::Result<()> {
+        self.update(|deploy| deploy.entry(tenant.to_owned()).or_default().push(hash))
     }
 
     /// Revokes every deploy token of `tenant`.
@@ -128,8 +155,10 @@ impl Tokens {
 
         let mut next = deploy.clone();
         change(&mut next);
-        let bytes = serde_json::to_vec_pretty(&next).map_err(io::Error::other)?;
-        durable::write(&self.path, &bytes)?;
+        if let Some(path) = &self.path {
+            let bytes = serde_json::to_vec_pretty(&next).map_err(io::Error::other)?;
+            durable::write(path, &bytes)?;
+        }
         *deploy = next;
         Ok(())
     }

@@ -77,18 +77,12 @@ impl Tenants {
         self.config.read().get(name).cloned().unwrap_or_default()
     }
 
-    /// Sets what the admin API gives tenant `name` over the configuration file's. If
-    /// it is live, a fresh instance reading it takes its sockets over; returns whether
-    /// it was.
-    pub async fn set_config(&self, name: &str, api: &TenantConfig) -> bool {
+    /// Sets what the admin API gives tenant `name` over the configuration file's, for
+    /// the instances started from now on.
+    pub fn keep_config(&self, name: &str, api: &TenantConfig) {
         let file = self.configured_config.read().get(name).cloned();
         let merged = Arc::new(file.unwrap_or_default().overlaid(api));
         self.config.write().insert(name.to_owned(), merged);
-        // A fresh instance under the same limits reads the configuration from the map.
-        let Some(limits) = self.get(name).map(|slot| slot.current().limits().clone()) else {
-            return false;
-        };
-        self.set_limits(name, limits).await
     }
 
     /// Where every tenant's keys are.
