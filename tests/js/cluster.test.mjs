@@ -4,11 +4,13 @@
 // one Socket.IO deployment for the official client.
 //
 // The harness gives HOST_BIN (a server in a process of its own, `nsbox-host CONFIG
-// DATA_DIR`); this suite starts redis-server, the nodes and the Node server itself.
+// DATA_DIR`), ADMIN_TOKEN and EXAMPLES_DIR (the built example components); this suite
+// starts redis-server, the nodes and the Node server itself.
 import { test, describe, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -38,11 +40,15 @@ async function freePort() {
   return port;
 }
 
-/** Starts redis-server (on a free port unless given), without persistence; resolves once it answers. */
+/**
+ * Starts redis-server (on a free port unless given) with its append-only file in `dir`,
+ * written before each answer (as the README says to run it); resolves once it answers.
+ */
 async function startRedis(port, dir) {
   port ??= await freePort();
   dir ??= tempDir("redis");
-  const child = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir], {
+  const persistence = ["--save", "", "--appendonly", "yes", "--appendfsync", "always", "--dir", dir];
+  const child = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", ...persistence], {
     stdio: ["ignore", "pipe", "inherit"],
   });
   children.push(child);
@@ -145,6 +151,36 @@ async function client(t, url, opts = {}, nsp = NSP) {
 }
 
 const ask = (socket, event, ...args) => socket.timeout(5000).emitWithAck(event, ...args);
+/** The arguments of the next `event` on `socket`, within `ms`. */
+function next(socket, event, ms = 5000) {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no ${event} within ${ms} ms`)), ms);
+    socket.once(event, (arg) => {
+      clearTimeout(timer);
+      resolve(arg);
+    });
+  });
+}
+
+/** True when `event` gets no ack within `ms`. */
+const unanswered = (socket, event, ms = 300) => socket.timeout(ms).emitWithAck(event).then(() => false, () => true);
+
+const component = (name) => readFileSync(`${process.env.EXAMPLES_DIR}/${name}.wasm`);
+const sha256 = (bytes) => createHash("sha256").update(bytes).digest("hex");
+
+/** One request to a node's admin API; resolves with {status, body}. */
+async function api(nsbox, method, path, { token = process.env.ADMIN_TOKEN, body } = {}) {
+  const res = await fetch(`${nsbox.admin}${path}`, { method, headers: { authorization: `Bearer ${token}` }, body });
+  const text = await res.text();
+  return { status: res.status, body: text ? JSON.parse(text) : null };
+}
+
+/** Waits until `probe` holds, at most `ms`, and says how long that took. */
+async function within(ms, what, probe) {
+  const started = Date.now();
+  await eventually(what, probe, ms);
+  return Date.now() - started;
+}
 
 /** Collects `msg` events; `until(pred)` resolves once one matches (or fails after 5 s). */
 function inbox(socket) {
@@ -183,7 +219,7 @@ async function linked(from, to) {
   throw new Error("the nodes never saw each other's broadcasts");
 }
 
-let redis, a, b, node;
+let redis, a, b, c, node;
 
 before(async () => {
   redis = await startRedis();
@@ -380,6 +416,81 @@ describe("tenant storage on Redis", () => {
   });
 });
 
+describe("tenants deployed on any node run on all", () => {
+  test("an upload, a new version, a rollback, limits and configuration made on one node are live on every node within a second", async (t) => {
+    const [echo, panic] = [component("echo"), component("hostile_panic")]; // hostile_panic: acks echo, no whoami
+    const up = await api(a, "PUT", "/v1/tenants/shared/component", { body: echo });
+    assert.equal(up.status, 200, JSON.stringify(up.body));
+    assert.equal(up.body.version, 1);
+    const took = await within(1000, "node B serves the upload", async () => (await api(b, "GET", "/v1/tenants/shared")).body?.version === 1);
+    t.diagnostic(`upload on A live on B after ${took} ms`);
+    const shown = (await api(b, "GET", "/v1/tenants/shared")).body;
+    assert.equal(shown.sha256, sha256(echo));
+    assert.equal(shown.source, "upload");
+    const [ca, cb] = await Promise.all([client(t, a.url, {}, "/shared"), client(t, b.url, {}, "/shared")]);
+    assert.deepEqual(await ask(cb, "whoami"), { nsp: "/shared", trail: ["m1", "m2", "m3"] });
+
+    // A new version on B takes over the sockets on A too, as on one node.
+    const handedOver = next(ca, "nsbox:redeployed");
+    assert.equal((await api(b, "PUT", "/v1/tenants/shared/component", { body: panic })).body.version, 2);
+    assert.deepEqual(await handedOver, { tenant: "shared", version: 2 });
+    assert.ok(ca.connected);
+    assert.ok(await unanswered(ca, "whoami"));
+    assert.deepEqual(await ask(ca, "echo", 7), 7);
+
+    // A rollback on A reaches B.
+    const back = next(cb, "nsbox:redeployed");
+    assert.equal((await api(a, "POST", "/v1/tenants/shared/rollback")).body.version, 1);
+    assert.deepEqual(await back, { tenant: "shared", version: 1 });
+    assert.deepEqual(await ask(cb, "whoami"), { nsp: "/shared", trail: ["m1", "m2", "m3"] });
+    const versions = (await api(b, "GET", "/v1/tenants/shared/versions")).body;
+    assert.equal(versions.current, 1);
+    assert.deepEqual(versions.versions.map((v) => [v.version, v.sha256]), [[1, sha256(echo)], [2, sha256(panic)]]);
+
+    // Limits set on B, configuration on A: each node runs the tenant under both.
+    assert.equal((await api(b, "PUT", "/v1/tenants/shared/limits", { body: JSON.stringify({ cpu_per_call_ms: 20 }) })).status, 200);
+    await within(1000, "node A runs it under B's limits", async () => (await api(a, "GET", "/v1/tenants/shared")).body.limits.cpu_per_call_ms === 20);
+    const configured = await api(a, "PUT", "/v1/tenants/shared/config", { body: JSON.stringify({ config: { greeting: "hello" }, secrets: { key: "s3cret" } }) });
+    assert.equal(configured.status, 200, JSON.stringify(configured.body));
+    await within(1000, "a socket on node B reads A's configuration", async () => (await ask(cb, "config", "greeting")) === "hello");
+    assert.equal(await ask(cb, "config", "key"), "s3cret");
+    assert.notEqual((await api(b, "GET", "/v1/tenants/shared/config")).body.secrets.key, "s3cret", "masked");
+  });
+
+  test("a deploy token minted on one node works on every node, and a deletion on any node ends the tenant everywhere", async (t) => {
+    assert.equal((await api(a, "PUT", "/v1/tenants/doomed/component", { body: component("echo") })).status, 200);
+    const token = (await api(a, "POST", "/v1/tenants/doomed/tokens")).body.token;
+    await within(1000, "node B accepts the token", async () => (await api(b, "GET", "/v1/tenants/doomed", { token })).status === 200);
+    assert.equal((await api(b, "GET", "/v1/tenants/shared", { token })).status, 403, "its own tenant only");
+    const ca = await client(t, a.url, {}, "/doomed");
+    const gone = next(ca, "disconnect");
+    assert.equal((await api(b, "DELETE", "/v1/tenants/doomed")).status, 200);
+    assert.equal(await gone, "io server disconnect");
+    await assert.rejects(client(t, a.url, {}, "/doomed"), (err) => err.message === "unknown tenant");
+    await within(1000, "node A no longer accepts the token", async () => (await api(a, "GET", "/v1/tenants", { token })).status === 401);
+    assert.equal((await api(a, "GET", "/v1/tenants/doomed")).status, 404);
+  });
+
+  test("a node started later serves the current versions; the bytes are kept once for the cluster", async (t) => {
+    const echo = component("echo");
+    for (const tenant of ["late1", "late2"]) assert.equal((await api(a, "PUT", `/v1/tenants/${tenant}/component`, { body: echo })).status, 200);
+    c = await startNsbox(redis.url);
+    for (const tenant of ["late1", "late2", "shared"]) {
+      const there = (await api(c, "GET", `/v1/tenants/${tenant}`)).body;
+      const here = (await api(a, "GET", `/v1/tenants/${tenant}`)).body;
+      assert.deepEqual([there.version, there.sha256, there.limits], [here.version, here.sha256, here.limits], tenant);
+    }
+    const cc = await client(t, c.url, {}, "/shared");
+    assert.equal(await ask(cc, "config", "greeting"), "hello");
+    const redisClient = createClient({ url: redis.url });
+    redisClient.on("error", () => {});
+    await redisClient.connect();
+    t.after(() => redisClient.quit().catch(() => {}));
+    assert.equal(await redisClient.exists(`nsbox:{catalog}:component:${sha256(echo)}`), 1);
+    assert.equal(Number(await redisClient.hGet("nsbox:{catalog}:refs", sha256(echo))), 3, "shared v1, late1 v1, late2 v1: one copy");
+  });
+});
+
 describe("faults", () => {
   test("Redis restarts: local delivery goes on, the link says it is down, cross-node delivery resumes", async (t) => {
     const [ca, ca2, cb, cn] = await Promise.all([client(t, a.url), client(t, a.url), client(t, b.url), client(t, node.url)]);
@@ -394,31 +505,56 @@ describe("faults", () => {
     ca.emit("broadcast", "while-down");
     await local.until((m) => m[0] === "while-down");
     await eventually("the message for the other nodes is counted as dropped", async () => (await metric(a, "nsbox_cluster_messages_total{what=\"dropped\"")) >= 1);
+    // Admin changes are refused whole, reads go on.
+    for (const [method, path, body] of [
+      ["PUT", "/v1/tenants/shared/component", component("hostile_panic")],
+      ["POST", "/v1/tenants/shared/rollback", undefined],
+      ["PUT", "/v1/tenants/shared/limits", "{}"],
+      ["PUT", "/v1/tenants/shared/config", "{}"],
+      ["POST", "/v1/tenants/shared/tokens", undefined],
+      ["DELETE", "/v1/tenants/shared", undefined],
+    ]) {
+      const refused = await api(a, method, path, { body });
+      assert.equal(refused.status, 503, `${method} ${path}`);
+      assert.equal(refused.body.error.code, "cluster_unavailable");
+    }
+    assert.equal((await api(a, "GET", "/v1/tenants/shared")).body.version, 1);
 
     redis = await startRedis(redis.port, redis.dir);
     await eventually("both nodes see the link up again", async () => (await metric(a, "nsbox_cluster_link_up")) === 1 && (await metric(b, "nsbox_cluster_link_up")) === 1);
     await linked(ca, [cb, cn]);
     await linked(cb, [ca, cn]);
     await linked(cn, [ca, cb]);
+    // What was acknowledged before is still there, and changes flow again.
+    const versions = (await api(b, "GET", "/v1/tenants/shared/versions")).body;
+    assert.deepEqual([versions.current, versions.versions.length], [1, 2]);
+    assert.equal((await api(b, "PUT", "/v1/tenants/shared/limits", { body: "{}" })).status, 200);
+    await within(1000, "node A hears of B's change", async () => (await api(a, "GET", "/v1/tenants/shared")).body.limits.cpu_per_call_ms !== 20);
   });
 });
 
 describe("a node killed", () => {
   test("with SIGKILL: the others keep serving, its clients reconnect elsewhere, queries do not wait for it", async (t) => {
-    const [ca, cb, cn] = await Promise.all([client(t, a.url), client(t, b.url), client(t, node.url)]);
-    await linked(cn, [ca, cb]);
+    const [ca, cb, cc, cn] = await Promise.all([client(t, a.url), client(t, b.url), client(t, c.url), client(t, node.url)]);
+    await linked(cn, [ca, cb, cc]);
     const lost = new Promise((resolve) => cb.once("disconnect", resolve));
     b.child.kill("SIGKILL");
     assert.equal(await lost, "transport close");
     // Its client comes back through another node, as behind a load balancer.
     const again = await client(t, a.url);
-    await linked(cn, [ca, again]);
-    await linked(again, [ca, cn]);
+    await linked(cn, [ca, cc, again]);
+    await linked(again, [ca, cc, cn]);
     // The Node server counts servers by their subscriptions: the dead node's went with
     // its connection, so fetchSockets answers at once, without it.
     const started = Date.now();
     const ids = (await ask(cn, "fetch", null)).map((s) => s.id).sort();
     assert.ok(Date.now() - started < 2000, `fetchSockets took ${Date.now() - started} ms`);
-    assert.deepEqual(ids, [ca.id, again.id, cn.id].sort());
+    assert.deepEqual(ids, [ca.id, cc.id, again.id, cn.id].sort());
+    // Nothing about tenants went with it: the survivors serve them and take changes.
+    const shared = await client(t, c.url, {}, "/shared");
+    assert.deepEqual(await ask(shared, "whoami"), { nsp: "/shared", trail: ["m1", "m2", "m3"] });
+    const handedOver = next(shared, "nsbox:redeployed");
+    assert.equal((await api(a, "PUT", "/v1/tenants/shared/component", { body: component("hostile_panic") })).body.version, 3);
+    assert.deepEqual(await handedOver, { tenant: "shared", version: 3 });
   });
 });
