@@ -223,6 +223,7 @@ pub async fn start(settings: &Settings, admin_token: &str) -> Result<App, StartE
             cluster_link,
         },
     );
+    admin.share_faults();
     admin.sync_all().await?;
     if let Some(mut changes) = changes {
         let follower = admin.clone();

@@ -491,6 +491,36 @@ describe("tenants deployed on any node run on all", () => {
   });
 });
 
+describe("quarantine holds cluster-wide", () => {
+  test("faults on several nodes add up: the version is quarantined on every node, until a new one", async (t) => {
+    assert.equal((await api(a, "PUT", "/v1/tenants/crashy/component", { body: component("hostile_panic") })).status, 200);
+    await within(1000, "node C serves it", async () => (await api(c, "GET", "/v1/tenants/crashy")).status === 200);
+    // Three faults on A and two on B: under the five (in a minute) that quarantine on
+    // one node, five in the cluster.
+    for (const nsbox of [a, b, a, b, a]) {
+      const socket = await client(t, nsbox.url, {}, "/crashy");
+      const told = next(socket, "nsbox:error");
+      socket.emit("boom");
+      assert.equal((await told).kind, "trap");
+    }
+    for (const nsbox of [a, b, c]) {
+      await within(1000, "every node refuses newcomers", async () =>
+        client(t, nsbox.url, {}, "/crashy").then(() => false, (err) => err.message === "tenant quarantined"),
+      );
+    }
+    const shown = (await api(c, "GET", "/v1/tenants/crashy")).body;
+    assert.equal(shown.quarantined, true);
+    assert.equal(shown.faults, 0, "none of them on C");
+    // A new version, uploaded on any node, starts with a clean record everywhere.
+    assert.equal((await api(b, "PUT", "/v1/tenants/crashy/component", { body: component("echo") })).body.version, 2);
+    for (const nsbox of [a, b, c]) {
+      await within(1000, "every node serves the new version", async () =>
+        client(t, nsbox.url, {}, "/crashy").then((s) => s.connected, () => false),
+      );
+    }
+  });
+});
+
 describe("faults", () => {
   test("Redis restarts: local delivery goes on, the link says it is down, cross-node delivery resumes", async (t) => {
     const [ca, ca2, cb, cn] = await Promise.all([client(t, a.url), client(t, a.url), client(t, b.url), client(t, node.url)]);

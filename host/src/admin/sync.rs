@@ -8,8 +8,8 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use super::Admin;
-use crate::store::{CatalogError, Change, VersionInfo};
-use crate::tenants::{Code, TenantConfig};
+use crate::store::{CatalogError, Change, Quarantine, StoredTenant, VersionInfo};
+use crate::tenants::{Code, FaultSink, TenantConfig};
 
 /// An uploaded tenant as this node serves it.
 #[derive(Debug, Clone, PartialEq)]
@@ -20,6 +20,8 @@ pub(super) struct Served {
     pub(super) overrides: Map<String, Value>,
     /// The admin API's configuration it reads.
     pub(super) config: TenantConfig,
+    /// Why the cluster quarantined the version, if it did.
+    pub(super) quarantine: Option<Quarantine>,
 }
 
 /// A component compiled for a change, so that applying it compiles nothing again.
@@ -49,6 +51,25 @@ impl Admin {
                 }
             }
         }
+    }
+
+    /// In a cluster, counts every fault of the uploaded tenants' instances with those
+    /// of the other nodes, so that a version faulting on several nodes is quarantined
+    /// on all of them.
+    pub fn share_faults(self: &Arc<Self>) {
+        if !self.catalog.counts_faults() {
+            return;
+        }
+        let admin = Arc::downgrade(self);
+        let sink: FaultSink = Arc::new(move |fault| {
+            let Some(admin) = admin.upgrade() else { return };
+            tokio::spawn(async move {
+                if let Err(error) = admin.catalog.record_fault(&fault).await {
+                    tracing::warn!(tenant = %fault.tenant, %error, "a fault not counted for the cluster");
+                }
+            });
+        });
+        self.tenants.report_faults(sink);
     }
 
     async fn refresh_tokens(&self) {
@@ -105,7 +126,12 @@ impl Admin {
     ) -> Result<(), CatalogError> {
         let stored = self.catalog.tenant(tenant).await?;
         let served = self.served.lock().get(tenant).cloned();
-        let Some((record, config)) = stored else {
+        let Some(StoredTenant {
+            record,
+            config,
+            quarantine,
+        }) = stored
+        else {
             if served.is_some() {
                 self.served.lock().remove(tenant);
                 self.gates.of(tenant).deleted();
@@ -118,6 +144,7 @@ impl Admin {
             return Ok(());
         };
         let next = Served {
+            quarantine: quarantine.filter(|q| q.version == info.version),
             info,
             overrides: record.limits,
             config,
@@ -127,7 +154,13 @@ impl Admin {
         }
         let limits = self.tenants.limits_with_overrides(tenant, &next.overrides);
         self.tenants.keep_config(tenant, &next.config);
-        if served.is_some_and(|s| s.info == next.info) {
+        let same_version = served.as_ref().is_some_and(|s| s.info == next.info);
+        let same_run = served.as_ref().is_some_and(|s| {
+            s.info == next.info && s.overrides == next.overrides && s.config == next.config
+        });
+        if same_run {
+            // Only the quarantine changed: the running instance takes it.
+        } else if same_version {
             // The same version under other limits or another configuration.
             self.tenants.set_limits(tenant, limits).await;
         } else {
@@ -139,6 +172,12 @@ impl Admin {
                 .deploy(tenant, next.info.version, code, limits)
                 .await;
             tracing::info!(tenant, version = next.info.version, sha256 = %next.info.sha256, "serving");
+        }
+        if let (Some(quarantine), Some(slot)) = (&next.quarantine, self.tenants.get(tenant)) {
+            slot.current().quarantine(format!(
+                "{} faults within the fault window on the cluster's nodes; the last: {}",
+                quarantine.faults, quarantine.error
+            ));
         }
         self.served.lock().insert(tenant.to_owned(), next);
         Ok(())

@@ -124,7 +124,7 @@ impl Admin {
         let gate = self.gates.of(tenant);
         let _one_at_a_time = gate.enter().await;
         let stored = match self.catalog.tenant(tenant).await {
-            Ok(Some((_, stored))) => stored,
+            Ok(Some(stored)) => stored.config,
             Ok(None) => return self.not_uploaded(tenant, "configuration"),
             Err(e) => return catalog_error(e),
         };

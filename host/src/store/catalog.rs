@@ -11,9 +11,9 @@ use tokio::sync::mpsc;
 
 use super::redis::{Change, RedisCatalog};
 use super::tokens::{new_deploy_token, Access, Tokens};
-use super::{prune_compiled, ComponentStore, TenantRecord, VersionInfo};
+use super::{prune_compiled, ComponentStore, StoredTenant, TenantRecord, VersionInfo};
 use crate::cluster::ClusterError;
-use crate::tenants::TenantConfig;
+use crate::tenants::{FaultReport, TenantConfig};
 
 /// Why the catalog could not do something; nothing was changed.
 #[derive(Debug, thiserror::Error)]
@@ -144,25 +144,41 @@ impl Catalog {
         }
     }
 
-    /// A tenant's record and the configuration the admin API gave it, if it was uploaded.
-    pub async fn tenant(
-        &self,
-        name: &str,
-    ) -> Result<Option<(TenantRecord, TenantConfig)>, CatalogError> {
+    /// An uploaded tenant as stored, if it was uploaded.
+    pub async fn tenant(&self, name: &str) -> Result<Option<StoredTenant>, CatalogError> {
         match &self.place {
             Place::Disk(store) => match store.record(name)? {
-                Some(record) => Ok(Some((record, store.config(name)?))),
+                Some(record) => Ok(Some(StoredTenant {
+                    record,
+                    config: store.config(name)?,
+                    quarantine: None,
+                })),
                 None => Ok(None),
             },
             Place::Redis(redis) => redis.tenant(name).await,
         }
     }
 
+    /// Counts a fault with those of the cluster's other nodes, which quarantine the
+    /// version together (see [`RedisCatalog::record_fault`]); on one machine the
+    /// instance's own restart policy is all there is.
+    pub async fn record_fault(&self, fault: &FaultReport) -> Result<(), CatalogError> {
+        if let Place::Redis(redis) = &self.place {
+            redis.record_fault(fault).await?;
+        }
+        Ok(())
+    }
+
+    /// Whether faults are counted across nodes.
+    pub fn counts_faults(&self) -> bool {
+        matches!(self.place, Place::Redis(_))
+    }
+
     /// A tenant's record, if it was uploaded.
     pub async fn record(&self, name: &str) -> Result<Option<TenantRecord>, CatalogError> {
         match &self.place {
             Place::Disk(store) => Ok(store.record(name)?),
-            Place::Redis(redis) => Ok(redis.tenant(name).await?.map(|(record, _)| record)),
+            Place::Redis(redis) => Ok(redis.tenant(name).await?.map(|t| t.record)),
         }
     }
 

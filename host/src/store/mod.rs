@@ -119,6 +119,28 @@ impl TenantRecord {
     }
 }
 
+/// A version quarantined by the faults of every node running it together.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Quarantine {
+    /// The version.
+    pub version: u64,
+    /// Faults in the window when it was quarantined.
+    pub faults: u64,
+    /// The last of them.
+    pub error: String,
+}
+
+/// An uploaded tenant as the catalog keeps it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredTenant {
+    /// Its versions and limits.
+    pub record: TenantRecord,
+    /// What the admin API configured.
+    pub config: TenantConfig,
+    /// Set when its current version's faults quarantined it across the cluster.
+    pub quarantine: Option<Quarantine>,
+}
+
 /// Whether a name can be a tenant: 1 to 64 ASCII letters, digits or `_` (what `\w+`
 /// matches, restricted to ASCII so that it is also a safe directory name).
 pub fn valid_tenant_name(name: &str) -> bool {

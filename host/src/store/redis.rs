@@ -4,7 +4,9 @@
 //! ```text
 //! nsbox:{catalog}:tenants          set: every uploaded tenant's name
 //! nsbox:{catalog}:tenant:T         hash: rev (changes so far), record (TenantRecord JSON),
-//!                                  config (TenantConfig JSON)
+//!                                  config (TenantConfig JSON), quarantine (Quarantine JSON)
+//! nsbox:{catalog}:faults:T         sorted set: the current version's faults on every node,
+//!                                  scored by Redis's clock, within the fault window
 //! nsbox:{catalog}:component:SHA    a component's bytes, once however many versions have them
 //! nsbox:{catalog}:refs             hash: SHA -> how many versions have it (at 0 the bytes go)
 //! nsbox:{catalog}:tokens           hash: SHA-256 of a deploy token -> its tenant
@@ -30,10 +32,10 @@ use fred::types::Value;
 use tokio::sync::mpsc;
 
 use super::tokens::DeployHashes;
-use super::{CatalogError, TenantRecord, VersionInfo};
+use super::{CatalogError, Quarantine, StoredTenant, TenantRecord, VersionInfo};
 use crate::cluster::redis::{builder, connected};
 use crate::cluster::ClusterError;
-use crate::tenants::TenantConfig;
+use crate::tenants::{FaultReport, TenantConfig};
 
 /// Where every change is announced: `tenant:NAME` or `tokens`.
 pub const CHANNEL: &str = "nsbox#catalog";
@@ -50,11 +52,15 @@ fn tenant_key(name: &str) -> String {
     format!("nsbox:{{catalog}}:tenant:{name}")
 }
 
+fn faults_key(name: &str) -> String {
+    format!("nsbox:{{catalog}}:faults:{name}")
+}
+
 fn component_key(sha256: &str) -> String {
     format!("nsbox:{{catalog}}:component:{sha256}")
 }
 
-/// KEYS: the tenant's hash, the names, the counts, the tokens. ARGV: the name, the
+/// KEYS: the tenant's hash, the names, the counts, the tokens, its faults. ARGV: the name, the
 /// `rev` read, the record's JSON (empty: the tenant goes, with its tokens), the
 /// configuration's JSON (empty: as it is), the digest and bytes of a component to keep
 /// (empty: none), then digest and change of count pairs.
@@ -69,6 +75,9 @@ for i = 7, #ARGV, 2 do
     redis.call('DEL', prefix .. ARGV[i])
   end
 end
+-- Any change starts the tenant afresh: a new version, or the same under other settings.
+redis.call('DEL', KEYS[5])
+redis.call('HDEL', KEYS[1], 'quarantine')
 if ARGV[3] == '' then
   redis.call('DEL', KEYS[1])
   redis.call('SREM', KEYS[2], ARGV[1])
@@ -84,6 +93,30 @@ else
 end
 redis.call('PUBLISH', 'nsbox#catalog', 'tenant:' .. ARGV[1])
 return 'OK'
+"#;
+
+/// KEYS: the tenant's hash, its faults. ARGV: the version that faulted, the fault window
+/// in ms, the faults that quarantine, what happened, a name for this fault. Counts the
+/// fault if that version is current; at the threshold, quarantines it (once) and
+/// announces the tenant. Answers the faults in the window.
+const FAULT: &str = r#"
+local record = redis.call('HGET', KEYS[1], 'record')
+local version = tonumber(ARGV[1])
+if not record or cjson.decode(record).current ~= version then return 0 end
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local window = tonumber(ARGV[2])
+redis.call('ZADD', KEYS[2], now, ARGV[5])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. (now - window))
+redis.call('PEXPIRE', KEYS[2], window)
+local faults = redis.call('ZCARD', KEYS[2])
+if faults >= tonumber(ARGV[3]) and redis.call('HEXISTS', KEYS[1], 'quarantine') == 0 then
+  local quarantine = cjson.encode({ version = version, faults = faults, error = ARGV[4] })
+  redis.call('HSET', KEYS[1], 'quarantine', quarantine)
+  local name = string.sub(KEYS[1], string.len('nsbox:{catalog}:tenant:') + 1)
+  redis.call('PUBLISH', 'nsbox#catalog', 'tenant:' .. name)
+end
+return faults
 "#;
 
 /// KEYS: the tokens. ARGV: a token's hash, its tenant.
@@ -110,6 +143,7 @@ struct Stored {
     rev: u64,
     record: Option<TenantRecord>,
     config: TenantConfig,
+    quarantine: Option<Quarantine>,
 }
 
 /// The tenants' catalog in Redis.
@@ -119,6 +153,7 @@ pub struct RedisCatalog {
     epoch: String,
     commit: Script,
     mint: Script,
+    fault: Script,
 }
 
 impl RedisCatalog {
@@ -149,6 +184,7 @@ impl RedisCatalog {
                 epoch,
                 commit: Script::from_lua(COMMIT),
                 mint: Script::from_lua(MINT),
+                fault: Script::from_lua(FAULT),
             },
             changed,
         ))
@@ -170,7 +206,10 @@ impl RedisCatalog {
     async fn stored(&self, name: &str) -> Result<Stored, CatalogError> {
         let fields: Vec<Option<String>> = self
             .client
-            .hmget(tenant_key(name), vec!["rev", "record", "config"])
+            .hmget(
+                tenant_key(name),
+                vec!["rev", "record", "config", "quarantine"],
+            )
             .await
             .map_err(unavailable)?;
         parse_stored(name, fields)
@@ -189,13 +228,31 @@ impl RedisCatalog {
         Ok(tenants)
     }
 
-    /// A tenant's record and configuration, if it has a record.
-    pub async fn tenant(
-        &self,
-        name: &str,
-    ) -> Result<Option<(TenantRecord, TenantConfig)>, CatalogError> {
+    /// A tenant, if it has a record.
+    pub async fn tenant(&self, name: &str) -> Result<Option<StoredTenant>, CatalogError> {
         let stored = self.stored(name).await?;
-        Ok(stored.record.map(|record| (record, stored.config)))
+        Ok(stored.record.map(|record| StoredTenant {
+            record,
+            config: stored.config,
+            quarantine: stored.quarantine,
+        }))
+    }
+
+    /// Counts a fault of a tenant's version with those of the other nodes; answers how
+    /// many it has in its window (0 if the version is no longer current).
+    pub async fn record_fault(&self, fault: &FaultReport) -> Result<u64, CatalogError> {
+        let args = vec![
+            text(&fault.version.to_string()),
+            text(&fault.window.as_millis().to_string()),
+            text(&fault.quarantine_after.to_string()),
+            text(&fault.error),
+            text(&format!("{:016x}", rand::random::<u64>())),
+        ];
+        let keys = vec![tenant_key(&fault.tenant), faults_key(&fault.tenant)];
+        self.fault
+            .evalsha_with_reload(&self.client, keys, args)
+            .await
+            .map_err(unavailable)
     }
 
     /// Applies `change` to the tenant's record as it now is (none: it has none), and
@@ -254,7 +311,13 @@ impl RedisCatalog {
             args.push(text(digest));
             args.push(text(&count.to_string()));
         }
-        let keys = vec![tenant_key(name), NAMES.into(), REFS.into(), TOKENS.into()];
+        let keys = vec![
+            tenant_key(name),
+            NAMES.into(),
+            REFS.into(),
+            TOKENS.into(),
+            faults_key(name),
+        ];
         let reply: String = self
             .commit
             .evalsha_with_reload(&self.client, keys, args)
@@ -428,11 +491,8 @@ impl Commit {
 
 fn parse_stored(name: &str, fields: Vec<Option<String>>) -> Result<Stored, CatalogError> {
     let mut fields = fields.into_iter();
-    let (rev, record, config) = (
-        fields.next().flatten(),
-        fields.next().flatten(),
-        fields.next().flatten(),
-    );
+    let mut next = || fields.next().flatten();
+    let (rev, record, config, quarantine) = (next(), next(), next(), next());
     let damaged = |what: &str, e: serde_json::Error| {
         CatalogError::Damaged(format!("tenant {name}'s {what}: {e}"))
     };
@@ -445,6 +505,10 @@ fn parse_stored(name: &str, fields: Vec<Option<String>>) -> Result<Stored, Catal
         config: match config {
             Some(json) => serde_json::from_str(&json).map_err(|e| damaged("configuration", e))?,
             None => TenantConfig::default(),
+        },
+        quarantine: match quarantine {
+            Some(json) => Some(serde_json::from_str(&json).map_err(|e| damaged("quarantine", e))?),
+            None => None,
         },
     })
 }

@@ -21,7 +21,7 @@ use super::handle::{event_size, EventQueue, Retirement, Shared, TenantHandle};
 use super::kind::{Kind, Refusal};
 use super::limits::Limits;
 use super::log::TenantLog;
-use super::policy::{AfterFault, CpuBudget, RestartPolicy};
+use super::policy::{AfterFault, CpuBudget, FaultReport, FaultSink, RestartPolicy};
 use super::runtime::{Code, Runtime};
 use super::state::{Context, TenantState};
 use super::stats::TenantStats;
@@ -71,8 +71,11 @@ pub(crate) struct Actor {
     restart_at: Option<Instant>,
     /// Set by a fault, cleared by the next instance to start: that one is a restart.
     faulted: bool,
-    /// Set after too many faults: the last one. Only a new version lifts it.
-    quarantine: Option<Fault>,
+    /// Set after too many faults (here or, in a cluster, on every node together): why.
+    /// Only a new version lifts it.
+    quarantine: Option<String>,
+    /// Where faults are told.
+    faults: Option<FaultSink>,
     /// CPU over all calls, per second.
     cpu: CpuBudget,
     /// Where the tenant's keys are.
@@ -162,6 +165,7 @@ impl Actor {
             restart_at: None,
             faulted: false,
             quarantine: None,
+            faults: handle.faults.clone(),
             cpu,
             storage: handle.storage.clone(),
             config: handle.config.clone(),
@@ -265,6 +269,14 @@ impl Actor {
                 }
             }
             Command::Readmit { socket } => self.take_over(socket, true).await,
+            Command::Quarantine { reason } => {
+                if self.quarantine.is_none() {
+                    let line = format!("quarantined until a new version is uploaded: {reason}");
+                    self.log.event(tracing::Level::ERROR, &line);
+                    self.stats.quarantined.store(1, Ordering::Relaxed);
+                    self.quarantine = Some(reason);
+                }
+            }
             Command::AckReply {
                 generation,
                 request,
@@ -334,7 +346,7 @@ impl Actor {
                     next.disconnected(&socket, reason);
                 }
             }
-            Command::AckReply { .. } => {}
+            Command::AckReply { .. } | Command::Quarantine { .. } => {}
         }
     }
 
@@ -474,11 +486,11 @@ impl Actor {
     }
 
     async fn middleware(&mut self, socket: &Arc<Socket>) -> Result<(), ConnectError> {
-        if let Some(fault) = &self.quarantine {
+        if let Some(reason) = &self.quarantine {
             return Err(Refusal::TenantQuarantined.with_data(json!({
                 "tenant": &*self.name,
                 "faults": self.restarts.recent(),
-                "error": fault.to_string(),
+                "error": reason,
             })));
         }
         if self.live.is_none() {
@@ -667,6 +679,15 @@ impl Actor {
         self.faulted = true;
         self.stats.faults.fetch_add(1, Ordering::Relaxed);
         self.stats.tripped(fault.kind());
+        if let Some(faults) = &self.faults {
+            faults(FaultReport {
+                tenant: self.name.to_string(),
+                version: self.version,
+                error: fault.to_string(),
+                window: self.limits.fault_window,
+                quarantine_after: self.limits.quarantine_after_faults,
+            });
+        }
         match self.restarts.fault_at(Instant::now()) {
             AfterFault::Restart => {}
             AfterFault::BackOff(at) => self.restart_at = Some(at),
@@ -676,7 +697,7 @@ impl Actor {
                 );
                 self.log.event(tracing::Level::ERROR, &line);
                 self.stats.quarantined.store(1, Ordering::Relaxed);
-                self.quarantine = Some(fault);
+                self.quarantine = Some(fault.to_string());
             }
         }
     }

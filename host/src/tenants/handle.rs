@@ -12,6 +12,7 @@ use super::configuration::TenantConfig;
 use super::journal::Journal;
 use super::kind::{Kind, Refusal};
 use super::limits::Limits;
+use super::policy::FaultSink;
 use super::rate::TokenBucket;
 use super::runtime::Code;
 use super::stats::TenantStats;
@@ -72,6 +73,8 @@ pub(crate) struct Shared {
     pub(crate) journal: Arc<Journal>,
     pub(crate) storage: Arc<dyn Backend>,
     pub(crate) config: Arc<TenantConfig>,
+    /// Where faults are told, beside the instance's own restart policy.
+    pub(crate) faults: Option<FaultSink>,
 }
 
 /// The way to a running tenant: cheap to clone, one per socket handler.
@@ -96,6 +99,8 @@ pub struct TenantHandle {
     pub(crate) config: Arc<TenantConfig>,
     /// Where the tenant's keys are.
     pub(crate) storage: Arc<dyn Backend>,
+    /// Where faults are told.
+    pub(crate) faults: Option<FaultSink>,
 }
 
 impl TenantHandle {
@@ -115,6 +120,7 @@ impl TenantHandle {
             journal,
             storage,
             config,
+            faults,
         } = shared;
         TenantHandle {
             name,
@@ -137,6 +143,7 @@ impl TenantHandle {
             limits: Arc::new(limits.clone()),
             config,
             storage,
+            faults,
         }
     }
 
@@ -213,6 +220,12 @@ impl TenantHandle {
             socket: socket.clone(),
             reason,
         });
+    }
+
+    /// Quarantines this version as its faults elsewhere (on other nodes) asked: new
+    /// sockets are refused until a new version; those connected stay.
+    pub fn quarantine(&self, reason: String) {
+        let _ = self.mailbox.send(Command::Quarantine { reason });
     }
 
     pub(crate) fn readmit(&self, socket: Arc<Socket>) {

@@ -59,6 +59,7 @@ pub use fault::Fault;
 pub use handle::TenantHandle;
 pub use kind::{Kind, Refusal};
 pub use limits::Limits;
+pub use policy::{FaultReport, FaultSink};
 pub use registry::Tenants;
 pub use runtime::{Code, LoadError, Runtime, RuntimeOptions};
 pub use slot::TenantSlot;

@@ -6,6 +6,25 @@ use std::time::{Duration, Instant};
 
 use super::limits::Limits;
 
+/// A fault that counts toward quarantine, told to whoever keeps the count for the
+/// tenant's other instances (the cluster's nodes).
+#[derive(Debug, Clone)]
+pub struct FaultReport {
+    /// The tenant.
+    pub tenant: String,
+    /// The version that faulted.
+    pub version: u64,
+    /// What happened.
+    pub error: String,
+    /// How long a fault counts (the tenant's `fault_window`).
+    pub window: Duration,
+    /// Faults in the window that quarantine it (its `quarantine_after_faults`).
+    pub quarantine_after: usize,
+}
+
+/// Where faults are told.
+pub type FaultSink = std::sync::Arc<dyn Fn(FaultReport) + Send + Sync>;
+
 /// What a fault leads to.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum AfterFault {

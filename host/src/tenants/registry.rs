@@ -13,6 +13,7 @@ use super::configuration::TenantConfig;
 use super::handle::{Shared, TenantHandle};
 use super::kind::Refusal;
 use super::limits::Limits;
+use super::policy::FaultSink;
 use super::runtime::{Code, Runtime};
 use super::slot::TenantSlot;
 use crate::kv::Backend;
@@ -34,6 +35,8 @@ pub struct Tenants {
     slots: RwLock<HashMap<String, Arc<TenantSlot>>>,
     /// The namespace pattern the tenants without a static namespace are reached by.
     pattern: RwLock<Option<Arc<Regex>>>,
+    /// Where the instances started from now on tell their faults.
+    faults: RwLock<Option<FaultSink>>,
 }
 
 impl Tenants {
@@ -49,6 +52,7 @@ impl Tenants {
             storage,
             slots: RwLock::default(),
             pattern: RwLock::default(),
+            faults: RwLock::default(),
         })
     }
 
@@ -83,6 +87,12 @@ impl Tenants {
         let file = self.configured_config.read().get(name).cloned();
         let merged = Arc::new(file.unwrap_or_default().overlaid(api));
         self.config.write().insert(name.to_owned(), merged);
+    }
+
+    /// Tells `sink` every fault that counts toward quarantine, of the versions started
+    /// from now on (in a cluster, where every node's faults are counted together).
+    pub fn report_faults(&self, sink: FaultSink) {
+        *self.faults.write() = Some(sink);
     }
 
     /// Where every tenant's keys are.
@@ -167,6 +177,7 @@ impl Tenants {
             journal,
             storage: self.storage.clone(),
             config: self.config(name),
+            faults: self.faults.read().clone(),
         };
         super::actor::spawn(name, version, self.runtime.clone(), code, limits, shared)
     }

@@ -10,6 +10,8 @@ use tokio::sync::mpsc::UnboundedReceiver;
 use super::*;
 use crate::cluster::testing::TestRedis;
 use crate::store::tokens::Access;
+use crate::store::Quarantine;
+use crate::tenants::FaultReport;
 
 const OPERATOR: &str = "operator-token-0123456789";
 
@@ -78,10 +80,10 @@ async fn every_case(catalog: &Catalog) {
         .set_config("acme", &config(&[("greeting", "hi")]))
         .await
         .expect("set");
-    let (record, stored) = catalog.tenant("acme").await.expect("read").expect("there");
-    assert_eq!(record.limits, limits);
-    assert_eq!(record.current, 4);
-    assert_eq!(stored, config(&[("greeting", "hi")]));
+    let stored = catalog.tenant("acme").await.expect("read").expect("there");
+    assert_eq!(stored.record.limits, limits);
+    assert_eq!(stored.record.current, 4);
+    assert_eq!(stored.config, config(&[("greeting", "hi")]));
     assert!(matches!(
         catalog.set_limits("nobody", &limits).await,
         Err(CatalogError::NoTenant(_) | CatalogError::Disk(_))
@@ -116,8 +118,8 @@ async fn every_case(catalog: &Catalog) {
         .await
         .expect("stored");
     assert_eq!(again.version, 1);
-    let (_, stored) = catalog.tenant("acme").await.expect("read").expect("there");
-    assert_eq!(stored, TenantConfig::default());
+    let stored = catalog.tenant("acme").await.expect("read").expect("there");
+    assert_eq!(stored.config, TenantConfig::default());
 }
 
 /// Compiled forms stay for the components stored versions have, made by this engine.
@@ -361,4 +363,60 @@ async fn without_redis_nothing_changes_and_what_was_acknowledged_survives_it() {
         b"one"
     );
     let _ = fs::remove_dir_all(&dir);
+}
+
+async fn quarantine_of(catalog: &Catalog) -> Option<Quarantine> {
+    let stored = catalog.tenant("acme").await.expect("read");
+    stored.expect("there").quarantine
+}
+
+fn fault(version: u64) -> FaultReport {
+    FaultReport {
+        tenant: "acme".into(),
+        version,
+        error: "trapped: boom".into(),
+        window: Duration::from_secs(60),
+        quarantine_after: 3,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faults_on_every_node_quarantine_the_version_together_until_a_new_one() {
+    let redis = TestRedis::start().await;
+    let (a, _, dir_a) = node(&redis).await;
+    let (b, mut heard, dir_b) = node(&redis).await;
+    a.add_version("acme", b"one", 10, "0.2.0")
+        .await
+        .expect("stored");
+    assert_eq!(next(&mut heard).await, Change::Tenant("acme".into()));
+    // Two faults on A and one on B: three in the window.
+    a.record_fault(&fault(1)).await.expect("counted");
+    b.record_fault(&fault(1)).await.expect("counted");
+    assert_eq!(quarantine_of(&b).await, None, "two are not enough");
+    // A fault of a version no longer current is not counted.
+    b.record_fault(&fault(7)).await.expect("ignored");
+    assert_eq!(quarantine_of(&b).await, None);
+    a.record_fault(&fault(1)).await.expect("counted");
+    assert_eq!(next(&mut heard).await, Change::Tenant("acme".into()));
+    assert_eq!(
+        quarantine_of(&b).await,
+        Some(Quarantine {
+            version: 1,
+            faults: 3,
+            error: "trapped: boom".into()
+        })
+    );
+    // A new version starts with a clean record.
+    b.add_version("acme", b"two", 10, "0.2.0")
+        .await
+        .expect("stored");
+    assert_eq!(quarantine_of(&a).await, None);
+    a.record_fault(&fault(2)).await.expect("counted");
+    a.record_fault(&fault(2)).await.expect("counted");
+    assert_eq!(
+        quarantine_of(&a).await,
+        None,
+        "the old version's faults went with it"
+    );
+    let _ = (fs::remove_dir_all(&dir_a), fs::remove_dir_all(&dir_b));
 }
