@@ -17,6 +17,9 @@
 //! | `PUT /v1/tenants/{t}/config` | operator, `t`'s token | `{"config": {...}, "secrets": {...}}`: names set (a string) or removed (`null`); a fresh instance takes its sockets over |
 //! | `GET /metrics` | anyone who can reach the listener | Prometheus text format |
 //!
+//! In a cluster every change is kept in Redis and reaches every node; while this node's
+//! link to Redis is down, changes are refused with 503 `cluster_unavailable`.
+//!
 //! No token or a wrong one: 401. A deploy token for another tenant, or on an
 //! operator-only request: 403. A bad upload: 400 with a code and a message that says
 //! what to do, and the running version untouched.
