@@ -84,7 +84,7 @@ async function startNsbox(redisUrl) {
   const config = join(dir, "nsbox.toml");
   writeFileSync(
     config,
-    `[cluster]\nredis_url = "${redisUrl}"\n\n[tenants.t1]\ncomponent = "builtin:echo"\n\n[tenants.t2]\ncomponent = "builtin:echo"\n`,
+    `uploads_per_minute_per_token = 4\n\n[cluster]\nredis_url = "${redisUrl}"\n\n[tenants.t1]\ncomponent = "builtin:echo"\n\n[tenants.t2]\ncomponent = "builtin:echo"\n`,
   );
   const child = spawn(process.env.HOST_BIN, [config, join(dir, "data")], { stdio: ["ignore", "pipe", "inherit"] });
   children.push(child);
@@ -462,6 +462,13 @@ describe("tenants deployed on any node run on all", () => {
     const token = (await api(a, "POST", "/v1/tenants/doomed/tokens")).body.token;
     await within(1000, "node B accepts the token", async () => (await api(b, "GET", "/v1/tenants/doomed", { token })).status === 200);
     assert.equal((await api(b, "GET", "/v1/tenants/shared", { token })).status, 403, "its own tenant only");
+    // Its uploads a minute (4 here) are counted on every node together.
+    for (const nsbox of [a, b, a, b]) {
+      assert.equal((await api(nsbox, "PUT", "/v1/tenants/doomed/component", { token, body: component("echo") })).status, 200);
+    }
+    const limited = await api(a, "PUT", "/v1/tenants/doomed/component", { token, body: component("echo") });
+    assert.equal(limited.status, 429);
+    assert.equal(limited.body.error.code, "rate_limited");
     const ca = await client(t, a.url, {}, "/doomed");
     const gone = next(ca, "disconnect");
     assert.equal((await api(b, "DELETE", "/v1/tenants/doomed")).status, 200);

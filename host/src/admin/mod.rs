@@ -450,7 +450,13 @@ impl Admin {
         let deletions = gate.deletions();
         let _in_flight = InFlight::new(&self.counters);
         if let Some(token) = token {
-            if let Err(wait) = self.uploads.take(token) {
+            let per_minute = self.options.uploads_per_minute_per_token;
+            let taken = match self.catalog.take_upload(&token, per_minute).await {
+                Ok(Some(taken)) => taken,
+                Ok(None) => self.uploads.take(token),
+                Err(e) => return catalog_error(e),
+            };
+            if let Err(wait) = taken {
                 let mut reply = error(
                     StatusCode::TOO_MANY_REQUESTS,
                     "rate_limited",

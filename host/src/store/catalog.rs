@@ -6,6 +6,7 @@
 use std::collections::HashSet;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use tokio::sync::mpsc;
 
@@ -167,6 +168,20 @@ impl Catalog {
             redis.record_fault(fault).await?;
         }
         Ok(())
+    }
+
+    /// In a cluster, takes one of the uploads a minute the token whose digest is
+    /// `token` may make on every node together (when none is left, how long until one
+    /// is); on one machine, none (the admin API counts them itself).
+    pub async fn take_upload(
+        &self,
+        token: &[u8; 32],
+        per_minute: u32,
+    ) -> Result<Option<Result<(), Duration>>, CatalogError> {
+        match &self.place {
+            Place::Disk(_) => Ok(None),
+            Place::Redis(redis) => redis.take_upload(token, per_minute).await.map(Some),
+        }
     }
 
     /// Whether faults are counted across nodes.

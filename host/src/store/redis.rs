@@ -10,6 +10,8 @@
 //! nsbox:{catalog}:component:SHA    a component's bytes, once however many versions have them
 //! nsbox:{catalog}:refs             hash: SHA -> how many versions have it (at 0 the bytes go)
 //! nsbox:{catalog}:tokens           hash: SHA-256 of a deploy token -> its tenant
+//! nsbox:{catalog}:uploads:D        hash: what is left of the uploads a minute of the
+//!                                  deploy token whose SHA-256 is D
 //! nsbox:{catalog}:epoch            the catalog's random name, set by the first node
 //! ```
 //!
@@ -21,6 +23,7 @@
 //! for an acknowledged upload to survive Redis being killed).
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use bytes::Bytes;
 use fred::clients::{Client, SubscriberClient};
@@ -119,6 +122,25 @@ end
 return faults
 "#;
 
+/// KEYS: a deploy token's upload bucket. ARGV: uploads a minute. Takes one upload
+/// from the bucket, refilled continuously on Redis's clock; answers 0, or the
+/// milliseconds until one is left.
+const UPLOAD: &str = r#"
+local capacity = tonumber(ARGV[1])
+local per_ms = capacity / 60000
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local bucket = redis.call('HMGET', KEYS[1], 'tokens', 'last')
+local tokens = tonumber(bucket[1]) or capacity
+local last = tonumber(bucket[2]) or now
+tokens = math.min(capacity, tokens + math.max(0, now - last) * per_ms)
+local wait = 0
+if tokens >= 1 then tokens = tokens - 1 else wait = math.ceil((1 - tokens) / per_ms) end
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'last', now)
+redis.call('PEXPIRE', KEYS[1], 60000)
+return wait
+"#;
+
 /// KEYS: the tokens. ARGV: a token's hash, its tenant.
 const MINT: &str = r#"
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
@@ -154,6 +176,7 @@ pub struct RedisCatalog {
     commit: Script,
     mint: Script,
     fault: Script,
+    upload: Script,
 }
 
 impl RedisCatalog {
@@ -185,6 +208,7 @@ impl RedisCatalog {
                 commit: Script::from_lua(COMMIT),
                 mint: Script::from_lua(MINT),
                 fault: Script::from_lua(FAULT),
+                upload: Script::from_lua(UPLOAD),
             },
             changed,
         ))
@@ -442,6 +466,29 @@ impl RedisCatalog {
             Ok((Some(commit), true))
         })
         .await
+    }
+
+    /// Takes one of the uploads a minute of the token whose digest is `token`, on
+    /// every node together; when none is left, how long until one is.
+    pub async fn take_upload(
+        &self,
+        token: &[u8; 32],
+        per_minute: u32,
+    ) -> Result<Result<(), Duration>, CatalogError> {
+        let hex: String = token.iter().map(|b| format!("{b:02x}")).collect();
+        let wait: u64 = self
+            .upload
+            .evalsha_with_reload(
+                &self.client,
+                vec![format!("nsbox:{{catalog}}:uploads:{hex}")],
+                vec![text(&per_minute.max(1).to_string())],
+            )
+            .await
+            .map_err(unavailable)?;
+        Ok(match wait {
+            0 => Ok(()),
+            ms => Err(Duration::from_millis(ms)),
+        })
     }
 
     /// Every deploy token's hash, by tenant.

@@ -420,3 +420,36 @@ async fn faults_on_every_node_quarantine_the_version_together_until_a_new_one() 
     );
     let _ = (fs::remove_dir_all(&dir_a), fs::remove_dir_all(&dir_b));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deploy_tokens_uploads_a_minute_are_counted_on_every_node_together() {
+    let redis = TestRedis::start().await;
+    let (a, _, dir_a) = node(&redis).await;
+    let (b, _, dir_b) = node(&redis).await;
+    let (token, other) = ([1u8; 32], [2u8; 32]);
+    for node in [&a, &b, &a] {
+        assert_eq!(
+            node.take_upload(&token, 3).await.expect("asked"),
+            Some(Ok(()))
+        );
+    }
+    let Some(Err(wait)) = b.take_upload(&token, 3).await.expect("asked") else {
+        panic!("the fourth upload of a minute is refused");
+    };
+    assert!(
+        wait > Duration::from_secs(15) && wait <= Duration::from_secs(20),
+        "{wait:?}"
+    );
+    assert_eq!(
+        b.take_upload(&other, 3).await.expect("asked"),
+        Some(Ok(())),
+        "per token"
+    );
+    let disk = Catalog::on_disk(&dir_a, OPERATOR).expect("opens");
+    assert_eq!(
+        disk.take_upload(&token, 3).await.expect("asked"),
+        None,
+        "counted by the API"
+    );
+    let _ = (fs::remove_dir_all(&dir_a), fs::remove_dir_all(&dir_b));
+}
