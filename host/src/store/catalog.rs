@@ -51,7 +51,7 @@ pub enum CatalogError {
 
 enum Place {
     Disk(ComponentStore),
-    Redis(RedisCatalog),
+    Redis(Box<RedisCatalog>),
 }
 
 /// Where uploaded tenants are kept, and the tokens the admin API accepts.
@@ -81,7 +81,7 @@ impl Catalog {
     ) -> Result<(Catalog, mpsc::UnboundedReceiver<Change>), ClusterError> {
         let (redis, changes) = RedisCatalog::connect(url).await?;
         let catalog = Catalog {
-            place: Place::Redis(redis),
+            place: Place::Redis(Box::new(redis)),
             tokens: Tokens::kept_elsewhere(operator),
             cache: data_dir.join("cache"),
         };
