@@ -73,6 +73,7 @@ extern crate self as nsbox_guest;
 
 pub mod args;
 pub mod bindings;
+pub mod cluster;
 pub mod config;
 mod registry;
 mod socket;

@@ -1,5 +1,6 @@
 //! The tenant's handlers and its sockets' state, kept in the instance between calls,
-//! and the dispatch of the world's exports (the `handlers` interface) to them.
+//! and the dispatch of the world's exports (the `handlers` and `cluster-handlers`
+//! interfaces) to them.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -9,6 +10,7 @@ use std::rc::Rc;
 use serde_json::{Map, Value};
 
 use crate::args::Args;
+use crate::bindings::exports::nsbox::tenant::cluster_handlers::Guest as ClusterGuest;
 use crate::bindings::exports::nsbox::tenant::handlers::Guest;
 use crate::bindings::nsbox::tenant::types::{
     AckFailure as WitAckFailure, Args as WitArgs, Handshake as WitHandshake, Rejection,
@@ -21,6 +23,7 @@ type EventHandler = Rc<dyn Fn(&Socket, Args, Option<Ack>)>;
 type AnyHandler = Rc<dyn Fn(&Socket, &str, Args, Option<Ack>)>;
 type DisconnectHandler = Rc<dyn Fn(&Socket, &str)>;
 type StartHandler = Rc<dyn Fn()>;
+type ServerEventHandler = Rc<dyn Fn(&str, Args)>;
 type ReplyHandler = Box<dyn FnOnce(Result<Args, AckFailure>)>;
 
 /// The tenant's namespace logic: middleware and handlers, registered once in the
@@ -33,6 +36,7 @@ pub struct App {
     any: Option<AnyHandler>,
     disconnect: Vec<DisconnectHandler>,
     start: Vec<StartHandler>,
+    server_events: Vec<ServerEventHandler>,
 }
 
 impl App {
@@ -81,6 +85,17 @@ impl App {
         F: Fn() + 'static,
     {
         self.start.push(Rc::new(handler));
+        self
+    }
+
+    /// Adds a handler for what the tenant's instances on the other nodes of the cluster
+    /// send with [`cluster::emit`](crate::cluster::emit) (socket.io's `serverSideEmit`,
+    /// a Node server's included): the event's name and arguments.
+    pub fn on_server_event<F>(&mut self, handler: F) -> &mut App
+    where
+        F: Fn(&str, Args) + 'static,
+    {
+        self.server_events.push(Rc::new(handler));
         self
     }
 
@@ -210,6 +225,15 @@ impl<S: Setup> Guest for Exports<S> {
         let handler = REPLIES.with(|replies| replies.borrow_mut().remove(&request));
         if let Some(handler) = handler {
             handler(reply.map(Args::from_wit).map_err(AckFailure::from));
+        }
+    }
+}
+
+impl<S: Setup> ClusterGuest for Exports<S> {
+    fn on_server_event(event: String, args: WitArgs) {
+        let app = app::<S>();
+        for handler in &app.server_events {
+            handler(&event, Args::from_wit(args.clone()));
         }
     }
 }

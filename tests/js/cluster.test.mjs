@@ -108,6 +108,8 @@ async function startNode(redisUrl) {
   const server = new Server({ adapter: createShardedAdapter(pub, sub) });
   const t1 = server.of(NSP);
   t1.use((socket, next) => (socket.handshake.auth.token === "ok" ? next() : next(new Error("unauthorized"))));
+  // What another server sends with serverSideEmit, as the echo example shows it.
+  t1.on("ping", (...args) => t1.local.emit("server:ping", ...args));
   t1.on("connection", (socket) => {
     socket.on("broadcast", (...args) => t1.emit("msg", ...args));
     socket.on("join", (room, ack) => {
@@ -131,13 +133,22 @@ async function startNode(redisUrl) {
       ack(true);
       t1.in(room).disconnectSockets();
     });
+    socket.on("server-emit", (event, ...args) => t1.serverSideEmit(event, ...args));
     socket.on("question", (ack) => {
       t1.timeout(2000).emit("question", (err, answers) => ack({ err: err?.message ?? null, answers: answers.sort() }));
     });
   });
   const port = await freePort();
   server.listen(port);
-  return { url: `http://127.0.0.1:${port}`, server, close: () => Promise.all([server.close(), pub.quit(), sub.quit()].map((p) => Promise.resolve(p).catch(() => {}))) };
+  const close = async () => {
+    server.close();
+    const quit = Promise.all([pub.quit(), sub.quit()]).then(() => true, () => false);
+    // A Redis that a failed test left dead never answers quit: then cut the connections.
+    if (!(await Promise.race([quit, new Promise((resolve) => setTimeout(resolve, 2000, false))]))) {
+      await Promise.all([pub.disconnect(), sub.disconnect()].map((p) => p.catch(() => {})));
+    }
+  };
+  return { url: `http://127.0.0.1:${port}`, server, close };
 }
 
 async function client(t, url, opts = {}, nsp = NSP) {
@@ -394,6 +405,30 @@ describe("a tenant's own operations across nodes", () => {
     assert.deepEqual(await Promise.all(gone), ["io server disconnect", "io server disconnect"]);
     assert.equal(outside.connected, true);
     assert.equal(kicker.connected, true);
+  });
+});
+
+describe("server-side emits between a tenant's nodes and Node", () => {
+  test("an instance's emit reaches the tenant's instances on the other nodes and Node's handlers, not itself; Node's serverSideEmit reaches the tenant", async (t) => {
+    const [ca, cb, cn] = await Promise.all([client(t, a.url), client(t, b.url), client(t, node.url)]);
+    await linked(ca, [cb, cn]);
+    const heardBy = async (socket) => (await ask(socket, "server-heard")).map((h) => [h.event, JSON.parse(h.args), h.attachments]);
+    const [before] = [await heardBy(cb)];
+    const onNode = [];
+    cn.on("server:ping", (...args) => onNode.push(args));
+    const bin = Buffer.from([1, 2, 3]);
+    assert.equal(await ask(ca, "server-emit", "ping", "from-a", { bin }), true);
+    const placeholder = { _placeholder: true, num: 0 };
+    await eventually("B's instance hears A's", async () => (await heardBy(cb)).length === before.length + 1, 5000);
+    assert.deepEqual((await heardBy(cb)).at(-1), ["ping", ["from-a", { bin: placeholder }], 1]);
+    await eventually("Node's handler hears A's", async () => onNode.length === 1, 5000);
+    assert.deepEqual(onNode[0], ["from-a", { bin }]);
+    // From Node: both nsbox nodes' instances hear it, and nobody hears their own.
+    cn.emit("server-emit", "ping", "from-node", 2);
+    await eventually("A's instance hears Node's", async () => (await heardBy(ca)).some(([, args]) => args[0] === "from-node"), 5000);
+    await eventually("B's instance hears Node's", async () => (await heardBy(cb)).at(-1)?.[1][0] === "from-node", 5000);
+    assert.deepEqual((await heardBy(ca)).filter(([, args]) => args[0] === "from-a"), [], "A's instance never hears its own");
+    assert.equal(onNode.length, 1, "nor does Node's server");
   });
 });
 

@@ -4,7 +4,12 @@
 use std::time::Duration;
 
 use nsbox_guest::serde_json::{json, Value};
-use nsbox_guest::{config, storage, Ack, AckFailure, App, Reject, Socket};
+use nsbox_guest::{cluster, config, storage, Ack, AckFailure, App, Reject, Socket};
+
+thread_local! {
+    /// What the tenant's instances on other nodes sent this instance, in order.
+    static HEARD: std::cell::RefCell<Vec<Value>> = const { std::cell::RefCell::new(Vec::new()) };
+}
 
 /// Answers `{"ok": true, "value": ...}` or `{"ok": false, "error": ...}`.
 fn answer<T: Into<Value>>(ack: Option<Ack>, result: Result<T, storage::StorageError>) {
@@ -135,6 +140,25 @@ fn setup(app: &mut App) {
         }
     });
     app.on("bye", |socket, _, _| socket.disconnect());
+    // The tenant's instances on the cluster's other nodes (socket.io's serverSideEmit).
+    app.on("server-emit", |_, args, ack| {
+        let event: String = args.get(0).unwrap_or_default();
+        let sent = cluster::try_emit(&event, args.skip(1));
+        if let Some(ack) = ack {
+            let _ = ack.send((sent.is_ok(),));
+        }
+    });
+    app.on_server_event(|event, args| {
+        let heard =
+            json!({"event": event, "args": args.json(), "attachments": args.attachments().len()});
+        HEARD.with(|all| all.borrow_mut().push(heard));
+    });
+    app.on("server-heard", |_, _, ack| {
+        let heard = HEARD.with(|all| Value::from(all.borrow().clone()));
+        if let Some(ack) = ack {
+            let _ = ack.send((heard,));
+        }
+    });
     // Socket queries and bulk operations (socket.io's fetchSockets, socketsJoin,
     // disconnectSockets): over the sockets in a room, or all without one.
     app.on("fetch", |socket, args, ack| {

@@ -23,12 +23,16 @@ pub type MiddlewareFuture = Pin<Box<dyn Future<Output = Result<(), ConnectError>
 pub type Middleware = Arc<dyn Fn(Arc<Socket>) -> MiddlewareFuture + Send + Sync>;
 /// Called with every accepted socket.
 pub type ConnectionHandler = Arc<dyn Fn(&Arc<Socket>) + Send + Sync>;
+/// Called with every event another server sends the namespace (socket.io's
+/// `serverSideEmit`): the namespace, the event and its arguments.
+pub type ServerEventHandler = Arc<dyn Fn(&Arc<Namespace>, &str, Payload) + Send + Sync>;
 
 /// The middleware chain and connection handlers of a namespace or of a dynamic parent.
 #[derive(Default)]
 pub struct Handlers {
     middlewares: RwLock<Vec<Middleware>>,
     on_connection: RwLock<Vec<ConnectionHandler>>,
+    on_server_event: RwLock<Vec<ServerEventHandler>>,
 }
 
 impl Handlers {
@@ -49,6 +53,14 @@ impl Handlers {
         F: Fn(&Arc<Socket>) + Send + Sync + 'static,
     {
         self.on_connection.write().push(Arc::new(handler));
+    }
+
+    /// Adds a handler called with every event another server sends (`serverSideEmit`).
+    pub fn on_server_event<F>(&self, handler: F)
+    where
+        F: Fn(&Arc<Namespace>, &str, Payload) + Send + Sync + 'static,
+    {
+        self.on_server_event.write().push(Arc::new(handler));
     }
 
     fn middlewares(&self) -> Vec<Middleware> {
@@ -209,6 +221,19 @@ impl Namespace {
                 break;
             }
             handler(socket);
+        }
+    }
+
+    /// An event another server sent (`serverSideEmit`), to the handlers (the parent's
+    /// first).
+    pub(crate) fn server_event(self: &Arc<Self>, event: &str, args: Payload) {
+        let mut handlers = self
+            .parent()
+            .map(|parent| parent.handlers.on_server_event.read().clone())
+            .unwrap_or_default();
+        handlers.extend(self.handlers.on_server_event.read().iter().cloned());
+        for handler in handlers {
+            handler(self, event, args.clone());
         }
     }
 
@@ -453,6 +478,14 @@ impl ParentNamespace {
         F: Fn(&Arc<Socket>) + Send + Sync + 'static,
     {
         self.handlers.on_connection(handler);
+    }
+
+    /// Adds a handler called with every event another server sends any child.
+    pub fn on_server_event<F>(&self, handler: F)
+    where
+        F: Fn(&Arc<Namespace>, &str, Payload) + Send + Sync + 'static,
+    {
+        self.handlers.on_server_event(handler);
     }
 
     /// Removes a child once its last socket has left (Node's `cleanupEmptyChildNamespaces`).

@@ -269,6 +269,18 @@ impl Actor {
                 }
             }
             Command::Readmit { socket } => self.take_over(socket, true).await,
+            Command::ServerEvent { event, args } => {
+                self.queue.release(event_size(&event, &args));
+                // Only to a running instance: one is not started for it.
+                if self.live.is_some() {
+                    self.stats.events.fetch_add(1, Ordering::Relaxed);
+                    let args = to_wit(&args);
+                    self.call(async |exports, store| {
+                        exports.call_on_server_event(store, event, args).await
+                    })
+                    .await;
+                }
+            }
             Command::Quarantine { reason } => {
                 if self.quarantine.is_none() {
                     let line = format!("quarantined until a new version is uploaded: {reason}");
@@ -344,6 +356,12 @@ impl Actor {
             Command::Disconnected { socket, reason } => {
                 if let Some(next) = next {
                     next.disconnected(&socket, reason);
+                }
+            }
+            Command::ServerEvent { event, args } => {
+                self.queue.release(event_size(&event, &args));
+                if let Some(next) = next {
+                    next.server_event(&event, args);
                 }
             }
             Command::AckReply { .. } | Command::Quarantine { .. } => {}

@@ -64,6 +64,8 @@ pub(crate) enum Command {
     /// A socket already in the namespace, handed over from the tenant's previous version:
     /// run the middleware and, if it passes, `on-connection`.
     Readmit { socket: Arc<Socket> },
+    /// The tenant's instance on another node sent an event (`serverSideEmit`).
+    ServerEvent { event: String, args: Payload },
     /// Faults of this version elsewhere quarantine it.
     Quarantine { reason: String },
     /// A client answered (or did not) an ack the guest asked for.

@@ -1,10 +1,11 @@
 //! The versions of the `nsbox:tenant` contract a component may be built for, and one
-//! face for the actor whichever it is: the current one (0.2.0, its exports in the
-//! `handlers` interface) and 0.1.0 (its exports at the top level of the world), served
-//! unchanged so that stored uploads survive a host upgrade. Their types are the same
-//! (`bindings::v0_1` uses 0.2.0's); 0.1.0's host functions are 0.2.0's.
+//! face for the actor whichever it is: the current one (0.2, its exports in the
+//! `handlers` interface, and since 0.2.1 `cluster-handlers` when the component exports
+//! it) and 0.1.0 (its exports at the top level of the world), served unchanged so that
+//! stored uploads survive a host upgrade. Their types are the same (`bindings::v0_1`
+//! uses 0.2's); 0.1.0's host functions are 0.2's.
 
-use wasmtime::component::InstancePre;
+use wasmtime::component::{ComponentExportIndex, InstancePre, TypedFunc};
 use wasmtime::Store;
 
 use super::bindings::nsbox::tenant::types::{
@@ -16,6 +17,8 @@ use super::state::TenantState;
 /// A contract version, as the admin API shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Contract {
+    /// `nsbox:tenant@0.2.1`: 0.2.0 and the cluster.
+    V0_2_1,
     /// `nsbox:tenant@0.2.0`.
     V0_2,
     /// `nsbox:tenant@0.1.0`.
@@ -26,15 +29,27 @@ impl Contract {
     /// The version, e.g. `0.2.0`.
     pub const fn as_str(self) -> &'static str {
         match self {
+            Contract::V0_2_1 => "0.2.1",
             Contract::V0_2 => "0.2.0",
             Contract::V0_1 => "0.1.0",
         }
     }
 }
 
+/// The export a 0.2.1 component may add: `cluster-handlers.on-server-event`.
+const ON_SERVER_EVENT: (&str, &str) = ("nsbox:tenant/cluster-handlers@0.2.1", "on-server-event");
+
+/// `on-server-event`, typed.
+type OnServerEvent = TypedFunc<(String, Args), ()>;
+
 /// A component linked and ready to instantiate, for the contract it was built for.
 pub(crate) enum Pre {
-    V0_2(TenantPre<TenantState>),
+    /// 0.2 (which minor version), and where its `on-server-event` is if it exports one.
+    V0_2(
+        TenantPre<TenantState>,
+        Contract,
+        Option<ComponentExportIndex>,
+    ),
     V0_1(v0_1::TenantPre<TenantState>),
 }
 
@@ -42,8 +57,23 @@ impl Pre {
     /// The component's exports checked against each contract, newest first; the
     /// newest contract's error when none fits.
     pub(crate) fn new(instance: InstancePre<TenantState>) -> wasmtime::Result<Pre> {
+        let component = instance.component();
+        let on_server_event = component
+            .get_export_index(None, ON_SERVER_EVENT.0)
+            .and_then(|interface| component.get_export_index(Some(&interface), ON_SERVER_EVENT.1));
+        // Built for 0.2.1 when it names anything of ours at that version.
+        let engine = instance.engine();
+        let kind = component.component_type();
+        let names = kind.imports(engine).chain(kind.exports(engine));
+        let contract = match names
+            .map(|(name, _)| name)
+            .any(|name| name.starts_with("nsbox:tenant/") && name.ends_with("@0.2.1"))
+        {
+            true => Contract::V0_2_1,
+            false => Contract::V0_2,
+        };
         match TenantPre::new(instance.clone()) {
-            Ok(pre) => Ok(Pre::V0_2(pre)),
+            Ok(pre) => Ok(Pre::V0_2(pre, contract, on_server_event)),
             Err(error) => v0_1::TenantPre::new(instance)
                 .map(Pre::V0_1)
                 .map_err(|_| error),
@@ -52,7 +82,7 @@ impl Pre {
 
     pub(crate) fn contract(&self) -> Contract {
         match self {
-            Pre::V0_2(_) => Contract::V0_2,
+            Pre::V0_2(_, contract, _) => *contract,
             Pre::V0_1(_) => Contract::V0_1,
         }
     }
@@ -62,7 +92,15 @@ impl Pre {
         store: &mut Store<TenantState>,
     ) -> wasmtime::Result<Exports> {
         Ok(match self {
-            Pre::V0_2(pre) => Exports::V0_2(pre.instantiate_async(store).await?),
+            Pre::V0_2(pre, _, on_server_event) => {
+                let instance = pre.instance_pre().instantiate_async(&mut *store).await?;
+                let tenant = Tenant::new(&mut *store, &instance)?;
+                let on_server_event = match on_server_event {
+                    Some(index) => Some(instance.get_typed_func(&mut *store, index)?),
+                    None => None,
+                };
+                Exports::V0_2(tenant, on_server_event)
+            }
             Pre::V0_1(pre) => Exports::V0_1(pre.instantiate_async(store).await?),
         })
     }
@@ -70,7 +108,7 @@ impl Pre {
 
 /// An instance's exports, whichever contract it was built for.
 pub(crate) enum Exports {
-    V0_2(Tenant),
+    V0_2(Tenant, Option<OnServerEvent>),
     V0_1(v0_1::Tenant),
 }
 
@@ -81,7 +119,7 @@ impl Exports {
         store: &mut Store<TenantState>,
     ) -> wasmtime::Result<()> {
         match self {
-            Exports::V0_2(tenant) => tenant.nsbox_tenant_handlers().call_on_start(store).await,
+            Exports::V0_2(tenant, _) => tenant.nsbox_tenant_handlers().call_on_start(store).await,
             Exports::V0_1(_) => Ok(()),
         }
     }
@@ -93,7 +131,7 @@ impl Exports {
         timer: u64,
     ) -> wasmtime::Result<()> {
         match self {
-            Exports::V0_2(tenant) => {
+            Exports::V0_2(tenant, _) => {
                 let handlers = tenant.nsbox_tenant_handlers();
                 handlers.call_on_timer(store, timer).await
             }
@@ -108,7 +146,7 @@ impl Exports {
         handshake: &Handshake,
     ) -> wasmtime::Result<Result<(), Rejection>> {
         match self {
-            Exports::V0_2(tenant) => {
+            Exports::V0_2(tenant, _) => {
                 let handlers = tenant.nsbox_tenant_handlers();
                 handlers.call_middleware(store, socket, handshake).await
             }
@@ -122,7 +160,7 @@ impl Exports {
         socket: u64,
     ) -> wasmtime::Result<()> {
         match self {
-            Exports::V0_2(tenant) => {
+            Exports::V0_2(tenant, _) => {
                 let handlers = tenant.nsbox_tenant_handlers();
                 handlers.call_on_connection(store, socket).await
             }
@@ -139,7 +177,7 @@ impl Exports {
         ack: Option<u64>,
     ) -> wasmtime::Result<()> {
         match self {
-            Exports::V0_2(tenant) => {
+            Exports::V0_2(tenant, _) => {
                 let handlers = tenant.nsbox_tenant_handlers();
                 handlers
                     .call_on_event(store, socket, event, args, ack)
@@ -156,11 +194,27 @@ impl Exports {
         reason: &str,
     ) -> wasmtime::Result<()> {
         match self {
-            Exports::V0_2(tenant) => {
+            Exports::V0_2(tenant, _) => {
                 let handlers = tenant.nsbox_tenant_handlers();
                 handlers.call_on_disconnect(store, socket, reason).await
             }
             Exports::V0_1(tenant) => tenant.call_on_disconnect(store, socket, reason).await,
+        }
+    }
+
+    /// Another node's instance sent an event (nothing to call when the component does
+    /// not export `cluster-handlers`).
+    pub(crate) async fn call_on_server_event(
+        &self,
+        store: &mut Store<TenantState>,
+        event: String,
+        args: Args,
+    ) -> wasmtime::Result<()> {
+        match self {
+            Exports::V0_2(_, Some(on_server_event)) => {
+                on_server_event.call_async(store, (event, args)).await
+            }
+            Exports::V0_2(_, None) | Exports::V0_1(_) => Ok(()),
         }
     }
 
@@ -171,7 +225,7 @@ impl Exports {
         reply: Result<&Args, AckFailure>,
     ) -> wasmtime::Result<()> {
         match self {
-            Exports::V0_2(tenant) => {
+            Exports::V0_2(tenant, _) => {
                 let handlers = tenant.nsbox_tenant_handlers();
                 handlers.call_on_ack_reply(store, request, reply).await
             }

@@ -222,6 +222,25 @@ impl TenantHandle {
         });
     }
 
+    /// An event the tenant's instance on another node sent: to this instance if it
+    /// runs (an instance runs where the tenant has sockets), under the tenant's event
+    /// rate and queue like a socket's.
+    pub(crate) fn server_event(&self, event: &str, args: Payload) {
+        if !self.tenant_rate.lock().allow() {
+            self.stats.dropped_events.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let size = event_size(event, &args);
+        if !self.queue.admit(size) {
+            self.stats.dropped_events.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let _ = self.mailbox.send(Command::ServerEvent {
+            event: event.to_owned(),
+            args,
+        });
+    }
+
     /// Quarantines this version as its faults elsewhere (on other nodes) asked: new
     /// sockets are refused until a new version; those connected stay.
     pub fn quarantine(&self, reason: String) {

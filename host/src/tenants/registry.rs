@@ -245,6 +245,12 @@ impl Tenants {
                 slot.admit(socket).await
             }
         });
+        let (tenants, names) = (self.clone(), pattern.clone());
+        parent.on_server_event(move |namespace, event, args| {
+            if let Some(slot) = tenants.by_pattern(&tenant_name(&names, namespace.name())) {
+                slot.server_event(event, args);
+            }
+        });
         let tenants = self.clone();
         parent.on_connection(move |socket| {
             if let Some(slot) = tenants.by_pattern(&tenant_name(&pattern, socket.nsp().name())) {
@@ -283,6 +289,9 @@ impl Tenants {
             let slot = admitting.clone();
             async move { slot.admit(socket).await }
         });
+        let hearing = slot.clone();
+        nsp.handlers()
+            .on_server_event(move |_, event, args| hearing.server_event(event, args));
         nsp.on_connection(move |socket| slot.connected(socket));
     }
 }

@@ -60,7 +60,7 @@ pub enum LoadError {
     #[error("the component is too costly to compile: {0}")]
     CompileLimit(String),
     /// It does not export the `nsbox:tenant` world, or its imports have other types.
-    #[error("the component does not fit the nsbox:tenant world, 0.2.0 or 0.1.0 (build it with the nsbox-guest SDK of this version): {0}")]
+    #[error("the component does not fit the nsbox:tenant world, 0.2 or 0.1.0 (build it with the nsbox-guest SDK of this version): {0}")]
     World(String),
 }
 
@@ -106,6 +106,7 @@ const GRANTED: &[&str] = &[
     "nsbox:tenant/timers",
     "nsbox:tenant/types",
     "nsbox:tenant/storage",
+    "nsbox:tenant/cluster",
     "wasi:keyvalue/store",
     "wasi:keyvalue/atomics",
     "wasi:keyvalue/batch",
@@ -552,7 +553,7 @@ mod tests {
         let error = compile_err(&empty);
         assert!(matches!(error, LoadError::World(_)), "{error}");
         assert!(
-            error.to_string().contains("nsbox:tenant/handlers@0.2.0"),
+            error.to_string().contains("nsbox:tenant/handlers@0.2.1"),
             "{error}"
         );
     }
@@ -617,7 +618,7 @@ mod tests {
             let code = runtime
                 .compile(bytes)
                 .unwrap_or_else(|e| panic!("{name}: {e}"));
-            assert_eq!(code.contract(), Contract::V0_2, "{name}");
+            assert_eq!(code.contract(), Contract::V0_2_1, "{name}");
         }
     }
 
@@ -632,6 +633,20 @@ mod tests {
         let code = runtime().compile(&bytes).expect("a 0.1.0 component loads");
         assert_eq!(code.contract(), Contract::V0_1);
         assert_eq!(code.contract().as_str(), "0.1.0");
+    }
+
+    #[test]
+    fn a_component_built_for_0_2_0_is_served_under_0_2_1() {
+        // The echo example as the SDK built it for nsbox:tenant@0.2.0: its imports are
+        // found at 0.2.1, and it has no cluster-handlers to call.
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../tests/fixtures/echo-0.2.0.wasm"
+        );
+        let bytes = std::fs::read(path).expect("the 0.2.0 fixture");
+        let code = runtime().compile(&bytes).expect("a 0.2.0 component loads");
+        assert_eq!(code.contract(), Contract::V0_2);
+        assert_eq!(code.contract().as_str(), "0.2.0");
     }
 
     #[tokio::test]

@@ -7,7 +7,7 @@ use parking_lot::RwLock;
 use tokio::sync::{oneshot, Mutex};
 
 use super::handle::TenantHandle;
-use crate::socketio::{ConnectError, Socket};
+use crate::socketio::{ConnectError, Payload, Socket};
 
 /// One tenant: its name, where it is served, and its current version.
 pub struct TenantSlot {
@@ -77,6 +77,11 @@ impl TenantSlot {
         let slot = self.clone();
         socket.on_disconnect(move |socket, reason| slot.current().disconnected(socket, reason));
         Ok(())
+    }
+
+    /// An event the tenant's instance on another node sent, to the live version.
+    pub fn server_event(&self, event: &str, args: Payload) {
+        self.current().server_event(event, args);
     }
 
     /// The socket the middleware admitted was accepted.

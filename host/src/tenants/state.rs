@@ -12,7 +12,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::nsbox::tenant::host::Host;
 use super::bindings::nsbox::tenant::types::{self, Args, Level, Target};
-use super::bindings::nsbox::tenant::{sockets, timers};
+use super::bindings::nsbox::tenant::{cluster, sockets, timers};
 use super::clock::CallClock;
 use super::command::{drop_socket, Command};
 use super::configuration::TenantConfig;
@@ -574,6 +574,20 @@ impl sockets::Host for TenantState {
             operator.disconnect_elsewhere();
         }
         Ok(u32::try_from(selected.len()).unwrap_or(u32::MAX))
+    }
+}
+
+impl cluster::Host for TenantState {
+    fn emit(&mut self, event: String, args: Args) -> wasmtime::Result<Result<(), String>> {
+        let args = match checked(args) {
+            Ok(args) => args,
+            Err(error) => return Ok(Err(error)),
+        };
+        self.charge(1, event.len() + args.size())?;
+        if let Some(namespace) = &self.namespace {
+            namespace.server_side_emit(&event, &args);
+        }
+        Ok(Ok(()))
     }
 }
 

@@ -70,6 +70,9 @@ async fn wasm_tenants_with_official_client() {
     // The echo example as built for nsbox:tenant@0.1.0: still served.
     let legacy = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/echo-0.1.0.wasm");
     config += &format!("\n[tenants.legacy]\ncomponent = {legacy:?}\n");
+    // And as built for nsbox:tenant@0.2.0: served under 0.2.1.
+    let legacy2 = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/echo-0.2.0.wasm");
+    config += &format!("\n[tenants.legacy2]\ncomponent = {legacy2:?}\n");
     for name in names {
         let path = dir.join(format!("{name}.wasm"));
         config += &format!(
@@ -322,6 +325,12 @@ async fn storage_and_configuration_with_official_client() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_with_node_and_official_client() {
     let server = TestServer::start().await.expect("server starts");
-    let env = [("HOST_BIN", env!("CARGO_BIN_EXE_nsbox-host").to_owned())];
+    let examples = integration_tests::examples_dir().expect("the built examples");
+    let env = [
+        ("HOST_BIN", env!("CARGO_BIN_EXE_nsbox-host").to_owned()),
+        // The nodes' operator token, and the components the suite uploads to them.
+        ("ADMIN_TOKEN", integration_tests::ADMIN_TOKEN.to_owned()),
+        ("EXAMPLES_DIR", examples.to_owned()),
+    ];
     suite_with("cluster.test.mjs", server, &env).await;
 }

@@ -259,14 +259,19 @@ impl Opts {
 
 /// `{type: 2, data: [event, ...args]}`: the packet of a BROADCAST.
 pub fn event_packet(event: &str, args: &Payload) -> Value {
+    map(vec![
+        ("type", Value::from(EVENT)),
+        ("data", event_array(event, args)),
+    ])
+}
+
+/// `[event, ...args]`: an EVENT packet's data, and what SERVER_SIDE_EMIT carries.
+pub fn event_array(event: &str, args: &Payload) -> Value {
     let mut data = vec![Value::from(event)];
     if let Value::Array(args) = payload_value(args) {
         data.extend(args);
     }
-    map(vec![
-        ("type", Value::from(EVENT)),
-        ("data", Value::Array(data)),
-    ])
+    Value::Array(data)
 }
 
 /// The event and arguments of a BROADCAST's packet (its `nsp` and `id`, if any, are

@@ -123,6 +123,16 @@ impl Namespace {
         cluster.publish(self.name(), Route::All, kind::DISCONNECT_SOCKETS, data);
     }
 
+    /// Sends an event to this namespace on the other servers (socket.io's
+    /// `serverSideEmit`, without ack): their server-event handlers get it.
+    pub fn server_side_emit(&self, event: &str, args: &Payload) {
+        let Some(cluster) = self.cluster() else {
+            return;
+        };
+        let data = map(vec![("packet", message::event_array(event, args))]);
+        cluster.publish(self.name(), Route::All, kind::SERVER_SIDE_EMIT, data);
+    }
+
     /// A message from another server of this namespace; `reply` when it came as a reply
     /// to this server. Bad messages are dropped with a debug line: another server's
     /// mistake never reaches this one's clients.
@@ -216,9 +226,15 @@ impl Namespace {
                     answer,
                 );
             }
-            // Server-side events have no handler here: a request for an ack times out on
-            // the requester, as Node's does when no handler answers.
-            kind::SERVER_SIDE_EMIT => {}
+            // Handlers here cannot answer: a request for an ack (`requestId`) times out
+            // on the requester, as Node's does when no handler answers.
+            kind::SERVER_SIDE_EMIT => {
+                let packet = field(data, "packet")
+                    .and_then(Value::as_array)
+                    .ok_or(MessageError::Field("packet"))?;
+                let (event, args) = message::read_event(packet)?;
+                self.server_event(&event, args);
+            }
             // Heartbeats (other adapters'), and replies on the namespace's channel.
             _ => {}
         }

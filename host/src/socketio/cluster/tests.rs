@@ -271,3 +271,39 @@ async fn disconnecting_elsewhere_leaves_this_servers_sockets_alone() {
     servers[0].of("/").except("vip").disconnect_elsewhere();
     assert!(there.connected());
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_server_side_emit_reaches_the_other_servers_handlers_not_its_own() {
+    let (bus, servers, _wires) = two_servers().await;
+    /// What a server's handler heard: events and their arguments' JSON.
+    type Heard = Arc<Mutex<Vec<(String, String)>>>;
+    let heard: [Heard; 2] = Default::default();
+    for (io, heard) in servers.iter().zip(&heard) {
+        let heard = heard.clone();
+        io.of("/")
+            .handlers()
+            .on_server_event(move |nsp, event, args| {
+                assert_eq!(nsp.name(), "/");
+                heard
+                    .lock()
+                    .push((event.to_owned(), args.json().to_owned()));
+            });
+    }
+    servers[0]
+        .of("/")
+        .server_side_emit("ping", &args(r#"[1,{"a":"b"}]"#));
+    assert_eq!(bus.published.lock().len(), 1, "published once");
+    assert_eq!(
+        *heard[1].lock(),
+        [("ping".to_owned(), r#"[1,{"a":"b"}]"#.to_owned())]
+    );
+    assert!(heard[0].lock().is_empty(), "not to itself");
+    // What Node's serverSideEmit publishes (socket.io-adapter's ClusterAdapter, JSON).
+    let from_node =
+        br#"{"uid":"0123456789abcdef","nsp":"/","type":9,"data":{"packet":["hello","world"]}}"#;
+    servers[0].of("/").receive(from_node, false);
+    assert_eq!(
+        *heard[0].lock(),
+        [("hello".to_owned(), r#"["world"]"#.to_owned())]
+    );
+}
