@@ -190,6 +190,19 @@ async fn node(redis: &TestRedis) -> (Catalog, UnboundedReceiver<Change>, PathBuf
     (catalog, changes, dir)
 }
 
+/// Two nodes, A and B, where A uploaded `acme` and B heard of it; what B hears next.
+async fn two_nodes_with_acme(
+    redis: &TestRedis,
+) -> (Catalog, Catalog, UnboundedReceiver<Change>, [PathBuf; 2]) {
+    let (a, _, dir_a) = node(redis).await;
+    let (b, mut heard, dir_b) = node(redis).await;
+    a.add_version("acme", b"one", 10, "0.2.0")
+        .await
+        .expect("stored");
+    assert_eq!(next(&mut heard).await, Change::Tenant("acme".into()));
+    (a, b, heard, [dir_a, dir_b])
+}
+
 /// The next change announced, within 5 s.
 async fn next(changes: &mut UnboundedReceiver<Change>) -> Change {
     tokio::time::timeout(Duration::from_secs(5), changes.recv())
@@ -264,12 +277,7 @@ async fn in_redis_a_component_is_kept_once_and_goes_with_its_last_version() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nodes_share_the_catalog_and_hear_of_each_others_changes() {
     let redis = TestRedis::start().await;
-    let (a, _, dir_a) = node(&redis).await;
-    let (b, mut heard, dir_b) = node(&redis).await;
-    a.add_version("acme", b"one", 10, "0.2.0")
-        .await
-        .expect("stored");
-    assert_eq!(next(&mut heard).await, Change::Tenant("acme".into()));
+    let (a, b, mut heard, [dir_a, dir_b]) = two_nodes_with_acme(&redis).await;
     assert_eq!(
         b.record("acme")
             .await
@@ -383,12 +391,7 @@ fn fault(version: u64) -> FaultReport {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn faults_on_every_node_quarantine_the_version_together_until_a_new_one() {
     let redis = TestRedis::start().await;
-    let (a, _, dir_a) = node(&redis).await;
-    let (b, mut heard, dir_b) = node(&redis).await;
-    a.add_version("acme", b"one", 10, "0.2.0")
-        .await
-        .expect("stored");
-    assert_eq!(next(&mut heard).await, Change::Tenant("acme".into()));
+    let (a, b, mut heard, [dir_a, dir_b]) = two_nodes_with_acme(&redis).await;
     // Two faults on A and one on B: three in the window.
     a.record_fault(&fault(1)).await.expect("counted");
     b.record_fault(&fault(1)).await.expect("counted");
