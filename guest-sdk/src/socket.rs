@@ -200,12 +200,14 @@ impl Broadcast {
             .collect()
     }
 
-    /// Puts the selected sockets in `room` (socket.io's `socketsJoin`); how many.
+    /// Puts the selected sockets in `room` (socket.io's `socketsJoin`); how many on
+    /// this node. In a cluster, the other nodes move theirs too, under their limits.
     pub fn sockets_join(&self, room: &str) -> u32 {
         sockets::join(&self.target, room)
     }
 
-    /// Takes the selected sockets out of `room` (socket.io's `socketsLeave`); how many.
+    /// Takes the selected sockets out of `room` (socket.io's `socketsLeave`); how many
+    /// on this node. In a cluster, the other nodes move theirs too.
     pub fn sockets_leave(&self, room: &str) -> u32 {
         sockets::leave(&self.target, room)
     }

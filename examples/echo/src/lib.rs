@@ -180,6 +180,13 @@ fn setup(app: &mut App) {
             let _ = ack.send((count,));
         }
     });
+    app.on("sockets-leave", |socket, args, ack| {
+        let room: String = args.get(0).unwrap_or_default();
+        let count = socket.nsp().to(&room).sockets_leave(&room);
+        if let Some(ack) = ack {
+            let _ = ack.send((count,));
+        }
+    });
     app.on("kick", |socket, args, ack| {
         let room: String = args.get(0).unwrap_or_default();
         let selected = socket.nsp().to(&room);

@@ -26,6 +26,9 @@ pub type ConnectionHandler = Arc<dyn Fn(&Arc<Socket>) + Send + Sync>;
 /// Called with every event another server sends the namespace (socket.io's
 /// `serverSideEmit`): the namespace, the event and its arguments.
 pub type ServerEventHandler = Arc<dyn Fn(&Arc<Namespace>, &str, Payload) + Send + Sync>;
+/// Decides whether a socket of this server that another server asks to join a room
+/// (`socketsJoin`) joins it, and joins it.
+pub type ClusterJoinHandler = Arc<dyn Fn(&Arc<Socket>, String) + Send + Sync>;
 
 /// The middleware chain and connection handlers of a namespace or of a dynamic parent.
 #[derive(Default)]
@@ -33,6 +36,7 @@ pub struct Handlers {
     middlewares: RwLock<Vec<Middleware>>,
     on_connection: RwLock<Vec<ConnectionHandler>>,
     on_server_event: RwLock<Vec<ServerEventHandler>>,
+    on_cluster_join: RwLock<Option<ClusterJoinHandler>>,
 }
 
 impl Handlers {
@@ -61,6 +65,16 @@ impl Handlers {
         F: Fn(&Arc<Namespace>, &str, Payload) + Send + Sync + 'static,
     {
         self.on_server_event.write().push(Arc::new(handler));
+    }
+
+    /// Hands every join another server asks of this server's sockets (`socketsJoin`)
+    /// to `handler`, which decides (e.g. under room limits) and joins; without one,
+    /// they join.
+    pub fn on_cluster_join<F>(&self, handler: F)
+    where
+        F: Fn(&Arc<Socket>, String) + Send + Sync + 'static,
+    {
+        *self.on_cluster_join.write() = Some(Arc::new(handler));
     }
 
     fn middlewares(&self) -> Vec<Middleware> {
@@ -224,6 +238,19 @@ impl Namespace {
         }
     }
 
+    /// Another server asks `socket` to join `room`: its own join handler decides, else
+    /// its parent's, else it joins.
+    pub(crate) fn join_from_cluster(&self, socket: &Arc<Socket>, room: String) {
+        let handler = self.handlers.on_cluster_join.read().clone().or_else(|| {
+            self.parent()
+                .and_then(|parent| parent.handlers.on_cluster_join.read().clone())
+        });
+        match handler {
+            Some(handler) => handler(socket, room),
+            None => socket.join(room),
+        }
+    }
+
     /// An event another server sent (`serverSideEmit`), to the handlers (the parent's
     /// first).
     pub(crate) fn server_event(self: &Arc<Self>, event: &str, args: Payload) {
@@ -376,6 +403,21 @@ impl BroadcastOperator {
         self.nsp.publish_disconnect(self.opts());
     }
 
+    /// Asks the other servers to put their sockets this targets in `room` (Node's
+    /// `socketsJoin` there); this server's are the caller's to move.
+    pub fn join_elsewhere(&self, room: &str) {
+        if !self.local {
+            self.nsp.publish_rooms(self.opts(), room, true);
+        }
+    }
+
+    /// Asks the other servers to take their sockets this targets out of `room`.
+    pub fn leave_elsewhere(&self, room: &str) {
+        if !self.local {
+            self.nsp.publish_rooms(self.opts(), room, false);
+        }
+    }
+
     /// The target as cluster messages name it: the socket exceptions as their rooms.
     fn opts(&self) -> Opts {
         Opts {
@@ -478,6 +520,15 @@ impl ParentNamespace {
         F: Fn(&Arc<Socket>) + Send + Sync + 'static,
     {
         self.handlers.on_connection(handler);
+    }
+
+    /// Hands the joins other servers ask of any child's sockets to `handler` (see
+    /// [`Handlers::on_cluster_join`]).
+    pub fn on_cluster_join<F>(&self, handler: F)
+    where
+        F: Fn(&Arc<Socket>, String) + Send + Sync + 'static,
+    {
+        self.handlers.on_cluster_join(handler);
     }
 
     /// Adds a handler called with every event another server sends any child.

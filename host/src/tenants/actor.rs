@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 use tokio::sync::mpsc;
 use wasmtime::{Store, UpdateDeadline};
 
+use super::bindings::nsbox::tenant::host;
 use super::bindings::nsbox::tenant::types::{AckFailure, Args, Handshake, Rejection};
 use super::clock::{CallClock, Metered};
 use super::command::{drop_socket, Command, REDEPLOY_EVENT};
@@ -269,6 +270,14 @@ impl Actor {
                 }
             }
             Command::Readmit { socket } => self.take_over(socket, true).await,
+            Command::ClusterJoin { socket, room } => {
+                let (Some(handle), Some(live)) = (self.handle_of(&socket), self.live.as_mut())
+                else {
+                    return;
+                };
+                // A socket a room limit refuses is told and dropped, as on its own join.
+                let _refused = host::Host::join(live.store.data_mut(), handle, room);
+            }
             Command::ServerEvent { event, args } => {
                 self.queue.release(event_size(&event, &args));
                 // Only to a running instance: one is not started for it.
@@ -358,6 +367,10 @@ impl Actor {
                     next.disconnected(&socket, reason);
                 }
             }
+            Command::ClusterJoin { socket, room } => match next {
+                Some(next) => next.cluster_join(&socket, room),
+                None => self.orphaned(&socket),
+            },
             Command::ServerEvent { event, args } => {
                 self.queue.release(event_size(&event, &args));
                 if let Some(next) = next {

@@ -64,6 +64,9 @@ pub(crate) enum Command {
     /// A socket already in the namespace, handed over from the tenant's previous version:
     /// run the middleware and, if it passes, `on-connection`.
     Readmit { socket: Arc<Socket> },
+    /// Another server asks the socket to join a room (`socketsJoin`): under the room
+    /// limits, as the tenant's own joins.
+    ClusterJoin { socket: Arc<Socket>, room: String },
     /// The tenant's instance on another node sent an event (`serverSideEmit`).
     ServerEvent { event: String, args: Payload },
     /// Faults of this version elsewhere quarantine it.

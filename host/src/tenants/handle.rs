@@ -222,6 +222,14 @@ impl TenantHandle {
         });
     }
 
+    /// Another server asks `socket` to join `room`.
+    pub(crate) fn cluster_join(&self, socket: &Arc<Socket>, room: String) {
+        let _ = self.mailbox.send(Command::ClusterJoin {
+            socket: socket.clone(),
+            room,
+        });
+    }
+
     /// An event the tenant's instance on another node sent: to this instance if it
     /// runs (an instance runs where the tenant has sockets), under the tenant's event
     /// rate and queue like a socket's.

@@ -251,6 +251,12 @@ impl Tenants {
                 slot.server_event(event, args);
             }
         });
+        let (tenants, names) = (self.clone(), pattern.clone());
+        parent.on_cluster_join(move |socket, room| {
+            if let Some(slot) = tenants.by_pattern(&tenant_name(&names, socket.nsp().name())) {
+                slot.cluster_join(socket, room);
+            }
+        });
         let tenants = self.clone();
         parent.on_connection(move |socket| {
             if let Some(slot) = tenants.by_pattern(&tenant_name(&pattern, socket.nsp().name())) {
@@ -289,9 +295,11 @@ impl Tenants {
             let slot = admitting.clone();
             async move { slot.admit(socket).await }
         });
-        let hearing = slot.clone();
+        let (hearing, joining) = (slot.clone(), slot.clone());
         nsp.handlers()
             .on_server_event(move |_, event, args| hearing.server_event(event, args));
+        nsp.handlers()
+            .on_cluster_join(move |socket, room| joining.cluster_join(socket, room));
         nsp.on_connection(move |socket| slot.connected(socket));
     }
 }

@@ -79,6 +79,12 @@ impl TenantSlot {
         Ok(())
     }
 
+    /// Another server asks `socket` to join `room`: the live version decides, under
+    /// the room limits.
+    pub fn cluster_join(&self, socket: &Arc<Socket>, room: String) {
+        self.current().cluster_join(socket, room);
+    }
+
     /// An event the tenant's instance on another node sent, to the live version.
     pub fn server_event(&self, event: &str, args: Payload) {
         self.current().server_event(event, args);

@@ -26,7 +26,7 @@ use super::storage::TenantStorage;
 use super::timers::Timers;
 use crate::engineio::Sid;
 use crate::kv::Backend;
-use crate::socketio::{AckSender, Namespace, Payload, Socket};
+use crate::socketio::{AckSender, BroadcastOperator, Namespace, Payload, Socket};
 
 /// The data of one instance's store.
 pub(crate) struct TenantState {
@@ -332,6 +332,26 @@ impl TenantState {
     }
 }
 
+impl TenantState {
+    /// What `target` selects on the cluster's other nodes, for the bulk operations
+    /// that act there too (counted there, not here); none before the first socket.
+    fn elsewhere(&self, target: &Target) -> Option<BroadcastOperator> {
+        let mut operator = self.namespace.as_ref()?.broadcast_op();
+        for room in &target.rooms {
+            operator = operator.to(room.clone());
+        }
+        for room in &target.except_rooms {
+            operator = operator.except(room.clone());
+        }
+        for handle in &target.except_sockets {
+            if let Some(socket) = self.sockets.get(*handle) {
+                operator = operator.except_socket(socket.id().clone());
+            }
+        }
+        Some(operator)
+    }
+}
+
 /// Arguments from the guest, checked; why not, for the guest to read.
 fn checked(args: Args) -> Result<Payload, String> {
     let attachments = args.attachments.into_iter().map(Bytes::from).collect();
@@ -541,6 +561,10 @@ impl sockets::Host for TenantState {
             // A socket a room limit refuses is told and dropped; the others join.
             let _refused = Host::join(self, *handle, room.clone())?;
         }
+        // In a cluster, the other nodes move theirs (under their room limits there).
+        if let Some(elsewhere) = self.elsewhere(&target) {
+            elsewhere.join_elsewhere(&room);
+        }
         Ok(u32::try_from(selected.len()).unwrap_or(u32::MAX))
     }
 
@@ -548,6 +572,9 @@ impl sockets::Host for TenantState {
         let selected = self.selected(&target);
         for handle in &selected {
             Host::leave(self, *handle, room.clone())?;
+        }
+        if let Some(elsewhere) = self.elsewhere(&target) {
+            elsewhere.leave_elsewhere(&room);
         }
         Ok(u32::try_from(selected.len()).unwrap_or(u32::MAX))
     }
@@ -557,21 +584,8 @@ impl sockets::Host for TenantState {
         for handle in &selected {
             Host::disconnect(self, *handle)?;
         }
-        // In a cluster, the other nodes disconnect theirs (counted there, not here).
-        if let Some(namespace) = self.namespace.clone() {
-            let mut operator = namespace.broadcast_op();
-            for room in &target.rooms {
-                operator = operator.to(room.clone());
-            }
-            for room in &target.except_rooms {
-                operator = operator.except(room.clone());
-            }
-            for handle in &target.except_sockets {
-                if let Some(socket) = self.sockets.get(*handle) {
-                    operator = operator.except_socket(socket.id().clone());
-                }
-            }
-            operator.disconnect_elsewhere();
+        if let Some(elsewhere) = self.elsewhere(&target) {
+            elsewhere.disconnect_elsewhere();
         }
         Ok(u32::try_from(selected.len()).unwrap_or(u32::MAX))
     }

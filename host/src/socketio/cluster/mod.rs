@@ -123,6 +123,24 @@ impl Namespace {
         cluster.publish(self.name(), Route::All, kind::DISCONNECT_SOCKETS, data);
     }
 
+    /// Asks the other servers to put their sockets that `opts` selects in `room`
+    /// (`join`), or to take them out of it.
+    pub(crate) fn publish_rooms(&self, opts: Opts, room: &str, join: bool) {
+        let Some(cluster) = self.cluster() else {
+            return;
+        };
+        let data = map(vec![
+            ("opts", opts.value()),
+            ("rooms", Value::Array(vec![Value::from(room)])),
+        ]);
+        let kind = if join {
+            kind::SOCKETS_JOIN
+        } else {
+            kind::SOCKETS_LEAVE
+        };
+        cluster.publish(self.name(), Route::All, kind, data);
+    }
+
     /// Sends an event to this namespace on the other servers (socket.io's
     /// `serverSideEmit`, without ack): their server-event handlers get it.
     pub fn server_side_emit(&self, event: &str, args: &Payload) {
@@ -184,7 +202,7 @@ impl Namespace {
                 let rooms = message::strings(data, "rooms");
                 for socket in self.local_operator(&Opts::read(data)).sockets() {
                     for room in &rooms {
-                        socket.join(room.clone());
+                        self.join_from_cluster(&socket, room.clone());
                     }
                 }
             }

@@ -307,3 +307,29 @@ async fn a_server_side_emit_reaches_the_other_servers_handlers_not_its_own() {
         [("hello".to_owned(), r#"["world"]"#.to_owned())]
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_join_handler_decides_the_joins_other_servers_ask_for() {
+    let (bus, servers, _wires) = two_servers().await;
+    let asked = Arc::new(Mutex::new(Vec::new()));
+    let seen = asked.clone();
+    servers[1]
+        .of("/")
+        .handlers()
+        .on_cluster_join(move |socket, room| {
+            seen.lock().push(room.clone());
+            if room.len() <= 5 {
+                socket.join(room);
+            }
+        });
+    let here = servers[1].of("/").sockets()[0].clone();
+    for room in ["short", "much-too-long"] {
+        servers[0].of("/").broadcast_op().join_elsewhere(room);
+    }
+    assert_eq!(*asked.lock(), ["short", "much-too-long"]);
+    assert!(here.in_room("short"));
+    assert!(!here.in_room("much-too-long"), "the handler said no");
+    servers[0].of("/").broadcast_op().leave_elsewhere("short");
+    assert!(!here.in_room("short"));
+    assert_eq!(bus.published.lock().len(), 3, "one message each");
+}
