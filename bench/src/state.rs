@@ -1,6 +1,6 @@
 //! `--state`: what nsbox's stateful tenants cost (issue 14): storage from a tenant call
 //! against the same store used natively, a timer-driven broadcast, and the echo path of
-//! the `nsbox:tenant@0.2.0` contract against a component built for 0.1.0.
+//! the `nsbox:tenant@0.2` contract against a component built for 0.1.0.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -53,7 +53,7 @@ impl Line {
 
 /// The scenarios, in the report's order: (name, what it measures).
 const ROWS: [(&str, &str); 9] = [
-    ("echo, 0.2.0", "echo with ack, `echo` example built for nsbox:tenant@0.2.0"),
+    ("echo, 0.2.1", "echo with ack, `echo` example built for nsbox:tenant@0.2.1"),
     ("echo, 0.1.0", "the same built for nsbox:tenant@0.1.0 (`tests/fixtures/echo-0.1.0.wasm`)"),
     ("set through a tenant", "`store` (key, 64-byte value): one storage set per event, acked"),
     ("get through a tenant", "`load` (key): one storage get per event, acked"),
@@ -257,7 +257,7 @@ fn report(lines: &[Vec<Line>], run: &Run<'_>) -> String {
     }
     if let [current, legacy, ..] = medians.as_slice() {
         out += &format!(
-            "\nThe 0.2.0 contract against 0.1.0 on the echo path: {:.2}× the acks/s, {:.2}× the server CPU per ack, \
+            "\nThe 0.2.1 contract against 0.1.0 on the echo path: {:.2}× the acks/s, {:.2}× the server CPU per ack, \
              {:.2}× the tenant's CPU per call.\n",
             current.rate / legacy.rate.max(1e-9),
             ratio(current.cpu_us, legacy.cpu_us),
