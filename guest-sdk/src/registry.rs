@@ -230,6 +230,14 @@ impl<S: Setup> Guest for Exports<S> {
 }
 
 impl<S: Setup> ClusterGuest for Exports<S> {
+    fn on_sockets_fetched(
+        request: u64,
+        sockets: Vec<crate::bindings::nsbox::tenant::cluster::RemoteSocket>,
+        complete: bool,
+    ) {
+        crate::cluster::fetched(request, sockets, complete);
+    }
+
     fn on_server_event(event: String, args: WitArgs) {
         let app = app::<S>();
         for handler in &app.server_events {

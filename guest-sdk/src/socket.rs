@@ -200,6 +200,16 @@ impl Broadcast {
             .collect()
     }
 
+    /// The selected sockets on the cluster's other servers (socket.io's `fetchSockets`
+    /// across servers; this node's are [`Broadcast::fetch_sockets`]'s): `reply` gets
+    /// them once every server answered or `timeout` passed, with whether all did.
+    pub fn fetch_sockets_elsewhere<F>(&self, timeout: Duration, reply: F)
+    where
+        F: FnOnce(Vec<crate::cluster::ClusterSocket>, bool) + 'static,
+    {
+        crate::cluster::fetch_sockets(&self.target, timeout, Box::new(reply));
+    }
+
     /// Puts the selected sockets in `room` (socket.io's `socketsJoin`); how many on
     /// this node. In a cluster, the other nodes move theirs too, under their limits.
     pub fn sockets_join(&self, room: &str) -> u32 {

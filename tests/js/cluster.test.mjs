@@ -409,11 +409,17 @@ describe("a tenant's own operations across nodes", () => {
 });
 
 describe("a tenant's socket bulk operations across nodes", () => {
-  test("socketsJoin and socketsLeave from a tenant reach the sockets of every node; joins from elsewhere are under the room limits", async (t) => {
+  test("fetchSockets, socketsJoin and socketsLeave from a tenant reach the sockets of every node; joins from elsewhere are under the room limits", async (t) => {
     const [ca, cb, cn] = await Promise.all([client(t, a.url), client(t, b.url), client(t, node.url)]);
     await linked(ca, [cb, cn]);
     await ask(cb, "join", "teal");
     await ask(cn, "join", "teal");
+    // A tenant's fetchSockets across servers: B's socket and Node's, all servers answering.
+    await eventually("A's instance finds the sockets in teal on B and on Node", async () => {
+      const found = await ask(ca, "fetch-all", "teal");
+      return found.complete && found.ids.join() === [cb.id, cn.id].sort().join();
+    });
+    assert.deepEqual(await ask(cb, "fetch-all", "nowhere"), { ids: [], complete: true });
     // A's instance has no socket in teal: the count is its own node's, the join everyone's.
     assert.equal(await ask(ca, "sockets-join", "teal", "navy"), 0);
     // Node's fetchSockets, asked again if it times out (seen once in many runs; see issue 15).

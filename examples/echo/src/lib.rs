@@ -172,6 +172,22 @@ fn setup(app: &mut App) {
             let _ = ack.send((ids,));
         }
     });
+    // Every server's sockets (socket.io's fetchSockets across a cluster): this node's
+    // and, once they answer, the others'.
+    app.on("fetch-all", |socket, args, ack| {
+        let Some(ack) = ack else { return };
+        let room: Option<String> = args.get(0);
+        let selected = match &room {
+            Some(room) => socket.nsp().to(room),
+            None => socket.nsp().everyone(),
+        };
+        let mut ids: Vec<String> = selected.fetch_sockets().into_iter().map(|s| s.id).collect();
+        selected.fetch_sockets_elsewhere(Duration::from_secs(2), move |others, complete| {
+            ids.extend(others.into_iter().map(|s| s.id));
+            ids.sort();
+            let _ = ack.send((json!({"ids": ids, "complete": complete}),));
+        });
+    });
     app.on("sockets-join", |socket, args, ack| {
         let room: String = args.get(0).unwrap_or_default();
         let new_room: String = args.get(1).unwrap_or_default();

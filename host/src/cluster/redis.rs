@@ -30,7 +30,7 @@ use fred::types::MessageKind;
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::mpsc;
 
-use crate::socketio::cluster::{Route, Transport};
+use crate::socketio::cluster::{Route, ServerCount, Transport};
 use crate::socketio::Namespace;
 
 /// The channels' prefix: Node's adapters' default `key`/`channelPrefix`.
@@ -119,6 +119,8 @@ pub struct RedisTransport {
     stats: Arc<LinkStats>,
     /// The subscriptions wanted, made again after a reconnection.
     wanted: Arc<Mutex<HashSet<Subscription>>>,
+    /// The publishing connection, for the questions about subscribers.
+    publisher: Client,
 }
 
 fn main_channel(nsp: &str) -> String {
@@ -183,6 +185,7 @@ impl RedisTransport {
             queued_bytes: Arc::default(),
             stats: stats.clone(),
             wanted: Arc::default(),
+            publisher: publisher.clone(),
         });
         watch_link(&publisher, &subscriber, &stats, &transport.wanted);
         tokio::spawn(read(subscriber.clone(), Arc::downgrade(&transport)));
@@ -300,6 +303,16 @@ impl Transport for RedisTransport {
             self.queued_bytes.fetch_sub(size, Relaxed);
             self.stats.dropped.fetch_add(1, Relaxed);
         }
+    }
+
+    fn server_count(&self, nsp: &str) -> ServerCount {
+        // As Node's sharded adapter counts them: the subscribers of the main channel.
+        let (publisher, channel) = (self.publisher.clone(), main_channel(nsp));
+        Box::pin(async move {
+            let counts: Vec<fred::types::Value> =
+                publisher.pubsub_shardnumsub(channel).await.ok()?;
+            counts.get(1)?.as_u64().map(|n| n as usize)
+        })
     }
 }
 

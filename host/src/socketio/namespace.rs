@@ -403,6 +403,18 @@ impl BroadcastOperator {
         self.nsp.publish_disconnect(self.opts());
     }
 
+    /// The sockets this targets on the other servers, and whether every server answered
+    /// within `timeout` (see [`Namespace::fetch_elsewhere`]).
+    pub async fn fetch_elsewhere(
+        &self,
+        timeout: std::time::Duration,
+    ) -> (Vec<super::cluster::RemoteSocket>, bool) {
+        if self.local {
+            return (Vec::new(), true);
+        }
+        self.nsp.fetch_elsewhere(self.opts(), timeout).await
+    }
+
     /// Asks the other servers to put their sockets this targets in `room` (Node's
     /// `socketsJoin` there); this server's are the caller's to move.
     pub fn join_elsewhere(&self, room: &str) {

@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 use tokio::sync::mpsc;
 use wasmtime::{Store, UpdateDeadline};
 
+use super::bindings::nsbox::tenant::cluster::RemoteSocket;
 use super::bindings::nsbox::tenant::host;
 use super::bindings::nsbox::tenant::types::{AckFailure, Args, Handshake, Rejection};
 use super::clock::{CallClock, Metered};
@@ -270,6 +271,30 @@ impl Actor {
                 }
             }
             Command::Readmit { socket } => self.take_over(socket, true).await,
+            Command::SocketsFetched {
+                generation,
+                request,
+                sockets,
+                complete,
+            } => {
+                // For the instance that asked only.
+                if generation != self.generation || self.live.is_none() {
+                    return;
+                }
+                let sockets: Vec<RemoteSocket> = sockets
+                    .into_iter()
+                    .map(|s| RemoteSocket {
+                        id: s.id,
+                        rooms: s.rooms,
+                    })
+                    .collect();
+                self.call(async |exports, store| {
+                    exports
+                        .call_on_sockets_fetched(store, request, &sockets, complete)
+                        .await
+                })
+                .await;
+            }
             Command::ClusterJoin { socket, room } => {
                 let (Some(handle), Some(live)) = (self.handle_of(&socket), self.live.as_mut())
                 else {
@@ -377,7 +402,9 @@ impl Actor {
                     next.server_event(&event, args);
                 }
             }
-            Command::AckReply { .. } | Command::Quarantine { .. } => {}
+            Command::AckReply { .. }
+            | Command::Quarantine { .. }
+            | Command::SocketsFetched { .. } => {}
         }
     }
 

@@ -64,6 +64,13 @@ pub(crate) enum Command {
     /// A socket already in the namespace, handed over from the tenant's previous version:
     /// run the middleware and, if it passes, `on-connection`.
     Readmit { socket: Arc<Socket> },
+    /// What the other servers answered to the guest's `cluster.fetch-sockets`.
+    SocketsFetched {
+        generation: u64,
+        request: u64,
+        sockets: Vec<crate::socketio::cluster::RemoteSocket>,
+        complete: bool,
+    },
     /// Another server asks the socket to join a room (`socketsJoin`): under the room
     /// limits, as the tenant's own joins.
     ClusterJoin { socket: Arc<Socket>, room: String },

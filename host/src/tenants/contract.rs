@@ -8,6 +8,7 @@
 use wasmtime::component::{ComponentExportIndex, InstancePre, TypedFunc};
 use wasmtime::Store;
 
+use super::bindings::nsbox::tenant::cluster::RemoteSocket;
 use super::bindings::nsbox::tenant::types::{
     AckFailure, Args, Handshake, Level, Rejection, Target,
 };
@@ -36,20 +37,31 @@ impl Contract {
     }
 }
 
-/// The export a 0.2.1 component may add: `cluster-handlers.on-server-event`.
-const ON_SERVER_EVENT: (&str, &str) = ("nsbox:tenant/cluster-handlers@0.2.1", "on-server-event");
+/// The interface of the exports a 0.2.1 component may add.
+const CLUSTER_HANDLERS: &str = "nsbox:tenant/cluster-handlers@0.2.1";
 
-/// `on-server-event`, typed.
+/// `cluster-handlers.on-server-event`, typed.
 type OnServerEvent = TypedFunc<(String, Args), ()>;
+/// `cluster-handlers.on-sockets-fetched`, typed.
+type OnSocketsFetched = TypedFunc<(u64, Vec<RemoteSocket>, bool), ()>;
+
+/// Where a component's optional exports are, those it has.
+#[derive(Clone, Copy)]
+pub(crate) struct Optional {
+    on_server_event: Option<ComponentExportIndex>,
+    on_sockets_fetched: Option<ComponentExportIndex>,
+}
+
+/// The optional exports, typed, of one instance.
+pub(crate) struct OptionalFuncs {
+    on_server_event: Option<OnServerEvent>,
+    on_sockets_fetched: Option<OnSocketsFetched>,
+}
 
 /// A component linked and ready to instantiate, for the contract it was built for.
 pub(crate) enum Pre {
-    /// 0.2 (which minor version), and where its `on-server-event` is if it exports one.
-    V0_2(
-        TenantPre<TenantState>,
-        Contract,
-        Option<ComponentExportIndex>,
-    ),
+    /// 0.2 (which minor version), and where its optional exports are.
+    V0_2(TenantPre<TenantState>, Contract, Optional),
     V0_1(v0_1::TenantPre<TenantState>),
 }
 
@@ -58,9 +70,12 @@ impl Pre {
     /// newest contract's error when none fits.
     pub(crate) fn new(instance: InstancePre<TenantState>) -> wasmtime::Result<Pre> {
         let component = instance.component();
-        let on_server_event = component
-            .get_export_index(None, ON_SERVER_EVENT.0)
-            .and_then(|interface| component.get_export_index(Some(&interface), ON_SERVER_EVENT.1));
+        let handlers = component.get_export_index(None, CLUSTER_HANDLERS);
+        let func = |name| component.get_export_index(Some(handlers.as_ref()?), name);
+        let optional = Optional {
+            on_server_event: func("on-server-event"),
+            on_sockets_fetched: func("on-sockets-fetched"),
+        };
         // Built for 0.2.1 when it names anything of ours at that version.
         let engine = instance.engine();
         let kind = component.component_type();
@@ -73,7 +88,7 @@ impl Pre {
             false => Contract::V0_2,
         };
         match TenantPre::new(instance.clone()) {
-            Ok(pre) => Ok(Pre::V0_2(pre, contract, on_server_event)),
+            Ok(pre) => Ok(Pre::V0_2(pre, contract, optional)),
             Err(error) => v0_1::TenantPre::new(instance)
                 .map(Pre::V0_1)
                 .map_err(|_| error),
@@ -92,14 +107,20 @@ impl Pre {
         store: &mut Store<TenantState>,
     ) -> wasmtime::Result<Exports> {
         Ok(match self {
-            Pre::V0_2(pre, _, on_server_event) => {
+            Pre::V0_2(pre, _, optional) => {
                 let instance = pre.instance_pre().instantiate_async(&mut *store).await?;
                 let tenant = Tenant::new(&mut *store, &instance)?;
-                let on_server_event = match on_server_event {
-                    Some(index) => Some(instance.get_typed_func(&mut *store, index)?),
-                    None => None,
+                let funcs = OptionalFuncs {
+                    on_server_event: match &optional.on_server_event {
+                        Some(index) => Some(instance.get_typed_func(&mut *store, index)?),
+                        None => None,
+                    },
+                    on_sockets_fetched: match &optional.on_sockets_fetched {
+                        Some(index) => Some(instance.get_typed_func(&mut *store, index)?),
+                        None => None,
+                    },
                 };
-                Exports::V0_2(tenant, on_server_event)
+                Exports::V0_2(tenant, funcs)
             }
             Pre::V0_1(pre) => Exports::V0_1(pre.instantiate_async(store).await?),
         })
@@ -108,7 +129,7 @@ impl Pre {
 
 /// An instance's exports, whichever contract it was built for.
 pub(crate) enum Exports {
-    V0_2(Tenant, Option<OnServerEvent>),
+    V0_2(Tenant, OptionalFuncs),
     V0_1(v0_1::Tenant),
 }
 
@@ -211,10 +232,32 @@ impl Exports {
         args: Args,
     ) -> wasmtime::Result<()> {
         match self {
-            Exports::V0_2(_, Some(on_server_event)) => {
-                on_server_event.call_async(store, (event, args)).await
-            }
-            Exports::V0_2(_, None) | Exports::V0_1(_) => Ok(()),
+            Exports::V0_2(_, funcs) => match &funcs.on_server_event {
+                Some(on_server_event) => on_server_event.call_async(store, (event, args)).await,
+                None => Ok(()),
+            },
+            Exports::V0_1(_) => Ok(()),
+        }
+    }
+
+    /// What the other servers answered to the instance's `cluster.fetch-sockets`
+    /// (nothing to call when the component does not export `on-sockets-fetched`).
+    pub(crate) async fn call_on_sockets_fetched(
+        &self,
+        store: &mut Store<TenantState>,
+        request: u64,
+        sockets: &[RemoteSocket],
+        complete: bool,
+    ) -> wasmtime::Result<()> {
+        match self {
+            Exports::V0_2(_, funcs) => match &funcs.on_sockets_fetched {
+                Some(on_fetched) => {
+                    let args = (request, sockets.to_vec(), complete);
+                    on_fetched.call_async(store, args).await
+                }
+                None => Ok(()),
+            },
+            Exports::V0_1(_) => Ok(()),
         }
     }
 

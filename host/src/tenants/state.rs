@@ -1,7 +1,7 @@
 //! What a tenant's store holds, and the host functions of the `host` interface.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -44,6 +44,8 @@ pub(crate) struct TenantState {
     /// request → the socket handle it went to. Every request gets exactly one reply
     /// through the mailbox, so bounding these bounds what acks put there.
     requests: HashMap<u64, u64>,
+    /// Fetches across servers still waiting for answers, bounded as the acks awaited.
+    fetches: Arc<AtomicUsize>,
     /// Bytes of room names the sockets are in, all together (their own rooms aside).
     room_bytes: usize,
     /// The instance's pending timers.
@@ -177,6 +179,7 @@ impl TenantState {
             sockets: Sockets::default(),
             acks: HashMap::new(),
             requests: HashMap::new(),
+            fetches: Arc::default(),
             room_bytes: 0,
             timers: Timers::default(),
             ids,
@@ -602,6 +605,34 @@ impl cluster::Host for TenantState {
             namespace.server_side_emit(&event, &args);
         }
         Ok(Ok(()))
+    }
+
+    fn fetch_sockets(&mut self, target: Target, timeout_ms: u32) -> wasmtime::Result<u64> {
+        self.budget.charge(1, 0)?;
+        let request = self.next_id();
+        let (generation, elsewhere) = (self.generation, self.elsewhere(&target));
+        let Some(mailbox) = self.mailbox.upgrade() else {
+            return Ok(request);
+        };
+        let timeout = std::time::Duration::from_millis(u64::from(timeout_ms));
+        // Past the bound, answered at once: nothing, incomplete.
+        let waiting = self.fetches.clone();
+        let room = waiting.fetch_add(1, Ordering::Relaxed) < self.limits.max_pending_acks;
+        tokio::spawn(async move {
+            let (sockets, complete) = match elsewhere {
+                Some(elsewhere) if room => elsewhere.fetch_elsewhere(timeout).await,
+                Some(_) => (Vec::new(), false),
+                None => (Vec::new(), true),
+            };
+            waiting.fetch_sub(1, Ordering::Relaxed);
+            let _ = mailbox.send(Command::SocketsFetched {
+                generation,
+                request,
+                sockets,
+                complete,
+            });
+        });
+        Ok(request)
     }
 }
 

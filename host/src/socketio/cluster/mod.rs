@@ -11,10 +11,12 @@ pub mod message;
 #[cfg(test)]
 mod tests;
 
+use std::collections::HashMap;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use rmpv::Value;
+use tokio::sync::mpsc;
 
 use self::message::{field, kind, map, str_field, Message, MessageError, Opts};
 use super::namespace::{BroadcastOperator, Namespace};
@@ -39,7 +41,25 @@ pub trait Transport: Send + Sync + 'static {
     fn room_deleted(&self, nsp: &str, room: &str);
     /// Sends `bytes` (an encoded [`Message`]) to the other servers of `nsp`.
     fn publish(&self, nsp: &str, route: Route<'_>, bytes: Vec<u8>);
+    /// How many servers serve `nsp` now, this one included (what a request expects
+    /// answers from, as Node's adapters count them); none when that cannot be known.
+    fn server_count(&self, nsp: &str) -> ServerCount;
 }
+
+/// What [`Transport::server_count`] answers, some time later.
+pub type ServerCount = std::pin::Pin<Box<dyn std::future::Future<Output = Option<usize>> + Send>>;
+
+/// A socket of another server, as it answered a fetch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteSocket {
+    /// Its Socket.IO id.
+    pub id: String,
+    /// Its rooms, its own included.
+    pub rooms: Vec<String>,
+}
+
+/// The most a fetch across servers waits.
+pub const MAX_FETCH_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Who a published message is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,10 +72,12 @@ pub enum Route<'a> {
     Reply(&'a str),
 }
 
-/// A namespace's membership of a cluster: its id there and the way out.
+/// A namespace's membership of a cluster: its id there, the way out, and its
+/// requests waiting for the other servers' answers.
 pub(crate) struct Membership {
     pub(crate) uid: String,
     pub(crate) transport: Arc<dyn Transport>,
+    fetches: parking_lot::Mutex<HashMap<String, mpsc::UnboundedSender<Vec<RemoteSocket>>>>,
 }
 
 impl Membership {
@@ -63,6 +85,7 @@ impl Membership {
         Membership {
             uid: random_id(),
             transport,
+            fetches: Default::default(),
         }
     }
 
@@ -141,6 +164,47 @@ impl Namespace {
         cluster.publish(self.name(), Route::All, kind, data);
     }
 
+    /// The sockets `opts` selects on the other servers (Node's `fetchSockets` there),
+    /// and whether every server answered within `timeout` (at most
+    /// [`MAX_FETCH_TIMEOUT`]).
+    pub async fn fetch_elsewhere(
+        &self,
+        opts: Opts,
+        timeout: Duration,
+    ) -> (Vec<RemoteSocket>, bool) {
+        let Some(cluster) = self.cluster() else {
+            return (Vec::new(), true);
+        };
+        let Some(servers) = cluster.transport.server_count(self.name()).await else {
+            return (Vec::new(), false);
+        };
+        let mut expected = servers.saturating_sub(1);
+        if expected == 0 {
+            return (Vec::new(), true);
+        }
+        let request = random_id();
+        let (answers, mut answered) = mpsc::unbounded_channel();
+        cluster.fetches.lock().insert(request.clone(), answers);
+        let data = map(vec![
+            ("opts", opts.value()),
+            ("requestId", Value::from(request.as_str())),
+        ]);
+        cluster.publish(self.name(), Route::All, kind::FETCH_SOCKETS, data);
+        let mut found = Vec::new();
+        let collecting = async {
+            while expected > 0 {
+                let Some(sockets) = answered.recv().await else {
+                    break;
+                };
+                found.extend(sockets);
+                expected -= 1;
+            }
+        };
+        let _ = tokio::time::timeout(timeout.min(MAX_FETCH_TIMEOUT), collecting).await;
+        cluster.fetches.lock().remove(&request);
+        (found, expected == 0)
+    }
+
     /// Sends an event to this namespace on the other servers (socket.io's
     /// `serverSideEmit`, without ack): their server-event handlers get it.
     pub fn server_side_emit(&self, event: &str, args: &Payload) {
@@ -176,7 +240,14 @@ impl Namespace {
             return Ok(());
         };
         if reply {
-            // No request of this server's awaits replies yet; they are read and dropped.
+            // Answers to this server's fetches; other replies are read and dropped.
+            if message.kind == kind::FETCH_SOCKETS_RESPONSE {
+                let request = str_field(&message.data, "requestId").unwrap_or_default();
+                let waiting = cluster.fetches.lock().get(request).cloned();
+                if let Some(waiting) = waiting {
+                    let _ = waiting.send(remote_sockets(&message.data));
+                }
+            }
             return Ok(());
         }
         if message.uid == cluster.uid || message.nsp != self.name() {
@@ -378,4 +449,23 @@ fn describe(socket: &Arc<Socket>) -> Value {
         ),
         ("data", data),
     ])
+}
+
+/// The sockets a FETCH_SOCKETS_RESPONSE lists (`[{id, rooms, ...}]`); malformed entries
+/// are left out.
+fn remote_sockets(data: &Value) -> Vec<RemoteSocket> {
+    field(data, "sockets")
+        .and_then(Value::as_array)
+        .map(|sockets| {
+            sockets
+                .iter()
+                .filter_map(|socket| {
+                    Some(RemoteSocket {
+                        id: str_field(socket, "id")?.to_owned(),
+                        rooms: message::strings(socket, "rooms"),
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }

@@ -3,6 +3,7 @@
 //! suite `tests/js/cluster.test.mjs` runs the same against Node over a real Redis).
 
 use std::sync::{Arc, Weak};
+use std::time::Duration;
 
 use parking_lot::Mutex;
 use rmpv::Value;
@@ -33,6 +34,10 @@ impl Transport for Bus {
     }
     fn room_deleted(&self, nsp: &str, room: &str) {
         self.rooms.lock().retain(|(n, r)| !(n == nsp && r == room));
+    }
+    fn server_count(&self, _nsp: &str) -> super::ServerCount {
+        let count = self.namespaces.lock().len();
+        Box::pin(async move { Some(count) })
     }
     fn publish(&self, _nsp: &str, route: Route<'_>, bytes: Vec<u8>) {
         let route_name = match route {
@@ -332,4 +337,43 @@ async fn a_join_handler_decides_the_joins_other_servers_ask_for() {
     servers[0].of("/").broadcast_op().leave_elsewhere("short");
     assert!(!here.in_room("short"));
     assert_eq!(bus.published.lock().len(), 3, "one message each");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_fetch_across_servers_collects_every_answer_or_says_it_is_incomplete() {
+    let (_bus, servers, _wires) = two_servers().await;
+    let there = servers[1].of("/").sockets()[0].clone();
+    there.join("blue");
+    let (found, complete) = servers[0]
+        .of("/")
+        .to("blue")
+        .fetch_elsewhere(Duration::from_secs(1))
+        .await;
+    assert!(complete, "the one other server answered");
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].id, there.id().to_string());
+    assert!(found[0].rooms.contains(&"blue".to_owned()));
+    // A server that never answers: what came, and said incomplete after the timeout.
+    let silent = SocketIo::new(SocketIoConfig::default());
+    assert!(silent.join_cluster(Arc::new(Silent)));
+    let (found, complete) = silent
+        .of("/")
+        .broadcast_op()
+        .fetch_elsewhere(Duration::from_millis(500))
+        .await;
+    assert!(found.is_empty() && !complete);
+}
+
+/// A cluster of two where the other server never answers.
+struct Silent;
+
+impl Transport for Silent {
+    fn attach(&self, _nsp: &str, _uid: &str, _namespace: Weak<Namespace>) {}
+    fn detach(&self, _nsp: &str, _uid: &str) {}
+    fn room_created(&self, _nsp: &str, _room: &str) {}
+    fn room_deleted(&self, _nsp: &str, _room: &str) {}
+    fn publish(&self, _nsp: &str, _route: Route<'_>, _bytes: Vec<u8>) {}
+    fn server_count(&self, _nsp: &str) -> super::ServerCount {
+        Box::pin(async { Some(2) })
+    }
 }
