@@ -437,6 +437,28 @@ describe("a tenant's socket bulk operations across nodes", () => {
   });
 });
 
+describe("a tenant that floods the cluster with fetches", () => {
+  test("waits on at most max_pending_acks at once: the rest are answered at once, incomplete; other tenants unharmed", async (t) => {
+    assert.equal((await api(a, "PUT", "/v1/tenants/fetchy/component", { body: component("hostile_acks") })).status, 200);
+    assert.equal((await api(a, "PUT", "/v1/tenants/fetchy/limits", { body: JSON.stringify({ max_pending_acks: 5 }) })).status, 200);
+    const flooder = await client(t, a.url, {}, "/fetchy");
+    const [cb, cn] = await Promise.all([client(t, b.url), client(t, node.url)]);
+    // Within the bound, every fetch is answered by every server.
+    const few = next(flooder, "fetched");
+    flooder.emit("fetch-flood", 3);
+    assert.deepEqual(await few, { complete: 3, incomplete: 0 });
+    // Past it, in one call: five wait for the servers, the others are refused at once.
+    const many = next(flooder, "fetched", 10000);
+    flooder.emit("fetch-flood", 200);
+    const { complete, incomplete } = await many;
+    assert.equal(complete + incomplete, 200);
+    assert.ok(complete <= 5 + 5 && incomplete >= 190, JSON.stringify({ complete, incomplete }));
+    // The other tenants' sockets on the same nodes do not notice.
+    const ca = await client(t, a.url);
+    await linked(ca, [cb, cn]);
+  });
+});
+
 describe("server-side emits between a tenant's nodes and Node", () => {
   test("an instance's emit reaches the tenant's instances on the other nodes and Node's handlers, not itself; Node's serverSideEmit reaches the tenant", async (t) => {
     const [ca, cb, cn] = await Promise.all([client(t, a.url), client(t, b.url), client(t, node.url)]);

@@ -6,12 +6,21 @@
 //!   does not own, and acks its own handle.
 //! - `spare` broadcasts `spared` to the whole namespace except the socket handles it is
 //!   given (several at once, which the SDK never asks for), then acks;
-//! - `handle` acks the socket's own handle.
+//! - `handle` acks the socket's own handle;
+//! - `fetch-flood` (n) asks the cluster's other servers for their sockets n times in
+//!   one call, then emits `fetched` `{"complete", "incomplete"}`: how many of those
+//!   fetches every server answered, and how many not (the host bounds the fetches
+//!   waiting at once by `max_pending_acks` and answers the rest at once, incomplete).
 //!
 //! Otherwise `echo` acks its arguments.
 
 use nsbox_guest::bindings::nsbox::tenant::host;
 use nsbox_guest::bindings::nsbox::tenant::types::Target;
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::Duration;
+
+use nsbox_guest::serde_json::json;
 use nsbox_guest::{App, IntoArgs};
 
 fn setup(app: &mut App) {
@@ -34,6 +43,29 @@ fn setup(app: &mut App) {
     // The ack is dropped unanswered: the client waits in vain, the host forgets it
     // when the socket leaves.
     app.on("never", |_, _, _ack| {});
+    app.on("fetch-flood", |socket, args, _| {
+        let n: u32 = args.get(0).unwrap_or(1);
+        let counts = Rc::new(RefCell::new((0u32, 0u32)));
+        for _ in 0..n {
+            let (counts, socket) = (counts.clone(), *socket);
+            let everyone = socket.nsp().everyone();
+            everyone.fetch_sockets_elsewhere(Duration::from_secs(2), move |_, complete| {
+                let mut counts = counts.borrow_mut();
+                if complete {
+                    counts.0 += 1;
+                } else {
+                    counts.1 += 1;
+                }
+                if counts.0 + counts.1 == n {
+                    let (complete, incomplete) = *counts;
+                    socket.emit(
+                        "fetched",
+                        (json!({"complete": complete, "incomplete": incomplete}),),
+                    );
+                }
+            });
+        }
+    });
     app.on("handle", |socket, _, ack| {
         if let Some(ack) = ack {
             let _ = ack.send((socket.handle(),));
