@@ -487,6 +487,10 @@ impl BroadcastOperator {
     }
 }
 
+/// How long an emptied child namespace of a cluster stays to answer the requests other
+/// servers counted it for (Node's adapters' default request timeout).
+const LEAVE_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// A dynamic namespace: a pattern whose every matching name becomes a child
 /// namespace on first use, each child going through the parent's middleware.
 pub struct ParentNamespace {
@@ -591,10 +595,28 @@ impl ParentNamespace {
         Some(child)
     }
 
-    fn cleanup_if_empty(&self, name: &str) {
+    fn cleanup_if_empty(self: &Arc<Self>, name: &str) {
         if !self.cleanup_empty.load(Ordering::Acquire) {
             return;
         }
+        if self.transport.is_some() {
+            // In a cluster, another server may have counted this one for a request
+            // (Node's fetchSockets, a broadcast with ack) just before it emptied: it
+            // stays to answer, and goes if still empty once such requests have timed
+            // out. A socket joining meanwhile finds it there.
+            let (parent, name) = (Arc::downgrade(self), name.to_owned());
+            tokio::spawn(async move {
+                tokio::time::sleep(LEAVE_GRACE).await;
+                if let Some(parent) = parent.upgrade() {
+                    parent.remove_if_idle(&name);
+                }
+            });
+            return;
+        }
+        self.remove_if_idle(name);
+    }
+
+    fn remove_if_idle(&self, name: &str) {
         let mut children = self.children.lock();
         if children.get(name).is_some_and(|child| child.is_idle()) {
             if let Some(child) = children.remove(name) {

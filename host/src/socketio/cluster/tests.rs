@@ -377,3 +377,26 @@ impl Transport for Silent {
         Box::pin(async { Some(2) })
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_emptied_child_namespace_stays_long_enough_to_answer_then_goes() {
+    let bus = Arc::new(Bus::default());
+    let io = SocketIo::new(SocketIoConfig::default());
+    assert!(io.join_cluster(bus.clone()));
+    let parent = io.dynamic(regex::Regex::new(r"^/\w+$").expect("a pattern"));
+    parent.cleanup_empty_children(true);
+    let wire = Wire::open(&io);
+    wire.send("0/acme,");
+    settle().await;
+    assert!(wire.received().await[0].starts_with("0/acme,{\"sid\""));
+    assert_eq!(bus.namespaces.lock().len(), 1, "attached with its first socket");
+    wire.send("1/acme,");
+    settle().await;
+    // Empty, but still there for the requests that counted it.
+    assert_eq!(bus.namespaces.lock().len(), 1);
+    assert_eq!(parent.children().len(), 1);
+    tokio::time::advance(Duration::from_secs(6)).await;
+    settle().await;
+    assert!(parent.children().is_empty(), "gone once the grace is over");
+    assert!(bus.namespaces.lock().is_empty(), "and detached");
+}
