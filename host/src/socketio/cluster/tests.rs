@@ -389,7 +389,11 @@ async fn an_emptied_child_namespace_stays_long_enough_to_answer_then_goes() {
     wire.send("0/acme,");
     settle().await;
     assert!(wire.received().await[0].starts_with("0/acme,{\"sid\""));
-    assert_eq!(bus.namespaces.lock().len(), 1, "attached with its first socket");
+    assert_eq!(
+        bus.namespaces.lock().len(),
+        1,
+        "attached with its first socket"
+    );
     wire.send("1/acme,");
     settle().await;
     // Empty, but still there for the requests that counted it.
