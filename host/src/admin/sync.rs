@@ -36,13 +36,7 @@ impl Admin {
     /// Acts on a change the catalog announced.
     pub async fn follow(&self, change: Change) {
         match change {
-            Change::Tenant(tenant) => {
-                let gate = self.gates.of(&tenant);
-                let _one_at_a_time = gate.enter().await;
-                if let Err(error) = self.apply(&tenant, None).await {
-                    tracing::warn!(%tenant, %error, "cannot bring a tenant in line with the catalog");
-                }
-            }
+            Change::Tenant(tenant) => self.follow_tenant(&tenant).await,
             Change::Tokens => self.refresh_tokens().await,
             Change::Everything => {
                 self.refresh_tokens().await;
@@ -70,6 +64,16 @@ impl Admin {
             });
         });
         self.tenants.report_faults(sink);
+    }
+
+    /// [`Admin::apply`] with the tenant's gate entered; a failure is logged (the next
+    /// change, or the link coming back, tries again).
+    async fn follow_tenant(&self, tenant: &str) {
+        let gate = self.gates.of(tenant);
+        let _one_at_a_time = gate.enter().await;
+        if let Err(error) = self.apply(tenant, None).await {
+            tracing::error!(%tenant, %error, "cannot bring a tenant in line with the catalog");
+        }
     }
 
     async fn refresh_tokens(&self) {
@@ -106,11 +110,7 @@ impl Admin {
             names.extend(missing);
         }
         for tenant in names {
-            let gate = self.gates.of(&tenant);
-            let _one_at_a_time = gate.enter().await;
-            if let Err(error) = self.apply(&tenant, None).await {
-                tracing::error!(%tenant, %error, "cannot serve an uploaded tenant");
-            }
+            self.follow_tenant(&tenant).await;
         }
         super::prune_cache(&self.catalog, self.tenants.runtime()).await;
         Ok(())

@@ -297,6 +297,19 @@ impl Backend for RedisStore {
     }
 }
 
+/// Removes `names` from the tenant whose Redis keys are `keys`.
+async fn delete(
+    client: &Client,
+    scripts: &Scripts,
+    keys: &[String],
+    quota: &Quota,
+    names: Vec<String>,
+) -> Result<Outcome, KvError> {
+    let names = names.iter().map(|k| text(k)).collect();
+    let reply = eval(client, &scripts.delete_many, keys, quota, names).await?;
+    status("", reply, quota)
+}
+
 /// `op` on the tenant whose Redis keys are `keys`.
 async fn run(
     client: &Client,
@@ -333,28 +346,9 @@ async fn run(
             let reply = eval(client, &scripts.set_many, &keys, &quota, rest).await?;
             status("", reply, &quota)
         }
-        Op::Delete(key) => {
-            let reply = eval(
-                client,
-                &scripts.delete_many,
-                &keys,
-                &quota,
-                vec![text(&key)],
-            )
-            .await?;
-            status(&key, reply, &quota)
-        }
-        Op::DeleteMany(names) => {
-            let reply = eval(
-                client,
-                &scripts.delete_many,
-                &keys,
-                &quota,
-                names.iter().map(|k| text(k)).collect(),
-            )
-            .await?;
-            status("", reply, &quota)
-        }
+        // One key or several: the same script.
+        Op::Delete(key) => delete(client, scripts, &keys, &quota, vec![key]).await,
+        Op::DeleteMany(names) => delete(client, scripts, &keys, &quota, names).await,
         Op::Exists(key) => {
             let reply = eval(client, &scripts.exists, &keys, &quota, vec![text(&key)]).await?;
             Ok(Outcome::Yes(reply.as_i64() == Some(1)))

@@ -456,3 +456,32 @@ async fn a_deploy_tokens_uploads_a_minute_are_counted_on_every_node_together() {
     );
     let _ = (fs::remove_dir_all(&dir_a), fs::remove_dir_all(&dir_b));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_that_lost_its_data_is_told_from_one_that_kept_it() {
+    let mut redis = TestRedis::start_durable().await;
+    let (catalog, _, dir) = node(&redis).await;
+    assert!(catalog.same_epoch().await.expect("asked"));
+    // Restarted with its append-only file: the same catalog.
+    redis.kill_and_restart().await;
+    let mut same = None;
+    for _ in 0..100 {
+        if let Ok(answer) = catalog.same_epoch().await {
+            same = Some(answer);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(same, Some(true), "what Redis kept is the same catalog");
+    // Emptied (as a restart without persistence leaves it): another one.
+    let client = fred::clients::Client::new(
+        fred::types::config::Config::from_url(&redis.url).expect("a URL"),
+        None,
+        None,
+        None,
+    );
+    client.init().await.expect("connects");
+    let _: () = client.flushall(false).await.expect("flushed");
+    assert!(!catalog.same_epoch().await.expect("asked"));
+    let _ = fs::remove_dir_all(&dir);
+}
