@@ -4,6 +4,7 @@
 
 pub mod demo;
 pub mod forged;
+pub mod guest_builds;
 pub mod log_sink;
 
 use std::net::SocketAddr;

@@ -41,7 +41,7 @@ pub enum LoadError {
         limit: usize,
     },
     /// It imports an interface the host does not grant.
-    #[error("the component imports `{import}`, which nsbox does not grant (tenants get wasi:io, wasi:clocks, wasi:random, wasi:cli and nsbox:tenant's host, sockets and timers): remove what uses it")]
+    #[error("the component imports `{import}`, which nsbox does not grant (tenants get wasi:io, wasi:clocks, wasi:random, wasi:cli, a wasi:filesystem with nothing in it, wasi:keyvalue, wasi:config and nsbox:tenant's interfaces): remove what uses it")]
     ForbiddenImport {
         /// The import's name.
         import: String,
@@ -101,6 +101,8 @@ const GRANTED: &[&str] = &[
     "wasi:cli/terminal-stdin",
     "wasi:cli/terminal-stdout",
     "wasi:cli/terminal-stderr",
+    "wasi:filesystem/types",
+    "wasi:filesystem/preopens",
     "nsbox:tenant/host",
     "nsbox:tenant/sockets",
     "nsbox:tenant/timers",
@@ -477,13 +479,15 @@ pub(crate) fn worker_engine(wasm_stack_bytes: usize) -> anyhow::Result<Engine> {
     Ok(Engine::new(&engine_config(&options, None))?)
 }
 
-/// Links the WASI interfaces a Rust (or other) guest's standard library needs. Files,
-/// sockets and name lookup are not linked at all, so a component importing them is
-/// refused when it is loaded, not when it first tries.
+/// Links the WASI interfaces a guest's standard library or JS runtime needs. The
+/// filesystem is linked with nothing preopened (JS runtimes import it; no file can be
+/// named through it); sockets and name lookup are not linked at all, so a component
+/// importing them is refused when it is loaded, not when it first tries.
 fn add_granted_wasi(linker: &mut Linker<TenantState>) -> anyhow::Result<()> {
     use wasmtime_wasi::cli::{WasiCli, WasiCliView};
     use wasmtime_wasi::clocks::{WasiClocks, WasiClocksView};
-    use wasmtime_wasi::p2::bindings::{cli, clocks, random};
+    use wasmtime_wasi::filesystem::{WasiFilesystem, WasiFilesystemView};
+    use wasmtime_wasi::p2::bindings::{cli, clocks, filesystem, random};
     use wasmtime_wasi::random::{WasiRandom, WasiRandomView};
 
     wasmtime_wasi_io::add_to_linker_async(linker)?;
@@ -504,6 +508,8 @@ fn add_granted_wasi(linker: &mut Linker<TenantState>) -> anyhow::Result<()> {
     cli::terminal_stdin::add_to_linker::<T, WasiCli>(l, T::cli)?;
     cli::terminal_stdout::add_to_linker::<T, WasiCli>(l, T::cli)?;
     cli::terminal_stderr::add_to_linker::<T, WasiCli>(l, T::cli)?;
+    filesystem::types::add_to_linker::<T, WasiFilesystem>(l, T::filesystem)?;
+    filesystem::preopens::add_to_linker::<T, WasiFilesystem>(l, T::filesystem)?;
     Ok(())
 }
 
@@ -561,8 +567,8 @@ mod tests {
     #[test]
     fn imports_the_host_does_not_grant_are_refused_by_name() {
         for import in [
-            "wasi:filesystem/preopens@0.2.6",
             "wasi:sockets/tcp@0.2.6",
+            "wasi:sockets/ip-name-lookup@0.2.6",
             "wasi:http/outgoing-handler@0.2.6",
         ] {
             let text = format!(r#"(component (import "{import}" (instance (export "f" (func)))))"#);

@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
-use integration_tests::{ensure_npm_packages, forged, run_node_tests, TestServer, TENANTS};
+use integration_tests::{
+    ensure_npm_packages, forged, guest_builds, run_node_tests, TestServer, TENANTS,
+};
 
 /// Runs one JS suite against a fresh server, printing the client's report either way.
 async fn suite(file: &str, server: TestServer) {
@@ -59,6 +61,40 @@ async fn engineio_protocol() {
 async fn socketio_with_official_client() {
     let server = TestServer::start().await.expect("server starts");
     suite("socketio.test.mjs", server).await;
+}
+
+/// Two tenants, `a` and `b`, of one echo component, configured as `echo.test.mjs` expects.
+fn echo_tenants(component: &str) -> String {
+    let mut config = String::from("[limits]\nevents_per_second_per_socket = 5000\n");
+    for tenant in ["a", "b"] {
+        config += &format!(
+            "\n[tenants.{tenant}]\ncomponent = {component:?}\n\n[tenants.{tenant}.config]\ngreeting = \"hello\"\n"
+        );
+    }
+    config
+}
+
+/// The echo suite against one echo component.
+async fn echo_suite(component: &str) {
+    let server = TestServer::start_with(&echo_tenants(component))
+        .await
+        .expect("server starts");
+    let env = [("ECHO_A", "/a".to_owned()), ("ECHO_B", "/b".to_owned())];
+    suite_with("echo.test.mjs", server, &env).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn echo_in_rust_with_official_client() {
+    echo_suite("builtin:echo").await;
+}
+
+/// `examples/js/echo`, built with its README's command, behaves as the Rust echo.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn echo_in_javascript_with_official_client() {
+    let component = guest_builds::js_example("echo")
+        .await
+        .expect("examples/js/echo builds");
+    echo_suite(&component.display().to_string()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,0 +1,126 @@
+// `io.to(room)`, `socket.broadcast`, `io.except(room)`...: who a broadcast reaches, and
+// what can be done to them (socket.io's BroadcastOperator).
+import { broadcast } from "nsbox:tenant/host@0.2.1";
+import * as sockets from "nsbox:tenant/sockets@0.2.1";
+import { fetchSockets as fetchElsewhere } from "nsbox:tenant/cluster@0.2.1";
+import { encode } from "./wire.js";
+import { log } from "./log.js";
+
+/** How long `fetchSockets` waits for the cluster's other servers by default (as socket.io's Redis adapter). */
+const FETCH_TIMEOUT_MS = 5000;
+/** The longest the contract lets the other servers take. */
+const MAX_FETCH_TIMEOUT_MS = 30000;
+
+/** `fetchSockets` requests waiting for the other servers, by request. */
+const fetching = new Map();
+
+/** Answers a `fetchSockets` with what the other servers said (the `on-sockets-fetched` export). */
+export function fetched(request, remote, complete) {
+  const waiting = fetching.get(request);
+  if (waiting === undefined) return;
+  fetching.delete(request);
+  waiting(remote, complete);
+}
+
+const asList = (rooms) => (Array.isArray(rooms) ? rooms : [rooms]).map(String);
+
+export class BroadcastOperator {
+  /** @param nsp the namespace; the rest as socket.io keeps them. */
+  constructor(nsp, rooms = [], exceptRooms = [], exceptSockets = [], flags = {}) {
+    this.nsp = nsp;
+    this.rooms = rooms;
+    this.exceptRooms = exceptRooms;
+    this.exceptSockets = exceptSockets;
+    this.flags = flags;
+  }
+
+  /** The contract's `target`. */
+  get target() {
+    return { rooms: this.rooms, exceptRooms: this.exceptRooms, exceptSockets: this.exceptSockets };
+  }
+
+  /** Also the sockets in `room` (a name or a list). */
+  to(room) {
+    const rooms = [...new Set([...this.rooms, ...asList(room)])];
+    return new BroadcastOperator(this.nsp, rooms, this.exceptRooms, this.exceptSockets, this.flags);
+  }
+
+  in(room) {
+    return this.to(room);
+  }
+
+  /** Not the sockets in `room` (a name or a list). */
+  except(room) {
+    const except = [...new Set([...this.exceptRooms, ...asList(room)])];
+    return new BroadcastOperator(this.nsp, this.rooms, except, this.exceptSockets, this.flags);
+  }
+
+  /** How long `fetchSockets` waits for the cluster's other servers. */
+  timeout(ms) {
+    return new BroadcastOperator(this.nsp, this.rooms, this.exceptRooms, this.exceptSockets, { ...this.flags, timeout: ms });
+  }
+
+  /** Only this server's sockets (for `fetchSockets`; a broadcast reaches the cluster's). */
+  get local() {
+    return new BroadcastOperator(this.nsp, this.rooms, this.exceptRooms, this.exceptSockets, { ...this.flags, local: true });
+  }
+
+  /** Accepted for socket.io compatibility; nsbox sends every message. */
+  get volatile() {
+    return this;
+  }
+
+  compress() {
+    return this;
+  }
+
+  /** Sends `event` to every selected socket; false (and a warning in the log) when the arguments are refused. */
+  emit(event, ...args) {
+    if (typeof args[args.length - 1] === "function") {
+      throw new Error("broadcasting with an acknowledgement is not supported yet: emit to each socket");
+    }
+    try {
+      broadcast(this.target, String(event), encode(args));
+      return true;
+    } catch (error) {
+      log("warn", `broadcast of "${event}" refused:`, error?.payload ?? error);
+      return false;
+    }
+  }
+
+  /**
+   * The selected sockets: this server's, and the cluster's other servers' unless `local`.
+   * Rejects when a server did not answer in time, with what did arrive as `error.sockets`.
+   */
+  fetchSockets() {
+    const here = sockets.fetch(this.target).map((info) => this.nsp.localSocket(info));
+    if (this.flags.local) return Promise.resolve(here);
+    const timeout = Math.min(this.flags.timeout ?? FETCH_TIMEOUT_MS, MAX_FETCH_TIMEOUT_MS);
+    const request = fetchElsewhere(this.target, Math.max(0, Math.trunc(timeout)));
+    return new Promise((resolve, reject) => {
+      fetching.set(request, (remote, complete) => {
+        const all = [...here, ...remote.map((info) => this.nsp.remoteSocket(info))];
+        if (complete) return resolve(all);
+        // As socket.io's adapters do; what did arrive is on the error.
+        const error = new Error("timeout reached while waiting for fetchSockets response");
+        error.sockets = all;
+        reject(error);
+      });
+    });
+  }
+
+  /** Puts the selected sockets in `room` (a name or a list), in the whole cluster; how many here. */
+  socketsJoin(room) {
+    return asList(room).reduce((n, r) => Math.max(n, sockets.join(this.target, r)), 0);
+  }
+
+  /** Takes the selected sockets out of `room` (a name or a list), in the whole cluster; how many here. */
+  socketsLeave(room) {
+    return asList(room).reduce((n, r) => Math.max(n, sockets.leave(this.target, r)), 0);
+  }
+
+  /** Disconnects the selected sockets, in the whole cluster; how many here. */
+  disconnectSockets() {
+    return sockets.disconnect(this.target);
+  }
+}

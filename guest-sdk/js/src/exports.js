@@ -1,0 +1,68 @@
+// The contract's exports (`handlers`, `cluster-handlers`), calling into the namespace.
+// The build wraps the tenant's module with these.
+//
+// A JS exception that escapes the tenant's code is a fault: its message and stack go
+// to the tenant's log and the call traps, so the host ends the instance as it does for
+// a Rust panic. (A rejected promise nobody handles is logged, not a fault: by then the
+// call that caused it has returned.)
+import { io } from "./index.js";
+import { fire } from "./timers.js";
+import { replied } from "./socket.js";
+import { fetched } from "./broadcast.js";
+import { decode } from "./wire.js";
+import { log } from "./log.js";
+
+/**
+ * A value the bindings cannot hand to the host: throwing it from an export that
+ * returns a `result` traps instead of returning an error.
+ */
+const TRAP = { message: Symbol("trap") };
+
+/** Runs `body`; on an exception, logs it and traps the call. */
+function guarded(where, body) {
+  try {
+    return body();
+  } catch (error) {
+    log("error", `uncaught exception in ${where}:`, error);
+    throw TRAP;
+  }
+}
+
+globalThis.addEventListener?.("unhandledrejection", (event) => {
+  log("error", "unhandled promise rejection:", event.reason);
+});
+
+export const handlers = {
+  onStart() {
+    guarded("onStart", () => io.started());
+  },
+  onTimer(timer) {
+    guarded("a timer", () => fire(timer));
+  },
+  middleware(socket, handshake) {
+    const rejection = guarded("middleware", () => io.admit(socket, handshake));
+    // A rejection is the contract's error value.
+    if (rejection !== undefined) throw rejection;
+  },
+  onConnection(socket) {
+    guarded('the "connection" handler', () => io.connected(socket));
+  },
+  onEvent(socket, event, args, ack) {
+    guarded(`the handler of "${event}"`, () => io.event(socket, event, decode(args), ack));
+  },
+  onDisconnect(socket, reason) {
+    guarded('the "disconnect" handler', () => io.left(socket, reason));
+  },
+  onAckReply(request, reply) {
+    guarded("an ack's callback", () => replied(request, reply));
+  },
+};
+
+export const clusterHandlers = {
+  onServerEvent(event, args) {
+    guarded(`the server-side handler of "${event}"`, () => io.serverEvent(event, decode(args)));
+  },
+  onSocketsFetched(request, sockets, complete) {
+    guarded("fetchSockets' answer", () => fetched(request, sockets, complete));
+  },
+};

@@ -1,0 +1,95 @@
+//! The example tenants written in JavaScript (and Python), built the way their READMEs
+//! say (`npm ci && npm run build` in `examples/js/NAME`), once per test process, and
+//! again only when what they are built from changed: the example, the guest SDK or the
+//! contract (a fingerprint of those files is kept beside the component).
+
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+use tokio::sync::Mutex;
+
+/// One build at a time: the examples share the machine's cores and npm's cache.
+static BUILDING: Mutex<()> = Mutex::const_new(());
+
+/// The repository's root.
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_owned)
+        .unwrap_or_default()
+}
+
+/// Every file under `dir` but `node_modules` and `dist`, in a stable order.
+fn files_under(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut entries: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+    entries.sort();
+    for path in entries {
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        if matches!(name, "node_modules" | "dist" | "__pycache__") {
+            continue;
+        }
+        if path.is_dir() {
+            files_under(&path, out);
+        } else {
+            out.push(path);
+        }
+    }
+}
+
+/// A digest of every file the component is built from.
+fn fingerprint(sources: &[PathBuf]) -> String {
+    let mut files = Vec::new();
+    for dir in sources {
+        files_under(dir, &mut files);
+    }
+    let mut digest = Sha256::new();
+    for file in files {
+        digest.update(file.to_string_lossy().as_bytes());
+        digest.update(std::fs::read(&file).unwrap_or_default());
+    }
+    format!("{:x}", digest.finalize())
+}
+
+/// Runs `program args` in `dir`, failing with its status.
+async fn run(dir: &Path, program: &str, args: &[&str]) -> std::io::Result<()> {
+    let status = tokio::process::Command::new(program)
+        .args(args)
+        .current_dir(dir)
+        .status()
+        .await?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(std::io::Error::other(format!(
+            "`{program} {}` in {} failed: {status}",
+            args.join(" "),
+            dir.display()
+        )))
+    }
+}
+
+/// `examples/js/NAME/dist/NAME.wasm`, built with `npm ci && npm run build` unless it is
+/// already built from the same files.
+pub async fn js_example(name: &str) -> std::io::Result<PathBuf> {
+    let root = root();
+    let dir = root.join("examples/js").join(name);
+    let component = dir.join(format!("dist/{name}.wasm"));
+    let stamp = dir.join("dist/.fingerprint");
+    let _one_at_a_time = BUILDING.lock().await;
+    let sources = [dir.clone(), root.join("guest-sdk/js"), root.join("wit")];
+    let expected = fingerprint(&sources);
+    let built = std::fs::read_to_string(&stamp).unwrap_or_default();
+    if component.is_file() && built == expected {
+        return Ok(component);
+    }
+    run(&dir, "npm", &["ci", "--no-audit", "--no-fund"]).await?;
+    run(&dir, "npm", &["run", "build"]).await?;
+    std::fs::write(&stamp, expected)?;
+    Ok(component)
+}
