@@ -3,8 +3,8 @@
 //
 // A JS exception that escapes the tenant's code is a fault: its message and stack go
 // to the tenant's log and the call traps, so the host ends the instance as it does for
-// a Rust panic. (A rejected promise nobody handles is logged, not a fault: by then the
-// call that caused it has returned.)
+// a Rust panic. (An async handler's rejected promise is logged, not a fault: by then the
+// call that caused it has returned; see `callTenant`.)
 import { io } from "./index.js";
 import { fire } from "./timers.js";
 import { replied } from "./socket.js";
@@ -27,10 +27,6 @@ function guarded(where, body) {
     throw TRAP;
   }
 }
-
-globalThis.addEventListener?.("unhandledrejection", (event) => {
-  log("error", "unhandled promise rejection:", event.reason);
-});
 
 export const handlers = {
   onStart() {

@@ -6,6 +6,7 @@ import { BroadcastOperator } from "./broadcast.js";
 import { Emitter, Socket } from "./socket.js";
 import { encode } from "./wire.js";
 import { errorOf } from "./errors.js";
+import { callTenant } from "./log.js";
 
 /** A socket of this server as `fetchSockets` gives it: socket.io's RemoteSocket, acting on the real one. */
 class LocalRemoteSocket {
@@ -149,7 +150,7 @@ export class Namespace extends Emitter {
   // What the contract's exports call.
 
   started() {
-    for (const listener of this.#startListeners) listener();
+    for (const listener of this.#startListeners) callTenant(listener, this, []);
   }
 
   /** Runs the middleware chain for a new socket; undefined to accept, else the rejection. */
@@ -168,7 +169,7 @@ export class Namespace extends Emitter {
         outcome = { accepted: true };
         return;
       }
-      this.#middlewares[i].call(this, socket, step(i + 1));
+      callTenant(this.#middlewares[i], this, [socket, step(i + 1)]);
     };
     step(0)();
     if (outcome === undefined) {
@@ -206,7 +207,7 @@ export class Namespace extends Emitter {
   }
 
   serverEvent(event, args) {
-    for (const listener of this.#serverListeners) listener(event, ...args);
+    for (const listener of this.#serverListeners) callTenant(listener, this, [event, ...args]);
     if (event !== "connection" && event !== "connect") this.emitLocal(event, ...args);
   }
 }

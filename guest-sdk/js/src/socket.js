@@ -2,7 +2,7 @@
 import * as host from "nsbox:tenant/host@0.2.1";
 import { BroadcastOperator } from "./broadcast.js";
 import { encode, decode } from "./wire.js";
-import { log } from "./log.js";
+import { log, callTenant } from "./log.js";
 
 /** Events a socket.io server may not emit (they mean something to the client). */
 const RESERVED = new Set(["connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener"]);
@@ -37,7 +37,7 @@ export class Emitter {
   once(event, listener) {
     const wrapper = (...args) => {
       this.off(event, wrapper);
-      listener.apply(this, args);
+      return listener.apply(this, args);
     };
     wrapper.listener = listener;
     return this.on(event, wrapper);
@@ -74,7 +74,7 @@ export class Emitter {
   /** Calls the listeners of `event` in order; whether there were any. */
   emitLocal(event, ...args) {
     const list = this.listeners(event);
-    for (const listener of list) listener.apply(this, args);
+    for (const listener of list) callTenant(listener, this, args);
     return list.length > 0;
   }
 }
@@ -195,12 +195,12 @@ export class Socket extends Emitter {
     awaiting.set(request, (reply) => {
       if (reply.tag === "ok") {
         const answer = decode(reply.val);
-        return timeout === undefined ? callback(...answer) : callback(null, ...answer);
+        return callTenant(callback, this, timeout === undefined ? answer : [null, ...answer]);
       }
       // socket.io calls an ack without a timeout only with an answer.
       if (timeout === undefined) return;
       const message = reply.val === "timeout" ? "operation has timed out" : "socket has been disconnected";
-      callback(new Error(message));
+      callTenant(callback, this, [new Error(message)]);
     });
     return true;
   }
@@ -316,14 +316,14 @@ export class Socket extends Emitter {
       });
     }
     const deliver = () => {
-      for (const listener of [...this.#anyListeners]) listener.apply(this, packet);
+      for (const listener of [...this.#anyListeners]) callTenant(listener, this, packet);
       this.emitLocal(...packet);
     };
     const chain = [...this.#middlewares];
     const step = (i) => (error) => {
       if (error) return this.emitLocal("error", error);
       if (i === chain.length) return deliver();
-      chain[i].call(this, packet, step(i + 1));
+      callTenant(chain[i], this, [packet, step(i + 1)]);
     };
     step(0)();
   }

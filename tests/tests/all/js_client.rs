@@ -97,6 +97,33 @@ async fn echo_in_javascript_with_official_client() {
     echo_suite(&component.display().to_string()).await;
 }
 
+/// `examples/js/hostile` beside the JS and the Rust echo: each fault contained.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_javascript_with_official_client() {
+    let hostile = guest_builds::js_example("hostile")
+        .await
+        .expect("examples/js/hostile builds");
+    let echo = guest_builds::js_example("echo")
+        .await
+        .expect("examples/js/echo builds");
+    let mut config = format!(
+        "[tenants.t1]\ncomponent = \"builtin:echo\"\n\n[tenants.jsecho]\ncomponent = {echo:?}\n"
+    );
+    // One tenant a test, so that one's restart backoff is not the next one's; an emit
+    // budget small enough for the flood to cross before its CPU deadline.
+    for test in [
+        "throw", "spin", "grow", "flood", "deep", "reject", "mw", "mwspin",
+    ] {
+        config += &format!(
+            "\n[tenants.js_{test}]\ncomponent = {hostile:?}\nlimits = {{ emit_messages_per_call = 100 }}\n"
+        );
+    }
+    let server = TestServer::start_with(&config)
+        .await
+        .expect("server starts");
+    suite("guests.test.mjs", server).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wasm_tenants_with_official_client() {
     // Beside the examples, components whose instantiation itself misbehaves.

@@ -1,0 +1,125 @@
+// Tenants written in JavaScript are contained as Rust ones are (issue 16, Sandbox): the
+// hostile JS example (examples/js/hostile) as one tenant per test, /js_NAME (so that one
+// test's faults do not back off the next one's restarts), beside the JS echo as /jsecho
+// and the Rust echo as /t1. Each fault ends only the faulty instance; a JS exception is
+// a fault whose message is in the tenant's log.
+import { test, describe } from "node:test";
+import assert from "node:assert/strict";
+import { once, client, connected, ack } from "./helpers.mjs";
+
+const OK = { auth: { token: "ok" } };
+const ADMIN = process.env.ADMIN_URL;
+const headers = { authorization: `Bearer ${process.env.ADMIN_TOKEN}` };
+/** The tenant's log lines after `after`, and the last one's sequence number. */
+async function logs(tenant, after = 0) {
+  const res = await fetch(`${ADMIN}/v1/tenants/${tenant}/logs?after=${after}`, { headers });
+  assert.equal(res.status, 200);
+  return res.json();
+}
+
+/** Waits (5 s at most) for a log line of `tenant` after `after` whose message matches `pattern`. */
+async function logged(tenant, after, pattern) {
+  const deadline = Date.now() + 5000;
+  for (;;) {
+    const { lines } = await logs(tenant, after);
+    const line = lines.find((l) => pattern.test(l.message));
+    if (line) return line;
+    assert.ok(Date.now() < deadline, `no log line matching ${pattern}: ${JSON.stringify(lines)}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+/** Runs `fault` while both neighbours (JS and Rust echo) echo in a loop; every ack comes back, in order. */
+async function neighboursUnharmed(t, fault) {
+  const neighbours = [await connected(t, "/jsecho", OK), await connected(t, "/t1", OK)];
+  let stopAt = Infinity;
+  const loops = neighbours.map(async (n) => {
+    const answers = [];
+    while (answers.length < stopAt) answers.push((await ack(n, "echo", answers.length))[0]);
+    assert.deepEqual(answers, [...answers.keys()], "every ack, in order");
+  });
+  const result = await fault();
+  stopAt = 5;
+  await Promise.all(loops);
+  return result;
+}
+
+/** Two sockets on the hostile tenant `tenant`; `event` from one; both are told `kind` and disconnected; a fresh instance serves. */
+async function faultTellsEverySocket(t, tenant, event, kind) {
+  const BAD = `/${tenant}`;
+  const a = await connected(t, BAD);
+  const b = await connected(t, BAD);
+  assert.deepEqual(await ack(a, "echo", "alive"), ["alive"]);
+  const told = [once(a, "nsbox:error", 10000), once(b, "nsbox:error", 10000)];
+  const gone = [once(a, "disconnect", 10000), once(b, "disconnect", 10000)];
+  const started = Date.now();
+  a.emit(event);
+  for (const [notice] of await Promise.all(told)) {
+    assert.equal(notice.kind, kind, JSON.stringify(notice));
+    assert.equal(notice.tenant, tenant);
+  }
+  for (const [reason] of await Promise.all(gone)) assert.equal(reason, "io server disconnect");
+  const elapsed = Date.now() - started;
+  t.diagnostic(`${event}: sockets told and disconnected ${elapsed} ms after the event`);
+  const fresh = await connected(t, BAD);
+  assert.deepEqual(await ack(fresh, "echo", "again"), ["again"]);
+  return elapsed;
+}
+
+describe("a hostile JavaScript tenant", () => {
+  test("an exception in a handler is a fault, its message and stack in the tenant's log", async (t) => {
+    const { next } = await logs("js_throw");
+    await neighboursUnharmed(t, () => faultTellsEverySocket(t, "js_throw", "throw", "trap"));
+    const line = await logged("js_throw", next, /thrown in a handler on purpose/);
+    assert.equal(line.level, "error");
+    assert.match(line.message, /uncaught exception in the handler of "throw"/);
+  });
+
+  test("an infinite loop hits the CPU deadline", async (t) => {
+    const elapsed = await neighboursUnharmed(t, () => faultTellsEverySocket(t, "js_spin", "spin", "deadline"));
+    assert.ok(elapsed < 3000, `stopped in ${elapsed} ms`);
+  });
+
+  test("memory growth hits the memory limit", async (t) => {
+    await neighboursUnharmed(t, () => faultTellsEverySocket(t, "js_grow", "grow", "memory"));
+  });
+
+  test("an emit flood stops at the per-call message budget", async (t) => {
+    await neighboursUnharmed(t, () => faultTellsEverySocket(t, "js_flood", "flood", "emit-limit"));
+  });
+
+  test("recursion without end is stopped", async (t) => {
+    await neighboursUnharmed(t, () => faultTellsEverySocket(t, "js_deep", "deep", "trap"));
+  });
+
+  test("a rejected async handler is logged; the instance serves on", async (t) => {
+    const { next } = await logs("js_reject");
+    const s = await connected(t, "/js_reject");
+    s.emit("reject");
+    await logged("js_reject", next, /unhandled promise rejection:.*rejected in an async handler on purpose/);
+    assert.deepEqual(await ack(s, "echo", 1), [1]);
+  });
+
+  test("an exception in middleware refuses that socket, logged; the next one gets in", async (t) => {
+    const { next } = await logs("js_mw");
+    await neighboursUnharmed(t, async () => {
+      const refused = client(t, "/js_mw", { auth: { throw: true } });
+      const [err] = await once(refused, "connect_error", 10000);
+      assert.equal(err.message, "tenant error");
+      const s = await connected(t, "/js_mw");
+      assert.deepEqual(await ack(s, "echo", 2), [2]);
+    });
+    await logged("js_mw", next, /uncaught exception in middleware:.*thrown in middleware on purpose/);
+  });
+
+  test("an infinite loop in middleware is stopped too", async (t) => {
+    await neighboursUnharmed(t, async () => {
+      const refused = client(t, "/js_mwspin", { auth: { spin: true } });
+      const [err] = await once(refused, "connect_error", 10000);
+      assert.equal(err.message, "tenant error");
+      assert.match(err.data.error, /tenant failed|deadline|CPU/i, JSON.stringify(err.data));
+    });
+    const s = await connected(t, "/js_mwspin");
+    assert.deepEqual(await ack(s, "echo", 3), [3]);
+  });
+});
