@@ -97,6 +97,29 @@ async fn echo_in_javascript_with_official_client() {
     echo_suite(&component.display().to_string()).await;
 }
 
+/// The chat suite against one chat component, served as `/acme`.
+async fn chat_suite(component: &str) {
+    let config = format!("[tenants.acme]\ncomponent = {component:?}\n");
+    let server = TestServer::start_with(&config)
+        .await
+        .expect("server starts");
+    suite("chat.test.mjs", server).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chat_in_rust_with_official_client() {
+    chat_suite("builtin:chat").await;
+}
+
+/// `examples/js/chat` behaves as the Rust chat.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chat_in_javascript_with_official_client() {
+    let component = guest_builds::js_example("chat")
+        .await
+        .expect("examples/js/chat builds");
+    chat_suite(&component.display().to_string()).await;
+}
+
 /// `examples/js/hostile` beside the JS and the Rust echo: each fault contained.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_javascript_with_official_client() {
