@@ -193,7 +193,7 @@ fn default_data_dir() -> PathBuf {
 }
 
 fn default_max_component_bytes() -> usize {
-    16 << 20
+    64 << 20
 }
 
 fn default_max_versions_per_tenant() -> usize {

@@ -221,6 +221,17 @@ describe("faults stop only the faulty tenant", () => {
 });
 
 describe("more hostile tenants", () => {
+  test("files, sockets and the environment hold nothing for a tenant", async (t) => {
+    const s = await connected(t, "/reach");
+    const [file] = await ack(s, "fs");
+    assert.ok(!file.includes("root:"), file);
+    assert.match(file, /no such file|not found|not permitted|not supported|bad file descriptor|No such/i);
+    const [net] = await ack(s, "net");
+    assert.notEqual(net, "connected");
+    assert.match(net, /denied|not permitted|not supported|unsupported|refused/i);
+    assert.deepEqual(await ack(s, "env"), [[]]);
+  });
+
   test("memory that grows a little on every call stops at the limit", async (t) => {
     const s = await connected(t, "/greedy");
     const told = once(s, "nsbox:error", 10000);

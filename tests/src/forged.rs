@@ -100,6 +100,13 @@ pub fn component(fields: &str) -> Result<Vec<u8>, Box<dyn std::error::Error>> {
         .encode()?)
 }
 
+/// A component that imports `import` (an interface the host does not link, such as
+/// `wasi:http/outgoing-handler@0.2.6`) and nothing else.
+pub fn importing(import: &str) -> Result<Vec<u8>, Box<dyn std::error::Error>> {
+    let text = format!(r#"(component (import "{import}" (instance (export "handle" (func)))))"#);
+    Ok(wat::parse_str(text)?)
+}
+
 /// Writes every hostile start into `dir` as `<name>.wasm`; returns the names.
 pub fn write_hostile_starts(dir: &Path) -> Result<Vec<&'static str>, Box<dyn std::error::Error>> {
     std::fs::create_dir_all(dir)?;

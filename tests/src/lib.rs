@@ -62,6 +62,9 @@ component = "hostile_memory.wasm"
 [tenants.flood]
 component = "hostile_flood.wasm"
 
+[tenants.reach]
+component = "hostile_wasi.wasm"
+
 [tenants.fragile]
 component = "hostile_panic.wasm"
 

@@ -41,7 +41,7 @@ pub enum LoadError {
         limit: usize,
     },
     /// It imports an interface the host does not grant.
-    #[error("the component imports `{import}`, which nsbox does not grant (tenants get wasi:io, wasi:clocks, wasi:random, wasi:cli, a wasi:filesystem with nothing in it, wasi:keyvalue, wasi:config and nsbox:tenant's interfaces): remove what uses it")]
+    #[error("the component imports `{import}`, which nsbox does not grant (tenants get wasi:io, wasi:clocks, wasi:random, wasi:cli, wasi:filesystem with nothing in it, wasi:sockets that may reach nothing, wasi:keyvalue, wasi:config and nsbox:tenant's interfaces): remove what uses it")]
     ForbiddenImport {
         /// The import's name.
         import: String,
@@ -103,6 +103,13 @@ const GRANTED: &[&str] = &[
     "wasi:cli/terminal-stderr",
     "wasi:filesystem/types",
     "wasi:filesystem/preopens",
+    "wasi:sockets/network",
+    "wasi:sockets/instance-network",
+    "wasi:sockets/tcp",
+    "wasi:sockets/tcp-create-socket",
+    "wasi:sockets/udp",
+    "wasi:sockets/udp-create-socket",
+    "wasi:sockets/ip-name-lookup",
     "nsbox:tenant/host",
     "nsbox:tenant/sockets",
     "nsbox:tenant/timers",
@@ -479,16 +486,19 @@ pub(crate) fn worker_engine(wasm_stack_bytes: usize) -> anyhow::Result<Engine> {
     Ok(Engine::new(&engine_config(&options, None))?)
 }
 
-/// Links the WASI interfaces a guest's standard library or JS runtime needs. The
-/// filesystem is linked with nothing preopened (JS runtimes import it; no file can be
-/// named through it); sockets and name lookup are not linked at all, so a component
-/// importing them is refused when it is loaded, not when it first tries.
+/// Links the WASI interfaces a guest's standard library or language runtime needs
+/// (StarlingMonkey imports the filesystem, CPython the sockets too), granting nothing
+/// through them: the filesystem has nothing preopened, so no file can be named; the
+/// sockets may not be created and names not looked up (`TenantState`'s `WasiCtx`).
+/// Anything else (HTTP, for one) is not linked at all, so a component importing it is
+/// refused when it is loaded, not when it first tries.
 fn add_granted_wasi(linker: &mut Linker<TenantState>) -> anyhow::Result<()> {
     use wasmtime_wasi::cli::{WasiCli, WasiCliView};
     use wasmtime_wasi::clocks::{WasiClocks, WasiClocksView};
     use wasmtime_wasi::filesystem::{WasiFilesystem, WasiFilesystemView};
-    use wasmtime_wasi::p2::bindings::{cli, clocks, filesystem, random};
+    use wasmtime_wasi::p2::bindings::{cli, clocks, filesystem, random, sockets};
     use wasmtime_wasi::random::{WasiRandom, WasiRandomView};
+    use wasmtime_wasi::sockets::{WasiSockets, WasiSocketsView};
 
     wasmtime_wasi_io::add_to_linker_async(linker)?;
     let l = linker;
@@ -510,6 +520,14 @@ fn add_granted_wasi(linker: &mut Linker<TenantState>) -> anyhow::Result<()> {
     cli::terminal_stderr::add_to_linker::<T, WasiCli>(l, T::cli)?;
     filesystem::types::add_to_linker::<T, WasiFilesystem>(l, T::filesystem)?;
     filesystem::preopens::add_to_linker::<T, WasiFilesystem>(l, T::filesystem)?;
+    let network = sockets::network::LinkOptions::default();
+    sockets::network::add_to_linker::<T, WasiSockets>(l, &network, T::sockets)?;
+    sockets::instance_network::add_to_linker::<T, WasiSockets>(l, T::sockets)?;
+    sockets::tcp::add_to_linker::<T, WasiSockets>(l, T::sockets)?;
+    sockets::tcp_create_socket::add_to_linker::<T, WasiSockets>(l, T::sockets)?;
+    sockets::udp::add_to_linker::<T, WasiSockets>(l, T::sockets)?;
+    sockets::udp_create_socket::add_to_linker::<T, WasiSockets>(l, T::sockets)?;
+    sockets::ip_name_lookup::add_to_linker::<T, WasiSockets>(l, T::sockets)?;
     Ok(())
 }
 
@@ -567,9 +585,9 @@ mod tests {
     #[test]
     fn imports_the_host_does_not_grant_are_refused_by_name() {
         for import in [
-            "wasi:sockets/tcp@0.2.6",
-            "wasi:sockets/ip-name-lookup@0.2.6",
             "wasi:http/outgoing-handler@0.2.6",
+            "wasi:http/types@0.2.6",
+            "wasi:nn/inference@0.2.0-rc-2024-10-28",
         ] {
             let text = format!(r#"(component (import "{import}" (instance (export "f" (func)))))"#);
             let component = wat::parse_str(&text).expect("valid wat");

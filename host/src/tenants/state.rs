@@ -159,9 +159,12 @@ impl TenantState {
         TenantState {
             tenant,
             generation,
-            // Nothing granted: no preopened directories, no network, no environment or
-            // arguments, no stdin; stdout and stderr go to the tenant's log.
+            // Nothing granted: no preopened directories, no sockets and no name lookup, no
+            // environment or arguments, no stdin; stdout and stderr go to the tenant's log.
             wasi: WasiCtx::builder()
+                .allow_tcp(false)
+                .allow_udp(false)
+                .allow_ip_name_lookup(false)
                 .stdout(GuestOutput::new(
                     log.clone(),
                     Source::Stdout,

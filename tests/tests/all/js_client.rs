@@ -222,7 +222,13 @@ async fn tight_limits_with_official_client() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_api_with_official_client() {
     let server = TestServer::start_tenants().await.expect("server starts");
-    suite("admin.test.mjs", server).await;
+    // An upload of what the host never links.
+    let forbidden = std::env::temp_dir().join(format!("nsbox-http-{}.wasm", std::process::id()));
+    let bytes = forged::importing("wasi:http/outgoing-handler@0.2.6").expect("a component");
+    std::fs::write(&forbidden, bytes).expect("written");
+    let env = [("FORBIDDEN_COMPONENT", forbidden.display().to_string())];
+    suite_with("admin.test.mjs", server, &env).await;
+    let _ = std::fs::remove_file(&forbidden);
 }
 
 /// Short timeouts, so half-open connections and trickling bodies close within the test, and host settings

@@ -1,7 +1,8 @@
-//! A hostile tenant: reaches for WASI the host does not grant. On `fs` it reads a
-//! file, on `net` it opens a TCP connection, on `env` it lists the environment. Using
-//! files and sockets makes the component import `wasi:filesystem` and `wasi:sockets`,
-//! so nsbox refuses it when it is loaded, before any of this can run.
+//! A hostile tenant: reaches for what the host does not grant. On `fs` it reads a
+//! file, on `net` it opens a TCP connection, on `env` it lists the environment; each
+//! acks what it got. The component imports `wasi:filesystem` and `wasi:sockets`, which
+//! nsbox links with nothing in them (language runtimes import them): the file is not
+//! there, the connection is refused, the environment is empty.
 
 use nsbox_guest::App;
 
