@@ -1,5 +1,6 @@
-//! The example tenants written in JavaScript (and Python), built the way their READMEs
-//! say (`npm ci && npm run build` in `examples/js/NAME`), once per test process, and
+//! The example tenants written in JavaScript and Python, built the way their READMEs
+//! say (`npm ci && npm run build` in `examples/js/NAME`, `bash build.sh` in
+//! `examples/python/NAME`), once per test process, and
 //! again only when what they are built from changed: the example, the guest SDK or the
 //! contract (a fingerprint of those files is kept beside the component).
 
@@ -74,22 +75,42 @@ async fn run(dir: &Path, program: &str, args: &[&str]) -> std::io::Result<()> {
     }
 }
 
-/// `examples/js/NAME/dist/NAME.wasm`, built with `npm ci && npm run build` unless it is
-/// already built from the same files.
-pub async fn js_example(name: &str) -> std::io::Result<PathBuf> {
+/// `examples/LANGUAGE/NAME/dist/NAME.wasm` with the SDK `guest-sdk/LANGUAGE`, built by
+/// running `steps` in the example's directory unless it is already built from the
+/// same files.
+async fn example(language: &str, name: &str, steps: &[&[&str]]) -> std::io::Result<PathBuf> {
     let root = root();
-    let dir = root.join("examples/js").join(name);
+    let dir = root.join("examples").join(language).join(name);
     let component = dir.join(format!("dist/{name}.wasm"));
     let stamp = dir.join("dist/.fingerprint");
     let _one_at_a_time = BUILDING.lock().await;
-    let sources = [dir.clone(), root.join("guest-sdk/js"), root.join("wit")];
+    let sources = [
+        dir.clone(),
+        root.join("guest-sdk").join(language),
+        root.join("wit"),
+    ];
     let expected = fingerprint(&sources);
     let built = std::fs::read_to_string(&stamp).unwrap_or_default();
     if component.is_file() && built == expected {
         return Ok(component);
     }
-    run(&dir, "npm", &["ci", "--no-audit", "--no-fund"]).await?;
-    run(&dir, "npm", &["run", "build"]).await?;
+    for step in steps {
+        run(&dir, step[0], &step[1..]).await?;
+    }
     std::fs::write(&stamp, expected)?;
     Ok(component)
+}
+
+/// `examples/js/NAME/dist/NAME.wasm`, built with `npm ci && npm run build`.
+pub async fn js_example(name: &str) -> std::io::Result<PathBuf> {
+    let steps: &[&[&str]] = &[
+        &["npm", "ci", "--no-audit", "--no-fund"],
+        &["npm", "run", "build"],
+    ];
+    example("js", name, steps).await
+}
+
+/// `examples/python/NAME/dist/NAME.wasm`, built with `bash build.sh`.
+pub async fn python_example(name: &str) -> std::io::Result<PathBuf> {
+    example("python", name, &[&["bash", "build.sh"]]).await
 }

@@ -97,6 +97,15 @@ async fn echo_in_javascript_with_official_client() {
     echo_suite(&component.display().to_string()).await;
 }
 
+/// `examples/python/echo`, built with its README's command, behaves as the Rust echo.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn echo_in_python_with_official_client() {
+    let component = guest_builds::python_example("echo")
+        .await
+        .expect("examples/python/echo builds");
+    echo_suite(&component.display().to_string()).await;
+}
+
 /// The chat suite against one chat component, served as `/acme`.
 async fn chat_suite(component: &str) {
     let config = format!("[tenants.acme]\ncomponent = {component:?}\n");
