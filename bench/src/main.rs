@@ -54,6 +54,10 @@ struct Args {
     /// and the memory of them all live. Repeatable: `--tenants 1000 --tenants 10000`.
     #[arg(long)]
     tenants: Vec<usize>,
+    /// The component of each tenant of `--tenants` (a path; `builtin:bench` unless
+    /// given), e.g. `examples/js/echo/dist/echo.wasm` to measure tenants written in JS.
+    #[arg(long, default_value = "builtin:bench")]
+    tenants_component: String,
     /// Also run the sandbox benchmark: nsbox's well-behaved tenant with and without
     /// hostile tenants looping, trapping and flooding beside it.
     #[arg(long)]
@@ -348,7 +352,7 @@ async fn many_tenants(
         EVICT_AFTER.as_millis()
     );
     for i in 0..count {
-        config += &format!("[tenants.t{i}]\ncomponent = \"builtin:bench\"\n");
+        config += &format!("[tenants.t{i}]\ncomponent = {:?}\n", args.tenants_component);
     }
     std::fs::write(root.join("bench/nsbox.toml"), config)?;
     let programs = Programs {
@@ -382,7 +386,8 @@ async fn many_tenants(
     let again = tenants::join_each(&base, live).await;
     let mib = |bytes: u64| bytes as f64 / (1 << 20) as f64;
     Ok(format!(
-        "\n### {count} tenants on nsbox\n\nEach the `bench` example (compiled once), with a pool of {} instances. A client joins each tenant in turn (open the WebSocket, join the namespace through its middleware), so each first connection starts its tenant's instance; the clients leave, every instance is evicted a second later (`evict_idle_after_ms = {}`), and a client joins each tenant again.\n\n| start-up | memory, tenants idle | first connection p50 / p99 | memory, every tenant live with a client | per live tenant | memory, all evicted | connection to an evicted tenant p50 / p99 |\n|---|---|---|---|---|---|---|\n| {:.2} s | {:.0} MiB | {:.2} / {:.2} ms | {:.0} MiB | {:.0} KiB | {:.0} MiB | {:.2} / {:.2} ms |\n",
+        "\n### {count} tenants on nsbox\n\nEach `{}` (compiled once), with a pool of {} instances. A client joins each tenant in turn (open the WebSocket, join the namespace through its middleware), so each first connection starts its tenant's instance; the clients leave, every instance is evicted a second later (`evict_idle_after_ms = {}`), and a client joins each tenant again.\n\n| start-up | memory, tenants idle | first connection p50 / p99 | memory, every tenant live with a client | per live tenant | memory, all evicted | connection to an evicted tenant p50 / p99 |\n|---|---|---|---|---|---|---|\n| {:.2} s | {:.0} MiB | {:.2} / {:.2} ms | {:.0} MiB | {:.0} KiB | {:.0} MiB | {:.2} / {:.2} ms |\n",
+        args.tenants_component,
         count.max(1000),
         EVICT_AFTER.as_millis(),
         startup.as_secs_f64(),

@@ -3,15 +3,9 @@
 // (`examples/js/chat`), served as CHAT (/acme unless set).
 import { test, describe } from "node:test";
 import assert from "node:assert/strict";
-import { once, client, connected, pollingSession, post, ack } from "./helpers.mjs";
+import { once, client, connected, pollingSession, post, ack, refused } from "./helpers.mjs";
 
 const CHAT = process.env.CHAT ?? "/acme";
-/** Resolves with [message, data] of the connect_error. */
-const refused = (socket) =>
-  new Promise((resolve, reject) => {
-    socket.once("connect", () => reject(new Error("connected, expected a refusal")));
-    socket.once("connect_error", (err) => resolve([err.message, err.data]));
-  });
 
 describe("chat tenant", () => {
   const chat = (t, nickname) => connected(t, CHAT, { auth: { nickname } });

@@ -5,23 +5,11 @@
 // with `greeting = "hello"`.
 import { test, describe } from "node:test";
 import assert from "node:assert/strict";
-import { sleep, once, client, connected, ack } from "./helpers.mjs";
+import { sleep, once, client, connected, ack, refused, record } from "./helpers.mjs";
 
 const A = process.env.ECHO_A ?? "/t1";
 const B = process.env.ECHO_B ?? "/t2";
 const OK = { auth: { token: "ok" } };
-/** Resolves with [message, data] of the connect_error. */
-const refused = (socket) =>
-  new Promise((resolve, reject) => {
-    socket.once("connect", () => reject(new Error("connected, expected a refusal")));
-    socket.once("connect_error", (err) => resolve([err.message, err.data]));
-  });
-/** Records every `name` event a socket receives. */
-const record = (socket, name) => {
-  const seen = [];
-  socket.on(name, (...args) => seen.push(args));
-  return seen;
-};
 /** Waits (3 s at most) until `condition()` holds. */
 async function until(condition) {
   for (let i = 0; i < 60 && !condition(); i++) await sleep(50);

@@ -139,3 +139,17 @@ export const ackWithin = (ms, socket, event, ...args) =>
       resolve(answer);
     });
   });
+
+/** Resolves with [message, data] of the socket's connect_error; rejects if it connects. */
+export const refused = (socket) =>
+  new Promise((resolve, reject) => {
+    socket.once("connect", () => reject(new Error("connected, expected a refusal")));
+    socket.once("connect_error", (err) => resolve([err.message, err.data]));
+  });
+
+/** Records the arguments of every `name` event a socket receives. */
+export const record = (socket, name) => {
+  const seen = [];
+  socket.on(name, (...args) => seen.push(args));
+  return seen;
+};

@@ -4,21 +4,9 @@
 import { test, describe } from "node:test";
 import assert from "node:assert/strict";
 import { Manager } from "socket.io-client";
-import { URL, sleep, once, client, connected, pollingSession, post, ack } from "./helpers.mjs";
+import { URL, sleep, once, client, connected, pollingSession, post, ack, refused, record } from "./helpers.mjs";
 
 const OK = { auth: { token: "ok" } };
-/** Resolves with [message, data] of the connect_error. */
-const refused = (socket) =>
-  new Promise((resolve, reject) => {
-    socket.once("connect", () => reject(new Error("connected, expected a refusal")));
-    socket.once("connect_error", (err) => resolve([err.message, err.data]));
-  });
-/** Records every `name` event a socket receives. */
-const record = (socket, name) => {
-  const seen = [];
-  socket.on(name, (...args) => seen.push(args));
-  return seen;
-};
 
 describe("namespaces and tenants", () => {
   test("several tenants multiplexed over one connection", async (t) => {

@@ -58,7 +58,7 @@ fn fingerprint(sources: &[PathBuf]) -> String {
 }
 
 /// Runs `program args` in `dir`, failing with its status.
-async fn run(dir: &Path, program: &str, args: &[&str]) -> std::io::Result<()> {
+pub(crate) async fn run(dir: &Path, program: &str, args: &[&str]) -> std::io::Result<()> {
     let status = tokio::process::Command::new(program)
         .args(args)
         .current_dir(dir)

@@ -221,16 +221,7 @@ pub async fn npm_ci(dir: &Path, package: &str) -> std::io::Result<()> {
     if installed.exists() {
         return Ok(());
     }
-    let status = tokio::process::Command::new("npm")
-        .args(["ci", "--no-audit", "--no-fund"])
-        .current_dir(dir)
-        .status()
-        .await?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(std::io::Error::other(format!("npm ci failed: {status}")))
-    }
+    guest_builds::run(dir, "npm", &["ci", "--no-audit", "--no-fund"]).await
 }
 
 /// The compile worker test servers compile untrusted components with:
