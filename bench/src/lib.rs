@@ -5,6 +5,7 @@
 
 pub mod client;
 pub mod cluster;
+pub mod guests;
 pub mod hostile;
 pub mod metrics;
 pub mod report;

@@ -66,6 +66,15 @@ struct Args {
     /// against the store used natively, a timer-driven broadcast, contract 0.2 vs 0.1.
     #[arg(long)]
     state: bool,
+    /// Also run the guests benchmark (nsbox and Node): the echo example in JavaScript and
+    /// Python against the Rust one (size, upload, restarts, first connection, memory,
+    /// echo from 100 clients), built first (`examples/js/echo`, `examples/python/echo`).
+    #[arg(long)]
+    guests: bool,
+    /// The guests benchmark's tenants instead of the three echo examples: `NAME=PATH`
+    /// (a component answering `echo` as the echo example does), repeatable.
+    #[arg(long)]
+    guest: Vec<String>,
     /// Also run the cluster benchmark: two nsbox nodes on one Redis against two Node
     /// servers with the sharded Redis adapter (broadcasts across, and their latency).
     #[arg(long)]
@@ -147,6 +156,25 @@ async fn main() -> Result<()> {
     if args.state {
         let table = nsbox_bench::state::run(&run, &legacy_echo).await;
         append(&mut markdown, "state", table, &args.out)?;
+    }
+    if args.guests {
+        let examples = (args.examples.clone())
+            .unwrap_or_else(|| root.join("target/wasm-examples/wasm32-wasip2/release"));
+        let built =
+            |dir: &str, name: &str| root.join(dir).join("dist").join(format!("{name}.wasm"));
+        let mut components = vec![
+            ("rust", examples.join("echo.wasm")),
+            ("js", built("examples/js/echo", "echo")),
+            ("python", built("examples/python/echo", "echo")),
+        ];
+        if !args.guest.is_empty() {
+            components = (args.guest.iter())
+                .filter_map(|g| g.split_once('='))
+                .map(|(name, path)| (name, PathBuf::from(path)))
+                .collect();
+        }
+        let table = nsbox_bench::guests::run(&run, &components).await;
+        append(&mut markdown, "guests", table, &args.out)?;
     }
     if args.cluster {
         let table = nsbox_bench::cluster::run(&run).await;

@@ -16,29 +16,29 @@ use crate::scenario::{self, Call, Outcome, Target, PAYLOAD};
 use crate::servers::{Peer, ProcMeter, Programs, Run, Running};
 
 /// Closed-loop clients of each call scenario.
-const CLIENTS: usize = 100;
+pub(crate) const CLIENTS: usize = 100;
 /// Receivers of the timer-driven broadcast, and its period.
 const RECEIVERS: usize = 1000;
 const TICK_MS: u64 = 10;
 
 /// One measured line: a rate, latencies and what the CPUs spent.
 #[derive(Debug, Clone, Default)]
-struct Line {
-    rate: f64,
-    p50: f64,
-    p99: f64,
+pub(crate) struct Line {
+    pub(crate) rate: f64,
+    pub(crate) p50: f64,
+    pub(crate) p99: f64,
     /// Server CPU per operation, in microseconds (none for the native store).
-    cpu_us: Option<f64>,
+    pub(crate) cpu_us: Option<f64>,
     /// CPU per call inside the tenant (guest code and the host functions it called),
     /// in microseconds, from nsbox's own histogram: what the contract itself costs,
     /// whatever the load generator could do.
-    tenant_us: Option<f64>,
+    pub(crate) tenant_us: Option<f64>,
     /// How busy the load generator's core was (0 to 1).
-    generator: f64,
+    pub(crate) generator: f64,
 }
 
 impl Line {
-    fn of(outcome: &Outcome, spent: (f64, f64), server: bool) -> Line {
+    pub(crate) fn of(outcome: &Outcome, spent: (f64, f64), server: bool) -> Line {
         let seconds = outcome.window.as_secs_f64().max(1e-9);
         Line {
             rate: outcome.rate(),
@@ -140,7 +140,12 @@ pub async fn run(run: &Run<'_>, legacy_echo: &Path) -> Result<String> {
 }
 
 /// `call` from [`CLIENTS`] clients of `tenant`'s namespace.
-async fn measure(server: &Running, tenant: &str, call: &Call<'_>, run: &Run<'_>) -> Result<Line> {
+pub(crate) async fn measure(
+    server: &Running,
+    tenant: &str,
+    call: &Call<'_>,
+    run: &Run<'_>,
+) -> Result<Line> {
     let target = Target::new(format!("ws://127.0.0.1:{}", server.port)).on(&format!("/{tenant}"));
     let admin = format!("127.0.0.1:{}", server.port + 1);
     let mut meter = ProcMeter::new(server);
@@ -205,7 +210,7 @@ async fn native_loop(
     Ok(Line::of(&outcome, (0.0, spent), false))
 }
 
-fn median(values: impl Iterator<Item = f64>) -> f64 {
+pub(crate) fn median(values: impl Iterator<Item = f64>) -> f64 {
     let mut values: Vec<f64> = values.collect();
     values.sort_by(f64::total_cmp);
     values.get(values.len() / 2).copied().unwrap_or(0.0)
@@ -267,10 +272,10 @@ fn report(lines: &[Vec<Line>], run: &Run<'_>) -> String {
     out
 }
 
-fn micros(value: Option<f64>) -> String {
+pub(crate) fn micros(value: Option<f64>) -> String {
     value.map_or("–".to_owned(), |v| format!("{v:.1}"))
 }
 
-fn ratio(a: Option<f64>, b: Option<f64>) -> f64 {
+pub(crate) fn ratio(a: Option<f64>, b: Option<f64>) -> f64 {
     a.unwrap_or(0.0) / b.unwrap_or(0.0).max(1e-9)
 }

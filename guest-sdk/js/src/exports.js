@@ -18,12 +18,12 @@ import { log } from "./log.js";
  */
 const TRAP = { message: Symbol("trap") };
 
-/** Runs `body`; on an exception, logs it and traps the call. */
+/** Runs `body`; on an exception, logs it (`where` names what ran, a string or a function giving one) and traps the call. */
 function guarded(where, body) {
   try {
     return body();
   } catch (error) {
-    log("error", `uncaught exception in ${where}:`, error);
+    log("error", `uncaught exception in ${typeof where === "function" ? where() : where}:`, error);
     throw TRAP;
   }
 }
@@ -44,7 +44,7 @@ export const handlers = {
     guarded('the "connection" handler', () => io.connected(socket));
   },
   onEvent(socket, event, args, ack) {
-    guarded(`the handler of "${event}"`, () => io.event(socket, event, decode(args), ack));
+    guarded(() => `the handler of "${event}"`, () => io.event(socket, event, decode(args), ack));
   },
   onDisconnect(socket, reason) {
     guarded('the "disconnect" handler', () => io.left(socket, reason));

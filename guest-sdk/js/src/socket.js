@@ -73,7 +73,14 @@ export class Emitter {
 
   /** Calls the listeners of `event` in order; whether there were any. */
   emitLocal(event, ...args) {
-    const list = this.listeners(event);
+    return this.emitArgs(event, args);
+  }
+
+  /** `emitLocal` with the arguments as an array (the hot path: no copies). */
+  emitArgs(event, args) {
+    // `on` and `off` replace a list rather than change it: iterating it as it is is safe.
+    const list = this.#listeners.get(event);
+    if (list === undefined) return false;
     for (const listener of list) callTenant(listener, this, args);
     return list.length > 0;
   }
@@ -302,29 +309,36 @@ export class Socket extends Emitter {
 
   /** An event from the client (the `on-event` export). */
   dispatch(event, args, ack) {
+    if (ack !== undefined) args.push(this.#acknowledger(event, ack));
+    if (this.#middlewares.length === 0) return this.#deliver(event, args);
     const packet = [event, ...args];
-    if (ack !== undefined) {
-      let answered = false;
-      packet.push((...answer) => {
-        if (answered) return;
-        answered = true;
-        try {
-          host.answer(ack, encode(answer));
-        } catch (error) {
-          log("warn", `the ack of "${event}" was refused:`, error?.payload ?? error);
-        }
-      });
-    }
-    const deliver = () => {
-      for (const listener of [...this.#anyListeners]) callTenant(listener, this, packet);
-      this.emitLocal(...packet);
-    };
-    const chain = [...this.#middlewares];
+    const chain = this.#middlewares;
     const step = (i) => (error) => {
       if (error) return this.emitLocal("error", error);
-      if (i === chain.length) return deliver();
+      if (i === chain.length) return this.#deliver(packet[0], packet.slice(1));
       callTenant(chain[i], this, [packet, step(i + 1)]);
     };
     step(0)();
+  }
+
+  /** The ack function an event's listeners get: answers once, later calls do nothing. */
+  #acknowledger(event, ack) {
+    let answered = false;
+    return (...answer) => {
+      if (answered) return;
+      answered = true;
+      try {
+        host.answer(ack, encode(answer));
+      } catch (error) {
+        log("warn", `the ack of "${event}" was refused:`, error?.payload ?? error);
+      }
+    };
+  }
+
+  #deliver(event, args) {
+    if (this.#anyListeners.length > 0) {
+      for (const listener of [...this.#anyListeners]) callTenant(listener, this, [event, ...args]);
+    }
+    this.emitArgs(event, args);
   }
 }

@@ -16,6 +16,11 @@ function isPlaceholder(value) {
 /** The contract's `args` record as JS values, binary as `Uint8Array`. */
 export function decode(args) {
   const { attachments } = args;
+  // A reviver costs a call per value: only when there is binary to put back.
+  if (attachments.length === 0) {
+    const values = JSON.parse(args.json);
+    return Array.isArray(values) ? values : [values];
+  }
   const values = JSON.parse(args.json, (_key, value) =>
     isPlaceholder(value) && value.num >= 0 && value.num < attachments.length
       ? attachments[value.num]
@@ -32,8 +37,22 @@ function bytesOf(value) {
   return undefined;
 }
 
+/** Whether `value` holds binary at any depth (as socket.io-parser's `hasBinary`). */
+function hasBinary(value, depth = 0) {
+  if (value === null || typeof value !== "object" || depth > 200) return false;
+  if (value instanceof ArrayBuffer || ArrayBuffer.isView(value)) return true;
+  if (typeof value.toJSON === "function") return false;
+  if (Array.isArray(value)) return value.some((v) => hasBinary(v, depth + 1));
+  for (const key in value) {
+    if (Object.prototype.hasOwnProperty.call(value, key) && hasBinary(value[key], depth + 1)) return true;
+  }
+  return false;
+}
+
 /** JS values (an array of arguments) as the contract's `args` record. */
 export function encode(values) {
+  // A replacer costs a call per value: only when there is binary to take out.
+  if (!hasBinary(values)) return { json: JSON.stringify(values), attachments: [] };
   const attachments = [];
   const json = JSON.stringify(values, (_key, value) => {
     const bytes = bytesOf(value);
