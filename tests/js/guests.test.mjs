@@ -1,8 +1,9 @@
-// Tenants written in JavaScript are contained as Rust ones are (issue 16, Sandbox): the
-// hostile JS example (examples/js/hostile) as one tenant per test, /js_NAME (so that one
-// test's faults do not back off the next one's restarts), beside the JS echo as /jsecho
-// and the Rust echo as /t1. Each fault ends only the faulty instance; a JS exception is
-// a fault whose message is in the tenant's log.
+// Tenants written in JavaScript and Python are contained as Rust ones are (issue 16,
+// Sandbox): a hostile example (examples/js/hostile, examples/python/hostile) as one
+// tenant per test, /PREFIX_NAME (PREFIX is HOSTILE, `js` unless set; one tenant a test,
+// so that one test's faults do not back off the next one's restarts), beside the JS echo
+// as /jsecho and the Rust echo as /t1. Each fault ends only the faulty instance; an
+// exception is a fault whose message is in the tenant's log.
 import { test, describe } from "node:test";
 import assert from "node:assert/strict";
 import { once, client, connected, ack } from "./helpers.mjs";
@@ -10,6 +11,8 @@ import { once, client, connected, ack } from "./helpers.mjs";
 const OK = { auth: { token: "ok" } };
 const ADMIN = process.env.ADMIN_URL;
 const headers = { authorization: `Bearer ${process.env.ADMIN_TOKEN}` };
+const PREFIX = process.env.HOSTILE ?? "js";
+const JS = PREFIX === "js";
 /** The tenant's log lines after `after`, and the last one's sequence number. */
 async function logs(tenant, after = 0) {
   const res = await fetch(`${ADMIN}/v1/tenants/${tenant}/logs?after=${after}`, { headers });
@@ -66,60 +69,66 @@ async function faultTellsEverySocket(t, tenant, event, kind) {
   return elapsed;
 }
 
-describe("a hostile JavaScript tenant", () => {
+describe(`a hostile ${JS ? "JavaScript" : "Python"} tenant`, () => {
   test("an exception in a handler is a fault, its message and stack in the tenant's log", async (t) => {
-    const { next } = await logs("js_throw");
-    await neighboursUnharmed(t, () => faultTellsEverySocket(t, "js_throw", "throw", "trap"));
-    const line = await logged("js_throw", next, /thrown in a handler on purpose/);
+    const { next } = await logs(`${PREFIX}_throw`);
+    await neighboursUnharmed(t, () => faultTellsEverySocket(t, `${PREFIX}_throw`, "throw", "trap"));
+    const line = await logged(`${PREFIX}_throw`, next, /(thrown|raised) in a handler on purpose/);
     assert.equal(line.level, "error");
     assert.match(line.message, /uncaught exception in the handler of "throw"/);
   });
 
   test("an infinite loop hits the CPU deadline", async (t) => {
-    const elapsed = await neighboursUnharmed(t, () => faultTellsEverySocket(t, "js_spin", "spin", "deadline"));
+    const elapsed = await neighboursUnharmed(t, () => faultTellsEverySocket(t, `${PREFIX}_spin`, "spin", "deadline"));
     assert.ok(elapsed < 3000, `stopped in ${elapsed} ms`);
   });
 
   test("memory growth hits the memory limit", async (t) => {
-    await neighboursUnharmed(t, () => faultTellsEverySocket(t, "js_grow", "grow", "memory"));
+    await neighboursUnharmed(t, () => faultTellsEverySocket(t, `${PREFIX}_grow`, "grow", "memory"));
   });
 
   test("an emit flood stops at the per-call message budget", async (t) => {
-    await neighboursUnharmed(t, () => faultTellsEverySocket(t, "js_flood", "flood", "emit-limit"));
+    await neighboursUnharmed(t, () => faultTellsEverySocket(t, `${PREFIX}_flood`, "flood", "emit-limit"));
   });
 
   test("recursion without end is stopped", async (t) => {
-    await neighboursUnharmed(t, () => faultTellsEverySocket(t, "js_deep", "deep", "trap"));
+    await neighboursUnharmed(t, () => faultTellsEverySocket(t, `${PREFIX}_deep`, "deep", "trap"));
   });
 
-  test("a rejected async handler is logged; the instance serves on", async (t) => {
-    const { next } = await logs("js_reject");
-    const s = await connected(t, "/js_reject");
+  test("a rejected async handler is logged; the instance serves on", { skip: !JS && "JS only" }, async (t) => {
+    const { next } = await logs(`${PREFIX}_reject`);
+    const s = await connected(t, `/${PREFIX}_reject`);
     s.emit("reject");
-    await logged("js_reject", next, /unhandled promise rejection:.*rejected in an async handler on purpose/);
+    await logged(`${PREFIX}_reject`, next, /unhandled promise rejection:.*rejected in an async handler on purpose/);
     assert.deepEqual(await ack(s, "echo", 1), [1]);
   });
 
+  test("an exception in a timer is a fault, logged", { skip: JS && "Python only" }, async (t) => {
+    const { next } = await logs(`${PREFIX}_reject`);
+    await neighboursUnharmed(t, () => faultTellsEverySocket(t, `${PREFIX}_reject`, "reject", "trap"));
+    await logged(`${PREFIX}_reject`, next, /uncaught exception in a timer: ValueError: raised in a timer on purpose/);
+  });
+
   test("an exception in middleware refuses that socket, logged; the next one gets in", async (t) => {
-    const { next } = await logs("js_mw");
+    const { next } = await logs(`${PREFIX}_mw`);
     await neighboursUnharmed(t, async () => {
-      const refused = client(t, "/js_mw", { auth: { throw: true } });
+      const refused = client(t, `/${PREFIX}_mw`, { auth: { throw: true } });
       const [err] = await once(refused, "connect_error", 10000);
       assert.equal(err.message, "tenant error");
-      const s = await connected(t, "/js_mw");
+      const s = await connected(t, `/${PREFIX}_mw`);
       assert.deepEqual(await ack(s, "echo", 2), [2]);
     });
-    await logged("js_mw", next, /uncaught exception in middleware:.*thrown in middleware on purpose/);
+    await logged(`${PREFIX}_mw`, next, /uncaught exception in (middleware|the "connect" handler):[\s\S]*(thrown in middleware|raised in connect) on purpose/);
   });
 
   test("an infinite loop in middleware is stopped too", async (t) => {
     await neighboursUnharmed(t, async () => {
-      const refused = client(t, "/js_mwspin", { auth: { spin: true } });
+      const refused = client(t, `/${PREFIX}_mwspin`, { auth: { spin: true } });
       const [err] = await once(refused, "connect_error", 10000);
       assert.equal(err.message, "tenant error");
       assert.match(err.data.error, /tenant failed|deadline|CPU/i, JSON.stringify(err.data));
     });
-    const s = await connected(t, "/js_mwspin");
+    const s = await connected(t, `/${PREFIX}_mwspin`);
     assert.deepEqual(await ack(s, "echo", 3), [3]);
   });
 });

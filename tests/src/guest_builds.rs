@@ -114,3 +114,46 @@ pub async fn js_example(name: &str) -> std::io::Result<PathBuf> {
 pub async fn python_example(name: &str) -> std::io::Result<PathBuf> {
     example("python", name, &[&["bash", "build.sh"]]).await
 }
+
+/// The README's JavaScript tenant (the block that starts `// src/hello.js`), built in a
+/// fresh project of `dir` with the README's commands; the component's path.
+pub async fn readme_js_example(dir: &Path) -> std::io::Result<PathBuf> {
+    let readme = std::fs::read_to_string(root().join("README.md"))?;
+    let start = readme
+        .find("```js\n// src/hello.js\n")
+        .ok_or_else(|| std::io::Error::other("the README has no `// src/hello.js` block"))?;
+    let code = &readme[start + "```js\n".len()..];
+    let code = &code[..code.find("```").unwrap_or(code.len())];
+    std::fs::create_dir_all(dir.join("src"))?;
+    std::fs::write(dir.join("src/hello.js"), code)?;
+    let sdk = root().join("guest-sdk/js");
+    let sdk = sdk.to_string_lossy();
+    let build = "nsbox-build src/hello.js -o dist/hello.wasm";
+    let _one_at_a_time = BUILDING.lock().await;
+    run(dir, "npm", &["init", "-y"]).await?;
+    run(
+        dir,
+        "npm",
+        &[
+            "pkg",
+            "set",
+            "type=module",
+            &format!("scripts.build={build}"),
+        ],
+    )
+    .await?;
+    run(
+        dir,
+        "npm",
+        &[
+            "install",
+            "--no-audit",
+            "--no-fund",
+            "--install-links",
+            &sdk,
+        ],
+    )
+    .await?;
+    run(dir, "npm", &["run", "build"]).await?;
+    Ok(dir.join("dist/hello.wasm"))
+}

@@ -22,9 +22,17 @@ def _guarded(where, body):
     except Err:
         raise
     except BaseException as error:
-        lines = traceback.format_exception(type(error), error, error.__traceback__)
-        log.error(f"uncaught exception in {where}: {''.join(lines).strip()}")
-        raise
+        # The innermost frames: a RecursionError's thousand would cost the call its CPU.
+        lines = traceback.format_exception(type(error), error, error.__traceback__, limit=-20)
+        summary = f"{type(error).__name__}: {error}"
+        log.error(f"uncaught exception in {where}: {summary}\n{''.join(lines).strip()}")
+        # Trapped with a shallow exception: componentize-py prints what escapes, and a
+        # deep one (a RecursionError's) would cost the call its CPU.
+        raise _Fault(where) from None
+
+
+class _Fault(Exception):
+    """What escapes an export after a tenant's exception: the call traps."""
 
 
 class Handlers(exports.Handlers):

@@ -106,6 +106,21 @@ async fn echo_in_python_with_official_client() {
     echo_suite(&component.display().to_string()).await;
 }
 
+/// The README's JavaScript example, built, deployed and spoken to as the README says.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readme_javascript_example_with_official_client() {
+    let dir = std::env::temp_dir().join(format!("nsbox-readme-js-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let component = guest_builds::readme_js_example(&dir)
+        .await
+        .expect("the README's JS example builds with the README's commands");
+    // The default configuration, without tenants: the upload is the only one.
+    let server = TestServer::start_with("").await.expect("server starts");
+    let env = [("HELLO_WASM", component.display().to_string())];
+    suite_with("readme.test.mjs", server, &env).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// The chat suite against one chat component, served as `/acme`.
 async fn chat_suite(component: &str) {
     let config = format!("[tenants.acme]\ncomponent = {component:?}\n");
@@ -129,12 +144,9 @@ async fn chat_in_javascript_with_official_client() {
     chat_suite(&component.display().to_string()).await;
 }
 
-/// `examples/js/hostile` beside the JS and the Rust echo: each fault contained.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn hostile_javascript_with_official_client() {
-    let hostile = guest_builds::js_example("hostile")
-        .await
-        .expect("examples/js/hostile builds");
+/// A hostile example (`prefix`: `js` or `python`) beside the JS and the Rust echo: each
+/// fault contained (`guests.test.mjs`).
+async fn hostile_suite(prefix: &str, hostile: &std::path::Path) {
     let echo = guest_builds::js_example("echo")
         .await
         .expect("examples/js/echo builds");
@@ -147,13 +159,32 @@ async fn hostile_javascript_with_official_client() {
         "throw", "spin", "grow", "flood", "deep", "reject", "mw", "mwspin",
     ] {
         config += &format!(
-            "\n[tenants.js_{test}]\ncomponent = {hostile:?}\nlimits = {{ emit_messages_per_call = 100 }}\n"
+            "\n[tenants.{prefix}_{test}]\ncomponent = {hostile:?}\nlimits = {{ emit_messages_per_call = 100 }}\n"
         );
     }
     let server = TestServer::start_with(&config)
         .await
         .expect("server starts");
-    suite("guests.test.mjs", server).await;
+    let env = [("HOSTILE", prefix.to_owned())];
+    suite_with("guests.test.mjs", server, &env).await;
+}
+
+/// `examples/js/hostile`: each fault contained.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_javascript_with_official_client() {
+    let hostile = guest_builds::js_example("hostile")
+        .await
+        .expect("examples/js/hostile builds");
+    hostile_suite("js", &hostile).await;
+}
+
+/// `examples/python/hostile`: each fault contained.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_python_with_official_client() {
+    let hostile = guest_builds::python_example("hostile")
+        .await
+        .expect("examples/python/hostile builds");
+    hostile_suite("python", &hostile).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
