@@ -92,7 +92,8 @@ class Server:
         self._sids = {}  # handle -> sid
         self._sessions = {}  # sid -> dict
         self._connected = set()  # sids past on-connection
-        self._held = None  # emits made while a connect handler runs, sent on connection
+        self._held = None  # emits made while a connect handler runs...
+        self._pending_connect = {}  # handle -> ...sent once that socket has joined
         self._awaiting = {}  # request -> (callback, timed)
         self._fetching = {}  # request -> callback
         self._current_ack = None
@@ -303,7 +304,6 @@ class Server:
             raise
         held, self._held = self._held, None
         if refusal is None:
-            self._pending_connect = getattr(self, "_pending_connect", {})
             self._pending_connect[handle] = held
             return None
         self._forget(handle)
@@ -315,7 +315,7 @@ class Server:
         if sid is None:
             return
         self._connected.add(sid)
-        for send in getattr(self, "_pending_connect", {}).pop(handle, []):
+        for send in self._pending_connect.pop(handle, []):
             send()
 
     def _event(self, handle, event, args, ack):
@@ -342,7 +342,7 @@ class Server:
         sid = self._sids.get(handle)
         if sid is None:
             return
-        getattr(self, "_pending_connect", {}).pop(handle, None)
+        self._pending_connect.pop(handle, None)
         handler = self.handlers.get("disconnect")
         try:
             if handler is not None:
