@@ -13,9 +13,12 @@ function isPlaceholder(value) {
   );
 }
 
+/** An attachment as the bindings gave it, as a `Uint8Array` (some lift a list as an array). */
+const asBytes = (attachment) => (attachment instanceof Uint8Array ? attachment : new Uint8Array(attachment));
+
 /** The contract's `args` record as JS values, binary as `Uint8Array`. */
 export function decode(args) {
-  const { attachments } = args;
+  const attachments = Array.from(args.attachments, asBytes);
   // A reviver costs a call per value: only when there is binary to put back.
   if (attachments.length === 0) {
     const values = JSON.parse(args.json);

@@ -466,3 +466,33 @@ async fn cluster_with_node_and_official_client() {
     ];
     suite_with("cluster.test.mjs", server, &env).await;
 }
+
+/// The cluster suites that speak to the tenant, with `echo` (a path) as the nodes'
+/// tenant: serverSideEmit, fetchSockets and the bulk operations of an SDK across nodes.
+async fn cluster_suite_with_echo(echo: &std::path::Path) {
+    let server = TestServer::start().await.expect("server starts");
+    let examples = integration_tests::examples_dir().expect("the built examples");
+    let env = [
+        ("HOST_BIN", env!("CARGO_BIN_EXE_nsbox-host").to_owned()),
+        ("ADMIN_TOKEN", integration_tests::ADMIN_TOKEN.to_owned()),
+        ("EXAMPLES_DIR", examples.to_owned()),
+        ("CLUSTER_ECHO", echo.display().to_string()),
+    ];
+    suite_with("cluster.test.mjs", server, &env).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_with_javascript_echo_and_official_client() {
+    let echo = guest_builds::js_example("echo")
+        .await
+        .expect("examples/js/echo builds");
+    cluster_suite_with_echo(&echo).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_with_python_echo_and_official_client() {
+    let echo = guest_builds::python_example("echo")
+        .await
+        .expect("examples/python/echo builds");
+    cluster_suite_with_echo(&echo).await;
+}
