@@ -20,15 +20,40 @@ async function logs(tenant, after = 0) {
   return res.json();
 }
 
-/** Waits (5 s at most) for a log line of `tenant` after `after` whose message matches `pattern`. */
+/**
+ * Waits (5 s at most) for a log line of `tenant` after `after` whose message matches
+ * `pattern`, following the log as server-sent events: each line as it is written.
+ */
 async function logged(tenant, after, pattern) {
-  const deadline = Date.now() + 5000;
-  for (;;) {
-    const { lines } = await logs(tenant, after);
-    const line = lines.find((l) => pattern.test(l.message));
-    if (line) return line;
-    assert.ok(Date.now() < deadline, `no log line matching ${pattern}: ${JSON.stringify(lines)}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(), 5000);
+  const seen = [];
+  try {
+    const res = await fetch(`${ADMIN}/v1/tenants/${tenant}/logs?follow=1&after=${after}`, { headers, signal: controller.signal });
+    assert.equal(res.status, 200);
+    const reader = res.body.getReader();
+    const decoder = new TextDecoder();
+    let text = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      assert.ok(!done, `the log stream ended; saw ${JSON.stringify(seen)}`);
+      text += decoder.decode(value, { stream: true });
+      const events = text.split("\n\n");
+      text = events.pop();
+      for (const event of events) {
+        const data = /^data: (.*)$/m.exec(event);
+        if (!data) continue;
+        const line = JSON.parse(data[1]);
+        if (pattern.test(line.message)) return line;
+        seen.push(line.message);
+      }
+    }
+  } catch (error) {
+    if (controller.signal.aborted) assert.fail(`no log line matching ${pattern} within 5 s; saw ${JSON.stringify(seen)}`);
+    throw error;
+  } finally {
+    clearTimeout(timer);
+    controller.abort();
   }
 }
 

@@ -444,35 +444,3 @@ describe("contract versions", () => {
   });
 });
 
-describe("countdown tenant (timers)", () => {
-  test("ticks n-1 down to 0 every interval, then done, while the client says nothing", async (t) => {
-    const s = await connected(t, "/clock");
-    const ticks = record(s, "tick");
-    const done = once(s, "done", 5000);
-    const start = performance.now();
-    assert.deepEqual(await ack(s, "countdown", 4, 50), [{ ok: true }]);
-    await done;
-    const took = performance.now() - start;
-    assert.deepEqual(ticks, [[3], [2], [1], [0]]);
-    assert.ok(took >= 190, `done after ${took} ms`);
-  });
-
-  test("invalid arguments are refused with why", async (t) => {
-    const s = await connected(t, "/clock");
-    for (const args of [[0, 50], [101, 50], [3, 9], [3, 10001], ["x", 50], [3]]) {
-      const [answer] = await ack(s, "countdown", ...args);
-      assert.equal(answer.ok, false, JSON.stringify(args));
-      assert.equal(typeof answer.error, "string");
-    }
-  });
-
-  test("a socket that leaves stops its countdown; another's goes on", async (t) => {
-    const leaving = await connected(t, "/clock");
-    const staying = await connected(t, "/clock");
-    assert.deepEqual(await ack(leaving, "countdown", 100, 10), [{ ok: true }]);
-    const done = once(staying, "done", 5000);
-    assert.deepEqual(await ack(staying, "countdown", 3, 30), [{ ok: true }]);
-    leaving.close();
-    await done;
-  });
-});

@@ -43,9 +43,6 @@ component = "builtin:echo"
 [tenants.acme]
 component = "builtin:chat"
 
-[tenants.clock]
-component = "builtin:countdown"
-
 [tenants.admin]
 component = "builtin:admin"
 namespace = "/admin"

@@ -18,12 +18,12 @@ const asBytes = (attachment) => (attachment instanceof Uint8Array ? attachment :
 
 /** The contract's `args` record as JS values, binary as `Uint8Array`. */
 export function decode(args) {
-  const attachments = Array.from(args.attachments, asBytes);
   // A reviver costs a call per value: only when there is binary to put back.
-  if (attachments.length === 0) {
+  if (args.attachments.length === 0) {
     const values = JSON.parse(args.json);
     return Array.isArray(values) ? values : [values];
   }
+  const attachments = Array.from(args.attachments, asBytes);
   const values = JSON.parse(args.json, (_key, value) =>
     isPlaceholder(value) && value.num >= 0 && value.num < attachments.length
       ? attachments[value.num]

@@ -74,6 +74,15 @@ impl TestRedis {
         drop(std::mem::replace(self, again));
     }
 
+    /// A plain client of it, connected: for a test to look at or change what is stored.
+    pub(crate) async fn client(&self) -> fred::clients::Client {
+        use fred::interfaces::ClientLike;
+        let config = fred::types::config::Config::from_url(&self.url).expect("a URL");
+        let client = fred::clients::Client::new(config, None, None, None);
+        client.init().await.expect("connects");
+        client
+    }
+
     /// Kills it (SIGKILL); [`TestRedis::kill_and_restart`] brings it back.
     pub(crate) fn kill(&mut self) {
         let _ = self.child.kill();

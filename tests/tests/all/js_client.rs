@@ -121,6 +121,29 @@ async fn readme_javascript_example_with_official_client() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// The countdown suite against one countdown component, served as `/clock`.
+async fn countdown_suite(component: &str) {
+    let config = format!("[tenants.clock]\ncomponent = {component:?}\n");
+    let server = TestServer::start_with(&config)
+        .await
+        .expect("server starts");
+    suite("countdown.test.mjs", server).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn countdown_in_rust_with_official_client() {
+    countdown_suite("builtin:countdown").await;
+}
+
+/// `examples/js/countdown`: setInterval and clearInterval on nsbox's timers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn countdown_in_javascript_with_official_client() {
+    let component = guest_builds::js_example("countdown")
+        .await
+        .expect("examples/js/countdown builds");
+    countdown_suite(&component.display().to_string()).await;
+}
+
 /// The chat suite against one chat component, served as `/acme`.
 async fn chat_suite(component: &str) {
     let config = format!("[tenants.acme]\ncomponent = {component:?}\n");
@@ -452,33 +475,29 @@ async fn storage_and_configuration_with_official_client() {
     let _ = std::fs::remove_file(&config);
 }
 
-/// Nodes on Redis (issue 15): nsbox nodes in processes of their own and a Node
-/// socket.io server with the sharded Redis adapter, on a redis-server the suite starts.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cluster_with_node_and_official_client() {
+/// The cluster suite (`cluster.test.mjs`): nsbox nodes in processes of their own and a
+/// Node socket.io server with the sharded Redis adapter, on a redis-server the suite
+/// starts. With `echo` (a path), the nodes' tenant is that component and only the
+/// suites that speak to the tenant run.
+async fn cluster_suite(echo: Option<&std::path::Path>) {
     let server = TestServer::start().await.expect("server starts");
     let examples = integration_tests::examples_dir().expect("the built examples");
-    let env = [
+    let mut env = vec![
         ("HOST_BIN", env!("CARGO_BIN_EXE_nsbox-host").to_owned()),
         // The nodes' operator token, and the components the suite uploads to them.
         ("ADMIN_TOKEN", integration_tests::ADMIN_TOKEN.to_owned()),
         ("EXAMPLES_DIR", examples.to_owned()),
     ];
+    if let Some(echo) = echo {
+        env.push(("CLUSTER_ECHO", echo.display().to_string()));
+    }
     suite_with("cluster.test.mjs", server, &env).await;
 }
 
-/// The cluster suites that speak to the tenant, with `echo` (a path) as the nodes'
-/// tenant: serverSideEmit, fetchSockets and the bulk operations of an SDK across nodes.
-async fn cluster_suite_with_echo(echo: &std::path::Path) {
-    let server = TestServer::start().await.expect("server starts");
-    let examples = integration_tests::examples_dir().expect("the built examples");
-    let env = [
-        ("HOST_BIN", env!("CARGO_BIN_EXE_nsbox-host").to_owned()),
-        ("ADMIN_TOKEN", integration_tests::ADMIN_TOKEN.to_owned()),
-        ("EXAMPLES_DIR", examples.to_owned()),
-        ("CLUSTER_ECHO", echo.display().to_string()),
-    ];
-    suite_with("cluster.test.mjs", server, &env).await;
+/// Nodes on Redis (issue 15), serving the Rust echo.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_with_node_and_official_client() {
+    cluster_suite(None).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -486,7 +505,7 @@ async fn cluster_with_javascript_echo_and_official_client() {
     let echo = guest_builds::js_example("echo")
         .await
         .expect("examples/js/echo builds");
-    cluster_suite_with_echo(&echo).await;
+    cluster_suite(Some(&echo)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -494,5 +513,5 @@ async fn cluster_with_python_echo_and_official_client() {
     let echo = guest_builds::python_example("echo")
         .await
         .expect("examples/python/echo builds");
-    cluster_suite_with_echo(&echo).await;
+    cluster_suite(Some(&echo)).await;
 }

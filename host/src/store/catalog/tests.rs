@@ -224,13 +224,7 @@ async fn in_redis() {
 async fn in_redis_a_component_is_kept_once_and_goes_with_its_last_version() {
     let redis = TestRedis::start().await;
     let (catalog, _, dir) = node(&redis).await;
-    let client = fred::clients::Client::new(
-        fred::types::config::Config::from_url(&redis.url).expect("a URL"),
-        None,
-        None,
-        None,
-    );
-    client.init().await.expect("connects");
+    let client = redis.client().await;
     let kept = |sha: String| {
         let client = client.clone();
         async move {
@@ -474,13 +468,7 @@ async fn a_redis_that_lost_its_data_is_told_from_one_that_kept_it() {
     }
     assert_eq!(same, Some(true), "what Redis kept is the same catalog");
     // Emptied (as a restart without persistence leaves it): another one.
-    let client = fred::clients::Client::new(
-        fred::types::config::Config::from_url(&redis.url).expect("a URL"),
-        None,
-        None,
-        None,
-    );
-    client.init().await.expect("connects");
+    let client = redis.client().await;
     let _: () = client.flushall(false).await.expect("flushed");
     assert!(!catalog.same_epoch().await.expect("asked"));
     let _ = fs::remove_dir_all(&dir);
