@@ -15,7 +15,7 @@ use crate::bindings::exports::nsbox::tenant::handlers::Guest;
 use crate::bindings::nsbox::tenant::types::{
     AckFailure as WitAckFailure, Args as WitArgs, Handshake as WitHandshake, Rejection,
 };
-use crate::socket::{Ack, AckFailure, Handshake, Reject, Socket};
+use crate::socket::{self, Ack, AckFailure, Handshake, Reject, Socket};
 
 type Middleware = Rc<dyn Fn(&Socket, &Handshake) -> Result<(), Reject>>;
 type ConnectionHandler = Rc<dyn Fn(&Socket)>;
@@ -24,7 +24,6 @@ type AnyHandler = Rc<dyn Fn(&Socket, &str, Args, Option<Ack>)>;
 type DisconnectHandler = Rc<dyn Fn(&Socket, &str)>;
 type StartHandler = Rc<dyn Fn()>;
 type ServerEventHandler = Rc<dyn Fn(&str, Args)>;
-type ReplyHandler = Box<dyn FnOnce(Result<Args, AckFailure>)>;
 
 /// The tenant's namespace logic: middleware and handlers, registered once in the
 /// setup function given to [`export!`](crate::export).
@@ -109,26 +108,8 @@ impl App {
     }
 }
 
-/// What the SDK keeps about each socket the middleware let in.
-pub(crate) struct SocketState {
-    pub(crate) handshake: Handshake,
-    pub(crate) data: Map<String, Value>,
-}
-
 thread_local! {
     static APP: RefCell<Option<Rc<App>>> = const { RefCell::new(None) };
-    static SOCKETS: RefCell<HashMap<u64, SocketState>> = RefCell::new(HashMap::new());
-    static REPLIES: RefCell<HashMap<u64, ReplyHandler>> = RefCell::new(HashMap::new());
-}
-
-/// Runs `f` on a socket's state, if the socket is known. Handlers are never called
-/// while the state is borrowed, so they may use it freely.
-pub(crate) fn with_socket<R>(handle: u64, f: impl FnOnce(&mut SocketState) -> R) -> Option<R> {
-    SOCKETS.with(|sockets| sockets.borrow_mut().get_mut(&handle).map(f))
-}
-
-pub(crate) fn expect_reply(request: u64, handler: ReplyHandler) {
-    REPLIES.with(|replies| replies.borrow_mut().insert(request, handler));
 }
 
 /// Builds the app from the tenant's setup function on first use.
@@ -163,15 +144,11 @@ impl<S: Setup> Guest for Exports<S> {
             address: handshake.address,
             issued: handshake.issued,
         };
-        let state = SocketState {
-            handshake: handshake.clone(),
-            data: Map::new(),
-        };
-        SOCKETS.with(|sockets| sockets.borrow_mut().insert(socket, state));
+        socket::track(socket, handshake.clone());
         let socket = Socket { handle: socket };
         for middleware in &app.middlewares {
             if let Err(reject) = middleware(&socket, &handshake) {
-                SOCKETS.with(|sockets| sockets.borrow_mut().remove(&socket.handle));
+                socket::forget(socket.handle);
                 return Err(Rejection {
                     message: reject.message,
                     data: reject.data.map(|data| data.to_string()),
@@ -207,7 +184,7 @@ impl<S: Setup> Guest for Exports<S> {
         for handler in &app.disconnect {
             handler(&socket, &reason);
         }
-        SOCKETS.with(|sockets| sockets.borrow_mut().remove(&socket.handle));
+        socket::forget(socket.handle);
     }
 
     fn on_start() {
@@ -222,10 +199,7 @@ impl<S: Setup> Guest for Exports<S> {
     }
 
     fn on_ack_reply(request: u64, reply: Result<WitArgs, WitAckFailure>) {
-        let handler = REPLIES.with(|replies| replies.borrow_mut().remove(&request));
-        if let Some(handler) = handler {
-            handler(reply.map(Args::from_wit).map_err(AckFailure::from));
-        }
+        socket::replied(request, reply.map(Args::from_wit).map_err(AckFailure::from));
     }
 }
 

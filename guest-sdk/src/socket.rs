@@ -1,21 +1,68 @@
 //! What a handler holds: the socket, the namespace, broadcasts and acks.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use crate::args::{Args, IntoArgs};
 use crate::bindings::nsbox::tenant::types::{AckFailure as WitAckFailure, Target};
 use crate::bindings::nsbox::tenant::{host, sockets};
-use crate::registry;
 
 /// One client in the tenant's namespace. Cheap to clone; valid until the socket leaves,
 /// after which every operation on it does nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Socket {
     pub(crate) handle: u64,
+}
+
+/// What the SDK keeps about each socket the middleware let in.
+struct SocketState {
+    handshake: Handshake,
+    data: Map<String, Value>,
+}
+
+/// What to call with the answer to an `emit_with_ack`.
+type ReplyHandler = Box<dyn FnOnce(Result<Args, AckFailure>)>;
+
+thread_local! {
+    static SOCKETS: RefCell<HashMap<u64, SocketState>> = RefCell::new(HashMap::new());
+    static REPLIES: RefCell<HashMap<u64, ReplyHandler>> = RefCell::new(HashMap::new());
+}
+
+/// A socket asks to join: its state is kept from now until it leaves or is refused.
+pub(crate) fn track(handle: u64, handshake: Handshake) {
+    let state = SocketState {
+        handshake,
+        data: Map::new(),
+    };
+    SOCKETS.with(|sockets| sockets.borrow_mut().insert(handle, state));
+}
+
+/// A socket left or was refused: its state goes.
+pub(crate) fn forget(handle: u64) {
+    SOCKETS.with(|sockets| sockets.borrow_mut().remove(&handle));
+}
+
+/// Runs `f` on a socket's state, if the socket is known. Handlers are never called
+/// while the state is borrowed, so they may use it freely.
+fn with_socket<R>(handle: u64, f: impl FnOnce(&mut SocketState) -> R) -> Option<R> {
+    SOCKETS.with(|sockets| sockets.borrow_mut().get_mut(&handle).map(f))
+}
+
+fn expect_reply(request: u64, handler: ReplyHandler) {
+    REPLIES.with(|replies| replies.borrow_mut().insert(request, handler));
+}
+
+/// The answer to an `emit_with_ack` came (or its failure): its handler runs, once.
+pub(crate) fn replied(request: u64, reply: Result<Args, AckFailure>) {
+    let handler = REPLIES.with(|replies| replies.borrow_mut().remove(&request));
+    if let Some(handler) = handler {
+        handler(reply);
+    }
 }
 
 impl Socket {
@@ -26,12 +73,12 @@ impl Socket {
 
     /// The Socket.IO id (the client's `socket.id`), also the room only this socket is in.
     pub fn id(&self) -> String {
-        registry::with_socket(self.handle, |s| s.handshake.id.clone()).unwrap_or_default()
+        with_socket(self.handle, |s| s.handshake.id.clone()).unwrap_or_default()
     }
 
     /// What the client sent when it joined.
     pub fn handshake(&self) -> Option<Handshake> {
-        registry::with_socket(self.handle, |s| s.handshake.clone())
+        with_socket(self.handle, |s| s.handshake.clone())
     }
 
     /// The namespace, to emit to all of it or to its rooms.
@@ -58,7 +105,7 @@ impl Socket {
     {
         let millis = u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX);
         let request = host::emit_with_ack(self.handle, event, &args.into_args().into_wit(), millis);
-        registry::expect_reply(request, Box::new(reply));
+        expect_reply(request, Box::new(reply));
     }
 
     /// Joins a room. A room limit that refuses it disconnects the socket; use
@@ -107,12 +154,12 @@ impl Socket {
     /// Stores a value in the socket's data under `key`; middleware sets, handlers read.
     pub fn set(&self, key: &str, value: impl Serialize) {
         let value = serde_json::to_value(value).unwrap_or(Value::Null);
-        registry::with_socket(self.handle, |s| s.data.insert(key.to_owned(), value));
+        with_socket(self.handle, |s| s.data.insert(key.to_owned(), value));
     }
 
     /// Reads the value stored under `key`, if there is one of that type.
     pub fn get<T: DeserializeOwned>(&self, key: &str) -> Option<T> {
-        registry::with_socket(self.handle, |s| s.data.get(key).cloned())
+        with_socket(self.handle, |s| s.data.get(key).cloned())
             .flatten()
             .and_then(|value| serde_json::from_value(value).ok())
     }

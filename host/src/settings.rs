@@ -229,7 +229,7 @@ fn default_header_timeout_ms() -> u64 {
 }
 
 fn default_wasm_stack_bytes() -> usize {
-    crate::tenants::runtime::DEFAULT_WASM_STACK
+    crate::tenants::engine::DEFAULT_WASM_STACK
 }
 
 /// The longest a timeout may be set to (a day): far beyond any use, and never near
@@ -240,7 +240,7 @@ const MAX_TIMEOUT_MS: u64 = 86_400_000;
 const MAX_LIVE_INSTANCES: u32 = 20_000;
 
 fn default_live_instances() -> u32 {
-    crate::tenants::runtime::DEFAULT_LIVE_INSTANCES
+    crate::tenants::engine::DEFAULT_LIVE_INSTANCES
 }
 
 // The protocol timers default to the server library's own defaults (Node's).

@@ -11,8 +11,8 @@ use bytes::Bytes;
 use serde_json::Value;
 
 use super::link::{Departures, Link};
+use super::namespace::{DisconnectReason, Handshake, Socket};
 use super::packet::{self, ConnectError, Packet};
-use super::socket::{DisconnectReason, Handshake, Socket};
 use super::Resolver;
 use crate::engineio::{CloseReason, Connection, Session, Sid};
 

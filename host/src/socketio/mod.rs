@@ -7,7 +7,6 @@ pub mod cluster;
 mod link;
 pub mod namespace;
 pub mod packet;
-pub mod socket;
 #[cfg(test)]
 pub(crate) mod testing;
 #[cfg(test)]
@@ -21,9 +20,11 @@ use regex::Regex;
 
 use crate::config::SocketIoConfig;
 use crate::engineio::{Connection, Engine, EngineHandler, Session};
-pub use namespace::{BroadcastOperator, Handlers, Namespace, ParentNamespace};
+pub use namespace::{
+    AckError, AckSender, BroadcastOperator, DisconnectReason, FallbackHandler, Handlers, Handshake,
+    Namespace, ParentNamespace, Socket,
+};
 pub use packet::{ConnectError, Payload, PayloadError};
-pub use socket::{AckError, AckSender, DisconnectReason, FallbackHandler, Handshake, Socket};
 
 /// Finds the namespace a CONNECT names: static namespaces first, then dynamic
 /// parents in the order they were added.

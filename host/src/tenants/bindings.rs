@@ -20,8 +20,12 @@ wasmtime::component::bindgen!({
     },
     // Calls into the guest are async so a long one yields to the runtime.
     exports: { default: async },
-    with: { "wasi:keyvalue/store.bucket": super::storage::Bucket },
+    with: { "wasi:keyvalue/store.bucket": Bucket },
 });
+
+/// An open `wasi:keyvalue` bucket: the tenant's store (there is one, `default`); it
+/// holds nothing.
+pub struct Bucket;
 
 /// The current world, as the host sees it.
 pub type Tenant = TenantCore;

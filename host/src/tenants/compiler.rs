@@ -17,7 +17,8 @@ use std::process::{ExitCode, Stdio};
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt;
 
-use super::runtime::{worker_engine, LoadError};
+use super::engine::worker_engine;
+use super::load_error::LoadError;
 use super::shape::{self, CompileLimits, ShapeError};
 
 /// How to start the compile worker: a program and its first arguments (the job is

@@ -8,9 +8,6 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
-use super::bindings::wasi::config::store::{self, Error};
-use super::state::TenantState;
-
 /// What the API shows instead of a secret.
 pub const MASK: &str = "********";
 
@@ -129,16 +126,6 @@ impl TenantConfig {
             }
         }
         Ok(())
-    }
-}
-
-impl store::Host for TenantState {
-    fn get(&mut self, name: String) -> wasmtime::Result<Result<Option<String>, Error>> {
-        Ok(Ok(self.config.get(&name).map(str::to_owned)))
-    }
-
-    fn get_all(&mut self) -> wasmtime::Result<Result<Vec<(String, String)>, Error>> {
-        Ok(Ok(self.config.all()))
     }
 }
 

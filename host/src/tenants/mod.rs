@@ -2,7 +2,9 @@
 //! wasmtime behind the namespace API of the Socket.IO layer, exactly where a native
 //! Rust handler would sit.
 //!
-//! - [`runtime`]: the engine, the linker (what a tenant is granted) and compilation.
+//! - [`runtime`]: the engine, the linker (what a tenant is granted) and compilation;
+//!   [`engine`]: the engine's configuration and instance pool; [`LoadError`]: why a
+//!   component could not be loaded.
 //! - [`compiler`], [`shape`]: untrusted components compiled in a child process under
 //!   limits, their shape checked first.
 //! - [`bindings`], `contract`: the `nsbox:tenant` worlds (0.2.0, and 0.1.0 still
@@ -12,11 +14,10 @@
 //! - `actor`: one instance per tenant, its calls one at a time, its faults, hand-overs.
 //! - `clock`, `policy`, `rate`, [`limits`](Limits), [`stats`]: CPU per call, restart
 //!   backoff and quarantine, CPU per second, events per second, the limits, the counters.
-//! - `storage`, [`configuration`]: `wasi:keyvalue` (and `nsbox:tenant/storage`) over the
-//!   host's [`crate::kv`] backend, under quotas; `wasi:config` over the tenant's
-//!   configuration and secrets.
-//! - `state`: the store's data and the host functions of the `host` interface (send
-//!   budgets, room and ack limits, handles).
+//! - `state`: the store's data and the host functions a tenant imports: the `host`
+//!   interface (send budgets, room and ack limits, handles), `wasi:config` over the
+//!   tenant's [`configuration`] and secrets, and (`state::storage`) `wasi:keyvalue`
+//!   and `nsbox:tenant/storage` over the host's [`crate::kv`] backend, under quotas.
 //! - `log`, `output`, [`journal`]: what a tenant writes (`host.log`, stdout, stderr)
 //!   and what the host says about it, cut and rate-limited, to the host's log and to
 //!   the tenant's own recent lines (the admin API's `/logs`).
@@ -32,11 +33,13 @@ mod command;
 pub mod compiler;
 pub mod configuration;
 mod contract;
+pub mod engine;
 mod fault;
 mod handle;
 pub mod journal;
 mod kind;
 mod limits;
+mod load_error;
 mod log;
 mod output;
 mod policy;
@@ -47,7 +50,6 @@ pub mod shape;
 mod slot;
 mod state;
 pub mod stats;
-mod storage;
 #[cfg(all(test, feature = "builtin-tenants"))]
 mod tests;
 mod timers;
@@ -59,8 +61,9 @@ pub use fault::Fault;
 pub use handle::TenantHandle;
 pub use kind::{Kind, Refusal};
 pub use limits::Limits;
+pub use load_error::LoadError;
 pub use policy::{FaultReport, FaultSink};
 pub use registry::Tenants;
-pub use runtime::{Code, LoadError, Runtime, RuntimeOptions};
+pub use runtime::{Code, Runtime, RuntimeOptions};
 pub use slot::TenantSlot;
 pub use stats::TenantStats;

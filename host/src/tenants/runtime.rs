@@ -9,76 +9,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use wasmtime::component::{Component, HasSelf, Linker};
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime::Engine;
 
 use super::bindings::{v0_1, Tenant};
 use super::compiler::{compile_in_worker, Worker};
 use super::contract::{Contract, Pre};
+use super::engine::{engine_config, instance_pool, DEFAULT_LIVE_INSTANCES, DEFAULT_WASM_STACK};
+use super::load_error::LoadError;
 use super::shape::CompileLimits;
 use super::state::TenantState;
 use crate::durable::{self, sha256_hex};
 
 /// How often the epoch advances: the granularity of CPU deadlines and of yields.
 pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(1);
-
-/// Why a component could not be loaded; each says what to do about it.
-#[derive(Debug, thiserror::Error)]
-pub enum LoadError {
-    /// The bytes are not WebAssembly at all.
-    #[error(
-        "not WebAssembly (no \\0asm header): upload the .wasm file cargo built for wasm32-wasip2"
-    )]
-    NotWasm,
-    /// A core module, not a component.
-    #[error("a core WebAssembly module, not a component: build with `--target wasm32-wasip2`, or wrap the module with `wasm-tools component new`")]
-    CoreModule,
-    /// Larger than the limit.
-    #[error("the component is {size} bytes; the limit is {limit}")]
-    TooLarge {
-        /// Its size.
-        size: usize,
-        /// The limit.
-        limit: usize,
-    },
-    /// It imports an interface the host does not grant.
-    #[error("the component imports `{import}`, which nsbox does not grant (tenants get wasi:io, wasi:clocks, wasi:random, wasi:cli, wasi:filesystem with nothing in it, wasi:sockets that may reach nothing, wasi:keyvalue, wasi:config and nsbox:tenant's interfaces): remove what uses it")]
-    ForbiddenImport {
-        /// The import's name.
-        import: String,
-    },
-    /// The bytes do not validate or compile.
-    #[error("not a valid component: {0}")]
-    Invalid(String),
-    /// The compile worker could not be started or stopped unexpectedly: the host's
-    /// problem, not the component's.
-    #[error(
-        "the compiler failed (not the component's fault; try again, or tell the operator): {0}"
-    )]
-    Compiler(String),
-    /// Compiling it would cost more than the compile limits allow (its shape, or the
-    /// compiler's memory or CPU time).
-    #[error("the component is too costly to compile: {0}")]
-    CompileLimit(String),
-    /// It does not export the `nsbox:tenant` world, or its imports have other types.
-    #[error("the component does not fit the nsbox:tenant world, 0.2 or 0.1.0 (build it with the nsbox-guest SDK of this version): {0}")]
-    World(String),
-}
-
-impl LoadError {
-    /// A stable code for APIs and scripts.
-    pub fn code(&self) -> &'static str {
-        match self {
-            LoadError::NotWasm => "not_wasm",
-            LoadError::CoreModule => "core_module",
-            LoadError::TooLarge { .. } => "too_large",
-            LoadError::ForbiddenImport { .. } => "forbidden_import",
-            LoadError::Invalid(_) => "invalid",
-            LoadError::CompileLimit(_) => "compile_limit",
-            LoadError::Compiler(_) => "compiler_failed",
-            LoadError::World(_) => "wrong_world",
-        }
-    }
-}
 
 /// The interfaces a tenant may import (names without their `@version`); the linker
 /// links exactly these (see `add_granted_wasi`).
@@ -175,59 +118,6 @@ impl Default for RuntimeOptions {
     }
 }
 
-/// The default size of the instance pool.
-pub const DEFAULT_LIVE_INSTANCES: u32 = 1_000;
-
-/// The most elements one pooled table may hold; a tenant's own `table_elements` limit
-/// (20,000 by default) is what normally stops it first.
-const POOL_TABLE_ELEMENTS: usize = 1 << 20;
-
-fn engine_config(options: &RuntimeOptions, pool: Option<PoolingAllocationConfig>) -> Config {
-    let mut config = Config::new();
-    config.wasm_component_model(true);
-    config.epoch_interruption(true);
-    config.wasm_memory64(false);
-    config.max_wasm_stack(options.wasm_stack_bytes);
-    // Calls run on fibers of this size; they must hold the wasm stack and the host's frames.
-    config.async_stack_size(options.wasm_stack_bytes + HOST_STACK);
-    if let Some(pool) = pool {
-        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-        // A stack goes back to the pool when its instance stops: give its pages back
-        // too (an evicted tenant then holds no stack memory), and leave nothing of one
-        // tenant's frames for the next.
-        config.async_stack_zeroing(true);
-    }
-    config
-}
-
-/// A pool for `live` instances. Each live store keeps one fiber stack, so there is a
-/// stack per instance. A component built by cargo has one memory, a few tables and a
-/// few core instances; a tenant with more takes more of the pool. The per-component
-/// caps are loose: a tenant's own limits (`max_memories` and the rest) are what stop
-/// it, with a message that names them.
-fn instance_pool(live: u32) -> PoolingAllocationConfig {
-    let mut pool = PoolingAllocationConfig::new();
-    pool.total_component_instances(live)
-        .total_core_instances(live.saturating_mul(16))
-        .total_memories(live.saturating_add(live / 4))
-        .total_tables(live.saturating_mul(8))
-        .total_stacks(live)
-        .max_core_instances_per_component(1_000)
-        .max_memories_per_component(100)
-        .max_memories_per_module(100)
-        .max_tables_per_component(100)
-        .max_tables_per_module(100)
-        .table_elements(POOL_TABLE_ELEMENTS)
-        .async_stack_keep_resident(0);
-    pool
-}
-
-/// The default limit on a call's wasm stack (wasmtime's own default).
-pub const DEFAULT_WASM_STACK: usize = 512 << 10;
-
-/// Room on a call's fiber beyond the wasm stack, for the host functions it calls.
-const HOST_STACK: usize = 1 << 20;
-
 /// A compiled component, ready to instantiate as many times as needed.
 pub struct Code {
     pub(crate) pre: Pre,
@@ -253,10 +143,13 @@ impl Runtime {
     /// host's, not a tenant's.
     pub fn with_options(options: RuntimeOptions) -> anyhow::Result<Arc<Runtime>> {
         let (engine, pooled) = match options.live_instances {
-            0 => (Engine::new(&engine_config(&options, None))?, false),
+            0 => (
+                Engine::new(&engine_config(options.wasm_stack_bytes, None))?,
+                false,
+            ),
             live => {
                 let pool = instance_pool(live);
-                match Engine::new(&engine_config(&options, Some(pool))) {
+                match Engine::new(&engine_config(options.wasm_stack_bytes, Some(pool))) {
                     Ok(engine) => (engine, true),
                     Err(error) => {
                         // Too little address space for the pool (a small VA or a ulimit):
@@ -266,7 +159,10 @@ impl Runtime {
                             error = %format!("{error:#}"),
                             "cannot reserve the instance pool; allocating instances on demand"
                         );
-                        (Engine::new(&engine_config(&options, None))?, false)
+                        (
+                            Engine::new(&engine_config(options.wasm_stack_bytes, None))?,
+                            false,
+                        )
                     }
                 }
             }
@@ -473,17 +369,6 @@ impl Runtime {
         let pre = Pre::new(instance_pre).map_err(|error| LoadError::World(format!("{error:#}")))?;
         Ok(Code { pre })
     }
-}
-
-/// The engine the compile worker compiles with: configured as the host's (without
-/// the instance pool, which changes nothing in the compiled code), so that its output
-/// loads in the host's engine.
-pub(crate) fn worker_engine(wasm_stack_bytes: usize) -> anyhow::Result<Engine> {
-    let options = RuntimeOptions {
-        wasm_stack_bytes,
-        ..RuntimeOptions::default()
-    };
-    Ok(Engine::new(&engine_config(&options, None))?)
 }
 
 /// Links the WASI interfaces a guest's standard library or language runtime needs

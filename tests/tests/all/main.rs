@@ -2,4 +2,5 @@
 
 mod bench_smoke;
 mod js_client;
+mod layout;
 mod uploads;

@@ -19,9 +19,9 @@ use rmpv::Value;
 use tokio::sync::mpsc;
 
 use self::message::{field, kind, map, str_field, Message, MessageError, Opts};
+use super::namespace::Socket;
 use super::namespace::{BroadcastOperator, Namespace};
 use super::packet::Payload;
-use super::socket::Socket;
 
 /// Where a namespace's messages to the other servers go, and where theirs come from.
 ///

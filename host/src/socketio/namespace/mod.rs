@@ -1,5 +1,8 @@
 //! Namespaces: static ones, dynamic parents matched by regular expression and
 //! the children they create, their middleware chains, sockets and rooms.
+//!
+//! A namespace holds its sockets and a [`Socket`] its namespace, as in Node: the
+//! socket is part of this module, not a sibling that would import it back.
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -10,12 +13,14 @@ use std::sync::{Arc, Weak};
 use parking_lot::{Mutex, RwLock};
 use regex::Regex;
 
-use super::cluster::message::Opts;
-use super::cluster::{Membership, Transport};
-use super::link::encode;
-use super::packet::{ConnectError, Packet, Payload};
-use super::socket::Socket;
 use crate::engineio::Sid;
+use crate::socketio::cluster::message::Opts;
+use crate::socketio::cluster::{Membership, Transport};
+use crate::socketio::link::encode;
+use crate::socketio::packet::{ConnectError, Packet, Payload};
+pub use socket::{AckError, AckSender, DisconnectReason, FallbackHandler, Handshake, Socket};
+
+pub mod socket;
 
 /// The future a middleware returns.
 pub type MiddlewareFuture = Pin<Box<dyn Future<Output = Result<(), ConnectError>> + Send>>;
@@ -408,7 +413,7 @@ impl BroadcastOperator {
     pub async fn fetch_elsewhere(
         &self,
         timeout: std::time::Duration,
-    ) -> (Vec<super::cluster::RemoteSocket>, bool) {
+    ) -> (Vec<crate::socketio::cluster::RemoteSocket>, bool) {
         if self.local {
             return (Vec::new(), true);
         }

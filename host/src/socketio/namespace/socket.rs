@@ -11,10 +11,10 @@ use parking_lot::Mutex;
 use serde_json::Value;
 use tokio::sync::oneshot;
 
-use super::link::Link;
-use super::namespace::{BroadcastOperator, Namespace};
-use super::packet::{Packet, Payload};
+use super::{BroadcastOperator, Namespace};
 use crate::engineio::{CloseReason, Sid};
+use crate::socketio::link::Link;
+use crate::socketio::packet::{Packet, Payload};
 
 /// Why a socket left its namespace, named as the official server names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -9,15 +9,13 @@ use std::sync::Arc;
 use wasmtime::component::Resource;
 use wasmtime_wasi_io::IoView;
 
-use super::bindings::nsbox::tenant::storage::{self as nsbox_storage, KeyPage};
-use super::bindings::wasi::keyvalue::store::{self, Error, KeyResponse};
-use super::bindings::wasi::keyvalue::{atomics, batch};
-use super::limits::Limits;
-use super::state::TenantState;
+use super::TenantState;
 use crate::kv::{Backend, KvError, Op, Outcome, Quota, QuotaKind, Start, MAX_PAGE};
-
-/// An open bucket: the tenant's store (there is one, `default`); it holds nothing.
-pub struct Bucket;
+use crate::tenants::bindings::nsbox::tenant::storage::{self as nsbox_storage, KeyPage};
+use crate::tenants::bindings::wasi::keyvalue::store::{self, Error, KeyResponse};
+use crate::tenants::bindings::wasi::keyvalue::{atomics, batch};
+use crate::tenants::bindings::Bucket;
+use crate::tenants::limits::Limits;
 
 /// Buckets one instance may hold open at once; opening is free, hoarding handles is not.
 const MAX_OPEN_BUCKETS: usize = 100;

@@ -1,4 +1,5 @@
-//! What a tenant's store holds, and the host functions of the `host` interface.
+//! What a tenant's store holds, and the host functions it imports: the `host`,
+//! `sockets`, `cluster` and `timers` interfaces, `wasi:config`, and (in `storage`) its keys.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -13,6 +14,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use super::bindings::nsbox::tenant::host::Host;
 use super::bindings::nsbox::tenant::types::{self, Args, Level, Target};
 use super::bindings::nsbox::tenant::{cluster, sockets, timers};
+use super::bindings::wasi::config::store as config_store;
 use super::clock::CallClock;
 use super::command::{drop_socket, Command};
 use super::configuration::TenantConfig;
@@ -22,11 +24,13 @@ use super::limits::Limits;
 use super::log::{Source, TenantLog};
 use super::output::GuestOutput;
 use super::stats::TenantStats;
-use super::storage::TenantStorage;
 use super::timers::Timers;
 use crate::engineio::Sid;
 use crate::kv::Backend;
 use crate::socketio::{AckSender, BroadcastOperator, Namespace, Payload, Socket};
+use storage::TenantStorage;
+
+mod storage;
 
 /// The data of one instance's store.
 pub(crate) struct TenantState {
@@ -519,6 +523,20 @@ impl wasmtime_wasi_io::IoView for TenantState {
 }
 
 impl types::Host for TenantState {}
+
+/// `wasi:config/store`: the tenant's configuration and secrets, read-only.
+impl config_store::Host for TenantState {
+    fn get(
+        &mut self,
+        name: String,
+    ) -> wasmtime::Result<Result<Option<String>, config_store::Error>> {
+        Ok(Ok(self.config.get(&name).map(str::to_owned)))
+    }
+
+    fn get_all(&mut self) -> wasmtime::Result<Result<Vec<(String, String)>, config_store::Error>> {
+        Ok(Ok(self.config.all()))
+    }
+}
 
 impl TenantState {
     /// The handles of the sockets `target` selects: those the tenant holds and no limit
