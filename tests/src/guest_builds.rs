@@ -1,6 +1,7 @@
 //! The example tenants written in JavaScript and Python, built the way their READMEs
 //! say (`npm ci && npm run build` in `examples/js/NAME`, `bash build.sh` in
-//! `examples/python/NAME`), once per test process, and
+//! `examples/python/NAME`), and the test tenants of `tests/fixtures/{js,python}` the
+//! same way, once per test process, and
 //! again only when what they are built from changed: the example, the guest SDK or the
 //! contract (a fingerprint of those files is kept beside the component).
 
@@ -75,12 +76,17 @@ pub(crate) async fn run(dir: &Path, program: &str, args: &[&str]) -> std::io::Re
     }
 }
 
-/// `examples/LANGUAGE/NAME/dist/NAME.wasm` with the SDK `guest-sdk/LANGUAGE`, built by
-/// running `steps` in the example's directory unless it is already built from the
-/// same files.
-async fn example(language: &str, name: &str, steps: &[&[&str]]) -> std::io::Result<PathBuf> {
+/// `PLACE/LANGUAGE/NAME/dist/NAME.wasm` (`PLACE` is `examples` or `tests/fixtures`) with
+/// the SDK `guest-sdk/LANGUAGE`, built by running `steps` in its directory unless it is
+/// already built from the same files.
+async fn build(
+    place: &str,
+    language: &str,
+    name: &str,
+    steps: &[&[&str]],
+) -> std::io::Result<PathBuf> {
     let root = root();
-    let dir = root.join("examples").join(language).join(name);
+    let dir = root.join(place).join(language).join(name);
     let component = dir.join(format!("dist/{name}.wasm"));
     let stamp = dir.join("dist/.fingerprint");
     let _one_at_a_time = BUILDING.lock().await;
@@ -101,18 +107,33 @@ async fn example(language: &str, name: &str, steps: &[&[&str]]) -> std::io::Resu
     Ok(component)
 }
 
+/// How a JS tenant project is built: `npm ci && npm run build`.
+const JS_STEPS: &[&[&str]] = &[
+    &["npm", "ci", "--no-audit", "--no-fund"],
+    &["npm", "run", "build"],
+];
+
+/// How a Python tenant is built: `bash build.sh`.
+const PYTHON_STEPS: &[&[&str]] = &[&["bash", "build.sh"]];
+
 /// `examples/js/NAME/dist/NAME.wasm`, built with `npm ci && npm run build`.
 pub async fn js_example(name: &str) -> std::io::Result<PathBuf> {
-    let steps: &[&[&str]] = &[
-        &["npm", "ci", "--no-audit", "--no-fund"],
-        &["npm", "run", "build"],
-    ];
-    example("js", name, steps).await
+    build("examples", "js", name, JS_STEPS).await
 }
 
 /// `examples/python/NAME/dist/NAME.wasm`, built with `bash build.sh`.
 pub async fn python_example(name: &str) -> std::io::Result<PathBuf> {
-    example("python", name, &[&["bash", "build.sh"]]).await
+    build("examples", "python", name, PYTHON_STEPS).await
+}
+
+/// A test tenant in JavaScript, `tests/fixtures/js/NAME`, built as an example is.
+pub async fn js_fixture(name: &str) -> std::io::Result<PathBuf> {
+    build("tests/fixtures", "js", name, JS_STEPS).await
+}
+
+/// A test tenant in Python, `tests/fixtures/python/NAME`, built as an example is.
+pub async fn python_fixture(name: &str) -> std::io::Result<PathBuf> {
+    build("tests/fixtures", "python", name, PYTHON_STEPS).await
 }
 
 /// The README's JavaScript tenant (the block that starts `// src/hello.js`), built in a

@@ -167,6 +167,29 @@ async fn chat_in_javascript_with_official_client() {
     chat_suite(&component.display().to_string()).await;
 }
 
+/// The SDKs' API beyond what the examples use (`surface.test.mjs`): the JS one's
+/// `socket.use`, `once`, `off` and the `*Any` listeners; the Python one's `*` handler,
+/// sessions, `send` and `close_room`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sdk_surface_in_javascript_and_python_with_official_client() {
+    let js = guest_builds::js_fixture("surface")
+        .await
+        .expect("tests/fixtures/js/surface builds");
+    let python = guest_builds::python_fixture("surface")
+        .await
+        .expect("tests/fixtures/python/surface builds");
+    let config =
+        format!("[tenants.jsapi]\ncomponent = {js:?}\n\n[tenants.pyapi]\ncomponent = {python:?}\n");
+    let server = TestServer::start_with(&config)
+        .await
+        .expect("server starts");
+    let env = [
+        ("SURFACE_JS", "/jsapi".to_owned()),
+        ("SURFACE_PY", "/pyapi".to_owned()),
+    ];
+    suite_with("surface.test.mjs", server, &env).await;
+}
+
 /// A hostile example (`prefix`: `js` or `python`) beside the JS and the Rust echo: each
 /// fault contained (`guests.test.mjs`).
 async fn hostile_suite(prefix: &str, hostile: &std::path::Path) {

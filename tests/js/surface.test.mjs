@@ -1,0 +1,99 @@
+// The SDKs' API beyond what the examples use, through the official client: the JS
+// SDK's event middleware (`socket.use`), `once`, `off` and the `*Any` listeners
+// (tests/fixtures/js/surface, SURFACE_JS); the Python SDK's `*` handler, sessions,
+// `send`, `rooms` and `close_room` (tests/fixtures/python/surface, SURFACE_PY).
+import { test, describe } from "node:test";
+import assert from "node:assert/strict";
+import { once, connected, ack, record } from "./helpers.mjs";
+
+const JS = process.env.SURFACE_JS ?? "/jsapi";
+const PY = process.env.SURFACE_PY ?? "/pyapi";
+
+/** Resolves once `seen` holds `count` entries (3 s at most). */
+async function until(socket, event, seen, count) {
+  while (seen.length < count) await once(socket, event);
+}
+
+describe("the JS SDK", () => {
+  test("socket.use refuses an event, and the error reaches the socket's error listeners", async (t) => {
+    const s = await connected(t, JS);
+    const refused = once(s, "refused");
+    s.emit("forbidden", 1);
+    assert.deepEqual(await refused, ['"forbidden" is not allowed']);
+  });
+
+  test("socket.use may rewrite an event's arguments before its listeners see them", async (t) => {
+    const s = await connected(t, JS);
+    assert.deepEqual(await ack(s, "shout", "hey"), ["HEY"]);
+  });
+
+  test("once answers once; the next time the event has no listener and onAny answers", async (t) => {
+    const s = await connected(t, JS);
+    assert.deepEqual(await ack(s, "tally"), ["once"]);
+    assert.deepEqual(await ack(s, "tally"), [{ unhandled: "tally", args: [] }]);
+  });
+
+  test("off removes an event's listeners", async (t) => {
+    const s = await connected(t, JS);
+    assert.deepEqual(await ack(s, "ping2"), ["pong"]);
+    assert.deepEqual(await ack(s, "mute", "ping2"), [0]);
+    assert.deepEqual(await ack(s, "ping2"), [{ unhandled: "ping2", args: [] }]);
+  });
+
+  test("onAny gets an event nobody listens to, with its arguments", async (t) => {
+    const s = await connected(t, JS);
+    assert.deepEqual(await ack(s, "nothing-here", 1, { a: [2] }), [
+      { unhandled: "nothing-here", args: [1, { a: [2] }] },
+    ]);
+  });
+
+  test("prependAny sees every event that passed the middleware, in order; offAny removes them all", async (t) => {
+    const s = await connected(t, JS);
+    const refused = once(s, "refused");
+    s.emit("shout", "a", () => {});
+    s.emit("forbidden");
+    s.emit("tally", () => {});
+    await refused;
+    assert.deepEqual(await ack(s, "seen"), [["shout", "tally", "seen"]]);
+    assert.deepEqual(await ack(s, "forget-any"), [0]);
+    assert.deepEqual(await ack(s, "shout", "b"), ["B"]);
+    assert.deepEqual(await ack(s, "seen"), [["shout", "tally", "seen", "forget-any"]]);
+  });
+});
+
+describe("the Python SDK", () => {
+  test("a session is kept per socket from connect on, and session() saves what it changes", async (t) => {
+    const ada = await connected(t, PY, { auth: { name: "ada" } });
+    assert.deepEqual(await ack(ada, "visit"), [1]);
+    assert.deepEqual(await ack(ada, "visit"), [2]);
+    assert.deepEqual(await ack(ada, "whoami"), [{ visits: 2, name: "ada" }]);
+    const bob = await connected(t, PY, { auth: { name: "bob" } });
+    assert.deepEqual(await ack(bob, "visit"), [1]);
+    assert.deepEqual(await ack(bob, "whoami"), [{ visits: 1, name: "bob" }]);
+  });
+
+  test("the * handler gets an event nobody handles, its name first", async (t) => {
+    const s = await connected(t, PY);
+    assert.deepEqual(await ack(s, "nothing-here", 1, { a: [2] }), [
+      { unhandled: "nothing-here", args: [1, { a: [2] }] },
+    ]);
+  });
+
+  test("send reaches a room as `message`; close_room empties the room", async (t) => {
+    const a = await connected(t, PY);
+    const b = await connected(t, PY);
+    const [rooms] = await ack(a, "enter", "r");
+    assert.deepEqual(rooms, [a.id, "r"].sort());
+    await ack(b, "enter", "r");
+    const heard = record(b, "message");
+    assert.deepEqual(await ack(a, "announce", "r", "one"), [true]);
+    await until(b, "message", heard, 1);
+    assert.deepEqual(await ack(a, "close", "r"), [true]);
+    await ack(a, "announce", "r", "two");
+    // What the room still reached would come before this, from the same tenant.
+    await ack(b, "enter", "r2");
+    await ack(a, "announce", "r2", "three");
+    await until(b, "message", heard, 2);
+    assert.deepEqual(heard, [["one"], ["three"]]);
+  });
+});
