@@ -38,9 +38,10 @@ export async function connected(t, path = "/", opts = {}) {
   return socket;
 }
 
-/** A raw WebSocket with a queue of received frames (text as string, binary as Buffer). */
-export function rawWs(t, query, { autoPong = true } = {}) {
-  const ws = new WebSocket(`${WS_URL}${query}`);
+/** A raw WebSocket with a queue of received frames (text as string, binary as Buffer);
+ * to nsbox unless `base` names another server (e.g. Node's, to compare with). */
+export function rawWs(t, query, { autoPong = true, base = WS_URL } = {}) {
+  const ws = new WebSocket(`${base}${query}`);
   const frames = [];
   const waiters = [];
   ws.on("message", (data, isBinary) => {

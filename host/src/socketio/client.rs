@@ -10,7 +10,8 @@ use tokio::task::AbortHandle;
 use bytes::Bytes;
 use serde_json::Value;
 
-use super::link::{Departures, Link};
+use super::link::{Departures, Link, Parser};
+use super::msgpack;
 use super::namespace::{DisconnectReason, Handshake, Socket};
 use super::packet::{self, ConnectError, Packet};
 use super::Resolver;
@@ -130,7 +131,7 @@ impl Client {
         };
         let Some(namespace) = self.resolver.resolve(&nsp) else {
             self.link
-                .send(&ConnectError::new("Invalid namespace").packet(&nsp));
+                .send(&ConnectError::invalid_namespace().packet(&nsp));
             return;
         };
         {
@@ -242,6 +243,10 @@ impl Departures for Client {
 
 impl Connection for Client {
     fn on_message(&self, text: String) {
+        if self.link.parser_or(Parser::Json) == Parser::Msgpack {
+            // A msgpack client sends binary messages only.
+            return self.fail(packet::ParseError::UnknownType);
+        }
         if self.partial.lock().is_some() {
             // A text packet in the middle of a binary packet's attachments.
             return self.fail(packet::ParseError::IllegalAttachments);
@@ -263,6 +268,14 @@ impl Connection for Client {
     }
 
     fn on_binary(&self, data: Bytes) {
+        // A JSON client's binary messages follow the text that announced them; a binary
+        // message first means the msgpack parser.
+        if self.link.parser_or(Parser::Msgpack) == Parser::Msgpack {
+            return match msgpack::decode(&data, self.resolver.config.max_attachments) {
+                Ok(packet) => self.dispatch(packet),
+                Err(error) => self.fail(error),
+            };
+        }
         let complete = {
             let mut partial = self.partial.lock();
             let Some(pending) = partial.as_mut() else {

@@ -2,10 +2,12 @@
 //! queued on the session. Sockets and broadcasts send through it; the connection's
 //! incoming side (`client`) owns it, so neither imports the other.
 
-use std::sync::{Arc, Weak};
+use std::cell::OnceCell;
+use std::sync::{Arc, OnceLock, Weak};
 
 use bytes::Bytes;
 
+use super::msgpack;
 use super::packet::Packet;
 use crate::engineio::packet::Packet as EnginePacket;
 use crate::engineio::{CloseReason, Session, Sid, TransportKind};
@@ -16,10 +18,21 @@ pub(crate) trait Departures: Send + Sync {
     fn left(&self, nsp: &str, id: &Sid);
 }
 
+/// How a connection's packets are written: Socket.IO's default parser (text, binaries
+/// as attachment messages) or `socket.io-msgpack-parser` (one binary message each).
+/// Each connection has its own, told by the first message its client sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Parser {
+    Json,
+    Msgpack,
+}
+
 /// The sending side of one connection.
 pub(crate) struct Link {
     session: Weak<Session>,
     departures: Weak<dyn Departures>,
+    /// Set by the client's first message; nothing is sent before it.
+    parser: OnceLock<Parser>,
 }
 
 impl Link {
@@ -27,7 +40,18 @@ impl Link {
         Link {
             session: Arc::downgrade(session),
             departures,
+            parser: OnceLock::new(),
         }
+    }
+
+    /// The connection's parser: the one already told, else `first` (the kind of the
+    /// client's first message), from now on.
+    pub(crate) fn parser_or(&self, first: Parser) -> Parser {
+        *self.parser.get_or_init(|| first)
+    }
+
+    fn parser(&self) -> Parser {
+        self.parser.get().copied().unwrap_or(Parser::Json)
     }
 
     /// The transport the connection uses now: `"polling"` or `"websocket"`.
@@ -40,12 +64,33 @@ impl Link {
 
     /// Encodes and queues one packet.
     pub(crate) fn send(&self, packet: &Packet) {
-        let (message, binary) = encode(packet);
-        self.send_encoded(message, &binary);
+        match self.parser() {
+            Parser::Json => {
+                let (message, binary) = encode_json(packet);
+                self.queue(message, &binary);
+            }
+            Parser::Msgpack => self.queue(EnginePacket::Binary(msgpack::encode(packet)), &[]),
+        }
     }
 
-    /// Queues an already encoded packet (see [`encode`]) and its attachments.
-    pub(crate) fn send_encoded(&self, message: EnginePacket, binary: &[Bytes]) {
+    /// Queues a packet sent to many connections, encoded once per parser.
+    pub(crate) fn send_shared(&self, shared: &Shared) {
+        match self.parser() {
+            Parser::Json => {
+                let (message, binary) = shared.json.get_or_init(|| encode_json(shared.packet));
+                self.queue(message.clone(), binary);
+            }
+            Parser::Msgpack => {
+                let message = shared
+                    .msgpack
+                    .get_or_init(|| EnginePacket::Binary(msgpack::encode(shared.packet)));
+                self.queue(message.clone(), &[]);
+            }
+        }
+    }
+
+    /// Queues an encoded packet and its attachments.
+    fn queue(&self, message: EnginePacket, binary: &[Bytes]) {
         let Some(session) = self.session.upgrade() else {
             return;
         };
@@ -79,8 +124,26 @@ impl Link {
     }
 }
 
-/// A packet as the Engine.IO message that carries it, and its attachments: encoded once,
-/// straight into the buffer that is sent; cloning the message shares that buffer.
-pub(crate) fn encode(packet: &Packet) -> (EnginePacket, Vec<Bytes>) {
+/// A packet going to many connections (a broadcast), encoded for each parser the first
+/// time a recipient needs it; every recipient of a parser shares that buffer.
+pub(crate) struct Shared<'a> {
+    packet: &'a Packet,
+    json: OnceCell<(EnginePacket, Vec<Bytes>)>,
+    msgpack: OnceCell<EnginePacket>,
+}
+
+impl<'a> Shared<'a> {
+    pub(crate) fn new(packet: &'a Packet) -> Shared<'a> {
+        Shared {
+            packet,
+            json: OnceCell::new(),
+            msgpack: OnceCell::new(),
+        }
+    }
+}
+
+/// A packet as the Engine.IO text message that carries it, and its attachments:
+/// encoded straight into the buffer that is sent; cloning the message shares it.
+fn encode_json(packet: &Packet) -> (EnginePacket, Vec<Bytes>) {
     EnginePacket::message_with(|out| packet.encode_into(out))
 }

@@ -5,6 +5,7 @@
 mod client;
 pub mod cluster;
 mod link;
+pub mod msgpack;
 pub mod namespace;
 pub mod packet;
 #[cfg(test)]

@@ -11,6 +11,15 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
 
+/// What a client asking for a namespace nobody serves is told.
+const INVALID_NAMESPACE: &str = "Invalid namespace";
+const INVALID_NAMESPACE_DATA: &str = "{\"message\":\"Invalid namespace\"}";
+
+/// Whether a client may not send an event of this name: the client library uses it.
+pub(crate) fn is_reserved(event: &str) -> bool {
+    RESERVED_EVENTS.contains(&event)
+}
+
 /// Event names a client may not send: the client library uses them itself.
 const RESERVED_EVENTS: [&str; 6] = [
     "connect",
@@ -455,7 +464,7 @@ fn split_event(data: &str) -> Result<(String, Payload), ParseError> {
     let items: Vec<&RawValue> = serde_json::from_str(data).map_err(|_| ParseError::Payload)?;
     let (first, args) = items.split_first().ok_or(ParseError::Payload)?;
     let event = match serde_json::from_str::<Value>(first.get()) {
-        Ok(Value::String(name)) if !RESERVED_EVENTS.contains(&name.as_str()) => name,
+        Ok(Value::String(name)) if !is_reserved(&name) => name,
         Ok(Value::Number(n)) => n.to_string(),
         _ => return Err(ParseError::Payload),
     };
@@ -553,16 +562,30 @@ impl ConnectError {
         }
     }
 
-    /// The CONNECT_ERROR packet for namespace `nsp`.
+    /// The refusal of a namespace no server-side namespace matches.
+    pub(crate) fn invalid_namespace() -> Self {
+        ConnectError::new(INVALID_NAMESPACE)
+    }
+
+    /// Whether a CONNECT_ERROR's data is [`ConnectError::invalid_namespace`]'s (Node
+    /// builds that packet elsewhere, and its fields come in another order).
+    pub(crate) fn is_invalid_namespace(data: &str) -> bool {
+        data == INVALID_NAMESPACE_DATA
+    }
+
+    /// The CONNECT_ERROR packet for namespace `nsp`: `{"message":...,"data":...}`, in
+    /// that order, as Node writes it.
     pub(crate) fn packet(&self, nsp: &str) -> Packet {
-        let mut body = serde_json::Map::new();
-        body.insert("message".into(), Value::from(self.message.as_str()));
+        let mut body = String::from("{\"message\":");
+        push_json_string(&mut body, &self.message);
         if let Some(data) = &self.data {
-            body.insert("data".into(), data.clone());
+            body.push_str(",\"data\":");
+            body.push_str(&data.to_string());
         }
+        body.push('}');
         Packet::ConnectError {
             nsp: nsp.to_owned(),
-            data: Value::Object(body).to_string(),
+            data: body,
         }
     }
 }

@@ -57,6 +57,22 @@ async fn engineio_protocol() {
     suite("engineio.test.mjs", server).await;
 }
 
+/// Clients with `socket.io-msgpack-parser`: the reference app, a room shared with JSON
+/// clients, and Node's packets byte for byte.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn msgpack_parser_with_official_client() {
+    let server = TestServer::start().await.expect("server starts");
+    suite("msgpack.test.mjs", server).await;
+}
+
+/// A msgpack client and a Wasm tenant (the Rust echo).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn msgpack_parser_with_a_wasm_tenant() {
+    let server = TestServer::start_tenants().await.expect("server starts");
+    let env = [("MSGPACK_TENANT", "/t1".to_owned())];
+    suite_with("msgpack.test.mjs", server, &env).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn socketio_with_official_client() {
     let server = TestServer::start().await.expect("server starts");

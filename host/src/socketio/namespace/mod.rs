@@ -16,7 +16,7 @@ use regex::Regex;
 use crate::engineio::Sid;
 use crate::socketio::cluster::message::Opts;
 use crate::socketio::cluster::{Membership, Transport};
-use crate::socketio::link::encode;
+use crate::socketio::link::Shared;
 use crate::socketio::packet::{ConnectError, Packet, Payload};
 pub use socket::{AckError, AckSender, DisconnectReason, FallbackHandler, Handshake, Socket};
 
@@ -479,9 +479,9 @@ impl BroadcastOperator {
             args,
             ack: None,
         };
-        let (message, binary) = encode(&packet);
+        let shared = Shared::new(&packet);
         for socket in &recipients {
-            socket.link.send_encoded(message.clone(), &binary);
+            socket.link.send_shared(&shared);
         }
         if let (false, Some(_), Packet::Event { event, args, .. }) =
             (self.local, self.nsp.cluster(), &packet)
