@@ -104,6 +104,9 @@ pub fn socketio_config(settings: &Settings) -> SocketIoConfig {
             ping_timeout: millis(settings.ping_timeout_ms),
             body_timeout: millis(settings.body_timeout_ms),
             max_buffered_bytes: settings.max_buffered_bytes,
+            http_compression: settings
+                .http_compression
+                .then_some(settings.http_compression_threshold),
             ..EngineConfig::default()
         },
         connect_timeout: millis(settings.connect_timeout_ms),

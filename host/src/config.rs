@@ -86,6 +86,10 @@ pub struct EngineConfig {
     pub transports: Transports,
     /// Cross-origin settings. Default is none.
     pub cors: Cors,
+    /// Long-polling responses of at least this many bytes are sent gzip- or
+    /// deflate-encoded when the request accepts it (Node's `httpCompression`); `None`
+    /// sends them as they are. Default is 1,024, as Node's.
+    pub http_compression: Option<usize>,
 }
 
 impl Default for EngineConfig {
@@ -101,6 +105,7 @@ impl Default for EngineConfig {
             max_buffered_bytes: 16 << 20,
             transports: Transports::default(),
             cors: Cors::default(),
+            http_compression: Some(1024),
         }
     }
 }

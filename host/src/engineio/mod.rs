@@ -4,6 +4,7 @@
 //! The layer above implements [`EngineHandler`] and sees only sessions and
 //! their text and binary messages.
 
+mod compression;
 pub mod packet;
 pub mod payload;
 mod polling;
@@ -22,6 +23,7 @@ use hyper::body::Incoming;
 
 use crate::config::EngineConfig;
 use crate::error::HttpError;
+use compression::Encoding;
 use session::Registry;
 pub use session::{
     CloseReason, ConnectInfo, Connection, EngineHandler, Session, Sid, TransportKind,
@@ -143,7 +145,10 @@ impl Engine {
                     Err(HttpError::BadRequest)
                 }
                 TransportKind::Polling if req.method() == Method::GET => {
-                    polling::get(session).await
+                    let compression = self.config.http_compression.and_then(|threshold| {
+                        Some((Encoding::accepted(req.headers())?, threshold))
+                    });
+                    polling::get(session, compression).await
                 }
                 TransportKind::Polling if req.method() == Method::POST => {
                     polling::post(session, req).await

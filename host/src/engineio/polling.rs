@@ -6,6 +6,7 @@ use std::time::Duration;
 use http::{header, Request};
 use hyper::body::Incoming;
 
+use super::compression::Encoding;
 use super::packet::Packet;
 use super::session::{CloseReason, ConnectInfo, Session, TransportKind};
 use super::{payload, text_response, Engine, HttpResponse};
@@ -27,8 +28,12 @@ pub(super) fn handshake(engine: &Arc<Engine>, info: ConnectInfo) -> HttpResponse
 /// released with a noop: Node checks every 100 ms for a poll to noop.
 const UPGRADE_SETTLE_WAIT: Duration = Duration::from_millis(100);
 
-/// A GET: waits for at least one packet and sends everything queued, in one body.
-pub(super) async fn get(session: Arc<Session>) -> Result<HttpResponse, HttpError> {
+/// A GET: waits for at least one packet and sends everything queued, in one body,
+/// encoded with `compression`'s encoding when it is at least its threshold long.
+pub(super) async fn get(
+    session: Arc<Session>,
+    compression: Option<(Encoding, usize)>,
+) -> Result<HttpResponse, HttpError> {
     let started = session.upgrade_started();
     let settled = session.upgrade_settled();
     tokio::pin!(started, settled);
@@ -93,7 +98,18 @@ pub(super) async fn get(session: Arc<Session>) -> Result<HttpResponse, HttpError
             _ = upgrade => {}
         }
     };
-    Ok(text_response(payload::encode(&packets)))
+    let body = payload::encode(&packets);
+    match compression {
+        Some((encoding, threshold)) if body.len() >= threshold => {
+            let mut response = text_response(encoding.encode(body.as_bytes()));
+            response.headers_mut().insert(
+                header::CONTENT_ENCODING,
+                header::HeaderValue::from_static(encoding.name()),
+            );
+            Ok(response)
+        }
+        _ => Ok(text_response(body)),
+    }
 }
 
 /// A POST: reads at most `maxPayload` bytes and hands every packet to the session.
@@ -170,7 +186,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_pending_poll_is_released_with_a_noop_when_the_upgrade_is_announced() {
         let session = session_on(TransportKind::Polling);
-        let get = tokio::spawn(get(session.clone()));
+        let get = tokio::spawn(get(session.clone(), None));
         settle().await;
         assert!(!get.is_finished(), "a long-poll waits");
         assert!(session.begin_upgrade());
@@ -184,10 +200,10 @@ mod tests {
     async fn a_poll_during_the_upgrade_gets_a_noop_after_nodes_check_or_400_once_it_is_done() {
         let session = session_on(TransportKind::Polling);
         assert!(session.begin_upgrade());
-        let waiting = tokio::spawn(get(session.clone()));
+        let waiting = tokio::spawn(get(session.clone(), None));
         tokio::time::advance(UPGRADE_SETTLE_WAIT + Duration::from_millis(1)).await;
         assert_eq!(answer(waiting).await, "6");
-        let pending = tokio::spawn(get(session.clone()));
+        let pending = tokio::spawn(get(session.clone(), None));
         settle().await;
         session.finish_upgrade();
         assert_eq!(
@@ -201,7 +217,7 @@ mod tests {
     async fn a_poll_behind_an_unprobed_websocket_waits_for_its_frames_and_sees_the_upgrade_done() {
         let session = session_on(TransportKind::Polling);
         let unprobed = session.websocket_opened();
-        let get = tokio::spawn(get(session.clone()));
+        let get = tokio::spawn(get(session.clone(), None));
         // Longer than any fixed wait: bounded only by the WebSocket probing or going.
         tokio::time::advance(Duration::from_secs(5)).await;
         assert!(!get.is_finished());
@@ -217,7 +233,7 @@ mod tests {
     async fn a_websocket_that_goes_unprobed_lets_the_poll_carry_on() {
         let session = session_on(TransportKind::Polling);
         let unprobed = session.websocket_opened();
-        let get = tokio::spawn(get(session.clone()));
+        let get = tokio::spawn(get(session.clone(), None));
         settle().await;
         drop(unprobed);
         settle().await;

@@ -65,6 +65,13 @@ async fn msgpack_parser_with_official_client() {
     suite("msgpack.test.mjs", server).await;
 }
 
+/// Long-polling responses compressed as Node's `httpCompression` compresses them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_compression_as_node() {
+    let server = TestServer::start().await.expect("server starts");
+    suite("compression.test.mjs", server).await;
+}
+
 /// A msgpack client and a Wasm tenant (the Rust echo).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn msgpack_parser_with_a_wasm_tenant() {
