@@ -10,6 +10,7 @@ use std::rc::Rc;
 use serde_json::{Map, Value};
 
 use crate::args::Args;
+use crate::bindings::exports::nsbox::tenant::broadcast_handlers::Guest as BroadcastGuest;
 use crate::bindings::exports::nsbox::tenant::cluster_handlers::Guest as ClusterGuest;
 use crate::bindings::exports::nsbox::tenant::handlers::Guest;
 use crate::bindings::nsbox::tenant::types::{
@@ -217,5 +218,11 @@ impl<S: Setup> ClusterGuest for Exports<S> {
         for handler in &app.server_events {
             handler(&event, Args::from_wit(args.clone()));
         }
+    }
+}
+
+impl<S: Setup> BroadcastGuest for Exports<S> {
+    fn on_broadcast_replies(request: u64, replies: WitArgs, complete: bool) {
+        socket::broadcast_replied(request, Args::from_wit(replies), complete);
     }
 }

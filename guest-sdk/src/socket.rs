@@ -28,9 +28,13 @@ struct SocketState {
 /// What to call with the answer to an `emit_with_ack`.
 type ReplyHandler = Box<dyn FnOnce(Result<Args, AckFailure>)>;
 
+/// What to call with the answers to a broadcast with acks.
+type BroadcastReply = Box<dyn FnOnce(Args, bool)>;
+
 thread_local! {
     static SOCKETS: RefCell<HashMap<u64, SocketState>> = RefCell::new(HashMap::new());
     static REPLIES: RefCell<HashMap<u64, ReplyHandler>> = RefCell::new(HashMap::new());
+    static BROADCASTS: RefCell<HashMap<u64, BroadcastReply>> = RefCell::new(HashMap::new());
 }
 
 /// A socket asks to join: its state is kept from now until it leaves or is refused.
@@ -55,6 +59,14 @@ fn with_socket<R>(handle: u64, f: impl FnOnce(&mut SocketState) -> R) -> Option<
 
 fn expect_reply(request: u64, handler: ReplyHandler) {
     REPLIES.with(|replies| replies.borrow_mut().insert(request, handler));
+}
+
+/// The answers to a broadcast with acks came: its handler runs, once.
+pub(crate) fn broadcast_replied(request: u64, replies: Args, complete: bool) {
+    let handler = BROADCASTS.with(|waiting| waiting.borrow_mut().remove(&request));
+    if let Some(handler) = handler {
+        handler(replies, complete);
+    }
 }
 
 /// The answer to an `emit_with_ack` came (or its failure): its handler runs, once.
@@ -231,6 +243,29 @@ impl Broadcast {
     /// arguments.
     pub fn try_emit(self, event: &str, args: impl IntoArgs) -> Result<(), String> {
         host::broadcast(&self.target, event, &args.into_args().into_wit())
+    }
+
+    /// Sends the event to every selected socket, on every server of the cluster, each
+    /// asked for an acknowledgement (socket.io's `io.timeout(ms).emit(..., callback)`):
+    /// `reply` gets the first argument of each answer, in the order they came, and
+    /// whether every socket answered within `timeout` (else those that did). Fails,
+    /// saying why, when the host refuses the arguments or the tenant already waits
+    /// for as many answers as it may.
+    pub fn emit_with_ack<F>(
+        self,
+        event: &str,
+        args: impl IntoArgs,
+        timeout: Duration,
+        reply: F,
+    ) -> Result<(), String>
+    where
+        F: FnOnce(Args, bool) + 'static,
+    {
+        let millis = u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX);
+        let request =
+            host::broadcast_with_ack(&self.target, event, &args.into_args().into_wit(), millis)?;
+        BROADCASTS.with(|waiting| waiting.borrow_mut().insert(request, Box::new(reply)));
+        Ok(())
     }
 
     /// The selected sockets (socket.io's `fetchSockets()`), in the order they joined.

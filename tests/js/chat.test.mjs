@@ -89,4 +89,30 @@ describe("chat tenant", () => {
     assert.equal(history[0].text, "m5");
     assert.equal(history.at(-1).text, "m54");
   });
+
+  test("a poll asks the channel's other members at once and gathers their answers", async (t) => {
+    const [cat, dan, eve, fay] = await Promise.all(["cat", "dan", "eve", "fay"].map((n) => chat(t, n)));
+    for (const s of [cat, dan, eve, fay]) await ack(s, "join", "#poll");
+    const asked = [];
+    dan.on("poll", (question, answer) => {
+      asked.push(question);
+      answer("yes");
+    });
+    eve.on("poll", (question, answer) => answer({ vote: "no" }, "ignored"));
+    // fay says nothing at first: the poll ends at its timeout with the others' answers.
+    fay.on("poll", () => {});
+    const [partial] = await ack(cat, "poll", "#poll", "lunch?", 300);
+    assert.equal(partial.ok, true);
+    assert.equal(partial.complete, false);
+    assert.deepEqual(partial.answers.map(JSON.stringify).sort(), ['"yes"', '{"vote":"no"}']);
+    assert.deepEqual(asked, [{ channel: "#poll", nickname: "cat", question: "lunch?" }]);
+    fay.off("poll");
+    fay.on("poll", (question, answer) => answer(Buffer.from([1, 2])));
+    const [whole] = await ack(cat, "poll", "#poll", "tea?", 3000);
+    assert.equal(whole.complete, true);
+    assert.equal(whole.answers.length, 3);
+    assert.ok(whole.answers.some((a) => a instanceof Buffer || a instanceof ArrayBuffer || ArrayBuffer.isView(a)));
+    // Not a member: refused.
+    assert.deepEqual(await ack(cat, "poll", "#elsewhere", "?"), [{ ok: false, error: "not a member" }]);
+  });
 });

@@ -419,6 +419,30 @@ describe("a tenant's own operations across nodes", () => {
   });
 });
 
+describe("a tenant's broadcast with acks across nodes", () => {
+  test("asks the room's sockets on every nsbox node and on Node's server, and gathers their answers", async (t) => {
+    const [asker, there, elsewhere, silent] = await Promise.all([client(t, a.url), client(t, b.url), client(t, node.url), client(t, b.url)]);
+    await linked(asker, [there, elsewhere]);
+    for (const s of [asker, there, elsewhere, silent]) await ask(s, "join", "pollers");
+    there.on("question", (answer) => answer("b"));
+    elsewhere.on("question", (answer) => answer({ from: "node", bin: Buffer.from([7]) }));
+    silent.on("question", () => {});
+    // One socket says nothing: the poll ends at its timeout with the others' answers.
+    const partial = await ask(asker, "poll", "pollers", 500);
+    assert.equal(partial.complete, false);
+    assert.equal(partial.answers.length, 2);
+    const fromNode = partial.answers.find((answer) => answer?.from === "node");
+    assert.deepEqual(Buffer.from(fromNode.bin), Buffer.from([7]));
+    assert.ok(partial.answers.includes("b"));
+    silent.off("question");
+    silent.on("question", (answer) => answer("b2"));
+    const whole = await ask(asker, "poll", "pollers", 4000);
+    assert.equal(whole.complete, true);
+    assert.deepEqual(whole.answers.filter((answer) => typeof answer === "string").sort(), ["b", "b2"]);
+    assert.equal(whole.answers.length, 3);
+  });
+});
+
 describe("a tenant's socket bulk operations across nodes", () => {
   test("fetchSockets, socketsJoin and socketsLeave from a tenant reach the sockets of every node; joins from elsewhere are under the room limits", async (t) => {
     const [ca, cb, cn] = await Promise.all([client(t, a.url), client(t, b.url), client(t, node.url)]);

@@ -119,6 +119,31 @@ describe("echo tenant", () => {
     assert.ok(Date.now() - started >= 1900, "the timeout is 2 s");
   });
 
+  test("poll asks the room's other sockets at once and gathers their first answers", async (t) => {
+    const [asker, x, y, z] = await Promise.all([0, 1, 2, 3].map(() => connected(t, A, OK)));
+    for (const s of [asker, x, y, z]) await ack(s, "join", "pollroom");
+    let askedTheAsker = false;
+    asker.on("question", () => (askedTheAsker = true));
+    x.on("question", (answer) => answer("x", "ignored"));
+    y.on("question", (answer) => answer({ y: Buffer.from([9]) }));
+    // z says nothing: the poll ends at its timeout with the others' answers.
+    z.on("question", () => {});
+    const [partial] = await ack(asker, "poll", "pollroom", 300);
+    assert.equal(partial.complete, false);
+    assert.equal(partial.answers.length, 2);
+    assert.ok(partial.answers.includes("x"));
+    assert.deepEqual(Buffer.from(partial.answers.find((a) => a?.y).y), Buffer.from([9]));
+    z.off("question");
+    z.on("question", (answer) => answer(3));
+    const [whole] = await ack(asker, "poll", "pollroom", 2000);
+    assert.equal(whole.complete, true);
+    assert.equal(whole.answers.length, 3);
+    assert.ok(whole.answers.includes(3));
+    assert.equal(askedTheAsker, false);
+    // Nobody in the room: complete at once, no answers.
+    assert.deepEqual(await ack(asker, "poll", "nobody-here", 5000), [{ answers: [], complete: true }]);
+  });
+
   test("an event the tenant does not handle is ignored and the socket stays", async (t) => {
     const s = await connected(t, A, OK);
     s.emit("no-such-event", 1);

@@ -1,7 +1,8 @@
 // The SDKs' API beyond what the examples use, through the official client: the JS
 // SDK's event middleware (`socket.use`), `once`, `off` and the `*Any` listeners
 // (tests/fixtures/js/surface, SURFACE_JS); the Python SDK's `*` handler, sessions,
-// `send`, `rooms` and `close_room` (tests/fixtures/python/surface, SURFACE_PY).
+// `send`, `rooms`, `close_room` and broadcasts with acks (tests/fixtures/python/surface,
+// SURFACE_PY).
 import { test, describe } from "node:test";
 import assert from "node:assert/strict";
 import { once, connected, ack, record } from "./helpers.mjs";
@@ -95,5 +96,25 @@ describe("the Python SDK", () => {
     await ack(a, "announce", "r2", "three");
     await until(b, "message", heard, 2);
     assert.deepEqual(heard, [["one"], ["three"]]);
+  });
+
+  test("emit with a callback to a room asks every socket in it and gathers the answers", async (t) => {
+    const asker = await connected(t, PY);
+    const yes = await connected(t, PY);
+    const no = await connected(t, PY);
+    const silent = await connected(t, PY);
+    for (const s of [asker, yes, no, silent]) await ack(s, "enter", "voters");
+    yes.on("question", (q, answer) => answer("yes"));
+    no.on("question", (q, answer) => answer("no", "ignored"));
+    silent.on("question", () => {});
+    // The silent socket never answers: the timeout ends the poll with the others' answers.
+    const [partial] = await ack(asker, "poll", "voters", 0.3);
+    assert.equal(partial.complete, false);
+    assert.deepEqual(partial.answers.sort(), ["no", "yes"]);
+    silent.off("question");
+    silent.on("question", (q, answer) => answer("maybe"));
+    const [whole] = await ack(asker, "poll", "voters", 2);
+    assert.equal(whole.complete, true);
+    assert.deepEqual(whole.answers.sort(), ["maybe", "no", "yes"]);
   });
 });

@@ -12,6 +12,12 @@
 //! - `typing` (channel, bool) tells the channel's other members `typing` `{channel, nickname, typing}`.
 //! - `members` (channel) and `history` (channel) ack what they name; `channels` acks
 //!   `[{channel, members}]`.
+//! - `poll` (channel, question, timeout_ms) asks the channel's other members `poll`
+//!   `{channel, nickname, question}` with an ack, all at once (a broadcast with acks,
+//!   socket.io's `socket.to(channel).timeout(ms).emit(...)`), and acks
+//!   `{ok: true, answers, complete}`: the first argument of each member's answer, in
+//!   the order they came, and whether every member answered within `timeout_ms`
+//!   (1 to 10,000; 5,000 unless given). `{ok: false, error}` when not a member.
 //!
 //! History is kept in the tenant's storage (`history/<channel>`, the last 50): it
 //! survives evictions, faults, new versions and host restarts. Members and nicknames
@@ -20,10 +26,11 @@
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::rc::Rc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use nsbox_guest::serde_json::{json, Value};
-use nsbox_guest::{log, storage, Ack, App, Reject, Socket};
+use nsbox_guest::{log, storage, Ack, App, Args, Reject, Socket};
 
 const HISTORY: usize = 50;
 const MAX_TEXT: usize = 2000;
@@ -219,6 +226,42 @@ fn setup(app: &mut App) {
             socket.to(&channel).emit(
                 "typing",
                 json!({"channel": channel, "nickname": nickname(socket), "typing": typing}),
+            );
+        }
+    });
+
+    app.on("poll", |socket, args, ack| {
+        let channel: String = args.get(0).unwrap_or_default();
+        let question: String = args.get(1).unwrap_or_default();
+        let timeout_ms = args.get::<u64>(2).unwrap_or(5000).clamp(1, 10_000);
+        if !with_chat(|chat| chat.is_member(&channel, socket.handle())) {
+            return reply(ack, json!({"ok": false, "error": "not a member"}));
+        }
+        let asked = json!({"channel": channel, "nickname": nickname(socket), "question": question});
+        // Answered by the replies, or at once if the host refuses the poll.
+        let ack = Rc::new(RefCell::new(ack));
+        let later = ack.clone();
+        let sent = socket.to(&channel).emit_with_ack(
+            "poll",
+            asked,
+            Duration::from_millis(timeout_ms),
+            move |answers, complete| {
+                // The answers' JSON, binary placeholders and all, goes out with their
+                // attachments.
+                let json = format!(
+                    r#"[{{"ok":true,"answers":{},"complete":{complete}}}]"#,
+                    answers.json()
+                );
+                let result = Args::from_json(json, answers.attachments().to_vec());
+                if let (Some(ack), Ok(result)) = (later.borrow_mut().take(), result) {
+                    let _ = ack.send(result);
+                }
+            },
+        );
+        if let Err(error) = sent {
+            reply(
+                ack.borrow_mut().take(),
+                json!({"ok": false, "error": error}),
             );
         }
     });

@@ -1,10 +1,12 @@
 //! The `echo` tenant: a middleware chain of three and the events the tests and the
 //! README rely on. Its behaviour is specified exactly in issue 3 and in `examples/README.md`.
 
+use std::cell::RefCell;
+use std::rc::Rc;
 use std::time::Duration;
 
 use nsbox_guest::serde_json::{json, Value};
-use nsbox_guest::{cluster, config, storage, Ack, AckFailure, App, Reject, Socket};
+use nsbox_guest::{cluster, config, storage, Ack, AckFailure, App, Args, Reject, Socket};
 
 thread_local! {
     /// What the tenant's instances on other nodes sent this instance, in order.
@@ -223,6 +225,36 @@ fn setup(app: &mut App) {
             };
             let _ = ack.send(answer);
         });
+    });
+    app.on("poll", |socket, args, ack| {
+        let Some(ack) = ack else { return };
+        let room: String = args.get(0).unwrap_or_default();
+        let timeout_ms = args.get::<u64>(1).unwrap_or(2000).clamp(1, 10_000);
+        // Answered by the replies, or at once if the host refuses the poll.
+        let ack = Rc::new(RefCell::new(Some(ack)));
+        let later = ack.clone();
+        let sent = socket.to(&room).emit_with_ack(
+            "question",
+            (),
+            Duration::from_millis(timeout_ms),
+            move |answers, complete| {
+                // The answers' JSON goes out with their attachments.
+                let json = format!(
+                    r#"[{{"answers":{},"complete":{complete}}}]"#,
+                    answers.json()
+                );
+                let reply = Args::from_json(json, answers.attachments().to_vec());
+                if let (Some(ack), Ok(reply)) = (later.borrow_mut().take(), reply) {
+                    let _ = ack.send(reply);
+                }
+            },
+        );
+        if let Err(error) = sent {
+            let unanswered = ack.borrow_mut().take();
+            if let Some(ack) = unanswered {
+                let _ = ack.send(json!({ "error": error }));
+            }
+        }
     });
     storage_events(app);
 }

@@ -1,10 +1,10 @@
 // `io.to(room)`, `socket.broadcast`, `io.except(room)`...: who a broadcast reaches, and
 // what can be done to them (socket.io's BroadcastOperator).
-import { broadcast } from "nsbox:tenant/host@0.2.1";
-import * as sockets from "nsbox:tenant/sockets@0.2.1";
-import { fetchSockets as fetchElsewhere } from "nsbox:tenant/cluster@0.2.1";
-import { encode } from "./wire.js";
-import { log } from "./log.js";
+import { broadcast, broadcastWithAck } from "nsbox:tenant/host@0.2.2";
+import * as sockets from "nsbox:tenant/sockets@0.2.2";
+import { fetchSockets as fetchElsewhere } from "nsbox:tenant/cluster@0.2.2";
+import { encode, decode } from "./wire.js";
+import { log, callTenant } from "./log.js";
 
 /** How long `fetchSockets` waits for the cluster's other servers by default (as socket.io's Redis adapter). */
 const FETCH_TIMEOUT_MS = 5000;
@@ -13,6 +13,17 @@ const MAX_FETCH_TIMEOUT_MS = 30000;
 
 /** `fetchSockets` requests waiting for the other servers, by request. */
 const fetching = new Map();
+
+/** Broadcasts with acks waiting for their answers, by request. */
+const gathering = new Map();
+
+/** Hands a broadcast with acks its answers (the `on-broadcast-replies` export). */
+export function gathered(request, replies, complete) {
+  const waiting = gathering.get(request);
+  if (waiting === undefined) return;
+  gathering.delete(request);
+  waiting(decode(replies), complete);
+}
 
 /** Answers a `fetchSockets` with what the other servers said (the `on-sockets-fetched` export). */
 export function fetched(request, remote, complete) {
@@ -55,7 +66,7 @@ export class BroadcastOperator {
     return new BroadcastOperator(this.nsp, this.rooms, except, this.exceptSockets, this.flags);
   }
 
-  /** How long `fetchSockets` waits for the cluster's other servers. */
+  /** How long an `emit` with a callback (or `emitWithAck`) waits for the answers, and `fetchSockets` for the cluster's other servers. */
   timeout(ms) {
     return new BroadcastOperator(this.nsp, this.rooms, this.exceptRooms, this.exceptSockets, { ...this.flags, timeout: ms });
   }
@@ -74,18 +85,43 @@ export class BroadcastOperator {
     return this;
   }
 
-  /** Sends `event` to every selected socket; false (and a warning in the log) when the arguments are refused. */
+  /**
+   * Sends `event` to every selected socket; false (and a warning in the log) when the
+   * arguments are refused. With a callback last, each socket is asked for an ack, on
+   * every server: the callback gets `(null, responses)` once all have answered within
+   * `timeout(ms)`, or `(err, responses)` with those that did (socket.io's broadcast
+   * with acknowledgements; without `timeout(ms)` it times out at once, as socket.io's).
+   */
   emit(event, ...args) {
-    if (typeof args[args.length - 1] === "function") {
-      throw new Error("broadcasting with an acknowledgement is not supported yet: emit to each socket");
-    }
+    const callback = typeof args[args.length - 1] === "function" ? args.pop() : undefined;
     try {
-      broadcast(this.target, String(event), encode(args));
+      if (callback === undefined) {
+        broadcast(this.target, String(event), encode(args));
+        return true;
+      }
+      const ms = Math.min(Math.max(0, Math.trunc(this.flags.timeout ?? 0)), 0xffffffff);
+      const request = broadcastWithAck(this.target, String(event), encode(args), ms);
+      gathering.set(request, (responses, complete) => {
+        const error = complete ? null : new Error("operation has timed out");
+        callTenant(callback, this, [error, responses]);
+      });
       return true;
     } catch (error) {
       log("warn", `broadcast of "${event}" refused:`, error?.payload ?? error);
       return false;
     }
+  }
+
+  /** `emit` with acks as a promise: every response, or a rejection on timeout (with `error.responses`). */
+  emitWithAck(event, ...args) {
+    return new Promise((resolve, reject) => {
+      const sent = this.emit(event, ...args, (error, responses) => {
+        if (error === null) return resolve(responses);
+        error.responses = responses;
+        reject(error);
+      });
+      if (!sent) reject(new Error(`broadcast of "${event}" refused`));
+    });
   }
 
   /**

@@ -1,4 +1,5 @@
-// The contract's exports (`handlers`, `cluster-handlers`), calling into the namespace.
+// The contract's exports (`handlers`, `cluster-handlers`, `broadcast-handlers`),
+// calling into the namespace.
 // The build wraps the tenant's module with these.
 //
 // A JS exception that escapes the tenant's code is a fault: its message and stack go
@@ -8,7 +9,7 @@
 import { io } from "./index.js";
 import { fire } from "./timers.js";
 import { replied } from "./socket.js";
-import { fetched } from "./broadcast.js";
+import { fetched, gathered } from "./broadcast.js";
 import { decode } from "./wire.js";
 import { log } from "./log.js";
 
@@ -60,5 +61,11 @@ export const clusterHandlers = {
   },
   onSocketsFetched(request, sockets, complete) {
     guarded("fetchSockets' answer", () => fetched(request, sockets, complete));
+  },
+};
+
+export const broadcastHandlers = {
+  onBroadcastReplies(request, replies, complete) {
+    guarded("a broadcast's ack callback", () => gathered(request, replies, complete));
   },
 };

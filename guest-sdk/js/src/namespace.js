@@ -1,7 +1,7 @@
 // The tenant's namespace, as socket.io's server-side `Namespace` (what `io.of(nsp)`
 // gives in Node): middleware, connections, broadcasts, socket queries and server-side
 // events between the tenant's instances on the cluster's nodes.
-import { emit as clusterEmit } from "nsbox:tenant/cluster@0.2.1";
+import { emit as clusterEmit } from "nsbox:tenant/cluster@0.2.2";
 import { BroadcastOperator } from "./broadcast.js";
 import { Emitter, Socket } from "./socket.js";
 import { encode } from "./wire.js";

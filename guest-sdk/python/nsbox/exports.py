@@ -66,3 +66,8 @@ class ClusterHandlers(exports.ClusterHandlers):
 
     def on_sockets_fetched(self, request: int, sockets, complete: bool) -> None:
         _guarded("fetch_sockets_everywhere's callback", lambda: active()._sockets_fetched(request, sockets, complete))
+
+
+class BroadcastHandlers(exports.BroadcastHandlers):
+    def on_broadcast_replies(self, request: int, replies, complete: bool) -> None:
+        _guarded("a broadcast's callback", lambda: active()._gathered(request, decode(replies), complete))

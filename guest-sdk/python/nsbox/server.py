@@ -95,6 +95,7 @@ class Server:
         self._held = None  # emits made while a connect handler runs...
         self._pending_connect = {}  # handle -> ...sent once that socket has joined
         self._awaiting = {}  # request -> (callback, timed)
+        self._gathering = {}  # request -> callback of a broadcast with acks
         self._fetching = {}  # request -> callback
         self._current_ack = None
         self._deferred = False
@@ -140,10 +141,14 @@ class Server:
              callback=None, timeout=None, except_rooms=None):
         """Sends ``event`` with ``data`` (one argument, or a tuple of them) to the whole
         namespace, or to ``to``/``room`` (a room, a sid, or a list), leaving out
-        ``skip_sid`` (a sid or a list) and ``except_rooms``. With ``callback`` (and one
-        sid in ``to``), the client's answer calls ``callback(*answer)``; with a
-        ``timeout`` in seconds, no answer calls ``callback(AckError)``. False (and a
-        warning in the log) when the arguments are refused."""
+        ``skip_sid`` (a sid or a list) and ``except_rooms``. With ``callback`` and one
+        connected sid in ``to``, the client's answer calls ``callback(*answer)``; with a
+        ``timeout`` in seconds, no answer calls ``callback(AckError)``. With
+        ``callback`` and anything else (a room, several, everyone), every selected socket
+        on every server is asked (socket.io's broadcast with acks; a ``timeout`` is
+        needed): ``callback(responses)`` gets the first argument of each answer once all
+        have answered, or ``callback(AckError)`` with the answers that came in its
+        ``responses``. False (and a warning in the log) when the arguments are refused."""
         args = _as_args(data)
         if self._held is not None:
             self._held.append(lambda: self.emit(event, data, to, room, skip_sid, namespace, callback, timeout, except_rooms))
@@ -153,7 +158,7 @@ class Server:
             sid = to if to is not None else room
             handle = self._handles.get(sid) if isinstance(sid, str) else None
             if handle is None:
-                raise ValueError("an emit with a callback needs one connected sid in `to`")
+                return self._broadcast_with_ack(event, encoded, to, room, skip_sid, except_rooms, callback, timeout)
             ms = _FOREVER_MS if timeout is None else min(max(int(timeout * 1000), 0), _FOREVER_MS)
             request = host.emit_with_ack(handle, str(event), encoded, ms)
             self._awaiting[request] = (callback, timeout is not None)
@@ -168,6 +173,18 @@ class Server:
         except Err as error:
             log.warn(f'emit of "{event}" refused: {error.value}')
             return False
+
+    def _broadcast_with_ack(self, event, encoded, to, room, skip_sid, except_rooms, callback, timeout):
+        if timeout is None:
+            raise ValueError("a broadcast with a callback needs a timeout (in seconds)")
+        ms = min(max(int(timeout * 1000), 0), _FOREVER_MS)
+        try:
+            request = host.broadcast_with_ack(self._target(to, room, skip_sid, except_rooms), str(event), encoded, ms)
+        except Err as error:
+            log.warn(f'broadcast of "{event}" refused: {error.value}')
+            return False
+        self._gathering[request] = callback
+        return True
 
     def send(self, data, to=None, room=None, skip_sid=None, namespace=None, callback=None):
         """``emit("message", data, ...)``."""
@@ -367,6 +384,17 @@ class Server:
                 callback(AckError(reason))
             return
         callback(*decode(reply.value))
+
+    def _gathered(self, request, responses, complete):
+        callback = self._gathering.pop(request, None)
+        if callback is None:
+            return
+        if complete:
+            callback(responses)
+        else:
+            error = AckError("timeout")
+            error.responses = responses
+            callback(error)
 
     def _server_event(self, event, args):
         for fn in self._server_listeners:

@@ -22,8 +22,8 @@ use regex::Regex;
 use crate::config::SocketIoConfig;
 use crate::engineio::{Connection, Engine, EngineHandler, Session};
 pub use namespace::{
-    AckError, AckSender, BroadcastOperator, DisconnectReason, FallbackHandler, Handlers, Handshake,
-    Namespace, ParentNamespace, Socket,
+    AckError, AckSender, BroadcastOperator, BroadcastReplies, DisconnectReason, FallbackHandler,
+    Handlers, Handshake, Namespace, ParentNamespace, Socket,
 };
 pub use packet::{ConnectError, Payload, PayloadError};
 

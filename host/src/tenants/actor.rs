@@ -295,6 +295,23 @@ impl Actor {
                 })
                 .await;
             }
+            Command::BroadcastReplies {
+                generation,
+                request,
+                replies,
+            } => {
+                // For the instance that asked only.
+                if generation != self.generation || self.live.is_none() {
+                    return;
+                }
+                let (args, complete) = (to_wit(&replies.replies), replies.complete);
+                self.call(async |exports, store| {
+                    exports
+                        .call_on_broadcast_replies(store, request, args, complete)
+                        .await
+                })
+                .await;
+            }
             Command::ClusterJoin { socket, room } => {
                 let (Some(handle), Some(live)) = (self.handle_of(&socket), self.live.as_mut())
                 else {
@@ -404,7 +421,8 @@ impl Actor {
             }
             Command::AckReply { .. }
             | Command::Quarantine { .. }
-            | Command::SocketsFetched { .. } => {}
+            | Command::SocketsFetched { .. }
+            | Command::BroadcastReplies { .. } => {}
         }
     }
 

@@ -71,6 +71,12 @@ pub(crate) enum Command {
         sockets: Vec<crate::socketio::cluster::RemoteSocket>,
         complete: bool,
     },
+    /// What the sockets answered to the guest's `host.broadcast-with-ack`.
+    BroadcastReplies {
+        generation: u64,
+        request: u64,
+        replies: crate::socketio::BroadcastReplies,
+    },
     /// Another server asks the socket to join a room (`socketsJoin`): under the room
     /// limits, as the tenant's own joins.
     ClusterJoin { socket: Arc<Socket>, room: String },

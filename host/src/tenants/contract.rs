@@ -1,7 +1,7 @@
 //! The versions of the `nsbox:tenant` contract a component may be built for, and one
 //! face for the actor whichever it is: the current one (0.2, its exports in the
-//! `handlers` interface, and since 0.2.1 `cluster-handlers` when the component exports
-//! it) and 0.1.0 (its exports at the top level of the world), served unchanged so that
+//! `handlers` interface; since 0.2.1 `cluster-handlers` and since 0.2.2
+//! `broadcast-handlers` when the component exports them) and 0.1.0 (its exports at the top level of the world), served unchanged so that
 //! stored uploads survive a host upgrade. Their types are the same (`bindings::v0_1`
 //! uses 0.2's); 0.1.0's host functions are 0.2's.
 
@@ -18,6 +18,8 @@ use super::state::TenantState;
 /// A contract version, as the admin API shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Contract {
+    /// `nsbox:tenant@0.2.2`: 0.2.1 and broadcasts with acknowledgements.
+    V0_2_2,
     /// `nsbox:tenant@0.2.1`: 0.2.0 and the cluster.
     V0_2_1,
     /// `nsbox:tenant@0.2.0`.
@@ -30,6 +32,7 @@ impl Contract {
     /// The version, e.g. `0.2.0`.
     pub const fn as_str(self) -> &'static str {
         match self {
+            Contract::V0_2_2 => "0.2.2",
             Contract::V0_2_1 => "0.2.1",
             Contract::V0_2 => "0.2.0",
             Contract::V0_1 => "0.1.0",
@@ -37,8 +40,13 @@ impl Contract {
     }
 }
 
-/// The interface of the exports a 0.2.1 component may add.
+/// The interfaces of the exports a component may add (found at any later 0.2
+/// version: wasmtime looks exports up as semver-compatible).
 const CLUSTER_HANDLERS: &str = "nsbox:tenant/cluster-handlers@0.2.1";
+const BROADCAST_HANDLERS: &str = "nsbox:tenant/broadcast-handlers@0.2.2";
+
+/// `broadcast-handlers.on-broadcast-replies`, typed.
+type OnBroadcastReplies = TypedFunc<(u64, Args, bool), ()>;
 
 /// `cluster-handlers.on-server-event`, typed.
 type OnServerEvent = TypedFunc<(String, Args), ()>;
@@ -50,12 +58,14 @@ type OnSocketsFetched = TypedFunc<(u64, Vec<RemoteSocket>, bool), ()>;
 pub(crate) struct Optional {
     on_server_event: Option<ComponentExportIndex>,
     on_sockets_fetched: Option<ComponentExportIndex>,
+    on_broadcast_replies: Option<ComponentExportIndex>,
 }
 
 /// The optional exports, typed, of one instance.
 pub(crate) struct OptionalFuncs {
     on_server_event: Option<OnServerEvent>,
     on_sockets_fetched: Option<OnSocketsFetched>,
+    on_broadcast_replies: Option<OnBroadcastReplies>,
 }
 
 /// A component linked and ready to instantiate, for the contract it was built for.
@@ -70,22 +80,31 @@ impl Pre {
     /// newest contract's error when none fits.
     pub(crate) fn new(instance: InstancePre<TenantState>) -> wasmtime::Result<Pre> {
         let component = instance.component();
-        let handlers = component.get_export_index(None, CLUSTER_HANDLERS);
-        let func = |name| component.get_export_index(Some(handlers.as_ref()?), name);
-        let optional = Optional {
-            on_server_event: func("on-server-event"),
-            on_sockets_fetched: func("on-sockets-fetched"),
+        let func = |interface, name| {
+            let interface = component.get_export_index(None, interface)?;
+            component.get_export_index(Some(&interface), name)
         };
-        // Built for 0.2.1 when it names anything of ours at that version.
+        let optional = Optional {
+            on_server_event: func(CLUSTER_HANDLERS, "on-server-event"),
+            on_sockets_fetched: func(CLUSTER_HANDLERS, "on-sockets-fetched"),
+            on_broadcast_replies: func(BROADCAST_HANDLERS, "on-broadcast-replies"),
+        };
+        // Built for the newest minor version it names anything of ours at.
         let engine = instance.engine();
         let kind = component.component_type();
-        let names = kind.imports(engine).chain(kind.exports(engine));
-        let contract = match names
-            .map(|(name, _)| name)
-            .any(|name| name.starts_with("nsbox:tenant/") && name.ends_with("@0.2.1"))
-        {
-            true => Contract::V0_2_1,
-            false => Contract::V0_2,
+        let names: Vec<String> = kind
+            .imports(engine)
+            .chain(kind.exports(engine))
+            .map(|(name, _)| name.to_owned())
+            .filter(|name| name.starts_with("nsbox:tenant/"))
+            .collect();
+        let names_version = |version| names.iter().any(|name| name.ends_with(version));
+        let contract = if names_version("@0.2.2") {
+            Contract::V0_2_2
+        } else if names_version("@0.2.1") {
+            Contract::V0_2_1
+        } else {
+            Contract::V0_2
         };
         match TenantPre::new(instance.clone()) {
             Ok(pre) => Ok(Pre::V0_2(pre, contract, optional)),
@@ -102,6 +121,25 @@ impl Pre {
         }
     }
 
+    /// The optional exports the component has, by name.
+    #[cfg(test)]
+    pub(crate) fn optional_exports(&self) -> Vec<&'static str> {
+        let Pre::V0_2(_, _, optional) = self else {
+            return Vec::new();
+        };
+        [
+            ("on-server-event", optional.on_server_event.is_some()),
+            ("on-sockets-fetched", optional.on_sockets_fetched.is_some()),
+            (
+                "on-broadcast-replies",
+                optional.on_broadcast_replies.is_some(),
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(name, found)| found.then_some(name))
+        .collect()
+    }
+
     pub(crate) async fn instantiate_async(
         &self,
         store: &mut Store<TenantState>,
@@ -116,6 +154,10 @@ impl Pre {
                         None => None,
                     },
                     on_sockets_fetched: match &optional.on_sockets_fetched {
+                        Some(index) => Some(instance.get_typed_func(&mut *store, index)?),
+                        None => None,
+                    },
+                    on_broadcast_replies: match &optional.on_broadcast_replies {
                         Some(index) => Some(instance.get_typed_func(&mut *store, index)?),
                         None => None,
                     },
@@ -254,6 +296,28 @@ impl Exports {
                 Some(on_fetched) => {
                     let args = (request, sockets.to_vec(), complete);
                     on_fetched.call_async(store, args).await
+                }
+                None => Ok(()),
+            },
+            Exports::V0_1(_) => Ok(()),
+        }
+    }
+
+    /// What the sockets answered to the instance's `host.broadcast-with-ack` (nothing
+    /// to call when the component does not export `broadcast-handlers`).
+    pub(crate) async fn call_on_broadcast_replies(
+        &self,
+        store: &mut Store<TenantState>,
+        request: u64,
+        replies: Args,
+        complete: bool,
+    ) -> wasmtime::Result<()> {
+        match self {
+            Exports::V0_2(_, funcs) => match &funcs.on_broadcast_replies {
+                Some(on_replies) => {
+                    on_replies
+                        .call_async(store, (request, replies, complete))
+                        .await
                 }
                 None => Ok(()),
             },

@@ -462,7 +462,7 @@ mod tests {
         let error = compile_err(&empty);
         assert!(matches!(error, LoadError::World(_)), "{error}");
         assert!(
-            error.to_string().contains("nsbox:tenant/handlers@0.2.1"),
+            error.to_string().contains("nsbox:tenant/handlers@0.2.2"),
             "{error}"
         );
     }
@@ -527,7 +527,17 @@ mod tests {
             let code = runtime
                 .compile(bytes)
                 .unwrap_or_else(|e| panic!("{name}: {e}"));
-            assert_eq!(code.contract(), Contract::V0_2_1, "{name}");
+            assert_eq!(code.contract(), Contract::V0_2_2, "{name}");
+            // Its optional exports, at 0.2.2, are found by their earliest version.
+            assert_eq!(
+                code.pre.optional_exports(),
+                [
+                    "on-server-event",
+                    "on-sockets-fetched",
+                    "on-broadcast-replies"
+                ],
+                "{name}"
+            );
         }
     }
 
@@ -545,9 +555,9 @@ mod tests {
     }
 
     #[test]
-    fn a_component_built_for_0_2_0_is_served_under_0_2_1() {
+    fn a_component_built_for_0_2_0_is_served_under_0_2_2() {
         // The echo example as the SDK built it for nsbox:tenant@0.2.0: its imports are
-        // found at 0.2.1, and it has no cluster-handlers to call.
+        // found at 0.2.2, and it has no optional exports to call.
         let path = concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/../tests/fixtures/echo-0.2.0.wasm"
@@ -556,6 +566,25 @@ mod tests {
         let code = runtime().compile(&bytes).expect("a 0.2.0 component loads");
         assert_eq!(code.contract(), Contract::V0_2);
         assert_eq!(code.contract().as_str(), "0.2.0");
+        assert!(code.pre.optional_exports().is_empty());
+    }
+
+    #[test]
+    fn a_component_built_for_0_2_1_is_served_under_0_2_2() {
+        // The echo example as the SDK built it for nsbox:tenant@0.2.1: its imports are
+        // found at 0.2.2, its cluster-handlers are called, and it has no
+        // broadcast-handlers to call.
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../tests/fixtures/echo-0.2.1.wasm"
+        );
+        let bytes = std::fs::read(path).expect("the 0.2.1 fixture");
+        let code = runtime().compile(&bytes).expect("a 0.2.1 component loads");
+        assert_eq!(code.contract(), Contract::V0_2_1);
+        assert_eq!(
+            code.pre.optional_exports(),
+            ["on-server-event", "on-sockets-fetched"]
+        );
     }
 
     #[tokio::test]

@@ -268,6 +268,9 @@ async fn wasm_tenants_with_official_client() {
     // And as built for nsbox:tenant@0.2.0: served under 0.2.1.
     let legacy2 = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/echo-0.2.0.wasm");
     config += &format!("\n[tenants.legacy2]\ncomponent = {legacy2:?}\n");
+    // And as built for nsbox:tenant@0.2.1: served under 0.2.2.
+    let legacy3 = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/echo-0.2.1.wasm");
+    config += &format!("\n[tenants.legacy3]\ncomponent = {legacy3:?}\n");
     for name in names {
         let path = dir.join(format!("{name}.wasm"));
         config += &format!(

@@ -116,6 +116,19 @@ io.on("connection", (socket) => {
       socket.to(channel).emit("typing", { channel, nickname: socket.data.nickname, typing: args[1] === true });
     }
   });
+  socket.on("poll", (...args) => {
+    const ack = ackOf(args);
+    const channel = str(args[0]);
+    const question = str(args[1]);
+    const wait = Number.isInteger(args[2]) && args[2] >= 0 ? Math.min(Math.max(args[2], 1), 10000) : 5000;
+    if (!isMember(channel, socket)) return ack({ ok: false, error: "not a member" });
+    const asked = { channel, nickname: socket.data.nickname, question };
+    const sent = socket
+      .to(channel)
+      .timeout(wait)
+      .emit("poll", asked, (error, answers) => ack({ ok: true, answers, complete: error === null }));
+    if (!sent) ack({ ok: false, error: "the poll was refused" });
+  });
   socket.on("members", (...args) => ackOf(args)(members(str(args[0]))));
   socket.on("history", (...args) => ackOf(args)(history(str(args[0]))));
   socket.on("channels", (...args) => {

@@ -133,6 +133,18 @@ io.on("connection", (socket) => {
     }
   });
 
+  socket.on("poll", (...args) => {
+    if (typeof args[args.length - 1] !== "function") return;
+    const ack = ackOf(args);
+    const room = str(args[0]);
+    const wait = Number.isInteger(args[1]) && args[1] >= 0 ? Math.min(Math.max(args[1], 1), 10000) : 2000;
+    const sent = socket
+      .to(room)
+      .timeout(wait)
+      .emit("question", (error, answers) => ack({ answers, complete: error === null }));
+    if (!sent) ack({ error: "the poll was refused" });
+  });
+
   // Storage: the tenant's own keys, kept across instances and restarts.
   socket.on("store", (...args) => {
     const ack = ackOf(args);

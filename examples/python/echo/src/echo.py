@@ -159,6 +159,23 @@ def ask(sid, *args):
     sio.emit("question", "ping?", to=sid, callback=answered, timeout=2.0)
 
 
+@sio.on("poll")
+def poll(sid, *args):
+    room = args[0] if args and isinstance(args[0], str) else ""
+    wait = args[1] if len(args) > 1 and isinstance(args[1], int) and not isinstance(args[1], bool) and args[1] >= 0 else 2000
+    wait = min(max(wait, 1), 10000)
+    reply = sio.defer()
+
+    def gathered(result):
+        if isinstance(result, nsbox.AckError):
+            reply({"answers": result.responses, "complete": False})
+        else:
+            reply({"answers": result, "complete": True})
+
+    if not sio.emit("question", to=room, skip_sid=sid, callback=gathered, timeout=wait / 1000):
+        reply({"error": "the poll was refused"})
+
+
 # Storage: the tenant's own keys, kept across instances and restarts.
 
 

@@ -309,6 +309,15 @@ pub fn payload_from(args: &[Value]) -> Result<Payload, PayloadError> {
     Payload::checked(text, attachments.unwrap_or_default())
 }
 
+/// The answers a broadcast with acks gathered, as arguments: one per answer. Not
+/// bounded as a tenant's own arguments are: it goes to the tenant, not to a client.
+pub fn gathered(answers: Vec<Value>) -> Payload {
+    let mut attachments = Some(Vec::new());
+    let mut text = String::new();
+    write_json(&Value::Array(answers), &mut text, &mut attachments);
+    Payload::from_json(text, attachments.unwrap_or_default()).unwrap_or_default()
+}
+
 /// The first argument of a payload as a value (what an ack's answer carries across).
 pub fn first_arg(args: &Payload) -> Value {
     match payload_value(args) {

@@ -78,6 +78,15 @@ pub(crate) struct Membership {
     pub(crate) uid: String,
     pub(crate) transport: Arc<dyn Transport>,
     fetches: parking_lot::Mutex<HashMap<String, mpsc::UnboundedSender<Vec<RemoteSocket>>>>,
+    broadcasts: parking_lot::Mutex<HashMap<String, mpsc::UnboundedSender<Gathered>>>,
+}
+
+/// What a broadcast with acks hears from a server: how many of its sockets it reached,
+/// and each one's answer (its first argument).
+#[derive(Debug)]
+pub(crate) enum Gathered {
+    Counted(usize),
+    Answered(Value),
 }
 
 impl Membership {
@@ -86,6 +95,7 @@ impl Membership {
             uid: random_id(),
             transport,
             fetches: Default::default(),
+            broadcasts: Default::default(),
         }
     }
 
@@ -135,6 +145,36 @@ impl Namespace {
             ("opts", opts.value()),
         ]);
         cluster.publish(self.name(), route, kind::BROADCAST, data);
+    }
+
+    /// Asks the other servers to send a broadcast with acks to their sockets that `opts`
+    /// selects (its flags carry the timeout) and to tell `gathered` how many they
+    /// reached and what each answered. The request, and how many servers serve the
+    /// namespace (this one included); none outside a cluster.
+    pub(crate) fn publish_broadcast_with_ack(
+        &self,
+        event: &str,
+        args: &Payload,
+        opts: Opts,
+        gathered: mpsc::UnboundedSender<Gathered>,
+    ) -> Option<(String, ServerCount)> {
+        let cluster = self.cluster()?;
+        let request = random_id();
+        cluster.broadcasts.lock().insert(request.clone(), gathered);
+        let data = map(vec![
+            ("packet", message::event_packet(event, args)),
+            ("requestId", Value::from(request.as_str())),
+            ("opts", opts.value()),
+        ]);
+        cluster.publish(self.name(), Route::All, kind::BROADCAST, data);
+        Some((request, cluster.transport.server_count(self.name())))
+    }
+
+    /// A broadcast with acks is over: later answers to it are dropped.
+    pub(crate) fn forget_broadcast_with_ack(&self, request: &str) {
+        if let Some(cluster) = self.cluster() {
+            cluster.broadcasts.lock().remove(request);
+        }
     }
 
     /// Asks the other servers to disconnect their sockets that `opts` selects.
@@ -240,13 +280,33 @@ impl Namespace {
             return Ok(());
         };
         if reply {
-            // Answers to this server's fetches; other replies are read and dropped.
-            if message.kind == kind::FETCH_SOCKETS_RESPONSE {
-                let request = str_field(&message.data, "requestId").unwrap_or_default();
-                let waiting = cluster.fetches.lock().get(request).cloned();
-                if let Some(waiting) = waiting {
-                    let _ = waiting.send(remote_sockets(&message.data));
+            // Answers to this server's requests; other replies are read and dropped.
+            let request = str_field(&message.data, "requestId").unwrap_or_default();
+            match message.kind {
+                kind::FETCH_SOCKETS_RESPONSE => {
+                    let waiting = cluster.fetches.lock().get(request).cloned();
+                    if let Some(waiting) = waiting {
+                        let _ = waiting.send(remote_sockets(&message.data));
+                    }
                 }
+                kind::BROADCAST_CLIENT_COUNT | kind::BROADCAST_ACK => {
+                    let waiting = cluster.broadcasts.lock().get(request).cloned();
+                    let Some(waiting) = waiting else {
+                        return Ok(());
+                    };
+                    let gathered = if message.kind == kind::BROADCAST_CLIENT_COUNT {
+                        let count = field(&message.data, "clientCount").and_then(Value::as_u64);
+                        Gathered::Counted(count.map_or(0, |n| usize::try_from(n).unwrap_or(0)))
+                    } else {
+                        Gathered::Answered(
+                            field(&message.data, "packet")
+                                .cloned()
+                                .unwrap_or(Value::Nil),
+                        )
+                    };
+                    let _ = waiting.send(gathered);
+                }
+                _ => {}
             }
             return Ok(());
         }

@@ -404,3 +404,57 @@ async fn an_emptied_child_namespace_stays_long_enough_to_answer_then_goes() {
     assert!(parent.children().is_empty(), "gone once the grace is over");
     assert!(bus.namespaces.lock().is_empty(), "and detached");
 }
+
+/// A broadcast with acks from server 0: its socket and server 1's are asked; `answer`
+/// says which of the two clients answer. The request's result.
+async fn gather_with(answering: [bool; 2]) -> crate::socketio::BroadcastReplies {
+    let (_bus, servers, wires) = two_servers().await;
+    let gathering = servers[0]
+        .of("/")
+        .broadcast_op()
+        .emit_with_ack_if("question", args("[1]"), Duration::from_secs(2), |reached| {
+            assert_eq!(reached, 1, "this server's own sockets");
+            Ok::<(), std::convert::Infallible>(())
+        })
+        .unwrap_or_else(|never| match never {});
+    let gathered = tokio::spawn(gathering);
+    settle().await;
+    for (i, wire) in wires.iter().enumerate() {
+        assert_eq!(wire.received().await, [r#"20["question",1]"#], "client {i}");
+        if answering[i] {
+            wire.send(&format!(r#"30[{{"from":{i}}},"ignored"]"#));
+        }
+    }
+    settle().await;
+    tokio::time::advance(Duration::from_secs(3)).await;
+    gathered.await.expect("gathers")
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_broadcast_with_acks_gathers_every_servers_answers() {
+    let replies = gather_with([true, true]).await;
+    assert!(replies.complete);
+    let mut answers = replies.replies.values().expect("a JSON array");
+    answers.sort_by_key(|answer| answer["from"].as_u64());
+    assert_eq!(
+        answers,
+        [
+            serde_json::json!({"from": 0}),
+            serde_json::json!({"from": 1})
+        ]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_broadcast_with_acks_that_times_out_has_the_answers_that_came() {
+    for answering in [[true, false], [false, true]] {
+        let replies = gather_with(answering).await;
+        assert!(!replies.complete, "{answering:?}");
+        let from = usize::from(answering[1]);
+        assert_eq!(
+            replies.replies.values().expect("a JSON array"),
+            [serde_json::json!({ "from": from })],
+            "{answering:?}"
+        );
+    }
+}

@@ -7,15 +7,17 @@
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
+use std::time::Duration;
 
 use parking_lot::{Mutex, RwLock};
 use regex::Regex;
+use tokio::sync::mpsc;
 
 use crate::engineio::Sid;
-use crate::socketio::cluster::message::Opts;
-use crate::socketio::cluster::{Membership, Transport};
+use crate::socketio::cluster::message::{self, Opts};
+use crate::socketio::cluster::{Gathered, Membership, Transport};
 use crate::socketio::link::Shared;
 use crate::socketio::packet::{ConnectError, Packet, Payload};
 pub use socket::{AckError, AckSender, DisconnectReason, FallbackHandler, Handshake, Socket};
@@ -102,6 +104,9 @@ pub struct Namespace {
     pending: AtomicUsize,
     /// The other servers of this namespace, when this one is part of a cluster.
     cluster: Option<Membership>,
+    /// The next ack id of an event sent with an ack: one sequence for the namespace,
+    /// as Node's, so that a broadcast with acks uses one id for every recipient.
+    next_ack: AtomicU64,
 }
 
 impl Namespace {
@@ -118,6 +123,7 @@ impl Namespace {
             rooms: RwLock::default(),
             pending: AtomicUsize::new(0),
             cluster: transport.map(Membership::new),
+            next_ack: AtomicU64::new(0),
         });
         if let Some(cluster) = &nsp.cluster {
             cluster
@@ -125,6 +131,11 @@ impl Namespace {
                 .attach(&nsp.name, &cluster.uid, Arc::downgrade(&nsp));
         }
         nsp
+    }
+
+    /// A fresh ack id for an event sent with an ack.
+    pub(crate) fn next_ack_id(&self) -> u64 {
+        self.next_ack.fetch_add(1, Ordering::Relaxed)
     }
 
     /// This namespace's membership of a cluster, if it has one.
@@ -489,6 +500,113 @@ impl BroadcastOperator {
             self.nsp.publish_broadcast(event, args, self.opts());
         }
         Ok(recipients.len())
+    }
+}
+
+/// What a broadcast with acknowledgements gathered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BroadcastReplies {
+    /// The first argument of each socket's answer, in the order they came, as
+    /// arguments (a JSON array, binaries as attachments).
+    pub replies: Payload,
+    /// Whether every socket selected, on every server, answered within the timeout.
+    pub complete: bool,
+}
+
+impl BroadcastOperator {
+    /// Sends the event to every target, on every server, each asked for an ack
+    /// (socket.io's `io.timeout(ms).emit(event, ..., callback)`), after `allow` has
+    /// agreed to the number of recipients here; what is sent is sent now, in order with
+    /// whatever is sent next. The future gathers the answers until every socket has
+    /// answered or `timeout` has passed.
+    pub fn emit_with_ack_if<E>(
+        self,
+        event: impl Into<String>,
+        args: Payload,
+        timeout: Duration,
+        allow: impl FnOnce(usize) -> Result<(), E>,
+    ) -> Result<impl Future<Output = BroadcastReplies> + Send + 'static, E> {
+        let recipients = self.sockets();
+        allow(recipients.len())?;
+        let id = self.nsp.next_ack_id();
+        let packet = Packet::Event {
+            nsp: self.nsp.name().to_owned(),
+            event: event.into(),
+            args,
+            ack: Some(id),
+        };
+        let (gathered, mut heard) = mpsc::unbounded_channel();
+        let shared = Shared::new(&packet);
+        let mut reached = 0;
+        for socket in recipients {
+            let Some(answer) = socket.expect_ack(id) else {
+                continue;
+            };
+            socket.link.send_shared(&shared);
+            reached += 1;
+            let gathered = gathered.clone();
+            tokio::spawn(async move {
+                if let Ok(answer) = socket.await_ack(id, answer, timeout).await {
+                    let _ = gathered.send(Gathered::Answered(message::first_arg(&answer)));
+                }
+            });
+        }
+        let _ = gathered.send(Gathered::Counted(reached));
+        let elsewhere = match (&packet, self.local) {
+            (Packet::Event { event, args, .. }, false) => {
+                let mut opts = self.opts();
+                let millis = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+                opts.flags = rmpv::Value::Map(vec![("timeout".into(), millis.into())]);
+                self.nsp
+                    .publish_broadcast_with_ack(event, args, opts, gathered)
+            }
+            _ => None,
+        };
+        let nsp = Arc::downgrade(&self.nsp);
+        Ok(async move {
+            let (request, mut servers) = match elsewhere {
+                Some((request, servers)) => (Some(request), Some(servers)),
+                None => (None, None),
+            };
+            // Servers that will report (this one included), once known.
+            let mut expected = if servers.is_some() { None } else { Some(1) };
+            let (mut counted, mut sockets, mut answers) = (0, 0, Vec::new());
+            let deadline = tokio::time::sleep(timeout);
+            tokio::pin!(deadline);
+            let complete = loop {
+                if expected == Some(counted) && answers.len() == sockets {
+                    break true;
+                }
+                tokio::select! {
+                    known = async {
+                        match servers.as_mut() {
+                            Some(count) => count.await,
+                            None => std::future::pending().await,
+                        }
+                    }, if servers.is_some() => {
+                        servers = None;
+                        // Unknown: it can only end at the timeout.
+                        expected = known;
+                    }
+                    heard = heard.recv() => match heard {
+                        Some(Gathered::Counted(n)) => {
+                            counted += 1;
+                            sockets += n;
+                        }
+                        Some(Gathered::Answered(answer)) => answers.push(answer),
+                        None => break false,
+                    },
+                    _ = &mut deadline => break false,
+                }
+            };
+            if let (Some(request), Some(nsp)) = (request, nsp.upgrade()) {
+                nsp.forget_broadcast_with_ack(&request);
+            }
+            BroadcastReplies {
+                replies: message::gathered(answers),
+                complete,
+            }
+        })
     }
 }
 

@@ -3,7 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -138,7 +138,6 @@ pub struct Socket {
     fallback: Mutex<Option<FallbackHandler>>,
     disconnect_handlers: Mutex<Vec<DisconnectHandler>>,
     acks: Mutex<HashMap<u64, oneshot::Sender<Payload>>>,
-    next_ack: AtomicU64,
     rooms: Mutex<HashSet<String>>,
     data: Mutex<Value>,
     /// Events that arrived after the CONNECT reply went out but before the connection
@@ -180,7 +179,6 @@ impl Socket {
             fallback: Mutex::default(),
             disconnect_handlers: Mutex::default(),
             acks: Mutex::default(),
-            next_ack: AtomicU64::new(0),
             rooms: Mutex::default(),
             data: Mutex::new(Value::Null),
             early_events: Mutex::default(),
@@ -266,27 +264,47 @@ impl Socket {
         args: Payload,
         timeout: Duration,
     ) -> Result<Payload, AckError> {
-        let id = self.next_ack.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = oneshot::channel();
-        match self.acks.lock() {
-            mut acks if self.connected() => {
-                acks.insert(id, tx);
-            }
-            _ => return Err(AckError::Disconnected),
-        }
+        let id = self.nsp.next_ack_id();
+        let Some(answer) = self.expect_ack(id) else {
+            return Err(AckError::Disconnected);
+        };
         self.link.send(&Packet::Event {
             nsp: self.nsp.name().to_owned(),
             event: event.into(),
             args,
             ack: Some(id),
         });
-        let result = tokio::time::timeout(timeout, rx).await;
-        // Whatever happened, the slot is freed: no pending ack outlives its answer or its timeout.
+        self.await_ack(id, answer, timeout).await
+    }
+
+    /// Waits for the answer to ack `id` from the client (sent with an event before);
+    /// its slot goes whatever happens, so no pending ack outlives its answer or its
+    /// timeout.
+    pub(crate) async fn await_ack(
+        &self,
+        id: u64,
+        answer: oneshot::Receiver<Payload>,
+        timeout: Duration,
+    ) -> Result<Payload, AckError> {
+        let result = tokio::time::timeout(timeout, answer).await;
         self.acks.lock().remove(&id);
         match result {
             Ok(Ok(answer)) => Ok(answer),
             Ok(Err(_)) => Err(AckError::Disconnected),
             Err(_) => Err(AckError::Timeout),
+        }
+    }
+
+    /// Makes room for the answer to ack `id` (the namespace's, see
+    /// [`Namespace::next_ack_id`]); none when the socket is not connected.
+    pub(crate) fn expect_ack(&self, id: u64) -> Option<oneshot::Receiver<Payload>> {
+        let (tx, rx) = oneshot::channel();
+        match self.acks.lock() {
+            mut acks if self.connected() => {
+                acks.insert(id, tx);
+                Some(rx)
+            }
+            _ => None,
         }
     }
 

@@ -50,6 +50,8 @@ pub(crate) struct TenantState {
     requests: HashMap<u64, u64>,
     /// Fetches across servers still waiting for answers, bounded as the acks awaited.
     fetches: Arc<AtomicUsize>,
+    /// Broadcasts with acks still gathering answers, bounded as the acks awaited.
+    broadcasts: Arc<AtomicUsize>,
     /// Bytes of room names the sockets are in, all together (their own rooms aside).
     room_bytes: usize,
     /// The instance's pending timers.
@@ -187,6 +189,7 @@ impl TenantState {
             acks: HashMap::new(),
             requests: HashMap::new(),
             fetches: Arc::default(),
+            broadcasts: Arc::default(),
             room_bytes: 0,
             timers: Timers::default(),
             ids,
@@ -727,6 +730,50 @@ impl Host for TenantState {
         let size = event.len() + args.size();
         operator.emit_if(event, args, |recipients| self.charge(recipients, size))?;
         Ok(Ok(()))
+    }
+
+    fn broadcast_with_ack(
+        &mut self,
+        target: Target,
+        event: String,
+        args: Args,
+        timeout_ms: u32,
+    ) -> wasmtime::Result<Result<u64, String>> {
+        let args = match checked(args) {
+            Ok(args) => args,
+            Err(error) => return Ok(Err(error)),
+        };
+        let limit = self.limits.max_pending_acks;
+        if self.broadcasts.load(Ordering::Relaxed) >= limit {
+            return Ok(Err(format!(
+                "at most {limit} broadcasts with acks may wait for answers at once"
+            )));
+        }
+        let (Some(operator), Some(mailbox)) = (self.elsewhere(&target), self.mailbox.upgrade())
+        else {
+            return Ok(Err("the tenant has no namespace yet".to_owned()));
+        };
+        let request = self.next_id();
+        let generation = self.generation;
+        let timeout = std::time::Duration::from_millis(u64::from(timeout_ms));
+        // Charged before anything is sent, as a broadcast: one that would break the
+        // budget sends nothing.
+        let size = event.len() + args.size();
+        let gathering = operator.emit_with_ack_if(event, args, timeout, |recipients| {
+            self.charge(recipients, size)
+        })?;
+        let waiting = self.broadcasts.clone();
+        waiting.fetch_add(1, Ordering::Relaxed);
+        tokio::spawn(async move {
+            let replies = gathering.await;
+            waiting.fetch_sub(1, Ordering::Relaxed);
+            let _ = mailbox.send(Command::BroadcastReplies {
+                generation,
+                request,
+                replies,
+            });
+        });
+        Ok(Ok(request))
     }
 
     fn emit_with_ack(
