@@ -109,6 +109,12 @@ impl Socket {
         host::emit(self.handle, event, &args.into_args().into_wit())
     }
 
+    /// Sends an event to this socket only if its connection can send it at once, else
+    /// drops it (socket.io's `socket.volatile.emit`): for what is stale once late.
+    pub fn emit_volatile(&self, event: &str, args: impl IntoArgs) -> Result<(), String> {
+        host::emit_volatile(self.handle, event, &args.into_args().into_wit())
+    }
+
     /// Sends an event and calls `reply` with the client's answer, or with the failure if
     /// it does not come within `timeout` or the socket leaves first.
     pub fn emit_with_ack<F>(&self, event: &str, args: impl IntoArgs, timeout: Duration, reply: F)
@@ -150,6 +156,7 @@ impl Socket {
     /// Targets every socket of the namespace but this one.
     pub fn broadcast(&self) -> Broadcast {
         Broadcast {
+            volatile: false,
             target: Target {
                 rooms: Vec::new(),
                 except_rooms: Vec::new(),
@@ -205,6 +212,7 @@ impl Namespace {
     /// Targets every socket, for the bulk operations of [`Broadcast`].
     pub fn everyone(&self) -> Broadcast {
         Broadcast {
+            volatile: false,
             target: Target {
                 rooms: Vec::new(),
                 except_rooms: Vec::new(),
@@ -218,6 +226,7 @@ impl Namespace {
 #[derive(Debug, Clone)]
 pub struct Broadcast {
     target: Target,
+    volatile: bool,
 }
 
 impl Broadcast {
@@ -242,7 +251,18 @@ impl Broadcast {
     /// Sends the event to every selected socket, or says why the host refused the
     /// arguments.
     pub fn try_emit(self, event: &str, args: impl IntoArgs) -> Result<(), String> {
-        host::broadcast(&self.target, event, &args.into_args().into_wit())
+        let args = args.into_args().into_wit();
+        match self.volatile {
+            true => host::broadcast_volatile(&self.target, event, &args),
+            false => host::broadcast(&self.target, event, &args),
+        }
+    }
+
+    /// Sends what is emitted next only to the selected sockets whose connection can
+    /// send it at once, on every server (socket.io's `volatile`).
+    pub fn volatile(mut self) -> Broadcast {
+        self.volatile = true;
+        self
     }
 
     /// Sends the event to every selected socket, on every server of the cluster, each

@@ -5,7 +5,7 @@
 // with `greeting = "hello"`.
 import { test, describe } from "node:test";
 import assert from "node:assert/strict";
-import { once, client, connected, ack, refused, record } from "./helpers.mjs";
+import { URL, once, client, connected, ack, refused, record } from "./helpers.mjs";
 
 const A = process.env.ECHO_A ?? "/t1";
 const B = process.env.ECHO_B ?? "/t2";
@@ -117,6 +117,31 @@ describe("echo tenant", () => {
     const answer = await new Promise((resolve) => s.emit("ask", resolve));
     assert.deepEqual(answer, { error: "timeout" });
     assert.ok(Date.now() - started >= 1900, "the timeout is 2 s");
+  });
+
+  test("volatile: sent when the connection can send it at once", async (t) => {
+    const s = await connected(t, A, { ...OK, transports: ["websocket"] });
+    const got = record(s, "msg");
+    assert.deepEqual(await ack(s, "volatile", "v", 1), [true]);
+    assert.deepEqual(got, [["v", 1]]);
+  });
+
+  test("volatile: dropped when packets wait ahead of it", async () => {
+    // A raw long-polling client that has no poll out: a broadcast queues `x` for it,
+    // then the volatile `v` finds the queue busy and is dropped; the ack is not volatile.
+    const base = `${URL}/socket.io/?EIO=4&transport=polling`;
+    const { sid } = JSON.parse((await (await fetch(base)).text()).slice(1));
+    const url = `${base}&sid=${sid}`;
+    const post = (body) => fetch(url, { method: "POST", body }).then((r) => r.text());
+    assert.equal(await post(`40${A},{"token":"ok"}`), "ok");
+    let seen = "";
+    while (!seen.includes(`40${A},`)) seen += await (await fetch(url)).text();
+    assert.equal(await post(`42${A},["broadcast","x"]\x1e42${A},0["volatile","v"]`), "ok");
+    seen = "";
+    while (!seen.includes(`43${A},0[true]`)) seen += "\x1e" + (await (await fetch(url)).text());
+    assert.ok(seen.includes(`42${A},["msg","x"]`), seen);
+    assert.ok(!seen.includes('"v"'), seen);
+    await post("1");
   });
 
   test("poll asks the room's other sockets at once and gathers their first answers", async (t) => {

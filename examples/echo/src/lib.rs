@@ -117,6 +117,12 @@ fn setup(app: &mut App) {
     app.on("broadcast", |socket, args, _| {
         socket.nsp().emit("msg", args)
     });
+    app.on("volatile", |socket, args, ack| {
+        let _ = socket.emit_volatile("msg", args);
+        if let Some(ack) = ack {
+            let _ = ack.send(json!(true));
+        }
+    });
     app.on("join", |socket, args, ack| {
         let room: String = args.get(0).unwrap_or_default();
         socket.join(&room);

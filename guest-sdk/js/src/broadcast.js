@@ -1,6 +1,6 @@
 // `io.to(room)`, `socket.broadcast`, `io.except(room)`...: who a broadcast reaches, and
 // what can be done to them (socket.io's BroadcastOperator).
-import { broadcast, broadcastWithAck } from "nsbox:tenant/host@0.2.2";
+import { broadcast, broadcastVolatile, broadcastWithAck } from "nsbox:tenant/host@0.2.2";
 import * as sockets from "nsbox:tenant/sockets@0.2.2";
 import { fetchSockets as fetchElsewhere } from "nsbox:tenant/cluster@0.2.2";
 import { encode, decode } from "./wire.js";
@@ -76,9 +76,9 @@ export class BroadcastOperator {
     return new BroadcastOperator(this.nsp, this.rooms, this.exceptRooms, this.exceptSockets, { ...this.flags, local: true });
   }
 
-  /** Accepted for socket.io compatibility; nsbox sends every message. */
+  /** Each selected socket, on every server, gets what is emitted only if its connection can send it at once. */
   get volatile() {
-    return this;
+    return new BroadcastOperator(this.nsp, this.rooms, this.exceptRooms, this.exceptSockets, { ...this.flags, volatile: true });
   }
 
   compress() {
@@ -96,7 +96,7 @@ export class BroadcastOperator {
     const callback = typeof args[args.length - 1] === "function" ? args.pop() : undefined;
     try {
       if (callback === undefined) {
-        broadcast(this.target, String(event), encode(args));
+        (this.flags.volatile ? broadcastVolatile : broadcast)(this.target, String(event), encode(args));
         return true;
       }
       const ms = Math.min(Math.max(0, Math.trunc(this.flags.timeout ?? 0)), 0xffffffff);

@@ -86,9 +86,9 @@ export class Namespace extends Emitter {
     return new BroadcastOperator(this).local;
   }
 
-  /** Accepted for socket.io compatibility; nsbox sends every message. */
+  /** `io.volatile.emit(...)`: each socket gets it only if its connection can send it at once. */
   get volatile() {
-    return this;
+    return new BroadcastOperator(this).volatile;
   }
 
   compress() {

@@ -266,9 +266,26 @@ export class Socket extends Emitter {
     return new BroadcastOperator(this.nsp, [], [], [this.#handle]);
   }
 
-  /** Accepted for socket.io compatibility; nsbox sends every message. */
+  /** `socket.volatile.emit(...)`: sent only if the connection can send it at once, else dropped (for what is stale once late). */
   get volatile() {
-    return this;
+    const socket = this;
+    return {
+      emit(event, ...args) {
+        event = String(event);
+        if (RESERVED.has(event)) throw new Error(`"${event}" is a reserved event name`);
+        if (typeof args[args.length - 1] === "function") throw new Error("a volatile emit takes no acknowledgement");
+        try {
+          host.emitVolatile(socket.#handle, event, encode(args));
+          return true;
+        } catch (error) {
+          log("warn", `emit of "${event}" refused:`, error?.payload ?? error);
+          return false;
+        }
+      },
+      compress() {
+        return this;
+      },
+    };
   }
 
   compress() {

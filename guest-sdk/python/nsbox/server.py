@@ -138,7 +138,7 @@ class Server:
         return types.Target(rooms, _as_list(except_rooms), skipped)
 
     def emit(self, event, data=None, to=None, room=None, skip_sid=None, namespace=None,
-             callback=None, timeout=None, except_rooms=None):
+             callback=None, timeout=None, except_rooms=None, volatile=False):
         """Sends ``event`` with ``data`` (one argument, or a tuple of them) to the whole
         namespace, or to ``to``/``room`` (a room, a sid, or a list), leaving out
         ``skip_sid`` (a sid or a list) and ``except_rooms``. With ``callback`` and one
@@ -148,10 +148,12 @@ class Server:
         on every server is asked (socket.io's broadcast with acks; a ``timeout`` is
         needed): ``callback(responses)`` gets the first argument of each answer once all
         have answered, or ``callback(AckError)`` with the answers that came in its
-        ``responses``. False (and a warning in the log) when the arguments are refused."""
+        ``responses``. With ``volatile`` (nsbox's, as socket.io's ``volatile``), a socket
+        gets it only if its connection can send it at once. False (and a warning in the
+        log) when the arguments are refused."""
         args = _as_args(data)
         if self._held is not None:
-            self._held.append(lambda: self.emit(event, data, to, room, skip_sid, namespace, callback, timeout, except_rooms))
+            self._held.append(lambda: self.emit(event, data, to, room, skip_sid, namespace, callback, timeout, except_rooms, volatile))
             return True
         encoded = encode(args)
         if callback is not None:
@@ -166,9 +168,10 @@ class Server:
         try:
             handle = self._handles.get(to) if isinstance(to, str) and room is None and skip_sid is None and except_rooms is None else None
             if handle is not None:
-                host.emit(handle, str(event), encoded)
+                (host.emit_volatile if volatile else host.emit)(handle, str(event), encoded)
             else:
-                host.broadcast(self._target(to, room, skip_sid, except_rooms), str(event), encoded)
+                target = self._target(to, room, skip_sid, except_rooms)
+                (host.broadcast_volatile if volatile else host.broadcast)(target, str(event), encoded)
             return True
         except Err as error:
             log.warn(f'emit of "{event}" refused: {error.value}')

@@ -117,12 +117,27 @@ pub enum SendError {
 pub(crate) struct Outbox {
     rx: mpsc::Receiver<Packet>,
     buffered: Arc<AtomicUsize>,
+    /// Set while a transport waits in `recv` (see [`Session::is_writable`]).
+    waiting: Arc<AtomicBool>,
+}
+
+/// Marks a transport waiting for packets, until it has one (or stops waiting).
+struct Waiting<'a>(&'a AtomicBool);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
 }
 
 impl Outbox {
     /// The next packet, waiting for one; `None` once the session dropped its sender.
     pub(crate) async fn recv(&mut self) -> Option<Packet> {
-        let packet = self.rx.recv().await?;
+        self.waiting.store(true, Ordering::Release);
+        let waiting = Waiting(&self.waiting);
+        let packet = self.rx.recv().await;
+        drop(waiting);
+        let packet = packet?;
         self.taken(&packet);
         Some(packet)
     }
@@ -165,6 +180,8 @@ pub struct Session {
     pub(crate) rx: tokio::sync::Mutex<Outbox>,
     /// Bytes queued in `tx` and not yet taken out of the outbox, about.
     buffered: Arc<AtomicUsize>,
+    /// Whether a transport is waiting for packets now (the outbox's).
+    waiting: Arc<AtomicBool>,
     transport: AtomicU8,
     closing: AtomicBool,
     closed: CancellationToken,
@@ -194,9 +211,11 @@ impl Session {
     ) -> Arc<Session> {
         let (tx, rx) = mpsc::channel(config.max_buffered_packets.max(1));
         let buffered = Arc::new(AtomicUsize::new(0));
+        let waiting = Arc::new(AtomicBool::new(false));
         let rx = Outbox {
             rx,
             buffered: buffered.clone(),
+            waiting: waiting.clone(),
         };
         Arc::new(Session {
             id,
@@ -205,6 +224,7 @@ impl Session {
             tx,
             rx: tokio::sync::Mutex::new(rx),
             buffered,
+            waiting,
             transport: AtomicU8::new(match transport {
                 TransportKind::Polling => POLLING,
                 TransportKind::WebSocket => WEBSOCKET,
@@ -333,6 +353,18 @@ impl Session {
                 Err(SendError::Closed)
             }
         }
+    }
+
+    /// Whether a packet sent now would go out at once: a transport waits for packets
+    /// (a pending long-poll, or an idle WebSocket) and none is queued ahead of it.
+    /// socket.io's `volatile` packets are sent only then, and dropped otherwise.
+    pub fn is_writable(&self) -> bool {
+        // The bytes are counted down after the waiting flag is lowered, so a packet that
+        // a transport has just taken still counts as ahead until it is on its way.
+        !self.is_closed()
+            && self.waiting.load(Ordering::Acquire)
+            && self.tx.capacity() == self.tx.max_capacity()
+            && self.buffered.load(Ordering::Acquire) == 0
     }
 
     /// True once the session has closed.

@@ -73,6 +73,25 @@ impl Link {
         }
     }
 
+    /// Queues a packet if the connection can send it at once, else drops it
+    /// (socket.io's `volatile`: what is stale once late).
+    pub(crate) fn send_volatile(&self, packet: &Packet) {
+        if self.is_writable() {
+            self.send(packet);
+        }
+    }
+
+    /// [`Link::send_shared`], volatile.
+    pub(crate) fn send_shared_volatile(&self, shared: &Shared) {
+        if self.is_writable() {
+            self.send_shared(shared);
+        }
+    }
+
+    fn is_writable(&self) -> bool {
+        self.session.upgrade().is_some_and(|s| s.is_writable())
+    }
+
     /// Queues a packet sent to many connections, encoded once per parser.
     pub(crate) fn send_shared(&self, shared: &Shared) {
         match self.parser() {

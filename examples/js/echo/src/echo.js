@@ -55,6 +55,11 @@ io.on("connection", (socket) => {
     ackOf(args);
     io.emit("msg", ...args);
   });
+  socket.on("volatile", (...args) => {
+    const ack = ackOf(args);
+    socket.volatile.emit("msg", ...args);
+    ack(true);
+  });
   socket.on("join", (...args) => {
     const ack = ackOf(args);
     const room = str(args[0]);

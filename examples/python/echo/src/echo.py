@@ -47,6 +47,12 @@ def broadcast(sid, *args):
     sio.emit("msg", tuple(args))
 
 
+@sio.on("volatile")
+def volatile(sid, *args):
+    sio.emit("msg", tuple(args), to=sid, volatile=True)
+    return True
+
+
 @sio.on("join")
 def join(sid, *args):
     room = text(args, 0)

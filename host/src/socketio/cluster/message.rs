@@ -255,6 +255,11 @@ impl Opts {
     pub fn timeout_ms(&self) -> Option<u64> {
         field(&self.flags, "timeout").and_then(Value::as_u64)
     }
+
+    /// Whether the operation is `volatile` (dropped where it cannot be sent at once).
+    pub fn volatile(&self) -> bool {
+        field(&self.flags, "volatile").and_then(Value::as_bool) == Some(true)
+    }
 }
 
 /// `{type: 2, data: [event, ...args]}`: the packet of a BROADCAST.

@@ -399,6 +399,9 @@ impl Namespace {
         for room in &opts.except {
             operator = operator.except(room.clone());
         }
+        if opts.volatile() {
+            operator = operator.volatile();
+        }
         operator
     }
 

@@ -203,6 +203,7 @@ impl Namespace {
             except_rooms: Vec::new(),
             except_sockets: Vec::new(),
             local: false,
+            volatile: false,
         }
     }
 
@@ -382,6 +383,8 @@ pub struct BroadcastOperator {
     except_sockets: Vec<Sid>,
     /// Only this server's sockets, even in a cluster.
     local: bool,
+    /// Dropped for the sockets whose connection cannot send it at once.
+    volatile: bool,
 }
 
 impl BroadcastOperator {
@@ -406,6 +409,13 @@ impl BroadcastOperator {
     /// Only this server's sockets, even when the namespace is shared with other servers.
     pub fn local(mut self) -> Self {
         self.local = true;
+        self
+    }
+
+    /// Sent only to the sockets whose connection can send it at once, dropped for the
+    /// others (socket.io's `volatile`), on every server.
+    pub fn volatile(mut self) -> Self {
+        self.volatile = true;
         self
     }
 
@@ -456,7 +466,10 @@ impl BroadcastOperator {
                 .cloned()
                 .chain(self.except_sockets.iter().map(|sid| sid.to_string()))
                 .collect(),
-            flags: rmpv::Value::Map(Vec::new()),
+            flags: match self.volatile {
+                true => rmpv::Value::Map(vec![("volatile".into(), true.into())]),
+                false => rmpv::Value::Map(Vec::new()),
+            },
         }
     }
 
@@ -492,7 +505,11 @@ impl BroadcastOperator {
         };
         let shared = Shared::new(&packet);
         for socket in &recipients {
-            socket.link.send_shared(&shared);
+            if self.volatile {
+                socket.link.send_shared_volatile(&shared);
+            } else {
+                socket.link.send_shared(&shared);
+            }
         }
         if let (false, Some(_), Packet::Event { event, args, .. }) =
             (self.local, self.nsp.cluster(), &packet)

@@ -257,6 +257,17 @@ impl Socket {
         });
     }
 
+    /// Sends an event to this socket if its connection can send it at once, else drops
+    /// it (socket.io's `socket.volatile.emit`).
+    pub fn emit_volatile(&self, event: impl Into<String>, args: Payload) {
+        self.link.send_volatile(&Packet::Event {
+            nsp: self.nsp.name().to_owned(),
+            event: event.into(),
+            args,
+            ack: None,
+        });
+    }
+
     /// Sends an event and waits at most `timeout` for the client's answer.
     pub async fn emit_with_ack(
         &self,

@@ -346,9 +346,34 @@ impl TenantState {
 }
 
 impl TenantState {
-    /// What `target` selects on the cluster's other nodes, for the bulk operations
-    /// that act there too (counted there, not here); none before the first socket.
-    fn elsewhere(&self, target: &Target) -> Option<BroadcastOperator> {
+    /// A broadcast to `target` (volatile or not), charged before anything is sent: one
+    /// that would break the budget sends nothing.
+    fn broadcast_to(
+        &mut self,
+        target: Target,
+        event: String,
+        args: Args,
+        volatile: bool,
+    ) -> wasmtime::Result<Result<(), String>> {
+        let args = match checked(args) {
+            Ok(args) => args,
+            Err(error) => return Ok(Err(error)),
+        };
+        let Some(mut operator) = self.operator(&target) else {
+            return Ok(Ok(()));
+        };
+        if volatile {
+            operator = operator.volatile();
+        }
+        let size = event.len() + args.size();
+        operator.emit_if(event, args, |recipients| self.charge(recipients, size))?;
+        Ok(Ok(()))
+    }
+
+    /// What `target` selects, as the namespace's broadcast operator: for broadcasts, and
+    /// for the bulk operations that act on the cluster's other nodes too (counted there,
+    /// not here); none before the first socket.
+    fn operator(&self, target: &Target) -> Option<BroadcastOperator> {
         let mut operator = self.namespace.as_ref()?.broadcast_op();
         for room in &target.rooms {
             operator = operator.to(room.clone());
@@ -589,7 +614,7 @@ impl sockets::Host for TenantState {
             let _refused = Host::join(self, *handle, room.clone())?;
         }
         // In a cluster, the other nodes move theirs (under their room limits there).
-        if let Some(elsewhere) = self.elsewhere(&target) {
+        if let Some(elsewhere) = self.operator(&target) {
             elsewhere.join_elsewhere(&room);
         }
         Ok(u32::try_from(selected.len()).unwrap_or(u32::MAX))
@@ -600,7 +625,7 @@ impl sockets::Host for TenantState {
         for handle in &selected {
             Host::leave(self, *handle, room.clone())?;
         }
-        if let Some(elsewhere) = self.elsewhere(&target) {
+        if let Some(elsewhere) = self.operator(&target) {
             elsewhere.leave_elsewhere(&room);
         }
         Ok(u32::try_from(selected.len()).unwrap_or(u32::MAX))
@@ -611,7 +636,7 @@ impl sockets::Host for TenantState {
         for handle in &selected {
             Host::disconnect(self, *handle)?;
         }
-        if let Some(elsewhere) = self.elsewhere(&target) {
+        if let Some(elsewhere) = self.operator(&target) {
             elsewhere.disconnect_elsewhere();
         }
         Ok(u32::try_from(selected.len()).unwrap_or(u32::MAX))
@@ -634,7 +659,7 @@ impl cluster::Host for TenantState {
     fn fetch_sockets(&mut self, target: Target, timeout_ms: u32) -> wasmtime::Result<u64> {
         self.budget.charge(1, 0)?;
         let request = self.next_id();
-        let (generation, elsewhere) = (self.generation, self.elsewhere(&target));
+        let (generation, elsewhere) = (self.generation, self.operator(&target));
         let Some(mailbox) = self.mailbox.upgrade() else {
             return Ok(request);
         };
@@ -707,28 +732,33 @@ impl Host for TenantState {
         event: String,
         args: Args,
     ) -> wasmtime::Result<Result<(), String>> {
+        self.broadcast_to(target, event, args, false)
+    }
+
+    fn broadcast_volatile(
+        &mut self,
+        target: Target,
+        event: String,
+        args: Args,
+    ) -> wasmtime::Result<Result<(), String>> {
+        self.broadcast_to(target, event, args, true)
+    }
+
+    fn emit_volatile(
+        &mut self,
+        to: u64,
+        event: String,
+        args: Args,
+    ) -> wasmtime::Result<Result<(), String>> {
+        let Some(socket) = self.sockets.get(to).cloned() else {
+            return Ok(Ok(()));
+        };
         let args = match checked(args) {
             Ok(args) => args,
             Err(error) => return Ok(Err(error)),
         };
-        let Some(namespace) = self.namespace.clone() else {
-            return Ok(Ok(()));
-        };
-        let mut operator = namespace.broadcast_op();
-        for room in target.rooms {
-            operator = operator.to(room);
-        }
-        for room in target.except_rooms {
-            operator = operator.except(room);
-        }
-        for handle in target.except_sockets {
-            if let Some(socket) = self.sockets.get(handle) {
-                operator = operator.except_socket(socket.id().clone());
-            }
-        }
-        // Charged before anything is sent: a broadcast that would break the budget sends nothing.
-        let size = event.len() + args.size();
-        operator.emit_if(event, args, |recipients| self.charge(recipients, size))?;
+        self.charge(1, event.len() + args.size())?;
+        socket.emit_volatile(event, args);
         Ok(Ok(()))
     }
 
@@ -749,7 +779,7 @@ impl Host for TenantState {
                 "at most {limit} broadcasts with acks may wait for answers at once"
             )));
         }
-        let (Some(operator), Some(mailbox)) = (self.elsewhere(&target), self.mailbox.upgrade())
+        let (Some(operator), Some(mailbox)) = (self.operator(&target), self.mailbox.upgrade())
         else {
             return Ok(Err("the tenant has no namespace yet".to_owned()));
         };
