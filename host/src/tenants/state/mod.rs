@@ -346,6 +346,31 @@ impl TenantState {
 }
 
 impl TenantState {
+    /// An emit to one socket (volatile or not). A handle this tenant does not hold
+    /// reaches nothing, and costs nothing.
+    fn emit_to(
+        &mut self,
+        to: u64,
+        event: String,
+        args: Args,
+        volatile: bool,
+    ) -> wasmtime::Result<Result<(), String>> {
+        let Some(socket) = self.sockets.get(to).cloned() else {
+            return Ok(Ok(()));
+        };
+        let args = match checked(args) {
+            Ok(args) => args,
+            Err(error) => return Ok(Err(error)),
+        };
+        self.charge(1, event.len() + args.size())?;
+        if volatile {
+            socket.emit_volatile(event, args);
+        } else {
+            socket.emit(event, args);
+        }
+        Ok(Ok(()))
+    }
+
     /// A broadcast to `target` (volatile or not), charged before anything is sent: one
     /// that would break the budget sends nothing.
     fn broadcast_to(
@@ -713,17 +738,7 @@ impl timers::Host for TenantState {
 
 impl Host for TenantState {
     fn emit(&mut self, to: u64, event: String, args: Args) -> wasmtime::Result<Result<(), String>> {
-        // A handle this tenant does not hold reaches nothing, and costs nothing.
-        let Some(socket) = self.sockets.get(to).cloned() else {
-            return Ok(Ok(()));
-        };
-        let args = match checked(args) {
-            Ok(args) => args,
-            Err(error) => return Ok(Err(error)),
-        };
-        self.charge(1, event.len() + args.size())?;
-        socket.emit(event, args);
-        Ok(Ok(()))
+        self.emit_to(to, event, args, false)
     }
 
     fn broadcast(
@@ -750,16 +765,7 @@ impl Host for TenantState {
         event: String,
         args: Args,
     ) -> wasmtime::Result<Result<(), String>> {
-        let Some(socket) = self.sockets.get(to).cloned() else {
-            return Ok(Ok(()));
-        };
-        let args = match checked(args) {
-            Ok(args) => args,
-            Err(error) => return Ok(Err(error)),
-        };
-        self.charge(1, event.len() + args.size())?;
-        socket.emit_volatile(event, args);
-        Ok(Ok(()))
+        self.emit_to(to, event, args, true)
     }
 
     fn broadcast_with_ack(
