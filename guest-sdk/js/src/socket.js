@@ -285,6 +285,12 @@ export class Socket extends Emitter {
       compress() {
         return this;
       },
+      to: (room) => socket.to(room).volatile,
+      in: (room) => socket.to(room).volatile,
+      except: (room) => socket.broadcast.except(room).volatile,
+      get broadcast() {
+        return socket.broadcast.volatile;
+      },
     };
   }
 

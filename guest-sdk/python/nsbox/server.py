@@ -179,7 +179,10 @@ class Server:
 
     def _broadcast_with_ack(self, event, encoded, to, room, skip_sid, except_rooms, callback, timeout):
         if timeout is None:
-            raise ValueError("a broadcast with a callback needs a timeout (in seconds)")
+            raise ValueError(
+                "an emit with a callback needs one connected sid in `to`, "
+                "or a `timeout` (in seconds) to ask a room or several sockets"
+            )
         ms = min(max(int(timeout * 1000), 0), _FOREVER_MS)
         try:
             request = host.broadcast_with_ack(self._target(to, room, skip_sid, except_rooms), str(event), encoded, ms)

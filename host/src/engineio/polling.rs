@@ -28,6 +28,10 @@ pub(super) fn handshake(engine: &Arc<Engine>, info: ConnectInfo) -> HttpResponse
 /// released with a noop: Node checks every 100 ms for a poll to noop.
 const UPGRADE_SETTLE_WAIT: Duration = Duration::from_millis(100);
 
+/// Bodies up to this size are compressed where they are made; larger ones on a
+/// blocking thread.
+const COMPRESS_INLINE: usize = 64 << 10;
+
 /// A GET: waits for at least one packet and sends everything queued, in one body,
 /// encoded with `compression`'s encoding when it is at least its threshold long.
 pub(super) async fn get(
@@ -101,7 +105,15 @@ pub(super) async fn get(
     let body = payload::encode(&packets);
     match compression {
         Some((encoding, threshold)) if body.len() >= threshold => {
-            let mut response = text_response(encoding.encode(body.as_bytes()));
+            // A large body is compressed off the async threads (it may be megabytes).
+            let encoded = if body.len() > COMPRESS_INLINE {
+                tokio::task::spawn_blocking(move || encoding.encode(body.as_bytes()))
+                    .await
+                    .map_err(|_| HttpError::BadRequest)?
+            } else {
+                encoding.encode(body.as_bytes())
+            };
+            let mut response = text_response(encoded);
             response.headers_mut().insert(
                 header::CONTENT_ENCODING,
                 header::HeaderValue::from_static(encoding.name()),

@@ -102,7 +102,7 @@ impl Link {
             Parser::Msgpack => {
                 let message = shared
                     .msgpack
-                    .get_or_init(|| EnginePacket::Binary(msgpack::encode(shared.packet)));
+                    .get_or_init(|| EnginePacket::Binary(msgpack::encode_broadcast(shared.packet)));
                 self.queue(message.clone(), &[]);
             }
         }

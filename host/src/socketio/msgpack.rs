@@ -10,8 +10,6 @@
 //! non-finite number) and notepack.io where JSON holds what msgpack writes two ways
 //! (an integral number is an integer).
 
-use std::io::Cursor;
-
 use bytes::Bytes;
 use rmpv::{Integer, Value as Msg};
 use serde_json::Value as Json;
@@ -19,9 +17,16 @@ use serde_json::Value as Json;
 use super::packet::{ConnectError, Packet, ParseError, Payload, MAX_JSON_DEPTH};
 use crate::calendar;
 
-/// notepack.io's extension type for `undefined` (fixext 1), a `Date` (fixext 8, the
-/// milliseconds as a signed 64-bit number) and an `ArrayBuffer` (ext 8/16/32).
+/// notepack.io's extension type: `undefined` is fixext 1, a `Date` fixext 8 (the
+/// milliseconds as a signed 64-bit number), an `ArrayBuffer` (what a browser's
+/// `Uint8Array` is sent as) ext 8/16/32. Any other extension is refused.
 const NOTEPACK_EXT: i8 = 0;
+
+/// What the reader makes of notepack.io's `undefined` and `Date` (an `ArrayBuffer` is
+/// read as binary): extensions of their own, which no client can send (the reader
+/// refuses every extension type but notepack.io's).
+const UNDEFINED: i8 = 1;
+const DATE: i8 = 2;
 
 /// The packet types the msgpack parser knows (no binary variants).
 const CONNECT: u64 = 0;
@@ -33,17 +38,18 @@ const CONNECT_ERROR: u64 = 4;
 /// Decodes one binary message from a client; binaries in it become attachments, at most
 /// `max_attachments` of them.
 pub fn decode(bytes: &[u8], max_attachments: usize) -> Result<Packet, ParseError> {
-    let mut reader = Cursor::new(bytes);
-    let value = rmpv::decode::read_value_with_max_depth(&mut reader, MAX_JSON_DEPTH + 2)
-        .map_err(|_| ParseError::Payload)?;
-    if reader.position() as usize != bytes.len() {
+    let mut reader = Reader { bytes };
+    // The packet's map, its `data` array, then the arguments as deep as JSON's allow.
+    let value = reader.value(MAX_JSON_DEPTH + 1)?;
+    if !reader.bytes.is_empty() {
         return Err(ParseError::Payload);
     }
     let Msg::Map(fields) = value else {
         return Err(ParseError::Payload);
     };
     let (mut kind, mut nsp, mut data, mut id) = (None, None, None, None);
-    for (key, value) in fields {
+    // A field whose value is `undefined` (the client's auth when it has none) is absent.
+    for (key, value) in fields.into_iter().filter(|(_, v)| !is_undefined(v)) {
         match key.as_str() {
             Some("type") => kind = Some(value),
             Some("nsp") => nsp = Some(value),
@@ -148,7 +154,6 @@ impl JsonWriter {
             if i > 0 {
                 self.out.push(',');
             }
-            // `undefined` in an array is `null` to JSON.stringify.
             self.value(item)?;
         }
         self.out.push(']');
@@ -178,6 +183,11 @@ impl JsonWriter {
                     }
                     first = false;
                     match key {
+                        // A client's own placeholder would point at another binary, or
+                        // at none (and break every JSON client it reaches).
+                        Msg::String(s) if s.as_str() == Some("_placeholder") => {
+                            return Err(ParseError::Payload)
+                        }
                         Msg::String(s) => self.string(s.as_str().ok_or(ParseError::Payload)?),
                         Msg::Integer(n) => self.string(&n.to_string()),
                         _ => return Err(ParseError::Payload),
@@ -187,27 +197,17 @@ impl JsonWriter {
                 }
                 self.out.push('}');
             }
-            Msg::Ext(NOTEPACK_EXT, data) => self.extension(data)?,
-            Msg::Ext(..) => return Err(ParseError::Payload),
-        }
-        Ok(())
-    }
-
-    /// notepack.io's extensions, as `JSON.stringify` writes what they decode to.
-    fn extension(&mut self, data: &[u8]) -> Result<(), ParseError> {
-        match data.len() {
-            // `undefined`.
-            1 => self.out.push_str("null"),
+            // `undefined` in an array is `null` to JSON.stringify.
+            Msg::Ext(UNDEFINED, _) => self.out.push_str("null"),
             // A `Date`: its ISO string, or `null` before 1970 (not worth a calendar here).
-            8 => {
-                let ms = i64::from_be_bytes(data.try_into().map_err(|_| ParseError::Payload)?);
-                match u64::try_from(ms) {
-                    Ok(ms) => self.string(&calendar::rfc3339(ms)),
-                    Err(_) => self.out.push_str("null"),
+            Msg::Ext(DATE, data) => {
+                let ms = <[u8; 8]>::try_from(data.as_slice()).map(i64::from_be_bytes);
+                match ms.ok().and_then(|ms| u64::try_from(ms).ok()) {
+                    Some(ms) => self.string(&calendar::rfc3339(ms)),
+                    None => self.out.push_str("null"),
                 }
             }
-            // An `ArrayBuffer` (what a browser's Uint8Array is sent as).
-            _ => self.binary(Bytes::copy_from_slice(data)),
+            Msg::Ext(..) => return Err(ParseError::Payload),
         }
         Ok(())
     }
@@ -234,12 +234,137 @@ impl JsonWriter {
 
 /// Whether a value is notepack.io's `undefined`.
 fn is_undefined(value: &Msg) -> bool {
-    matches!(value, Msg::Ext(NOTEPACK_EXT, data) if data.len() == 1)
+    matches!(value, Msg::Ext(UNDEFINED, _))
+}
+
+/// A msgpack reader that tells notepack.io's extensions apart by their markers (rmpv's
+/// cannot: `undefined`, a `Date` and an `ArrayBuffer` are all extension 0 to it), and
+/// bounds nesting exactly.
+struct Reader<'a> {
+    bytes: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], ParseError> {
+        if n > self.bytes.len() {
+            return Err(ParseError::Payload);
+        }
+        let (taken, rest) = self.bytes.split_at(n);
+        self.bytes = rest;
+        Ok(taken)
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], ParseError> {
+        <[u8; N]>::try_from(self.take(N)?).map_err(|_| ParseError::Payload)
+    }
+
+    /// A length of `n` bytes, big-endian.
+    fn len(&mut self, n: usize) -> Result<usize, ParseError> {
+        let bytes = self.take(n)?;
+        let len = bytes.iter().fold(0u64, |len, b| len << 8 | u64::from(*b));
+        usize::try_from(len).map_err(|_| ParseError::Payload)
+    }
+
+    /// A value whose arrays and maps nest at most `depth` deep.
+    fn value(&mut self, depth: usize) -> Result<Msg, ParseError> {
+        let marker = self.array::<1>()?[0];
+        Ok(match marker {
+            0x00..=0x7f => Msg::from(marker),
+            0x80..=0x8f => self.map(usize::from(marker & 0x0f), depth)?,
+            0x90..=0x9f => self.list(usize::from(marker & 0x0f), depth)?,
+            0xa0..=0xbf => self.string(usize::from(marker & 0x1f))?,
+            0xc0 => Msg::Nil,
+            0xc2 => Msg::from(false),
+            0xc3 => Msg::from(true),
+            0xc4..=0xc6 => {
+                let len = self.len(1 << (marker - 0xc4))?;
+                Msg::Binary(self.take(len)?.to_vec())
+            }
+            0xc7..=0xc9 => {
+                let len = self.len(1 << (marker - 0xc7))?;
+                self.extension(len, false)?
+            }
+            0xca => Msg::F32(f32::from_be_bytes(self.array()?)),
+            0xcb => Msg::F64(f64::from_be_bytes(self.array()?)),
+            0xcc => Msg::from(self.array::<1>()?[0]),
+            0xcd => Msg::from(u16::from_be_bytes(self.array()?)),
+            0xce => Msg::from(u32::from_be_bytes(self.array()?)),
+            0xcf => Msg::from(u64::from_be_bytes(self.array()?)),
+            0xd0 => Msg::from(i8::from_be_bytes(self.array()?)),
+            0xd1 => Msg::from(i16::from_be_bytes(self.array()?)),
+            0xd2 => Msg::from(i32::from_be_bytes(self.array()?)),
+            0xd3 => Msg::from(i64::from_be_bytes(self.array()?)),
+            0xd4..=0xd8 => self.extension(1 << (marker - 0xd4), true)?,
+            0xd9..=0xdb => {
+                let len = self.len(1 << (marker - 0xd9))?;
+                self.string(len)?
+            }
+            0xdc | 0xdd => {
+                let len = self.len(if marker == 0xdc { 2 } else { 4 })?;
+                self.list(len, depth)?
+            }
+            0xde | 0xdf => {
+                let len = self.len(if marker == 0xde { 2 } else { 4 })?;
+                self.map(len, depth)?
+            }
+            0xe0..=0xff => Msg::from(i8::from_be_bytes([marker])),
+            0xc1 => return Err(ParseError::Payload),
+        })
+    }
+
+    fn string(&mut self, len: usize) -> Result<Msg, ParseError> {
+        let text = std::str::from_utf8(self.take(len)?).map_err(|_| ParseError::Payload)?;
+        Ok(Msg::from(text))
+    }
+
+    fn list(&mut self, len: usize, depth: usize) -> Result<Msg, ParseError> {
+        // Every element takes at least a byte: a length beyond them is a lie.
+        if depth == 0 || len > self.bytes.len() {
+            return Err(ParseError::Payload);
+        }
+        let items = (0..len)
+            .map(|_| self.value(depth - 1))
+            .collect::<Result<_, _>>()?;
+        Ok(Msg::Array(items))
+    }
+
+    fn map(&mut self, len: usize, depth: usize) -> Result<Msg, ParseError> {
+        if depth == 0 || len > self.bytes.len() / 2 {
+            return Err(ParseError::Payload);
+        }
+        let entries = (0..len)
+            .map(|_| Ok((self.value(depth - 1)?, self.value(depth - 1)?)))
+            .collect::<Result<_, ParseError>>()?;
+        Ok(Msg::Map(entries))
+    }
+
+    /// notepack.io's extensions: `fixed` for fixext (`undefined`, `Date`), else an
+    /// `ArrayBuffer`.
+    fn extension(&mut self, len: usize, fixed: bool) -> Result<Msg, ParseError> {
+        let kind = i8::from_be_bytes(self.array()?);
+        let data = self.take(len)?;
+        match (kind, fixed, len) {
+            (NOTEPACK_EXT, true, 1) => Ok(Msg::Ext(UNDEFINED, Vec::new())),
+            (NOTEPACK_EXT, true, 8) => Ok(Msg::Ext(DATE, data.to_vec())),
+            (NOTEPACK_EXT, false, _) => Ok(Msg::Binary(data.to_vec())),
+            _ => Err(ParseError::Payload),
+        }
+    }
 }
 
 /// Encodes a packet for a client of this parser: one binary message. The fields come in
-/// the order Node's server sets them on its packet objects.
+/// the order Node's server sets them on a socket's packets.
 pub fn encode(packet: &Packet) -> Bytes {
+    write(packet, false)
+}
+
+/// [`encode`] for a broadcast: Node's adapter names the namespace before the ack id of
+/// a broadcast with acks.
+pub fn encode_broadcast(packet: &Packet) -> Bytes {
+    write(packet, true)
+}
+
+fn write(packet: &Packet, broadcast: bool) -> Bytes {
     let field = |name: &str, value: Msg| (Msg::from(name), value);
     let nsp = field("nsp", Msg::from(packet.nsp()));
     let fields = match packet {
@@ -271,10 +396,11 @@ pub fn encode(packet: &Packet) -> Bytes {
                 field("type", Msg::from(EVENT)),
                 field("data", Msg::Array(items)),
             ];
-            if let Some(id) = ack {
-                fields.push(field("id", Msg::from(*id)));
+            match (ack, broadcast) {
+                (Some(id), true) => fields.extend([nsp, field("id", Msg::from(*id))]),
+                (Some(id), false) => fields.extend([field("id", Msg::from(*id)), nsp]),
+                (None, _) => fields.push(nsp),
             }
-            fields.push(nsp);
             fields
         }
         Packet::Ack { id, args, .. } => vec![
@@ -425,6 +551,62 @@ mod tests {
     }
 
     #[test]
+    fn notepack_s_extensions_are_told_apart_by_their_markers() {
+        // {type: 2, data: ["ev", ArrayBuffer(1), ArrayBuffer(8), undefined, Date(0)], nsp: "/"}:
+        // an ArrayBuffer is ext 8, `undefined` fixext 1, a Date fixext 8, all of type 0.
+        let mut input = vec![0x83, 0xa4, b't', b'y', b'p', b'e', 0x02];
+        input.extend([0xa4, b'd', b'a', b't', b'a', 0x95, 0xa2, b'e', b'v']);
+        input.extend([0xc7, 1, 0, 5]);
+        input.extend([0xc7, 8, 0, 1, 2, 3, 4, 5, 6, 7, 8]);
+        input.extend([0xd4, 0, 0]);
+        input.extend([0xd7, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        input.extend([0xa3, b'n', b's', b'p', 0xa1, b'/']);
+        let Ok(Packet::Event { args, .. }) = decode(&input, 10) else {
+            panic!("an event")
+        };
+        assert_eq!(
+            args.json(),
+            r#"[{"_placeholder":true,"num":0},{"_placeholder":true,"num":1},null,"1970-01-01T00:00:00.000Z"]"#
+        );
+        assert_eq!(args.attachments()[0], Bytes::from_static(&[5]));
+        assert_eq!(
+            args.attachments()[1],
+            Bytes::from_static(&[1, 2, 3, 4, 5, 6, 7, 8])
+        );
+    }
+
+    #[test]
+    fn a_connect_whose_auth_is_undefined_has_none() {
+        // What socket.io-client sends without `auth`: the key, its value undefined.
+        let input = bytes(&map(vec![
+            ("type", Msg::from(0)),
+            ("nsp", Msg::from("/")),
+            ("data", Msg::Ext(0, vec![0])),
+        ]));
+        assert_eq!(
+            decode(&input, 10),
+            Ok(Packet::Connect {
+                nsp: "/".into(),
+                data: None
+            })
+        );
+    }
+
+    #[test]
+    fn arguments_nest_as_deep_as_json_s() {
+        let nested = |levels: usize| {
+            let mut value = Msg::Nil;
+            for _ in 0..levels {
+                value = Msg::Array(vec![value]);
+            }
+            value
+        };
+        // The arguments' array is one level; the rest is the argument's own.
+        assert!(decode(&event(vec![nested(MAX_JSON_DEPTH - 1)]), 10).is_ok());
+        assert!(decode(&event(vec![nested(MAX_JSON_DEPTH)]), 10).is_err());
+    }
+
+    #[test]
     fn malformed_packets_are_parse_errors() {
         let cases = [
             (vec![0xc1], "not msgpack"),
@@ -482,6 +664,13 @@ mod tests {
             ),
             (event(vec![Msg::Ext(7, vec![1])]), "foreign extension"),
             (
+                event(vec![map(vec![
+                    ("_placeholder", Msg::from(true)),
+                    ("num", Msg::from(0)),
+                ])]),
+                "a client's placeholder",
+            ),
+            (
                 event(vec![map(vec![])]).into_iter().chain([0x00]).collect(),
                 "trailing bytes",
             ),
@@ -528,6 +717,12 @@ mod tests {
             ("nsp", Msg::from("/")),
         ]);
         assert_eq!(encode(&packet).to_vec(), bytes(&expected));
+        // A broadcast with acks names the namespace first, as Node's adapter does.
+        let Msg::Map(mut fields) = expected else {
+            unreachable!("a map")
+        };
+        fields.swap(2, 3);
+        assert_eq!(encode_broadcast(&packet).to_vec(), bytes(&Msg::Map(fields)));
         let ack = Packet::Ack {
             nsp: "/".into(),
             id: 3,

@@ -82,11 +82,11 @@ pub(crate) struct Membership {
 }
 
 /// What a broadcast with acks hears from a server: how many of its sockets it reached,
-/// and each one's answer (its first argument).
+/// and each one's answer (its first argument) with its size in bytes, about.
 #[derive(Debug)]
 pub(crate) enum Gathered {
     Counted(usize),
-    Answered(Value),
+    Answered(Value, usize),
 }
 
 impl Membership {
@@ -259,7 +259,8 @@ impl Namespace {
     /// to this server. Bad messages are dropped with a debug line: another server's
     /// mistake never reaches this one's clients.
     pub fn receive(self: &Arc<Self>, bytes: &[u8], reply: bool) {
-        let applied = Message::decode(bytes).and_then(|message| self.apply(message, reply));
+        let applied =
+            Message::decode(bytes).and_then(|message| self.apply(message, reply, bytes.len()));
         if let Err(error) = applied {
             tracing::debug!(nsp = %self.name(), %error, "cluster message dropped");
         }
@@ -269,13 +270,19 @@ impl Namespace {
     /// broadcast, or a `request` (join, leave, disconnect).
     pub fn receive_emitted(self: &Arc<Self>, bytes: &[u8], request: bool) {
         let applied = Message::from_classic(bytes, request, self.name())
-            .and_then(|message| message.map_or(Ok(()), |m| self.apply(m, false)));
+            .and_then(|message| message.map_or(Ok(()), |m| self.apply(m, false, bytes.len())));
         if let Err(error) = applied {
             tracing::debug!(nsp = %self.name(), %error, "emitted message dropped");
         }
     }
 
-    fn apply(self: &Arc<Self>, message: Message, reply: bool) -> Result<(), MessageError> {
+    /// `size`: the message's bytes, what an answer it carries is counted as.
+    fn apply(
+        self: &Arc<Self>,
+        message: Message,
+        reply: bool,
+        size: usize,
+    ) -> Result<(), MessageError> {
         let Some(cluster) = self.cluster() else {
             return Ok(());
         };
@@ -298,11 +305,8 @@ impl Namespace {
                         let count = field(&message.data, "clientCount").and_then(Value::as_u64);
                         Gathered::Counted(count.map_or(0, |n| usize::try_from(n).unwrap_or(0)))
                     } else {
-                        Gathered::Answered(
-                            field(&message.data, "packet")
-                                .cloned()
-                                .unwrap_or(Value::Nil),
-                        )
+                        let answer = field(&message.data, "packet").cloned();
+                        Gathered::Answered(answer.unwrap_or(Value::Nil), size)
                     };
                     let _ = waiting.send(gathered);
                 }

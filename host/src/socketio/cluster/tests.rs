@@ -412,10 +412,16 @@ async fn gather_with(answering: [bool; 2]) -> crate::socketio::BroadcastReplies 
     let gathering = servers[0]
         .of("/")
         .broadcast_op()
-        .emit_with_ack_if("question", args("[1]"), Duration::from_secs(2), |reached| {
-            assert_eq!(reached, 1, "this server's own sockets");
-            Ok::<(), std::convert::Infallible>(())
-        })
+        .emit_with_ack_if(
+            "question",
+            args("[1]"),
+            Duration::from_secs(2),
+            1 << 20,
+            |reached| {
+                assert_eq!(reached, 1, "this server's own sockets");
+                Ok::<(), std::convert::Infallible>(())
+            },
+        )
         .unwrap_or_else(|never| match never {});
     let gathered = tokio::spawn(gathering);
     settle().await;

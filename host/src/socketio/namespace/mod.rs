@@ -535,12 +535,14 @@ impl BroadcastOperator {
     /// (socket.io's `io.timeout(ms).emit(event, ..., callback)`), after `allow` has
     /// agreed to the number of recipients here; what is sent is sent now, in order with
     /// whatever is sent next. The future gathers the answers until every socket has
-    /// answered or `timeout` has passed.
+    /// answered or `timeout` has passed; past `max_bytes` of answers (the clients'
+    /// choice) it stops there, incomplete.
     pub fn emit_with_ack_if<E>(
         self,
         event: impl Into<String>,
         args: Payload,
         timeout: Duration,
+        max_bytes: usize,
         allow: impl FnOnce(usize) -> Result<(), E>,
     ) -> Result<impl Future<Output = BroadcastReplies> + Send + 'static, E> {
         let recipients = self.sockets();
@@ -564,7 +566,8 @@ impl BroadcastOperator {
             let gathered = gathered.clone();
             tokio::spawn(async move {
                 if let Ok(answer) = socket.await_ack(id, answer, timeout).await {
-                    let _ = gathered.send(Gathered::Answered(message::first_arg(&answer)));
+                    let size = answer.size();
+                    let _ = gathered.send(Gathered::Answered(message::first_arg(&answer), size));
                 }
             });
         }
@@ -579,22 +582,41 @@ impl BroadcastOperator {
             }
             _ => None,
         };
-        let nsp = Arc::downgrade(&self.nsp);
+        // The request is forgotten when the gathering ends, or is dropped unfinished.
+        let request = elsewhere.as_ref().map(|(request, _)| ForgetOnDrop {
+            nsp: Arc::downgrade(&self.nsp),
+            request: request.clone(),
+        });
         Ok(async move {
-            let (request, mut servers) = match elsewhere {
-                Some((request, servers)) => (Some(request), Some(servers)),
-                None => (None, None),
-            };
+            let _request = request;
+            let mut servers = elsewhere.map(|(_, servers)| servers);
             // Servers that will report (this one included), once known.
             let mut expected = if servers.is_some() { None } else { Some(1) };
-            let (mut counted, mut sockets, mut answers) = (0, 0, Vec::new());
+            let (mut counted, mut sockets, mut answers, mut bytes) = (0, 0, Vec::new(), 0);
             let deadline = tokio::time::sleep(timeout);
             tokio::pin!(deadline);
             let complete = loop {
                 if expected == Some(counted) && answers.len() == sockets {
                     break true;
                 }
+                // What has come counts before the deadline (a timeout of 0 with nobody to
+                // ask is complete, as in Node).
                 tokio::select! {
+                    biased;
+                    heard = heard.recv() => match heard {
+                        Some(Gathered::Counted(n)) => {
+                            counted += 1;
+                            sockets += n;
+                        }
+                        Some(Gathered::Answered(answer, size)) => {
+                            bytes += size;
+                            if bytes > max_bytes {
+                                break false;
+                            }
+                            answers.push(answer);
+                        }
+                        None => break false,
+                    },
                     known = async {
                         match servers.as_mut() {
                             Some(count) => count.await,
@@ -605,25 +627,29 @@ impl BroadcastOperator {
                         // Unknown: it can only end at the timeout.
                         expected = known;
                     }
-                    heard = heard.recv() => match heard {
-                        Some(Gathered::Counted(n)) => {
-                            counted += 1;
-                            sockets += n;
-                        }
-                        Some(Gathered::Answered(answer)) => answers.push(answer),
-                        None => break false,
-                    },
                     _ = &mut deadline => break false,
                 }
             };
-            if let (Some(request), Some(nsp)) = (request, nsp.upgrade()) {
-                nsp.forget_broadcast_with_ack(&request);
-            }
             BroadcastReplies {
                 replies: message::gathered(answers),
                 complete,
             }
         })
+    }
+}
+
+/// Forgets a broadcast with acks' request when its gathering ends or is dropped, so
+/// that later answers to it are dropped and nothing of it stays.
+struct ForgetOnDrop {
+    nsp: Weak<Namespace>,
+    request: String,
+}
+
+impl Drop for ForgetOnDrop {
+    fn drop(&mut self) {
+        if let Some(nsp) = self.nsp.upgrade() {
+            nsp.forget_broadcast_with_ack(&self.request);
+        }
     }
 }
 

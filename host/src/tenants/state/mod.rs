@@ -795,9 +795,12 @@ impl Host for TenantState {
         // Charged before anything is sent, as a broadcast: one that would break the
         // budget sends nothing.
         let size = event.len() + args.size();
-        let gathering = operator.emit_with_ack_if(event, args, timeout, |recipients| {
-            self.charge(recipients, size)
-        })?;
+        // The answers go to the guest as an event does: bounded as events queued for it.
+        let max_bytes = self.limits.queued_event_bytes;
+        let gathering =
+            operator.emit_with_ack_if(event, args, timeout, max_bytes, |recipients| {
+                self.charge(recipients, size)
+            })?;
         let waiting = self.broadcasts.clone();
         waiting.fetch_add(1, Ordering::Relaxed);
         tokio::spawn(async move {
