@@ -122,8 +122,13 @@ describe("echo tenant", () => {
   test("volatile: sent when the connection can send it at once", async (t) => {
     const s = await connected(t, A, { ...OK, transports: ["websocket"] });
     const got = record(s, "msg");
-    assert.deepEqual(await ack(s, "volatile", "v", 1), [true]);
-    assert.deepEqual(got, [["v", 1]]);
+    // An idle WebSocket sends it; one busy that very moment (a heartbeat's ping going
+    // out) drops it, as Node does: of a few tries, the idle ones arrive, in order.
+    for (let i = 0; i < 5 && got.length === 0; i++) {
+      assert.deepEqual(await ack(s, "volatile", "v", i), [true]);
+    }
+    assert.ok(got.length > 0, "no volatile message arrived over an idle WebSocket");
+    assert.equal(got[0][0], "v");
   });
 
   test("volatile: dropped when packets wait ahead of it", async () => {
