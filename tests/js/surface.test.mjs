@@ -1,5 +1,6 @@
 // The SDKs' API beyond what the examples use, through the official client: the JS
-// SDK's event middleware (`socket.use`), `once`, `off` and the `*Any` listeners
+// SDK's event middleware (`socket.use`), `once`, `off`, the `*Any` listeners and
+// `onAnyOutgoing`
 // (tests/fixtures/js/surface, SURFACE_JS); the Python SDK's `*` handler, sessions,
 // `send`, `rooms`, `close_room` and broadcasts with acks (tests/fixtures/python/surface,
 // SURFACE_PY).
@@ -46,6 +47,15 @@ describe("the JS SDK", () => {
     assert.deepEqual(await ack(s, "nothing-here", 1, { a: [2] }), [
       { unhandled: "nothing-here", args: [1, { a: [2] }] },
     ]);
+  });
+
+  test("onAnyOutgoing sees what the socket emits, not the acks it answers", async (t) => {
+    const s = await connected(t, JS);
+    const refused = once(s, "refused");
+    s.emit("forbidden");
+    await refused;
+    assert.deepEqual(await ack(s, "shout", "x"), ["X"]);
+    assert.deepEqual(await ack(s, "sent"), [[["refused", '"forbidden" is not allowed']]]);
   });
 
   test("prependAny sees every event that passed the middleware, in order; offAny removes them all", async (t) => {

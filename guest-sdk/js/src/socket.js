@@ -139,6 +139,7 @@ class Timed {
 export class Socket extends Emitter {
   #handle;
   #anyListeners = [];
+  #anyOutgoingListeners = [];
   #middlewares = [];
 
   /** @param nsp the namespace; `handle` the contract's; `handshake` the contract's record. */
@@ -188,6 +189,7 @@ export class Socket extends Emitter {
     if (RESERVED.has(event)) throw new Error(`"${event}" is a reserved event name`);
     const callback = typeof args[args.length - 1] === "function" ? args.pop() : undefined;
     const encoded = encode(args);
+    this.#notifyOutgoing(event, args);
     if (callback === undefined) {
       try {
         host.emit(this.#handle, event, encoded);
@@ -274,6 +276,7 @@ export class Socket extends Emitter {
         event = String(event);
         if (RESERVED.has(event)) throw new Error(`"${event}" is a reserved event name`);
         if (typeof args[args.length - 1] === "function") throw new Error("a volatile emit takes no acknowledgement");
+        socket.#notifyOutgoing(event, args);
         try {
           host.emitVolatile(socket.#handle, event, encode(args));
           return true;
@@ -322,6 +325,31 @@ export class Socket extends Emitter {
 
   listenersAny() {
     return [...this.#anyListeners];
+  }
+
+  /** A listener for every event this socket emits: `(event, ...args)` (socket.io's `onAnyOutgoing`). */
+  onAnyOutgoing(listener) {
+    this.#anyOutgoingListeners.push(listener);
+    return this;
+  }
+
+  prependAnyOutgoing(listener) {
+    this.#anyOutgoingListeners.unshift(listener);
+    return this;
+  }
+
+  offAnyOutgoing(listener) {
+    this.#anyOutgoingListeners =
+      listener === undefined ? [] : this.#anyOutgoingListeners.filter((l) => l !== listener);
+    return this;
+  }
+
+  listenersAnyOutgoing() {
+    return [...this.#anyOutgoingListeners];
+  }
+
+  #notifyOutgoing(event, args) {
+    for (const listener of [...this.#anyOutgoingListeners]) callTenant(listener, this, [event, ...args]);
   }
 
   /** A middleware for incoming events: `([event, ...args], next)`; `next(err)` drops the event and emits `error`. */
