@@ -255,4 +255,35 @@ mod tests {
             .expect("queued");
         assert_eq!(answer(get).await, "4hello");
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_large_poll_body_is_compressed_off_the_async_threads_and_decodes() {
+        use std::io::Read;
+        let session = session_on(TransportKind::Polling);
+        let text = "4".to_owned() + &"x".repeat(COMPRESS_INLINE * 2);
+        session.send(Packet::Message(text.clone())).expect("queued");
+        let response = get(session.clone(), Some((Encoding::Gzip, 1024)))
+            .await
+            .expect("answered");
+        assert_eq!(
+            response.headers().get(header::CONTENT_ENCODING),
+            Some(&header::HeaderValue::from_static("gzip"))
+        );
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .expect("a body")
+            .to_bytes();
+        assert!(
+            body.len() < text.len() / 10,
+            "compressed: {} bytes",
+            body.len()
+        );
+        let mut decoded = String::new();
+        flate2::read::GzDecoder::new(&body[..])
+            .read_to_string(&mut decoded)
+            .expect("gzip");
+        assert_eq!(decoded, payload::encode(&[Packet::Message(text)]));
+    }
 }

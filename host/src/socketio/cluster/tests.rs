@@ -407,7 +407,7 @@ async fn an_emptied_child_namespace_stays_long_enough_to_answer_then_goes() {
 
 /// A broadcast with acks from server 0: its socket and server 1's are asked; `answer`
 /// says which of the two clients answer. The request's result.
-async fn gather_with(answering: [bool; 2]) -> crate::socketio::BroadcastReplies {
+async fn gather_with(answering: [bool; 2], max_bytes: usize) -> crate::socketio::BroadcastReplies {
     let (_bus, servers, wires) = two_servers().await;
     let gathering = servers[0]
         .of("/")
@@ -416,7 +416,7 @@ async fn gather_with(answering: [bool; 2]) -> crate::socketio::BroadcastReplies 
             "question",
             args("[1]"),
             Duration::from_secs(2),
-            1 << 20,
+            max_bytes,
             |reached| {
                 assert_eq!(reached, 1, "this server's own sockets");
                 Ok::<(), std::convert::Infallible>(())
@@ -433,12 +433,18 @@ async fn gather_with(answering: [bool; 2]) -> crate::socketio::BroadcastReplies 
     }
     settle().await;
     tokio::time::advance(Duration::from_secs(3)).await;
-    gathered.await.expect("gathers")
+    let replies = gathered.await.expect("gathers");
+    let waiting = servers[0]
+        .of("/")
+        .cluster()
+        .map(|c| c.broadcasts.lock().len());
+    assert_eq!(waiting, Some(0), "the request is forgotten once gathered");
+    replies
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_broadcast_with_acks_gathers_every_servers_answers() {
-    let replies = gather_with([true, true]).await;
+    let replies = gather_with([true, true], 1 << 20).await;
     assert!(replies.complete);
     let mut answers = replies.replies.values().expect("a JSON array");
     answers.sort_by_key(|answer| answer["from"].as_u64());
@@ -454,7 +460,7 @@ async fn a_broadcast_with_acks_gathers_every_servers_answers() {
 #[tokio::test(start_paused = true)]
 async fn a_broadcast_with_acks_that_times_out_has_the_answers_that_came() {
     for answering in [[true, false], [false, true]] {
-        let replies = gather_with(answering).await;
+        let replies = gather_with(answering, 1 << 20).await;
         assert!(!replies.complete, "{answering:?}");
         let from = usize::from(answering[1]);
         assert_eq!(
@@ -463,4 +469,35 @@ async fn a_broadcast_with_acks_that_times_out_has_the_answers_that_came() {
             "{answering:?}"
         );
     }
+}
+
+#[tokio::test(start_paused = true)]
+async fn answers_past_the_byte_bound_end_the_gathering_incomplete() {
+    // Each answer's arguments are about 20 bytes; 10 is exceeded by the first.
+    let replies = gather_with([true, true], 10).await;
+    assert!(!replies.complete);
+    assert_eq!(
+        replies.replies.values().expect("a JSON array"),
+        Vec::<serde_json::Value>::new()
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_gathering_dropped_unfinished_forgets_its_request() {
+    let (_bus, servers, _wires) = two_servers().await;
+    let nsp = servers[0].of("/");
+    let gathering = nsp
+        .broadcast_op()
+        .emit_with_ack_if(
+            "question",
+            args("[]"),
+            Duration::from_secs(2),
+            1 << 20,
+            |_| Ok::<(), std::convert::Infallible>(()),
+        )
+        .unwrap_or_else(|never| match never {});
+    let waiting = || nsp.cluster().map(|c| c.broadcasts.lock().len());
+    assert_eq!(waiting(), Some(1), "asked of the other server");
+    drop(gathering);
+    assert_eq!(waiting(), Some(0));
 }
