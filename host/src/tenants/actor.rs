@@ -669,6 +669,7 @@ impl Actor {
             storage: self.storage.clone(),
             config: self.config.clone(),
         };
+        self.code.make_image().await;
         let state = TenantState::new(context, self.generation, &self.limits);
         let clock = state.clock.clone();
         let mut store = Store::new(self.runtime.engine(), state);

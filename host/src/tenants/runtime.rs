@@ -4,7 +4,7 @@
 
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -121,12 +121,31 @@ impl Default for RuntimeOptions {
 /// A compiled component, ready to instantiate as many times as needed.
 pub struct Code {
     pub(crate) pre: Pre,
+    component: Component,
+    image_made: AtomicBool,
 }
 
 impl Code {
     /// The contract version the component was built for.
     pub fn contract(&self) -> Contract {
         self.pre.contract()
+    }
+
+    /// Makes the heap image its instances map copy-on-write, once, on a blocking thread:
+    /// else the first instantiation makes it, on the CPU clock of the tenant's call (for
+    /// a JS or Python snapshot, megabytes to copy: most of that first start's cost).
+    /// Not when the component is loaded, so that a tenant never started costs no image.
+    pub(crate) async fn make_image(self: &Arc<Self>) {
+        if self.image_made.load(Ordering::Acquire) {
+            return;
+        }
+        let code = self.clone();
+        // A failure shows again, as the instantiation's own error.
+        let _ = tokio::task::spawn_blocking(move || {
+            let _ = code.component.initialize_copy_on_write_image();
+            code.image_made.store(true, Ordering::Release);
+        })
+        .await;
     }
 }
 
@@ -256,15 +275,12 @@ impl Runtime {
         cache: Option<PathBuf>,
     ) -> Result<Arc<Code>, LoadError> {
         let runtime = self.clone();
-        let compiled = tokio::task::spawn_blocking(move || match cache {
+        off_thread(move || match cache {
             Some(cache) => runtime.compile_cached(bytes.as_ref(), &cache),
             None => runtime.compile(bytes.as_ref()),
         })
-        .await;
-        match compiled {
-            Ok(code) => code.map(Arc::new),
-            Err(error) => Err(LoadError::Invalid(format!("the compiler stopped: {error}"))),
-        }
+        .await?
+        .map(Arc::new)
     }
 
     /// Compiles a component from someone the host does not trust (an upload, a file
@@ -288,33 +304,43 @@ impl Runtime {
                 dir.join(format!("{key}.sha256")),
             )
         });
-        if let Some((artifact, digest)) = &paths {
-            if let Some(component) = self.load_cached(artifact, digest) {
-                self.cache_hits.fetch_add(1, Ordering::Relaxed);
-                return self.prepare(component).map(Arc::new);
+        if let Some((artifact, digest)) = paths.clone() {
+            let runtime = self.clone();
+            let cached = off_thread(move || {
+                let component = runtime.load_cached(&artifact, &digest)?;
+                runtime.cache_hits.fetch_add(1, Ordering::Relaxed);
+                Some(runtime.prepare(component))
+            })
+            .await?;
+            if let Some(code) = cached {
+                return code.map(Arc::new);
             }
         }
         let artifact =
             compile_in_worker(worker, self.wasm_stack_bytes, &self.compile_limits, &bytes).await?;
-        // SAFETY: as in `load_cached`: the worker is this program, compiling with an
-        // engine configured as this one (`worker_engine`); wasmtime checks the header
-        // and the configuration and refuses what does not fit.
-        #[allow(unsafe_code)]
-        let component =
-            unsafe { Component::deserialize(&self.engine, &artifact) }.map_err(|error| {
-                LoadError::Invalid(format!("the compiled form was refused: {error:#}"))
-            })?;
-        let code = self.prepare(component)?;
-        if let (Some(dir), Some((path, digest))) = (&cache, &paths) {
-            let stored = durable::create_private_dir(dir).and_then(|()| {
-                durable::write(path, &artifact)?;
-                durable::write(digest, sha256_hex(&artifact).as_bytes())
-            });
-            if let Err(error) = stored {
-                tracing::warn!(%error, "cannot cache a compiled component");
+        let runtime = self.clone();
+        off_thread(move || {
+            // SAFETY: as in `load_cached`: the worker is this program, compiling with an
+            // engine configured as this one (`worker_engine`); wasmtime checks the header
+            // and the configuration and refuses what does not fit.
+            #[allow(unsafe_code)]
+            let component =
+                unsafe { Component::deserialize(&runtime.engine, &artifact) }.map_err(|error| {
+                    LoadError::Invalid(format!("the compiled form was refused: {error:#}"))
+                })?;
+            let code = runtime.prepare(component)?;
+            if let (Some(dir), Some((path, digest))) = (&cache, &paths) {
+                let stored = durable::create_private_dir(dir).and_then(|()| {
+                    durable::write(path, &artifact)?;
+                    durable::write(digest, sha256_hex(&artifact).as_bytes())
+                });
+                if let Err(error) = stored {
+                    tracing::warn!(%error, "cannot cache a compiled component");
+                }
             }
-        }
-        Ok(Arc::new(code))
+            Ok(Arc::new(code))
+        })
+        .await?
     }
 
     /// What names this engine's entries in the compiled cache (after the component's
@@ -367,8 +393,22 @@ impl Runtime {
             .instantiate_pre(&component)
             .map_err(|error| LoadError::World(format!("{error:#}")))?;
         let pre = Pre::new(instance_pre).map_err(|error| LoadError::World(format!("{error:#}")))?;
-        Ok(Code { pre })
+        Ok(Code {
+            pre,
+            component,
+            image_made: AtomicBool::new(false),
+        })
     }
+}
+
+/// Runs loading work (reading, deserialising, preparing a component: milliseconds for a
+/// large one) on a blocking thread, so the async threads keep serving meanwhile.
+async fn off_thread<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, LoadError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|error| LoadError::Invalid(format!("the loader stopped: {error}")))
 }
 
 /// Links the WASI interfaces a guest's standard library or language runtime needs
@@ -516,6 +556,38 @@ mod tests {
             Err(LoadError::NotWasm)
         ));
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// The inodes of wasmtime's heap images (memfds) this process holds.
+    fn heap_images() -> std::collections::BTreeSet<u64> {
+        use std::os::unix::fs::MetadataExt;
+        let fds = std::fs::read_dir("/proc/self/fd").expect("/proc is mounted");
+        fds.flatten()
+            .filter(|fd| {
+                std::fs::read_link(fd.path())
+                    .is_ok_and(|target| target.to_string_lossy().contains("wasm-memory-image"))
+            })
+            .filter_map(|fd| std::fs::metadata(fd.path()).ok())
+            .map(|meta| meta.ino())
+            .collect()
+    }
+
+    #[cfg(feature = "builtin-tenants")]
+    #[tokio::test]
+    async fn make_image_makes_the_heap_image_its_instances_map() {
+        let echo = super::super::builtin::component("echo").expect("built in");
+        let code = runtime()
+            .compile_off_thread(echo, None)
+            .await
+            .expect("compiles");
+        // Other tests running beside this one may make images too, never remove this one.
+        let loaded = heap_images();
+        code.make_image().await;
+        let made = heap_images();
+        assert!(
+            made.difference(&loaded).count() >= 1,
+            "no new image: {loaded:?} -> {made:?}"
+        );
     }
 
     #[cfg(feature = "builtin-tenants")]
