@@ -18,7 +18,7 @@ struct Metric {
     read: fn(&TenantStats) -> u64,
 }
 
-const METRICS: [Metric; 19] = [
+const METRICS: [Metric; 20] = [
     Metric {
         name: "nsbox_tenant_sockets",
         kind: "gauge",
@@ -108,6 +108,13 @@ const METRICS: [Metric; 19] = [
         kind: "counter",
         help: "Instances stopped after the tenant had no sockets for evict_idle_after_ms.",
         read: |s| s.evictions.load(Relaxed),
+    },
+    Metric {
+        name: "nsbox_tenant_sockets_recovered_total",
+        kind: "counter",
+        help:
+            "Sockets given back to their clients within recovery_window_ms, with what they missed.",
+        read: |s| s.recovered.load(Relaxed),
     },
     Metric {
         name: "nsbox_tenant_instances",

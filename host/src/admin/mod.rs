@@ -363,6 +363,7 @@ impl Admin {
             "restarts": stats.restarts(),
             "running": stats.instances.load(Relaxed) > 0,
             "evictions": stats.evictions.load(Relaxed),
+            "recovered": stats.recovered.load(Relaxed),
             "quarantined": stats.quarantined.load(Relaxed) == 1,
             "memory_bytes": stats.memory_bytes.load(Relaxed),
             "pending_acks": stats.pending_acks.load(Relaxed),

@@ -26,7 +26,7 @@ use crate::error::HttpError;
 use compression::Encoding;
 use session::Registry;
 pub use session::{
-    CloseReason, ConnectInfo, Connection, EngineHandler, Session, Sid, TransportKind,
+    CloseReason, ConnectInfo, Connection, EngineHandler, SendError, Session, Sid, TransportKind,
 };
 
 /// The HTTP response type of the endpoints.

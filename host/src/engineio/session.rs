@@ -107,7 +107,7 @@ pub enum SendError {
     /// The session is closed.
     #[error("session closed")]
     Closed,
-    /// The client did not read fast enough; the session is being closed.
+    /// The client did not read fast enough (by [`Session::send`], the session is closed).
     #[error("send queue full")]
     Full,
 }
@@ -329,6 +329,24 @@ impl Session {
     /// `max_buffered_packets` packets or `max_buffered_bytes` bytes wait is too slow:
     /// its session is closed (`transport error`) rather than held without bound.
     pub fn send(&self, packet: Packet) -> Result<(), SendError> {
+        let sent = self.offer(packet);
+        if sent == Err(SendError::Full) {
+            self.close_slow();
+        }
+        sent
+    }
+
+    /// Closes a session whose client did not read fast enough.
+    pub fn close_slow(&self) {
+        tracing::warn!(sid = %self.id, "send queue full, closing the session");
+        self.slow_closed.fetch_add(1, Ordering::Relaxed);
+        self.close(CloseReason::TransportError);
+    }
+
+    /// [`Session::send`], but a full queue leaves the session open, for the caller to
+    /// close once it holds no lock that closing (which runs the sockets' departures)
+    /// would take again.
+    pub fn offer(&self, packet: Packet) -> Result<(), SendError> {
         if self.is_closed() {
             return Err(SendError::Closed);
         }
@@ -343,9 +361,7 @@ impl Session {
             Ok(()) => Ok(()),
             Err(mpsc::error::TrySendError::Full(_)) => {
                 self.buffered.fetch_sub(size, Ordering::AcqRel);
-                tracing::warn!(sid = %self.id, buffered, "send queue full, closing the session");
-                self.slow_closed.fetch_add(1, Ordering::Relaxed);
-                self.close(CloseReason::TransportError);
+                tracing::debug!(sid = %self.id, buffered, "send queue full");
                 Err(SendError::Full)
             }
             Err(mpsc::error::TrySendError::Closed(_)) => {

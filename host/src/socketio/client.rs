@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use super::link::{Departures, Link, Parser};
 use super::msgpack;
-use super::namespace::{DisconnectReason, Handshake, Socket};
+use super::namespace::{DisconnectReason, Handshake, Namespace, Socket};
 use super::packet::{self, ConnectError, Packet};
 use super::Resolver;
 use crate::engineio::{CloseReason, Connection, Session, Sid};
@@ -159,6 +159,16 @@ impl Client {
         let auth = auth
             .and_then(|text| serde_json::from_str(&text).ok())
             .unwrap_or_else(|| Value::Object(Default::default()));
+        namespace.refresh_recovery();
+        if let Some(socket) = self.restore(&namespace, &auth) {
+            self.stop_connect_timeout();
+            namespace.end_connect();
+            // The connection may have closed meanwhile, missing the socket: it waits again.
+            if !self.link.is_alive() {
+                socket.close(DisconnectReason::TransportClose);
+            }
+            return;
+        }
         let handshake = Handshake {
             auth,
             query: session.info.query.clone(),
@@ -187,6 +197,25 @@ impl Client {
         });
     }
 
+    /// Connection state recovery: the socket parked under the `pid` of `auth`, given back
+    /// with what it missed since the `offset` of `auth`, when the namespace can.
+    fn restore(&self, namespace: &Arc<Namespace>, auth: &Value) -> Option<Arc<Socket>> {
+        if !namespace.recovery_is_on() {
+            return None;
+        }
+        let (Some(Value::String(pid)), Some(Value::String(offset))) =
+            (auth.get("pid"), auth.get("offset"))
+        else {
+            return None;
+        };
+        let nsp = namespace.name().to_owned();
+        namespace.restore(pid, offset, &self.link, |socket| {
+            self.sockets
+                .lock()
+                .insert(nsp, Membership::Joined(socket.clone()));
+        })
+    }
+
     /// A namespace's middleware said no: it may be asked for again.
     fn stop_joining(&self, nsp: &str) {
         let mut sockets = self.sockets.lock();
@@ -211,11 +240,9 @@ impl Client {
             return;
         }
         self.stop_connect_timeout();
-        let reply = serde_json::json!({ "sid": &**socket.id() }).to_string();
-        self.link.send(&Packet::Connect {
-            nsp,
-            data: Some(reply),
-        });
+        let pid = socket.nsp().recovery_is_on().then(|| socket.give_pid());
+        self.link
+            .send(&Packet::connect_answer(&nsp, socket.id(), pid));
         socket.nsp().add_socket(&socket);
         socket.release_early_events();
         // The connection may have closed while the middleware ran, and its close may have

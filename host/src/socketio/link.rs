@@ -10,7 +10,7 @@ use bytes::Bytes;
 use super::msgpack;
 use super::packet::Packet;
 use crate::engineio::packet::Packet as EnginePacket;
-use crate::engineio::{CloseReason, Session, Sid, TransportKind};
+use crate::engineio::{CloseReason, SendError, Session, Sid, TransportKind};
 
 /// What a socket tells its connection when it leaves its namespace.
 pub(crate) trait Departures: Send + Sync {
@@ -110,16 +110,42 @@ impl Link {
 
     /// Queues an encoded packet and its attachments.
     fn queue(&self, message: EnginePacket, binary: &[Bytes]) {
-        let Some(session) = self.session.upgrade() else {
-            return;
-        };
-        if session.send(message).is_err() {
-            return;
+        if self.offer_encoded(message, binary) == Err(SendError::Full) {
+            self.close_slow();
         }
-        for data in binary {
-            if session.send(EnginePacket::Binary(data.clone())).is_err() {
-                return;
+    }
+
+    /// Queues one packet unless the client is reading too slowly to take it: then
+    /// it is `false` and the connection stays open, for the caller to close with
+    /// [`Link::close_slow`] once it holds no lock that the sockets' departures take.
+    pub(crate) fn offer(&self, packet: &Packet) -> bool {
+        let sent = match self.parser() {
+            Parser::Json => {
+                let (message, binary) = encode_json(packet);
+                self.offer_encoded(message, &binary)
             }
+            Parser::Msgpack => {
+                self.offer_encoded(EnginePacket::Binary(msgpack::encode(packet)), &[])
+            }
+        };
+        sent != Err(SendError::Full)
+    }
+
+    fn offer_encoded(&self, message: EnginePacket, binary: &[Bytes]) -> Result<(), SendError> {
+        let Some(session) = self.session.upgrade() else {
+            return Err(SendError::Closed);
+        };
+        session.offer(message)?;
+        for data in binary {
+            session.offer(EnginePacket::Binary(data.clone()))?;
+        }
+        Ok(())
+    }
+
+    /// Closes a connection whose client did not take what was offered to it.
+    pub(crate) fn close_slow(&self) {
+        if let Some(session) = self.session.upgrade() {
+            session.close_slow();
         }
     }
 

@@ -23,7 +23,7 @@ use crate::config::SocketIoConfig;
 use crate::engineio::{Connection, Engine, EngineHandler, Session};
 pub use namespace::{
     AckError, AckSender, BroadcastOperator, BroadcastReplies, DisconnectReason, FallbackHandler,
-    Handlers, Handshake, Namespace, ParentNamespace, Socket,
+    Handlers, Handshake, Namespace, ParentNamespace, RecoveryConfig, Socket,
 };
 pub use packet::{ConnectError, Payload, PayloadError};
 

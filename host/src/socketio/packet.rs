@@ -176,6 +176,18 @@ impl Payload {
         self
     }
 
+    /// The same arguments with one string more at the end (connection state recovery's
+    /// offset, which the client reads from there). `text` is written as it is: it must
+    /// need no escaping.
+    pub(crate) fn with_last(&self, text: &str) -> Payload {
+        let inner = self.inner();
+        let separator = if inner.is_empty() { "" } else { "," };
+        Payload {
+            json: format!("[{inner}{separator}\"{text}\"]"),
+            attachments: self.attachments.clone(),
+        }
+    }
+
     /// Bytes on the wire, about: the JSON's length plus the attachments'.
     pub fn size(&self) -> usize {
         self.json.len() + self.attachments.iter().map(Bytes::len).sum::<usize>()
@@ -289,6 +301,20 @@ pub enum ParseError {
 }
 
 impl Packet {
+    /// The server's answer to a CONNECT: `{"sid":...}`, and the private session id
+    /// after it when the namespace recovers sessions, in Node's order. (Both are
+    /// server-made ids that need no escaping.)
+    pub(crate) fn connect_answer(nsp: &str, sid: &str, pid: Option<&str>) -> Packet {
+        let data = match pid {
+            Some(pid) => format!(r#"{{"sid":"{sid}","pid":"{pid}"}}"#),
+            None => format!(r#"{{"sid":"{sid}"}}"#),
+        };
+        Packet::Connect {
+            nsp: nsp.to_owned(),
+            data: Some(data),
+        }
+    }
+
     /// The namespace the packet is for.
     pub fn nsp(&self) -> &str {
         match self {

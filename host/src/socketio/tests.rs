@@ -151,3 +151,273 @@ async fn events_before_the_handlers_ran_are_held_in_order_up_to_their_bound() {
         }
     }
 }
+
+/// Connection state recovery: a server whose `/t` recovers sessions under `config`,
+/// puts every socket in room `blue`, and counts what its handlers saw.
+mod recovery {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use parking_lot::Mutex;
+
+    use super::super::testing::{settle, Wire};
+    use super::super::{DisconnectReason, RecoveryConfig, SocketIo};
+    use crate::config::SocketIoConfig;
+    use crate::engineio::CloseReason;
+
+    const WINDOW: Duration = Duration::from_secs(120);
+
+    #[derive(Default)]
+    struct Seen {
+        connections: usize,
+        recovered: usize,
+        disconnects: Vec<DisconnectReason>,
+    }
+
+    fn server(config: RecoveryConfig) -> (SocketIo, Arc<Mutex<Seen>>) {
+        let io = SocketIo::new(SocketIoConfig::default());
+        let seen = Arc::new(Mutex::new(Seen::default()));
+        let nsp = io.of("/t");
+        nsp.handlers().recover_sessions(move |_| Some(config));
+        let counted = seen.clone();
+        nsp.handlers()
+            .on_recovered(move |_| counted.lock().recovered += 1);
+        let counted = seen.clone();
+        nsp.on_connection(move |socket| {
+            counted.lock().connections += 1;
+            socket.join("blue");
+            let counted = counted.clone();
+            socket.on_disconnect(move |_, reason| counted.lock().disconnects.push(reason));
+        });
+        (io, seen)
+    }
+
+    fn config() -> RecoveryConfig {
+        RecoveryConfig {
+            window: WINDOW,
+            session_bytes: 1 << 20,
+            log_bytes: 1 << 20,
+        }
+    }
+
+    /// Joins `/t` with `auth`; the CONNECT answer's sid and pid.
+    async fn join(wire: &Wire, auth: &str) -> (String, String, Vec<String>) {
+        wire.send(&format!("0/t,{auth}"));
+        settle().await;
+        let received = wire.received().await;
+        let answer = received
+            .iter()
+            .find(|p| p.starts_with("0/t,"))
+            .unwrap_or_else(|| panic!("no CONNECT answer in {received:?}"));
+        let data: serde_json::Value =
+            serde_json::from_str(&answer["0/t,".len()..]).expect("JSON answer");
+        let field = |name: &str| data[name].as_str().unwrap_or_default().to_owned();
+        (field("sid"), field("pid"), received)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_dropped_socket_comes_back_with_its_id_rooms_and_what_it_missed_in_order() {
+        let (io, seen) = server(config());
+        let first = Wire::open(&io);
+        let (sid, pid, answer) = join(&first, "{}").await;
+        assert_eq!(
+            answer,
+            [format!(r#"0/t,{{"sid":"{sid}","pid":"{pid}"}}"#)],
+            "Node's answer with recovery on: sid, then pid"
+        );
+        let nsp = io.of("/t");
+        nsp.to("blue")
+            .emit("news", crate::socketio::Payload::from_values(&[1.into()]));
+        assert_eq!(first.received().await, [r#"2/t,["news",1,"1"]"#]);
+
+        first.session.close(CloseReason::TransportClose);
+        settle().await;
+        assert_eq!(nsp.socket_count(), 0, "not among the connected");
+        assert!(seen.lock().disconnects.is_empty(), "nobody told it left");
+        // Missed: two for its room (one sent to it alone), one for another room.
+        nsp.to("blue")
+            .emit("news", crate::socketio::Payload::from_values(&[2.into()]));
+        nsp.to("red")
+            .emit("other", crate::socketio::Payload::from_values(&[]));
+        nsp.to(sid.clone())
+            .emit("direct", crate::socketio::Payload::from_values(&[]));
+
+        let second = Wire::open(&io);
+        let auth = format!(r#"{{"pid":"{pid}","offset":"1"}}"#);
+        let (again, same_pid, received) = join(&second, &auth).await;
+        assert_eq!(
+            (again.as_str(), same_pid.as_str()),
+            (sid.as_str(), pid.as_str())
+        );
+        assert_eq!(
+            received,
+            [
+                r#"2/t,["news",2,"2"]"#.to_owned(),
+                r#"2/t,["direct","4"]"#.to_owned(),
+                format!(r#"0/t,{{"sid":"{sid}","pid":"{pid}"}}"#),
+            ],
+            "what it missed, then the answer, as Node sends them"
+        );
+        assert_eq!(nsp.socket_count(), 1);
+        nsp.to("blue")
+            .emit("news", crate::socketio::Payload::from_values(&[3.into()]));
+        assert_eq!(
+            second.received().await,
+            [r#"2/t,["news",3,"5"]"#],
+            "in its rooms again"
+        );
+        let seen = seen.lock();
+        assert_eq!((seen.connections, seen.recovered), (1, 1));
+        assert!(seen.disconnects.is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_socket_not_back_within_the_window_leaves_then_with_its_reason() {
+        let (io, seen) = server(config());
+        let first = Wire::open(&io);
+        let (sid, pid, _) = join(&first, "{}").await;
+        io.of("/t")
+            .emit("news", crate::socketio::Payload::from_values(&[]));
+        first.session.close(CloseReason::PingTimeout);
+        settle().await;
+        tokio::time::advance(WINDOW - Duration::from_secs(1)).await;
+        settle().await;
+        assert!(
+            seen.lock().disconnects.is_empty(),
+            "still within its window"
+        );
+        tokio::time::advance(Duration::from_secs(2)).await;
+        settle().await;
+        assert_eq!(seen.lock().disconnects, [DisconnectReason::PingTimeout]);
+        // Too late: a fresh session.
+        let second = Wire::open(&io);
+        let auth = format!(r#"{{"pid":"{pid}","offset":"1"}}"#);
+        let (again, new_pid, _) = join(&second, &auth).await;
+        assert_ne!(again, sid);
+        assert_ne!(new_pid, pid);
+        assert_eq!(seen.lock().connections, 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_client_back_with_an_offset_no_longer_logged_gets_a_fresh_session_and_the_old_leaves_now(
+    ) {
+        // The log keeps about one event: the first is gone when the third comes.
+        let (io, seen) = server(RecoveryConfig {
+            log_bytes: 30,
+            ..config()
+        });
+        let first = Wire::open(&io);
+        let (sid, pid, _) = join(&first, "{}").await;
+        let nsp = io.of("/t");
+        nsp.emit(
+            "news",
+            crate::socketio::Payload::from_values(&["a".repeat(10).into()]),
+        );
+        first.session.close(CloseReason::TransportError);
+        settle().await;
+        for _ in 0..2 {
+            nsp.emit(
+                "news",
+                crate::socketio::Payload::from_values(&["b".repeat(10).into()]),
+            );
+        }
+        let second = Wire::open(&io);
+        let auth = format!(r#"{{"pid":"{pid}","offset":"1"}}"#);
+        let (again, _, received) = join(&second, &auth).await;
+        assert_ne!(again, sid, "{received:?}");
+        assert_eq!(seen.lock().disconnects, [DisconnectReason::TransportError]);
+        assert_eq!(seen.lock().connections, 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn one_that_missed_more_than_a_session_may_take_gets_a_fresh_session() {
+        let (io, seen) = server(RecoveryConfig {
+            session_bytes: 100,
+            ..config()
+        });
+        let first = Wire::open(&io);
+        let (sid, pid, _) = join(&first, "{}").await;
+        let nsp = io.of("/t");
+        nsp.emit("news", crate::socketio::Payload::from_values(&[]));
+        first.session.close(CloseReason::TransportClose);
+        settle().await;
+        nsp.emit(
+            "news",
+            crate::socketio::Payload::from_values(&["c".repeat(200).into()]),
+        );
+        let second = Wire::open(&io);
+        let auth = format!(r#"{{"pid":"{pid}","offset":"1"}}"#);
+        let (again, _, _) = join(&second, &auth).await;
+        assert_ne!(again, sid);
+        assert_eq!(seen.lock().disconnects, [DisconnectReason::TransportClose]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn leaving_on_purpose_is_not_kept_and_volatile_and_ack_events_take_no_offset() {
+        let (io, seen) = server(config());
+        let wire = Wire::open(&io);
+        let (_, pid, _) = join(&wire, "{}").await;
+        let nsp = io.of("/t");
+        nsp.broadcast_op()
+            .volatile()
+            .emit("v", crate::socketio::Payload::from_values(&[]));
+        let socket = nsp.sockets().pop().expect("the socket");
+        let ack = tokio::spawn({
+            let socket = socket.clone();
+            async move {
+                socket
+                    .emit_with_ack("q", crate::socketio::Payload::from_values(&[]), WINDOW)
+                    .await
+            }
+        });
+        settle().await;
+        nsp.emit("logged", crate::socketio::Payload::from_values(&[]));
+        // (The volatile one is dropped: nothing waits to send on this hand-fed
+        // connection.) Neither it nor the one with an ack took an offset.
+        assert_eq!(
+            wire.received().await,
+            [r#"2/t,0["q"]"#, r#"2/t,["logged","1"]"#]
+        );
+        wire.send("1/t");
+        settle().await;
+        assert_eq!(
+            seen.lock().disconnects,
+            [DisconnectReason::ClientNamespaceDisconnect]
+        );
+        assert!(ack.await.expect("joined").is_err());
+        // Its pid is not kept: coming back is a fresh session.
+        let auth = format!(r#"{{"pid":"{pid}","offset":"1"}}"#);
+        let again = Wire::open(&io);
+        join(&again, &auth).await;
+        assert_eq!(seen.lock().connections, 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_server_disconnecting_a_waiting_socket_ends_it_at_once() {
+        let (io, seen) = server(config());
+        let wire = Wire::open(&io);
+        join(&wire, "{}").await;
+        let socket = io.of("/t").sockets().pop().expect("the socket");
+        wire.session.close(CloseReason::TransportClose);
+        settle().await;
+        assert!(socket.is_parked());
+        socket.disconnect();
+        assert!(!socket.is_parked());
+        assert_eq!(
+            seen.lock().disconnects,
+            [DisconnectReason::ServerNamespaceDisconnect]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn without_recovery_there_is_no_pid_and_no_offset() {
+        let io = SocketIo::new(SocketIoConfig::default());
+        io.of("/t");
+        let wire = Wire::open(&io);
+        let (sid, pid, _) = join(&wire, "{}").await;
+        assert!(!sid.is_empty() && pid.is_empty());
+        io.of("/t")
+            .emit("news", crate::socketio::Payload::from_values(&[]));
+        assert_eq!(wire.received().await, [r#"2/t,["news"]"#]);
+    }
+}

@@ -233,6 +233,13 @@ impl Actor {
                 self.call(async |exports, store| exports.call_on_connection(store, handle).await)
                     .await;
             }
+            Command::Recovered { socket } => {
+                if self.handle_of(&socket).is_none() {
+                    // Held by an instance that has failed or been replaced since.
+                    return self.orphaned(&socket);
+                }
+                self.stats.recovered.fetch_add(1, Ordering::Relaxed);
+            }
             Command::Event {
                 socket,
                 event,
@@ -388,6 +395,10 @@ impl Actor {
                 Some(next) => next.connected(&socket),
                 None => self.orphaned(&socket),
             },
+            Command::Recovered { socket } => match next {
+                Some(next) => next.recovered(&socket),
+                None => self.orphaned(&socket),
+            },
             Command::Readmit { socket } => match next {
                 Some(next) => next.readmit(socket),
                 None => self.orphaned(&socket),
@@ -450,6 +461,12 @@ impl Actor {
             "tenant version retired"
         );
         for socket in sockets {
+            if !socket.connected() {
+                // Waiting for its client (connection state recovery): what the tenant
+                // knew of it stays with this version, so its session ends here.
+                socket.disconnect();
+                continue;
+            }
             match &successor {
                 Some(next) => {
                     let own = socket.id().to_string();

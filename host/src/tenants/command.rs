@@ -30,6 +30,8 @@ pub(crate) fn drop_socket(
     data: Option<serde_json::Value>,
 ) {
     if !socket.connected() {
+        // One waiting for its client to come back (connection state recovery) ends now.
+        socket.disconnect();
         return;
     }
     let mut notice = json!({ "tenant": tenant, "kind": kind.as_str(), "error": error.to_string() });
@@ -49,6 +51,9 @@ pub(crate) enum Command {
     },
     /// The socket was accepted.
     Connected { socket: Arc<Socket> },
+    /// The socket's connection dropped and its client came back to it within the
+    /// recovery window (it was not told it left).
+    Recovered { socket: Arc<Socket> },
     /// The socket sent an event.
     Event {
         socket: Arc<Socket>,

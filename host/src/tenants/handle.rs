@@ -214,6 +214,13 @@ impl TenantHandle {
         });
     }
 
+    /// Tells the tenant a socket was given back to its client.
+    pub(crate) fn recovered(&self, socket: &Arc<Socket>) {
+        let _ = self.mailbox.send(Command::Recovered {
+            socket: socket.clone(),
+        });
+    }
+
     /// Tells the tenant a socket left.
     pub(crate) fn disconnected(&self, socket: &Arc<Socket>, reason: DisconnectReason) {
         let _ = self.mailbox.send(Command::Disconnected {

@@ -5,6 +5,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::socketio::RecoveryConfig;
+
 /// Per-tenant limits: the configuration's `[limits]` for every tenant, overridden for
 /// one by its `[tenants.NAME.limits]` and then by the admin API.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -108,6 +110,20 @@ pub struct Limits {
     /// starts a fresh one (tens of microseconds). 0 keeps it until the host stops.
     #[serde(with = "millis", rename = "evict_idle_after_ms")]
     pub evict_idle_after: Duration,
+    /// Connection state recovery (socket.io's `connectionStateRecovery`): how long a
+    /// socket whose connection dropped waits for its client to come back to it, with
+    /// its id, rooms and everything sent to it meanwhile (Node's
+    /// `maxDisconnectionDuration`). The tenant is told it left only once this has
+    /// passed. 0, the default, is off.
+    #[serde(with = "millis", rename = "recovery_window_ms")]
+    pub recovery_window: Duration,
+    /// Bytes of missed events one socket may be given back; one that missed more gets
+    /// a fresh session (and the tenant is told the old one left).
+    pub recovery_session_bytes: usize,
+    /// Bytes of events a namespace of the tenant keeps for the sockets that may come
+    /// back (every event sent without an ack, shared by its recipients); the oldest go
+    /// first, and a socket that missed one of them gets a fresh session.
+    pub recovery_log_bytes: usize,
 }
 
 impl Default for Limits {
@@ -148,11 +164,23 @@ impl Default for Limits {
             fault_window: Duration::from_secs(60),
             max_restart_backoff: Duration::from_secs(5),
             evict_idle_after: Duration::from_secs(300),
+            recovery_window: Duration::ZERO,
+            recovery_session_bytes: 1 << 20,
+            recovery_log_bytes: 8 << 20,
         }
     }
 }
 
 impl Limits {
+    /// How the tenant's namespaces recover sessions; `None` when they do not.
+    pub fn recovery(&self) -> Option<RecoveryConfig> {
+        (!self.recovery_window.is_zero()).then_some(RecoveryConfig {
+            window: self.recovery_window,
+            session_bytes: self.recovery_session_bytes,
+            log_bytes: self.recovery_log_bytes,
+        })
+    }
+
     /// These limits with some of them replaced: `overrides` names fields as the
     /// configuration does (`cpu_per_call_ms = 20`). An unknown name or a wrong type
     /// is an error that says which.
@@ -238,6 +266,7 @@ mod tests {
             "wall_per_call_ms",
             "max_restart_backoff_ms",
             "cpu_per_second_ms",
+            "recovery_window_ms",
         ] {
             let huge = base.overlaid(&fields(serde_json::json!({ name: u64::MAX })));
             assert!(huge.is_err_and(|e| e.contains("30 days")), "{name}");

@@ -257,6 +257,17 @@ impl Tenants {
                 slot.cluster_join(socket, room);
             }
         });
+        let (tenants, names) = (self.clone(), pattern.clone());
+        parent.recover_sessions(move |namespace| {
+            let slot = tenants.by_pattern(&tenant_name(&names, namespace.name()))?;
+            slot.current().limits().recovery()
+        });
+        let (tenants, names) = (self.clone(), pattern.clone());
+        parent.on_recovered(move |socket| {
+            if let Some(slot) = tenants.by_pattern(&tenant_name(&names, socket.nsp().name())) {
+                slot.recovered(socket);
+            }
+        });
         let tenants = self.clone();
         parent.on_connection(move |socket| {
             if let Some(slot) = tenants.by_pattern(&tenant_name(&pattern, socket.nsp().name())) {
@@ -298,6 +309,11 @@ impl Tenants {
         let (hearing, joining) = (slot.clone(), slot.clone());
         nsp.handlers()
             .on_server_event(move |_, event, args| hearing.server_event(event, args));
+        let (policy, recovering) = (slot.clone(), slot.clone());
+        nsp.handlers()
+            .recover_sessions(move |_| policy.current().limits().recovery());
+        nsp.handlers()
+            .on_recovered(move |socket| recovering.recovered(socket));
         nsp.handlers()
             .on_cluster_join(move |socket, room| joining.cluster_join(socket, room));
         nsp.on_connection(move |socket| slot.connected(socket));

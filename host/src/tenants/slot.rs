@@ -90,6 +90,11 @@ impl TenantSlot {
         self.current().server_event(event, args);
     }
 
+    /// A socket was given back to its client by connection state recovery.
+    pub fn recovered(&self, socket: &Arc<Socket>) {
+        self.current().recovered(socket);
+    }
+
     /// The socket the middleware admitted was accepted.
     pub fn connected(&self, socket: &Arc<Socket>) {
         self.current().connected(socket);

@@ -35,6 +35,8 @@ pub struct TenantStats {
     pub restarts: AtomicU64,
     /// Instances stopped because the tenant had no sockets for `evict_idle_after_ms`.
     pub evictions: AtomicU64,
+    /// Sockets given back to their clients by connection state recovery.
+    pub recovered: AtomicU64,
     /// Instances that exist now (0 while evicted or never started; 1 while running;
     /// briefly 2 while a new version takes over).
     pub instances: AtomicU64,

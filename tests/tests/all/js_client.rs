@@ -397,6 +397,29 @@ component = "builtin:echo"
 limits = { evict_idle_after_ms = 0 }
 "#;
 
+/// Connection state recovery (`recovery.test.mjs`): the echo tenant recovering sessions
+/// for a minute (`t1`), for 400 ms (`t3`), and not at all (`t2`).
+const RECOVERY: &str = r#"
+[tenants.t1]
+component = "builtin:echo"
+limits = { recovery_window_ms = 60000 }
+
+[tenants.t2]
+component = "builtin:echo"
+
+[tenants.t3]
+component = "builtin:echo"
+limits = { recovery_window_ms = 400 }
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_state_recovery_with_official_client() {
+    let server = TestServer::start_with(RECOVERY)
+        .await
+        .expect("server starts");
+    suite("recovery.test.mjs", server).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn instance_lifecycle_with_official_client() {
     let server = TestServer::start_with(LIFECYCLE)

@@ -18,10 +18,14 @@ use tokio::sync::mpsc;
 use crate::engineio::Sid;
 use crate::socketio::cluster::message::{self, Opts};
 use crate::socketio::cluster::{Gathered, Membership, Transport};
-use crate::socketio::link::Shared;
+use crate::socketio::link::{Link, Shared};
 use crate::socketio::packet::{ConnectError, Packet, Payload};
+pub use recovery::RecoveryConfig;
 pub use socket::{AckError, AckSender, DisconnectReason, FallbackHandler, Handshake, Socket};
 
+use recovery::{NotRestored, Recovery};
+
+mod recovery;
 pub mod socket;
 
 /// The future a middleware returns.
@@ -36,6 +40,8 @@ pub type ServerEventHandler = Arc<dyn Fn(&Arc<Namespace>, &str, Payload) + Send 
 /// Decides whether a socket of this server that another server asks to join a room
 /// (`socketsJoin`) joins it, and joins it.
 pub type ClusterJoinHandler = Arc<dyn Fn(&Arc<Socket>, String) + Send + Sync>;
+/// Whether and how a namespace recovers sessions, asked at each CONNECT.
+pub type RecoveryPolicy = Arc<dyn Fn(&Namespace) -> Option<RecoveryConfig> + Send + Sync>;
 
 /// The middleware chain and connection handlers of a namespace or of a dynamic parent.
 #[derive(Default)]
@@ -44,6 +50,8 @@ pub struct Handlers {
     on_connection: RwLock<Vec<ConnectionHandler>>,
     on_server_event: RwLock<Vec<ServerEventHandler>>,
     on_cluster_join: RwLock<Option<ClusterJoinHandler>>,
+    recovery: RwLock<Option<RecoveryPolicy>>,
+    on_recovered: RwLock<Vec<ConnectionHandler>>,
 }
 
 impl Handlers {
@@ -84,6 +92,25 @@ impl Handlers {
         *self.on_cluster_join.write() = Some(Arc::new(handler));
     }
 
+    /// Recovers sessions (socket.io's `connectionStateRecovery`) as `policy` says for
+    /// each namespace, asked when a client joins one; off without a policy.
+    pub fn recover_sessions<F>(&self, policy: F)
+    where
+        F: Fn(&Namespace) -> Option<RecoveryConfig> + Send + Sync + 'static,
+    {
+        *self.recovery.write() = Some(Arc::new(policy));
+    }
+
+    /// Adds a handler called with every socket given back to its client by connection
+    /// state recovery (it skipped the middleware, and the connection handlers had run
+    /// for it before).
+    pub fn on_recovered<F>(&self, handler: F)
+    where
+        F: Fn(&Arc<Socket>) + Send + Sync + 'static,
+    {
+        self.on_recovered.write().push(Arc::new(handler));
+    }
+
     fn middlewares(&self) -> Vec<Middleware> {
         self.middlewares.read().clone()
     }
@@ -107,6 +134,8 @@ pub struct Namespace {
     /// The next ack id of an event sent with an ack: one sequence for the namespace,
     /// as Node's, so that a broadcast with acks uses one id for every recipient.
     next_ack: AtomicU64,
+    /// Connection state recovery: the log of events and the sockets waiting.
+    pub(crate) recovery: Recovery,
 }
 
 impl Namespace {
@@ -124,6 +153,7 @@ impl Namespace {
             pending: AtomicUsize::new(0),
             cluster: transport.map(Membership::new),
             next_ack: AtomicU64::new(0),
+            recovery: Recovery::default(),
         });
         if let Some(cluster) = &nsp.cluster {
             cluster
@@ -281,14 +311,93 @@ impl Namespace {
         }
     }
 
+    /// Takes the socket out of the namespace's sockets and rooms (its own set of rooms
+    /// stays, for a recovery).
     pub(crate) fn remove_socket(&self, socket: &Socket) {
         self.sockets.write().remove(socket.id());
         for room in socket.rooms() {
             self.remove_from_room(&room, socket.id());
         }
+    }
+
+    /// Removes this child from its parent if nothing is left in it (see
+    /// [`ParentNamespace::cleanup_empty_children`]).
+    pub(crate) fn cleanup_if_empty(&self) {
         if let Some(parent) = self.parent() {
             parent.cleanup_if_empty(&self.name);
         }
+    }
+
+    /// Whether the namespace recovers sessions now.
+    pub(crate) fn recovery_is_on(&self) -> bool {
+        self.recovery.is_on()
+    }
+
+    /// Asks the policy (this namespace's, else its parent's) whether and how the
+    /// namespace recovers sessions, from now on.
+    pub(crate) fn refresh_recovery(&self) {
+        let policy = self.handlers.recovery.read().clone().or_else(|| {
+            self.parent()
+                .and_then(|parent| parent.handlers.recovery.read().clone())
+        });
+        self.recovery
+            .set_config(policy.and_then(|policy| policy(self)));
+    }
+
+    /// Gives the socket parked under `pid` to `link`, its client's new connection, when
+    /// the events after `offset` meant for it are all still logged: they are sent
+    /// first, then the CONNECT answer, and the socket is back in its rooms before any
+    /// later event is sent. Then the recovery handlers run. A socket parked under
+    /// `pid` that cannot be given back leaves.
+    pub(crate) fn restore(
+        self: &Arc<Self>,
+        pid: &str,
+        offset: &str,
+        link: &Arc<Link>,
+        joined: impl FnOnce(&Arc<Socket>),
+    ) -> Option<Arc<Socket>> {
+        let mut taken = true;
+        let restored = self.recovery.restore(pid, offset, |restored| {
+            let socket = &restored.socket;
+            // Before the answer: the client may send events as soon as it has it.
+            joined(socket);
+            let answer = Packet::connect_answer(&self.name, socket.id(), Some(pid));
+            // As Node: what it missed goes first; the client holds it until the answer.
+            for packet in restored.missed.iter().map(|p| &**p).chain([&answer]) {
+                if taken {
+                    taken = link.offer(packet);
+                }
+            }
+            socket.relink(link.clone());
+            self.sockets
+                .write()
+                .insert(socket.id().clone(), socket.clone());
+            for room in socket.rooms() {
+                self.add_to_room(&room, socket.id());
+            }
+        });
+        let socket = match restored {
+            Ok(socket) => socket,
+            Err(NotRestored::Unknown) => return None,
+            Err(NotRestored::Lost(socket, reason)) => {
+                socket.leave_parked(reason);
+                return None;
+            }
+        };
+        if !taken {
+            // What it missed is more than its client can take at once: as any slow reader's.
+            link.close_slow();
+            return Some(socket);
+        }
+        let mut handlers = self
+            .parent()
+            .map(|parent| parent.handlers.on_recovered.read().clone())
+            .unwrap_or_default();
+        handlers.extend(self.handlers.on_recovered.read().iter().cloned());
+        for handler in handlers {
+            handler(&socket);
+        }
+        Some(socket)
     }
 
     pub(crate) fn begin_connect(&self) {
@@ -303,7 +412,9 @@ impl Namespace {
     }
 
     fn is_idle(&self) -> bool {
-        self.pending.load(Ordering::Acquire) == 0 && self.socket_count() == 0
+        self.pending.load(Ordering::Acquire) == 0
+            && self.socket_count() == 0
+            && self.recovery.parked_count() == 0
     }
 
     pub(crate) fn add_to_room(&self, room: &str, sid: &Sid) {
@@ -495,26 +606,46 @@ impl BroadcastOperator {
         args: Payload,
         allow: impl FnOnce(usize) -> Result<(), E>,
     ) -> Result<usize, E> {
+        // With connection state recovery, the event is logged, with its offset as its
+        // last argument, before the lock lets any socket come back.
+        let mut log = match self.volatile {
+            true => None,
+            false => self.nsp.recovery.log(),
+        };
         let recipients = self.sockets();
         allow(recipients.len())?;
-        let packet = Packet::Event {
-            nsp: self.nsp.name().to_owned(),
-            event: event.into(),
-            args,
-            ack: None,
+        let event = event.into();
+        let (packet, unlogged) = match log.as_mut() {
+            Some(log) => (args.with_last(&log.next_offset()), Some(args)),
+            None => (args, None),
         };
+        let packet = Arc::new(Packet::Event {
+            nsp: self.nsp.name().to_owned(),
+            event,
+            args: packet,
+            ack: None,
+        });
+        // Each recipient's connection as it is now, while no socket can come back: one
+        // given to a new connection meanwhile gets the event from the log instead.
+        let links: Vec<Arc<Link>> = recipients.iter().map(|s| s.link.load_full()).collect();
+        if let Some(mut log) = log {
+            let opts = self.opts();
+            log.record(opts.rooms, opts.except, packet.clone());
+        }
         let shared = Shared::new(&packet);
-        for socket in &recipients {
+        for link in &links {
             if self.volatile {
-                socket.link.send_shared_volatile(&shared);
+                link.send_shared_volatile(&shared);
             } else {
-                socket.link.send_shared(&shared);
+                link.send_shared(&shared);
             }
         }
         if let (false, Some(_), Packet::Event { event, args, .. }) =
-            (self.local, self.nsp.cluster(), &packet)
+            (self.local, self.nsp.cluster(), &*packet)
         {
-            self.nsp.publish_broadcast(event, args, self.opts());
+            // The other servers log it with offsets of their own.
+            self.nsp
+                .publish_broadcast(event, unlogged.as_ref().unwrap_or(args), self.opts());
         }
         Ok(recipients.len())
     }
@@ -561,7 +692,7 @@ impl BroadcastOperator {
             let Some(answer) = socket.expect_ack(id) else {
                 continue;
             };
-            socket.link.send_shared(&shared);
+            socket.link.load().send_shared(&shared);
             reached += 1;
             let gathered = gathered.clone();
             tokio::spawn(async move {
@@ -719,6 +850,24 @@ impl ParentNamespace {
         F: Fn(&Arc<Namespace>, &str, Payload) + Send + Sync + 'static,
     {
         self.handlers.on_server_event(handler);
+    }
+
+    /// Recovers the children's sessions as `policy` says for each (see
+    /// [`Handlers::recover_sessions`]).
+    pub fn recover_sessions<F>(&self, policy: F)
+    where
+        F: Fn(&Namespace) -> Option<RecoveryConfig> + Send + Sync + 'static,
+    {
+        self.handlers.recover_sessions(policy);
+    }
+
+    /// Adds a handler called with every socket of any child given back to its client
+    /// by connection state recovery.
+    pub fn on_recovered<F>(&self, handler: F)
+    where
+        F: Fn(&Arc<Socket>) + Send + Sync + 'static,
+    {
+        self.handlers.on_recovered(handler);
     }
 
     /// Removes a child once its last socket has left (Node's `cleanupEmptyChildNamespaces`).

@@ -4,9 +4,10 @@
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
+use arc_swap::ArcSwap;
 use parking_lot::Mutex;
 use serde_json::Value;
 use tokio::sync::oneshot;
@@ -122,7 +123,7 @@ impl AckSender {
             args,
         };
         if self.socket.connected() {
-            self.socket.link.send(&packet);
+            self.socket.link.load().send(&packet);
         }
     }
 }
@@ -131,8 +132,13 @@ impl AckSender {
 pub struct Socket {
     id: Sid,
     pub(crate) nsp: Arc<Namespace>,
-    pub(crate) link: Arc<Link>,
+    /// The connection: another one's when connection state recovery gives the socket
+    /// to its client's next connection.
+    pub(crate) link: ArcSwap<Link>,
     handshake: Handshake,
+    /// The private session id its client comes back with, when its namespace recovers
+    /// sessions (`pid` in the CONNECT answer).
+    pid: OnceLock<String>,
     connected: AtomicBool,
     handlers: Mutex<HashMap<String, EventHandler>>,
     fallback: Mutex<Option<FallbackHandler>>,
@@ -172,8 +178,9 @@ impl Socket {
         Arc::new(Socket {
             id: crate::engineio::new_sid(),
             nsp,
-            link,
+            link: ArcSwap::new(link),
             handshake,
+            pid: OnceLock::new(),
             connected: AtomicBool::new(false),
             handlers: Mutex::default(),
             fallback: Mutex::default(),
@@ -208,7 +215,28 @@ impl Socket {
 
     /// The transport the connection uses now: `"polling"` or `"websocket"`.
     pub fn transport(&self) -> &'static str {
-        self.link.transport()
+        self.link.load().transport()
+    }
+
+    /// The private session id its client may come back with, if its namespace gave
+    /// it one.
+    pub(crate) fn pid(&self) -> Option<&str> {
+        self.pid.get().map(String::as_str)
+    }
+
+    /// Gives the socket a private session id, once.
+    pub(crate) fn give_pid(&self) -> &str {
+        self.pid
+            .get_or_init(|| crate::engineio::new_sid().to_string())
+    }
+
+    /// Whether the socket's connection dropped and it waits for its client to come
+    /// back (connection state recovery).
+    pub fn is_parked(&self) -> bool {
+        !self.connected()
+            && self
+                .pid()
+                .is_some_and(|pid| self.nsp.recovery.is_parked(pid))
     }
 
     /// Per-socket data that middleware can set and handlers read. Default is `null`.
@@ -247,9 +275,20 @@ impl Socket {
         self.disconnect_handlers.lock().push(Arc::new(handler));
     }
 
-    /// Sends an event to this socket.
+    /// Sends an event to this socket. When its namespace recovers sessions, the event
+    /// is logged with an offset, as every event is there, and so reaches the socket's
+    /// client even if its connection has just dropped and it comes back.
     pub fn emit(&self, event: impl Into<String>, args: Payload) {
-        self.link.send(&Packet::Event {
+        if self.nsp.recovery.is_on() {
+            let _ = self
+                .nsp
+                .broadcast_op()
+                .to(self.id.to_string())
+                .local()
+                .emit(event, args);
+            return;
+        }
+        self.link.load().send(&Packet::Event {
             nsp: self.nsp.name().to_owned(),
             event: event.into(),
             args,
@@ -260,7 +299,7 @@ impl Socket {
     /// Sends an event to this socket if its connection can send it at once, else drops
     /// it (socket.io's `socket.volatile.emit`).
     pub fn emit_volatile(&self, event: impl Into<String>, args: Payload) {
-        self.link.send_volatile(&Packet::Event {
+        self.link.load().send_volatile(&Packet::Event {
             nsp: self.nsp.name().to_owned(),
             event: event.into(),
             args,
@@ -279,7 +318,7 @@ impl Socket {
         let Some(answer) = self.expect_ack(id) else {
             return Err(AckError::Disconnected);
         };
-        self.link.send(&Packet::Event {
+        self.link.load().send(&Packet::Event {
             nsp: self.nsp.name().to_owned(),
             event: event.into(),
             args,
@@ -367,11 +406,17 @@ impl Socket {
     }
 
     /// Disconnects the socket from the server side; the client sees `io server disconnect`.
+    /// A socket waiting for its client to come back leaves now.
     pub fn disconnect(self: &Arc<Self>) {
         if !self.connected() {
+            let parked = self.pid().and_then(|pid| self.nsp.recovery.unpark(pid));
+            if let Some((socket, _)) = parked {
+                socket.leave_parked(DisconnectReason::ServerNamespaceDisconnect);
+                self.nsp.cleanup_if_empty();
+            }
             return;
         }
-        self.link.send(&Packet::Disconnect {
+        self.link.load().send(&Packet::Disconnect {
             nsp: self.nsp.name().to_owned(),
         });
         self.close(DisconnectReason::ServerNamespaceDisconnect);
@@ -380,8 +425,9 @@ impl Socket {
     /// Disconnects the socket and closes its client's connection, every namespace of it
     /// (Node's `disconnect(true)`).
     pub fn close_connection(self: &Arc<Self>) {
+        let link = self.link.load_full();
         self.disconnect();
-        self.link.close(crate::engineio::CloseReason::ForcedClose);
+        link.close(crate::engineio::CloseReason::ForcedClose);
     }
 
     /// Marks the socket accepted and puts it in its own room.
@@ -408,7 +454,7 @@ impl Socket {
                 } else {
                     drop(held);
                     tracing::debug!(sid = %self.id, "too many events before the socket's handlers ran");
-                    self.link.close(CloseReason::TransportError);
+                    self.link.load().close(CloseReason::TransportError);
                 }
                 return;
             }
@@ -476,16 +522,39 @@ impl Socket {
         }
     }
 
-    /// Removes the socket from its namespace and rooms and runs its disconnect handlers, once.
+    /// Removes the socket from its namespace and rooms and runs its disconnect handlers,
+    /// once; or, when its namespace recovers sessions and `reason` is one to recover
+    /// from, keeps it (its rooms, data and handlers) for its client to come back to.
     pub(crate) fn close(self: &Arc<Self>, reason: DisconnectReason) {
         if !self.connected.swap(false, Ordering::AcqRel) {
             return;
         }
         self.acks.lock().clear();
         self.nsp.remove_socket(self);
-        self.link.left(self.nsp.name(), &self.id);
+        self.link.load().left(self.nsp.name(), &self.id);
+        let parked = self
+            .pid()
+            .is_some_and(|pid| self.nsp.recovery.park(&self.nsp, self, pid, reason));
+        if !parked {
+            self.run_disconnect_handlers(reason);
+            self.handlers.lock().clear();
+            self.fallback.lock().take();
+        }
+        self.nsp.cleanup_if_empty();
+    }
+
+    /// A parked socket whose client did not come back leaves, for the reason its
+    /// connection dropped (or because the server disconnected it meanwhile).
+    pub(crate) fn leave_parked(self: &Arc<Self>, reason: DisconnectReason) {
         self.run_disconnect_handlers(reason);
         self.handlers.lock().clear();
         self.fallback.lock().take();
+    }
+
+    /// The parked socket on its client's new connection, connected again (under the
+    /// namespace's log lock: see [`Namespace::restore`]).
+    pub(crate) fn relink(&self, link: Arc<Link>) {
+        self.link.store(link);
+        self.connected.store(true, Ordering::Release);
     }
 }
