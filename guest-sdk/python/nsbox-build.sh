@@ -41,7 +41,7 @@ started=$(date +%s%N)
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 # The tenant's module first (its top level registers the handlers), then the exports.
-printf 'import %s  # noqa: F401\nfrom nsbox.exports import BroadcastHandlers, ClusterHandlers, Handlers  # noqa: F401\n' "$module" > "$tmp/nsbox_entry.py"
+printf 'import %s  # noqa: F401\nfrom nsbox.exports import BroadcastHandlers, ClusterHandlers, Handlers, RecoveryHandlers  # noqa: F401\n' "$module" > "$tmp/nsbox_entry.py"
 mkdir -p "$(dirname "$out")"
 "$venv/bin/componentize-py" -d "$wit" -w tenant componentize nsbox_entry \
   -p "$tmp" -p "$sdk" -p "$entry_dir" -o "$out" >/dev/null

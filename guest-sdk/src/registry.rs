@@ -1,6 +1,6 @@
 //! The tenant's handlers and its sockets' state, kept in the instance between calls,
-//! and the dispatch of the world's exports (the `handlers` and `cluster-handlers`
-//! interfaces) to them.
+//! and the dispatch of the world's exports (the `handlers` interface and the optional
+//! ones) to them.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -13,6 +13,7 @@ use crate::args::Args;
 use crate::bindings::exports::nsbox::tenant::broadcast_handlers::Guest as BroadcastGuest;
 use crate::bindings::exports::nsbox::tenant::cluster_handlers::Guest as ClusterGuest;
 use crate::bindings::exports::nsbox::tenant::handlers::Guest;
+use crate::bindings::exports::nsbox::tenant::recovery_handlers::Guest as RecoveryGuest;
 use crate::bindings::nsbox::tenant::types::{
     AckFailure as WitAckFailure, Args as WitArgs, Handshake as WitHandshake, Rejection,
 };
@@ -37,6 +38,7 @@ pub struct App {
     disconnect: Vec<DisconnectHandler>,
     start: Vec<StartHandler>,
     server_events: Vec<ServerEventHandler>,
+    recovered: Vec<ConnectionHandler>,
 }
 
 impl App {
@@ -96,6 +98,19 @@ impl App {
         F: Fn(&str, Args) + 'static,
     {
         self.server_events.push(Rc::new(handler));
+        self
+    }
+
+    /// Adds a handler for sockets given back to their clients by connection state
+    /// recovery (`recovery_window_ms`): the connection dropped and the client came back
+    /// within the window, to the same socket in the same rooms, with every event sent
+    /// to it meanwhile delivered. Neither the middleware, nor [`App::on_disconnect`]
+    /// and [`App::on_connection`], ran for the drop.
+    pub fn on_recovered<F>(&mut self, handler: F) -> &mut App
+    where
+        F: Fn(&Socket) + 'static,
+    {
+        self.recovered.push(Rc::new(handler));
         self
     }
 
@@ -217,6 +232,16 @@ impl<S: Setup> ClusterGuest for Exports<S> {
         let app = app::<S>();
         for handler in &app.server_events {
             handler(&event, Args::from_wit(args.clone()));
+        }
+    }
+}
+
+impl<S: Setup> RecoveryGuest for Exports<S> {
+    fn on_recovered(socket: u64) {
+        let app = app::<S>();
+        let socket = Socket { handle: socket };
+        for handler in &app.recovered {
+            handler(&socket);
         }
     }
 }

@@ -80,7 +80,7 @@ describe("deploy, redeploy, roll back, delete", () => {
     for (const name of ["left", "right"]) {
       const res = await deploy(name, echo);
       assert.equal(res.status, 200);
-      assert.deepEqual(res.body, { tenant: name, version: 1, sha256: sha256(echo), size: echo.length, contract: "0.2.2" });
+      assert.deepEqual(res.body, { tenant: name, version: 1, sha256: sha256(echo), size: echo.length, contract: "0.2.3" });
     }
     const left = await connected(t, "/left", { auth: { token: "ok" } });
     const right = await connected(t, "/right", { auth: { token: "ok" } });
@@ -503,7 +503,7 @@ describe("a tenant's logs", () => {
     assert.ok(own.body.lines.some((l) => l.source === "host" && /version 1 now serves/.test(l.message)));
     // Each stored version says which contract it was built for.
     const versions = await api("GET", "/v1/tenants/logger/versions", { token });
-    assert.equal(versions.body.versions[0].contract, "0.2.2");
+    assert.equal(versions.body.versions[0].contract, "0.2.3");
     assert.equal((await api("GET", "/v1/tenants/crash/logs", { token })).status, 403);
     assert.equal((await api("GET", "/v1/tenants/nosuch/logs")).status, 404);
   });

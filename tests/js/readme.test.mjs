@@ -16,7 +16,7 @@ test("the README's JS example deploys and answers as the README says", { timeout
   });
   const shown = await res.json();
   assert.equal(res.status, 200, JSON.stringify(shown));
-  assert.equal(shown.contract, "0.2.2");
+  assert.equal(shown.contract, "0.2.3");
 
   const [message, data] = await refused(client(t, "/hello"));
   assert.equal(message, "who are you?");

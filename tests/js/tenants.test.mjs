@@ -430,10 +430,10 @@ describe("contract versions", () => {
     const headers = { authorization: `Bearer ${process.env.ADMIN_TOKEN}` };
     const shown = async (tenant) => (await fetch(`${process.env.ADMIN_URL}/v1/tenants/${tenant}`, { headers })).json();
     assert.equal((await shown("legacy")).contract, "0.1.0");
-    assert.equal((await shown("t1")).contract, "0.2.2");
+    assert.equal((await shown("t1")).contract, "0.2.3");
   });
 
-  test("a component built for nsbox:tenant@0.2.0 is served under 0.2.2, its storage included", async (t) => {
+  test("a component built for nsbox:tenant@0.2.0 is served under 0.2.3, its storage included", async (t) => {
     const s = await connected(t, "/legacy2", OK);
     assert.deepEqual(await ack(s, "whoami"), [{ nsp: "/legacy2", trail: ["m1", "m2", "m3"] }]);
     assert.deepEqual(await ack(s, "store", "k", 1), [{ ok: true, value: null }]);
@@ -443,7 +443,7 @@ describe("contract versions", () => {
     assert.equal(shown.contract, "0.2.0");
   });
 
-  test("a component built for nsbox:tenant@0.2.1 is served under 0.2.2", async (t) => {
+  test("a component built for nsbox:tenant@0.2.1 is served under 0.2.3", async (t) => {
     const s = await connected(t, "/legacy3", OK);
     assert.deepEqual(await ack(s, "whoami"), [{ nsp: "/legacy3", trail: ["m1", "m2", "m3"] }]);
     const bin = Buffer.from([4, 5]);
@@ -451,6 +451,14 @@ describe("contract versions", () => {
     const headers = { authorization: `Bearer ${process.env.ADMIN_TOKEN}` };
     const shown = await (await fetch(`${process.env.ADMIN_URL}/v1/tenants/legacy3`, { headers })).json();
     assert.equal(shown.contract, "0.2.1");
+  });
+
+  test("a component built for nsbox:tenant@0.2.2 is served under 0.2.3", async (t) => {
+    const s = await connected(t, "/legacy4", OK);
+    assert.deepEqual(await ack(s, "whoami"), [{ nsp: "/legacy4", trail: ["m1", "m2", "m3"] }]);
+    const headers = { authorization: `Bearer ${process.env.ADMIN_TOKEN}` };
+    const shown = await (await fetch(`${process.env.ADMIN_URL}/v1/tenants/legacy4`, { headers })).json();
+    assert.equal(shown.contract, "0.2.2");
   });
 });
 

@@ -109,6 +109,13 @@ fn setup(app: &mut App) {
             .emit("hello", json!({"nsp": nsp, "id": socket.id()}));
     });
 
+    app.on_recovered(|socket| {
+        socket.emit(
+            "recovered",
+            json!({"id": socket.id(), "trail": trail(socket)}),
+        );
+    });
+
     app.on("echo", |_, args, ack| {
         if let Some(ack) = ack {
             let _ = ack.send(args);

@@ -53,7 +53,7 @@ const started = Date.now();
 // The tenant's module first (its top level registers the handlers), then the exports.
 const bundle = await build({
   stdin: {
-    contents: `import ${JSON.stringify(entry)};\nexport { handlers, clusterHandlers, broadcastHandlers } from ${JSON.stringify(resolve(sdk, "src/exports.js"))};\n`,
+    contents: `import ${JSON.stringify(entry)};\nexport { handlers, clusterHandlers, broadcastHandlers, recoveryHandlers } from ${JSON.stringify(resolve(sdk, "src/exports.js"))};\n`,
     resolveDir: dirname(entry),
     sourcefile: "nsbox-entry.js",
   },

@@ -1,8 +1,8 @@
 // `io.to(room)`, `socket.broadcast`, `io.except(room)`...: who a broadcast reaches, and
 // what can be done to them (socket.io's BroadcastOperator).
-import { broadcast, broadcastVolatile, broadcastWithAck } from "nsbox:tenant/host@0.2.2";
-import * as sockets from "nsbox:tenant/sockets@0.2.2";
-import { fetchSockets as fetchElsewhere } from "nsbox:tenant/cluster@0.2.2";
+import { broadcast, broadcastVolatile, broadcastWithAck } from "nsbox:tenant/host@0.2.3";
+import * as sockets from "nsbox:tenant/sockets@0.2.3";
+import { fetchSockets as fetchElsewhere } from "nsbox:tenant/cluster@0.2.3";
 import { encode, decode } from "./wire.js";
 import { log, callTenant } from "./log.js";
 

@@ -1,4 +1,5 @@
-// The contract's exports (`handlers`, `cluster-handlers`, `broadcast-handlers`),
+// The contract's exports (`handlers`, `cluster-handlers`, `broadcast-handlers`,
+// `recovery-handlers`),
 // calling into the namespace.
 // The build wraps the tenant's module with these.
 //
@@ -61,6 +62,12 @@ export const clusterHandlers = {
   },
   onSocketsFetched(request, sockets, complete) {
     guarded("fetchSockets' answer", () => fetched(request, sockets, complete));
+  },
+};
+
+export const recoveryHandlers = {
+  onRecovered(socket) {
+    guarded('the "recovered" handler', () => io.recovered(socket));
   },
 };
 

@@ -1,6 +1,6 @@
 // The tenant's log (`host.log`), and `console` pointed at it: the host tags every line
 // with the tenant's name and bounds its length.
-import { log as hostLog } from "nsbox:tenant/host@0.2.2";
+import { log as hostLog } from "nsbox:tenant/host@0.2.3";
 
 /** A value as a log line shows it. */
 function show(value) {

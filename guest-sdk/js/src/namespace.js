@@ -1,7 +1,7 @@
 // The tenant's namespace, as socket.io's server-side `Namespace` (what `io.of(nsp)`
 // gives in Node): middleware, connections, broadcasts, socket queries and server-side
 // events between the tenant's instances on the cluster's nodes.
-import { emit as clusterEmit } from "nsbox:tenant/cluster@0.2.2";
+import { emit as clusterEmit } from "nsbox:tenant/cluster@0.2.3";
 import { BroadcastOperator } from "./broadcast.js";
 import { Emitter, Socket } from "./socket.js";
 import { encode } from "./wire.js";
@@ -192,6 +192,14 @@ export class Namespace extends Emitter {
     this.emitLocal("connect", socket);
   }
 
+  /** Connection state recovery gave the socket back to its client: the same object. */
+  recovered(handle) {
+    const socket = this.#byHandle.get(handle);
+    if (socket === undefined) return;
+    socket.recovered = true;
+    this.emitLocal("recovered", socket);
+  }
+
   event(handle, event, args, ack) {
     this.#byHandle.get(handle)?.dispatch(event, args, ack);
   }
@@ -208,6 +216,6 @@ export class Namespace extends Emitter {
 
   serverEvent(event, args) {
     for (const listener of this.#serverListeners) callTenant(listener, this, [event, ...args]);
-    if (event !== "connection" && event !== "connect") this.emitLocal(event, ...args);
+    if (!["connection", "connect", "recovered"].includes(event)) this.emitLocal(event, ...args);
   }
 }

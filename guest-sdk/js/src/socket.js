@@ -1,5 +1,5 @@
 // A socket of the tenant's namespace, as socket.io's server-side `Socket`.
-import * as host from "nsbox:tenant/host@0.2.2";
+import * as host from "nsbox:tenant/host@0.2.3";
 import { BroadcastOperator } from "./broadcast.js";
 import { encode, decode } from "./wire.js";
 import { log, callTenant } from "./log.js";

@@ -5,7 +5,7 @@
 import { open } from "wasi:keyvalue/store@0.2.0-draft";
 import { increment as atomicIncrement } from "wasi:keyvalue/atomics@0.2.0-draft";
 import { getMany, setMany, deleteMany } from "wasi:keyvalue/batch@0.2.0-draft";
-import { listKeys, compareAndSwap as hostCompareAndSwap } from "nsbox:tenant/storage@0.2.2";
+import { listKeys, compareAndSwap as hostCompareAndSwap } from "nsbox:tenant/storage@0.2.3";
 import { errorOf } from "./errors.js";
 
 /** Why a storage operation failed; it changed nothing. */

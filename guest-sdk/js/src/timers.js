@@ -2,7 +2,7 @@
 // tenant after the delay, under the same limits as any other call. Timers end with
 // the instance (a fault, a new version, an eviction); re-arm what you need in
 // `onStart`. Delays under 10 ms (the default `min_timer_ms`) are raised to 10 ms.
-import { set, cancel } from "nsbox:tenant/timers@0.2.2";
+import { set, cancel } from "nsbox:tenant/timers@0.2.3";
 import { errorOf } from "./errors.js";
 import { callTenant } from "./log.js";
 

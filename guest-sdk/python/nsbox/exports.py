@@ -1,4 +1,4 @@
-"""The contract's exports (``handlers``, ``cluster-handlers``), calling into the
+"""The contract's exports (``handlers`` and the optional interfaces), calling into the
 tenant's ``Server``. The build names this module as the component's entry after
 importing the tenant's module.
 
@@ -66,6 +66,11 @@ class ClusterHandlers(exports.ClusterHandlers):
 
     def on_sockets_fetched(self, request: int, sockets, complete: bool) -> None:
         _guarded("fetch_sockets_everywhere's callback", lambda: active()._sockets_fetched(request, sockets, complete))
+
+
+class RecoveryHandlers(exports.RecoveryHandlers):
+    def on_recovered(self, socket: int) -> None:
+        _guarded("on_recovered", lambda: active()._recovered_now(socket))
 
 
 class BroadcastHandlers(exports.BroadcastHandlers):

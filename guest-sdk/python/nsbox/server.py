@@ -88,6 +88,7 @@ class Server:
         self.namespace = ""
         self._start = []
         self._server_listeners = []
+        self._recovered = []
         self._handles = {}  # sid -> handle
         self._sids = {}  # handle -> sid
         self._sessions = {}  # sid -> dict
@@ -128,6 +129,14 @@ class Server:
     def on_server_event(self, fn):
         """Runs ``fn(event, *args)`` for each server-side event from the cluster."""
         self._server_listeners.append(fn)
+        return fn
+
+    def on_recovered(self, fn):
+        """Runs ``fn(sid)`` when connection state recovery (``recovery_window_ms``) gives
+        a socket back to its client: its connection dropped and the client came back
+        within the window, to the same sid, rooms and session, with every event sent to
+        it meanwhile delivered. ``connect`` and ``disconnect`` did not run for the drop."""
+        self._recovered.append(fn)
         return fn
 
     # Sending.
@@ -340,6 +349,13 @@ class Server:
         self._connected.add(sid)
         for send in self._pending_connect.pop(handle, []):
             send()
+
+    def _recovered_now(self, handle):
+        sid = self._sids.get(handle)
+        if sid is None:
+            return
+        for fn in self._recovered:
+            fn(sid)
 
     def _event(self, handle, event, args, ack):
         sid = self._sids.get(handle)

@@ -234,11 +234,13 @@ impl Actor {
                     .await;
             }
             Command::Recovered { socket } => {
-                if self.handle_of(&socket).is_none() {
+                let Some(handle) = self.handle_of(&socket) else {
                     // Held by an instance that has failed or been replaced since.
                     return self.orphaned(&socket);
-                }
+                };
                 self.stats.recovered.fetch_add(1, Ordering::Relaxed);
+                self.call(async |exports, store| exports.call_on_recovered(store, handle).await)
+                    .await;
             }
             Command::Event {
                 socket,

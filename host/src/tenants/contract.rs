@@ -1,7 +1,8 @@
 //! The versions of the `nsbox:tenant` contract a component may be built for, and one
 //! face for the actor whichever it is: the current one (0.2, its exports in the
-//! `handlers` interface; since 0.2.1 `cluster-handlers` and since 0.2.2
-//! `broadcast-handlers` when the component exports them) and 0.1.0 (its exports at the top level of the world), served unchanged so that
+//! `handlers` interface; since 0.2.1 `cluster-handlers`, since 0.2.2
+//! `broadcast-handlers` and since 0.2.3 `recovery-handlers` when the component exports
+//! them) and 0.1.0 (its exports at the top level of the world), served unchanged so that
 //! stored uploads survive a host upgrade. Their types are the same (`bindings::v0_1`
 //! uses 0.2's); 0.1.0's host functions are 0.2's.
 
@@ -18,6 +19,8 @@ use super::state::TenantState;
 /// A contract version, as the admin API shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Contract {
+    /// `nsbox:tenant@0.2.3`: 0.2.2 and connection state recovery.
+    V0_2_3,
     /// `nsbox:tenant@0.2.2`: 0.2.1 and broadcasts with acknowledgements.
     V0_2_2,
     /// `nsbox:tenant@0.2.1`: 0.2.0 and the cluster.
@@ -32,6 +35,7 @@ impl Contract {
     /// The version, e.g. `0.2.0`.
     pub const fn as_str(self) -> &'static str {
         match self {
+            Contract::V0_2_3 => "0.2.3",
             Contract::V0_2_2 => "0.2.2",
             Contract::V0_2_1 => "0.2.1",
             Contract::V0_2 => "0.2.0",
@@ -44,6 +48,10 @@ impl Contract {
 /// version: wasmtime looks exports up as semver-compatible).
 const CLUSTER_HANDLERS: &str = "nsbox:tenant/cluster-handlers@0.2.1";
 const BROADCAST_HANDLERS: &str = "nsbox:tenant/broadcast-handlers@0.2.2";
+const RECOVERY_HANDLERS: &str = "nsbox:tenant/recovery-handlers@0.2.3";
+
+/// `recovery-handlers.on-recovered`, typed.
+type OnRecovered = TypedFunc<(u64,), ()>;
 
 /// `broadcast-handlers.on-broadcast-replies`, typed.
 type OnBroadcastReplies = TypedFunc<(u64, Args, bool), ()>;
@@ -59,6 +67,7 @@ pub(crate) struct Optional {
     on_server_event: Option<ComponentExportIndex>,
     on_sockets_fetched: Option<ComponentExportIndex>,
     on_broadcast_replies: Option<ComponentExportIndex>,
+    on_recovered: Option<ComponentExportIndex>,
 }
 
 /// The optional exports, typed, of one instance.
@@ -66,6 +75,7 @@ pub(crate) struct OptionalFuncs {
     on_server_event: Option<OnServerEvent>,
     on_sockets_fetched: Option<OnSocketsFetched>,
     on_broadcast_replies: Option<OnBroadcastReplies>,
+    on_recovered: Option<OnRecovered>,
 }
 
 /// A component linked and ready to instantiate, for the contract it was built for.
@@ -88,6 +98,7 @@ impl Pre {
             on_server_event: func(CLUSTER_HANDLERS, "on-server-event"),
             on_sockets_fetched: func(CLUSTER_HANDLERS, "on-sockets-fetched"),
             on_broadcast_replies: func(BROADCAST_HANDLERS, "on-broadcast-replies"),
+            on_recovered: func(RECOVERY_HANDLERS, "on-recovered"),
         };
         // Built for the newest minor version it names anything of ours at.
         let engine = instance.engine();
@@ -99,7 +110,9 @@ impl Pre {
             .filter(|name| name.starts_with("nsbox:tenant/"))
             .collect();
         let names_version = |version| names.iter().any(|name| name.ends_with(version));
-        let contract = if names_version("@0.2.2") {
+        let contract = if names_version("@0.2.3") {
+            Contract::V0_2_3
+        } else if names_version("@0.2.2") {
             Contract::V0_2_2
         } else if names_version("@0.2.1") {
             Contract::V0_2_1
@@ -134,6 +147,7 @@ impl Pre {
                 "on-broadcast-replies",
                 optional.on_broadcast_replies.is_some(),
             ),
+            ("on-recovered", optional.on_recovered.is_some()),
         ]
         .into_iter()
         .filter_map(|(name, found)| found.then_some(name))
@@ -158,6 +172,10 @@ impl Pre {
                         None => None,
                     },
                     on_broadcast_replies: match &optional.on_broadcast_replies {
+                        Some(index) => Some(instance.get_typed_func(&mut *store, index)?),
+                        None => None,
+                    },
+                    on_recovered: match &optional.on_recovered {
                         Some(index) => Some(instance.get_typed_func(&mut *store, index)?),
                         None => None,
                     },
@@ -319,6 +337,22 @@ impl Exports {
                         .call_async(store, (request, replies, complete))
                         .await
                 }
+                None => Ok(()),
+            },
+            Exports::V0_1(_) => Ok(()),
+        }
+    }
+
+    /// Connection state recovery gave `socket` back to its client (nothing to call
+    /// when the component does not export `recovery-handlers`).
+    pub(crate) async fn call_on_recovered(
+        &self,
+        store: &mut Store<TenantState>,
+        socket: u64,
+    ) -> wasmtime::Result<()> {
+        match self {
+            Exports::V0_2(_, funcs) => match &funcs.on_recovered {
+                Some(on_recovered) => on_recovered.call_async(store, (socket,)).await,
                 None => Ok(()),
             },
             Exports::V0_1(_) => Ok(()),

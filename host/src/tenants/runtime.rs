@@ -502,7 +502,7 @@ mod tests {
         let error = compile_err(&empty);
         assert!(matches!(error, LoadError::World(_)), "{error}");
         assert!(
-            error.to_string().contains("nsbox:tenant/handlers@0.2.2"),
+            error.to_string().contains("nsbox:tenant/handlers@0.2.3"),
             "{error}"
         );
     }
@@ -599,14 +599,15 @@ mod tests {
             let code = runtime
                 .compile(bytes)
                 .unwrap_or_else(|e| panic!("{name}: {e}"));
-            assert_eq!(code.contract(), Contract::V0_2_2, "{name}");
-            // Its optional exports, at 0.2.2, are found by their earliest version.
+            assert_eq!(code.contract(), Contract::V0_2_3, "{name}");
+            // Its optional exports, at 0.2.3, are found by their earliest version.
             assert_eq!(
                 code.pre.optional_exports(),
                 [
                     "on-server-event",
                     "on-sockets-fetched",
-                    "on-broadcast-replies"
+                    "on-broadcast-replies",
+                    "on-recovered"
                 ],
                 "{name}"
             );
@@ -627,9 +628,9 @@ mod tests {
     }
 
     #[test]
-    fn a_component_built_for_0_2_0_is_served_under_0_2_2() {
+    fn a_component_built_for_0_2_0_is_served_under_0_2_3() {
         // The echo example as the SDK built it for nsbox:tenant@0.2.0: its imports are
-        // found at 0.2.2, and it has no optional exports to call.
+        // found at 0.2.3, and it has no optional exports to call.
         let path = concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/../tests/fixtures/echo-0.2.0.wasm"
@@ -642,9 +643,9 @@ mod tests {
     }
 
     #[test]
-    fn a_component_built_for_0_2_1_is_served_under_0_2_2() {
+    fn a_component_built_for_0_2_1_is_served_under_0_2_3() {
         // The echo example as the SDK built it for nsbox:tenant@0.2.1: its imports are
-        // found at 0.2.2, its cluster-handlers are called, and it has no
+        // found at 0.2.3, its cluster-handlers are called, and it has no
         // broadcast-handlers to call.
         let path = concat!(
             env!("CARGO_MANIFEST_DIR"),
@@ -656,6 +657,27 @@ mod tests {
         assert_eq!(
             code.pre.optional_exports(),
             ["on-server-event", "on-sockets-fetched"]
+        );
+    }
+
+    #[test]
+    fn a_component_built_for_0_2_2_is_served_under_0_2_3() {
+        // The echo example as the SDK built it for nsbox:tenant@0.2.2: its imports are
+        // found at 0.2.3, and it has no recovery-handlers to call.
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../tests/fixtures/echo-0.2.2.wasm"
+        );
+        let bytes = std::fs::read(path).expect("the 0.2.2 fixture");
+        let code = runtime().compile(&bytes).expect("a 0.2.2 component loads");
+        assert_eq!(code.contract(), Contract::V0_2_2);
+        assert_eq!(
+            code.pre.optional_exports(),
+            [
+                "on-server-event",
+                "on-sockets-fetched",
+                "on-broadcast-replies"
+            ]
         );
     }
 

@@ -265,12 +265,15 @@ async fn wasm_tenants_with_official_client() {
     // The echo example as built for nsbox:tenant@0.1.0: still served.
     let legacy = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/echo-0.1.0.wasm");
     config += &format!("\n[tenants.legacy]\ncomponent = {legacy:?}\n");
-    // And as built for nsbox:tenant@0.2.0: served under 0.2.1.
+    // And as built for nsbox:tenant@0.2.0: served under 0.2.3.
     let legacy2 = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/echo-0.2.0.wasm");
     config += &format!("\n[tenants.legacy2]\ncomponent = {legacy2:?}\n");
-    // And as built for nsbox:tenant@0.2.1: served under 0.2.2.
+    // And as built for nsbox:tenant@0.2.1: served under 0.2.3.
     let legacy3 = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/echo-0.2.1.wasm");
     config += &format!("\n[tenants.legacy3]\ncomponent = {legacy3:?}\n");
+    // And as built for nsbox:tenant@0.2.2: served under 0.2.3.
+    let legacy4 = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/echo-0.2.2.wasm");
+    config += &format!("\n[tenants.legacy4]\ncomponent = {legacy4:?}\n");
     for name in names {
         let path = dir.join(format!("{name}.wasm"));
         config += &format!(
@@ -397,27 +400,45 @@ component = "builtin:echo"
 limits = { evict_idle_after_ms = 0 }
 "#;
 
-/// Connection state recovery (`recovery.test.mjs`): the echo tenant recovering sessions
-/// for a minute (`t1`), for 400 ms (`t3`), and not at all (`t2`).
-const RECOVERY: &str = r#"
-[tenants.t1]
-component = "builtin:echo"
-limits = { recovery_window_ms = 60000 }
-
-[tenants.t2]
-component = "builtin:echo"
-
-[tenants.t3]
-component = "builtin:echo"
-limits = { recovery_window_ms = 400 }
-"#;
+/// Connection state recovery (`recovery.test.mjs`): `echo` (the Rust one, or the
+/// component at a path) recovering sessions for a minute (`t1`), for 400 ms (`t3`), and
+/// not at all (`t2`). With another echo than the Rust one, only the tenant's side runs
+/// (the frames against Node's are the host's).
+async fn recovery_suite(echo: Option<&std::path::Path>) {
+    let component = match echo {
+        Some(path) => format!("{:?}", path.display().to_string()),
+        None => "\"builtin:echo\"".to_owned(),
+    };
+    let config = format!(
+        "[tenants.t1]\ncomponent = {component}\nlimits = {{ recovery_window_ms = 60000 }}\n\n\
+         [tenants.t2]\ncomponent = {component}\n\n\
+         [tenants.t3]\ncomponent = {component}\nlimits = {{ recovery_window_ms = 400 }}\n"
+    );
+    let server = TestServer::start_with(&config)
+        .await
+        .expect("server starts");
+    let env: Vec<(&str, String)> = match echo {
+        Some(path) => vec![("RECOVERY_ECHO", path.display().to_string())],
+        None => Vec::new(),
+    };
+    suite_with("recovery.test.mjs", server, &env).await;
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connection_state_recovery_with_official_client() {
-    let server = TestServer::start_with(RECOVERY)
+    recovery_suite(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_state_recovery_with_javascript_and_python_echo() {
+    let js = guest_builds::js_example("echo")
         .await
-        .expect("server starts");
-    suite("recovery.test.mjs", server).await;
+        .expect("examples/js/echo builds");
+    recovery_suite(Some(&js)).await;
+    let python = guest_builds::python_example("echo")
+        .await
+        .expect("examples/python/echo builds");
+    recovery_suite(Some(&python)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

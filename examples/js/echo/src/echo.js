@@ -47,6 +47,12 @@ io.onAnyServerEvent((event, ...args) => {
   heard.push({ event, args: json, attachments });
 });
 
+// Connection state recovery gave the socket back to its client: the same object, its
+// handlers and data as they were.
+io.on("recovered", (socket) => {
+  socket.emit("recovered", { id: socket.id, trail: socket.data.trail });
+});
+
 io.on("connection", (socket) => {
   io.emit("hello", { nsp: io.name, id: socket.id });
 

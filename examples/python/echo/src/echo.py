@@ -37,6 +37,12 @@ def connect(sid, environ, auth):
     sio.emit("hello", {"nsp": sio.namespace, "id": sid})
 
 
+@sio.on_recovered
+def recovered(sid):
+    # Connection state recovery gave the socket back to its client, its session as it was.
+    sio.emit("recovered", {"id": sid, "trail": sio.get_session(sid).get("trail", [])}, to=sid)
+
+
 @sio.on("echo")
 def echo(sid, *args):
     return args
