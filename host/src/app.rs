@@ -8,6 +8,7 @@ use std::time::Duration;
 use regex::Regex;
 
 use crate::admin::{Admin, AdminOptions};
+use crate::admin_ui::{self, AdminUi, TokenCheck};
 use crate::cluster::RedisTransport;
 use crate::config::{Cors, CorsOrigins, EngineConfig, SocketIoConfig};
 use crate::kv::{Backend, RedisStore, SqliteStore};
@@ -68,6 +69,9 @@ pub enum StartError {
     /// The uploaded tenants cannot be read.
     #[error("the uploaded tenants: {0}")]
     Catalog(#[from] CatalogError),
+    /// The Admin UI cannot be set up.
+    #[error(transparent)]
+    AdminUi(#[from] admin_ui::AdminUiError),
 }
 
 /// The file in the data directory that holds every tenant's keys.
@@ -81,6 +85,8 @@ pub struct App {
     pub tenants: Arc<Tenants>,
     /// The admin API; serve it with [`Admin::serve`].
     pub admin: Arc<Admin>,
+    /// The Admin UI's server side, when `[admin_ui]` asks for it.
+    pub admin_ui: Option<Arc<AdminUi>>,
 }
 
 /// The Socket.IO settings a configuration asks for.
@@ -238,7 +244,25 @@ pub async fn start(settings: &Settings, admin_token: &str) -> Result<App, StartE
             }
         });
     }
-    Ok(App { io, tenants, admin })
+    let admin_ui = match &settings.admin_ui {
+        Some(ui) => {
+            let tokens = admin.clone();
+            let check: TokenCheck = Arc::new(move |token: &str| tokens.authenticate(token));
+            Some(admin_ui::instrument(
+                &io,
+                tenants.clone(),
+                check,
+                ui.clone(),
+            )?)
+        }
+        None => None,
+    };
+    Ok(App {
+        io,
+        tenants,
+        admin,
+        admin_ui,
+    })
 }
 
 fn read(tenant: &str, source: &ComponentSource) -> Result<Vec<u8>, StartError> {

@@ -35,6 +35,7 @@
 //! ```
 
 pub mod admin;
+pub mod admin_ui;
 pub mod app;
 pub mod body;
 pub mod calendar;

@@ -128,6 +128,8 @@ pub struct Settings {
     /// Joining a cluster of nodes.
     #[serde(default)]
     pub cluster: ClusterSettings,
+    /// The server side of the Socket.IO Admin UI; off without the section.
+    pub admin_ui: Option<AdminUiSettings>,
     /// The directory relative paths are resolved from.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -146,6 +148,54 @@ pub struct ClusterSettings {
     /// default) serves alone.
     #[serde(default)]
     pub redis_url: Option<String>,
+}
+
+/// `[admin_ui]`: the server side of the Socket.IO Admin UI (`@socket.io/admin-ui`'s
+/// `instrument`), which the UI at <https://admin.socket.io> (or its files served
+/// anywhere) connects to with the official client.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminUiSettings {
+    /// Its namespace: `/nsbox-admin` by default, which the default tenant pattern
+    /// cannot match.
+    #[serde(default = "default_admin_ui_namespace")]
+    pub namespace: String,
+    /// The operator's login: a username and a bcrypt hash of the password (a tenant
+    /// logs in with its name and one of its deploy tokens, and sees only its own).
+    pub username: Option<String>,
+    /// The bcrypt hash (`$2b$...`) of the operator's password.
+    pub password_bcrypt: Option<String>,
+    /// `false` to let anyone in without a login, seeing everything; must be said.
+    #[serde(default = "default_true")]
+    pub auth: bool,
+    /// `development` (the default, as in Node unless `NODE_ENV` says otherwise) also
+    /// shows every socket, room and event as it happens; `production` the statistics.
+    #[serde(default)]
+    pub mode: AdminUiMode,
+    /// Look, do not touch: the UI's commands (emit, join, leave, disconnect) are off.
+    #[serde(default)]
+    pub readonly: bool,
+    /// How this server is named in the UI; the host name by default.
+    pub server_id: Option<String>,
+}
+
+/// What the Admin UI is shown.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AdminUiMode {
+    /// Every socket, room and event as it happens, and the statistics.
+    #[default]
+    Development,
+    /// The statistics only.
+    Production,
+}
+
+fn default_admin_ui_namespace() -> String {
+    "/nsbox-admin".to_owned()
+}
+
+fn default_true() -> bool {
+    true
 }
 
 /// One tenant.
@@ -312,6 +362,20 @@ impl Settings {
                 "wasm_stack_bytes: between 65536 and 67108864".into(),
             ));
         }
+        if let Some(admin_ui) = &settings.admin_ui {
+            if !admin_ui.namespace.starts_with('/') {
+                return Err(SettingsError::Invalid(
+                    "admin_ui.namespace: a namespace, starting with /".into(),
+                ));
+            }
+            let login = (&admin_ui.username, &admin_ui.password_bcrypt);
+            if admin_ui.auth && !matches!(login, (Some(_), Some(_))) {
+                return Err(SettingsError::Invalid(
+                    "admin_ui: username and password_bcrypt, or auth = false to run without a login"
+                        .into(),
+                ));
+            }
+        }
         if settings.live_instances > MAX_LIVE_INSTANCES {
             // Each pooled instance reserves about 5 GiB of the 128 TiB a process may address.
             return Err(SettingsError::Invalid(format!(
@@ -452,6 +516,25 @@ mod tests {
             settings.max_buffered_bytes,
             SocketIoConfig::default().engine.max_buffered_bytes
         );
+    }
+
+    #[test]
+    fn the_admin_ui_is_off_unless_asked_and_needs_a_login_or_auth_false() {
+        let dir = Path::new(".");
+        assert!(Settings::parse("", dir).expect("valid").admin_ui.is_none());
+        let no_login = Settings::parse("[admin_ui]", dir);
+        assert!(no_login.is_err_and(|e| e.to_string().contains("auth = false")));
+        let open =
+            Settings::parse("[admin_ui]\nauth = false\nmode = \"production\"", dir).expect("valid");
+        let open = open.admin_ui.expect("on");
+        assert_eq!(
+            (open.namespace.as_str(), open.auth, open.mode, open.readonly),
+            ("/nsbox-admin", false, AdminUiMode::Production, false)
+        );
+        let login = "[admin_ui]\nusername = \"a\"\npassword_bcrypt = \"$2b$04$x\"";
+        assert!(Settings::parse(login, dir).is_ok_and(|s| s.admin_ui.is_some_and(|ui| ui.auth)));
+        let bad = Settings::parse("[admin_ui]\nauth = false\nnamespace = \"x\"", dir);
+        assert!(bad.is_err_and(|e| e.to_string().contains("namespace")));
     }
 
     #[test]

@@ -166,8 +166,8 @@ test("acks asked of a departed socket are awaited and charged too: a storm of th
 });
 
 test("the log: lines per second are bounded, what is dropped counted, a long line cut", async (t) => {
-  const s = await connected(t, "/hoard");
-  const before = await shown("hoard");
+  const s = await connected(t, "/hoardlog");
+  const before = await shown("hoardlog");
   const start = performance.now();
   await beside(t, async () => {
     // One line of 20 MB (written cut: the harness checks the longest line), then
@@ -180,7 +180,7 @@ test("the log: lines per second are bounded, what is dropped counted, a long lin
     for (let i = 0; i < 20; i++) assert.deepEqual(await log({ lines: 2_000, bytes: 100 }), ["logged"]);
   });
   const seconds = (performance.now() - start) / 1000;
-  const after = await shown("hoard");
+  const after = await shown("hoardlog");
   const written = after.log_lines - before.log_lines;
   const dropped = after.log_dropped - before.log_dropped;
   t.diagnostic(`${written} lines written, ${dropped} dropped in ${seconds.toFixed(1)} s`);

@@ -246,6 +246,11 @@ impl Admin {
         }
     }
 
+    /// What `token` may do, as the admin API would take it (the Admin UI's tenant logins).
+    pub fn authenticate(&self, token: &str) -> Option<Access> {
+        self.catalog.authenticate(token)
+    }
+
     /// What the request's bearer token may do, and the token's digest.
     fn access<B>(&self, req: &Request<B>) -> Option<(Access, [u8; 32])> {
         let value = req

@@ -54,6 +54,11 @@ impl Link {
         self.parser.get().copied().unwrap_or(Parser::Json)
     }
 
+    /// The Engine.IO session's id (none once it is gone).
+    pub(crate) fn session_id(&self) -> Option<Sid> {
+        self.session.upgrade().map(|session| session.id.clone())
+    }
+
     /// The transport the connection uses now: `"polling"` or `"websocket"`.
     pub(crate) fn transport(&self) -> &'static str {
         match self.session.upgrade().map(|s| s.transport()) {

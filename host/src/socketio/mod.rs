@@ -7,6 +7,7 @@ pub mod cluster;
 mod link;
 pub mod msgpack;
 pub mod namespace;
+pub mod observer;
 pub mod packet;
 #[cfg(test)]
 pub(crate) mod testing;
@@ -25,6 +26,7 @@ pub use namespace::{
     AckError, AckSender, BroadcastOperator, BroadcastReplies, DisconnectReason, FallbackHandler,
     Handlers, Handshake, Namespace, ParentNamespace, RecoveryConfig, Socket,
 };
+use observer::{Observer, ObserverSlot};
 pub use packet::{ConnectError, Payload, PayloadError};
 
 /// Finds the namespace a CONNECT names: static namespaces first, then dynamic
@@ -35,6 +37,8 @@ pub(crate) struct Resolver {
     parents: RwLock<Vec<Arc<ParentNamespace>>>,
     /// The cluster namespaces created from now on join, if any.
     transport: OnceLock<Arc<dyn cluster::Transport>>,
+    /// Whoever watches every namespace, if anyone.
+    observer: ObserverSlot,
 }
 
 impl Resolver {
@@ -75,6 +79,7 @@ impl SocketIo {
             statics: RwLock::default(),
             parents: RwLock::default(),
             transport: OnceLock::new(),
+            observer: ObserverSlot::default(),
         });
         let engine = Engine::new(config.engine, Arc::new(Handler(resolver.clone())));
         SocketIo { resolver, engine }
@@ -101,13 +106,21 @@ impl SocketIo {
         let mut statics = self.resolver.statics.write();
         statics
             .entry(name.to_owned())
-            .or_insert_with(|| Namespace::new(name.to_owned(), None, self.transport()))
+            .or_insert_with(|| {
+                Namespace::new(
+                    name.to_owned(),
+                    None,
+                    self.transport(),
+                    self.resolver.observer.clone(),
+                )
+            })
             .clone()
     }
 
     /// A dynamic namespace: every name matching `pattern` gets a child on first use.
     pub fn dynamic(&self, pattern: Regex) -> Arc<ParentNamespace> {
-        let parent = ParentNamespace::new(pattern, self.transport());
+        let parent =
+            ParentNamespace::new(pattern, self.transport(), self.resolver.observer.clone());
         self.resolver.parents.write().push(parent.clone());
         parent
     }
@@ -131,6 +144,26 @@ impl SocketIo {
             .sum();
 
         statics + children
+    }
+
+    /// Lets `observer` hear every namespace's sockets, rooms and events from now on.
+    /// Returns false, changing nothing, if the server already had one.
+    pub fn observe(&self, observer: Arc<dyn Observer>) -> bool {
+        self.resolver.observer.set(observer).is_ok()
+    }
+
+    /// Every namespace with sockets or waiting for some: the static ones and the
+    /// dynamic children.
+    pub fn namespaces(&self) -> Vec<Arc<Namespace>> {
+        let mut all: Vec<Arc<Namespace>> = self.resolver.statics.read().values().cloned().collect();
+        all.extend(
+            self.resolver
+                .parents
+                .read()
+                .iter()
+                .flat_map(|parent| parent.children()),
+        );
+        all
     }
 
     /// Closes every connection; sockets leave with `server shutting down`.

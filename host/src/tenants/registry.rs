@@ -290,6 +290,25 @@ impl Tenants {
             .then_some(candidate)
     }
 
+    /// The tenant that namespace `namespace` reaches, if any: the one bound to it as
+    /// its static namespace, else the one the pattern names.
+    pub fn tenant_serving(&self, namespace: &str) -> Option<String> {
+        let slots = self.slots.read();
+        if let Some(slot) = slots
+            .values()
+            .find(|slot| slot.namespace() == Some(namespace))
+        {
+            return Some(slot.name().to_owned());
+        }
+        drop(slots);
+        let pattern = self.pattern()?;
+        if !pattern.is_match(namespace) {
+            return None;
+        }
+        let name = tenant_name(&pattern, namespace);
+        self.by_pattern(&name).map(|slot| slot.name().to_owned())
+    }
+
     /// The namespace pattern, once served.
     pub fn pattern(&self) -> Option<Arc<Regex>> {
         self.pattern.read().clone()

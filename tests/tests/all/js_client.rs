@@ -441,6 +441,35 @@ async fn connection_state_recovery_with_javascript_and_python_echo() {
     recovery_suite(Some(&python)).await;
 }
 
+/// The Admin UI's server side (`admin-ui.test.mjs`): the operator's login `admin` /
+/// `secret` (its bcrypt hash made here), the echo tenant as `t1` and `t2`; read-only too.
+async fn admin_ui_suite(readonly: bool) {
+    let hash = bcrypt::hash("secret", 4).expect("a bcrypt hash");
+    let config = format!(
+        "[admin_ui]\nusername = \"admin\"\npassword_bcrypt = \"{hash}\"\nreadonly = {readonly}\n\n\
+         [tenants.t1]\ncomponent = \"builtin:echo\"\n\n\
+         [tenants.t2]\ncomponent = \"builtin:echo\"\n"
+    );
+    let server = TestServer::start_with(&config)
+        .await
+        .expect("server starts");
+    let env: Vec<(&str, String)> = match readonly {
+        true => vec![("ADMIN_UI_READONLY", "1".to_owned())],
+        false => Vec::new(),
+    };
+    suite_with("admin-ui.test.mjs", server, &env).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_ui_with_official_client() {
+    admin_ui_suite(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_ui_read_only_with_official_client() {
+    admin_ui_suite(true).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn instance_lifecycle_with_official_client() {
     let server = TestServer::start_with(LIFECYCLE)
@@ -470,6 +499,11 @@ limits = { events_per_second_per_socket = 100000 }
 [tenants.hoard]
 component = "hostile_hoard.wasm"
 limits = { max_room_bytes = 100000, quarantine_after_faults = 1000 }
+
+# The log flood, on a tenant of its own: the suites after it read hoard's log, which a
+# drained log_lines_per_second would leave short.
+[tenants.hoardlog]
+component = "hostile_hoard.wasm"
 
 # Evicted 300 ms after their last socket leaves: one with a pending timer, one without.
 [tenants.idle]

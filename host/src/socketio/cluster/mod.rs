@@ -469,10 +469,7 @@ impl Namespace {
 /// the handshake in the shape of Node's.
 fn describe(socket: &Arc<Socket>) -> Value {
     let handshake = socket.handshake();
-    let issued = handshake
-        .time
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let issued = handshake.issued_ms();
     let pairs = |pairs: &[(String, String)]| {
         Value::Map(
             pairs
@@ -481,15 +478,6 @@ fn describe(socket: &Arc<Socket>) -> Value {
                 .collect(),
         )
     };
-    let header = |name: &str| {
-        handshake
-            .headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    };
-    let secure = header("x-forwarded-proto") == Some("https");
-    let xdomain = header("origin").is_some();
     let data = match socket.data() {
         serde_json::Value::Null => Value::Map(Vec::new()),
         data => message::from_json(data),
@@ -502,8 +490,8 @@ fn describe(socket: &Arc<Socket>) -> Value {
                 ("headers", pairs(&handshake.headers)),
                 ("time", Value::from(crate::calendar::js_date(issued))),
                 ("address", Value::from(handshake.address.ip().to_string())),
-                ("xdomain", Value::from(xdomain)),
-                ("secure", Value::from(secure)),
+                ("xdomain", Value::from(handshake.xdomain())),
+                ("secure", Value::from(handshake.secure())),
                 ("issued", Value::from(issued)),
                 ("url", Value::from(handshake.url.as_str())),
                 ("query", pairs(&handshake.query)),

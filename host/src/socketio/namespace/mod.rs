@@ -19,6 +19,7 @@ use crate::engineio::Sid;
 use crate::socketio::cluster::message::{self, Opts};
 use crate::socketio::cluster::{Gathered, Membership, Transport};
 use crate::socketio::link::{Link, Shared};
+use crate::socketio::observer::{Observer, ObserverSlot};
 use crate::socketio::packet::{ConnectError, Packet, Payload};
 pub use recovery::RecoveryConfig;
 pub use socket::{AckError, AckSender, DisconnectReason, FallbackHandler, Handshake, Socket};
@@ -136,6 +137,8 @@ pub struct Namespace {
     next_ack: AtomicU64,
     /// Connection state recovery: the log of events and the sockets waiting.
     pub(crate) recovery: Recovery,
+    /// Whoever watches every namespace, if anyone.
+    observer: ObserverSlot,
 }
 
 impl Namespace {
@@ -143,6 +146,7 @@ impl Namespace {
         name: String,
         parent: Option<Weak<ParentNamespace>>,
         transport: Option<Arc<dyn Transport>>,
+        observer: ObserverSlot,
     ) -> Arc<Namespace> {
         let nsp = Arc::new(Namespace {
             name,
@@ -154,6 +158,7 @@ impl Namespace {
             cluster: transport.map(Membership::new),
             next_ack: AtomicU64::new(0),
             recovery: Recovery::default(),
+            observer,
         });
         if let Some(cluster) = &nsp.cluster {
             cluster
@@ -161,6 +166,11 @@ impl Namespace {
                 .attach(&nsp.name, &cluster.uid, Arc::downgrade(&nsp));
         }
         nsp
+    }
+
+    /// The server's onlooker, if it has one.
+    pub(crate) fn observer(&self) -> Option<&Arc<dyn Observer>> {
+        self.observer.get()
     }
 
     /// A fresh ack id for an event sent with an ack.
@@ -272,6 +282,9 @@ impl Namespace {
             .write()
             .insert(socket.id().clone(), socket.clone());
         socket.accept();
+        if let Some(observer) = self.observer() {
+            observer.socket_connected(socket);
+        }
         let mut handlers = self
             .parent()
             .map(|parent| parent.handlers.connection_handlers())
@@ -389,6 +402,9 @@ impl Namespace {
             link.close_slow();
             return Some(socket);
         }
+        if let Some(observer) = self.observer() {
+            observer.socket_connected(&socket);
+        }
         let mut handlers = self
             .parent()
             .map(|parent| parent.handlers.on_recovered.read().clone())
@@ -418,12 +434,14 @@ impl Namespace {
     }
 
     pub(crate) fn add_to_room(&self, room: &str, sid: &Sid) {
-        let created = {
+        let (joined, created) = {
             let mut rooms = self.rooms.write();
             let members = rooms.entry(room.to_owned()).or_default();
-            members.insert(sid.clone());
-            members.len() == 1
+            (members.insert(sid.clone()), members.len() == 1)
         };
+        if let Some(observer) = self.observer().filter(|_| joined) {
+            observer.room_joined(&self.name, room, sid);
+        }
         // A socket's own room is nobody else's business.
         if let Some(cluster) = self.cluster.as_ref().filter(|_| created) {
             if !self.sockets.read().contains_key(room) {
@@ -433,14 +451,17 @@ impl Namespace {
     }
 
     pub(crate) fn remove_from_room(&self, room: &str, sid: &Sid) {
-        let deleted = {
+        let (left, deleted) = {
             let mut rooms = self.rooms.write();
             let Some(members) = rooms.get_mut(room) else {
                 return;
             };
-            members.remove(sid);
-            members.is_empty() && rooms.remove(room).is_some()
+            let left = members.remove(sid);
+            (left, members.is_empty() && rooms.remove(room).is_some())
         };
+        if let Some(observer) = self.observer().filter(|_| left) {
+            observer.room_left(&self.name, room, sid);
+        }
         if let Some(cluster) = self.cluster.as_ref().filter(|_| deleted) {
             cluster.transport.room_deleted(&self.name, room);
         }
@@ -640,6 +661,12 @@ impl BroadcastOperator {
                 link.send_shared(&shared);
             }
         }
+        if let (Some(observer), Packet::Event { event, args, .. }) = (self.nsp.observer(), &*packet)
+        {
+            for socket in &recipients {
+                observer.event_sent(self.nsp.name(), socket.id(), event, args);
+            }
+        }
         if let (false, Some(_), Packet::Event { event, args, .. }) =
             (self.local, self.nsp.cluster(), &*packet)
         {
@@ -797,12 +824,15 @@ pub struct ParentNamespace {
     cleanup_empty: AtomicBool,
     /// The cluster each child joins, if any.
     transport: Option<Arc<dyn Transport>>,
+    /// Whoever watches every namespace, if anyone.
+    observer: ObserverSlot,
 }
 
 impl ParentNamespace {
     pub(crate) fn new(
         pattern: Regex,
         transport: Option<Arc<dyn Transport>>,
+        observer: ObserverSlot,
     ) -> Arc<ParentNamespace> {
         Arc::new(ParentNamespace {
             pattern,
@@ -810,6 +840,7 @@ impl ParentNamespace {
             children: Mutex::default(),
             cleanup_empty: AtomicBool::new(false),
             transport,
+            observer,
         })
     }
 
@@ -903,6 +934,7 @@ impl ParentNamespace {
                     name.to_owned(),
                     Some(Arc::downgrade(self)),
                     self.transport.clone(),
+                    self.observer.clone(),
                 )
             })
             .clone();

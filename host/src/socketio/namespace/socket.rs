@@ -84,6 +84,35 @@ pub struct Handshake {
     pub url: String,
 }
 
+impl Handshake {
+    /// When the Engine.IO session opened, in milliseconds since the Unix epoch (Node's
+    /// `handshake.issued`).
+    pub fn issued_ms(&self) -> u64 {
+        self.time
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    }
+
+    /// A header of the handshake, by its lower-case name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Node's `handshake.secure`: the request came over TLS (here: through a proxy that
+    /// says so).
+    pub fn secure(&self) -> bool {
+        self.header("x-forwarded-proto") == Some("https")
+    }
+
+    /// Node's `handshake.xdomain`: the request named an origin.
+    pub fn xdomain(&self) -> bool {
+        self.header("origin").is_some()
+    }
+}
+
 /// Handles one event: the socket, the arguments, and the ack to answer if the client asked for one.
 pub type EventHandler = Arc<dyn Fn(&Arc<Socket>, Payload, Option<AckSender>) + Send + Sync>;
 /// Handles every event that has no handler of its own: the event's name comes first.
@@ -218,6 +247,16 @@ impl Socket {
         self.link.load().transport()
     }
 
+    /// The id of the Engine.IO session the socket's connection is (Node's
+    /// `socket.client.id`); empty once the connection is gone.
+    pub fn client_id(&self) -> String {
+        self.link
+            .load()
+            .session_id()
+            .map(|sid| sid.to_string())
+            .unwrap_or_default()
+    }
+
     /// The private session id its client may come back with, if its namespace gave
     /// it one.
     pub(crate) fn pid(&self) -> Option<&str> {
@@ -288,9 +327,13 @@ impl Socket {
                 .emit(event, args);
             return;
         }
+        let event = event.into();
+        if let Some(observer) = self.nsp.observer() {
+            observer.event_sent(self.nsp.name(), &self.id, &event, &args);
+        }
         self.link.load().send(&Packet::Event {
             nsp: self.nsp.name().to_owned(),
-            event: event.into(),
+            event,
             args,
             ack: None,
         });
@@ -299,9 +342,13 @@ impl Socket {
     /// Sends an event to this socket if its connection can send it at once, else drops
     /// it (socket.io's `socket.volatile.emit`).
     pub fn emit_volatile(&self, event: impl Into<String>, args: Payload) {
+        let event = event.into();
+        if let Some(observer) = self.nsp.observer() {
+            observer.event_sent(self.nsp.name(), &self.id, &event, &args);
+        }
         self.link.load().send_volatile(&Packet::Event {
             nsp: self.nsp.name().to_owned(),
-            event: event.into(),
+            event,
             args,
             ack: None,
         });
@@ -318,9 +365,13 @@ impl Socket {
         let Some(answer) = self.expect_ack(id) else {
             return Err(AckError::Disconnected);
         };
+        let event = event.into();
+        if let Some(observer) = self.nsp.observer() {
+            observer.event_sent(self.nsp.name(), &self.id, &event, &args);
+        }
         self.link.load().send(&Packet::Event {
             nsp: self.nsp.name().to_owned(),
-            event: event.into(),
+            event,
             args,
             ack: Some(id),
         });
@@ -481,6 +532,9 @@ impl Socket {
     }
 
     fn deliver_event(self: &Arc<Self>, event: &str, args: Payload, ack: Option<u64>) {
+        if let Some(observer) = self.nsp.observer() {
+            observer.event_received(self, event, &args);
+        }
         let handler = self.handlers.lock().get(event).cloned();
         let ack = ack.map(|id| AckSender {
             socket: self.clone(),
@@ -532,6 +586,9 @@ impl Socket {
         self.acks.lock().clear();
         self.nsp.remove_socket(self);
         self.link.load().left(self.nsp.name(), &self.id);
+        if let Some(observer) = self.nsp.observer() {
+            observer.socket_disconnected(self, reason);
+        }
         let parked = self
             .pid()
             .is_some_and(|pid| self.nsp.recovery.park(&self.nsp, self, pid, reason));

@@ -1,0 +1,563 @@
+//! The server side of the Socket.IO Admin UI (what `@socket.io/admin-ui`'s `instrument`
+//! does in Node): a namespace the UI joins with the official client, a login, the
+//! server's statistics every 2 s, and in development mode every socket, room and event
+//! as it happens, and the UI's commands (emit, join, leave, disconnect).
+//!
+//! Several tenants share the server: the operator's login (from `[admin_ui]`) sees
+//! every namespace; a tenant's (its name, and one of its deploy tokens as the
+//! password) sees only the namespaces that reach that tenant, and acts only on them.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant, SystemTime};
+
+use parking_lot::{Mutex, RwLock};
+use serde_json::{json, Value};
+use tokio::sync::Semaphore;
+
+use crate::engineio::Sid;
+use crate::settings::{AdminUiMode, AdminUiSettings};
+use crate::socketio::observer::Observer;
+use crate::socketio::{ConnectError, DisconnectReason, Namespace, Payload, Socket, SocketIo};
+use crate::store::tokens::Access;
+use crate::tenants::Tenants;
+
+/// Checks a token the way the admin API does.
+pub type TokenCheck = Arc<dyn Fn(&str) -> Option<Access> + Send + Sync>;
+
+/// Why the Admin UI could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminUiError {
+    /// The configured password is not a bcrypt hash.
+    #[error("admin_ui.password_bcrypt: not a bcrypt hash ({0})")]
+    Hash(String),
+}
+
+/// How often the statistics go out, as in Node.
+const STATS_EVERY: Duration = Duration::from_secs(2);
+/// bcrypt checks running at once (each takes tens of milliseconds of a core): logins
+/// beyond wait their turn rather than occupy every blocking thread.
+const CONCURRENT_LOGINS: usize = 2;
+
+/// What a login may see and touch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Scope {
+    /// Every namespace (the operator, or anyone when the login is off).
+    All,
+    /// The namespaces that reach this tenant.
+    Tenant(String),
+}
+
+/// The Admin UI's server side, once instrumented.
+pub struct AdminUi {
+    me: Weak<AdminUi>,
+    io: SocketIo,
+    nsp: Arc<Namespace>,
+    tenants: Arc<Tenants>,
+    tokens: TokenCheck,
+    settings: AdminUiSettings,
+    server_id: String,
+    hostname: String,
+    started: Instant,
+    /// Sessions handed out at login (the UI reconnects with one instead of the
+    /// password), and what each may see.
+    sessions: Mutex<HashMap<String, Scope>>,
+    /// What each UI socket that passed the login may see, until it joins.
+    admitted: Mutex<HashMap<Sid, Scope>>,
+    /// The UI's sockets, and what each may see.
+    viewers: RwLock<HashMap<Sid, (Arc<Socket>, Scope)>>,
+    /// Which tenant each namespace reaches, as first found.
+    owners: Mutex<HashMap<String, Option<String>>>,
+    logins: Semaphore,
+}
+
+/// Sets up the Admin UI's namespace on `io` as `settings` say.
+pub fn instrument(
+    io: &SocketIo,
+    tenants: Arc<Tenants>,
+    tokens: TokenCheck,
+    settings: AdminUiSettings,
+) -> Result<Arc<AdminUi>, AdminUiError> {
+    if let (true, Some(hash)) = (settings.auth, &settings.password_bcrypt) {
+        bcrypt::HashParts::from_str(hash).map_err(|e| AdminUiError::Hash(e.to_string()))?;
+    }
+    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|name| name.trim().to_owned())
+        .unwrap_or_else(|_| "localhost".to_owned());
+    let ui = Arc::new_cyclic(|me| AdminUi {
+        me: me.clone(),
+        io: io.clone(),
+        nsp: io.of(&settings.namespace),
+        tenants,
+        tokens,
+        server_id: settings
+            .server_id
+            .clone()
+            .unwrap_or_else(|| hostname.clone()),
+        hostname,
+        settings,
+        started: Instant::now(),
+        sessions: Mutex::default(),
+        admitted: Mutex::default(),
+        viewers: RwLock::default(),
+        owners: Mutex::default(),
+        logins: Semaphore::new(CONCURRENT_LOGINS),
+    });
+    let login = ui.clone();
+    ui.nsp.use_middleware(move |socket| {
+        let ui = login.clone();
+        async move { ui.login(&socket).await }
+    });
+    let connected = Arc::downgrade(&ui);
+    ui.nsp.on_connection(move |socket| {
+        if let Some(ui) = connected.upgrade() {
+            ui.viewer_joined(socket);
+        }
+    });
+    io.observe(ui.clone());
+    tokio::spawn(stats(Arc::downgrade(&ui)));
+    Ok(ui)
+}
+
+impl AdminUi {
+    fn development(&self) -> bool {
+        self.settings.mode == AdminUiMode::Development
+    }
+
+    /// The UI's middleware: a session from an earlier login, the operator's login, or
+    /// a tenant's name and deploy token.
+    async fn login(&self, socket: &Arc<Socket>) -> Result<(), ConnectError> {
+        let scope = self.scope_of(socket).await;
+        let Some(scope) = scope else {
+            return Err(ConnectError::new("invalid credentials"));
+        };
+        if self.settings.auth {
+            let session = random_id();
+            self.sessions.lock().insert(session.clone(), scope.clone());
+            // Before the CONNECT answer, as Node sends it; the client holds it until then.
+            socket.emit("session", Payload::from_values(&[json!(session)]));
+        }
+        self.admitted.lock().insert(socket.id().clone(), scope);
+        // Runs when it leaves, or goes before it has joined.
+        let me = self.me.clone();
+        socket.on_disconnect(move |socket, _| {
+            if let Some(ui) = me.upgrade() {
+                ui.admitted.lock().remove(socket.id());
+                ui.viewers.write().remove(socket.id());
+            }
+        });
+        Ok(())
+    }
+
+    async fn scope_of(&self, socket: &Arc<Socket>) -> Option<Scope> {
+        if !self.settings.auth {
+            return Some(Scope::All);
+        }
+        let auth = &socket.handshake().auth;
+        if let Some(Value::String(session)) = auth.get("sessionId") {
+            if let Some(scope) = self.sessions.lock().get(session) {
+                return Some(scope.clone());
+            }
+        }
+        let (Some(Value::String(username)), Some(Value::String(password))) =
+            (auth.get("username"), auth.get("password"))
+        else {
+            return None;
+        };
+        if let Some(Access::Tenant(tenant)) = (self.tokens)(password) {
+            return (&tenant == username).then_some(Scope::Tenant(tenant));
+        }
+        let (Some(expected), Some(hash)) =
+            (&self.settings.username, &self.settings.password_bcrypt)
+        else {
+            return None;
+        };
+        if username != expected {
+            return None;
+        }
+        let _turn = self.logins.acquire().await.ok()?;
+        let (password, hash) = (password.clone(), hash.clone());
+        let matches = tokio::task::spawn_blocking(move || bcrypt::verify(password, &hash))
+            .await
+            .ok()?
+            .unwrap_or(false);
+        matches.then_some(Scope::All)
+    }
+
+    /// A UI socket joined: its configuration, every socket it may see, its commands.
+    fn viewer_joined(&self, socket: &Arc<Socket>) {
+        let Some(scope) = self.admitted.lock().remove(socket.id()) else {
+            return;
+        };
+        self.viewers
+            .write()
+            .insert(socket.id().clone(), (socket.clone(), scope.clone()));
+        let mut features: Vec<&str> = Vec::new();
+        if !self.settings.readonly {
+            features.extend([
+                "EMIT",
+                "JOIN",
+                "LEAVE",
+                "DISCONNECT",
+                "MJOIN",
+                "MLEAVE",
+                "MDISCONNECT",
+            ]);
+        }
+        features.push("AGGREGATED_EVENTS");
+        if self.development() {
+            features.push("ALL_EVENTS");
+        }
+        socket.emit(
+            "config",
+            Payload::from_values(&[json!({ "supportedFeatures": features })]),
+        );
+        if self.development() {
+            let sockets: Vec<Value> = self
+                .io
+                .namespaces()
+                .iter()
+                .filter(|nsp| self.sees(&scope, nsp.name()))
+                .flat_map(|nsp| nsp.sockets())
+                .map(|socket| serialize(&socket))
+                .collect();
+            socket.emit(
+                "all_sockets",
+                Payload::from_values(&[Value::Array(sockets)]),
+            );
+        }
+        if !self.settings.readonly {
+            self.commands(socket, scope);
+        }
+    }
+
+    /// The UI's commands, each on the namespaces this viewer may touch.
+    fn commands(&self, socket: &Arc<Socket>, scope: Scope) {
+        let allowed = move |ui: &AdminUi, nsp: &str| ui.sees(&scope, nsp) && nsp != ui.nsp.name();
+        let (me, can) = (self.me.clone(), allowed.clone());
+        socket.on("emit", move |_, args, _| {
+            let (Some(ui), Ok(values)) = (me.upgrade(), args.values()) else {
+                return;
+            };
+            let (Some(nsp), Some(event)) = (
+                values.first().and_then(Value::as_str),
+                values.get(2).and_then(Value::as_str),
+            ) else {
+                return;
+            };
+            let Some(target) = ui.existing(nsp).filter(|_| can(&ui, nsp)) else {
+                return;
+            };
+            let rest = Payload::from_values(values.get(3..).unwrap_or_default());
+            match values.get(1).and_then(Value::as_str) {
+                Some(room) if !room.is_empty() => target.to(room).emit(event, rest),
+                _ => target.emit(event, rest),
+            };
+        });
+        for (command, join) in [("join", true), ("leave", false)] {
+            let (me, can) = (self.me.clone(), allowed.clone());
+            socket.on(command, move |_, args, _| {
+                let (Some(ui), Ok(values)) = (me.upgrade(), args.values()) else {
+                    return;
+                };
+                let (Some(nsp), Some(room)) = (
+                    values.first().and_then(Value::as_str),
+                    values.get(1).and_then(Value::as_str),
+                ) else {
+                    return;
+                };
+                let Some(target) = ui.existing(nsp).filter(|_| can(&ui, nsp)) else {
+                    return;
+                };
+                let operator = match values.get(2).and_then(Value::as_str) {
+                    Some(filter) if !filter.is_empty() => target.to(filter),
+                    _ => target.broadcast_op(),
+                };
+                for socket in operator.sockets() {
+                    if join {
+                        // As a join from another server: the tenant decides, under its room limits.
+                        target.join_from_cluster(&socket, room.to_owned());
+                    } else {
+                        socket.leave(room);
+                    }
+                }
+                match join {
+                    true => operator.join_elsewhere(room),
+                    false => operator.leave_elsewhere(room),
+                }
+            });
+        }
+        let (me, can) = (self.me.clone(), allowed);
+        socket.on("_disconnect", move |_, args, _| {
+            let (Some(ui), Ok(values)) = (me.upgrade(), args.values()) else {
+                return;
+            };
+            let Some(nsp) = values.first().and_then(Value::as_str) else {
+                return;
+            };
+            let Some(target) = ui.existing(nsp).filter(|_| can(&ui, nsp)) else {
+                return;
+            };
+            let close = values.get(1).and_then(Value::as_bool).unwrap_or(false);
+            let operator = match values.get(2).and_then(Value::as_str) {
+                Some(filter) if !filter.is_empty() => target.to(filter),
+                _ => target.broadcast_op(),
+            };
+            for socket in operator.sockets() {
+                match close {
+                    true => socket.close_connection(),
+                    false => socket.disconnect(),
+                }
+            }
+            operator.disconnect_elsewhere();
+        });
+    }
+
+    /// The namespace `name`, if it exists now (a command does not create one).
+    fn existing(&self, name: &str) -> Option<Arc<Namespace>> {
+        self.io
+            .namespaces()
+            .into_iter()
+            .find(|nsp| nsp.name() == name)
+    }
+
+    /// Whether a viewer of `scope` may see namespace `nsp`.
+    fn sees(&self, scope: &Scope, nsp: &str) -> bool {
+        match scope {
+            Scope::All => true,
+            Scope::Tenant(tenant) => self.owner(nsp).as_deref() == Some(tenant.as_str()),
+        }
+    }
+
+    fn owner(&self, nsp: &str) -> Option<String> {
+        if let Some(owner) = self.owners.lock().get(nsp) {
+            return owner.clone();
+        }
+        let owner = self.tenants.tenant_serving(nsp);
+        self.owners.lock().insert(nsp.to_owned(), owner.clone());
+        owner
+    }
+
+    /// Sends `event` to every viewer that may see namespace `nsp`. The viewers are
+    /// copied out first: sending may close one, which removes it.
+    fn tell(&self, nsp: &str, event: &str, args: impl Fn() -> Payload) {
+        let viewers: Vec<(Arc<Socket>, Scope)> = self.viewers.read().values().cloned().collect();
+        let mut payload = None;
+        for (viewer, scope) in viewers {
+            if self.sees(&scope, nsp) {
+                let args = payload.get_or_insert_with(&args).clone();
+                viewer.emit(event.to_owned(), args);
+            }
+        }
+    }
+
+    /// The statistics one viewer gets.
+    fn stats_for(&self, scope: &Scope) -> Value {
+        let namespaces: Vec<Arc<Namespace>> = self
+            .io
+            .namespaces()
+            .into_iter()
+            .filter(|nsp| self.sees(scope, nsp.name()))
+            .collect();
+        let (clients, polling) = match scope {
+            Scope::All => {
+                let (polling, websocket) = self.io.engine().transport_counts();
+                (polling + websocket, polling)
+            }
+            // A tenant's login counts its own sockets, not the server's connections.
+            Scope::Tenant(_) => {
+                let sockets: Vec<Arc<Socket>> =
+                    namespaces.iter().flat_map(|nsp| nsp.sockets()).collect();
+                let polling = sockets
+                    .iter()
+                    .filter(|s| s.transport() == "polling")
+                    .count();
+                (sockets.len(), polling)
+            }
+        };
+        json!({
+            "serverId": self.server_id,
+            "hostname": self.hostname,
+            "pid": std::process::id(),
+            "uptime": self.started.elapsed().as_secs_f64(),
+            "clientsCount": clients,
+            "pollingClientsCount": polling,
+            "aggregatedEvents": [],
+            "namespaces": namespaces
+                .iter()
+                .map(|nsp| json!({ "name": nsp.name(), "socketsCount": nsp.socket_count() }))
+                .collect::<Vec<_>>(),
+        })
+    }
+}
+
+/// Sends every viewer its statistics every 2 s, while the Admin UI lasts.
+async fn stats(ui: Weak<AdminUi>) {
+    let mut every = tokio::time::interval(STATS_EVERY);
+    loop {
+        every.tick().await;
+        let Some(ui) = ui.upgrade() else { return };
+        let viewers: Vec<(Arc<Socket>, Scope)> = ui.viewers.read().values().cloned().collect();
+        for (viewer, scope) in viewers {
+            let stats = ui.stats_for(&scope);
+            viewer.emit("server_stats", Payload::from_values(&[stats]));
+        }
+    }
+}
+
+impl Observer for AdminUi {
+    fn socket_connected(&self, socket: &Arc<Socket>) {
+        if self.development() {
+            let nsp = socket.nsp().name();
+            self.tell(nsp, "socket_connected", || {
+                Payload::from_values(&[serialize(socket), now()])
+            });
+        }
+    }
+
+    fn socket_disconnected(&self, socket: &Socket, reason: DisconnectReason) {
+        if self.development() {
+            let nsp = socket.nsp().name();
+            self.tell(nsp, "socket_disconnected", || {
+                Payload::from_values(&[
+                    json!(nsp),
+                    json!(&**socket.id()),
+                    json!(reason.as_str()),
+                    now(),
+                ])
+            });
+        }
+    }
+
+    fn room_joined(&self, nsp: &str, room: &str, sid: &Sid) {
+        if self.development() {
+            self.tell(nsp, "room_joined", || {
+                Payload::from_values(&[json!(nsp), json!(room), json!(&**sid), now()])
+            });
+        }
+    }
+
+    fn room_left(&self, nsp: &str, room: &str, sid: &Sid) {
+        if self.development() {
+            self.tell(nsp, "room_left", || {
+                Payload::from_values(&[json!(nsp), json!(room), json!(&**sid), now()])
+            });
+        }
+    }
+
+    fn event_received(&self, socket: &Socket, event: &str, args: &Payload) {
+        let nsp = socket.nsp().name();
+        if self.development() && nsp != self.nsp.name() {
+            self.tell(nsp, "event_received", || {
+                event_args(nsp, socket.id(), event, args)
+            });
+        }
+    }
+
+    fn event_sent(&self, nsp: &str, sid: &Sid, event: &str, args: &Payload) {
+        if self.development() && nsp != self.nsp.name() {
+            self.tell(nsp, "event_sent", || event_args(nsp, sid, event, args));
+        }
+    }
+}
+
+/// `[nsp, id, [event, ...args], timestamp]`, the event's binaries kept as attachments.
+fn event_args(nsp: &str, sid: &Sid, event: &str, args: &Payload) -> Payload {
+    let inner = args
+        .json()
+        .trim()
+        .strip_prefix('[')
+        .and_then(|s| s.strip_suffix(']'))
+        .unwrap_or("")
+        .trim();
+    let separator = if inner.is_empty() { "" } else { "," };
+    let json = format!(
+        "[{},{},[{}{separator}{inner}],{}]",
+        json!(nsp),
+        json!(&**sid),
+        json!(event),
+        now()
+    );
+    Payload::from_json(json, args.attachments().to_vec()).unwrap_or_else(|_| {
+        Payload::from_values(&[json!(nsp), json!(&**sid), json!([event]), now()])
+    })
+}
+
+/// A socket as the UI shows it (`SerializedSocket`).
+fn serialize(socket: &Socket) -> Value {
+    let handshake = socket.handshake();
+    let pairs = |pairs: &[(String, String)]| {
+        Value::Object(pairs.iter().map(|(k, v)| (k.clone(), json!(v))).collect())
+    };
+    let address = handshake
+        .header("cf-connecting-ip")
+        .or(handshake.header("x-forwarded-for"))
+        .map(str::to_owned)
+        .unwrap_or_else(|| handshake.address.ip().to_string());
+    let data = match socket.data() {
+        Value::Object(data) => Value::Object(data),
+        _ => json!({}),
+    };
+    let issued = handshake.issued_ms();
+    let client: String = socket.client_id().chars().take(12).collect();
+    json!({
+        "id": &**socket.id(),
+        "clientId": client,
+        "transport": socket.transport(),
+        "nsp": socket.nsp().name(),
+        "data": data,
+        "handshake": {
+            "address": address,
+            "headers": pairs(&handshake.headers),
+            "query": pairs(&handshake.query),
+            "issued": issued,
+            "secure": handshake.secure(),
+            "time": crate::calendar::js_date(issued),
+            "url": handshake.url,
+            "xdomain": handshake.xdomain(),
+        },
+        "rooms": socket.rooms(),
+    })
+}
+
+/// Now, as JSON writes a JavaScript `Date`.
+fn now() -> Value {
+    let ms = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    json!(crate::calendar::rfc3339(ms))
+}
+
+/// A session id: 16 hex digits of randomness, as Node's admin UI makes them.
+fn random_id() -> String {
+    format!("{:016x}", rand::random::<u64>())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::SocketIoConfig;
+    use crate::tenants::{Limits, Runtime};
+
+    #[tokio::test]
+    async fn a_password_that_is_not_a_bcrypt_hash_is_refused_at_start() {
+        let io = SocketIo::new(SocketIoConfig::default());
+        let runtime = Runtime::new().expect("the engine starts");
+        let tenants = Tenants::new(runtime, Limits::default(), crate::kv::memory());
+        let settings = |hash: &str| AdminUiSettings {
+            namespace: "/nsbox-admin".into(),
+            username: Some("admin".into()),
+            password_bcrypt: Some(hash.into()),
+            auth: true,
+            mode: AdminUiMode::Development,
+            readonly: false,
+            server_id: None,
+        };
+        let tokens: TokenCheck = Arc::new(|_: &str| None);
+        let refused = instrument(&io, tenants.clone(), tokens.clone(), settings("secret"));
+        assert!(refused.is_err_and(|e| e.to_string().contains("bcrypt")));
+        let hash = bcrypt::hash("secret", 4).expect("hashes");
+        assert!(instrument(&io, tenants, tokens, settings(&hash)).is_ok());
+    }
+}
