@@ -443,7 +443,7 @@ async fn connection_state_recovery_with_javascript_and_python_echo() {
 
 /// The Admin UI's server side (`admin-ui.test.mjs`): the operator's login `admin` /
 /// `secret` (its bcrypt hash made here), the echo tenant as `t1` and `t2`; read-only too.
-async fn admin_ui_suite(readonly: bool) {
+async fn admin_ui_suite(file: &str, readonly: bool) {
     let hash = bcrypt::hash("secret", 4).expect("a bcrypt hash");
     let config = format!(
         "[admin_ui]\nusername = \"admin\"\npassword_bcrypt = \"{hash}\"\nreadonly = {readonly}\n\n\
@@ -453,21 +453,30 @@ async fn admin_ui_suite(readonly: bool) {
     let server = TestServer::start_with(&config)
         .await
         .expect("server starts");
-    let env: Vec<(&str, String)> = match readonly {
-        true => vec![("ADMIN_UI_READONLY", "1".to_owned())],
-        false => Vec::new(),
-    };
-    suite_with("admin-ui.test.mjs", server, &env).await;
+    // The browser suite's screenshots.
+    let artifacts = concat!(env!("CARGO_TARGET_TMPDIR"), "/artifacts");
+    let mut env = vec![("ARTIFACTS_DIR", artifacts.to_owned())];
+    if readonly {
+        env.push(("ADMIN_UI_READONLY", "1".to_owned()));
+    }
+    suite_with(file, server, &env).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_ui_with_official_client() {
-    admin_ui_suite(false).await;
+    admin_ui_suite("admin-ui.test.mjs", false).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_ui_read_only_with_official_client() {
-    admin_ui_suite(true).await;
+    admin_ui_suite("admin-ui.test.mjs", true).await;
+}
+
+/// The Admin UI's own page in headless Chromium (`admin-ui-browser.test.mjs`); its
+/// screenshots are kept in the target directory's `tmp/artifacts`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_ui_in_chromium() {
+    admin_ui_suite("admin-ui-browser.test.mjs", false).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
