@@ -16,9 +16,9 @@ use parking_lot::{Mutex, RwLock};
 use serde_json::{json, Value};
 use tokio::sync::Semaphore;
 
-use crate::engineio::Sid;
+use crate::engineio::{Sid, Traffic};
 use crate::settings::{AdminUiMode, AdminUiSettings};
-use crate::socketio::observer::Observer;
+use crate::socketio::namespace::observer::Observer;
 use crate::socketio::{ConnectError, DisconnectReason, Namespace, Payload, Socket, SocketIo};
 use crate::store::tokens::Access;
 use crate::tenants::Tenants;
@@ -34,8 +34,9 @@ pub enum AdminUiError {
     Hash(String),
 }
 
-/// How often the statistics go out, as in Node.
-const STATS_EVERY: Duration = Duration::from_secs(2);
+/// How often the statistics go out, as in Node, in seconds: each with the traffic of
+/// every second since the last.
+const STATS_EVERY: u64 = 2;
 /// bcrypt checks running at once (each takes tens of milliseconds of a core): logins
 /// beyond wait their turn rather than occupy every blocking thread.
 const CONCURRENT_LOGINS: usize = 2;
@@ -116,6 +117,7 @@ pub fn instrument(
         }
     });
     io.observe(ui.clone());
+    io.engine().counters().watch();
     tokio::spawn(stats(Arc::downgrade(&ui)));
     Ok(ui)
 }
@@ -352,8 +354,13 @@ impl AdminUi {
         }
     }
 
-    /// The statistics one viewer gets.
-    fn stats_for(&self, scope: &Scope) -> Value {
+    /// The statistics one viewer gets, with the traffic since the last (the server's:
+    /// a tenant's login gets none).
+    fn stats_for(&self, scope: &Scope, traffic: &[Value]) -> Value {
+        let traffic = match scope {
+            Scope::All => traffic,
+            Scope::Tenant(_) => &[],
+        };
         let namespaces: Vec<Arc<Namespace>> = self
             .io
             .namespaces()
@@ -383,7 +390,7 @@ impl AdminUi {
             "uptime": self.started.elapsed().as_secs_f64(),
             "clientsCount": clients,
             "pollingClientsCount": polling,
-            "aggregatedEvents": [],
+            "aggregatedEvents": traffic,
             "namespaces": namespaces
                 .iter()
                 .map(|nsp| json!({ "name": nsp.name(), "socketsCount": nsp.socket_count() }))
@@ -392,18 +399,65 @@ impl AdminUi {
     }
 }
 
-/// Sends every viewer its statistics every 2 s, while the Admin UI lasts.
+/// Counts the traffic of every second, and sends every viewer its statistics every
+/// 2 s, while the Admin UI lasts.
 async fn stats(ui: Weak<AdminUi>) {
-    let mut every = tokio::time::interval(STATS_EVERY);
-    loop {
+    let mut every = tokio::time::interval(Duration::from_secs(1));
+    let mut last: Option<Traffic> = None;
+    let mut traffic = Vec::new();
+    for second in 0u64.. {
         every.tick().await;
         let Some(ui) = ui.upgrade() else { return };
+        let now = ui.io.engine().counters().traffic();
+        if let Some(last) = &last {
+            traffic.extend(aggregated(last, &now, now_ms() / 1000 * 1000));
+        }
+        last = Some(now);
+        if second % STATS_EVERY != 0 {
+            continue;
+        }
         let viewers: Vec<(Arc<Socket>, Scope)> = ui.viewers.read().values().cloned().collect();
         for (viewer, scope) in viewers {
-            let stats = ui.stats_for(&scope);
+            let stats = ui.stats_for(&scope, &traffic);
             viewer.emit("server_stats", Payload::from_values(&[stats]));
         }
+        traffic.clear();
     }
+}
+
+/// What happened between two counts, as the UI's aggregated events of the second
+/// `timestamp` (ms): `{timestamp, type, subType?, count}`, the types Node counts.
+fn aggregated(before: &Traffic, after: &Traffic, timestamp: u64) -> Vec<Value> {
+    let event = |kind: &str, reason: Option<&str>, count: u64| {
+        let mut event = json!({ "timestamp": timestamp, "type": kind, "count": count });
+        if let Some(reason) = reason {
+            event["subType"] = json!(reason);
+        }
+        event
+    };
+    let mut events = Vec::new();
+    for (kind, was, is) in [
+        ("rawConnection", before.opened, after.opened),
+        ("packetsIn", before.messages_in, after.messages_in),
+        ("packetsOut", before.messages_out, after.messages_out),
+        ("bytesIn", before.bytes_in, after.bytes_in),
+        ("bytesOut", before.bytes_out, after.bytes_out),
+    ] {
+        if is > was {
+            events.push(event(kind, None, is - was));
+        }
+    }
+    for (reason, is) in &after.closed {
+        let was = before
+            .closed
+            .iter()
+            .find(|(r, _)| r == reason)
+            .map_or(0, |(_, count)| *count);
+        if *is > was {
+            events.push(event("rawDisconnection", Some(reason.as_str()), is - was));
+        }
+    }
+    events
 }
 
 impl Observer for AdminUi {
@@ -412,6 +466,19 @@ impl Observer for AdminUi {
             let nsp = socket.nsp().name();
             self.tell(nsp, "socket_connected", || {
                 Payload::from_values(&[serialize(socket), now()])
+            });
+        }
+    }
+
+    fn socket_updated(&self, socket: &Arc<Socket>) {
+        if self.development() {
+            let nsp = socket.nsp().name();
+            self.tell(nsp, "socket_updated", || {
+                Payload::from_values(&[json!({
+                    "id": &**socket.id(),
+                    "nsp": nsp,
+                    "transport": socket.transport(),
+                })])
             });
         }
     }
@@ -523,10 +590,13 @@ fn serialize(socket: &Socket) -> Value {
 
 /// Now, as JSON writes a JavaScript `Date`.
 fn now() -> Value {
-    let ms = SystemTime::now()
+    json!(crate::calendar::rfc3339(now_ms()))
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-    json!(crate::calendar::rfc3339(ms))
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// A session id: 16 hex digits of randomness, as Node's admin UI makes them.

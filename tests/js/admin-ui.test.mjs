@@ -74,7 +74,8 @@ describe("the Admin UI's login", () => {
   });
 
   test("the operator gets a session to come back with, the features and every socket", async (t) => {
-    const client = await connected(t, "/t1", OK);
+    // WebSocket from the start: an upgrade under way would change the transport shown.
+    const client = await connected(t, "/t1", { ...OK, transports: ["websocket"] });
     const { events } = await ui(t, OPERATOR);
     const [, session] = await events.until((e) => e[0] === "session", "a session");
     assert.match(session, /^[0-9a-f]{16}$/);
@@ -110,6 +111,7 @@ describe("the Admin UI's login", () => {
     assert.ok(sockets.some((s) => s.id === own.id));
     const [, stats] = await events.until((e) => e[0] === "server_stats", "its statistics");
     assert.deepEqual(stats.namespaces.map((n) => n.name), ["/t2"]);
+    assert.deepEqual(stats.aggregatedEvents, [], "the server's traffic is the operator's");
     // What happens on /t1 is not shown to it; what happens on /t2 is.
     other.emit("echo", "unseen");
     own.emit("echo", "seen");
@@ -135,10 +137,46 @@ describe("what the Admin UI is told", () => {
     assert.equal(typeof stats.uptime, "number");
     assert.ok(stats.clientsCount >= 2, JSON.stringify(stats));
     assert.equal(typeof stats.pollingClientsCount, "number");
-    assert.deepEqual(stats.aggregatedEvents, []);
+    assert.ok(Array.isArray(stats.aggregatedEvents));
     const t1 = stats.namespaces.find((n) => n.name === "/t1");
     assert.ok(t1 && t1.socketsCount >= 1, JSON.stringify(stats.namespaces));
     assert.ok(client.connected);
+  });
+
+  test("the traffic of every second: sessions opened, closed by reason, messages and bytes each way", async (t) => {
+    const { events } = await ui(t, OPERATOR);
+    const client = await connected(t, "/t1", { ...OK, transports: ["websocket"] });
+    await client.timeout(2000).emitWithAck("echo", "x".repeat(1000));
+    const cut = once(client, "disconnect");
+    client.io.engine.close();
+    await cut;
+    // Summed over the statistics that came: each second's counts, in one or two of them.
+    const totals = () => {
+      const sums = new Map();
+      for (const [event, stats] of events.seen) {
+        if (event !== "server_stats") continue;
+        for (const { type, subType, count, timestamp } of stats.aggregatedEvents) {
+          assert.equal(timestamp % 1000, 0, "a second's count");
+          const key = subType ? `${type}:${subType}` : type;
+          sums.set(key, (sums.get(key) ?? 0) + count);
+        }
+      }
+      return sums;
+    };
+    await events.until(() => (totals().get("rawDisconnection:transport close") ?? 0) >= 1, "the close counted", 8000);
+    const sums = totals();
+    assert.ok(sums.get("rawConnection") >= 1, JSON.stringify([...sums]));
+    assert.ok(sums.get("packetsIn") >= 2, JSON.stringify([...sums]));
+    assert.ok(sums.get("bytesIn") >= 1000, JSON.stringify([...sums]));
+    assert.ok(sums.get("packetsOut") >= 2, JSON.stringify([...sums]));
+    assert.ok(sums.get("bytesOut") >= 1000, JSON.stringify([...sums]));
+  });
+
+  test("a socket whose connection upgrades to WebSocket is shown updated", async (t) => {
+    const { events } = await ui(t, OPERATOR);
+    const client = await connected(t, "/t1", { ...OK, transports: ["polling", "websocket"] });
+    const [, updated] = await events.until((e) => e[0] === "socket_updated" && e[1].id === client.id, "the upgrade");
+    assert.deepEqual(updated, { id: client.id, nsp: "/t1", transport: "websocket" });
   });
 
   test("sockets joining and leaving, rooms, and the events both ways, as they happen", async (t) => {

@@ -5,6 +5,7 @@
 //! their text and binary messages.
 
 mod compression;
+mod counters;
 pub mod packet;
 pub mod payload;
 mod polling;
@@ -12,7 +13,7 @@ pub mod session;
 mod websocket;
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -24,6 +25,7 @@ use hyper::body::Incoming;
 use crate::config::EngineConfig;
 use crate::error::HttpError;
 use compression::Encoding;
+pub use counters::{Counters, Traffic};
 use session::Registry;
 pub use session::{
     CloseReason, ConnectInfo, Connection, EngineHandler, SendError, Session, Sid, TransportKind,
@@ -37,8 +39,8 @@ pub struct Engine {
     config: Arc<EngineConfig>,
     handler: Arc<dyn EngineHandler>,
     sessions: Arc<Registry>,
-    /// Sessions closed because their client let more wait than it may.
-    slow_closed: Arc<AtomicU64>,
+    /// What it counts of its sessions.
+    counters: Arc<Counters>,
 }
 
 impl Engine {
@@ -48,7 +50,7 @@ impl Engine {
             config: Arc::new(config),
             handler,
             sessions: Arc::new(Registry::default()),
-            slow_closed: Arc::default(),
+            counters: Arc::default(),
         })
     }
 
@@ -76,7 +78,12 @@ impl Engine {
     /// Sessions closed so far because their client let more packets or bytes wait
     /// than `max_buffered_packets` or `max_buffered_bytes`.
     pub fn slow_clients_closed(&self) -> u64 {
-        self.slow_closed.load(Ordering::Relaxed)
+        self.counters.slow_closed.load(Ordering::Relaxed)
+    }
+
+    /// What the endpoint counts of its sessions (the traffic once watched).
+    pub fn counters(&self) -> &Arc<Counters> {
+        &self.counters
     }
 
     /// Closes every session, telling the layer above the server is shutting down.
@@ -192,8 +199,9 @@ impl Engine {
             self.config.clone(),
             transport,
             Arc::downgrade(&self.sessions),
-            self.slow_closed.clone(),
+            self.counters.clone(),
         );
+        self.counters.opened();
         self.sessions
             .lock()
             .insert(session.id.clone(), session.clone());

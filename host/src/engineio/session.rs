@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 use std::task::{Poll, Waker};
 use std::time::SystemTime;
@@ -20,6 +20,7 @@ use parking_lot::Mutex;
 use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 
+use super::counters::Counters;
 use super::packet::Packet;
 use crate::config::EngineConfig;
 
@@ -86,6 +87,8 @@ pub trait Connection: Send + Sync + 'static {
     fn on_binary(&self, data: Bytes);
     /// The session closed; called exactly once, and nothing arrives after it.
     fn on_close(&self, reason: CloseReason);
+    /// The session moved to WebSocket (an upgrade completed).
+    fn on_upgrade(&self) {}
 }
 
 /// The transport a session is using now.
@@ -196,8 +199,8 @@ pub struct Session {
     unprobed_websockets: AtomicUsize,
     connection: OnceLock<Arc<dyn Connection>>,
     registry: Weak<Registry>,
-    /// The endpoint's count of clients closed for being too slow.
-    slow_closed: Arc<AtomicU64>,
+    /// The endpoint's counters (clients closed for being too slow, traffic).
+    counters: Arc<Counters>,
 }
 
 impl Session {
@@ -207,7 +210,7 @@ impl Session {
         config: Arc<EngineConfig>,
         transport: TransportKind,
         registry: Weak<Registry>,
-        slow_closed: Arc<AtomicU64>,
+        counters: Arc<Counters>,
     ) -> Arc<Session> {
         let (tx, rx) = mpsc::channel(config.max_buffered_packets.max(1));
         let buffered = Arc::new(AtomicUsize::new(0));
@@ -238,7 +241,7 @@ impl Session {
             unprobed_websockets: AtomicUsize::new(0),
             connection: OnceLock::new(),
             registry,
-            slow_closed,
+            counters,
         })
     }
 
@@ -313,6 +316,9 @@ impl Session {
     pub(crate) fn finish_upgrade(&self) {
         self.transport.store(WEBSOCKET, Ordering::Release);
         self.upgrade_settled.notify_waiters();
+        if let Some(connection) = self.connection.get() {
+            connection.on_upgrade();
+        }
     }
 
     pub(crate) fn abort_upgrade(&self) {
@@ -339,7 +345,7 @@ impl Session {
     /// Closes a session whose client did not read fast enough.
     pub fn close_slow(&self) {
         tracing::warn!(sid = %self.id, "send queue full, closing the session");
-        self.slow_closed.fetch_add(1, Ordering::Relaxed);
+        self.counters.slow_closed.fetch_add(1, Ordering::Relaxed);
         self.close(CloseReason::TransportError);
     }
 
@@ -351,6 +357,7 @@ impl Session {
             return Err(SendError::Closed);
         }
         let size = packet.size_hint();
+        let measured = self.counters.measure(&packet);
         let buffered = self.buffered.fetch_add(size, Ordering::AcqRel) + size;
         let sent = if buffered > self.config.max_buffered_bytes {
             Err(mpsc::error::TrySendError::Full(packet))
@@ -358,7 +365,10 @@ impl Session {
             self.tx.try_send(packet)
         };
         match sent {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                self.counters.sent(measured);
+                Ok(())
+            }
             Err(mpsc::error::TrySendError::Full(_)) => {
                 self.buffered.fetch_sub(size, Ordering::AcqRel);
                 tracing::debug!(sid = %self.id, buffered, "send queue full");
@@ -414,6 +424,7 @@ impl Session {
             return;
         }
         tracing::debug!(sid = %self.id, reason = reason.as_str(), "session closed");
+        self.counters.closed(reason);
         if self.transport() == TransportKind::Polling {
             // A pending poll gets a noop when the client asked to close, the close packet otherwise.
             let last = match reason {
@@ -441,6 +452,7 @@ impl Session {
         if self.is_closed() {
             return;
         }
+        self.counters.received(&packet);
         match packet {
             Packet::Message(text) => {
                 if let Some(connection) = self.connection.get() {

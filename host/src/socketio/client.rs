@@ -323,6 +323,23 @@ impl Connection for Client {
         }
     }
 
+    fn on_upgrade(&self) {
+        let sockets: Vec<Arc<Socket>> = self
+            .sockets
+            .lock()
+            .values()
+            .filter_map(|membership| match membership {
+                Membership::Joined(socket) => Some(socket.clone()),
+                Membership::Joining => None,
+            })
+            .collect();
+        for socket in sockets {
+            if let Some(observer) = socket.nsp().observer() {
+                observer.socket_updated(&socket);
+            }
+        }
+    }
+
     fn on_close(&self, reason: CloseReason) {
         self.stop_connect_timeout();
         let sockets: Vec<Arc<Socket>> = self

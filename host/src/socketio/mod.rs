@@ -7,7 +7,6 @@ pub mod cluster;
 mod link;
 pub mod msgpack;
 pub mod namespace;
-pub mod observer;
 pub mod packet;
 #[cfg(test)]
 pub(crate) mod testing;
@@ -22,11 +21,11 @@ use regex::Regex;
 
 use crate::config::SocketIoConfig;
 use crate::engineio::{Connection, Engine, EngineHandler, Session};
+use namespace::observer::{Observer, ObserverSlot};
 pub use namespace::{
     AckError, AckSender, BroadcastOperator, BroadcastReplies, DisconnectReason, FallbackHandler,
     Handlers, Handshake, Namespace, ParentNamespace, RecoveryConfig, Socket,
 };
-use observer::{Observer, ObserverSlot};
 pub use packet::{ConnectError, Payload, PayloadError};
 
 /// Finds the namespace a CONNECT names: static namespaces first, then dynamic

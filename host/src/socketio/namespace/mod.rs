@@ -19,13 +19,14 @@ use crate::engineio::Sid;
 use crate::socketio::cluster::message::{self, Opts};
 use crate::socketio::cluster::{Gathered, Membership, Transport};
 use crate::socketio::link::{Link, Shared};
-use crate::socketio::observer::{Observer, ObserverSlot};
 use crate::socketio::packet::{ConnectError, Packet, Payload};
+use observer::{Observer, ObserverSlot};
 pub use recovery::RecoveryConfig;
 pub use socket::{AckError, AckSender, DisconnectReason, FallbackHandler, Handshake, Socket};
 
 use recovery::{NotRestored, Recovery};
 
+pub mod observer;
 mod recovery;
 pub mod socket;
 

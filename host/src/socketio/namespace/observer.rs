@@ -4,9 +4,9 @@
 
 use std::sync::{Arc, OnceLock};
 
-use super::namespace::{DisconnectReason, Socket};
-use super::packet::Payload;
+use super::{DisconnectReason, Socket};
 use crate::engineio::Sid;
+use crate::socketio::packet::Payload;
 
 /// Hears what happens in every namespace. Called on the threads that serve the
 /// sockets, under no lock of this layer: keep it short, and do not call back into the
@@ -14,6 +14,8 @@ use crate::engineio::Sid;
 pub trait Observer: Send + Sync {
     /// A socket joined its namespace (or was given back to its client by recovery).
     fn socket_connected(&self, socket: &Arc<Socket>);
+    /// A socket's connection changed its transport (an upgrade to WebSocket).
+    fn socket_updated(&self, socket: &Arc<Socket>);
     /// A socket left its namespace (or its connection dropped and it waits, parked).
     fn socket_disconnected(&self, socket: &Socket, reason: DisconnectReason);
     /// A socket joined a room (its own id's included).
