@@ -23,6 +23,7 @@ type Middleware = Rc<dyn Fn(&Socket, &Handshake) -> Result<(), Reject>>;
 type ConnectionHandler = Rc<dyn Fn(&Socket)>;
 type EventHandler = Rc<dyn Fn(&Socket, Args, Option<Ack>)>;
 type AnyHandler = Rc<dyn Fn(&Socket, &str, Args, Option<Ack>)>;
+type IncomingListener = Rc<dyn Fn(&Socket, &str, &Args)>;
 type DisconnectHandler = Rc<dyn Fn(&Socket, &str)>;
 type StartHandler = Rc<dyn Fn()>;
 type ServerEventHandler = Rc<dyn Fn(&str, Args)>;
@@ -35,6 +36,7 @@ pub struct App {
     connection: Vec<ConnectionHandler>,
     events: HashMap<String, EventHandler>,
     any: Option<AnyHandler>,
+    incoming: Vec<IncomingListener>,
     disconnect: Vec<DisconnectHandler>,
     start: Vec<StartHandler>,
     server_events: Vec<ServerEventHandler>,
@@ -76,6 +78,27 @@ impl App {
         F: Fn(&Socket, &str, Args, Option<Ack>) + 'static,
     {
         self.any = Some(Rc::new(handler));
+        self
+    }
+
+    /// Adds a listener of every event a client sends, called before the event's own
+    /// handler (socket.io's `socket.onAny`): the socket, the event and its arguments.
+    pub fn on_any_incoming<F>(&mut self, listener: F) -> &mut App
+    where
+        F: Fn(&Socket, &str, &Args) + 'static,
+    {
+        self.incoming.push(Rc::new(listener));
+        self
+    }
+
+    /// Adds a listener of every event the tenant sends one socket (`Socket::emit`,
+    /// `emit_volatile`, `emit_with_ack`; socket.io's `socket.onAnyOutgoing`). A
+    /// broadcast's recipients are the host's to find, so broadcasts are not heard here.
+    pub fn on_any_outgoing<F>(&mut self, listener: F) -> &mut App
+    where
+        F: Fn(&Socket, &str, &Args) + 'static,
+    {
+        socket::listen_outgoing(Rc::new(listener));
         self
     }
 
@@ -187,6 +210,9 @@ impl<S: Setup> Guest for Exports<S> {
         let socket = Socket { handle: socket };
         let args = Args::from_wit(args);
         let ack = ack.map(|handle| Ack { handle });
+        for listener in &app.incoming {
+            listener(&socket, &event, &args);
+        }
         if let Some(handler) = app.events.get(&event) {
             handler(&socket, args, ack);
         } else if let Some(handler) = &app.any {

@@ -2,6 +2,7 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::rc::Rc;
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
@@ -9,7 +10,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::args::{Args, IntoArgs};
-use crate::bindings::nsbox::tenant::types::{AckFailure as WitAckFailure, Target};
+use crate::bindings::nsbox::tenant::types::{AckFailure as WitAckFailure, Args as WitArgs, Target};
 use crate::bindings::nsbox::tenant::{host, sockets};
 
 /// One client in the tenant's namespace. Cheap to clone; valid until the socket leaves,
@@ -31,8 +32,12 @@ type ReplyHandler = Box<dyn FnOnce(Result<Args, AckFailure>)>;
 /// What to call with the answers to a broadcast with acks.
 type BroadcastReply = Box<dyn FnOnce(Args, bool)>;
 
+/// Hears every event the tenant sends one socket: the socket, the event and its arguments.
+pub(crate) type OutgoingListener = Rc<dyn Fn(&Socket, &str, &Args)>;
+
 thread_local! {
     static SOCKETS: RefCell<HashMap<u64, SocketState>> = RefCell::new(HashMap::new());
+    static OUTGOING: RefCell<Vec<OutgoingListener>> = const { RefCell::new(Vec::new()) };
     static REPLIES: RefCell<HashMap<u64, ReplyHandler>> = RefCell::new(HashMap::new());
     static BROADCASTS: RefCell<HashMap<u64, BroadcastReply>> = RefCell::new(HashMap::new());
 }
@@ -55,6 +60,24 @@ pub(crate) fn forget(handle: u64) {
 /// while the state is borrowed, so they may use it freely.
 fn with_socket<R>(handle: u64, f: impl FnOnce(&mut SocketState) -> R) -> Option<R> {
     SOCKETS.with(|sockets| sockets.borrow_mut().get_mut(&handle).map(f))
+}
+
+/// Adds a listener of every event sent to one socket (see `App::on_any_outgoing`).
+pub(crate) fn listen_outgoing(listener: OutgoingListener) {
+    OUTGOING.with(|listeners| listeners.borrow_mut().push(listener));
+}
+
+/// Tells the outgoing listeners, if there are any, what went to `socket` (the
+/// arguments handed back, not copied).
+fn sent(socket: &Socket, event: &str, args: WitArgs) {
+    let listeners = OUTGOING.with(|listeners| listeners.borrow().clone());
+    if listeners.is_empty() {
+        return;
+    }
+    let args = Args::from_wit(args);
+    for listener in listeners {
+        listener(socket, event, &args);
+    }
 }
 
 fn expect_reply(request: u64, handler: ReplyHandler) {
@@ -106,13 +129,19 @@ impl Socket {
 
     /// Sends an event to this socket, or says why the host refused the arguments.
     pub fn try_emit(&self, event: &str, args: impl IntoArgs) -> Result<(), String> {
-        host::emit(self.handle, event, &args.into_args().into_wit())
+        let args = args.into_args().into_wit();
+        host::emit(self.handle, event, &args)?;
+        sent(self, event, args);
+        Ok(())
     }
 
     /// Sends an event to this socket only if its connection can send it at once, else
     /// drops it (socket.io's `socket.volatile.emit`): for what is stale once late.
     pub fn emit_volatile(&self, event: &str, args: impl IntoArgs) -> Result<(), String> {
-        host::emit_volatile(self.handle, event, &args.into_args().into_wit())
+        let args = args.into_args().into_wit();
+        host::emit_volatile(self.handle, event, &args)?;
+        sent(self, event, args);
+        Ok(())
     }
 
     /// Sends an event and calls `reply` with the client's answer, or with the failure if
@@ -122,7 +151,9 @@ impl Socket {
         F: FnOnce(Result<Args, AckFailure>) + 'static,
     {
         let millis = u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX);
-        let request = host::emit_with_ack(self.handle, event, &args.into_args().into_wit(), millis);
+        let args = args.into_args().into_wit();
+        let request = host::emit_with_ack(self.handle, event, &args, millis);
+        sent(self, event, args);
         expect_reply(request, Box::new(reply));
     }
 

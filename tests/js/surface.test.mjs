@@ -3,13 +3,15 @@
 // `onAnyOutgoing`
 // (tests/fixtures/js/surface, SURFACE_JS); the Python SDK's `*` handler, sessions,
 // `send`, `rooms`, `close_room` and broadcasts with acks (tests/fixtures/python/surface,
-// SURFACE_PY).
+// SURFACE_PY); the Rust SDK's listeners of every event in and out (examples/surface,
+// SURFACE_RS).
 import { test, describe } from "node:test";
 import assert from "node:assert/strict";
 import { once, connected, ack, record } from "./helpers.mjs";
 
 const JS = process.env.SURFACE_JS ?? "/jsapi";
 const PY = process.env.SURFACE_PY ?? "/pyapi";
+const RS = process.env.SURFACE_RS ?? "/rsapi";
 
 /** Resolves once `seen` holds `count` entries (3 s at most). */
 async function until(socket, event, seen, count) {
@@ -126,5 +128,24 @@ describe("the Python SDK", () => {
     const [whole] = await ack(asker, "poll", "voters", 2);
     assert.equal(whole.complete, true);
     assert.deepEqual(whole.answers.sort(), ["maybe", "no", "yes"]);
+  });
+});
+
+describe("the Rust SDK", () => {
+  test("App::on_any_incoming and on_any_outgoing hear every event in and out of a socket, before its handler; on_any takes the unhandled", async (t) => {
+    const s = await connected(t, RS);
+    const pong = once(s, "pong");
+    assert.deepEqual(await ack(s, "ping", 1, { two: [2] }), [true]);
+    assert.deepEqual(await pong, [1, { two: [2] }]);
+    assert.deepEqual(await ack(s, "whatever", "x"), [["unhandled", "whatever"]]);
+    assert.deepEqual(await ack(s, "heard"), [
+      [
+        ["in", "ping", [1, { two: [2] }]],
+        ["out", "pong", [1, { two: [2] }]],
+        ["out", "pong-volatile", [1, { two: [2] }]],
+        ["in", "whatever", ["x"]],
+        ["in", "heard", []],
+      ],
+    ]);
   });
 });

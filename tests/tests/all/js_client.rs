@@ -192,7 +192,8 @@ async fn chat_in_javascript_with_official_client() {
 
 /// The SDKs' API beyond what the examples use (`surface.test.mjs`): the JS one's
 /// `socket.use`, `once`, `off` and the `*Any` listeners; the Python one's `*` handler,
-/// sessions, `send` and `close_room`.
+/// sessions, `send` and `close_room`; the Rust one's listeners of every event in and out
+/// (`examples/surface`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sdk_surface_in_javascript_and_python_with_official_client() {
     let js = guest_builds::js_fixture("surface")
@@ -201,14 +202,17 @@ async fn sdk_surface_in_javascript_and_python_with_official_client() {
     let python = guest_builds::python_fixture("surface")
         .await
         .expect("tests/fixtures/python/surface builds");
-    let config =
-        format!("[tenants.jsapi]\ncomponent = {js:?}\n\n[tenants.pyapi]\ncomponent = {python:?}\n");
+    let config = format!(
+        "[tenants.jsapi]\ncomponent = {js:?}\n\n[tenants.pyapi]\ncomponent = {python:?}\n\n\
+         [tenants.rsapi]\ncomponent = \"surface.wasm\"\n"
+    );
     let server = TestServer::start_with(&config)
         .await
         .expect("server starts");
     let env = [
         ("SURFACE_JS", "/jsapi".to_owned()),
         ("SURFACE_PY", "/pyapi".to_owned()),
+        ("SURFACE_RS", "/rsapi".to_owned()),
     ];
     suite_with("surface.test.mjs", server, &env).await;
 }
