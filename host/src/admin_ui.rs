@@ -19,7 +19,9 @@ use tokio::sync::Semaphore;
 use crate::engineio::{Sid, Traffic};
 use crate::settings::{AdminUiMode, AdminUiSettings};
 use crate::socketio::namespace::observer::Observer;
-use crate::socketio::{ConnectError, DisconnectReason, Namespace, Payload, Socket, SocketIo};
+use crate::socketio::{
+    BroadcastOperator, ConnectError, DisconnectReason, Namespace, Payload, Socket, SocketIo,
+};
 use crate::store::tokens::Access;
 use crate::tenants::Tenants;
 
@@ -230,58 +232,30 @@ impl AdminUi {
             );
         }
         if !self.settings.readonly {
-            self.commands(socket, scope);
+            self.commands(socket, &scope);
         }
     }
 
     /// The UI's commands, each on the namespaces this viewer may touch.
-    fn commands(&self, socket: &Arc<Socket>, scope: Scope) {
-        let allowed = move |ui: &AdminUi, nsp: &str| ui.sees(&scope, nsp) && nsp != ui.nsp.name();
-        let (me, can) = (self.me.clone(), allowed.clone());
-        socket.on("emit", move |_, args, _| {
-            let (Some(ui), Ok(values)) = (me.upgrade(), args.values()) else {
-                return;
-            };
-            let (Some(nsp), Some(event)) = (
-                values.first().and_then(Value::as_str),
-                values.get(2).and_then(Value::as_str),
-            ) else {
-                return;
-            };
-            let Some(target) = ui.existing(nsp).filter(|_| can(&ui, nsp)) else {
-                return;
-            };
-            let rest = Payload::from_values(values.get(3..).unwrap_or_default());
-            match values.get(1).and_then(Value::as_str) {
-                Some(room) if !room.is_empty() => target.to(room).emit(event, rest),
-                _ => target.emit(event, rest),
-            };
+    fn commands(&self, socket: &Arc<Socket>, scope: &Scope) {
+        self.command(socket, "emit", scope, |nsp, values| {
+            if let Some(event) = values.get(2).and_then(Value::as_str) {
+                let rest = Payload::from_values(values.get(3..).unwrap_or_default());
+                selected(nsp, values.get(1)).emit(event, rest);
+            }
         });
-        for (command, join) in [("join", true), ("leave", false)] {
-            let (me, can) = (self.me.clone(), allowed.clone());
-            socket.on(command, move |_, args, _| {
-                let (Some(ui), Ok(values)) = (me.upgrade(), args.values()) else {
+        for (name, join) in [("join", true), ("leave", false)] {
+            self.command(socket, name, scope, move |nsp, values| {
+                let Some(room) = values.get(1).and_then(Value::as_str) else {
                     return;
                 };
-                let (Some(nsp), Some(room)) = (
-                    values.first().and_then(Value::as_str),
-                    values.get(1).and_then(Value::as_str),
-                ) else {
-                    return;
-                };
-                let Some(target) = ui.existing(nsp).filter(|_| can(&ui, nsp)) else {
-                    return;
-                };
-                let operator = match values.get(2).and_then(Value::as_str) {
-                    Some(filter) if !filter.is_empty() => target.to(filter),
-                    _ => target.broadcast_op(),
-                };
+                let operator = selected(nsp, values.get(2));
                 for socket in operator.sockets() {
-                    if join {
-                        // As a join from another server: the tenant decides, under its room limits.
-                        target.join_from_cluster(&socket, room.to_owned());
-                    } else {
-                        socket.leave(room);
+                    match join {
+                        // As a join from another server: the tenant decides, under its
+                        // room limits.
+                        true => nsp.join_from_cluster(&socket, room.to_owned()),
+                        false => socket.leave(room),
                     }
                 }
                 match join {
@@ -290,22 +264,9 @@ impl AdminUi {
                 }
             });
         }
-        let (me, can) = (self.me.clone(), allowed);
-        socket.on("_disconnect", move |_, args, _| {
-            let (Some(ui), Ok(values)) = (me.upgrade(), args.values()) else {
-                return;
-            };
-            let Some(nsp) = values.first().and_then(Value::as_str) else {
-                return;
-            };
-            let Some(target) = ui.existing(nsp).filter(|_| can(&ui, nsp)) else {
-                return;
-            };
+        self.command(socket, "_disconnect", scope, |nsp, values| {
             let close = values.get(1).and_then(Value::as_bool).unwrap_or(false);
-            let operator = match values.get(2).and_then(Value::as_str) {
-                Some(filter) if !filter.is_empty() => target.to(filter),
-                _ => target.broadcast_op(),
-            };
+            let operator = selected(nsp, values.get(2));
             for socket in operator.sockets() {
                 match close {
                     true => socket.close_connection(),
@@ -313,6 +274,32 @@ impl AdminUi {
                 }
             }
             operator.disconnect_elsewhere();
+        });
+    }
+
+    /// One of the UI's commands, `name` with `(nsp, ...)`: `act` runs when the namespace
+    /// exists and this viewer may touch it (never the UI's own).
+    fn command(
+        &self,
+        socket: &Arc<Socket>,
+        name: &str,
+        scope: &Scope,
+        act: impl Fn(&Arc<Namespace>, &[Value]) + Send + Sync + 'static,
+    ) {
+        let (me, scope) = (self.me.clone(), scope.clone());
+        socket.on(name, move |_, args, _| {
+            let (Some(ui), Ok(values)) = (me.upgrade(), args.values()) else {
+                return;
+            };
+            let Some(name) = values.first().and_then(Value::as_str) else {
+                return;
+            };
+            if !ui.sees(&scope, name) || name == ui.nsp.name() {
+                return;
+            }
+            if let Some(nsp) = ui.existing(name) {
+                act(&nsp, &values);
+            }
         });
     }
 
@@ -526,6 +513,14 @@ impl Observer for AdminUi {
         if self.development() && nsp != self.nsp.name() {
             self.tell(nsp, "event_sent", || event_args(nsp, sid, event, args));
         }
+    }
+}
+
+/// The sockets of `nsp` a command is for: those in the room `filter` names, or all.
+fn selected(nsp: &Arc<Namespace>, filter: Option<&Value>) -> BroadcastOperator {
+    match filter.and_then(Value::as_str) {
+        Some(room) if !room.is_empty() => nsp.to(room),
+        _ => nsp.broadcast_op(),
     }
 }
 

@@ -215,6 +215,13 @@ mod recovery {
         (field("sid"), field("pid"), received)
     }
 
+    /// A new connection joining `/t` with session `pid` and the first offset: the
+    /// CONNECT answer's sid and pid, and what came.
+    async fn come_back(io: &SocketIo, pid: &str) -> (String, String, Vec<String>) {
+        let wire = Wire::open(io);
+        join(&wire, &format!(r#"{{"pid":"{pid}","offset":"1"}}"#)).await
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_dropped_socket_comes_back_with_its_id_rooms_and_what_it_missed_in_order() {
         let (io, seen) = server(config());
@@ -290,9 +297,7 @@ mod recovery {
         settle().await;
         assert_eq!(seen.lock().disconnects, [DisconnectReason::PingTimeout]);
         // Too late: a fresh session.
-        let second = Wire::open(&io);
-        let auth = format!(r#"{{"pid":"{pid}","offset":"1"}}"#);
-        let (again, new_pid, _) = join(&second, &auth).await;
+        let (again, new_pid, _) = come_back(&io, &pid).await;
         assert_ne!(again, sid);
         assert_ne!(new_pid, pid);
         assert_eq!(seen.lock().connections, 2);
@@ -321,9 +326,7 @@ mod recovery {
                 crate::socketio::Payload::from_values(&["b".repeat(10).into()]),
             );
         }
-        let second = Wire::open(&io);
-        let auth = format!(r#"{{"pid":"{pid}","offset":"1"}}"#);
-        let (again, _, received) = join(&second, &auth).await;
+        let (again, _, received) = come_back(&io, &pid).await;
         assert_ne!(again, sid, "{received:?}");
         assert_eq!(seen.lock().disconnects, [DisconnectReason::TransportError]);
         assert_eq!(seen.lock().connections, 2);
@@ -345,9 +348,7 @@ mod recovery {
             "news",
             crate::socketio::Payload::from_values(&["c".repeat(200).into()]),
         );
-        let second = Wire::open(&io);
-        let auth = format!(r#"{{"pid":"{pid}","offset":"1"}}"#);
-        let (again, _, _) = join(&second, &auth).await;
+        let (again, _, _) = come_back(&io, &pid).await;
         assert_ne!(again, sid);
         assert_eq!(seen.lock().disconnects, [DisconnectReason::TransportClose]);
     }
@@ -386,9 +387,7 @@ mod recovery {
         );
         assert!(ack.await.expect("joined").is_err());
         // Its pid is not kept: coming back is a fresh session.
-        let auth = format!(r#"{{"pid":"{pid}","offset":"1"}}"#);
-        let again = Wire::open(&io);
-        join(&again, &auth).await;
+        come_back(&io, &pid).await;
         assert_eq!(seen.lock().connections, 2);
     }
 

@@ -116,10 +116,6 @@ impl Handlers {
     fn middlewares(&self) -> Vec<Middleware> {
         self.middlewares.read().clone()
     }
-
-    fn connection_handlers(&self) -> Vec<ConnectionHandler> {
-        self.on_connection.read().clone()
-    }
 }
 
 /// A namespace: its sockets, its rooms and its handlers.
@@ -286,12 +282,7 @@ impl Namespace {
         if let Some(observer) = self.observer() {
             observer.socket_connected(socket);
         }
-        let mut handlers = self
-            .parent()
-            .map(|parent| parent.handlers.connection_handlers())
-            .unwrap_or_default();
-        handlers.extend(self.handlers.connection_handlers());
-        for handler in handlers {
+        for handler in self.chained(|handlers| &handlers.on_connection) {
             if !socket.connected() {
                 break;
             }
@@ -315,14 +306,19 @@ impl Namespace {
     /// An event another server sent (`serverSideEmit`), to the handlers (the parent's
     /// first).
     pub(crate) fn server_event(self: &Arc<Self>, event: &str, args: Payload) {
-        let mut handlers = self
-            .parent()
-            .map(|parent| parent.handlers.on_server_event.read().clone())
-            .unwrap_or_default();
-        handlers.extend(self.handlers.on_server_event.read().iter().cloned());
-        for handler in handlers {
+        for handler in self.chained(|handlers| &handlers.on_server_event) {
             handler(self, event, args.clone());
         }
+    }
+
+    /// The handlers of one kind: the parent's, then this namespace's own.
+    fn chained<T: Clone>(&self, kind: impl Fn(&Handlers) -> &RwLock<Vec<T>>) -> Vec<T> {
+        let mut all = self
+            .parent()
+            .map(|parent| kind(&parent.handlers).read().clone())
+            .unwrap_or_default();
+        all.extend(kind(&self.handlers).read().iter().cloned());
+        all
     }
 
     /// Takes the socket out of the namespace's sockets and rooms (its own set of rooms
@@ -406,12 +402,7 @@ impl Namespace {
         if let Some(observer) = self.observer() {
             observer.socket_connected(&socket);
         }
-        let mut handlers = self
-            .parent()
-            .map(|parent| parent.handlers.on_recovered.read().clone())
-            .unwrap_or_default();
-        handlers.extend(self.handlers.on_recovered.read().iter().cloned());
-        for handler in handlers {
+        for handler in self.chained(|handlers| &handlers.on_recovered) {
             handler(&socket);
         }
         Some(socket)
