@@ -94,10 +94,14 @@ pub fn instrument(
         nsp: io.of(&settings.namespace),
         tenants,
         tokens,
+        // Each node of a cluster shows as a server of its own, even on one machine.
         server_id: settings
             .server_id
             .clone()
-            .unwrap_or_else(|| hostname.clone()),
+            .unwrap_or_else(|| match io.in_cluster() {
+                true => format!("{hostname}#{}", std::process::id()),
+                false => hostname.clone(),
+            }),
         hostname,
         settings,
         started: Instant::now(),
@@ -197,6 +201,8 @@ impl AdminUi {
         self.viewers
             .write()
             .insert(socket.id().clone(), (socket.clone(), scope.clone()));
+        // Where what it may see is sent, from this node and the others of a cluster.
+        socket.join(room_of(&scope));
         let mut features: Vec<&str> = Vec::new();
         if !self.settings.readonly {
             features.extend([
@@ -328,17 +334,17 @@ impl AdminUi {
         owner
     }
 
-    /// Sends `event` to every viewer that may see namespace `nsp`. The viewers are
-    /// copied out first: sending may close one, which removes it.
+    /// Sends `event` to every viewer that may see namespace `nsp`, on every node: the
+    /// operator's room, and the room of the tenant `nsp` reaches.
     fn tell(&self, nsp: &str, event: &str, args: impl Fn() -> Payload) {
-        let viewers: Vec<(Arc<Socket>, Scope)> = self.viewers.read().values().cloned().collect();
-        let mut payload = None;
-        for (viewer, scope) in viewers {
-            if self.sees(&scope, nsp) {
-                let args = payload.get_or_insert_with(&args).clone();
-                viewer.emit(event.to_owned(), args);
-            }
+        if !self.io.in_cluster() && self.viewers.read().is_empty() {
+            return;
         }
+        let mut viewers = self.nsp.broadcast_op().to(room_of(&Scope::All));
+        if let Some(tenant) = self.owner(nsp) {
+            viewers = viewers.to(room_of(&Scope::Tenant(tenant)));
+        }
+        viewers.emit(event, args());
     }
 
     /// The statistics one viewer gets, with the traffic since the last (the server's:
@@ -403,10 +409,18 @@ async fn stats(ui: Weak<AdminUi>) {
         if second % STATS_EVERY != 0 {
             continue;
         }
+        // The operator's viewers, on every node, hear every node; a tenant's hear the
+        // node they are connected to.
+        let everything = ui.stats_for(&Scope::All, &traffic);
+        ui.nsp
+            .to(room_of(&Scope::All))
+            .emit("server_stats", Payload::from_values(&[everything]));
         let viewers: Vec<(Arc<Socket>, Scope)> = ui.viewers.read().values().cloned().collect();
         for (viewer, scope) in viewers {
-            let stats = ui.stats_for(&scope, &traffic);
-            viewer.emit("server_stats", Payload::from_values(&[stats]));
+            if scope != Scope::All {
+                let stats = ui.stats_for(&scope, &traffic);
+                viewer.emit("server_stats", Payload::from_values(&[stats]));
+            }
         }
         traffic.clear();
     }
@@ -513,6 +527,14 @@ impl Observer for AdminUi {
         if self.development() && nsp != self.nsp.name() {
             self.tell(nsp, "event_sent", || event_args(nsp, sid, event, args));
         }
+    }
+}
+
+/// The room of the admin namespace where what a scope may see is sent.
+fn room_of(scope: &Scope) -> String {
+    match scope {
+        Scope::All => "nsbox-admin:all".to_owned(),
+        Scope::Tenant(tenant) => format!("nsbox-admin:tenant:{tenant}"),
     }
 }
 

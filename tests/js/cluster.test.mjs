@@ -84,7 +84,7 @@ async function startNsbox(redisUrl) {
   const config = join(dir, "nsbox.toml");
   writeFileSync(
     config,
-    `uploads_per_minute_per_token = 4\n\n[cluster]\nredis_url = "${redisUrl}"\n\n[tenants.t1]\ncomponent = ${ECHO}\n\n[tenants.t2]\ncomponent = ${ECHO}\n`,
+    `uploads_per_minute_per_token = 4\n\n[cluster]\nredis_url = "${redisUrl}"\n\n[admin_ui]\nauth = false\n\n[tenants.t1]\ncomponent = ${ECHO}\n\n[tenants.t2]\ncomponent = ${ECHO}\n`,
   );
   const child = spawn(process.env.HOST_BIN, [config, join(dir, "data")], { stdio: ["ignore", "pipe", "inherit"] });
   children.push(child);
@@ -401,6 +401,24 @@ describe("Node's cluster-wide operations reach sockets on nsbox nodes", hostOnly
     const { err, answers } = await ask(cn, "question");
     assert.equal(err, null);
     assert.deepEqual(answers, ["a", "b", "n"]);
+  });
+});
+
+describe("the Admin UI across nodes", hostOnly, () => {
+  test("a UI on one node hears the sockets and the statistics of every node", async (t) => {
+    const ui = await client(t, a.url, { auth: {} }, "/nsbox-admin");
+    const seen = [];
+    ui.onAny((event, ...args) => seen.push([event, ...args]));
+    // The nodes subscribe to the UI's room asynchronously: until a socket joining on B is told.
+    await eventually("a socket joining on the other node shown", async () => {
+      const there = await client(t, b.url);
+      return eventually("", () => seen.some((e) => e[0] === "socket_connected" && e[1].id === there.id), 300).then(() => true, () => false);
+    }, 10_000);
+    const servers = () => new Set(seen.filter((e) => e[0] === "server_stats").map((e) => e[1].serverId));
+    await eventually("both nodes' statistics", () => servers().size === 2, 10_000);
+    for (const [, stats] of seen.filter((e) => e[0] === "server_stats")) {
+      assert.match(stats.serverId, /#\d+$/, "a node of a cluster: host#pid");
+    }
   });
 });
 

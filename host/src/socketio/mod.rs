@@ -100,6 +100,11 @@ impl SocketIo {
         self.resolver.transport.get().cloned()
     }
 
+    /// Whether the server shares its namespaces with others (see [`SocketIo::join_cluster`]).
+    pub fn in_cluster(&self) -> bool {
+        self.resolver.transport.get().is_some()
+    }
+
     /// The static namespace `name`, created if it does not exist yet.
     pub fn of(&self, name: &str) -> Arc<Namespace> {
         let mut statics = self.resolver.statics.write();
