@@ -78,6 +78,14 @@ component = "hostile_sleepy.wasm"
 component = "hostile_acks.wasm"
 "#;
 
+/// One end-to-end test at a time: each starts servers, Node clients or compilers, and
+/// its timings (CPU deadlines, heartbeats, throttling windows, acks within seconds)
+/// would be another's load on a two-core machine. Held for the whole test.
+pub async fn alone() -> tokio::sync::MutexGuard<'static, ()> {
+    static ALONE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    ALONE.lock().await
+}
+
 /// The operator token of [`TestServer::start_tenants`]'s admin API.
 pub const ADMIN_TOKEN: &str = "test-operator-token";
 

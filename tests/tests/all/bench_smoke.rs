@@ -64,6 +64,7 @@ fn check(peer: &str, outcomes: &[(&str, Outcome)]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bench_scenarios_run_against_nsbox_and_beside_hostile_tenants() {
+    let _alone = integration_tests::alone().await;
     let server = TestServer::start_with(BENCH_TENANT)
         .await
         .expect("server starts");
@@ -113,6 +114,7 @@ async fn bench_scenarios_run_against_nsbox_and_beside_hostile_tenants() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cluster_scenario_runs_across_two_nsbox_nodes() {
+    let _alone = integration_tests::alone().await;
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free port")
@@ -135,6 +137,7 @@ async fn the_cluster_scenario_runs_across_two_nsbox_nodes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bench_scenarios_run_against_the_node_peer() {
+    let _alone = integration_tests::alone().await;
     let node_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/node");
     npm_ci(&node_dir, "socket.io")
         .await
@@ -180,6 +183,7 @@ fn few_tenants(count: usize) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_many_tenants_run_joins_waits_for_eviction_and_joins_again() {
+    let _alone = integration_tests::alone().await;
     use nsbox_bench::tenants;
     let server = TestServer::start_with(&few_tenants(5))
         .await
@@ -208,6 +212,7 @@ async fn the_many_tenants_run_joins_waits_for_eviction_and_joins_again() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_benchmark_configuration_starts() {
+    let _alone = integration_tests::alone().await;
     // `bash bench/run` starts the nsbox binary on this file: what the binary would refuse
     // (an operator token too short, an unknown key) fails here instead.
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/nsbox.toml");

@@ -53,6 +53,7 @@ async fn suite_with(file: &str, server: TestServer, env: &[(&str, String)]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn engineio_protocol() {
+    let _alone = integration_tests::alone().await;
     let server = TestServer::start().await.expect("server starts");
     suite("engineio.test.mjs", server).await;
 }
@@ -61,6 +62,7 @@ async fn engineio_protocol() {
 /// clients, and Node's packets byte for byte.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn msgpack_parser_with_official_client() {
+    let _alone = integration_tests::alone().await;
     let server = TestServer::start().await.expect("server starts");
     suite("msgpack.test.mjs", server).await;
 }
@@ -68,6 +70,7 @@ async fn msgpack_parser_with_official_client() {
 /// Long-polling responses compressed as Node's `httpCompression` compresses them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_compression_as_node() {
+    let _alone = integration_tests::alone().await;
     let server = TestServer::start().await.expect("server starts");
     suite("compression.test.mjs", server).await;
 }
@@ -75,6 +78,7 @@ async fn http_compression_as_node() {
 /// A msgpack client and a Wasm tenant (the Rust echo).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn msgpack_parser_with_a_wasm_tenant() {
+    let _alone = integration_tests::alone().await;
     let server = TestServer::start_tenants().await.expect("server starts");
     let env = [("MSGPACK_TENANT", "/t1".to_owned())];
     suite_with("msgpack.test.mjs", server, &env).await;
@@ -82,6 +86,7 @@ async fn msgpack_parser_with_a_wasm_tenant() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn socketio_with_official_client() {
+    let _alone = integration_tests::alone().await;
     let server = TestServer::start().await.expect("server starts");
     suite("socketio.test.mjs", server).await;
 }
@@ -108,12 +113,14 @@ async fn echo_suite(component: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn echo_in_rust_with_official_client() {
+    let _alone = integration_tests::alone().await;
     echo_suite("builtin:echo").await;
 }
 
 /// `examples/js/echo`, built with its README's command, behaves as the Rust echo.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn echo_in_javascript_with_official_client() {
+    let _alone = integration_tests::alone().await;
     let component = guest_builds::js_example("echo")
         .await
         .expect("examples/js/echo builds");
@@ -123,6 +130,7 @@ async fn echo_in_javascript_with_official_client() {
 /// `examples/python/echo`, built with its README's command, behaves as the Rust echo.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn echo_in_python_with_official_client() {
+    let _alone = integration_tests::alone().await;
     let component = guest_builds::python_example("echo")
         .await
         .expect("examples/python/echo builds");
@@ -132,6 +140,7 @@ async fn echo_in_python_with_official_client() {
 /// The README's JavaScript example, built, deployed and spoken to as the README says.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readme_javascript_example_with_official_client() {
+    let _alone = integration_tests::alone().await;
     let dir = std::env::temp_dir().join(format!("nsbox-readme-js-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let component = guest_builds::readme_js_example(&dir)
@@ -155,12 +164,14 @@ async fn countdown_suite(component: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn countdown_in_rust_with_official_client() {
+    let _alone = integration_tests::alone().await;
     countdown_suite("builtin:countdown").await;
 }
 
 /// `examples/js/countdown`: setInterval and clearInterval on nsbox's timers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn countdown_in_javascript_with_official_client() {
+    let _alone = integration_tests::alone().await;
     let component = guest_builds::js_example("countdown")
         .await
         .expect("examples/js/countdown builds");
@@ -178,12 +189,14 @@ async fn chat_suite(component: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chat_in_rust_with_official_client() {
+    let _alone = integration_tests::alone().await;
     chat_suite("builtin:chat").await;
 }
 
 /// `examples/js/chat` behaves as the Rust chat.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chat_in_javascript_with_official_client() {
+    let _alone = integration_tests::alone().await;
     let component = guest_builds::js_example("chat")
         .await
         .expect("examples/js/chat builds");
@@ -196,6 +209,7 @@ async fn chat_in_javascript_with_official_client() {
 /// (`examples/surface`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sdk_surface_in_javascript_and_python_with_official_client() {
+    let _alone = integration_tests::alone().await;
     let js = guest_builds::js_fixture("surface")
         .await
         .expect("tests/fixtures/js/surface builds");
@@ -245,6 +259,7 @@ async fn hostile_suite(prefix: &str, hostile: &std::path::Path) {
 /// `examples/js/hostile`: each fault contained.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_javascript_with_official_client() {
+    let _alone = integration_tests::alone().await;
     let hostile = guest_builds::js_example("hostile")
         .await
         .expect("examples/js/hostile builds");
@@ -254,6 +269,7 @@ async fn hostile_javascript_with_official_client() {
 /// `examples/python/hostile`: each fault contained.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_python_with_official_client() {
+    let _alone = integration_tests::alone().await;
     let hostile = guest_builds::python_example("hostile")
         .await
         .expect("examples/python/hostile builds");
@@ -262,6 +278,7 @@ async fn hostile_python_with_official_client() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wasm_tenants_with_official_client() {
+    let _alone = integration_tests::alone().await;
     // Beside the examples, components whose instantiation itself misbehaves.
     let dir = std::env::temp_dir().join(format!("nsbox-forged-{}", std::process::id()));
     let names = forged::write_hostile_starts(&dir).expect("hand-built components");
@@ -332,6 +349,7 @@ limits = { max_tables = 0 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tight_limits_with_official_client() {
+    let _alone = integration_tests::alone().await;
     let server = TestServer::start_with(TIGHT_LIMITS)
         .await
         .expect("server starts");
@@ -340,6 +358,7 @@ async fn tight_limits_with_official_client() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_api_with_official_client() {
+    let _alone = integration_tests::alone().await;
     let server = TestServer::start_tenants().await.expect("server starts");
     // An upload of what the host never links.
     let forbidden = std::env::temp_dir().join(format!("nsbox-http-{}.wasm", std::process::id()));
@@ -376,6 +395,7 @@ component = "hostile_recursion.wasm"
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn half_open_connections_with_official_client() {
+    let _alone = integration_tests::alone().await;
     let server = TestServer::start_with(SHORT_TIMEOUTS)
         .await
         .expect("server starts");
@@ -430,11 +450,13 @@ async fn recovery_suite(echo: Option<&std::path::Path>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connection_state_recovery_with_official_client() {
+    let _alone = integration_tests::alone().await;
     recovery_suite(None).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connection_state_recovery_with_javascript_and_python_echo() {
+    let _alone = integration_tests::alone().await;
     let js = guest_builds::js_example("echo")
         .await
         .expect("examples/js/echo builds");
@@ -468,11 +490,13 @@ async fn admin_ui_suite(file: &str, readonly: bool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_ui_with_official_client() {
+    let _alone = integration_tests::alone().await;
     admin_ui_suite("admin-ui.test.mjs", false).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_ui_read_only_with_official_client() {
+    let _alone = integration_tests::alone().await;
     admin_ui_suite("admin-ui.test.mjs", true).await;
 }
 
@@ -480,11 +504,13 @@ async fn admin_ui_read_only_with_official_client() {
 /// screenshots are kept in the target directory's `tmp/artifacts`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_ui_in_chromium() {
+    let _alone = integration_tests::alone().await;
     admin_ui_suite("admin-ui-browser.test.mjs", false).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn instance_lifecycle_with_official_client() {
+    let _alone = integration_tests::alone().await;
     let server = TestServer::start_with(LIFECYCLE)
         .await
         .expect("server starts");
@@ -538,6 +564,7 @@ const MAX_HOARD_LOG_BYTES: usize = 20_000_000;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn host_resources_with_official_client() {
+    let _alone = integration_tests::alone().await;
     let log = integration_tests::log_sink::capture_tenant_logs();
     let before = log.bytes_mentioning("hoard");
     let costly = std::env::temp_dir().join(format!("nsbox-costly-{}", std::process::id()));
@@ -600,6 +627,7 @@ own = "x"
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn storage_and_configuration_with_official_client() {
+    let _alone = integration_tests::alone().await;
     let config = std::env::temp_dir().join(format!("nsbox-storage-{}.toml", std::process::id()));
     std::fs::write(&config, STORAGE).expect("writes the configuration");
     let server = TestServer::start_with(STORAGE)
@@ -637,11 +665,13 @@ async fn cluster_suite(echo: Option<&std::path::Path>) {
 /// Nodes on Redis (issue 15), serving the Rust echo.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_with_node_and_official_client() {
+    let _alone = integration_tests::alone().await;
     cluster_suite(None).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_with_javascript_echo_and_official_client() {
+    let _alone = integration_tests::alone().await;
     let echo = guest_builds::js_example("echo")
         .await
         .expect("examples/js/echo builds");
@@ -650,6 +680,7 @@ async fn cluster_with_javascript_echo_and_official_client() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_with_python_echo_and_official_client() {
+    let _alone = integration_tests::alone().await;
     let echo = guest_builds::python_example("echo")
         .await
         .expect("examples/python/echo builds");

@@ -17,6 +17,7 @@ component = "builtin:echo"
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_compilation_past_its_time_is_refused_and_changes_nothing() {
+    let _alone = integration_tests::alone().await;
     let server = TestServer::start_with(INSTANT_COMPILES)
         .await
         .expect("server starts");
@@ -88,6 +89,7 @@ fn admin_client(server: &TestServer) -> AdminClient {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_compilation_past_its_memory_is_refused() {
+    let _alone = integration_tests::alone().await;
     let server = TestServer::start_with(SMALL_COMPILER)
         .await
         .expect("server starts");
@@ -153,6 +155,7 @@ async fn exited(pid: rustix::process::Pid) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_compilation_per_tenant_and_none_outlives_its_upload() {
+    let _alone = integration_tests::alone().await;
     let server = TestServer::start_with(SLOW_COMPILES)
         .await
         .expect("server starts");
