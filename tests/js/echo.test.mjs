@@ -131,9 +131,12 @@ describe("echo tenant", () => {
     assert.equal(got[0][0], "v");
   });
 
-  test("volatile: dropped when packets wait ahead of it", async () => {
+  test("volatile: dropped when packets wait ahead of it", async (t) => {
     // A raw long-polling client that has no poll out: a broadcast queues `x` for it,
     // then the volatile `v` finds the queue busy and is dropped; the ack is not volatile.
+    // No poll goes out before the tenant has handled both: `witness`'s echo, asked
+    // after them, is answered after them (a tenant handles its events in order).
+    const witness = await connected(t, A, { ...OK, transports: ["websocket"] });
     const base = `${URL}/socket.io/?EIO=4&transport=polling`;
     const { sid } = JSON.parse((await (await fetch(base)).text()).slice(1));
     const url = `${base}&sid=${sid}`;
@@ -142,6 +145,7 @@ describe("echo tenant", () => {
     let seen = "";
     while (!seen.includes(`40${A},`)) seen += await (await fetch(url)).text();
     assert.equal(await post(`42${A},["broadcast","x"]\x1e42${A},0["volatile","v"]`), "ok");
+    assert.deepEqual(await ack(witness, "echo", "after"), ["after"]);
     seen = "";
     while (!seen.includes(`43${A},0[true]`)) seen += "\x1e" + (await (await fetch(url)).text());
     assert.ok(seen.includes(`42${A},["msg","x"]`), seen);
