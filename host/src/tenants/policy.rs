@@ -87,7 +87,10 @@ impl RestartPolicy {
 /// CPU a tenant may use per one-second window, over all its calls.
 pub(crate) struct CpuBudget {
     per_second: Duration,
-    window_start: Instant,
+    /// When the current window began: at the first call after the last one ended (none
+    /// before the first call, so an actor made long before its first call has a full
+    /// window then, not the tail of one).
+    window_start: Option<Instant>,
     used: Duration,
 }
 
@@ -95,7 +98,7 @@ impl CpuBudget {
     pub(crate) fn new(limits: &Limits) -> CpuBudget {
         CpuBudget {
             per_second: limits.cpu_per_second,
-            window_start: Instant::now(),
+            window_start: None,
             used: Duration::ZERO,
         }
     }
@@ -108,12 +111,15 @@ impl CpuBudget {
     /// When the next call may start: `None` for now, or the start of the next window
     /// when this one's budget is spent. A new window begins when this one has passed.
     pub(crate) fn next_call_at(&mut self, now: Instant) -> Option<Instant> {
-        let next = self.window_start + Duration::from_secs(1);
-        if now >= next {
-            self.window_start = now;
+        let next = self
+            .window_start
+            .map(|start| start + Duration::from_secs(1))
+            .filter(|next| now < *next);
+        let Some(next) = next else {
+            self.window_start = Some(now);
             self.used = Duration::ZERO;
             return None;
-        }
+        };
         (self.used >= self.per_second).then_some(next)
     }
 }
@@ -149,7 +155,9 @@ mod tests {
             ..Limits::default()
         };
         let mut budget = CpuBudget::new(&limits);
-        let t0 = budget.window_start;
+        // The first window begins at the first call, however long after the budget was made.
+        let t0 = Instant::now() + Duration::from_secs(5);
+        assert_eq!(budget.next_call_at(t0), None);
         budget.spend(Duration::from_millis(60));
         assert_eq!(budget.next_call_at(t0), None);
         budget.spend(Duration::from_millis(60));
