@@ -113,6 +113,9 @@ pub fn socketio_config(settings: &Settings) -> SocketIoConfig {
             http_compression: settings
                 .http_compression
                 .then_some(settings.http_compression_threshold),
+            per_message_deflate: settings
+                .per_message_deflate
+                .then_some(settings.per_message_deflate_threshold),
             ..EngineConfig::default()
         },
         connect_timeout: millis(settings.connect_timeout_ms),

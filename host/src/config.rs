@@ -90,6 +90,11 @@ pub struct EngineConfig {
     /// deflate-encoded when the request accepts it (Node's `httpCompression`); `None`
     /// sends them as they are. Default is 1,024, as Node's.
     pub http_compression: Option<usize>,
+    /// WebSocket messages of at least this many bytes are sent compressed to a client
+    /// that offers `permessage-deflate` (Node's `perMessageDeflate`, with its threshold);
+    /// `None` agrees to no compression. Default is `None`, as Node's: each compressed
+    /// connection keeps a deflate and an inflate context, hundreds of KiB.
+    pub per_message_deflate: Option<usize>,
 }
 
 impl Default for EngineConfig {
@@ -106,6 +111,7 @@ impl Default for EngineConfig {
             transports: Transports::default(),
             cors: Cors::default(),
             http_compression: Some(1024),
+            per_message_deflate: None,
         }
     }
 }

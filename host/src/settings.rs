@@ -90,6 +90,14 @@ pub struct Settings {
     /// See `http_compression`.
     #[serde(default = "default_http_compression_threshold")]
     pub http_compression_threshold: usize,
+    /// WebSocket messages of at least `per_message_deflate_threshold` bytes are sent
+    /// compressed to clients that offer `permessage-deflate` (Node's `perMessageDeflate`).
+    /// Default is off, as Node's.
+    #[serde(default)]
+    pub per_message_deflate: bool,
+    /// See `per_message_deflate`. Default is 1,024 bytes, as Node's.
+    #[serde(default = "default_per_message_deflate_threshold")]
+    pub per_message_deflate_threshold: usize,
     /// How long a connection may take to send a request's headers (on connecting and
     /// between requests); beyond it the connection is closed.
     #[serde(default = "default_header_timeout_ms")]
@@ -293,6 +301,10 @@ fn default_http_compression_threshold() -> usize {
         .engine
         .http_compression
         .unwrap_or(1024)
+}
+
+fn default_per_message_deflate_threshold() -> usize {
+    1024
 }
 
 fn default_header_timeout_ms() -> u64 {

@@ -6,6 +6,7 @@
 
 mod compression;
 mod counters;
+mod deflate;
 pub mod packet;
 pub mod payload;
 mod polling;

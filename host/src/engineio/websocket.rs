@@ -1,10 +1,12 @@
 //! The WebSocket transport: direct sessions, and the probe/upgrade handshake
 //! that moves a polling session over.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::future::Either;
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use http::{header, HeaderValue, Request, Response, StatusCode};
 use http_body_util::Full;
@@ -12,16 +14,21 @@ use hyper::body::Incoming;
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
-use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
-use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 use tokio_tungstenite::WebSocketStream;
 
+use super::deflate::{self, Deflated};
 use super::packet::Packet;
 use super::session::{CloseReason, ConnectInfo, Session, TransportKind};
 use super::{Engine, HttpResponse};
+use crate::config::EngineConfig;
 use crate::error::HttpError;
 
-type Ws = WebSocketStream<TokioIo<Upgraded>>;
+type Io = TokioIo<Upgraded>;
+/// A connection, compressed or not: either way a stream and sink of tungstenite's messages.
+type Ws = Either<WebSocketStream<Io>, Deflated<Io>>;
 
 /// How long the writer may go on flushing after the reader has stopped.
 const FLUSH_GRACE: Duration = Duration::from_secs(1);
@@ -32,10 +39,10 @@ pub(super) fn open(
     req: Request<Incoming>,
     info: ConnectInfo,
 ) -> Result<HttpResponse, HttpError> {
-    let (response, req) = accept(req)?;
+    let (response, req, extension) = accept(req, &engine.config)?;
     let engine = engine.clone();
     tokio::spawn(async move {
-        let Some(mut ws) = into_websocket(req, engine.config.max_payload).await else {
+        let Some(mut ws) = into_websocket(req, &engine.config, extension).await else {
             return;
         };
         let session = engine.open_session(info, TransportKind::WebSocket);
@@ -56,13 +63,13 @@ pub(super) fn upgrade(
     req: Request<Incoming>,
     session: Arc<Session>,
 ) -> Result<HttpResponse, HttpError> {
-    let (response, req) = accept(req)?;
+    let (response, req, extension) = accept(req, &session.config)?;
     if session.transport() != TransportKind::Polling || session.is_upgrading() {
         // Already upgraded or upgrading: as Node does, the second WebSocket's handshake
         // completes and the connection is closed at once; the session goes on.
         tokio::spawn(async move {
-            if let Some(mut ws) = into_websocket(req, session.config.max_payload).await {
-                let _ = ws.close(None).await;
+            if let Some(mut ws) = into_websocket(req, &session.config, extension).await {
+                let _ = ws.close().await;
             }
         });
         return Ok(response);
@@ -71,7 +78,7 @@ pub(super) fn upgrade(
     // probe on another connection must not be answered before the probe is read.
     let mut unprobed = Some(session.websocket_opened());
     tokio::spawn(async move {
-        let Some(mut ws) = into_websocket(req, session.config.max_payload).await else {
+        let Some(mut ws) = into_websocket(req, &session.config, extension).await else {
             return;
         };
         let deadline = tokio::time::sleep(session.config.upgrade_timeout);
@@ -131,13 +138,17 @@ pub(super) fn upgrade(
         if probed {
             session.abort_upgrade();
         }
-        let _ = ws.close(None).await;
+        let _ = ws.close().await;
     });
     Ok(response)
 }
 
-/// Checks the WebSocket handshake headers and builds the `101` answer.
-fn accept(req: Request<Incoming>) -> Result<(HttpResponse, Request<Incoming>), HttpError> {
+/// Checks the WebSocket handshake headers and builds the `101` answer, with the
+/// `permessage-deflate` the client offered and the configuration allows.
+fn accept(
+    req: Request<Incoming>,
+    config: &EngineConfig,
+) -> Result<(HttpResponse, Request<Incoming>, Option<String>), HttpError> {
     let headers = req.headers();
     let has_token = |name: header::HeaderName, token: &str| {
         headers
@@ -161,6 +172,10 @@ fn accept(req: Request<Incoming>) -> Result<(HttpResponse, Request<Incoming>), H
         .get(header::SEC_WEBSOCKET_KEY)
         .ok_or(HttpError::BadRequest)?;
     let accept = derive_accept_key(key.as_bytes());
+    let extension = match config.per_message_deflate {
+        Some(_) => deflate::agree(headers).map_err(|_| HttpError::BadRequest)?,
+        None => None,
+    };
     let mut response = Response::new(Full::<Bytes>::default());
     *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     let out = response.headers_mut();
@@ -170,7 +185,13 @@ fn accept(req: Request<Incoming>) -> Result<(HttpResponse, Request<Incoming>), H
         header::SEC_WEBSOCKET_ACCEPT,
         HeaderValue::from_str(&accept).map_err(|_| HttpError::BadRequest)?,
     );
-    Ok((response, req))
+    if let Some(extension) = &extension {
+        out.insert(
+            header::SEC_WEBSOCKET_EXTENSIONS,
+            HeaderValue::from_str(extension).map_err(|_| HttpError::BadRequest)?,
+        );
+    }
+    Ok((response, req, extension))
 }
 
 /// The read buffer of a WebSocket connection, and the most one read takes. Small, since
@@ -179,7 +200,11 @@ fn accept(req: Request<Incoming>) -> Result<(HttpResponse, Request<Incoming>), H
 /// than this is read in several steps (a 1 MB one in about a thousand).
 const READ_BUFFER_BYTES: usize = 1024;
 
-async fn into_websocket(req: Request<Incoming>, max_payload: usize) -> Option<Ws> {
+async fn into_websocket(
+    req: Request<Incoming>,
+    config: &EngineConfig,
+    extension: Option<String>,
+) -> Option<Ws> {
     let upgraded = match hyper::upgrade::on(req).await {
         Ok(upgraded) => upgraded,
         Err(error) => {
@@ -187,12 +212,24 @@ async fn into_websocket(req: Request<Incoming>, max_payload: usize) -> Option<Ws
             return None;
         }
     };
+    let io = TokioIo::new(upgraded);
+    let max_payload = config.max_payload;
+    if let (Some(extension), Some(threshold)) = (extension, config.per_message_deflate) {
+        return match Deflated::new(io, &extension, threshold, max_payload) {
+            Ok(ws) => Some(Either::Right(ws)),
+            Err(error) => {
+                tracing::debug!(%error, "permessage-deflate refused");
+                None
+            }
+        };
+    }
     // A message or frame over maxPayload is a protocol error that closes this connection only.
     let config = WebSocketConfig::default()
         .max_message_size(Some(max_payload))
         .max_frame_size(Some(max_payload))
         .read_buffer_size(READ_BUFFER_BYTES);
-    Some(WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await)
+    let ws = WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await;
+    Some(Either::Left(ws))
 }
 
 fn frame(packet: Packet) -> Message {
@@ -206,6 +243,9 @@ fn frame(packet: Packet) -> Message {
 /// Serves a session over its WebSocket until either side closes it.
 async fn run(session: Arc<Session>, ws: Ws) {
     let (mut sink, mut stream) = ws.split();
+    // Set by the reader on a message over maxPayload: the close frame says so (1009),
+    // as `ws` closes it.
+    let too_large = AtomicBool::new(false);
     let writer = async {
         let mut rx = session.rx.lock().await;
         // Made once: waiting on the token registers a waiter, which is not free per packet.
@@ -227,6 +267,13 @@ async fn run(session: Arc<Session>, ws: Ws) {
                 return;
             }
         }
+        if too_large.load(Ordering::Relaxed) {
+            let frame = CloseFrame {
+                code: CloseCode::Size,
+                reason: Utf8Bytes::default(),
+            };
+            let _ = sink.send(Message::Close(Some(frame))).await;
+        }
         let _ = sink.close().await;
     };
     let reader = async {
@@ -244,6 +291,7 @@ async fn run(session: Arc<Session>, ws: Ws) {
                 Ok(_) => {}
                 Err(WsError::Capacity(error)) => {
                     tracing::debug!(sid = %session.id, %error, "message over maxPayload");
+                    too_large.store(true, Ordering::Relaxed);
                     session.close(CloseReason::TransportError);
                     return;
                 }

@@ -58,6 +58,16 @@ async fn engineio_protocol() {
     suite("engineio.test.mjs", server).await;
 }
 
+/// WebSocket `permessage-deflate`, turned on, against Node's `perMessageDeflate`: the
+/// echo tenant as `/t1`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_message_deflate_as_node() {
+    let _alone = integration_tests::alone().await;
+    let config = "per_message_deflate = true\n\n[tenants.t1]\ncomponent = \"builtin:echo\"\n";
+    let server = TestServer::start_with(config).await.expect("server starts");
+    suite("deflate.test.mjs", server).await;
+}
+
 /// Clients with `socket.io-msgpack-parser`: the reference app, a room shared with JSON
 /// clients, and Node's packets byte for byte.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
