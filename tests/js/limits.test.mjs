@@ -2,6 +2,8 @@
 // tenant (t1, t3, t4: echo) may receive 100 events per second from all its sockets
 // together, have 4 sockets at once, and each socket may be in 3 rooms besides its own;
 // a tenant may use 100 ms of CPU per second (burner's `burn` uses what it is asked).
+// slowstart and spinstart (the spin example, configured to burn 200 ms in on-start and
+// to loop there for ever) have a second of CPU per second, for the start-up allowance.
 // Each test has tenants of its own, so none waits for another's budgets.
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -140,4 +142,24 @@ test("a tenant past its CPU per second waits; its neighbour does not", async (t)
   assert.ok(neighbourAcks >= 5, `the neighbour kept being answered (${neighbourAcks})`);
   assert.ok(read(await metrics(), "nsbox_tenant_throttled_total") >= 1, "throttling counted");
   t.diagnostic(`${cpu.toFixed(3)} s of CPU at 100 ms/s took ${elapsed} ms; neighbour acks meanwhile: ${neighbourAcks}`);
+});
+
+test("a fresh instance may use cpu_startup_ms to start, more than a call may", async (t) => {
+  // slowstart burns 200 ms in on-start: past cpu_per_call_ms (50), within cpu_startup_ms (500).
+  const s = await connected(t, "/slowstart");
+  assert.deepEqual(await ack(s, "echo", 1), [1]);
+  // Once started, a call is held to cpu_per_call_ms again.
+  const told = once(s, "nsbox:error");
+  s.emit("burn", 200);
+  const [notice] = await told;
+  assert.equal(notice.kind, "deadline");
+});
+
+test("a start that never ends is stopped at cpu_startup_ms; its neighbour goes on", async (t) => {
+  const neighbour = await connected(t, "/t1", OK);
+  const [err] = await once(client(t, "/spinstart"), "connect_error", 10000);
+  assert.equal(err.message, "tenant unavailable");
+  assert.equal(err.data.kind, "deadline");
+  assert.match(err.data.error, /CPU deadline of 200ms/);
+  assert.deepEqual(await ack(neighbour, "echo", 1), [1]);
 });

@@ -27,6 +27,7 @@ use super::policy::{AfterFault, CpuBudget, FaultReport, FaultSink, RestartPolicy
 use super::runtime::{Code, Runtime};
 use super::state::{Context, TenantState};
 use super::stats::TenantStats;
+use crate::engineio::Sid;
 use crate::kv::Backend;
 use crate::socketio::{AckError, ConnectError, Payload, Socket};
 
@@ -87,6 +88,23 @@ pub(crate) struct Actor {
     /// When the last command left the instance without sockets (updated by each
     /// command while it has none): it is evicted `evict_idle_after` after that.
     last_command: Instant,
+    /// Which calls run under `cpu_startup` rather than `cpu_per_call`.
+    startup: Startup,
+    /// The last fault, for a socket whose instance failed in `on-start`.
+    last_fault: Option<Fault>,
+}
+
+/// How far a fresh instance is in its start, whose calls run under the start-up
+/// allowance (`cpu_startup`): its instantiation and `on-start`, then the admission of
+/// the socket that started it.
+#[derive(Debug, PartialEq)]
+enum Startup {
+    /// A call of the start is running: the allowance applies.
+    Instance,
+    /// The `on-connection` of the socket that started the instance is still to come
+    /// (and only it gets the allowance).
+    Admitting(Sid),
+    Done,
 }
 
 /// Starts the actor of one version of a tenant; `shared` are the tenant's counters and
@@ -172,6 +190,8 @@ impl Actor {
             storage: handle.storage.clone(),
             config: handle.config.clone(),
             last_command: Instant::now(),
+            startup: Startup::Done,
+            last_fault: None,
         }
     }
 
@@ -230,8 +250,15 @@ impl Actor {
                     // one takes it over as if it had just connected.
                     return self.take_over(socket, false).await;
                 };
+                let admitting = self.startup == Startup::Admitting(socket.id().clone());
+                if admitting {
+                    self.startup = Startup::Instance;
+                }
                 self.call(async |exports, store| exports.call_on_connection(store, handle).await)
                     .await;
+                if admitting {
+                    self.startup = Startup::Done;
+                }
             }
             Command::Recovered { socket } => {
                 let Some(handle) = self.handle_of(&socket) else {
@@ -588,7 +615,8 @@ impl Actor {
                 "error": reason,
             })));
         }
-        if self.live.is_none() {
+        let fresh = self.live.is_none();
+        if fresh {
             if let Some(at) = self.restart_at.take() {
                 // Backing off after repeated faults: the socket waits (well within the
                 // client's connect timeout) rather than being refused.
@@ -606,7 +634,11 @@ impl Actor {
             }
         }
         let Some(live) = self.live.as_mut() else {
-            return Err(Refusal::TenantUnavailable.plain());
+            // It started and failed in `on-start` (a fault already counted): say which.
+            return Err(match self.last_fault.take() {
+                Some(fault) => self.refusal(&fault),
+                None => Refusal::TenantUnavailable.plain(),
+            });
         };
         if self.stats.sockets.load(Ordering::Relaxed) >= self.limits.max_sockets {
             self.stats.tripped(Kind::TenantFull);
@@ -616,9 +648,20 @@ impl Actor {
         }
         let handle = live.store.data_mut().add_socket(socket);
         let handshake = handshake_of(socket);
+        if fresh {
+            // The socket that asked for the instance is let in under the allowance too.
+            self.startup = Startup::Instance;
+        }
         let verdict = self
             .call(async |exports, store| exports.call_middleware(store, handle, &handshake).await)
             .await;
+        if fresh {
+            // Its `on-connection` comes under the allowance too.
+            self.startup = match verdict {
+                Some(Ok(())) => Startup::Admitting(socket.id().clone()),
+                _ => Startup::Done,
+            };
+        }
         let dropped = self
             .live
             .as_ref()
@@ -693,12 +736,12 @@ impl Actor {
         let clock = state.clock.clone();
         let mut store = Store::new(self.runtime.engine(), state);
         store.limiter(|state| &mut state.limiter);
-        let cpu_limit = self.limits.cpu_per_call;
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(move |context| {
-            let spent = context.data().clock.spent();
-            if spent > cpu_limit {
-                return Err(Fault::Deadline { limit: cpu_limit }.into());
+            let clock = &context.data().clock;
+            let (spent, limit) = (clock.spent(), clock.limit());
+            if spent > limit {
+                return Err(Fault::Deadline { limit }.into());
             }
             if spent < YIELD_AFTER {
                 // Most calls take microseconds; one that merely crossed a tick carries on
@@ -711,9 +754,16 @@ impl Actor {
                 Box::pin(tokio::task::yield_now()),
             ))
         });
-        clock.reset();
+        self.startup = Startup::Instance;
+        clock.start(self.cpu_limit());
         let instantiation = self.code.pre.instantiate_async(&mut store);
-        let exports = metered(instantiation, clock, self.limits.wall_per_call).await?;
+        let exports = match metered(instantiation, clock, self.limits.wall_per_call).await {
+            Ok(exports) => exports,
+            Err(fault) => {
+                self.startup = Startup::Done;
+                return Err(fault);
+            }
+        };
         self.live = Some(Live { store, exports });
         self.stats.instantiations.fetch_add(1, Ordering::Relaxed);
         if std::mem::take(&mut self.faulted) {
@@ -726,6 +776,7 @@ impl Actor {
         // Before any other call: the tenant re-arms what it needs.
         self.call(async |exports, store| exports.call_on_start(store).await)
             .await;
+        self.startup = Startup::Done;
         Ok(())
     }
 
@@ -737,9 +788,10 @@ impl Actor {
     ) -> Option<R> {
         self.live.as_ref()?;
         self.throttle().await;
+        let limit = self.cpu_limit();
         let live = self.live.as_mut()?;
         let clock = live.store.data().clock.clone();
-        clock.reset();
+        clock.start(limit);
         // The deadline counts from now: a stale one would make the call yield at once.
         live.store.set_epoch_deadline(1);
         live.store.data_mut().start_call();
@@ -760,6 +812,14 @@ impl Actor {
         }
     }
 
+    /// What the next call may spend: more while the instance starts.
+    fn cpu_limit(&self) -> Duration {
+        match self.startup {
+            Startup::Instance => self.limits.cpu_per_call.max(self.limits.cpu_startup),
+            Startup::Admitting(_) | Startup::Done => self.limits.cpu_per_call,
+        }
+    }
+
     /// Waits for the next second when this one's CPU budget is spent.
     async fn throttle(&mut self) {
         if let Some(next) = self.cpu.next_call_at(Instant::now()) {
@@ -773,6 +833,7 @@ impl Actor {
     /// quarantine until a new version is uploaded.
     fn record_fault(&mut self, fault: Fault) {
         self.faulted = true;
+        self.last_fault = Some(fault.clone());
         self.stats.faults.fetch_add(1, Ordering::Relaxed);
         self.stats.tripped(fault.kind());
         if let Some(faults) = &self.faults {

@@ -22,6 +22,8 @@ struct ClockState {
     spent: Duration,
     /// The thread's CPU time when the current `poll` began.
     polled_since: Option<Duration>,
+    /// What the current call may spend.
+    limit: Duration,
 }
 
 /// The CPU time the calling thread has used, as the kernel counts it. (Time inside a
@@ -37,9 +39,17 @@ fn thread_cpu() -> Duration {
 }
 
 impl CallClock {
-    /// Starts a new call at zero.
-    pub(crate) fn reset(&self) {
-        *self.state.lock() = ClockState::default();
+    /// Starts a new call at zero, which may spend `limit`.
+    pub(crate) fn start(&self, limit: Duration) {
+        *self.state.lock() = ClockState {
+            limit,
+            ..ClockState::default()
+        };
+    }
+
+    /// What the current call may spend.
+    pub(crate) fn limit(&self) -> Duration {
+        self.state.lock().limit
     }
 
     /// CPU time the current call has used so far. Inside a `poll` (the epoch callback)
@@ -97,6 +107,7 @@ mod tests {
     #[tokio::test]
     async fn a_call_is_charged_the_cpu_it_used_not_the_time_its_thread_was_away() {
         let clock = Arc::new(CallClock::default());
+        clock.start(Duration::MAX);
         // Scheduled out inside poll (as the kernel does on a loaded machine): no CPU.
         Metered::new(
             async { std::thread::sleep(Duration::from_millis(40)) },
@@ -108,7 +119,7 @@ mod tests {
             "{:?}",
             clock.spent()
         );
-        clock.reset();
+        clock.start(Duration::MAX);
         // Computing 40 ms of CPU (however long that takes on a busy machine): charged.
         Metered::new(
             async {

@@ -23,9 +23,16 @@ pub struct Limits {
     pub max_tables: usize,
     /// See `max_instances`.
     pub max_memories: usize,
-    /// CPU time one call may use (middleware, a handler, instantiation).
+    /// CPU time one call may use (middleware, a handler; see `cpu_startup`).
     #[serde(with = "millis", rename = "cpu_per_call_ms")]
     pub cpu_per_call: Duration,
+    /// CPU time each of a fresh instance's first calls may use instead of
+    /// `cpu_per_call` (the larger of the two counts): its instantiation and `on-start`,
+    /// then the middleware and `on-connection` of the socket that started it. They are
+    /// the first to touch the instance's memory, whose page faults count as CPU (more
+    /// so on a busy host, and most for a JS or Python snapshot).
+    #[serde(with = "millis", rename = "cpu_startup_ms")]
+    pub cpu_startup: Duration,
     /// CPU time all of a tenant's calls together may use per second; past it the
     /// tenant's next call waits for the next second (throttled, not stopped), so no
     /// tenant takes more than this share of a core from its neighbours.
@@ -135,6 +142,7 @@ impl Default for Limits {
             max_tables: 20,
             max_memories: 4,
             cpu_per_call: Duration::from_millis(50),
+            cpu_startup: Duration::from_millis(500),
             cpu_per_second: Duration::from_millis(500),
             wall_per_call: Duration::from_secs(1),
             queued_events: 10_000,
@@ -263,6 +271,7 @@ mod tests {
             "evict_idle_after_ms",
             "fault_window_ms",
             "cpu_per_call_ms",
+            "cpu_startup_ms",
             "wall_per_call_ms",
             "max_restart_backoff_ms",
             "cpu_per_second_ms",

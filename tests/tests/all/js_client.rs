@@ -347,6 +347,22 @@ component = "builtin:echo"
 [tenants.burner]
 component = "hostile_spin.wasm"
 
+# Starts slower than a call may run (200 ms in on-start), within cpu_startup_ms.
+[tenants.slowstart]
+component = "hostile_spin.wasm"
+limits = { cpu_per_second_ms = 1000 }
+
+[tenants.slowstart.config]
+start_burn_ms = "200"
+
+# Never finishes its on-start.
+[tenants.spinstart]
+component = "hostile_spin.wasm"
+limits = { cpu_startup_ms = 200, cpu_per_second_ms = 1000 }
+
+[tenants.spinstart.config]
+start_spin = "yes"
+
 # A component built by cargo has a few core instances and tables: these cannot start.
 [tenants.oneinstance]
 component = "builtin:echo"
