@@ -159,12 +159,13 @@ async fn one_compilation_per_tenant_and_none_outlives_its_upload() {
     let server = TestServer::start_with(SLOW_COMPILES)
         .await
         .expect("server starts");
-    // Two uploads to one tenant at once: each compilation takes seconds and the timeout
-    // is 1.5 s, so they overlap whichever claims the tenant first.
+    // Two uploads to one tenant at once: the compilation takes about 9 s of CPU and the
+    // timeout is 1.5 s, so they overlap whichever claims the tenant first. (The smaller
+    // `looping` once stood in for one of them; on an idle machine it compiled in time.)
     let (first, second) = (admin_client(&server), admin_client(&server));
     let (one, other) = tokio::join!(
         upload(&first, "busy", costly("functions")),
-        upload(&second, "busy", costly("looping")),
+        upload(&second, "busy", costly("functions")),
     );
     let mut outcomes = [one, other];
     outcomes.sort_by_key(|(status, _, _)| *status);
