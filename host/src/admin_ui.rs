@@ -18,6 +18,7 @@ use tokio::sync::Semaphore;
 
 use crate::engineio::{Sid, Traffic};
 use crate::settings::{AdminUiMode, AdminUiSettings};
+use crate::socketio::cluster::RemoteSocket;
 use crate::socketio::namespace::observer::Observer;
 use crate::socketio::{
     BroadcastOperator, ConnectError, DisconnectReason, Namespace, Payload, Socket, SocketIo,
@@ -224,18 +225,20 @@ impl AdminUi {
             Payload::from_values(&[json!({ "supportedFeatures": features })]),
         );
         if self.development() {
-            let sockets: Vec<Value> = self
+            let namespaces: Vec<Arc<Namespace>> = self
                 .io
                 .namespaces()
-                .iter()
+                .into_iter()
                 .filter(|nsp| self.sees(&scope, nsp.name()))
-                .flat_map(|nsp| nsp.sockets())
-                .map(|socket| serialize(&socket))
                 .collect();
-            socket.emit(
-                "all_sockets",
-                Payload::from_values(&[Value::Array(sockets)]),
-            );
+            let viewer = socket.clone();
+            tokio::spawn(async move {
+                let sockets = every_socket(&namespaces).await;
+                viewer.emit(
+                    "all_sockets",
+                    Payload::from_values(&[Value::Array(sockets)]),
+                );
+            });
         }
         if !self.settings.readonly {
             self.commands(socket, &scope);
@@ -569,6 +572,69 @@ fn event_args(nsp: &str, sid: &Sid, event: &str, args: &Payload) -> Payload {
 }
 
 /// A socket as the UI shows it (`SerializedSocket`).
+/// How long `all_sockets` waits for the other nodes of a cluster (Node's `fetchSockets`
+/// default is 5 s; a UI waits for its list).
+const FETCH_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The sockets of `namespaces` on every node, as the UI lists them (Node's admin UI
+/// lists what `fetchSockets` finds, which with an adapter is every server's).
+async fn every_socket(namespaces: &[Arc<Namespace>]) -> Vec<Value> {
+    let elsewhere = namespaces
+        .iter()
+        .map(|nsp| async move { nsp.broadcast_op().fetch_elsewhere(FETCH_TIMEOUT).await });
+    let elsewhere = futures_util::future::join_all(elsewhere).await;
+    namespaces
+        .iter()
+        .zip(elsewhere)
+        .flat_map(|(nsp, (remote, _))| {
+            let here = nsp.sockets().into_iter().map(|socket| serialize(&socket));
+            let there = remote.into_iter().map(|r| serialize_remote(nsp.name(), r));
+            here.chain(there).collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// A socket of another node as the UI lists it: what that node told of it.
+fn serialize_remote(nsp: &str, socket: RemoteSocket) -> Value {
+    let handshake = &socket.handshake;
+    let header = |name: &str| handshake["headers"][name].as_str().map(str::to_owned);
+    let address = header("cf-connecting-ip")
+        .or(header("x-forwarded-for"))
+        .map(Value::from)
+        .unwrap_or_else(|| handshake["address"].clone());
+    let client: String = socket.admin["clientId"]
+        .as_str()
+        .unwrap_or_default()
+        .chars()
+        .take(12)
+        .collect();
+    let data = match socket.data {
+        Value::Object(mut data) => {
+            data.remove("_admin");
+            Value::Object(data)
+        }
+        _ => json!({}),
+    };
+    json!({
+        "id": socket.id,
+        "clientId": client,
+        "transport": socket.admin["transport"],
+        "nsp": nsp,
+        "data": data,
+        "handshake": {
+            "address": address,
+            "headers": handshake["headers"],
+            "query": handshake["query"],
+            "issued": handshake["issued"],
+            "secure": handshake["secure"],
+            "time": handshake["time"],
+            "url": handshake["url"],
+            "xdomain": handshake["xdomain"],
+        },
+        "rooms": socket.rooms,
+    })
+}
+
 fn serialize(socket: &Socket) -> Value {
     let handshake = socket.handshake();
     let pairs = |pairs: &[(String, String)]| {

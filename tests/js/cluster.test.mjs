@@ -414,10 +414,32 @@ describe("the Admin UI across nodes", hostOnly, () => {
     const seen = [];
     ui.onAny((event, ...args) => seen.push([event, ...args]));
     // The nodes subscribe to the UI's room asynchronously: until a socket joining on B is told.
+    let there;
     await eventually("a socket joining on the other node shown", async () => {
-      const there = await client(t, b.url);
+      there = await client(t, b.url);
       return eventually("", () => seen.some((e) => e[0] === "socket_connected" && e[1].id === there.id), 300).then(() => true, () => false);
     }, 10_000);
+    // A UI that comes now is listed every node's sockets of the namespaces its node
+    // has (Node's lists what fetchSockets finds in each of its namespaces), the other
+    // node's with its handshake and connection.
+    const here = await client(t, a.url);
+    const late = connect(a.url + "/nsbox-admin", { forceNew: true, reconnection: false, transports: ["websocket"], auth: {} });
+    t.after(() => late.close());
+    const listed = await next(late, "all_sockets");
+    assert.ok(listed.some((s) => s.id === here.id && s.nsp === "/t1"), "this node's socket listed");
+    const shown = listed.find((s) => s.id === there.id);
+    assert.ok(shown, `${there.id} listed among ${JSON.stringify(listed.map((s) => [s.nsp, s.id]))}`);
+    assert.equal(shown.nsp, "/t1");
+    assert.equal(shown.transport, "websocket");
+    assert.equal(typeof shown.clientId, "string");
+    assert.ok(shown.clientId.length > 0);
+    assert.ok(shown.rooms.includes(there.id));
+    assert.equal(shown.handshake.query.EIO, "4");
+    assert.equal(typeof shown.handshake.headers.host, "string");
+    assert.match(shown.handshake.time, /GMT/);
+    assert.equal(shown.handshake.address, "127.0.0.1");
+    // What the host keeps of it (a tenant's per-socket data stays in its instance).
+    assert.deepEqual(shown.data, {});
     const servers = () => new Set(seen.filter((e) => e[0] === "server_stats").map((e) => e[1].serverId));
     await eventually("both nodes' statistics", () => servers().size === 2, 10_000);
     for (const [, stats] of seen.filter((e) => e[0] === "server_stats")) {

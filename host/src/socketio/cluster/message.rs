@@ -457,6 +457,13 @@ fn write_json(value: &Value, out: &mut String, attachments: &mut Option<Vec<Byte
     }
 }
 
+/// A tree as JSON (binary as `null`): for what is shown, not relayed.
+pub(crate) fn to_json(value: &Value) -> serde_json::Value {
+    let mut text = String::new();
+    write_json(value, &mut text, &mut None);
+    serde_json::from_str(&text).unwrap_or_default()
+}
+
 /// A number as JavaScript's `JSON.stringify` writes it (not finite: `null`).
 fn write_float(f: f64, out: &mut String) {
     match serde_json::Number::from_f64(f) {

@@ -56,6 +56,15 @@ pub struct RemoteSocket {
     pub id: String,
     /// Its rooms, its own included.
     pub rooms: Vec<String>,
+    /// Its handshake in the shape of Node's (`headers`, `time`, `address`, `xdomain`,
+    /// `secure`, `issued`, `url`, `query`, `auth`), as the other server told it.
+    pub handshake: serde_json::Value,
+    /// Its per-socket data.
+    pub data: serde_json::Value,
+    /// `{clientId, transport}` of its connection, where the other server tells them
+    /// (nsbox does, beside the fields Node reads; Node's admin UI keeps them in
+    /// `data._admin`), for the Admin UI.
+    pub admin: serde_json::Value,
 }
 
 /// The most a fetch across servers waits.
@@ -503,6 +512,14 @@ fn describe(socket: &Arc<Socket>) -> Value {
             Value::Array(socket.rooms().into_iter().map(Value::from).collect()),
         ),
         ("data", data),
+        // Not read by Node's adapters: for nsbox's Admin UI on the other node.
+        (
+            "_admin",
+            map(vec![
+                ("clientId", Value::from(socket.client_id())),
+                ("transport", Value::from(socket.transport())),
+            ]),
+        ),
     ])
 }
 
@@ -515,9 +532,19 @@ fn remote_sockets(data: &Value) -> Vec<RemoteSocket> {
             sockets
                 .iter()
                 .filter_map(|socket| {
+                    let json =
+                        |key| field(socket, key).map_or(serde_json::Value::Null, message::to_json);
+                    let data = json("data");
+                    let admin = match json("_admin") {
+                        serde_json::Value::Null => data.get("_admin").cloned().unwrap_or_default(),
+                        admin => admin,
+                    };
                     Some(RemoteSocket {
                         id: str_field(socket, "id")?.to_owned(),
                         rooms: message::strings(socket, "rooms"),
+                        handshake: json("handshake"),
+                        data,
+                        admin,
                     })
                 })
                 .collect()
