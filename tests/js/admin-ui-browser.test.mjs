@@ -1,7 +1,8 @@
 // The Socket.IO Admin UI itself (the built files of the pinned @socket.io/admin-ui,
 // served here) in headless Chromium (the distribution's package, driven by
 // puppeteer-core), logging in to nsbox's `[admin_ui]` and showing the tenants'
-// namespaces and a client's socket and rooms. Screenshots go to ARTIFACTS_DIR.
+// namespaces and a client's socket and rooms. Screenshots go to ARTIFACTS_DIR. The server
+// agrees to permessage-deflate here, which Chromium offers: the UI's traffic is compressed.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createServer } from "node:http";
@@ -52,6 +53,14 @@ test("the Admin UI in Chromium logs in, and shows the tenants' namespaces and a 
   t.after(() => browser.close());
   const page = await browser.newPage();
   await page.setViewport({ width: 1400, height: 900 });
+  // What the browser's WebSockets agreed to, as its DevTools see their handshakes.
+  const extensions = [];
+  const devtools = await page.createCDPSession();
+  await devtools.send("Network.enable");
+  devtools.on("Network.webSocketHandshakeResponseReceived", ({ response }) => {
+    const headers = Object.fromEntries(Object.entries(response.headers).map(([k, v]) => [k.toLowerCase(), v]));
+    extensions.push(headers["sec-websocket-extensions"] ?? null);
+  });
   const shot = async (name) => {
     if (!ARTIFACTS) return;
     mkdirSync(ARTIFACTS, { recursive: true });
@@ -91,4 +100,7 @@ test("the Admin UI in Chromium logs in, and shows the tenants' namespaces and a 
   await shot("socket");
   const text = await page.evaluate(() => document.body.innerText);
   assert.match(text, /websocket|polling/);
+  // Chromium's offer, answered as Node's ws answers it.
+  assert.ok(extensions.length > 0, "the UI's WebSocket handshakes seen");
+  assert.ok(extensions.every((e) => e === "permessage-deflate"), JSON.stringify(extensions));
 });

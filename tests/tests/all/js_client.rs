@@ -495,10 +495,12 @@ async fn connection_state_recovery_with_javascript_and_python_echo() {
 
 /// The Admin UI's server side (`admin-ui.test.mjs`): the operator's login `admin` /
 /// `secret` (its bcrypt hash made here), the echo tenant as `t1` and `t2`; read-only too.
+/// With permessage-deflate for the browser's suite.
 async fn admin_ui_suite(file: &str, readonly: bool) {
     let hash = bcrypt::hash("secret", 4).expect("a bcrypt hash");
+    let deflate = file.contains("browser");
     let config = format!(
-        "[admin_ui]\nusername = \"admin\"\npassword_bcrypt = \"{hash}\"\nreadonly = {readonly}\n\n\
+        "per_message_deflate = {deflate}\n\n[admin_ui]\nusername = \"admin\"\npassword_bcrypt = \"{hash}\"\nreadonly = {readonly}\n\n\
          [tenants.t1]\ncomponent = \"builtin:echo\"\n\n\
          [tenants.t2]\ncomponent = \"builtin:echo\"\n"
     );
