@@ -465,9 +465,24 @@ async fn deploy(tenant: &str, file: &PathBuf, api: &Api) -> Result<Value, Client
     Ok(answer)
 }
 
+/// Every tenant the token sees, page by page, as one `{"tenants": [...]}`.
+async fn list_tenants(api: &Api) -> Result<Value, ClientError> {
+    let mut tenants = Vec::new();
+    let mut offset = Some(0);
+    while let Some(at) = offset {
+        let path = format!("/v1/tenants?limit=1000&offset={at}");
+        let mut page = call(api, Method::GET, &path, Bytes::new()).await?;
+        if let Some(Value::Array(listed)) = page.get_mut("tenants").map(Value::take) {
+            tenants.extend(listed);
+        }
+        offset = page.get("next_offset").and_then(Value::as_u64);
+    }
+    Ok(json!({ "tenants": tenants }))
+}
+
 async fn tenants(action: TenantsAction, api: &Api) -> Result<Value, ClientError> {
     match action {
-        TenantsAction::List => call(api, Method::GET, "/v1/tenants", Bytes::new()).await,
+        TenantsAction::List => list_tenants(api).await,
         TenantsAction::Show { tenant } => {
             call(
                 api,

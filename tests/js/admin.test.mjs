@@ -74,6 +74,41 @@ describe("tokens", () => {
   });
 });
 
+describe("the tenant list", () => {
+  test("pages, searches and sorts on the server; says what it cannot", async (t) => {
+    const all = (await api("GET", "/v1/tenants?limit=1000")).body;
+    const names = all.tenants.map((x) => x.name);
+    assert.deepEqual(names, [...names].sort(), "by name by default");
+    assert.equal(all.total, names.length);
+    assert.equal(all.next_offset, null);
+    // Two at a time, every tenant once, in order.
+    const paged = [];
+    for (let offset = 0; offset !== null; ) {
+      const page = (await api("GET", `/v1/tenants?limit=2&offset=${offset}`)).body;
+      assert.ok(page.tenants.length <= 2);
+      assert.equal(page.total, all.total);
+      paged.push(...page.tenants.map((x) => x.name));
+      offset = page.next_offset;
+    }
+    assert.deepEqual(paged, names);
+    // A search, case ignored.
+    const found = (await api("GET", "/v1/tenants?q=T")).body;
+    assert.deepEqual(found.tenants.map((x) => x.name), names.filter((n) => n.toLowerCase().includes("t")));
+    // The busiest first: t2 with two sockets, t1 with one, then the rest by name.
+    await connected(t, "/t2", { auth: { token: "ok" } });
+    await connected(t, "/t2", { auth: { token: "ok" } });
+    await connected(t, "/t1", { auth: { token: "ok" } });
+    const busiest = (await api("GET", "/v1/tenants?sort=sockets&order=desc&limit=2")).body;
+    assert.deepEqual(busiest.tenants.map((x) => [x.name, x.sockets]), [["t2", 2], ["t1", 1]]);
+    assert.equal(busiest.next_offset, 2);
+    for (const bad of ["sort=size", "order=up", "limit=0", "limit=1001", "offset=x"]) {
+      const refused = await api("GET", `/v1/tenants?${bad}`);
+      assert.equal(refused.status, 400, bad);
+      assert.equal(refused.body.error.code, "bad_query");
+    }
+  });
+});
+
 describe("deploy, redeploy, roll back, delete", () => {
   test("one component as two tenants, kept apart", async (t) => {
     const echo = component("echo");

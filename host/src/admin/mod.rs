@@ -26,6 +26,7 @@
 
 pub mod client;
 mod gates;
+mod listing;
 mod metrics;
 mod quota;
 mod reply;
@@ -200,7 +201,7 @@ impl Admin {
             return catalog_error(CatalogError::Unavailable("the link is down".into()));
         }
         match (&method, &path[1..]) {
-            (&Method::GET, ["tenants"]) => self.list(&access),
+            (&Method::GET, ["tenants"]) => self.list(&access, req.uri().query()),
             (_, ["tenants", tenant, rest @ ..]) => {
                 if !valid_tenant_name(tenant) {
                     return error(
@@ -270,20 +271,6 @@ impl Admin {
         limit: usize,
     ) -> Result<Bytes, BodyError> {
         read_body(req.into_body(), limit, self.options.body_timeout).await
-    }
-
-    fn list(&self, access: &Access) -> Reply {
-        let tenants: Vec<Value> = self
-            .tenants
-            .names()
-            .into_iter()
-            .filter(|name| match access {
-                Access::Operator => true,
-                Access::Tenant(own) => own == name,
-            })
-            .filter_map(|name| self.describe(&name))
-            .collect();
-        json(StatusCode::OK, json!({ "tenants": tenants }))
     }
 
     /// A tenant's recent log lines (`?after=SEQ` for those after one), or with
