@@ -101,6 +101,12 @@ describe("the tenant list", () => {
     const busiest = (await api("GET", "/v1/tenants?sort=sockets&order=desc&limit=2")).body;
     assert.deepEqual(busiest.tenants.map((x) => [x.name, x.sockets]), [["t2", 2], ["t1", 1]]);
     assert.equal(busiest.next_offset, 2);
+    // Ties by name; by name backwards.
+    const bySockets = (await api("GET", "/v1/tenants?sort=sockets&order=desc&limit=1000")).body.tenants;
+    const idle = bySockets.filter((x) => x.sockets === 0).map((x) => x.name);
+    assert.deepEqual(idle, [...idle].sort());
+    const backwards = (await api("GET", "/v1/tenants?order=desc&limit=1000")).body.tenants;
+    assert.deepEqual(backwards.map((x) => x.name), [...names].reverse());
     for (const bad of ["sort=size", "order=up", "limit=0", "limit=1001", "offset=x"]) {
       const refused = await api("GET", `/v1/tenants?${bad}`);
       assert.equal(refused.status, 400, bad);

@@ -10,7 +10,7 @@ use super::reply::{error, json, Reply};
 use super::Admin;
 use crate::engineio::parse_query;
 use crate::store::tokens::Access;
-use crate::tenants::TenantStats;
+use crate::tenants::{TenantSlot, TenantStats};
 
 /// A page's size unless asked for another, and the most one may be.
 const DEFAULT_LIMIT: usize = 100;
@@ -42,7 +42,7 @@ impl SortBy {
         })
     }
 
-    /// The number a tenant sorts by (none for the name).
+    /// The number a tenant sorts by (none for the name, which sorts by itself).
     fn key(self, stats: &TenantStats) -> u64 {
         match self {
             SortBy::Name => 0,
@@ -122,40 +122,32 @@ impl Admin {
             Ok(listing) => listing,
             Err(message) => return error(StatusCode::BAD_REQUEST, "bad_query", message),
         };
-        let mut names: Vec<String> = self
-            .tenants
-            .names()
-            .into_iter()
-            .filter(|name| match access {
+        let search = listing.search.as_bytes();
+        let keep = |name: &str| {
+            let seen = match access {
                 Access::Operator => true,
                 Access::Tenant(own) => own == name,
-            })
-            .filter(|name| name.to_ascii_lowercase().contains(&listing.search))
-            .collect();
-        if listing.sort != SortBy::Name {
-            let mut keyed: Vec<(u64, String)> = names
-                .into_iter()
-                .map(|name| {
-                    let key = self
-                        .tenants
-                        .get(&name)
-                        .map_or(0, |slot| listing.sort.key(slot.current().stats()));
-                    (key, name)
-                })
-                .collect();
-            keyed.sort();
-            names = keyed.into_iter().map(|(_, name)| name).collect();
-        }
-        if listing.descending {
-            names.reverse();
-        }
-        let total = names.len();
-        let start = listing.offset.min(total);
-        let end = start.saturating_add(listing.limit).min(total);
-        let tenants: Vec<_> = names[start..end]
+            };
+            seen && (search.is_empty()
+                || name
+                    .as_bytes()
+                    .windows(search.len())
+                    .any(|part| part.eq_ignore_ascii_case(search)))
+        };
+        let sort = listing.sort;
+        let key = |slot: &TenantSlot| sort.key(slot.current().stats());
+        let (names, total) = self.tenants.page(
+            keep,
+            (sort != SortBy::Name).then_some(&key as &dyn Fn(&TenantSlot) -> u64),
+            listing.descending,
+            (listing.offset, listing.limit),
+        );
+        let tenants: Vec<_> = names
             .iter()
             .filter_map(|name| self.describe(name))
             .collect();
+        let start = listing.offset.min(total);
+        let end = start.saturating_add(names.len());
         let next = (end < total).then_some(end);
         json(
             StatusCode::OK,

@@ -225,6 +225,45 @@ impl Tenants {
         names
     }
 
+    /// A page of the tenants `keep` selects by name, sorted by `key` (ties by name) or,
+    /// without one, by name; `descending` turns the key's order (or the names'):
+    /// `limit` names from `offset`, and how many were selected. Only the page's names
+    /// are copied, under one read of the registry: a list of 100,000 tenants costs a
+    /// filter and a sort of references.
+    pub fn page(
+        &self,
+        keep: impl Fn(&str) -> bool,
+        key: Option<&dyn Fn(&TenantSlot) -> u64>,
+        descending: bool,
+        (offset, limit): (usize, usize),
+    ) -> (Vec<String>, usize) {
+        let slots = self.slots.read();
+        let mut chosen: Vec<(u64, &str)> = slots
+            .iter()
+            .filter(|(name, _)| keep(name))
+            .map(|(name, slot)| (key.map_or(0, |key| key(slot)), name.as_str()))
+            .collect();
+        chosen.sort_unstable_by(|a, b| {
+            let by_key = match descending && key.is_some() {
+                true => b.0.cmp(&a.0),
+                false => a.0.cmp(&b.0),
+            };
+            let by_name = match descending && key.is_none() {
+                true => b.1.cmp(a.1),
+                false => a.1.cmp(b.1),
+            };
+            by_key.then(by_name)
+        });
+        let total = chosen.len();
+        let page = chosen
+            .iter()
+            .skip(offset)
+            .take(limit)
+            .map(|(_, name)| (*name).to_owned())
+            .collect();
+        (page, total)
+    }
+
     /// Serves every namespace `pattern` matches with the tenant its first capture (or,
     /// without one, the name after the `/`) names. A namespace whose tenant does not
     /// exist is refused with `connect_error` `unknown tenant`.
