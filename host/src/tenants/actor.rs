@@ -19,7 +19,9 @@ use super::command::{drop_socket, Command, REDEPLOY_EVENT};
 use super::configuration::TenantConfig;
 use super::contract::Exports;
 use super::fault::Fault;
-use super::handle::{event_size, EventQueue, Retirement, Shared, TenantHandle};
+use super::handle::{
+    event_size, ActorStart, EventQueue, Retirement, Senders, Shared, TenantHandle,
+};
 use super::kind::{Kind, Refusal};
 use super::limits::Limits;
 use super::log::TenantLog;
@@ -118,59 +120,51 @@ pub(crate) fn spawn(
     limits: Limits,
     shared: Shared,
 ) -> TenantHandle {
-    let (mailbox, inbox) = mpsc::unbounded_channel();
-    let (retirements, retirement) = mpsc::unbounded_channel();
-    let name: Arc<str> = Arc::from(name);
     let handle = TenantHandle::new(
-        name.clone(),
+        Arc::from(name),
         version,
-        mailbox.clone(),
-        retirements,
-        code.clone(),
+        start,
+        runtime,
+        code,
         &limits,
         shared,
     );
-    let actor = Actor::new(
-        name,
-        version,
-        runtime,
-        code,
-        limits,
-        &handle,
-        mailbox.downgrade(),
-    );
     // A new version starts with a clean record.
     handle.stats.quarantined.store(0, Ordering::Relaxed);
-    actor.log.event(
+    handle.log().event(
         tracing::Level::INFO,
         &format!("version {version} now serves"),
     );
-    tokio::spawn(actor.run(inbox, retirement));
     handle
+}
+
+/// Starts the actor of `handle`'s version (its first command is on its way): its
+/// mailbox, its task.
+fn start(handle: &TenantHandle, start: &ActorStart) -> Senders {
+    let (mailbox, inbox) = mpsc::unbounded_channel();
+    let (retirements, retirement) = mpsc::unbounded_channel();
+    let actor = Actor::new(handle, start, mailbox.downgrade());
+    tokio::spawn(actor.run(inbox, retirement));
+    Senders {
+        mailbox,
+        retirements,
+    }
 }
 
 impl Actor {
     fn new(
-        name: Arc<str>,
-        version: u64,
-        runtime: Arc<Runtime>,
-        code: Arc<Code>,
-        limits: Limits,
         handle: &TenantHandle,
+        start: &ActorStart,
         mailbox: mpsc::WeakUnboundedSender<Command>,
     ) -> Actor {
+        let limits = handle.limits().clone();
         let (restarts, cpu) = (RestartPolicy::new(&limits), CpuBudget::new(&limits));
-        let log = Arc::new(TenantLog::new(
-            name.clone(),
-            &limits,
-            handle.stats.clone(),
-            handle.journal.clone(),
-        ));
+        let version = handle.version;
         Actor {
-            log,
-            name,
-            runtime,
-            code,
+            log: start.log.clone(),
+            name: handle.name.clone(),
+            runtime: start.runtime.clone(),
+            code: handle.code().clone(),
             limits,
             live: None,
             generation: 0,
@@ -412,7 +406,7 @@ impl Actor {
         match command {
             Command::Middleware { socket, reply } => match next {
                 Some(next) => {
-                    let _ = next.mailbox.send(Command::Middleware { socket, reply });
+                    let _ = next.send(Command::Middleware { socket, reply });
                 }
                 None => {
                     let _ = reply.send(Err(Refusal::UnknownTenant.with_data(

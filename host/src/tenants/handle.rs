@@ -2,7 +2,7 @@
 //! rate limits and the queue bound here, before the actor (and the guest) sees them.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use serde_json::json;
 use tokio::sync::{mpsc, oneshot};
@@ -12,9 +12,10 @@ use super::configuration::TenantConfig;
 use super::journal::Journal;
 use super::kind::{Kind, Refusal};
 use super::limits::Limits;
+use super::log::TenantLog;
 use super::policy::FaultSink;
 use super::rate::TokenBucket;
-use super::runtime::Code;
+use super::runtime::{Code, Runtime};
 use super::stats::TenantStats;
 use crate::kv::Backend;
 use crate::socketio::{AckSender, ConnectError, DisconnectReason, Payload, Socket};
@@ -77,13 +78,33 @@ pub(crate) struct Shared {
     pub(crate) faults: Option<FaultSink>,
 }
 
+/// The way into a version's actor. The actor starts with the first command sent to it:
+/// until then a tenant costs its handle, not a task and its mailbox (a platform of
+/// 100,000 tenants has most of them unreached at any time).
+pub(crate) struct ActorStart {
+    senders: OnceLock<Senders>,
+    /// What starts it (the actor's module, which knows this one, not the other way).
+    starter: Starter,
+    pub(crate) runtime: Arc<Runtime>,
+    /// The version's log, made with the handle (its first line says the version serves).
+    pub(crate) log: Arc<TenantLog>,
+}
+
+/// Starts the actor of a handle's version: its mailbox, its task.
+pub(crate) type Starter = fn(&TenantHandle, &ActorStart) -> Senders;
+
+/// A started actor's mailbox and its way to retirement.
+pub(crate) struct Senders {
+    pub(crate) mailbox: mpsc::UnboundedSender<Command>,
+    pub(crate) retirements: mpsc::UnboundedSender<Retirement>,
+}
+
 /// The way to a running tenant: cheap to clone, one per socket handler.
 #[derive(Clone)]
 pub struct TenantHandle {
     pub(crate) name: Arc<str>,
     pub(crate) version: u64,
-    pub(crate) mailbox: mpsc::UnboundedSender<Command>,
-    retirements: mpsc::UnboundedSender<Retirement>,
+    actor: Arc<ActorStart>,
     pub(crate) queue: Arc<EventQueue>,
     pub(crate) stats: Arc<TenantStats>,
     /// The tenant's recent lines, shared by its versions.
@@ -104,13 +125,14 @@ pub struct TenantHandle {
 }
 
 impl TenantHandle {
-    /// The way to an actor that reads `mailbox` and `retirements`, for one version of a
-    /// tenant under `limits`; `stats` are the tenant's, shared by its versions.
+    /// The way to the actor of one version of a tenant under `limits`, on `runtime`,
+    /// started by `starter` at the first command; `shared` are the tenant's, shared by
+    /// its versions.
     pub(crate) fn new(
         name: Arc<str>,
         version: u64,
-        mailbox: mpsc::UnboundedSender<Command>,
-        retirements: mpsc::UnboundedSender<Retirement>,
+        starter: Starter,
+        runtime: Arc<Runtime>,
         code: Arc<Code>,
         limits: &Limits,
         shared: Shared,
@@ -122,11 +144,21 @@ impl TenantHandle {
             config,
             faults,
         } = shared;
+        let log = Arc::new(TenantLog::new(
+            name.clone(),
+            limits,
+            stats.clone(),
+            journal.clone(),
+        ));
         TenantHandle {
             name,
             version,
-            mailbox,
-            retirements,
+            actor: Arc::new(ActorStart {
+                senders: OnceLock::new(),
+                starter,
+                runtime,
+                log,
+            }),
             queue: Arc::new(EventQueue {
                 events: AtomicUsize::new(0),
                 bytes: AtomicUsize::new(0),
@@ -145,6 +177,23 @@ impl TenantHandle {
             storage,
             faults,
         }
+    }
+
+    /// The actor's way in, the actor started by the first use.
+    fn senders(&self) -> &Senders {
+        self.actor
+            .senders
+            .get_or_init(|| (self.actor.starter)(self, &self.actor))
+    }
+
+    /// Sends a command to the actor (starting it).
+    pub(crate) fn send(&self, command: Command) -> Result<(), mpsc::error::SendError<Command>> {
+        self.senders().mailbox.send(command)
+    }
+
+    /// The version's log.
+    pub(crate) fn log(&self) -> &Arc<TenantLog> {
+        &self.actor.log
     }
 
     /// The tenant's name.
@@ -201,29 +250,28 @@ impl TenantHandle {
     pub(crate) async fn middleware(&self, socket: Arc<Socket>) -> Result<(), ConnectError> {
         let (reply, verdict) = oneshot::channel();
         let unavailable = || Refusal::TenantUnavailable.with_data(json!({ "tenant": &*self.name }));
-        self.mailbox
-            .send(Command::Middleware { socket, reply })
+        self.send(Command::Middleware { socket, reply })
             .map_err(|_| unavailable())?;
         verdict.await.map_err(|_| unavailable())?
     }
 
     /// Tells the tenant an admitted socket was accepted.
     pub(crate) fn connected(&self, socket: &Arc<Socket>) {
-        let _ = self.mailbox.send(Command::Connected {
+        let _ = self.send(Command::Connected {
             socket: socket.clone(),
         });
     }
 
     /// Tells the tenant a socket was given back to its client.
     pub(crate) fn recovered(&self, socket: &Arc<Socket>) {
-        let _ = self.mailbox.send(Command::Recovered {
+        let _ = self.send(Command::Recovered {
             socket: socket.clone(),
         });
     }
 
     /// Tells the tenant a socket left.
     pub(crate) fn disconnected(&self, socket: &Arc<Socket>, reason: DisconnectReason) {
-        let _ = self.mailbox.send(Command::Disconnected {
+        let _ = self.send(Command::Disconnected {
             socket: socket.clone(),
             reason,
         });
@@ -231,7 +279,7 @@ impl TenantHandle {
 
     /// Another server asks `socket` to join `room`.
     pub(crate) fn cluster_join(&self, socket: &Arc<Socket>, room: String) {
-        let _ = self.mailbox.send(Command::ClusterJoin {
+        let _ = self.send(Command::ClusterJoin {
             socket: socket.clone(),
             room,
         });
@@ -250,7 +298,7 @@ impl TenantHandle {
             self.stats.dropped_events.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        let _ = self.mailbox.send(Command::ServerEvent {
+        let _ = self.send(Command::ServerEvent {
             event: event.to_owned(),
             args,
         });
@@ -259,18 +307,20 @@ impl TenantHandle {
     /// Quarantines this version as its faults elsewhere (on other nodes) asked: new
     /// sockets are refused until a new version; those connected stay.
     pub fn quarantine(&self, reason: String) {
-        let _ = self.mailbox.send(Command::Quarantine { reason });
+        let _ = self.send(Command::Quarantine { reason });
     }
 
     pub(crate) fn readmit(&self, socket: Arc<Socket>) {
-        let _ = self.mailbox.send(Command::Readmit { socket });
+        let _ = self.send(Command::Readmit { socket });
     }
 
     /// Hands every socket to `successor` (or, without one, disconnects them); `done`
     /// runs once they are all on their way.
     pub(crate) fn retire(&self, successor: Option<TenantHandle>, done: Box<dyn FnOnce() + Send>) {
-        if let Err(mpsc::error::SendError(retirement)) =
-            self.retirements.send(Retirement { successor, done })
+        if let Err(mpsc::error::SendError(retirement)) = self
+            .senders()
+            .retirements
+            .send(Retirement { successor, done })
         {
             (retirement.done)();
         }
@@ -299,7 +349,7 @@ impl TenantHandle {
         self.stats
             .bytes_in
             .fetch_add(size as u64, Ordering::Relaxed);
-        let _ = self.mailbox.send(Command::Event {
+        let _ = self.send(Command::Event {
             socket: socket.clone(),
             event: event.to_owned(),
             args,

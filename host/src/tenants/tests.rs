@@ -84,3 +84,41 @@ async fn an_idle_instance_is_evicted_and_started_afresh_and_neither_is_a_restart
         .iter()
         .any(|packet| packet.contains("nsbox:redeployed")));
 }
+
+/// A tenant no command has reached has no actor (no task, no mailbox): the first
+/// connection starts it, and only its own.
+#[tokio::test]
+async fn a_tenant_gets_its_actor_with_its_first_command() {
+    let runtime = Runtime::new().expect("the engine starts");
+    let echo = builtin::component("echo").expect("built in");
+    let code = runtime
+        .compile_off_thread(echo, None)
+        .await
+        .expect("compiles");
+    let limits = Limits::default();
+    let tenants = Tenants::new(runtime, limits.clone(), crate::kv::memory());
+    let tasks = || {
+        tokio::runtime::Handle::current()
+            .metrics()
+            .num_alive_tasks()
+    };
+    let before = tasks();
+    for i in 0..200 {
+        tenants
+            .deploy(&format!("quiet{i}"), 1, code.clone(), limits.clone())
+            .await;
+    }
+    let io = SocketIo::new(SocketIoConfig::default());
+    tenants.serve_pattern(&io, Regex::new(r"^/(\w+)$").expect("a valid pattern"));
+    assert_eq!(tasks(), before, "200 tenants deployed, no actor started");
+    let stats = tenants
+        .get("quiet7")
+        .expect("deployed")
+        .current()
+        .stats()
+        .clone();
+    let wire = Wire::open(&io);
+    wire.send(r#"0/quiet7,{"token":"ok"}"#);
+    assert!(until(|| stats.sockets.load(Relaxed) == 1).await, "joined");
+    assert_eq!(tasks(), before + 1, "the one reached has its actor");
+}
