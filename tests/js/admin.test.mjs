@@ -428,8 +428,8 @@ describe("metrics", () => {
     assert.ok(line, `${name}{${labels}} in the metrics`);
     return Number(line.split(" ").at(-1));
   };
-  const metrics = async () => {
-    const res = await fetch(`${ADMIN_URL}/metrics`);
+  const metrics = async (query = "") => {
+    const res = await fetch(`${ADMIN_URL}/metrics${query}`);
     assert.equal(res.status, 200);
     assert.match(res.headers.get("content-type"), /^text\/plain/);
     return res.text();
@@ -437,11 +437,18 @@ describe("metrics", () => {
 
   test("move when traffic flows", async (t) => {
     await deploy("metered", component("echo"));
-    const before = await metrics();
     const tenant = 'tenant="metered"';
+    // Nothing has reached it yet: its version, no counters (all zero until then).
+    const unreached = await metrics();
+    assert.equal(read(unreached, "nsbox_tenant_version", tenant), 1);
+    assert.ok(!unreached.includes(`nsbox_tenant_events_in_total{${tenant}}`), "no counters before anything reached it");
     for (const family of ["nsbox_tenant_call_cpu_seconds", "nsbox_tenant_sockets", "nsbox_connections"]) {
-      assert.match(before, new RegExp(`# TYPE ${family} `));
+      assert.match(unreached, new RegExp(`# TYPE ${family} `));
     }
+    // Reached: a refused connection starts its actor, and its counters appear.
+    await refusedOnce(t);
+    const before = await metrics();
+    assert.equal(read(before, "nsbox_tenant_connects_refused_total", tenant), 1);
     const a = await connected(t, "/metered", { auth: { token: "ok" }, transports: ["websocket"] });
     const b = await connected(t, "/metered", { auth: { token: "ok" } });
     await refusedOnce(t);
@@ -465,6 +472,11 @@ describe("metrics", () => {
     assert.equal(read(after, "nsbox_tenant_version", tenant), 1);
     assert.ok(read(after, 'nsbox_connections', 'transport="websocket"') >= 1);
     assert.ok(read(after, 'nsbox_connections', 'transport="polling"') + read(after, 'nsbox_connections', 'transport="websocket"') >= 2);
+    // One tenant's alone, beside the host's.
+    const one = await metrics("?tenant=metered");
+    assert.equal(read(one, "nsbox_tenant_sockets", tenant), 2);
+    assert.ok(!/tenant="(?!metered")/.test(one), "no other tenant's series");
+    assert.ok(read(one, 'nsbox_connections', 'transport="websocket"') >= 1);
   });
 
   async function refusedOnce(t) {
@@ -474,8 +486,8 @@ describe("metrics", () => {
 
   test("count traps and restarts", async (t) => {
     const tenant = 'tenant="crash"';
-    const before = await metrics();
     const s = await connected(t, "/crash");
+    const before = await metrics();
     const gone = once(s, "disconnect");
     s.emit("boom");
     await gone;

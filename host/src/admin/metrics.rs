@@ -153,12 +153,16 @@ pub(crate) struct AdminCounters {
     pub(crate) compile_timeout: AtomicU64,
 }
 
-/// Renders every metric.
+/// Renders every metric: the host's, each tenant's version, and the counters of the
+/// tenants reached since this node started (one never reached has only zeros, and a
+/// node of 100,000 tenants would write hundreds of megabytes of them); with `only`,
+/// that tenant's alone.
 pub(crate) fn render(
     tenants: &Tenants,
     engine: &Engine,
     admin: &AdminCounters,
     cluster: Option<&LinkStats>,
+    only: Option<&str>,
 ) -> String {
     let mut out = String::new();
     if let Some(link) = cluster {
@@ -236,11 +240,14 @@ pub(crate) fn render(
         "nsbox_connections{{transport=\"websocket\"}} {websocket}"
     );
 
-    let slots: Vec<_> = tenants
-        .names()
-        .iter()
-        .filter_map(|name| tenants.get(name))
-        .collect();
+    let slots: Vec<_> = match only {
+        Some(name) => tenants.get(name).into_iter().collect(),
+        None => tenants
+            .names()
+            .iter()
+            .filter_map(|name| tenants.get(name))
+            .collect(),
+    };
     family(
         &mut out,
         "nsbox_tenant_version",
@@ -255,6 +262,10 @@ pub(crate) fn render(
             slot.name()
         );
     }
+    let slots: Vec<_> = slots
+        .into_iter()
+        .filter(|slot| slot.current().stats().reached.load(Relaxed))
+        .collect();
     for metric in &METRICS {
         family(&mut out, metric.name, metric.kind, metric.help);
         for slot in &slots {

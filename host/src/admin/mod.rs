@@ -180,11 +180,15 @@ impl Admin {
         let path: Vec<&str> = path.iter().map(String::as_str).collect();
         let method = req.method().clone();
         if method == Method::GET && path == ["metrics"] {
+            let tenant = crate::engineio::parse_query(req.uri().query().unwrap_or_default())
+                .into_iter()
+                .find_map(|(name, value)| (name == "tenant").then_some(value));
             return reply::text(metrics::render(
                 &self.tenants,
                 &self.engine,
                 &self.counters,
                 self.options.cluster_link.as_deref(),
+                tenant.as_deref(),
             ));
         }
         if path.first() != Some(&"v1") {

@@ -144,6 +144,7 @@ fn start(handle: &TenantHandle, start: &ActorStart) -> Senders {
     let (mailbox, inbox) = mpsc::unbounded_channel();
     let (retirements, retirement) = mpsc::unbounded_channel();
     let actor = Actor::new(handle, start, mailbox.downgrade());
+    handle.stats.reached.store(true, Ordering::Relaxed);
     tokio::spawn(actor.run(inbox, retirement));
     Senders {
         mailbox,

@@ -1,7 +1,7 @@
 //! What a tenant counts about itself, shared by its versions, read by the admin API
 //! and the metrics.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use super::kind::Kind;
@@ -56,6 +56,9 @@ pub struct TenantStats {
     pub throttled: AtomicU64,
     /// 1 while the tenant is quarantined after repeated faults, else 0.
     pub quarantined: AtomicU64,
+    /// Set when an actor of the tenant first started (a command reached it) on this
+    /// node: before that its counters are all zero, and `/metrics` leaves them out.
+    pub reached: AtomicBool,
     /// How often each limit of [`Kind::LIMITS`] tripped.
     pub limit_trips: [AtomicU64; Kind::LIMITS.len()],
     /// Storage operations the tenant ran (each key of a batch counted).

@@ -23,14 +23,20 @@ async fn until(mut done: impl FnMut() -> bool) -> bool {
     done()
 }
 
-#[tokio::test(start_paused = true)]
-async fn an_idle_instance_is_evicted_and_started_afresh_and_neither_is_a_restart() {
+/// A runtime, and the `echo` example compiled on it.
+async fn echo() -> (std::sync::Arc<Runtime>, std::sync::Arc<super::Code>) {
     let runtime = Runtime::new().expect("the engine starts");
     let echo = builtin::component("echo").expect("built in");
     let code = runtime
         .compile_off_thread(echo, None)
         .await
         .expect("compiles");
+    (runtime, code)
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_idle_instance_is_evicted_and_started_afresh_and_neither_is_a_restart() {
+    let (runtime, code) = echo().await;
     let idle = Duration::from_secs(300);
     let limits = Limits {
         evict_idle_after: idle,
@@ -89,12 +95,7 @@ async fn an_idle_instance_is_evicted_and_started_afresh_and_neither_is_a_restart
 /// connection starts it, and only its own.
 #[tokio::test]
 async fn a_tenant_gets_its_actor_with_its_first_command() {
-    let runtime = Runtime::new().expect("the engine starts");
-    let echo = builtin::component("echo").expect("built in");
-    let code = runtime
-        .compile_off_thread(echo, None)
-        .await
-        .expect("compiles");
+    let (runtime, code) = echo().await;
     let limits = Limits::default();
     let tenants = Tenants::new(runtime, limits.clone(), crate::kv::memory());
     let tasks = || {
