@@ -39,6 +39,7 @@ pub mod admin_ui;
 pub mod app;
 pub mod body;
 pub mod calendar;
+pub mod client_dist;
 pub mod cluster;
 pub mod config;
 pub mod durable;

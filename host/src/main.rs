@@ -604,6 +604,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let server = Server::new()
         .header_timeout(settings.header_timeout())
         .max_connections(settings.max_connections)
+        .serve_client(settings.serve_client)
         .mount(app.io.engine().clone());
     // Accept on a worker thread, not on this one: a connection's task then starts on
     // the thread that accepted it, with no wake-up of another thread per connection.

@@ -32,6 +32,7 @@ pub struct Server {
     endpoints: Vec<Arc<Engine>>,
     header_timeout: Duration,
     max_connections: usize,
+    serve_client: bool,
 }
 
 impl Default for Server {
@@ -40,6 +41,7 @@ impl Default for Server {
             endpoints: Vec::new(),
             header_timeout: HEADER_TIMEOUT,
             max_connections: MAX_CONNECTIONS,
+            serve_client: false,
         }
     }
 }
@@ -74,6 +76,13 @@ impl Server {
         self
     }
 
+    /// Serves the official client's browser builds under each endpoint's path, as
+    /// Node's socket.io does with `serveClient` (see [`crate::client_dist`]).
+    pub fn serve_client(mut self, serve: bool) -> Server {
+        self.serve_client = serve;
+        self
+    }
+
     /// Adds an endpoint, answered on its configured path.
     pub fn mount(mut self, engine: Arc<Engine>) -> Server {
         self.endpoints.push(engine);
@@ -87,6 +96,7 @@ impl Server {
         shutdown: impl std::future::Future<Output = ()>,
     ) {
         let endpoints: Arc<[Arc<Engine>]> = self.endpoints.clone().into();
+        let serve_client = self.serve_client;
         let open = OpenConnections::new(self.max_connections);
         tokio::pin!(shutdown);
         loop {
@@ -118,7 +128,9 @@ impl Server {
                 let _held = held;
                 let service = service_fn(move |req| {
                     let endpoints = endpoints.clone();
-                    async move { Ok::<_, Infallible>(route(&endpoints, req, remote).await) }
+                    async move {
+                        Ok::<_, Infallible>(route(&endpoints, serve_client, req, remote).await)
+                    }
                 });
                 let connection = builder
                     .serve_connection(TokioIo::new(stream), service)
@@ -180,10 +192,20 @@ impl OpenConnections {
 
 async fn route(
     endpoints: &[Arc<Engine>],
+    serve_client: bool,
     req: http::Request<hyper::body::Incoming>,
     remote: SocketAddr,
 ) -> Response<Full<Bytes>> {
     let path = req.uri().path();
+    if serve_client && req.method() == http::Method::GET {
+        let file = endpoints
+            .iter()
+            .find_map(|e| path.strip_prefix(e.path()))
+            .and_then(crate::client_dist::index);
+        if let Some(file) = file {
+            return crate::client_dist::serve(file, req.headers()).await;
+        }
+    }
     match endpoints.iter().find(|e| e.matches_path(path)) {
         Some(engine) => engine.handle(req, remote).await,
         None => {

@@ -90,6 +90,11 @@ pub struct Settings {
     /// See `http_compression`.
     #[serde(default = "default_http_compression_threshold")]
     pub http_compression_threshold: usize,
+    /// The official client's browser builds are served under the Socket.IO path
+    /// (`/socket.io/socket.io.min.js` and the others; Node's `serveClient`). Default is
+    /// on, as Node's.
+    #[serde(default = "default_serve_client")]
+    pub serve_client: bool,
     /// WebSocket messages of at least `per_message_deflate_threshold` bytes are sent
     /// compressed to clients that offer `permessage-deflate` (Node's `perMessageDeflate`).
     /// Default is off, as Node's.
@@ -301,6 +306,10 @@ fn default_http_compression_threshold() -> usize {
         .engine
         .http_compression
         .unwrap_or(1024)
+}
+
+fn default_serve_client() -> bool {
+    true
 }
 
 fn default_per_message_deflate_threshold() -> usize {

@@ -66,7 +66,11 @@ pub fn conformance_server() -> (SocketIo, Server) {
     });
     let io = SocketIo::new(config);
     conformance(&io);
-    let server = Server::new().mount(io.engine().clone()).mount(raw);
+    // Node's default: the client's browser builds served under the path.
+    let server = Server::new()
+        .serve_client(true)
+        .mount(io.engine().clone())
+        .mount(raw);
     (io, server)
 }
 

@@ -170,6 +170,7 @@ impl TestServer {
         let server = Server::new()
             .header_timeout(settings.header_timeout())
             .max_connections(settings.max_connections)
+            .serve_client(settings.serve_client)
             .mount(app.io.engine().clone());
         tokio::spawn(server.serve(listener, async move {
             let _ = stopped.await;

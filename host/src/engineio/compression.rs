@@ -1,6 +1,7 @@
 //! HTTP long-polling compression (Node's `httpCompression`): a poll's body at or above
 //! a threshold is sent gzip- or deflate-encoded when the request accepts either, gzip
-//! first, as engine.io chooses.
+//! first, as engine.io chooses. Brotli too, for the client files Node's socket.io
+//! serves compressed that way.
 
 use std::io::Write;
 
@@ -11,25 +12,35 @@ use http::HeaderMap;
 
 /// A `Content-Encoding` nsbox writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Encoding {
+pub enum Encoding {
+    /// `br`.
+    Brotli,
+    /// `gzip`.
     Gzip,
+    /// `deflate` (zlib-wrapped, as Node writes it).
     Deflate,
 }
 
 impl Encoding {
     /// Its name in `Accept-Encoding` and `Content-Encoding`.
-    pub(crate) fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
+            Encoding::Brotli => "br",
             Encoding::Gzip => "gzip",
             Encoding::Deflate => "deflate",
         }
     }
 
-    /// The encoding a request accepts, by its `Accept-Encoding`, chosen as Node's
-    /// engine.io chooses (`accepts`/`negotiator`): for each, its most specific entry
-    /// (its name over `*`); then the higher quality, the more specific, the one listed
-    /// first, gzip before deflate. None when it accepts neither (or sends no header).
+    /// The encoding a request accepts among gzip and deflate (what engine.io offers).
     pub(crate) fn accepted(headers: &HeaderMap) -> Option<Encoding> {
+        Encoding::accepted_among(headers, &[Encoding::Gzip, Encoding::Deflate])
+    }
+
+    /// The encoding of `offered` a request accepts, by its `Accept-Encoding`, chosen as
+    /// Node's `accepts`/`negotiator` choose: for each, its most specific entry (its name
+    /// over `*`); then the higher quality, the more specific, the one listed first, the
+    /// one offered first. None when it accepts none (or sends no header).
+    pub fn accepted_among(headers: &HeaderMap, offered: &[Encoding]) -> Option<Encoding> {
         // (name, quality, position) of each entry.
         let entries: Vec<(String, f32, usize)> = headers
             .get_all(http::header::ACCEPT_ENCODING)
@@ -48,23 +59,23 @@ impl Encoding {
             })
             .collect();
         // (quality, specificity, position, server order) of each encoding's best entry.
-        let mut ranked: Vec<(f32, u8, usize, usize, Encoding)> =
-            [Encoding::Gzip, Encoding::Deflate]
-                .into_iter()
-                .enumerate()
-                .filter_map(|(order, encoding)| {
-                    entries
-                        .iter()
-                        .filter_map(|(name, q, position)| match name.as_str() {
-                            n if n == encoding.name() => Some((*q, 1u8, *position)),
-                            "*" => Some((*q, 0u8, *position)),
-                            _ => None,
-                        })
-                        .max_by(|a, b| a.1.cmp(&b.1).then(a.0.total_cmp(&b.0)).then(a.2.cmp(&b.2)))
-                        .map(|(q, s, position)| (q, s, position, order, encoding))
-                })
-                .filter(|(q, ..)| *q > 0.0)
-                .collect();
+        let mut ranked: Vec<(f32, u8, usize, usize, Encoding)> = offered
+            .iter()
+            .copied()
+            .enumerate()
+            .filter_map(|(order, encoding)| {
+                entries
+                    .iter()
+                    .filter_map(|(name, q, position)| match name.as_str() {
+                        n if n == encoding.name() => Some((*q, 1u8, *position)),
+                        "*" => Some((*q, 0u8, *position)),
+                        _ => None,
+                    })
+                    .max_by(|a, b| a.1.cmp(&b.1).then(a.0.total_cmp(&b.0)).then(a.2.cmp(&b.2)))
+                    .map(|(q, s, position)| (q, s, position, order, encoding))
+            })
+            .filter(|(q, ..)| *q > 0.0)
+            .collect();
         ranked.sort_by(|a, b| {
             b.0.total_cmp(&a.0)
                 .then(b.1.cmp(&a.1))
@@ -74,11 +85,17 @@ impl Encoding {
         ranked.first().map(|ranked| ranked.4)
     }
 
-    /// `body` encoded (zlib's default level, as Node's).
-    pub(crate) fn encode(self, body: &[u8]) -> Bytes {
+    /// `body` encoded (zlib's default level, Brotli's highest quality, as Node's).
+    pub fn encode(self, body: &[u8]) -> Bytes {
         let out = Vec::with_capacity(body.len() / 2);
         // Writing to a Vec cannot fail.
         let encoded = match self {
+            Encoding::Brotli => {
+                // Node's defaults: quality 11, a window of 2^22.
+                let mut encoder = brotli::CompressorWriter::new(out, 4096, 11, 22);
+                let _ = encoder.write_all(body);
+                Ok(encoder.into_inner())
+            }
             Encoding::Gzip => {
                 let mut encoder = GzEncoder::new(out, Compression::default());
                 let _ = encoder.write_all(body);

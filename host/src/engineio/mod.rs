@@ -25,7 +25,7 @@ use hyper::body::Incoming;
 
 use crate::config::EngineConfig;
 use crate::error::HttpError;
-use compression::Encoding;
+pub use compression::Encoding;
 pub use counters::{Counters, Traffic};
 use session::Registry;
 pub use session::{
@@ -93,6 +93,11 @@ impl Engine {
         for session in sessions {
             session.close(CloseReason::ServerShuttingDown);
         }
+    }
+
+    /// The path it answers on (`/socket.io/` by default).
+    pub fn path(&self) -> &str {
+        &self.config.path
     }
 
     /// True when `path` belongs to this endpoint (with or without the trailing slash).
