@@ -42,6 +42,7 @@ pub mod calendar;
 pub mod client_dist;
 pub mod cluster;
 pub mod config;
+pub mod demo_page;
 pub mod durable;
 pub mod engineio;
 pub mod error;

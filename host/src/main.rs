@@ -591,6 +591,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             tracing::info!(tenant = %name, version = slot.current().version(), "serving {namespace}");
         }
     }
+    if settings.demo_page {
+        tracing::info!("the demo: open http://{address}/ in a browser");
+    }
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let mut admin_stopped = stopped.clone();
     tokio::spawn(app.admin.clone().serve(admin_listener, async move {
@@ -605,6 +608,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .header_timeout(settings.header_timeout())
         .max_connections(settings.max_connections)
         .serve_client(settings.serve_client)
+        .demo_page(settings.demo_page)
         .mount(app.io.engine().clone());
     // Accept on a worker thread, not on this one: a connection's task then starts on
     // the thread that accepted it, with no wake-up of another thread per connection.

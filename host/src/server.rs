@@ -33,6 +33,7 @@ pub struct Server {
     header_timeout: Duration,
     max_connections: usize,
     serve_client: bool,
+    demo_page: bool,
 }
 
 impl Default for Server {
@@ -42,6 +43,7 @@ impl Default for Server {
             header_timeout: HEADER_TIMEOUT,
             max_connections: MAX_CONNECTIONS,
             serve_client: false,
+            demo_page: false,
         }
     }
 }
@@ -83,6 +85,12 @@ impl Server {
         self
     }
 
+    /// Serves the demo page at `/` (see [`crate::demo_page`]).
+    pub fn demo_page(mut self, serve: bool) -> Server {
+        self.demo_page = serve;
+        self
+    }
+
     /// Adds an endpoint, answered on its configured path.
     pub fn mount(mut self, engine: Arc<Engine>) -> Server {
         self.endpoints.push(engine);
@@ -96,7 +104,10 @@ impl Server {
         shutdown: impl std::future::Future<Output = ()>,
     ) {
         let endpoints: Arc<[Arc<Engine>]> = self.endpoints.clone().into();
-        let serve_client = self.serve_client;
+        let statics = Statics {
+            client: self.serve_client,
+            demo: self.demo_page,
+        };
         let open = OpenConnections::new(self.max_connections);
         tokio::pin!(shutdown);
         loop {
@@ -128,9 +139,7 @@ impl Server {
                 let _held = held;
                 let service = service_fn(move |req| {
                     let endpoints = endpoints.clone();
-                    async move {
-                        Ok::<_, Infallible>(route(&endpoints, serve_client, req, remote).await)
-                    }
+                    async move { Ok::<_, Infallible>(route(&endpoints, statics, req, remote).await) }
                 });
                 let connection = builder
                     .serve_connection(TokioIo::new(stream), service)
@@ -190,14 +199,26 @@ impl OpenConnections {
     }
 }
 
+/// What a server answers besides its endpoints.
+#[derive(Debug, Clone, Copy)]
+struct Statics {
+    /// The client's browser builds under each endpoint's path.
+    client: bool,
+    /// The demo page at `/`.
+    demo: bool,
+}
+
 async fn route(
     endpoints: &[Arc<Engine>],
-    serve_client: bool,
+    statics: Statics,
     req: http::Request<hyper::body::Incoming>,
     remote: SocketAddr,
 ) -> Response<Full<Bytes>> {
     let path = req.uri().path();
-    if serve_client && req.method() == http::Method::GET {
+    if statics.demo && path == "/" && req.method() == http::Method::GET {
+        return crate::demo_page::page();
+    }
+    if statics.client && req.method() == http::Method::GET {
         let file = endpoints
             .iter()
             .find_map(|e| path.strip_prefix(e.path()))

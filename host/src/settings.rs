@@ -95,6 +95,10 @@ pub struct Settings {
     /// on, as Node's.
     #[serde(default = "default_serve_client")]
     pub serve_client: bool,
+    /// The demo page at `/` of the public listener: the example tenants `acme` (chat)
+    /// and `t1` (echo) through the client `serve_client` serves. Default is on.
+    #[serde(default = "default_serve_client")]
+    pub demo_page: bool,
     /// WebSocket messages of at least `per_message_deflate_threshold` bytes are sent
     /// compressed to clients that offer `permessage-deflate` (Node's `perMessageDeflate`).
     /// Default is off, as Node's.

@@ -171,6 +171,7 @@ impl TestServer {
             .header_timeout(settings.header_timeout())
             .max_connections(settings.max_connections)
             .serve_client(settings.serve_client)
+            .demo_page(settings.demo_page)
             .mount(app.io.engine().clone());
         tokio::spawn(server.serve(listener, async move {
             let _ = stopped.await;

@@ -68,6 +68,22 @@ async fn per_message_deflate_as_node() {
     suite("deflate.test.mjs", server).await;
 }
 
+/// The demo page (`demo-browser.test.mjs`) in Chromium, on the tenants it shows: the
+/// `acme` chat and the `t1` echo.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_page_in_chromium() {
+    let _alone = integration_tests::alone().await;
+    let config = "[tenants.t1]\ncomponent = \"builtin:echo\"\n\n[tenants.acme]\ncomponent = \"builtin:chat\"\n";
+    let server = TestServer::start_with(config).await.expect("server starts");
+    let artifacts = concat!(env!("CARGO_TARGET_TMPDIR"), "/artifacts");
+    suite_with(
+        "demo-browser.test.mjs",
+        server,
+        &[("ARTIFACTS_DIR", artifacts.to_owned())],
+    )
+    .await;
+}
+
 /// Clients with `socket.io-msgpack-parser`: the reference app, a room shared with JSON
 /// clients, and Node's packets byte for byte.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

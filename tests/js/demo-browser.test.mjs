@@ -1,0 +1,90 @@
+// The demo page at `/` (what `nsbox serve` shows a newcomer) in headless Chromium (the
+// distribution's package, driven by puppeteer-core): the page loads the official client
+// from the server itself, echoes through the `t1` tenant, and two visitors chat through
+// the `acme` tenant; what one of them sends as markup shows as text. Screenshots go to
+// ARTIFACTS_DIR.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import puppeteer from "puppeteer-core";
+import { URL } from "./helpers.mjs";
+
+const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
+const ARTIFACTS = process.env.ARTIFACTS_DIR;
+
+/** Resolves once the element `selector`'s text has `text` in it; else says what it shows. */
+async function shows(page, selector, text, timeout = 20_000) {
+  try {
+    // Polled by time: a page in the background gets no animation frames.
+    await page.waitForFunction((sel, wanted) => document.querySelector(sel)?.textContent.includes(wanted), { timeout, polling: 50 }, selector, text);
+  } catch (error) {
+    const shown = await page.evaluate((sel) => document.querySelector(sel)?.textContent, selector);
+    throw new Error(`${selector} never showed ${JSON.stringify(text)}; it shows ${JSON.stringify(shown)}`, { cause: error });
+  }
+}
+
+/** Types `text` into the form `form`'s input `name` and sends it with Enter. */
+async function submit(page, form, name, text) {
+  const input = await page.waitForSelector(`#${form} input[name=${name}]:not([disabled])`, { visible: true, timeout: 20_000 });
+  await input.type(text);
+  await input.press("Enter");
+}
+
+test("the demo page in Chromium: echo through a tenant, and two visitors chatting", { timeout: 120_000 }, async (t) => {
+  const browser = await puppeteer.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
+  });
+  t.after(() => browser.close());
+  const open = async () => {
+    const page = await browser.newPage();
+    await page.setViewport({ width: 1200, height: 800 });
+    const elsewhere = [];
+    // What the page says of itself, shown if the test fails.
+    page.on("console", (message) => t.diagnostic(`page: ${message.text()}`));
+    page.on("pageerror", (error) => t.diagnostic(`page error: ${error.message}`));
+    page.on("request", (req) => {
+      if (!req.url().startsWith(URL) && !req.url().startsWith(URL.replace("http", "ws"))) elsewhere.push(req.url());
+    });
+    await page.goto(`${URL}/`, { waitUntil: "domcontentloaded" });
+    return { page, elsewhere };
+  };
+  const shot = async (page, name) => {
+    if (!ARTIFACTS) return;
+    mkdirSync(ARTIFACTS, { recursive: true });
+    await page.screenshot({ path: join(ARTIFACTS, `demo-${name}.png`) });
+  };
+  const alice = await open();
+  const bob = await open();
+  for (const { page } of [alice, bob]) {
+    // The client came from this server, and the echo tenant let the page in.
+    assert.equal(await page.evaluate(() => typeof io), "function");
+    await shows(page, "#echo-status", "Connected");
+  }
+
+  // Echo: the answer comes back through the tenant's sandbox.
+  await submit(alice.page, "ask", "text", "hello sandbox");
+  await shows(alice.page, "#echoes", "hello sandbox");
+
+  // Chat between the two.
+  await submit(alice.page, "join", "nickname", "alice");
+  await shows(alice.page, "#chat-status", "Joined as alice");
+  await submit(bob.page, "join", "nickname", "bob");
+  await shows(bob.page, "#chat-status", "Joined as bob");
+  await shows(bob.page, "#members", "alice");
+  await shows(alice.page, "#members", "bob");
+  await submit(alice.page, "say", "text", "hi bob");
+  await shows(bob.page, "#messages", "hi bob");
+
+  // Markup from another visitor is shown as text and runs nothing.
+  const attack = `<img src=x onerror="window.pwned=1">`;
+  await submit(alice.page, "say", "text", attack);
+  await shows(bob.page, "#messages", attack);
+  assert.equal(await bob.page.evaluate(() => window.pwned), undefined);
+  assert.equal(await bob.page.evaluate(() => document.querySelectorAll("#messages img").length), 0);
+  await shot(alice.page, "alice");
+  await shot(bob.page, "bob");
+  assert.deepEqual([...alice.elsewhere, ...bob.elsewhere], [], "nothing loaded from elsewhere");
+});
