@@ -1,5 +1,5 @@
 //! Builds the example tenants the binary embeds (`echo`, `admin`, `chat`, `bench`,
-//! `countdown`)
+//! `countdown`, and `hostile-panic` for the demo page)
 //! to wasm32-wasip2, installing the target when it is missing, so that
 //! `nsbox serve` works out of the box. Off with `--no-default-features`
 //! (feature `builtin-tenants`).
@@ -7,7 +7,14 @@
 use std::env;
 
 /// The examples built into the binary (`host/src/tenants/builtin.rs`).
-const EMBEDDED: [&str; 5] = ["echo", "admin", "chat", "bench", "countdown"];
+const EMBEDDED: [&str; 6] = [
+    "echo",
+    "admin",
+    "chat",
+    "bench",
+    "countdown",
+    "hostile-panic",
+];
 
 fn main() {
     let root = nsbox_build::repository_root();

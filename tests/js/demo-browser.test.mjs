@@ -54,7 +54,7 @@ test("the demo page in Chromium: echo through a tenant, and two visitors chattin
   const shot = async (page, name) => {
     if (!ARTIFACTS) return;
     mkdirSync(ARTIFACTS, { recursive: true });
-    await page.screenshot({ path: join(ARTIFACTS, `demo-${name}.png`) });
+    await page.screenshot({ path: join(ARTIFACTS, `demo-${name}.png`), fullPage: true });
   };
   const alice = await open();
   const bob = await open();
@@ -84,6 +84,15 @@ test("the demo page in Chromium: echo through a tenant, and two visitors chattin
   await shows(bob.page, "#messages", attack);
   assert.equal(await bob.page.evaluate(() => window.pwned), undefined);
   assert.equal(await bob.page.evaluate(() => document.querySelectorAll("#messages img").length), 0);
+
+  // The sandbox button: the hostile tenant traps and is stopped; the chat goes on.
+  // Clicked in the page: puppeteer's click waits for frames a background page does not get.
+  await alice.page.$eval("#boom", (button) => button.click());
+  await shows(alice.page, "#faults", "crash: trap");
+  await submit(alice.page, "say", "text", "still here");
+  await shows(bob.page, "#messages", "still here");
+  await submit(alice.page, "ask", "text", "after the crash");
+  await shows(alice.page, "#echoes", "after the crash");
   await shot(alice.page, "alice");
   await shot(bob.page, "bob");
   assert.deepEqual([...alice.elsewhere, ...bob.elsewhere], [], "nothing loaded from elsewhere");

@@ -1,6 +1,6 @@
 //! The example tenants built into the binary (feature `builtin-tenants`), named in a
 //! configuration as `builtin:echo`, `builtin:admin`, `builtin:chat`, `builtin:bench`,
-//! `builtin:countdown`.
+//! `builtin:countdown`, and `builtin:hostile_panic` (traps on `boom`, for the demo page).
 
 #[cfg(feature = "builtin-tenants")]
 const BUILTIN: &[(&str, &[u8])] = &[
@@ -23,6 +23,10 @@ const BUILTIN: &[(&str, &[u8])] = &[
     (
         "countdown",
         include_bytes!(concat!(env!("NSBOX_EXAMPLES_DIR"), "/countdown.wasm")),
+    ),
+    (
+        "hostile_panic",
+        include_bytes!(concat!(env!("NSBOX_EXAMPLES_DIR"), "/hostile_panic.wasm")),
     ),
 ];
 

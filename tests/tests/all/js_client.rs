@@ -69,11 +69,11 @@ async fn per_message_deflate_as_node() {
 }
 
 /// The demo page (`demo-browser.test.mjs`) in Chromium, on the tenants it shows: the
-/// `acme` chat and the `t1` echo.
+/// `acme` chat, the `t1` echo and the `crash` hostile example.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_page_in_chromium() {
     let _alone = integration_tests::alone().await;
-    let config = "[tenants.t1]\ncomponent = \"builtin:echo\"\n\n[tenants.acme]\ncomponent = \"builtin:chat\"\n";
+    let config = "[tenants.t1]\ncomponent = \"builtin:echo\"\n\n[tenants.acme]\ncomponent = \"builtin:chat\"\n\n[tenants.crash]\ncomponent = \"builtin:hostile_panic\"\n";
     let server = TestServer::start_with(config).await.expect("server starts");
     let artifacts = concat!(env!("CARGO_TARGET_TMPDIR"), "/artifacts");
     suite_with(
