@@ -526,7 +526,7 @@ mod tests {
         let settings = Settings::embedded().expect("the default parses");
         assert_eq!(settings.listen, default_listen());
         let names: Vec<&str> = settings.tenants.keys().map(String::as_str).collect();
-        assert_eq!(names, ["acme", "admin", "clock", "t1", "t2"]);
+        assert_eq!(names, ["acme", "admin", "clock", "crash", "t1", "t2"]);
         assert_eq!(
             settings.tenants["admin"].namespace.as_deref(),
             Some("/admin")
