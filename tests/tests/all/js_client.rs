@@ -264,7 +264,9 @@ async fn hostile_suite(prefix: &str, hostile: &std::path::Path) {
         .await
         .expect("examples/js/echo builds");
     let mut config = format!(
-        "[tenants.t1]\ncomponent = \"builtin:echo\"\n\n[tenants.jsecho]\ncomponent = {echo:?}\n"
+        // The neighbours' acks run in a closed loop, faster than a socket's default 1,000/s.
+        "[tenants.t1]\ncomponent = \"builtin:echo\"\nlimits = {{ events_per_second_per_socket = 100000 }}\n\n\
+         [tenants.jsecho]\ncomponent = {echo:?}\nlimits = {{ events_per_second_per_socket = 100000 }}\n"
     );
     // One tenant a test, so that one's restart backoff is not the next one's; an emit
     // budget small enough for the flood to cross before its CPU deadline.
