@@ -571,7 +571,6 @@ fn event_args(nsp: &str, sid: &Sid, event: &str, args: &Payload) -> Payload {
     })
 }
 
-/// A socket as the UI shows it (`SerializedSocket`).
 /// How long `all_sockets` waits for the other nodes of a cluster (Node's `fetchSockets`
 /// default is 5 s; a UI waits for its list).
 const FETCH_TIMEOUT: Duration = Duration::from_secs(2);
@@ -635,6 +634,7 @@ fn serialize_remote(nsp: &str, socket: RemoteSocket) -> Value {
     })
 }
 
+/// A socket as the UI shows it (`SerializedSocket`).
 fn serialize(socket: &Socket) -> Value {
     let handshake = socket.handshake();
     let pairs = |pairs: &[(String, String)]| {
