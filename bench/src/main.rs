@@ -24,8 +24,13 @@ struct Args {
     /// Seconds each scenario measures (after one second of warm-up).
     #[arg(long, default_value_t = 5.0)]
     seconds: f64,
-    /// Peers to run, comma-separated.
-    #[arg(long, default_value = "node,socketioxide,nsbox", value_delimiter = ',')]
+    /// Peers to run, comma-separated (`raw` is a WebSocket echo server without
+    /// Socket.IO: the ceiling of the connect and echo scenarios).
+    #[arg(
+        long,
+        default_value = "node,socketioxide,nsbox,raw",
+        value_delimiter = ','
+    )]
     peers: Vec<String>,
     /// The release nsbox binary.
     #[arg(long)]
@@ -89,6 +94,7 @@ async fn main() -> Result<()> {
         root: root.clone(),
         nsbox: args.nsbox.clone(),
         socketioxide: args.socketioxide.clone(),
+        raw_echo: std::env::current_exe()?.with_file_name("raw-echo"),
     };
     let peers: Vec<Peer> = args
         .peers
@@ -106,7 +112,7 @@ async fn main() -> Result<()> {
             port += 2;
             eprintln!("round {} of {}: {}", round + 1, args.rounds, peer.name());
             let server = Running::start(peer, &programs, port, args.server_core, &data_dir)?;
-            let figures = run_peer(&server, port, window, warmup, &args).await?;
+            let figures = run_peer(peer, &server, window, warmup, &args).await?;
             eprintln!("  {figures:?}");
             rounds.push((peer, figures));
         }
@@ -201,18 +207,25 @@ async fn main() -> Result<()> {
     Ok(())
 }
 
-/// Every scenario against one running server.
+/// Every scenario against one running server; with each, the share of its core the
+/// load generator used (over 70%, the rate is the generator's).
 async fn run_peer(
+    peer: Peer,
     server: &Running,
-    port: u16,
     window: Duration,
     warmup: Duration,
     args: &Args,
 ) -> Result<Figures> {
-    let target = Target::new(format!("ws://127.0.0.1:{port}"));
+    let base = format!("ws://127.0.0.1:{}", server.port);
+    let target = match peer {
+        Peer::Raw => Target::raw(base),
+        _ => Target::new(base),
+    };
     let mut figures = Figures::new();
-    let mut client_cpu: f64 = 0.0;
     let runs = |scenario: &str| args.only.is_empty() || args.only.iter().any(|s| s == scenario);
+    let generator = |meter: &ProcMeter, outcome: &Outcome| {
+        meter.spent.1 / outcome.window.as_secs_f64().max(1e-9)
+    };
 
     // Memory first, on a fresh server.
     if runs("memory") {
@@ -224,7 +237,7 @@ async fn run_peer(
         let connects = scenario::connects(&target, 50, warmup, window, &mut meter).await?;
         figures.insert("connects_per_s", connects.rate());
         figures.insert("cpu_us_connect", per_op_us(meter.spent.0, &connects));
-        client_cpu = client_cpu.max(meter.spent.1 / connects.window.as_secs_f64());
+        figures.insert("generator_connects", generator(&meter, &connects));
     }
     if runs("echo100") {
         let mut meter = ProcMeter::new(server);
@@ -233,7 +246,7 @@ async fn run_peer(
         let keys = ["echo100_p50_ms", "echo100_p99_ms", "echo100_p999_ms"];
         insert_latencies(&mut figures, keys, &echo);
         figures.insert("cpu_us_ack", per_op_us(meter.spent.0, &echo));
-        client_cpu = client_cpu.max(meter.spent.1 / echo.window.as_secs_f64());
+        figures.insert("generator_echo100", generator(&meter, &echo));
     }
     if runs("echo1000") {
         let mut meter = ProcMeter::new(server);
@@ -241,16 +254,17 @@ async fn run_peer(
         figures.insert("echo1000_per_s", echo.rate());
         let keys = ["echo1000_p50_ms", "echo1000_p99_ms", "echo1000_p999_ms"];
         insert_latencies(&mut figures, keys, &echo);
-        client_cpu = client_cpu.max(meter.spent.1 / echo.window.as_secs_f64());
+        figures.insert("cpu_us_ack1000", per_op_us(meter.spent.0, &echo));
+        figures.insert("generator_echo1000", generator(&meter, &echo));
     }
-    if runs("broadcast") {
+    // A broadcast needs rooms: the raw echo server has none.
+    if runs("broadcast") && peer != Peer::Raw {
         let mut meter = ProcMeter::new(server);
         let fanout = scenario::broadcast(&target, 1000, warmup, window, &mut meter).await?;
         figures.insert("broadcast_per_s", fanout.rate());
         figures.insert("cpu_us_delivery", per_op_us(meter.spent.0, &fanout));
-        client_cpu = client_cpu.max(meter.spent.1 / fanout.window.as_secs_f64());
+        figures.insert("generator_broadcast", generator(&meter, &fanout));
     }
-    figures.insert("client_cpu_max", client_cpu);
     if args.big && runs("memory") {
         tokio::time::sleep(Duration::from_secs(1)).await;
         figures.insert("idle_kib_10000", idle_kib(server, &target, 10_000).await?);

@@ -20,16 +20,58 @@ pub const METRICS: &[(&str, &str, bool)] = &[
     ("echo1000_p999_ms", "echo, 1000 clients: p99.9 ms", false),
     ("broadcast_per_s", "broadcast to 1000: deliveries/s", true),
     ("cpu_us_connect", "server CPU µs per connect", false),
-    ("cpu_us_ack", "server CPU µs per ack", false),
+    ("cpu_us_ack", "server CPU µs per ack (100 clients)", false),
+    (
+        "cpu_us_ack1000",
+        "server CPU µs per ack (1000 clients)",
+        false,
+    ),
     ("cpu_us_delivery", "server CPU µs per delivery", false),
     ("idle_kib_1000", "KiB per idle connection (1000)", false),
     ("idle_kib_10000", "KiB per idle connection (10000)", false),
     (
-        "client_cpu_max",
-        "load generator's core, busiest scenario",
+        "generator_connects",
+        "load generator's core: connects",
+        false,
+    ),
+    (
+        "generator_echo100",
+        "load generator's core: echo, 100",
+        false,
+    ),
+    (
+        "generator_echo1000",
+        "load generator's core: echo, 1000",
+        false,
+    ),
+    (
+        "generator_broadcast",
+        "load generator's core: broadcast",
         false,
     ),
 ];
+
+/// Over this share of its core, the load generator is the bottleneck: the rate it
+/// reached is its own, not the server's.
+pub const GENERATOR_BOUND: f64 = 0.7;
+
+/// The generator's share of its core in the scenario that measured the rate `key`.
+fn generator_key(key: &str) -> Option<&'static str> {
+    match key {
+        "connects_per_s" => Some("generator_connects"),
+        "echo100_per_s" => Some("generator_echo100"),
+        "echo1000_per_s" => Some("generator_echo1000"),
+        "broadcast_per_s" => Some("generator_broadcast"),
+        _ => None,
+    }
+}
+
+/// Whether the rate `key` in `figures` was reached with the generator's core saturated.
+pub fn generator_bound(figures: &Figures, key: &str) -> bool {
+    generator_key(key)
+        .and_then(|g| figures.get(g))
+        .is_some_and(|share| *share > GENERATOR_BOUND)
+}
 
 /// The rates the chart shows.
 const CHARTED: &[&str] = &[
@@ -60,7 +102,7 @@ pub fn medians(rounds: &[Figures]) -> Figures {
 }
 
 fn format_value(key: &str, value: f64) -> String {
-    if key == "client_cpu_max" {
+    if key.starts_with("generator_") {
         format!("{:.0}%", value * 100.0)
     } else if value >= 1000.0 {
         let whole = value.round() as u64;
@@ -79,6 +121,7 @@ fn format_value(key: &str, value: f64) -> String {
 }
 
 /// The Markdown table: one row per metric, one column per peer, nsbox's ratio to each.
+/// A rate the generator bound is marked so, and so is a ratio to or from it.
 pub fn markdown(peers: &[(&str, Figures)], header: &str) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "{header}\n");
@@ -99,13 +142,27 @@ pub fn markdown(peers: &[(&str, Figures)], header: &str) -> String {
         if peers.iter().all(|(_, f)| !f.contains_key(key)) {
             continue;
         }
+        let bound = |peer: &str| {
+            peers
+                .iter()
+                .any(|(n, f)| *n == peer && generator_bound(f, key))
+        };
         let cells: Vec<String> = peers
             .iter()
-            .map(|(_, f)| f.get(key).map_or("–".into(), |v| format_value(key, *v)))
+            .map(|(name, f)| match f.get(key) {
+                Some(v) if bound(name) => format!("{} (generator-bound)", format_value(key, *v)),
+                Some(v) => format_value(key, *v),
+                None => "–".into(),
+            })
             .collect();
         let ratio = |other: &str| match (get("nsbox", key), get(other, key)) {
-            (Some(ours), Some(theirs)) if theirs > 0.0 && *key != "client_cpu_max" => {
-                format!("{:.2}×", ours / theirs)
+            (Some(ours), Some(theirs)) if theirs > 0.0 && !key.starts_with("generator_") => {
+                let mark = if bound("nsbox") || bound(other) {
+                    " (generator-bound)"
+                } else {
+                    ""
+                };
+                format!("{:.2}×{mark}", ours / theirs)
             }
             _ => "–".into(),
         };
@@ -122,7 +179,7 @@ pub fn markdown(peers: &[(&str, Figures)], header: &str) -> String {
 
 /// A bar chart of each peer's rates relative to Node's (Node = 1).
 pub fn svg(peers: &[(&str, Figures)], caption: &str) -> String {
-    let colours = ["#8892a0", "#d08c3c", "#2f7ed8"];
+    let colours = ["#8892a0", "#d08c3c", "#2f7ed8", "#5aa469"];
     let (width, height, left, bottom, top) = (760.0, 360.0, 60.0, 60.0, 40.0);
     let node = peers.iter().find(|(n, _)| *n == "node").map(|(_, f)| f);
     let ratio = |f: &Figures, key: &str| match (f.get(key), node.and_then(|n| n.get(key))) {
@@ -187,5 +244,21 @@ mod tests {
             "{table}"
         );
         assert!(svg(&[("node", round(1.0)), ("nsbox", round(2.0))], "c").contains("2.0"));
+    }
+
+    #[test]
+    fn a_rate_reached_with_the_generator_saturated_is_marked() {
+        let peer = |rate: f64, share: f64| {
+            Figures::from([("echo100_per_s", rate), ("generator_echo100", share)])
+        };
+        let table = markdown(
+            &[("socketioxide", peer(2000.0, 0.95)), ("nsbox", peer(1500.0, 0.5))],
+            "# t",
+        );
+        assert!(
+            table.contains("| 2,000 (generator-bound) | 1,500 | – | 0.75× (generator-bound) |"),
+            "{table}"
+        );
+        assert!(table.contains("| load generator's core: echo, 100 | 95% | 50% | – | – |"));
     }
 }

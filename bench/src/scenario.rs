@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
+use tokio::sync::Notify;
 use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 
 use crate::client::{Client, Incoming};
 
@@ -70,6 +72,8 @@ pub struct Target {
     pub base: String,
     /// The namespace, [`NAMESPACE`] unless another is given.
     pub namespace: String,
+    /// A plain WebSocket echo server, no Socket.IO ([`Client::connect_raw`]).
+    pub raw: bool,
 }
 
 impl Target {
@@ -78,19 +82,31 @@ impl Target {
         Target {
             base: base.into(),
             namespace: NAMESPACE.to_owned(),
+            raw: false,
+        }
+    }
+
+    /// The WebSocket echo server at `base`.
+    pub fn raw(base: impl Into<String>) -> Target {
+        Target {
+            raw: true,
+            ..Target::new(base)
         }
     }
 
     /// The same server, another namespace.
     pub fn on(&self, namespace: &str) -> Target {
         Target {
-            base: self.base.clone(),
             namespace: namespace.to_owned(),
+            ..self.clone()
         }
     }
 
     /// Connects one client.
     pub async fn client(&self) -> Result<Client> {
+        if self.raw {
+            return Client::connect_raw(&self.base).await;
+        }
         Client::connect(&self.base, &self.namespace, AUTH).await
     }
 
@@ -254,34 +270,40 @@ pub async fn broadcast_across(
         linked(&mut sender, &mut listening[0]).await?;
     }
     let phase = Arc::new(AtomicU8::new(WARMUP));
-    let delivered = Arc::new(AtomicU64::new(0));
-    let mut tasks = receive(listening, &phase, &delivered, false);
+    let delivered = Arc::new(Delivered::default());
+    let stop = CancellationToken::new();
+    let mut tasks = receive(listening, &phase, &delivered, &stop, false);
     let per_broadcast = receivers as u64 + 1;
     let in_flight_limit = 4 * per_broadcast;
-    let (send_phase, send_delivered) = (phase.clone(), delivered.clone());
+    let (send_delivered, send_stop) = (delivered.clone(), stop.clone());
     tasks.spawn(async move {
         let mut sent = 0u64;
-        while send_phase.load(Ordering::Relaxed) != STOPPED {
+        let stopped = send_stop.cancelled();
+        tokio::pin!(stopped);
+        loop {
             let in_flight =
-                (sent * per_broadcast).saturating_sub(send_delivered.load(Ordering::Relaxed));
+                (sent * per_broadcast).saturating_sub(send_delivered.count.load(Ordering::Relaxed));
             if in_flight < in_flight_limit {
                 sender.emit("broadcast", PAYLOAD).await?;
                 sent += 1;
                 continue;
             }
             // Read our own copies while waiting for the receivers to catch up.
-            if let Ok(incoming) =
-                tokio::time::timeout(Duration::from_micros(200), sender.next()).await
-            {
-                if incoming? == Incoming::Event {
-                    send_delivered.fetch_add(1, Ordering::Relaxed);
+            tokio::select! {
+                biased;
+                () = &mut stopped => break,
+                () = send_delivered.progress.notified() => {}
+                incoming = sender.next() => {
+                    if incoming? == Incoming::Event {
+                        send_delivered.count.fetch_add(1, Ordering::Relaxed);
+                    }
                 }
             }
         }
         sender.close().await;
         anyhow::Ok(Vec::new())
     });
-    let (ops, window) = deliveries(&phase, &delivered, warmup, duration, meter).await;
+    let (ops, window) = deliveries(&phase, &delivered, &stop, warmup, duration, meter).await;
     let mut outcome = collect(tasks, window).await?;
     outcome.ops = ops;
     Ok(outcome)
@@ -303,24 +325,40 @@ pub async fn linked(sender: &mut Client, receiver: &mut Client) -> Result<()> {
     anyhow::bail!("no broadcast crossed from one server to the other in 10 s")
 }
 
-/// Receivers that count every event they get in `delivered` until the phase is
-/// `STOPPED`; with `gaps`, each also keeps the gaps between its events in the window.
+/// Deliveries counted by the receivers, and a signal to a sender waiting for them.
+#[derive(Default)]
+struct Delivered {
+    count: AtomicU64,
+    progress: Notify,
+}
+
+/// Receivers that count every event they get in `delivered` until `stop`; with `gaps`,
+/// each also keeps the gaps between its events in the window.
 fn receive(
     listening: Vec<Client>,
     phase: &Arc<AtomicU8>,
-    delivered: &Arc<AtomicU64>,
+    delivered: &Arc<Delivered>,
+    stop: &CancellationToken,
     gaps: bool,
 ) -> JoinSet<Result<Vec<u32>>> {
     let mut tasks = JoinSet::new();
     for mut client in listening {
-        let (phase, delivered) = (phase.clone(), delivered.clone());
+        let (phase, delivered, stop) = (phase.clone(), delivered.clone(), stop.clone());
         tasks.spawn(async move {
             let mut kept = Vec::new();
             let mut last: Option<Instant> = None;
-            while phase.load(Ordering::Relaxed) != STOPPED {
-                match tokio::time::timeout(Duration::from_millis(100), client.next()).await {
-                    Ok(Ok(Incoming::Event)) => {
-                        delivered.fetch_add(1, Ordering::Relaxed);
+            let stopped = stop.cancelled();
+            tokio::pin!(stopped);
+            loop {
+                let incoming = tokio::select! {
+                    biased;
+                    () = &mut stopped => break,
+                    incoming = client.next() => incoming,
+                };
+                match incoming {
+                    Ok(Incoming::Event) => {
+                        delivered.count.fetch_add(1, Ordering::Relaxed);
+                        delivered.progress.notify_one();
                         if gaps {
                             let now = Instant::now();
                             if let (Some(last), MEASURING) = (last, phase.load(Ordering::Relaxed)) {
@@ -329,8 +367,8 @@ fn receive(
                             last = Some(now);
                         }
                     }
-                    Ok(Ok(_)) | Err(_) => {}
-                    Ok(Err(error)) => return Err(error),
+                    Ok(_) => {}
+                    Err(error) => return Err(error),
                 }
             }
             client.close().await;
@@ -341,24 +379,26 @@ fn receive(
 }
 
 /// Waits out the warm-up, then the window (telling `meter`); the deliveries counted in
-/// it and its length. The phase is `STOPPED` afterwards.
+/// it and its length. The phase is `STOPPED` and `stop` cancelled afterwards.
 async fn deliveries(
     phase: &AtomicU8,
-    delivered: &AtomicU64,
+    delivered: &Delivered,
+    stop: &CancellationToken,
     warmup: Duration,
     duration: Duration,
     meter: &mut dyn Meter,
 ) -> (u64, Duration) {
     tokio::time::sleep(warmup).await;
-    let at_start = delivered.load(Ordering::Relaxed);
+    let at_start = delivered.count.load(Ordering::Relaxed);
     meter.start();
     phase.store(MEASURING, Ordering::SeqCst);
     let started = Instant::now();
     tokio::time::sleep(duration).await;
-    let ops = delivered.load(Ordering::Relaxed) - at_start;
+    let ops = delivered.count.load(Ordering::Relaxed) - at_start;
     let window = started.elapsed();
     meter.stop();
     phase.store(STOPPED, Ordering::SeqCst);
+    stop.cancel();
     (ops, window)
 }
 
@@ -377,15 +417,16 @@ pub async fn ticks(
     let listening = target.clients(receivers, 100).await?;
     let mut trigger = target.client().await?;
     let phase = Arc::new(AtomicU8::new(WARMUP));
-    let delivered = Arc::new(AtomicU64::new(0));
-    let tasks = receive(listening, &phase, &delivered, true);
+    let delivered = Arc::new(Delivered::default());
+    let stop = CancellationToken::new();
+    let tasks = receive(listening, &phase, &delivered, &stop, true);
     // Ticks for the whole run and a second more; the server stops when the run does.
     let count = (warmup + duration).as_millis() as u64 / interval_ms.max(1) + 100;
     let id = trigger
         .emit_with_ack("ticker", &format!("{interval_ms},{count}"))
         .await?;
     trigger.ack(id).await?;
-    let (ops, window) = deliveries(&phase, &delivered, warmup, duration, meter).await;
+    let (ops, window) = deliveries(&phase, &delivered, &stop, warmup, duration, meter).await;
     trigger.close().await;
     let mut outcome = collect(tasks, window).await?;
     outcome.ops = ops;

@@ -16,11 +16,13 @@ pub enum Peer {
     Socketioxide,
     /// nsbox with the `bench` example tenant.
     Nsbox,
+    /// A WebSocket echo server without Socket.IO (`raw-echo`): the ceiling.
+    Raw,
 }
 
 impl Peer {
     /// Every peer, in the order the tables show them.
-    pub const ALL: [Peer; 3] = [Peer::Node, Peer::Socketioxide, Peer::Nsbox];
+    pub const ALL: [Peer; 4] = [Peer::Node, Peer::Socketioxide, Peer::Nsbox, Peer::Raw];
 
     /// The name in tables and on the command line.
     pub fn name(self) -> &'static str {
@@ -28,6 +30,7 @@ impl Peer {
             Peer::Node => "node",
             Peer::Socketioxide => "socketioxide",
             Peer::Nsbox => "nsbox",
+            Peer::Raw => "raw",
         }
     }
 
@@ -46,6 +49,8 @@ pub struct Programs {
     pub nsbox: PathBuf,
     /// The release `socketioxide-peer` binary.
     pub socketioxide: PathBuf,
+    /// The `raw-echo` binary (built beside `nsbox-bench`).
+    pub raw_echo: PathBuf,
 }
 
 /// How a run of rounds on fresh servers is made (the state and cluster benchmarks).
@@ -107,6 +112,7 @@ impl Running {
                 ],
             ),
             Peer::Socketioxide => (programs.socketioxide.clone(), vec![port.to_string()]),
+            Peer::Raw => (programs.raw_echo.clone(), vec![port.to_string()]),
             Peer::Nsbox => (
                 programs.nsbox.clone(),
                 vec![
@@ -246,5 +252,26 @@ impl crate::scenario::Meter for ProcMeter<'_> {
     fn stop(&mut self) {
         let now = self.now();
         self.spent = (now.0 - self.at_start.0, now.1 - self.at_start.1);
+    }
+}
+
+/// The CPU time of the thread that runs the load (a generator on a thread of its own,
+/// beside a server in the same process), as a share of the window's wall time.
+#[derive(Debug, Default)]
+pub struct ThreadMeter {
+    at_start: Option<(f64, Instant)>,
+    /// The thread's CPU seconds over the window's seconds, once stopped.
+    pub share: f64,
+}
+
+impl crate::scenario::Meter for ThreadMeter {
+    fn start(&mut self) {
+        self.at_start = Some((cpu_seconds_of("/proc/thread-self/stat"), Instant::now()));
+    }
+    fn stop(&mut self) {
+        if let Some((cpu, started)) = self.at_start {
+            let spent = cpu_seconds_of("/proc/thread-self/stat") - cpu;
+            self.share = spent / started.elapsed().as_secs_f64().max(1e-9);
+        }
     }
 }

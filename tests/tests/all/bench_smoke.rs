@@ -6,7 +6,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use integration_tests::{npm_ci, TestServer};
+use nsbox_bench::report::GENERATOR_BOUND;
 use nsbox_bench::scenario::{self, NoMeter, Outcome, Target};
+use nsbox_bench::servers::ThreadMeter;
 
 const BENCH_TENANT: &str = r#"
 [limits]
@@ -110,6 +112,68 @@ async fn bench_scenarios_run_against_nsbox_and_beside_hostile_tenants() {
         attacks.load(std::sync::atomic::Ordering::Relaxed) > 0,
         "the hostile clients attacked"
     );
+}
+
+/// Runs the echo scenario with 1,000 clients on a thread of its own, as the benchmark runs
+/// its generator on a core of its own; the outcome and the share of its core it used.
+fn echo_on_own_thread(target: Target) -> (Outcome, f64) {
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        let mut meter = ThreadMeter::default();
+        let window = Duration::from_secs(1);
+        let echo = runtime
+            .block_on(scenario::echo(&target, 1000, SHORT, window, &mut meter))
+            .expect("echo runs");
+        (echo, meter.share)
+    })
+    .join()
+    .expect("the generator's thread")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_generator_has_headroom_against_nsbox_and_the_raw_ceiling_runs() {
+    let _alone = integration_tests::alone().await;
+    let server = TestServer::start_with(BENCH_TENANT)
+        .await
+        .expect("server starts");
+    let target = Target::new(format!("ws://{}", server.addr));
+    let (echo, share) = echo_on_own_thread(target);
+    eprintln!(
+        "generator: {:.0}% of its core, {:.0} acks/s",
+        share * 100.0,
+        echo.rate()
+    );
+    assert!(echo.ops > 0, "nothing completed");
+    assert!(
+        share < GENERATOR_BOUND,
+        "the generator used {:.0}% of its core for {} acks/s: it measured itself",
+        share * 100.0,
+        echo.rate()
+    );
+
+    // The ceiling: the same scenarios against a bare WebSocket echo.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a port");
+    let raw = Target::raw(format!(
+        "ws://{}",
+        listener.local_addr().expect("an address")
+    ));
+    let serving = tokio::spawn(nsbox_bench::raw_echo::serve(listener));
+    let mut meter = NoMeter;
+    let connects = scenario::connects(&raw, 2, SHORT, SHORT, &mut meter).await;
+    let echo = scenario::echo(&raw, 5, SHORT, SHORT, &mut meter).await;
+    check(
+        "raw",
+        &[
+            ("connects", connects.expect("connects to the raw echo")),
+            ("echo", echo.expect("echo from the raw echo")),
+        ],
+    );
+    serving.abort();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
