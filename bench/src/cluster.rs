@@ -196,6 +196,7 @@ async fn cross_latency(
         ops,
         window: measured_from.map_or(Duration::ZERO, |m| m.elapsed()),
         latencies_us: latencies,
+        ..Outcome::default()
     })
 }
 

@@ -47,6 +47,10 @@ struct Args {
     /// The CPU the servers are pinned to (the load generator should run on another).
     #[arg(long)]
     server_core: Option<usize>,
+    /// Writes each peer's echo calls with 1,000 clients, one by one, to
+    /// `DIR/<peer>-<round>.csv` (client, sent µs, latency µs): where the stalls are.
+    #[arg(long)]
+    trace: Option<PathBuf>,
     /// Also measure memory with 10,000 idle connections.
     #[arg(long)]
     big: bool,
@@ -112,7 +116,9 @@ async fn main() -> Result<()> {
             port += 2;
             eprintln!("round {} of {}: {}", round + 1, args.rounds, peer.name());
             let server = Running::start(peer, &programs, port, args.server_core, &data_dir)?;
-            let figures = run_peer(peer, &server, window, warmup, &args).await?;
+            let trace = (args.trace.as_ref())
+                .map(|dir| dir.join(format!("{}-{}.csv", peer.name(), round + 1)));
+            let figures = run_peer(peer, &server, window, warmup, &args, trace).await?;
             eprintln!("  {figures:?}");
             rounds.push((peer, figures));
         }
@@ -215,6 +221,7 @@ async fn run_peer(
     window: Duration,
     warmup: Duration,
     args: &Args,
+    trace: Option<PathBuf>,
 ) -> Result<Figures> {
     let base = format!("ws://127.0.0.1:{}", server.port);
     let target = match peer {
@@ -256,6 +263,9 @@ async fn run_peer(
         insert_latencies(&mut figures, keys, &echo);
         figures.insert("cpu_us_ack1000", per_op_us(meter.spent.0, &echo));
         figures.insert("generator_echo1000", generator(&meter, &echo));
+        if let Some(path) = trace {
+            write_trace(&path, &echo)?;
+        }
     }
     // A broadcast needs rooms: the raw echo server has none.
     if runs("broadcast") && peer != Peer::Raw {
@@ -270,6 +280,20 @@ async fn run_peer(
         figures.insert("idle_kib_10000", idle_kib(server, &target, 10_000).await?);
     }
     Ok(figures)
+}
+
+/// Writes `outcome`'s calls as CSV, in the order they were sent.
+fn write_trace(path: &std::path::Path, outcome: &Outcome) -> Result<()> {
+    let mut requests = outcome.trace.clone();
+    requests.sort_by_key(|r| r.sent_us);
+    let mut csv = String::from("client,sent_us,latency_us\n");
+    for r in requests {
+        csv += &format!("{},{},{}\n", r.client, r.sent_us, r.latency_us);
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(path, csv).with_context(|| format!("writing {}", path.display()))
 }
 
 /// The p50, p99 and p99.9 latencies of `outcome`, in milliseconds, under `keys`.

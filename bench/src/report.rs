@@ -252,7 +252,10 @@ mod tests {
             Figures::from([("echo100_per_s", rate), ("generator_echo100", share)])
         };
         let table = markdown(
-            &[("socketioxide", peer(2000.0, 0.95)), ("nsbox", peer(1500.0, 0.5))],
+            &[
+                ("socketioxide", peer(2000.0, 0.95)),
+                ("nsbox", peer(1500.0, 0.5)),
+            ],
             "# t",
         );
         assert!(

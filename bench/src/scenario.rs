@@ -45,6 +45,20 @@ pub struct Outcome {
     pub window: Duration,
     /// Latency of each operation in the window, in microseconds (empty for broadcasts).
     pub latencies_us: Vec<u32>,
+    /// The calls of a closed loop one by one, in no order (empty for other scenarios):
+    /// to tell a server that pauses everyone from one that starves some clients.
+    pub trace: Vec<Request>,
+}
+
+/// One call of a closed-loop client.
+#[derive(Debug, Clone, Copy)]
+pub struct Request {
+    /// Which client made it (0..clients).
+    pub client: u32,
+    /// When it was sent, in microseconds since the clients started.
+    pub sent_us: u32,
+    /// How long its ack took, in microseconds.
+    pub latency_us: u32,
 }
 
 impl Outcome {
@@ -219,25 +233,41 @@ pub async fn calls(
     let (event, args) = (call.event.to_owned(), call.args.to_owned());
     let connected = target.clients(clients, 100).await?;
     let phase = Arc::new(AtomicU8::new(WARMUP));
+    let trace = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let epoch = Instant::now();
     let mut tasks = JoinSet::new();
-    for mut client in connected {
+    for (index, mut client) in connected.into_iter().enumerate() {
         let (phase, event, args) = (phase.clone(), event.clone(), args.clone());
+        let trace = trace.clone();
         tasks.spawn(async move {
-            let mut latencies = Vec::new();
+            let (mut latencies, mut requests) = (Vec::new(), Vec::new());
             while phase.load(Ordering::Relaxed) != STOPPED {
                 let started = Instant::now();
                 let id = client.emit_with_ack(&event, &args).await?;
                 client.ack(id).await?;
                 if phase.load(Ordering::Relaxed) == MEASURING {
-                    latencies.push(started.elapsed().as_micros() as u32);
+                    let latency_us = started.elapsed().as_micros() as u32;
+                    latencies.push(latency_us);
+                    requests.push(Request {
+                        client: index as u32,
+                        sent_us: started.duration_since(epoch).as_micros() as u32,
+                        latency_us,
+                    });
                 }
             }
             client.close().await;
+            if let Ok(mut trace) = trace.lock() {
+                trace.extend(requests);
+            }
             anyhow::Ok(latencies)
         });
     }
     let window = window(&phase, warmup, duration, meter).await;
-    collect(tasks, window).await
+    let mut outcome = collect(tasks, window).await?;
+    if let Ok(mut trace) = trace.lock() {
+        outcome.trace = std::mem::take(&mut trace);
+    }
+    Ok(outcome)
 }
 
 /// Broadcast fan-out: one sender asks for broadcasts to the namespace (`receivers`

@@ -9,7 +9,8 @@
 //! - [`tenants`]: the wasmtime runtime, one actor per tenant, the host functions
 //!   and the limits; tenants plug into [`socketio`] as middleware and handlers.
 //! - [`server`]: the HTTP/1.1 front door that routes requests to endpoints; [`body`]
-//!   reads request bodies within bounds.
+//!   reads request bodies within bounds; [`workers`], the threads it deals
+//!   connections to (a single-threaded runtime each, for fairness under load).
 //! - [`settings`] and [`app`]: the configuration file and the assembly of a server from it.
 //!
 //! The protocol layers know nothing of WebAssembly; tenants plug into
@@ -52,3 +53,4 @@ pub mod settings;
 pub mod socketio;
 pub mod store;
 pub mod tenants;
+pub mod workers;

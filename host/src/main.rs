@@ -13,6 +13,7 @@ use nsbox::admin::client::{AdminClient, ClientError};
 use nsbox::server::Server;
 use nsbox::settings::{self, Settings};
 use nsbox::tenants::compiler::Worker;
+use nsbox::workers::Workers;
 use serde_json::{json, Value};
 
 /// A server allocates and frees a buffer or two per packet and per connection from
@@ -218,7 +219,12 @@ fn main() -> ExitCode {
     {
         return nsbox::tenants::compiler::worker_main();
     }
-    match tokio::runtime::Runtime::new() {
+    // Single-threaded: `serve` adds a thread of the same kind per core for connections
+    // (see `nsbox::workers`).
+    match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime.block_on(run()),
         Err(error) => {
             eprintln!("error: cannot start the async runtime: {error}");
@@ -604,17 +610,20 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         tracing::info!("shutting down");
         let _ = stop.send(true);
     };
+    let workers = match settings.workers {
+        0 => nsbox::workers::default_count(),
+        count => count,
+    };
+    let workers = Workers::start(workers).context("cannot start the worker threads")?;
+    tracing::debug!(workers = workers.len(), "serving connections");
     let server = Server::new()
+        .workers(workers)
         .header_timeout(settings.header_timeout())
         .max_connections(settings.max_connections)
         .serve_client(settings.serve_client)
         .demo_page(settings.demo_page)
         .mount(app.io.engine().clone());
-    // Accept on a worker thread, not on this one: a connection's task then starts on
-    // the thread that accepted it, with no wake-up of another thread per connection.
-    if let Err(error) = tokio::spawn(server.serve(listener, shutdown)).await {
-        tracing::error!(%error, "the server stopped unexpectedly");
-    }
+    server.serve(listener, shutdown).await;
     drop(stopped);
     Ok(())
 }

@@ -13,9 +13,10 @@ use http_body_util::Full;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 
 use crate::engineio::Engine;
+use crate::workers::Workers;
 
 /// How long a connection may take to send a request's headers, counted from when the
 /// server starts waiting for them (on connecting, and after each response of a
@@ -34,6 +35,7 @@ pub struct Server {
     max_connections: usize,
     serve_client: bool,
     demo_page: bool,
+    workers: Workers,
 }
 
 impl Default for Server {
@@ -44,6 +46,7 @@ impl Default for Server {
             max_connections: MAX_CONNECTIONS,
             serve_client: false,
             demo_page: false,
+            workers: Workers::current(),
         }
     }
 }
@@ -91,6 +94,13 @@ impl Server {
         self
     }
 
+    /// Deals the connections to `workers` in turn (default: all on the runtime that
+    /// calls [`Server::serve`]).
+    pub fn workers(mut self, workers: Workers) -> Server {
+        self.workers = workers;
+        self
+    }
+
     /// Adds an endpoint, answered on its configured path.
     pub fn mount(mut self, engine: Arc<Engine>) -> Server {
         self.endpoints.push(engine);
@@ -135,7 +145,7 @@ impl Server {
             let _ = stream.set_nodelay(true);
             let endpoints = endpoints.clone();
             let builder = http1_builder(self.header_timeout);
-            tokio::spawn(async move {
+            let connection = async move |stream: TcpStream| {
                 let _held = held;
                 let service = service_fn(move |req| {
                     let endpoints = endpoints.clone();
@@ -147,7 +157,28 @@ impl Server {
                 if let Err(error) = connection.await {
                     tracing::debug!(%error, %remote, "http connection ended with an error");
                 }
-            });
+            };
+            match self.workers.next() {
+                Some(worker) if worker.id() != tokio::runtime::Handle::current().id() => {
+                    // Registered with this runtime's reactor: moved to the worker's.
+                    match stream.into_std() {
+                        Ok(stream) => {
+                            worker.spawn(async move {
+                                match TcpStream::from_std(stream) {
+                                    Ok(stream) => connection(stream).await,
+                                    Err(error) => tracing::warn!(%error, %remote, "a connection could not move to its worker"),
+                                }
+                            });
+                        }
+                        Err(error) => {
+                            tracing::warn!(%error, %remote, "a connection could not move to its worker")
+                        }
+                    }
+                }
+                _ => {
+                    tokio::spawn(connection(stream));
+                }
+            }
         }
         for endpoint in endpoints.iter() {
             endpoint.close_all();
@@ -260,6 +291,27 @@ mod tests {
             (Ok(()), Ok(n)) if n > 0 => Some(String::from_utf8_lossy(&buf[..n]).into_owned()),
             _ => None,
         }
+    }
+
+    #[tokio::test]
+    async fn connections_are_dealt_to_the_workers_in_turn_and_served_there() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bound");
+        let addr = listener.local_addr().expect("an address");
+        let workers = Workers::start(3).expect("worker threads");
+        let before = workers.tasks();
+        let server = Server::new().workers(workers.clone());
+        tokio::spawn(server.serve(listener, std::future::pending()));
+        let mut held = Vec::new();
+        for _ in 0..6 {
+            let mut stream = TcpStream::connect(addr).await.expect("connects");
+            assert!(status(&mut stream).await.is_some_and(|s| s.contains("404")));
+            held.push(stream);
+        }
+        // Each worker serves two of the six open connections (a task each); the
+        // caller's runtime also runs the accept loop.
+        let after = workers.tasks();
+        let added: Vec<usize> = after.iter().zip(&before).map(|(a, b)| a - b).collect();
+        assert_eq!(added, [3, 2, 2], "tasks added per worker");
     }
 
     #[tokio::test]

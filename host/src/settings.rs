@@ -78,6 +78,11 @@ pub struct Settings {
     /// Connections the Socket.IO listener holds at once; more are closed as they come.
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
+    /// Threads serving the Socket.IO listener's connections, each a single-threaded
+    /// runtime the connections are dealt to in turn (see [`crate::workers`]); 0, the
+    /// default, is one per core the process may run on.
+    #[serde(default)]
+    pub workers: usize,
     /// Bytes queued for one client (what it has not yet polled or read) beyond which it
     /// is deemed too slow and its connection closed (`transport error`).
     #[serde(default = "default_max_buffered_bytes")]
