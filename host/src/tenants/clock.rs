@@ -1,13 +1,14 @@
 //! CPU time of the call in progress: the CPU the thread used inside `poll` of the
 //! call's future, which is where the guest runs. Neither waiting in the runtime's
-//! queue nor being scheduled out by the kernel while inside `poll` counts, so a busy
-//! host (other tenants, other processes) does not push a tenant past its deadline.
+//! queue nor being scheduled out by the kernel while inside `poll` counts (beyond a
+//! [`SLACK`] per `poll`), so a busy host (other tenants, other processes) does not
+//! push a tenant past its deadline. A call is never charged less than it used.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
@@ -20,10 +21,32 @@ pub(crate) struct CallClock {
 #[derive(Debug, Default)]
 struct ClockState {
     spent: Duration,
-    /// The thread's CPU time when the current `poll` began.
-    polled_since: Option<Duration>,
+    /// When the current `poll` began, and the thread's CPU time then.
+    polled_since: Option<(Instant, Duration)>,
     /// What the current call may spend.
     limit: Duration,
+}
+
+/// How much a `poll` may be charged beyond the CPU it used, so that the thread's CPU
+/// clock, a system call, is seldom read: a `poll` shorter than this by the wall clock
+/// is charged its wall time (the CPU it used is at most that), and a longer one
+/// counts from a reading of the clock at most this old when it began (the thread's
+/// CPU then was at least that). Calls take a few microseconds; under load the clock is
+/// read about once per this much of the thread's time rather than twice per call.
+const SLACK: Duration = Duration::from_micros(50);
+
+thread_local! {
+    /// This thread's last reading of its CPU clock, and when it was taken.
+    static LAST_READING: std::cell::Cell<Option<(Instant, Duration)>> =
+        const { std::cell::Cell::new(None) };
+}
+
+/// The thread's CPU time as of at most [`SLACK`] ago: the last reading if that recent.
+fn recent_thread_cpu(now: Instant) -> Duration {
+    match LAST_READING.get() {
+        Some((at, cpu)) if now.saturating_duration_since(at) <= SLACK => cpu,
+        _ => thread_cpu(),
+    }
 }
 
 /// The CPU time the calling thread has used, as the kernel counts it. (Time inside a
@@ -32,10 +55,12 @@ struct ClockState {
 /// deadline, and a well-behaved tenant would be stopped for the host's contention.)
 fn thread_cpu() -> Duration {
     let now = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
-    Duration::new(
+    let cpu = Duration::new(
         u64::try_from(now.tv_sec).unwrap_or(0),
         u32::try_from(now.tv_nsec).unwrap_or(0),
-    )
+    );
+    LAST_READING.set(Some((Instant::now(), cpu)));
+    cpu
 }
 
 impl CallClock {
@@ -59,17 +84,23 @@ impl CallClock {
         state.spent
             + state
                 .polled_since
-                .map_or(Duration::ZERO, |since| thread_cpu().saturating_sub(since))
+                .map_or(Duration::ZERO, |(_, cpu)| thread_cpu().saturating_sub(cpu))
     }
 
     fn enter(&self) {
-        self.state.lock().polled_since = Some(thread_cpu());
+        let now = Instant::now();
+        self.state.lock().polled_since = Some((now, recent_thread_cpu(now)));
     }
 
     fn leave(&self) {
         let mut state = self.state.lock();
-        if let Some(since) = state.polled_since.take() {
-            state.spent += thread_cpu().saturating_sub(since);
+        if let Some((at, cpu)) = state.polled_since.take() {
+            let wall = at.elapsed();
+            state.spent += if wall < SLACK {
+                wall
+            } else {
+                thread_cpu().saturating_sub(cpu)
+            };
         }
     }
 }
@@ -103,6 +134,43 @@ impl<F: Future> Future for Metered<F> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Spins until the thread has used `cpu` more.
+    fn burn(cpu: Duration) {
+        let started = thread_cpu();
+        let mut n = 0u64;
+        while thread_cpu().saturating_sub(started) < cpu {
+            n = std::hint::black_box(n.wrapping_add(1));
+        }
+    }
+
+    #[tokio::test]
+    async fn each_poll_is_charged_at_least_its_cpu_and_at_most_the_slack_more() {
+        let clock = Arc::new(CallClock::default());
+        for work in [Duration::from_micros(5), Duration::from_micros(300)] {
+            clock.start(Duration::MAX);
+            let mut used = Duration::ZERO;
+            for _ in 0..50 {
+                // Other work of the thread between polls, as other tasks make.
+                burn(Duration::from_micros(20));
+                let inside = async {
+                    let before = thread_cpu();
+                    burn(work);
+                    thread_cpu().saturating_sub(before)
+                };
+                used += Metered::new(inside, clock.clone()).await;
+            }
+            let spent = clock.spent();
+            assert!(
+                spent >= used,
+                "{work:?} a poll: charged {spent:?} for {used:?}"
+            );
+            assert!(
+                spent <= used + SLACK * 50,
+                "{work:?} a poll: charged {spent:?} for {used:?}"
+            );
+        }
+    }
 
     #[tokio::test]
     async fn a_call_is_charged_the_cpu_it_used_not_the_time_its_thread_was_away() {
