@@ -102,14 +102,27 @@ impl Link {
         match self.parser() {
             Parser::Json => {
                 let (message, binary) = shared.json.get_or_init(|| encode_json(shared.packet));
-                self.queue(message.clone(), binary);
+                self.queue_broadcast(message.clone(), binary);
             }
             Parser::Msgpack => {
                 let message = shared
                     .msgpack
                     .get_or_init(|| EnginePacket::Binary(msgpack::encode_broadcast(shared.packet)));
-                self.queue(message.clone(), &[]);
+                self.queue_broadcast(message.clone(), &[]);
             }
+        }
+    }
+
+    /// [`Link::queue`] for a broadcast's packet (see [`Session::offer_broadcast`]).
+    fn queue_broadcast(&self, message: EnginePacket, binary: &[Bytes]) {
+        let Some(session) = self.session.upgrade() else {
+            return;
+        };
+        if !binary.is_empty() {
+            return self.queue(message, binary);
+        }
+        if session.offer_broadcast(message) == Err(SendError::Full) {
+            self.close_slow();
         }
     }
 
