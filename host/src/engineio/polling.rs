@@ -88,12 +88,9 @@ pub(super) async fn get(
         tokio::select! {
             biased;
             packet = rx.recv() => {
-                let mut packets: Vec<Packet> = packet.into_iter().collect();
+                let mut packets = vec![packet];
                 while let Some(packet) = rx.try_recv() {
                     packets.push(packet);
-                }
-                if packets.is_empty() {
-                    packets.push(Packet::Close);
                 }
                 break packets;
             }

@@ -254,7 +254,7 @@ async fn run(session: Arc<Session>, ws: Ws) {
         loop {
             let packet = tokio::select! {
                 biased;
-                packet = rx.recv() => packet,
+                packet = rx.recv() => Some(packet),
                 _ = &mut closed => None,
             };
             let Some(packet) = packet else { break };
