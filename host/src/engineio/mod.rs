@@ -187,7 +187,7 @@ impl Engine {
                 .path_and_query()
                 .map(|pq| pq.to_string())
                 .unwrap_or_default(),
-            query,
+            query: query.into(),
             address: remote,
             time: SystemTime::now(),
         };

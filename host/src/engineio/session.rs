@@ -61,10 +61,11 @@ impl CloseReason {
 /// What the HTTP request that opened the session said about the client.
 #[derive(Debug, Clone)]
 pub struct ConnectInfo {
-    /// The query string's pairs, decoded.
-    pub query: Vec<(String, String)>,
-    /// The request headers (names lower case); values that are not UTF-8 are left out.
-    pub headers: Vec<(String, String)>,
+    /// The query string's pairs, decoded (shared with every socket of the session).
+    pub query: Arc<[(String, String)]>,
+    /// The request headers (names lower case); values that are not UTF-8 are left out
+    /// (shared with every socket of the session).
+    pub headers: Arc<[(String, String)]>,
     /// The client's address.
     pub address: SocketAddr,
     /// The request's path and query.
@@ -560,8 +561,8 @@ pub(crate) mod tests {
         transport: TransportKind,
     ) -> Arc<Session> {
         let info = ConnectInfo {
-            query: Vec::new(),
-            headers: Vec::new(),
+            query: Vec::new().into(),
+            headers: Vec::new().into(),
             address: SocketAddr::from(([127, 0, 0, 1], 1)),
             url: "/".into(),
             time: SystemTime::now(),

@@ -902,8 +902,8 @@ fn handshake_of(socket: &Socket) -> Handshake {
         namespace: socket.nsp().name().to_owned(),
         id: socket.id().to_string(),
         auth: handshake.auth.to_string(),
-        query: handshake.query.clone(),
-        headers: handshake.headers.clone(),
+        query: handshake.query.to_vec(),
+        headers: handshake.headers.to_vec(),
         address: handshake.address.to_string(),
         issued: handshake
             .time

@@ -73,9 +73,9 @@ pub struct Handshake {
     /// The `auth` object of the CONNECT packet; `{}` when none was sent.
     pub auth: Value,
     /// The query string of the Engine.IO handshake.
-    pub query: Vec<(String, String)>,
+    pub query: Arc<[(String, String)]>,
     /// The HTTP headers of the Engine.IO handshake (names lower case).
-    pub headers: Vec<(String, String)>,
+    pub headers: Arc<[(String, String)]>,
     /// The client's address.
     pub address: SocketAddr,
     /// When the Engine.IO session opened.
