@@ -130,9 +130,16 @@ struct SendQueue {
 }
 
 impl SendQueue {
-    fn push(&self, packet: Packet) {
-        self.packets.lock().push_back(packet);
+    /// Queues `packet` behind fewer than `limit` others; false if `limit` are queued.
+    fn push_within(&self, packet: Packet, limit: usize) -> bool {
+        let mut packets = self.packets.lock();
+        if packets.len() >= limit {
+            return false;
+        }
+        packets.push_back(packet);
+        drop(packets);
         self.arrived.notify_one();
+        true
     }
 
     fn pop(&self) -> Option<Packet> {
@@ -392,7 +399,10 @@ impl Session {
 
     /// Whether a broadcast was queued since this was last asked.
     pub(crate) fn take_broadcast_queued(&self) -> bool {
-        self.broadcast_queued.swap(false, Ordering::Relaxed)
+        // Read first: most wake-ups of a writer carry no broadcast, and a read leaves
+        // the line shared with the senders.
+        self.broadcast_queued.load(Ordering::Relaxed)
+            && self.broadcast_queued.swap(false, Ordering::Relaxed)
     }
 
     /// [`Session::send`], but a full queue leaves the session open, for the caller to
@@ -407,13 +417,12 @@ impl Session {
         let queue = &self.queue;
         let buffered = queue.buffered.fetch_add(size, Ordering::AcqRel) + size;
         if buffered > self.config.max_buffered_bytes
-            || queue.packets.lock().len() >= self.config.max_buffered_packets.max(1)
+            || !queue.push_within(packet, self.config.max_buffered_packets.max(1))
         {
             queue.buffered.fetch_sub(size, Ordering::AcqRel);
             tracing::debug!(sid = %self.id, buffered, "send queue full");
             return Err(SendError::Full);
         }
-        queue.push(packet);
         self.counters.sent(measured);
         Ok(())
     }
@@ -472,7 +481,7 @@ impl Session {
             self.queue
                 .buffered
                 .fetch_add(last.size_hint(), Ordering::AcqRel);
-            self.queue.push(last);
+            self.queue.push_within(last, usize::MAX);
         }
         self.is_closed.store(true, Ordering::Release);
         self.closed.cancel();

@@ -260,18 +260,23 @@ async fn run(session: Arc<Session>, ws: Ws) {
             let Some(packet) = packet else { break };
             let mut result = sink.feed(frame(packet)).await;
             let mut fed = 1;
-            while let (Ok(()), Some(packet)) = (&result, rx.try_recv()) {
-                result = sink.feed(frame(packet)).await;
-                fed += 1;
-            }
-            if fed == 1 && session.take_broadcast_queued() {
+            let mut waited = false;
+            loop {
+                while let (Ok(()), Some(packet)) = (&result, rx.try_recv()) {
+                    result = sink.feed(frame(packet)).await;
+                    fed += 1;
+                }
+                // Asked every time, so that a broadcast sent among others leaves no
+                // stale mark for the next lone packet.
+                let broadcast = session.take_broadcast_queued();
+                if waited || fed > 1 || !broadcast {
+                    break;
+                }
                 // A broadcast alone: the thread's other ready tasks run, and it looks
                 // for I/O (another broadcast on its way, perhaps), before this one
                 // goes on; what they queue goes in the same write.
+                waited = true;
                 tokio::task::yield_now().await;
-                while let (Ok(()), Some(packet)) = (&result, rx.try_recv()) {
-                    result = sink.feed(frame(packet)).await;
-                }
             }
             if result.is_err() || sink.flush().await.is_err() {
                 session.close(CloseReason::TransportError);

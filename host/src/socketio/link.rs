@@ -115,12 +115,12 @@ impl Link {
 
     /// [`Link::queue`] for a broadcast's packet (see [`Session::offer_broadcast`]).
     fn queue_broadcast(&self, message: EnginePacket, binary: &[Bytes]) {
-        let Some(session) = self.session.upgrade() else {
-            return;
-        };
         if !binary.is_empty() {
             return self.queue(message, binary);
         }
+        let Some(session) = self.session.upgrade() else {
+            return;
+        };
         if session.offer_broadcast(message) == Err(SendError::Full) {
             self.close_slow();
         }
