@@ -163,7 +163,7 @@ impl AdminUi {
         if !self.settings.auth {
             return Some(Scope::All);
         }
-        let auth = &socket.handshake().auth;
+        let auth = socket.handshake().auth();
         if let Some(Value::String(session)) = auth.get("sessionId") {
             if let Some(scope) = self.sessions.lock().get(session) {
                 return Some(scope.clone());

@@ -238,6 +238,27 @@ describe("upgrade", () => {
     assert.equal((await poll(sid)).status, 400);
   });
 
+  test("an upgraded session is pinged once a pingInterval over its WebSocket, and closed without a pong", async (t) => {
+    const sid = await pollingSession();
+    const c = rawWs(t, `/engine.io/?EIO=4&transport=websocket&sid=${sid}`, { autoPong: false });
+    await c.opened;
+    c.send("2probe");
+    assert.equal(await c.next(), "3probe");
+    c.send("5");
+    // The session's one heartbeat (begun while it polled) goes on over the WebSocket.
+    assert.equal(await c.next(PING_INTERVAL + 1000), "2");
+    let pinged = Date.now();
+    c.send("3");
+    assert.equal(await c.next(PING_INTERVAL + 1000), "2");
+    assert.ok(Date.now() - pinged >= PING_INTERVAL - 50, "a second ping came too early");
+    pinged = Date.now();
+    // Unanswered: closed after pingTimeout, with no other ping before.
+    await c.closed;
+    assert.ok(Date.now() - pinged >= PING_TIMEOUT - 50, "closed too early");
+    await assert.rejects(c.next(1), /no frame/);
+    assert.equal((await poll(sid)).status, 400);
+  });
+
   test("without a pending poll the first frame after 5 answers the client, not a noop", async (t) => {
     const { c } = await probed(t);
     c.send("5");

@@ -35,10 +35,7 @@ pub fn conformance_config() -> SocketIoConfig {
 pub fn conformance(io: &SocketIo) {
     let root = io.of("/");
     root.on_connection(|socket| {
-        socket.emit(
-            "auth",
-            Payload::from_values(&[socket.handshake().auth.clone()]),
-        );
+        socket.emit("auth", Payload::from_values(&[socket.handshake().auth()]));
         socket.on("message", |socket, args, _| {
             socket.emit("message-back", args)
         });
@@ -49,10 +46,7 @@ pub fn conformance(io: &SocketIo) {
         });
     });
     io.of("/custom").on_connection(|socket| {
-        socket.emit(
-            "auth",
-            Payload::from_values(&[socket.handshake().auth.clone()]),
-        );
+        socket.emit("auth", Payload::from_values(&[socket.handshake().auth()]));
     });
 }
 
@@ -130,7 +124,7 @@ pub fn workspaces(io: &SocketIo) {
         // Asynchronous for real: yield once, or wait `auth.delayMs` (at most 1 s) when asked.
         let delay = socket
             .handshake()
-            .auth
+            .auth()
             .get("delayMs")
             .and_then(Value::as_u64)
             .unwrap_or(0);
@@ -139,7 +133,7 @@ pub fn workspaces(io: &SocketIo) {
         } else {
             tokio::task::yield_now().await;
         }
-        if socket.handshake().auth.get("token") != Some(&json!("ok")) {
+        if socket.handshake().auth().get("token") != Some(&json!("ok")) {
             return Err(ConnectError::with_data(
                 "unauthorized",
                 json!({ "reason": "bad token" }),
@@ -250,7 +244,7 @@ pub fn workspaces(io: &SocketIo) {
                     "trail": trail,
                     "rooms": rooms,
                     "transport": socket.transport(),
-                    "auth": handshake.auth,
+                    "auth": handshake.auth(),
                     "query": query,
                     "address": handshake.address.ip().to_string(),
                     "userAgent": header("user-agent"),

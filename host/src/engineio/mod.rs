@@ -197,7 +197,8 @@ impl Engine {
         }
     }
 
-    /// Creates and registers a session, hands it to the layer above and starts its heartbeat.
+    /// Creates and registers a session, hands it to the layer above and, when it polls,
+    /// starts its heartbeat.
     fn open_session(self: &Arc<Self>, info: ConnectInfo, transport: TransportKind) -> Arc<Session> {
         let session = Session::new(
             new_sid(),
@@ -214,7 +215,16 @@ impl Engine {
 
         let connection = self.handler.on_open(&session);
         session.attach(connection);
-        tokio::spawn(session.clone().heartbeat());
+        // A WebSocket session's heartbeat runs in its connection's task.
+        if transport == TransportKind::Polling {
+            let session = session.clone();
+            tokio::spawn(async move {
+                tokio::select! {
+                    _ = session.closed() => {}
+                    _ = session.heartbeat() => {}
+                }
+            });
+        }
         session
     }
 

@@ -522,29 +522,31 @@ impl Session {
         }
     }
 
-    /// Pings every `pingInterval` and closes the session when a pong is late.
-    pub(crate) async fn heartbeat(self: Arc<Self>) {
+    /// Pings every `pingInterval` and closes the session when a pong is late. It does not
+    /// watch for the session's end: whoever runs it drops it then.
+    pub(crate) async fn heartbeat(&self) {
         let interval = self.config.ping_interval;
         let timeout = self.config.ping_timeout;
+        // One timer, set again for each wait: it is most of what an idle session holds.
+        let timer = tokio::time::sleep(interval);
+        tokio::pin!(timer);
         loop {
-            tokio::select! {
-                _ = self.closed.cancelled() => return,
-                _ = tokio::time::sleep(interval) => {}
-            }
+            (&mut timer).await;
             let pong = self.pong.notified();
             tokio::pin!(pong);
             pong.as_mut().enable();
             if self.send(Packet::Ping).is_err() {
                 return;
             }
+            timer.as_mut().reset(tokio::time::Instant::now() + timeout);
             tokio::select! {
-                _ = self.closed.cancelled() => return,
                 _ = pong => {}
-                _ = tokio::time::sleep(timeout) => {
+                _ = &mut timer => {
                     self.close(CloseReason::PingTimeout);
                     return;
                 }
             }
+            timer.as_mut().reset(tokio::time::Instant::now() + interval);
         }
     }
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::future::Either;
+use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use http::{header, HeaderValue, Request, Response, StatusCode};
 use http_body_util::Full;
@@ -28,7 +29,9 @@ use crate::error::HttpError;
 
 type Io = TokioIo<Upgraded>;
 /// A connection, compressed or not: either way a stream and sink of tungstenite's messages.
-type Ws = Either<WebSocketStream<Io>, Deflated<Io>>;
+/// The compressed one is boxed: twice the size of the plain one, it would make every
+/// connection as large.
+type Ws = Either<WebSocketStream<Io>, Box<Deflated<Io>>>;
 
 /// How long the writer may go on flushing after the reader has stopped.
 const FLUSH_GRACE: Duration = Duration::from_secs(1);
@@ -52,8 +55,10 @@ pub(super) fn open(
             return;
         }
         // A task of its own for the connection's life: this one's state, which held
-        // the upgrade's, is freed now rather than kept as long as the connection.
-        tokio::spawn(run(session, ws));
+        // the upgrade's, is freed now rather than kept as long as the connection. Split
+        // here, so that the task holds the halves only, not room for the whole.
+        let (sink, stream) = ws.split();
+        tokio::spawn(run(session, sink, stream, Heartbeat::Here));
     });
     Ok(response)
 }
@@ -128,7 +133,8 @@ pub(super) fn upgrade(
                     unprobed.take();
                     session.announce_upgrade();
                     tracing::debug!(sid = %session.id, "upgraded to websocket");
-                    tokio::spawn(run(session, ws));
+                    let (sink, stream) = ws.split();
+                    tokio::spawn(run(session, sink, stream, Heartbeat::Elsewhere));
                     return;
                 }
                 _ => break,
@@ -216,7 +222,7 @@ async fn into_websocket(
     let max_payload = config.max_payload;
     if let (Some(extension), Some(threshold)) = (extension, config.per_message_deflate) {
         return match Deflated::new(io, &extension, threshold, max_payload) {
-            Ok(ws) => Some(Either::Right(ws)),
+            Ok(ws) => Some(Either::Right(Box::new(ws))),
             Err(error) => {
                 tracing::debug!(%error, "permessage-deflate refused");
                 None
@@ -240,9 +246,21 @@ fn frame(packet: Packet) -> Message {
     }
 }
 
+/// Where a WebSocket session's heartbeat runs.
+enum Heartbeat {
+    /// In the WebSocket's task: the session began on it (one task less a connection).
+    Here,
+    /// In a task of its own, started when the session began polling.
+    Elsewhere,
+}
+
 /// Serves a session over its WebSocket until either side closes it.
-async fn run(session: Arc<Session>, ws: Ws) {
-    let (mut sink, mut stream) = ws.split();
+async fn run(
+    session: Arc<Session>,
+    mut sink: SplitSink<Ws, Message>,
+    mut stream: SplitStream<Ws>,
+    heartbeat: Heartbeat,
+) {
     // Set by the reader on a message over maxPayload: the close frame says so (1009),
     // as `ws` closes it.
     let too_large = AtomicBool::new(false);
@@ -322,10 +340,19 @@ async fn run(session: Arc<Session>, ws: Ws) {
         }
         session.close(CloseReason::TransportClose);
     };
+    // It ends only once the session is closed (by it, on a missed pong).
+    let heartbeat = async {
+        match heartbeat {
+            Heartbeat::Here => session.heartbeat().await,
+            Heartbeat::Elsewhere => std::future::pending().await,
+        }
+    };
     tokio::pin!(writer);
     tokio::select! {
         _ = &mut writer => {}
-        _ = async { tokio::select! { _ = reader => {}, _ = session.closed() => {} } } => {
+        _ = async {
+            tokio::select! { _ = reader => {}, _ = heartbeat => {}, _ = session.closed() => {} }
+        } => {
             let _ = tokio::time::timeout(FLUSH_GRACE, &mut writer).await;
         }
     }

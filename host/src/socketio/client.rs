@@ -156,11 +156,9 @@ impl Client {
                 }
             }
         }
-        let auth = auth
-            .and_then(|text| serde_json::from_str(&text).ok())
-            .unwrap_or_else(|| Value::Object(Default::default()));
+        let auth = Handshake::auth_of(auth);
         namespace.refresh_recovery();
-        if let Some(socket) = self.restore(&namespace, &auth) {
+        if let Some(socket) = self.restore(&namespace, auth.get()) {
             self.stop_connect_timeout();
             namespace.end_connect();
             // The connection may have closed meanwhile, missing the socket: it waits again.
@@ -170,7 +168,7 @@ impl Client {
             return;
         }
         let handshake = Handshake {
-            auth,
+            auth_json: auth,
             query: session.info.query.clone(),
             headers: session.info.headers.clone(),
             address: session.info.address,
@@ -199,10 +197,13 @@ impl Client {
 
     /// Connection state recovery: the socket parked under the `pid` of `auth`, given back
     /// with what it missed since the `offset` of `auth`, when the namespace can.
-    fn restore(&self, namespace: &Arc<Namespace>, auth: &Value) -> Option<Arc<Socket>> {
+    fn restore(&self, namespace: &Arc<Namespace>, auth: &str) -> Option<Arc<Socket>> {
         if !namespace.recovery_is_on() {
             return None;
         }
+        let Ok(auth) = serde_json::from_str::<Value>(auth) else {
+            return None;
+        };
         let (Some(Value::String(pid)), Some(Value::String(offset))) =
             (auth.get("pid"), auth.get("offset"))
         else {

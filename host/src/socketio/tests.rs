@@ -87,7 +87,7 @@ async fn a_connect_for_a_namespace_already_joined_closes_the_connection() {
 async fn a_refused_namespace_may_be_asked_for_again() {
     let io = SocketIo::new(SocketIoConfig::default());
     io.of("/t").use_middleware(|socket| async move {
-        match socket.handshake().auth.get("ok") {
+        match socket.handshake().auth().get("ok") {
             Some(_) => Ok(()),
             None => Err(ConnectError::new("no")),
         }

@@ -901,7 +901,7 @@ fn handshake_of(socket: &Socket) -> Handshake {
     Handshake {
         namespace: socket.nsp().name().to_owned(),
         id: socket.id().to_string(),
-        auth: handshake.auth.to_string(),
+        auth: handshake.auth_json().to_owned(),
         query: handshake.query.to_vec(),
         headers: handshake.headers.to_vec(),
         address: handshake.address.to_string(),

@@ -504,7 +504,7 @@ fn describe(socket: &Arc<Socket>) -> Value {
                 ("issued", Value::from(issued)),
                 ("url", Value::from(handshake.url.as_str())),
                 ("query", pairs(&handshake.query)),
-                ("auth", message::from_json(handshake.auth.clone())),
+                ("auth", message::from_json(handshake.auth())),
             ]),
         ),
         (

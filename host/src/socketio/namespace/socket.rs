@@ -9,7 +9,8 @@ use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
 use parking_lot::Mutex;
-use serde_json::Value;
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
 use tokio::sync::oneshot;
 
 use super::{BroadcastOperator, Namespace};
@@ -70,8 +71,10 @@ impl From<CloseReason> for DisconnectReason {
 /// What the client said when it joined the namespace.
 #[derive(Debug, Clone)]
 pub struct Handshake {
-    /// The `auth` object of the CONNECT packet; `{}` when none was sent.
-    pub auth: Value,
+    /// The `auth` object of the CONNECT packet as the client wrote it; `{}` when none
+    /// (or no valid JSON) was sent. Kept as text: a tree of it was most of what an idle
+    /// socket held (see [`Handshake::auth`]).
+    pub(crate) auth_json: Box<RawValue>,
     /// The query string of the Engine.IO handshake.
     pub query: Arc<[(String, String)]>,
     /// The HTTP headers of the Engine.IO handshake (names lower case).
@@ -85,6 +88,22 @@ pub struct Handshake {
 }
 
 impl Handshake {
+    /// The `auth` object of the CONNECT packet; `{}` when none was sent.
+    pub fn auth(&self) -> Value {
+        serde_json::from_str(self.auth_json.get()).unwrap_or_else(|_| Value::Object(Map::new()))
+    }
+
+    /// The `auth` object of the CONNECT packet, as JSON text.
+    pub fn auth_json(&self) -> &str {
+        self.auth_json.get()
+    }
+
+    /// `auth_json`'s value for `text`, which a client sent: `{}` unless it is JSON.
+    pub(crate) fn auth_of(text: Option<String>) -> Box<RawValue> {
+        text.and_then(|text| serde_json::from_str(&text).ok())
+            .unwrap_or_else(|| RawValue::from_string("{}".to_owned()).expect("valid JSON"))
+    }
+
     /// When the Engine.IO session opened, in milliseconds since the Unix epoch (Node's
     /// `handshake.issued`).
     pub fn issued_ms(&self) -> u64 {
@@ -613,5 +632,35 @@ impl Socket {
     pub(crate) fn relink(&self, link: Arc<Link>) {
         self.link.store(link);
         self.connected.store(true, Ordering::Release);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn handshake(auth: Option<&str>) -> Handshake {
+        Handshake {
+            auth_json: Handshake::auth_of(auth.map(str::to_owned)),
+            query: Arc::new([]),
+            headers: Arc::new([]),
+            address: SocketAddr::from(([127, 0, 0, 1], 1)),
+            time: SystemTime::UNIX_EPOCH,
+            url: String::new(),
+        }
+    }
+
+    #[test]
+    fn auth_is_kept_as_the_client_wrote_it_and_is_an_empty_object_unless_json() {
+        let sent = handshake(Some(r#" {"z":1,"a":[2.50,"x"]} "#));
+        // The client's order and numbers, for a tenant to read; only the outer blanks go.
+        assert_eq!(sent.auth_json(), r#"{"z":1,"a":[2.50,"x"]}"#);
+        assert_eq!(sent.auth(), json!({"z": 1, "a": [2.5, "x"]}));
+        for text in [None, Some(""), Some("{"), Some("{} trailing")] {
+            assert_eq!(handshake(text).auth_json(), "{}", "{text:?}");
+            assert_eq!(handshake(text).auth(), json!({}), "{text:?}");
+        }
     }
 }
