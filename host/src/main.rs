@@ -588,6 +588,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         admin_listener.local_addr()?,
         settings.data_dir.display()
     );
+    tracing::info!(
+        "the console: open http://{}/ in a browser and sign in with the operator token",
+        admin_listener.local_addr()?
+    );
     for name in app.tenants.names() {
         if let Some(slot) = app.tenants.get(&name) {
             let namespace = app.tenants.namespace_of(&name).unwrap_or_else(|| {

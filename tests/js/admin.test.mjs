@@ -40,6 +40,9 @@ describe("tokens", () => {
     assert.equal(minted.status, 201);
     const token = minted.body.token;
     assert.match(token, /^nsbox_/);
+    assert.deepEqual((await api("GET", "/v1/whoami", { token })).body, { access: "tenant", tenant: "alpha" });
+    assert.deepEqual((await api("GET", "/v1/whoami")).body, { access: "operator" });
+    assert.equal((await api("GET", "/v1/whoami", { token: "wrong" })).status, 401);
 
     const own = await deploy("alpha", component("echo"), token);
     assert.equal(own.status, 200, JSON.stringify(own.body));

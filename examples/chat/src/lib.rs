@@ -174,6 +174,8 @@ fn setup(app: &mut App) {
     });
 
     app.on_connection(|socket| {
+        // What the tenant's log shows (the console shows it as text, whatever it holds).
+        log::info(&format!("{} connected", nickname(socket)));
         join(socket, LOBBY);
         let channels: Vec<String> = with_chat(|chat| chat.channels.keys().cloned().collect());
         socket.emit(

@@ -25,6 +25,7 @@
 //! what to do, and the running version untouched.
 
 pub mod client;
+mod console;
 mod gates;
 mod listing;
 mod metrics;
@@ -191,6 +192,11 @@ impl Admin {
                 tenant.as_deref(),
             ));
         }
+        if method == Method::GET {
+            if let Some(page) = console::asset(&path) {
+                return page;
+            }
+        }
         if path.first() != Some(&"v1") {
             return error(StatusCode::NOT_FOUND, "not_found", "no such endpoint");
         }
@@ -205,6 +211,13 @@ impl Admin {
             return catalog_error(CatalogError::Unavailable("the link is down".into()));
         }
         match (&method, &path[1..]) {
+            (&Method::GET, ["whoami"]) => json(
+                StatusCode::OK,
+                match &access {
+                    Access::Operator => json!({ "access": "operator" }),
+                    Access::Tenant(tenant) => json!({ "access": "tenant", "tenant": tenant }),
+                },
+            ),
             (&Method::GET, ["tenants"]) => self.list(&access, req.uri().query()),
             (_, ["tenants", tenant, rest @ ..]) => {
                 if !valid_tenant_name(tenant) {
@@ -358,6 +371,7 @@ impl Admin {
             "faults": stats.faults.load(Relaxed),
             "restarts": stats.restarts(),
             "running": stats.instances.load(Relaxed) > 0,
+            "instances": stats.instances.load(Relaxed),
             "evictions": stats.evictions.load(Relaxed),
             "recovered": stats.recovered.load(Relaxed),
             "quarantined": stats.quarantined.load(Relaxed) == 1,

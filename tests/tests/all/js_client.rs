@@ -413,6 +413,27 @@ async fn admin_api_with_official_client() {
     let _ = std::fs::remove_file(&forbidden);
 }
 
+/// The console (`console-browser.test.mjs`) in Chromium, on the admin API of the tenants'
+/// configuration; its screenshots are kept in the target directory's `tmp/artifacts`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_in_chromium() {
+    let _alone = integration_tests::alone().await;
+    let server = TestServer::start_tenants().await.expect("server starts");
+    let forbidden =
+        std::env::temp_dir().join(format!("nsbox-console-http-{}.wasm", std::process::id()));
+    let bytes = forged::importing("wasi:http/outgoing-handler@0.2.6").expect("a component");
+    std::fs::write(&forbidden, bytes).expect("written");
+    let env = [
+        ("FORBIDDEN_COMPONENT", forbidden.display().to_string()),
+        (
+            "ARTIFACTS_DIR",
+            concat!(env!("CARGO_TARGET_TMPDIR"), "/artifacts").to_owned(),
+        ),
+    ];
+    suite_with("console-browser.test.mjs", server, &env).await;
+    let _ = std::fs::remove_file(&forbidden);
+}
+
 /// Short timeouts, so half-open connections and trickling bodies close within the test, and host settings
 /// other than the defaults.
 const SHORT_TIMEOUTS: &str = r#"

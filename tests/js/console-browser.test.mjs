@@ -1,0 +1,149 @@
+// The console at `/` of the admin listener, in headless Chromium (the distribution's
+// package, driven by puppeteer-core): signing in with the operator's token and with a
+// tenant's, the tenant list, a deploy watched going live, a refused upload's error, a
+// rollback, the log followed live, and markup a client got into a tenant's log and
+// storage shown as text, running nothing. Screenshots go to ARTIFACTS_DIR. The harness
+// gives ADMIN_URL, ADMIN_TOKEN, EXAMPLES_DIR and FORBIDDEN_COMPONENT.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import puppeteer from "puppeteer-core";
+import { io } from "socket.io-client";
+import { URL } from "./helpers.mjs";
+
+const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
+const ARTIFACTS = process.env.ARTIFACTS_DIR;
+const ADMIN_URL = process.env.ADMIN_URL;
+const OPERATOR = process.env.ADMIN_TOKEN;
+const wasm = (name) => join(process.env.EXAMPLES_DIR, `${name}.wasm`);
+
+/** Resolves once `selector`'s text has `text` in it; else says what it shows. */
+async function shows(page, selector, text, timeout = 20_000) {
+  try {
+    await page.waitForFunction((sel, wanted) => document.querySelector(sel)?.textContent.includes(wanted), { timeout, polling: 50 }, selector, text);
+  } catch (error) {
+    const shown = await page.evaluate((sel) => document.querySelector(sel)?.textContent, selector);
+    throw new Error(`${selector} never showed ${JSON.stringify(text)}; it shows ${JSON.stringify(shown)}`, { cause: error });
+  }
+}
+
+/** The names in the tenant list, once it shows `expected` of them. */
+async function listed(page, expected) {
+  await page.waitForFunction((n) => document.querySelectorAll("#tenants tbody tr").length === n, { timeout: 20_000, polling: 50 }, expected);
+  return page.$$eval("#tenants tbody tr", (rows) => rows.map((row) => row.dataset.tenant));
+}
+
+async function signIn(page, token) {
+  await page.goto(`${ADMIN_URL}/`, { waitUntil: "domcontentloaded" });
+  const input = await page.waitForSelector("#signin input[name=token]", { visible: true, timeout: 20_000 });
+  await input.type(token);
+  await input.press("Enter");
+}
+
+async function api(method, path, body) {
+  const res = await fetch(`${ADMIN_URL}${path}`, { method, headers: { authorization: `Bearer ${OPERATOR}` }, body });
+  return { status: res.status, body: await res.json() };
+}
+
+test("the console in Chromium: sign in, tenants, deploy, rollback, log, and no tenant's markup runs", { timeout: 180_000 }, async (t) => {
+  const browser = await puppeteer.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
+  });
+  t.after(() => browser.close());
+  const page = await browser.newPage();
+  await page.setViewport({ width: 1280, height: 900 });
+  const errors = [];
+  page.on("console", (message) => t.diagnostic(`page: ${message.text()}`));
+  page.on("pageerror", (error) => errors.push(error.message));
+  const shot = async (name) => {
+    if (!ARTIFACTS) return;
+    mkdirSync(ARTIFACTS, { recursive: true });
+    await page.screenshot({ path: join(ARTIFACTS, `console-${name}.png`), fullPage: true });
+  };
+
+  // A wrong token is refused with the API's word for it.
+  await signIn(page, "not-a-token-at-all");
+  await shows(page, "#signin-error", "unauthorized");
+
+  // The operator sees every tenant; the token is kept in the session, not in the URL.
+  await page.$eval("#signin input[name=token]", (input) => (input.value = ""));
+  await page.type("#signin input[name=token]", OPERATOR);
+  await page.keyboard.press("Enter");
+  await shows(page, "#who", "operator");
+  const all = await api("GET", "/v1/tenants?limit=1000");
+  const names = await listed(page, all.body.total);
+  assert.deepEqual(names, all.body.tenants.map((tenant) => tenant.name));
+  assert.ok(!page.url().includes(OPERATOR));
+  assert.equal(await page.evaluate(() => sessionStorage.getItem("nsbox-console-token")), OPERATOR);
+  await shot("tenants");
+
+  // Search, and sort by a column, both done by the server.
+  await page.type("#search", "t1");
+  assert.deepEqual(await listed(page, 1), ["t1"]);
+  await page.$eval("#search", (input) => (input.value = ""));
+  await page.type("#search", " ");
+  await listed(page, all.body.total);
+  await page.click('#tenants th button[data-sort="name"]');
+  await page.waitForFunction(() => document.querySelector('#tenants th button[data-sort="name"]').getAttribute("aria-sort") === "descending", { polling: 50 });
+  assert.deepEqual(await listed(page, all.body.total), [...names].sort().reverse());
+
+  // A new tenant: deploy a component and watch it go live.
+  await page.type("#open-tenant input[name=name]", "gallery");
+  await page.keyboard.press("Enter");
+  await shows(page, "#tenant-name", "gallery");
+  await shows(page, "#tenant-missing", "No such tenant");
+  const chooser = await page.waitForSelector("#component");
+  await chooser.uploadFile(wasm("echo"));
+  await shows(page, "#deploy-status", "Version 1 is live");
+  await shows(page, "#summary", "live version");
+  await shows(page, '#versions tr[data-version="1"]', "live");
+
+  // The next version, then a refused upload whose error names the import.
+  await (await page.$("#component")).uploadFile(wasm("chat"));
+  await shows(page, "#deploy-status", "Version 2 is live");
+  await shows(page, '#versions tr[data-version="2"]', "live");
+  await (await page.$("#component")).uploadFile(process.env.FORBIDDEN_COMPONENT);
+  await shows(page, "#deploy-status", "forbidden_import");
+  await shows(page, "#deploy-status", "wasi:http/outgoing-handler");
+  await shot("refused");
+
+  // Markup a client gets into the tenant's log (the chat logs who connected) and into
+  // its storage (its history) is shown as text.
+  const attack = "<img src=x onerror=pwned=1>";
+  const client = io(`${URL}/gallery`, { auth: { nickname: attack }, transports: ["websocket"] });
+  t.after(() => client.close());
+  await new Promise((resolve, reject) => {
+    client.on("welcome", resolve);
+    client.on("connect_error", reject);
+  });
+  await shows(page, "#log", `${attack} connected`);
+  const sent = await client.timeout(5000).emitWithAck("message", "#general", attack);
+  assert.ok(sent.ok, JSON.stringify(sent));
+  await shows(page, "#kv", attack, 10_000);
+  assert.equal(await page.evaluate(() => window.pwned), undefined);
+  assert.equal(await page.evaluate(() => document.querySelectorAll("#log img, #kv img").length), 0);
+  await shot("log");
+
+  // Roll back to version 1: it is live again, and the log, followed, says so.
+  await page.$eval('#versions tr[data-version="1"] button', (button) => button.click());
+  await shows(page, '#versions tr[data-version="1"]', "live");
+  await shows(page, "#log", "version 1 now serves");
+  assert.equal((await api("GET", "/v1/tenants/gallery")).body.version, 1);
+
+  // A tenant's deploy token sees its own tenant and no other.
+  const minted = await api("POST", "/v1/tenants/gallery/tokens");
+  assert.equal(minted.status, 201);
+  await page.click("#signout");
+  await page.waitForSelector("#signin input[name=token]", { visible: true });
+  assert.equal(await page.evaluate(() => sessionStorage.getItem("nsbox-console-token")), null);
+  await page.type("#signin input[name=token]", minted.body.token);
+  await page.keyboard.press("Enter");
+  await shows(page, "#who", "tenant gallery");
+  assert.deepEqual(await listed(page, 1), ["gallery"]);
+  assert.equal(await page.$eval("#open-tenant", (form) => form.hidden), true);
+  await shot("tenant-token");
+  assert.deepEqual(errors, []);
+});
