@@ -117,6 +117,131 @@ function route() {
 }
 window.addEventListener("hashchange", route);
 
+// ---- Charts from /metrics -------------------------------------------------------------
+
+const SAMPLE_MS = 2000;
+const SPAN_MS = 5 * 60 * 1000;
+const SVG_NS = "http://www.w3.org/2000/svg";
+
+/** Prometheus text: each sample by its name and labels. */
+function parseMetrics(text) {
+  const values = new Map();
+  for (const line of text.split("\n")) {
+    const match = line.match(/^([A-Za-z_:][\w:]*)(\{[^}]*\})?\s+(\S+)$/);
+    if (match) values.set(match[1] + (match[2] ?? ""), Number(match[3]));
+  }
+  return values;
+}
+
+/** The sum of a metric over its labels (every tenant, or the one asked for). */
+function total(values, name) {
+  let sum = 0;
+  for (const [key, value] of values) if (key === name || key.startsWith(`${name}{`)) sum += value;
+  return sum;
+}
+
+/** A histogram's cumulative buckets, summed over tenants: [[upper bound, count]]. */
+function buckets(values, name) {
+  const byBound = new Map();
+  for (const [key, value] of values) {
+    if (!key.startsWith(`${name}_bucket{`)) continue;
+    const le = key.match(/le="([^"]+)"/)?.[1];
+    byBound.set(le, (byBound.get(le) ?? 0) + value);
+  }
+  return [...byBound].map(([le, n]) => [le === "+Inf" ? Infinity : Number(le), n]).sort((a, b) => a[0] - b[0]);
+}
+
+/** The `q` quantile of what a histogram counted between two samples (interpolated in a bucket). */
+function quantile(q, now, before) {
+  const counts = now.map(([le, n], i) => [le, n - (before[i]?.[1] ?? 0)]);
+  const all = counts.at(-1)?.[1] ?? 0;
+  if (all <= 0) return null;
+  const rank = q * all;
+  let [lower, below] = [0, 0];
+  for (const [le, n] of counts) {
+    if (n >= rank) return le === Infinity ? lower : lower + (le - lower) * ((rank - below) / Math.max(n - below, 1e-9));
+    [lower, below] = [le, n];
+  }
+  return lower;
+}
+
+const CHARTS = [
+  { id: "events", title: "Events per second", unit: "/s", lines: [["in", "#2563eb", "nsbox_tenant_events_in_total", "rate"], ["out", "#16a34a", "nsbox_tenant_events_out_total", "rate"]] },
+  { id: "bytes", title: "Bytes per second", unit: "B/s", lines: [["in", "#2563eb", "nsbox_tenant_bytes_in_total", "rate"], ["out", "#16a34a", "nsbox_tenant_bytes_out_total", "rate"]] },
+  { id: "cpu", title: "CPU per call", unit: "µs", lines: [["p50", "#9333ea", "nsbox_tenant_call_cpu_seconds", 0.5], ["p99", "#dc2626", "nsbox_tenant_call_cpu_seconds", 0.99]] },
+  { id: "sockets", title: "Sockets", unit: "", lines: [["sockets", "#ea580c", "nsbox_tenant_sockets", "gauge"]] },
+];
+
+const number = (v) => (v == null ? "–" : v >= 100 ? Math.round(v).toLocaleString() : Number(v.toPrecision(3)).toString());
+
+function svg(tag, attrs) {
+  const node = document.createElementNS(SVG_NS, tag);
+  for (const [name, value] of Object.entries(attrs)) node.setAttribute(name, value);
+  return node;
+}
+
+/** Draws one chart: a line for each series over the last SPAN_MS. */
+function draw(figure, chart, series, now) {
+  const [width, height, pad] = [300, 100, 4];
+  const max = Math.max(1e-9, ...series.flatMap((points) => points.map(([, v]) => v ?? 0)));
+  const root = svg("svg", { viewBox: `0 0 ${width} ${height}`, width, height, role: "img", "aria-label": chart.title });
+  root.append(svg("rect", { x: 0, y: 0, width, height, fill: "#fafbfc", stroke: "#e3e5ea" }));
+  chart.lines.forEach(([, color], i) => {
+    const points = series[i]
+      .filter(([, v]) => v != null)
+      .map(([t, v]) => `${(width - ((now - t) / SPAN_MS) * width).toFixed(1)},${(height - pad - (v / max) * (height - 2 * pad)).toFixed(1)}`);
+    root.append(svg("polyline", { points: points.join(" "), fill: "none", stroke: color, "stroke-width": 1.5 }));
+  });
+  const latest = chart.lines.map(([label], i) => `${label} ${number(series[i].at(-1)?.[1])}`).join(", ");
+  figure.replaceChildren(el("figcaption", {}, `${chart.title}: ${latest} ${chart.unit}`), root);
+  chart.lines.forEach(([label], i) => (figure.dataset[label] = String(series[i].at(-1)?.[1] ?? "")));
+}
+
+/**
+ * Samples `/metrics` (all tenants, or `tenant`'s) every SAMPLE_MS into `box`'s charts,
+ * and reports each limit trip to `onTrip(limit, count)`; returns what stops it.
+ */
+function startCharts(box, tenant, onTrip = () => {}) {
+  const url = tenant ? `/metrics?tenant=${encodeURIComponent(tenant)}` : "/metrics";
+  const figures = CHARTS.map((chart) => el("figure", { "data-chart": chart.id }));
+  box.replaceChildren(...figures);
+  const series = CHARTS.map((chart) => chart.lines.map(() => []));
+  let previous = null;
+  const sample = async () => {
+    const res = await fetch(url);
+    if (!res.ok) return;
+    const values = parseMetrics(await res.text());
+    const at = Date.now();
+    if (previous) {
+      const seconds = (at - previous.at) / 1000;
+      CHARTS.forEach((chart, c) =>
+        chart.lines.forEach(([, , metric, kind], l) => {
+          let v;
+          if (kind === "rate") v = Math.max(0, total(values, metric) - total(previous.values, metric)) / seconds;
+          else if (kind === "gauge") v = total(values, metric);
+          else {
+            const q = quantile(kind, buckets(values, metric), buckets(previous.values, metric));
+            v = q == null ? null : q * 1e6;
+          }
+          const points = series[c][l];
+          points.push([at, v]);
+          while (points.length && points[0][0] < at - SPAN_MS) points.shift();
+        }),
+      );
+      for (const [key, value] of values) {
+        const limit = key.startsWith("nsbox_tenant_limit_trips_total{") && key.match(/limit="([^"]+)"/)?.[1];
+        const before = previous.values.get(key) ?? 0;
+        if (limit && value > before) onTrip(limit, value - before);
+      }
+      CHARTS.forEach((chart, c) => draw(figures[c], chart, series[c], at));
+    }
+    previous = { at, values };
+  };
+  sample();
+  const timer = setInterval(() => sample().catch(() => {}), SAMPLE_MS);
+  return () => clearInterval(timer);
+}
+
 // ---- The tenant list ----------------------------------------------------------------
 
 const list = { q: "", sort: "name", order: "asc", offset: 0 };
@@ -158,7 +283,11 @@ function showList() {
   show("list-view");
   loadList();
   const timer = setInterval(loadList, 3000);
-  leave = () => clearInterval(timer);
+  const stopCharts = me.access === "operator" ? startCharts($("host-charts"), null) : () => {};
+  leave = () => {
+    clearInterval(timer);
+    stopCharts();
+  };
 }
 
 let searching;
@@ -230,6 +359,8 @@ async function loadTenant() {
     ["limits tripped", Object.entries(info.limit_trips).filter(([, n]) => n > 0).map(([k, n]) => `${k} ×${n}`).join(", ") || "none"],
   ]);
   pairs($("limits"), Object.entries(info.limits).map(([k, v]) => [k in (info.limit_overrides ?? {}) ? `${k} (own)` : k, v]));
+  const ownLimits = $("own-limits");
+  if (document.activeElement !== ownLimits && !ownLimits.dataset.edited) ownLimits.value = JSON.stringify(info.limit_overrides ?? {});
   const versions = await api("GET", `${tenantPath(name)}/versions`).catch(() => null);
   $("versions").tBodies[0].replaceChildren(
     ...(versions?.versions ?? [])
@@ -367,8 +498,17 @@ function showTenant(name) {
   show("tenant-view");
   tenant = name;
   $("tenant-name").textContent = name;
-  $("deploy-status").textContent = "";
-  $("tenant-error").textContent = "";
+  for (const id of ["deploy-status", "tenant-error", "config-status", "manage-status"]) $(id).textContent = "";
+  $("minted").hidden = true;
+  $("minted").value = "";
+  delete $("own-limits").dataset.edited;
+  $("trips").replaceChildren(el("li", { class: "muted" }, "none since this page opened"));
+  let tripped = false;
+  const stopCharts = startCharts($("tenant-charts"), name, (limit, count) => {
+    if (!tripped) $("trips").replaceChildren();
+    tripped = true;
+    $("trips").prepend(el("li", { "data-limit": limit }, `${new Date().toLocaleTimeString()} ${limit} ×${count}`));
+  });
   const refresh = () => loadTenant().catch((error) => ($("tenant-error").textContent = error.message));
   refresh();
   const timer = setInterval(refresh, 3000);
@@ -377,8 +517,71 @@ function showTenant(name) {
   leave = () => {
     clearInterval(timer);
     following.abort();
+    stopCharts();
   };
 }
+
+// ---- Changing a tenant --------------------------------------------------------------
+
+/** Runs `change`, then shows `done` (or the API's error) in `status` and reloads the tenant. */
+async function change(status, change, done) {
+  status.className = "";
+  status.textContent = "";
+  try {
+    const result = await change();
+    status.textContent = typeof done === "function" ? done(result) : done;
+    await loadTenant();
+  } catch (error) {
+    status.className = "error";
+    status.textContent = error.message;
+  }
+}
+
+$("config-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const { name, value, secret } = event.target.elements;
+  const body = secret.checked ? { secrets: { [name.value]: value.value } } : { config: { [name.value]: value.value } };
+  change($("config-status"), () => api("PUT", `${tenantPath(tenant)}/config`, body), `Set ${name.value}.`);
+});
+$("config-unset").addEventListener("click", () => {
+  const { name, secret } = $("config-form").elements;
+  const body = secret.checked ? { secrets: { [name.value]: null } } : { config: { [name.value]: null } };
+  change($("config-status"), () => api("PUT", `${tenantPath(tenant)}/config`, body), `Unset ${name.value}.`);
+});
+$("own-limits").addEventListener("input", (event) => (event.target.dataset.edited = "1"));
+$("limits-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  let limits;
+  try {
+    limits = JSON.parse($("own-limits").value || "{}");
+  } catch (error) {
+    $("manage-status").className = "error";
+    $("manage-status").textContent = `Not JSON: ${error.message}`;
+    return;
+  }
+  change($("manage-status"), async () => {
+    await api("PUT", `${tenantPath(tenant)}/limits`, limits);
+    delete $("own-limits").dataset.edited;
+  }, "Limits saved: a fresh instance takes the sockets over.");
+});
+$("mint").addEventListener("click", () =>
+  change($("manage-status"), () => api("POST", `${tenantPath(tenant)}/tokens`), (minted) => {
+    $("minted").value = minted.token;
+    $("minted").hidden = false;
+    return "A new deploy token, shown this once: copy it now.";
+  }),
+);
+$("delete").addEventListener("click", async () => {
+  const name = tenant;
+  if (!confirm(`Delete tenant ${name}? Its sockets are disconnected and its versions, configuration, storage and tokens removed.`)) return;
+  try {
+    await api("DELETE", tenantPath(name));
+    location.hash = "#/";
+  } catch (error) {
+    $("manage-status").className = "error";
+    $("manage-status").textContent = error.message;
+  }
+});
 
 // ---- Start --------------------------------------------------------------------------
 

@@ -78,6 +78,8 @@ test("the console in Chromium: sign in, tenants, deploy, rollback, log, and no t
   assert.deepEqual(names, all.body.tenants.map((tenant) => tenant.name));
   assert.ok(!page.url().includes(OPERATOR));
   assert.equal(await page.evaluate(() => sessionStorage.getItem("nsbox-console-token")), OPERATOR);
+  // Host-wide charts, for the operator: drawn from the second sample on.
+  await page.waitForSelector('#host-charts figure[data-chart="events"] svg', { timeout: 20_000 });
   await shot("tenants");
 
   // Search, and sort by a column, both done by the server.
@@ -132,18 +134,86 @@ test("the console in Chromium: sign in, tenants, deploy, rollback, log, and no t
   await shows(page, '#versions tr[data-version="1"]', "live");
   await shows(page, "#log", "version 1 now serves");
   assert.equal((await api("GET", "/v1/tenants/gallery")).body.version, 1);
+  client.close();
 
-  // A tenant's deploy token sees its own tenant and no other.
-  const minted = await api("POST", "/v1/tenants/gallery/tokens");
-  assert.equal(minted.status, 201);
+  // Its configuration: a value, and a secret shown masked.
+  const setConfig = async (name, value, secret) => {
+    await page.$eval("#config-form", (form) => form.reset());
+    await page.type("#config-form input[name=name]", name);
+    await page.type("#config-form input[name=value]", value);
+    if (secret) await page.click("#config-form input[name=secret]");
+    await page.click("#config-form button[name=set]");
+    await shows(page, "#config-status", `Set ${name}.`);
+  };
+  await setConfig("greeting", "hello", false);
+  await setConfig("api_key", "s3cret-value", true);
+  await shows(page, "#config", "greeting");
+  await shows(page, "#config", "api_key (secret)********");
+  assert.ok(!(await page.$eval("#config", (dl) => dl.textContent)).includes("s3cret-value"));
+
+  // Its own limits: the API's refusal comes back as text, markup and all; then a small
+  // message limit is saved.
+  const ownLimits = async (json) => {
+    await page.$eval("#own-limits", (area) => (area.value = ""));
+    await page.type("#own-limits", json);
+    await page.click("#limits-form button[type=submit]");
+  };
+  const markupKey = "<img src=x onerror=pwned=2>";
+  await ownLimits(JSON.stringify({ [markupKey]: 1 }));
+  await shows(page, "#manage-status", `invalid_limits: unknown field \`${markupKey}\``);
+  assert.equal(await page.evaluate(() => document.querySelectorAll("#manage-status img").length), 0);
+  await ownLimits(JSON.stringify({ max_message_bytes: 200 }));
+  await shows(page, "#manage-status", "Limits saved");
+  await shows(page, "#limits", "max_message_bytes (own)200");
+
+  // Traffic moves the tenant's charts; a message over the limit trips it, and the page
+  // says which limit and when.
+  const echo = io(`${URL}/gallery`, { auth: { token: "ok" }, transports: ["websocket"] });
+  t.after(() => echo.close());
+  await new Promise((resolve, reject) => {
+    echo.on("connect", resolve);
+    echo.on("connect_error", reject);
+  });
+  const moving = () => page.$eval('#tenant-charts figure[data-chart="events"]', (figure) => Number(figure.dataset.in || 0) > 0);
+  for (let i = 0; i < 100 && !(await moving()); i++) await echo.timeout(5000).emitWithAck("echo", "tick");
+  assert.ok(await moving(), "the events chart never moved");
+  assert.ok(await page.$eval('#tenant-charts figure[data-chart="events"] polyline', (line) => line.getAttribute("points").includes(",")));
+  await shows(page, '#tenant-charts figure[data-chart="cpu"] figcaption', "p50");
+  echo.timeout(5000).emitWithAck("echo", "x".repeat(500)).catch(() => {});
+  await shows(page, "#trips", "message-size", 20_000);
+  await shot("charts");
+  assert.equal(await page.evaluate(() => window.pwned), undefined);
+
+  // A deploy token minted here, shown once; with it the console shows its tenant only.
+  await page.click("#mint");
+  await page.waitForFunction(() => document.querySelector("#minted").value.startsWith("nsbox_"), { polling: 50 });
+  const minted = await page.$eval("#minted", (input) => input.value);
   await page.click("#signout");
   await page.waitForSelector("#signin input[name=token]", { visible: true });
   assert.equal(await page.evaluate(() => sessionStorage.getItem("nsbox-console-token")), null);
-  await page.type("#signin input[name=token]", minted.body.token);
+  await page.type("#signin input[name=token]", minted);
   await page.keyboard.press("Enter");
   await shows(page, "#who", "tenant gallery");
   assert.deepEqual(await listed(page, 1), ["gallery"]);
   assert.equal(await page.$eval("#open-tenant", (form) => form.hidden), true);
+  assert.equal(await page.$eval("#host-charts", (box) => box.hidden), true);
+  await page.click('#tenants tr[data-tenant="gallery"] a');
+  await shows(page, "#tenant-name", "gallery");
+  assert.equal(await page.$eval("#manage", (box) => box.hidden), true);
   await shot("tenant-token");
+
+  // The operator deletes the tenant, once they say so.
+  await page.click("#signout");
+  await page.waitForSelector("#signin input[name=token]", { visible: true });
+  await page.type("#signin input[name=token]", OPERATOR);
+  await page.keyboard.press("Enter");
+  await shows(page, "#who", "operator");
+  await page.goto(`${ADMIN_URL}/#/tenants/gallery`, { waitUntil: "domcontentloaded" });
+  await shows(page, "#summary", "live version");
+  page.once("dialog", (dialog) => dialog.accept());
+  await page.click("#delete");
+  await page.waitForFunction(() => location.hash === "#/", { polling: 50 });
+  assert.equal((await api("GET", "/v1/tenants/gallery")).status, 404);
+  assert.deepEqual((await listed(page, all.body.total)).sort(), [...names].sort());
   assert.deepEqual(errors, []);
 });

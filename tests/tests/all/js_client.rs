@@ -434,6 +434,19 @@ async fn console_in_chromium() {
     let _ = std::fs::remove_file(&forbidden);
 }
 
+/// The console's tenant list with 10,000 tenants (`console-many.test.mjs`) in Chromium.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_with_10000_tenants_in_chromium() {
+    let _alone = integration_tests::alone().await;
+    let config: String = (0..10_000)
+        .map(|i| format!("[tenants.t{i}]\ncomponent = \"builtin:echo\"\n\n"))
+        .collect();
+    let server = TestServer::start_with(&config)
+        .await
+        .expect("server starts");
+    suite("console-many.test.mjs", server).await;
+}
+
 /// Short timeouts, so half-open connections and trickling bodies close within the test, and host settings
 /// other than the defaults.
 const SHORT_TIMEOUTS: &str = r#"
