@@ -92,6 +92,42 @@ test("the console in Chromium: sign in, tenants, deploy, rollback, log, and no t
   await page.waitForFunction(() => document.querySelector('#tenants th button[data-sort="name"]').getAttribute("aria-sort") === "descending", { polling: 50 });
   assert.deepEqual(await listed(page, all.body.total), [...names].sort().reverse());
 
+  // A tenant that keeps trapping is quarantined: the list says so, and its page says why.
+  for (let i = 0; i < 5; i++) {
+    const fragile = io(`${URL}/fragile`, { transports: ["websocket"], forceNew: true, reconnection: false });
+    await new Promise((resolve, reject) => {
+      fragile.on("connect", resolve);
+      fragile.on("connect_error", reject);
+    });
+    const gone = new Promise((resolve) => fragile.on("disconnect", resolve));
+    fragile.emit("boom");
+    await gone;
+    fragile.close();
+  }
+  await shows(page, '#tenants tr[data-tenant="fragile"]', "quarantined");
+  await page.click('#tenants tr[data-tenant="fragile"] a');
+  await shows(page, "#summary", "quarantined");
+  await shows(page, "#log", "quarantined after 5 faults, until a new version is uploaded");
+  await shows(page, "#summary", "trap ×5");
+  await shot("quarantined");
+  await page.click("header h1 a");
+  await listed(page, all.body.total);
+
+  // A tenant name is letters, digits and _ only: markup in one, in the address or the
+  // form, opens nothing and runs nothing.
+  const markupName = "<img src=x onerror=pwned=3>";
+  await page.goto(`${ADMIN_URL}/#/tenants/${encodeURIComponent(markupName)}`, { waitUntil: "domcontentloaded" });
+  await shows(page, "#who", "operator");
+  assert.equal(await page.$eval("#tenant-view", (view) => view.hidden), true);
+  await listed(page, all.body.total);
+  await page.type("#open-tenant input[name=name]", markupName);
+  await page.keyboard.press("Enter");
+  assert.equal(await page.$eval("#open-tenant input[name=name]", (input) => input.validity.valid), false);
+  assert.equal(await page.$eval("#tenant-view", (view) => view.hidden), true);
+  await page.$eval("#open-tenant input[name=name]", (input) => (input.value = ""));
+  assert.equal((await fetch(`${ADMIN_URL}/v1/tenants/${encodeURIComponent(markupName)}`, { headers: { authorization: `Bearer ${OPERATOR}` } })).status, 400);
+  assert.equal(await page.evaluate(() => window.pwned), undefined);
+
   // A new tenant: deploy a component and watch it go live.
   await page.type("#open-tenant input[name=name]", "gallery");
   await page.keyboard.press("Enter");
@@ -200,6 +236,14 @@ test("the console in Chromium: sign in, tenants, deploy, rollback, log, and no t
   await page.click('#tenants tr[data-tenant="gallery"] a');
   await shows(page, "#tenant-name", "gallery");
   assert.equal(await page.$eval("#manage", (box) => box.hidden), true);
+  // The tenant's author deploys: the live version's bytes again change nothing, new
+  // bytes are the next version.
+  await (await page.$("#component")).uploadFile(wasm("echo"));
+  await shows(page, "#deploy-status", "Unchanged: version 1 is these bytes");
+  await (await page.$("#component")).uploadFile(wasm("chat"));
+  await shows(page, "#deploy-status", "Version 3 is live");
+  await shows(page, '#versions tr[data-version="3"]', "live");
+  await shows(page, "#log", "version 3 now serves");
   await shot("tenant-token");
 
   // The operator deletes the tenant, once they say so.
