@@ -7,15 +7,13 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createServer } from "node:http";
 import { createRequire } from "node:module";
-import { mkdirSync, readFileSync, existsSync } from "node:fs";
+import { readFileSync, existsSync } from "node:fs";
 import { dirname, extname, join, normalize } from "node:path";
-import puppeteer from "puppeteer-core";
 import { URL, connected } from "./helpers.mjs";
+import { launch, screenshot } from "./browser.mjs";
 
 const require = createRequire(import.meta.url);
 const UI = join(dirname(require.resolve("@socket.io/admin-ui/package.json")), "ui", "dist");
-const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
-const ARTIFACTS = process.env.ARTIFACTS_DIR;
 const OK = { auth: { token: "ok" } };
 const TYPES = { ".html": "text/html", ".js": "text/javascript", ".css": "text/css", ".png": "image/png", ".svg": "image/svg+xml" };
 
@@ -44,13 +42,7 @@ test("the Admin UI in Chromium logs in, and shows the tenants' namespaces and a 
   assert.equal(await member.timeout(2000).emitWithAck("join", "blue"), "blue");
   await connected(t, "/t2", OK);
   const site = await serveUi(t);
-  const browser = await puppeteer.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    // As root in a container: no sandbox of Chromium's own (the page is ours).
-    args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
-  });
-  t.after(() => browser.close());
+  const browser = await launch(t);
   const page = await browser.newPage();
   await page.setViewport({ width: 1400, height: 900 });
   // What the browser's WebSockets agreed to, as its DevTools see their handshakes.
@@ -61,11 +53,7 @@ test("the Admin UI in Chromium logs in, and shows the tenants' namespaces and a 
     const headers = Object.fromEntries(Object.entries(response.headers).map(([k, v]) => [k.toLowerCase(), v]));
     extensions.push(headers["sec-websocket-extensions"] ?? null);
   });
-  const shot = async (name) => {
-    if (!ARTIFACTS) return;
-    mkdirSync(ARTIFACTS, { recursive: true });
-    await page.screenshot({ path: join(ARTIFACTS, `admin-ui-${name}.png`) });
-  };
+  const shot = (name) => screenshot(page, `admin-ui-${name}`);
   // Where the UI connects, as its connection form saves it: nsbox's URL, the admin
   // namespace, WebSocket only (the UI's polling sends credentials, which a page from
   // another origin may only with cors_credentials).

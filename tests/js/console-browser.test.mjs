@@ -6,27 +6,14 @@
 // gives ADMIN_URL, ADMIN_TOKEN, EXAMPLES_DIR and FORBIDDEN_COMPONENT.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import puppeteer from "puppeteer-core";
 import { io } from "socket.io-client";
 import { URL } from "./helpers.mjs";
+import { launch, shows, screenshot } from "./browser.mjs";
 
-const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
-const ARTIFACTS = process.env.ARTIFACTS_DIR;
 const ADMIN_URL = process.env.ADMIN_URL;
 const OPERATOR = process.env.ADMIN_TOKEN;
 const wasm = (name) => join(process.env.EXAMPLES_DIR, `${name}.wasm`);
-
-/** Resolves once `selector`'s text has `text` in it; else says what it shows. */
-async function shows(page, selector, text, timeout = 20_000) {
-  try {
-    await page.waitForFunction((sel, wanted) => document.querySelector(sel)?.textContent.includes(wanted), { timeout, polling: 50 }, selector, text);
-  } catch (error) {
-    const shown = await page.evaluate((sel) => document.querySelector(sel)?.textContent, selector);
-    throw new Error(`${selector} never showed ${JSON.stringify(text)}; it shows ${JSON.stringify(shown)}`, { cause: error });
-  }
-}
 
 /** The names in the tenant list, once it shows `expected` of them. */
 async function listed(page, expected) {
@@ -47,22 +34,13 @@ async function api(method, path, body) {
 }
 
 test("the console in Chromium: sign in, tenants, deploy, rollback, log, and no tenant's markup runs", { timeout: 180_000 }, async (t) => {
-  const browser = await puppeteer.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
-  });
-  t.after(() => browser.close());
+  const browser = await launch(t);
   const page = await browser.newPage();
   await page.setViewport({ width: 1280, height: 900 });
   const errors = [];
   page.on("console", (message) => t.diagnostic(`page: ${message.text()}`));
   page.on("pageerror", (error) => errors.push(error.message));
-  const shot = async (name) => {
-    if (!ARTIFACTS) return;
-    mkdirSync(ARTIFACTS, { recursive: true });
-    await page.screenshot({ path: join(ARTIFACTS, `console-${name}.png`), fullPage: true });
-  };
+  const shot = (name) => screenshot(page, `console-${name}`);
 
   // A wrong token is refused with the API's word for it.
   await signIn(page, "not-a-token-at-all");

@@ -3,15 +3,13 @@
 // ADMIN_URL and ADMIN_TOKEN, on a configuration of tenants t0 … t9999.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import puppeteer from "puppeteer-core";
+import { launch } from "./browser.mjs";
 
-const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
 const ADMIN_URL = process.env.ADMIN_URL;
 const TENANTS = 10_000;
 
 test("the console lists 10,000 tenants a page at a time", { timeout: 120_000 }, async (t) => {
-  const browser = await puppeteer.launch({ executablePath: CHROMIUM, headless: true, args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"] });
-  t.after(() => browser.close());
+  const browser = await launch(t);
   const page = await browser.newPage();
   const errors = [];
   page.on("pageerror", (error) => errors.push(error.message));

@@ -5,24 +5,8 @@
 // ARTIFACTS_DIR.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync } from "node:fs";
-import { join } from "node:path";
-import puppeteer from "puppeteer-core";
 import { URL } from "./helpers.mjs";
-
-const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
-const ARTIFACTS = process.env.ARTIFACTS_DIR;
-
-/** Resolves once the element `selector`'s text has `text` in it; else says what it shows. */
-async function shows(page, selector, text, timeout = 20_000) {
-  try {
-    // Polled by time: a page in the background gets no animation frames.
-    await page.waitForFunction((sel, wanted) => document.querySelector(sel)?.textContent.includes(wanted), { timeout, polling: 50 }, selector, text);
-  } catch (error) {
-    const shown = await page.evaluate((sel) => document.querySelector(sel)?.textContent, selector);
-    throw new Error(`${selector} never showed ${JSON.stringify(text)}; it shows ${JSON.stringify(shown)}`, { cause: error });
-  }
-}
+import { launch, shows, screenshot } from "./browser.mjs";
 
 /** Types `text` into the form `form`'s input `name` and sends it with Enter. */
 async function submit(page, form, name, text) {
@@ -32,12 +16,7 @@ async function submit(page, form, name, text) {
 }
 
 test("the demo page in Chromium: echo through a tenant, and two visitors chatting", { timeout: 120_000 }, async (t) => {
-  const browser = await puppeteer.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
-  });
-  t.after(() => browser.close());
+  const browser = await launch(t);
   const open = async () => {
     const page = await browser.newPage();
     await page.setViewport({ width: 1200, height: 800 });
@@ -51,11 +30,7 @@ test("the demo page in Chromium: echo through a tenant, and two visitors chattin
     await page.goto(`${URL}/`, { waitUntil: "domcontentloaded" });
     return { page, elsewhere };
   };
-  const shot = async (page, name) => {
-    if (!ARTIFACTS) return;
-    mkdirSync(ARTIFACTS, { recursive: true });
-    await page.screenshot({ path: join(ARTIFACTS, `demo-${name}.png`), fullPage: true });
-  };
+  const shot = (page, name) => screenshot(page, `demo-${name}`);
   const alice = await open();
   const bob = await open();
   for (const { page } of [alice, bob]) {
