@@ -58,7 +58,7 @@ pub(super) fn open(
         // the upgrade's, is freed now rather than kept as long as the connection. Split
         // here, so that the task holds the halves only, not room for the whole.
         let (sink, stream) = ws.split();
-        tokio::spawn(run(session, sink, stream, Heartbeat::Here));
+        tokio::spawn(run(session, sink, stream));
     });
     Ok(response)
 }
@@ -134,7 +134,7 @@ pub(super) fn upgrade(
                     session.announce_upgrade();
                     tracing::debug!(sid = %session.id, "upgraded to websocket");
                     let (sink, stream) = ws.split();
-                    tokio::spawn(run(session, sink, stream, Heartbeat::Elsewhere));
+                    tokio::spawn(run(session, sink, stream));
                     return;
                 }
                 _ => break,
@@ -202,9 +202,10 @@ fn accept(
 
 /// The read buffer of a WebSocket connection, and the most one read takes. Small, since
 /// most connections are idle most of the time (tungstenite's default, 128 KiB, was most
-/// of an idle connection's memory, and was zeroed before each read): a message larger
-/// than this is read in several steps (a 1 MB one in about a thousand).
-const READ_BUFFER_BYTES: usize = 1024;
+/// of an idle connection's memory, and was zeroed before each read; 1 KiB was still an
+/// eighth of it): a message larger than this is read in several steps (a 1 MB one in
+/// about two thousand).
+const READ_BUFFER_BYTES: usize = 512;
 
 async fn into_websocket(
     req: Request<Incoming>,
@@ -246,21 +247,8 @@ fn frame(packet: Packet) -> Message {
     }
 }
 
-/// Where a WebSocket session's heartbeat runs.
-enum Heartbeat {
-    /// In the WebSocket's task: the session began on it (one task less a connection).
-    Here,
-    /// In a task of its own, started when the session began polling.
-    Elsewhere,
-}
-
 /// Serves a session over its WebSocket until either side closes it.
-async fn run(
-    session: Arc<Session>,
-    mut sink: SplitSink<Ws, Message>,
-    mut stream: SplitStream<Ws>,
-    heartbeat: Heartbeat,
-) {
+async fn run(session: Arc<Session>, mut sink: SplitSink<Ws, Message>, mut stream: SplitStream<Ws>) {
     // Set by the reader on a message over maxPayload: the close frame says so (1009),
     // as `ws` closes it.
     let too_large = AtomicBool::new(false);
@@ -340,19 +328,10 @@ async fn run(
         }
         session.close(CloseReason::TransportClose);
     };
-    // It ends only once the session is closed (by it, on a missed pong).
-    let heartbeat = async {
-        match heartbeat {
-            Heartbeat::Here => session.heartbeat().await,
-            Heartbeat::Elsewhere => std::future::pending().await,
-        }
-    };
     tokio::pin!(writer);
     tokio::select! {
         _ = &mut writer => {}
-        _ = async {
-            tokio::select! { _ = reader => {}, _ = heartbeat => {}, _ = session.closed() => {} }
-        } => {
+        _ = async { tokio::select! { _ = reader => {}, _ = session.closed() => {} } } => {
             let _ = tokio::time::timeout(FLUSH_GRACE, &mut writer).await;
         }
     }
