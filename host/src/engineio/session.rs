@@ -527,7 +527,7 @@ impl Session {
     pub(crate) async fn heartbeat(&self) {
         let interval = self.config.ping_interval;
         let timeout = self.config.ping_timeout;
-        // One timer, set again for each wait: it is most of what an idle session holds.
+        // One timer, set again for each wait, rather than a new one each time.
         let timer = tokio::time::sleep(interval);
         tokio::pin!(timer);
         loop {
