@@ -6,18 +6,15 @@
 //! handler natively, in the same run.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{Context, Result};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use crate::admin::{body, get, put, TOKEN};
 use crate::client::Client;
 use crate::scenario::{self, Call, Target, AUTH, PAYLOAD};
 use crate::servers::{Peer, ProcMeter, Programs, Run, Running};
 use crate::state::{self, median, micros, Line, CLIENTS};
-
-/// The operator's token of the measured nsbox.
-const TOKEN: &str = "bench-operator-token";
 
 /// What one language's echo cost in one round.
 #[derive(Debug, Clone, Default)]
@@ -109,11 +106,18 @@ async fn deploy(server: &Running, language: &str, path: &Path) -> Result<Costs> 
         .with_context(|| format!("reading {} (build it first)", path.display()))?;
     let admin = format!("127.0.0.1:{}", server.port + 1);
     let started = Instant::now();
-    put(&admin, &format!("/v1/tenants/{language}/component"), &bytes).await?;
+    put(
+        &admin,
+        TOKEN,
+        &format!("/v1/tenants/{language}/component"),
+        &bytes,
+    )
+    .await?;
     let upload_ms = started.elapsed().as_secs_f64() * 1000.0;
     let started = Instant::now();
     put(
         &admin,
+        TOKEN,
         &format!("/v1/tenants/{language}_cached/component"),
         &bytes,
     )
@@ -124,7 +128,7 @@ async fn deploy(server: &Running, language: &str, path: &Path) -> Result<Costs> 
     let client = Client::connect(&base, &format!("/{language}"), AUTH).await?;
     let first_connection_ms = started.elapsed().as_secs_f64() * 1000.0;
     let shown: serde_json::Value = serde_json::from_str(body(
-        &get(&admin, &format!("/v1/tenants/{language}")).await?,
+        &get(&admin, TOKEN, &format!("/v1/tenants/{language}")).await?,
     ))?;
     client.close().await;
     Ok(Costs {
@@ -137,45 +141,6 @@ async fn deploy(server: &Running, language: &str, path: &Path) -> Result<Costs> 
 }
 
 /// One request to the admin API, its whole response (HTTP/1.1, closed after).
-async fn request(admin: &str, head: &str, body: &[u8]) -> Result<String> {
-    let mut stream = tokio::net::TcpStream::connect(admin).await?;
-    stream.write_all(head.as_bytes()).await?;
-    stream.write_all(body).await?;
-    let mut response = String::new();
-    tokio::time::timeout(
-        Duration::from_secs(120),
-        stream.read_to_string(&mut response),
-    )
-    .await
-    .context("the admin API did not answer within 120 s")??;
-    anyhow::ensure!(
-        response.starts_with("HTTP/1.1 200"),
-        "the admin API answered {}",
-        response.lines().next().unwrap_or_default()
-    );
-    Ok(response)
-}
-
-async fn put(admin: &str, path: &str, bytes: &[u8]) -> Result<String> {
-    let head = format!(
-        "PUT {path} HTTP/1.1\r\nHost: {admin}\r\nAuthorization: Bearer {TOKEN}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        bytes.len()
-    );
-    request(admin, &head, bytes).await
-}
-
-async fn get(admin: &str, path: &str) -> Result<String> {
-    let head = format!(
-        "GET {path} HTTP/1.1\r\nHost: {admin}\r\nAuthorization: Bearer {TOKEN}\r\nConnection: close\r\n\r\n"
-    );
-    request(admin, &head, &[]).await
-}
-
-/// The body of an HTTP response.
-fn body(response: &str) -> &str {
-    response.split_once("\r\n\r\n").map_or("", |(_, body)| body)
-}
-
 fn report(
     components: &[(&str, PathBuf)],
     costs: &[Vec<Costs>],

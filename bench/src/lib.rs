@@ -4,6 +4,7 @@
 //! and the report it writes ([`report`]). `cargo run --release -p nsbox-bench` runs it
 //! (see `bench/README.md`); the test suite runs a short smoke of the scenarios.
 
+pub mod admin;
 pub mod client;
 pub mod cluster;
 pub mod guests;

@@ -67,6 +67,11 @@ struct Args {
     /// given), e.g. `examples/js/echo/dist/echo.wasm` to measure tenants written in JS.
     #[arg(long, default_value = "builtin:bench")]
     tenants_component: String,
+    /// With `--tenants`, how many of them get a client (the first ones; all unless
+    /// given): `--tenants 100000 --tenants-live 10000` registers 100,000 tenants and
+    /// makes 10,000 of them live.
+    #[arg(long)]
+    tenants_live: Option<usize>,
     /// Also run the sandbox benchmark: nsbox's well-behaved tenant with and without
     /// hostile tenants looping, trapping and flooding beside it.
     #[arg(long)]
@@ -412,9 +417,12 @@ async fn many_tenants(
     let root = data_dir.join(format!("tenants-{count}"));
     std::fs::create_dir_all(root.join("bench"))?;
     // A pool for every tenant at once; instances evicted 1 s after their last client.
+    // A pool for every live tenant at once.
+    let pooled = args.tenants_live.unwrap_or(count).min(count).max(1000);
     let mut config = format!(
-        "admin_token = \"bench-operator-token\"\nlive_instances = {}\n[limits]\nevents_per_second_per_socket = 1000000\nevict_idle_after_ms = {}\n",
-        count.max(1000),
+        "admin_token = \"{}\"\nlive_instances = {}\n[limits]\nevents_per_second_per_socket = 1000000\nevict_idle_after_ms = {}\n",
+        nsbox_bench::admin::TOKEN,
+        pooled,
         EVICT_AFTER.as_millis()
     );
     for i in 0..count {
@@ -438,23 +446,25 @@ async fn many_tenants(
     tokio::time::sleep(Duration::from_millis(500)).await;
     let idle_rss = server.rss_bytes();
     let base = format!("ws://127.0.0.1:{port}");
-    let mut first = tenants::join_each(&base, count).await;
+    let mut first = tenants::join_each(&base, args.tenants_live.unwrap_or(count).min(count)).await;
     anyhow::ensure!(!first.clients.is_empty(), "no tenant could be reached");
     let live = first.clients.len();
     tokio::time::sleep(Duration::from_secs(1)).await;
     let live_rss = server.rss_bytes();
+    let admin = format!("127.0.0.1:{}", port + 1);
+    // The tenant list while every tenant is live.
+    let listing = tenants::list_latencies(&admin, nsbox_bench::admin::TOKEN, count).await?;
     // Every client leaves; every instance is evicted a second later. Then each tenant
     // gets a client again, which starts its instance afresh.
     drop(std::mem::take(&mut first.clients));
-    let admin = format!("127.0.0.1:{}", port + 1);
     tenants::until_all_evicted(&admin, EVICT_AFTER, EVICT_AFTER * 120).await?;
     let evicted_rss = server.rss_bytes();
     let again = tenants::join_each(&base, live).await;
     let mib = |bytes: u64| bytes as f64 / (1 << 20) as f64;
     Ok(format!(
-        "\n### {count} tenants on nsbox\n\nEach `{}` (compiled once), with a pool of {} instances. A client joins each tenant in turn (open the WebSocket, join the namespace through its middleware), so each first connection starts its tenant's instance; the clients leave, every instance is evicted a second later (`evict_idle_after_ms = {}`), and a client joins each tenant again.\n\n| start-up | memory, tenants idle | first connection p50 / p99 | memory, every tenant live with a client | per live tenant | memory, all evicted | connection to an evicted tenant p50 / p99 |\n|---|---|---|---|---|---|---|\n| {:.2} s | {:.0} MiB | {:.2} / {:.2} ms | {:.0} MiB | {:.0} KiB | {:.0} MiB | {:.2} / {:.2} ms |\n",
+        "\n### {count} tenants on nsbox\n\nEach `{}` (compiled once), with a pool of {} instances. A client joins each of {live} of them in turn (open the WebSocket, join the namespace through its middleware), so each first connection starts its tenant's instance; the clients leave, every instance is evicted a second later (`evict_idle_after_ms = {}`), and a client joins each of those again.\n\n| start-up | memory, tenants idle | first connection p50 / p99 | memory, {live} tenants live, each with a client | per live tenant | memory, all evicted | connection to an evicted tenant p50 / p99 |\n|---|---|---|---|---|---|---|\n| {:.2} s | {:.0} MiB | {:.2} / {:.2} ms | {:.0} MiB | {:.0} KiB | {:.0} MiB | {:.2} / {:.2} ms |\n",
         args.tenants_component,
-        count.max(1000),
+        pooled,
         EVICT_AFTER.as_millis(),
         startup.as_secs_f64(),
         mib(idle_rss),
@@ -465,7 +475,8 @@ async fn many_tenants(
         mib(evicted_rss),
         again.quantile_ms(0.5),
         again.quantile_ms(0.99),
-    ) + &first.stopped
+    ) + &listing
+        + &first.stopped
         + &again.stopped)
 }
 

@@ -70,7 +70,7 @@ pub async fn run(run: &Run<'_>, legacy_echo: &Path) -> Result<String> {
     let root = run.data_dir.join("state");
     std::fs::create_dir_all(root.join("bench"))?;
     let config = format!(
-        "admin_token = \"bench-operator-token\"\n\
+        "admin_token = \"{}\"\n\
          [limits]\n\
          events_per_second_per_socket = 1000000\n\
          events_per_second = 10000000\n\
@@ -78,6 +78,7 @@ pub async fn run(run: &Run<'_>, legacy_echo: &Path) -> Result<String> {
          [tenants.cur]\ncomponent = \"builtin:echo\"\n\
          [tenants.legacy]\ncomponent = {:?}\n\
          [tenants.ticker]\ncomponent = \"builtin:bench\"\n",
+        crate::admin::TOKEN,
         legacy_echo.display().to_string()
     );
     std::fs::write(root.join("bench/nsbox.toml"), config)?;

@@ -79,3 +79,35 @@ pub async fn until_all_evicted(admin: &str, step: Duration, limit: Duration) -> 
         );
     }
 }
+
+/// How long the admin API at `admin`, asked with the operator's `token`, takes to answer
+/// the tenant list with `count` tenants registered (medians of 7): a page of 100 by name, the last page, sorted by sockets,
+/// a search for one name, and a page of 1,000; as a Markdown table.
+pub async fn list_latencies(admin: &str, token: &str, count: usize) -> Result<String> {
+    let last = count.saturating_sub(100);
+    let queries = [
+        ("a page of 100 by name", "limit=100".to_owned()),
+        ("the last page", format!("offset={last}&limit=100")),
+        (
+            "sorted by sockets",
+            "sort=sockets&order=desc&limit=100".to_owned(),
+        ),
+        ("a search", format!("q=t{}", count.saturating_sub(1))),
+        ("a page of 1,000", "limit=1000".to_owned()),
+    ];
+    let mut header = String::from("| `GET /v1/tenants` |");
+    let mut row = format!("| ms, {count} tenants |");
+    for (what, query) in queries {
+        let mut took = Vec::new();
+        for _ in 0..7 {
+            let started = std::time::Instant::now();
+            crate::admin::get(admin, token, &format!("/v1/tenants?{query}")).await?;
+            took.push(started.elapsed().as_secs_f64() * 1000.0);
+        }
+        took.sort_by(f64::total_cmp);
+        header += &format!(" {what} |");
+        row += &format!(" {:.1} |", took[took.len() / 2]);
+    }
+    let rule = format!("|{}", "---|".repeat(6));
+    Ok(format!("\n{header}\n{rule}\n{row}\n"))
+}

@@ -265,6 +265,12 @@ async fn the_many_tenants_run_joins_waits_for_eviction_and_joins_again() {
     tenants::until_all_evicted(&admin, step, Duration::from_secs(10))
         .await
         .expect("every instance evicted");
+    let listing = tenants::list_latencies(&admin, integration_tests::ADMIN_TOKEN, 5)
+        .await
+        .expect("the tenant list answers");
+    let row = listing.lines().last().expect("a row");
+    assert!(row.starts_with("| ms, 5 tenants |"), "{listing}");
+    assert_eq!(row.matches('|').count(), 7, "{listing}");
     let again = tenants::join_each(&base, 5).await;
     assert_eq!(again.clients.len(), 5, "{}", again.stopped);
     assert!(again.quantile_ms(0.99) > 0.0);
