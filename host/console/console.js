@@ -6,6 +6,9 @@
 const TOKEN_KEY = "nsbox-console-token";
 const PAGE_SIZE = 50;
 const LOG_ROWS = 500;
+const KV_PAGE = 50;
+/** The most of a stored value shown. */
+const VALUE_CHARS = 500;
 
 const $ = (id) => document.getElementById(id);
 
@@ -237,7 +240,7 @@ function startCharts(box, tenant, onTrip = () => {}) {
     }
     previous = { at, values };
   };
-  sample();
+  sample().catch(() => {});
   const timer = setInterval(() => sample().catch(() => {}), SAMPLE_MS);
   return () => clearInterval(timer);
 }
@@ -380,14 +383,28 @@ async function loadTenant() {
         ),
       ),
   );
-  const config = await api("GET", `${tenantPath(name)}/config`).catch(() => null);
+}
+
+/**
+ * The tenant's configuration and storage: read when its page opens, after a change
+ * and on asking (not with every refresh: a page of values may be megabytes).
+ */
+async function loadData() {
+  const name = tenant;
+  const [config, kv] = await Promise.all([
+    api("GET", `${tenantPath(name)}/config`).catch(() => null),
+    api("GET", `${tenantPath(name)}/kv?values=1&limit=${KV_PAGE}`).catch(() => null),
+  ]);
+  if (name !== tenant) return;
   pairs($("config"), [
     ...Object.entries(config?.config ?? {}),
     ...Object.entries(config?.secrets ?? {}).map(([k, v]) => [`${k} (secret)`, v]),
   ]);
-  const kv = await api("GET", `${tenantPath(name)}/kv?values=1&limit=100`).catch(() => null);
+  const shown = (text) => (text.length > VALUE_CHARS ? `${text.slice(0, VALUE_CHARS)}…` : text);
   $("kv").tBodies[0].replaceChildren(
-    ...(kv?.keys ?? kv?.entries ?? []).map((entry) => el("tr", {}, el("td", {}, entry.key), el("td", {}, entry.value ?? `(base64) ${entry.base64 ?? ""}`))),
+    ...(kv?.keys ?? []).map((entry) =>
+      el("tr", {}, el("td", {}, entry.key), el("td", {}, entry.value != null ? shown(entry.value) : `(base64) ${shown(entry.base64 ?? "")}`)),
+    ),
   );
 }
 
@@ -511,6 +528,7 @@ function showTenant(name) {
   });
   const refresh = () => loadTenant().catch((error) => ($("tenant-error").textContent = error.message));
   refresh();
+  loadData();
   const timer = setInterval(refresh, 3000);
   const following = new AbortController();
   followLog(name, following.signal);
@@ -523,14 +541,14 @@ function showTenant(name) {
 
 // ---- Changing a tenant --------------------------------------------------------------
 
-/** Runs `change`, then shows `done` (or the API's error) in `status` and reloads the tenant. */
-async function change(status, change, done) {
+/** Runs `request`, then shows `done` (or the API's error) in `status` and reloads the tenant. */
+async function change(status, request, done) {
   status.className = "";
   status.textContent = "";
   try {
-    const result = await change();
+    const result = await request();
     status.textContent = typeof done === "function" ? done(result) : done;
-    await loadTenant();
+    await Promise.all([loadTenant(), loadData()]);
   } catch (error) {
     status.className = "error";
     status.textContent = error.message;
@@ -595,3 +613,4 @@ $("delete").addEventListener("click", async () => {
   }
   route();
 })();
+$("kv-reload").addEventListener("click", () => loadData());

@@ -123,11 +123,13 @@ impl Packet {
         out
     }
 
-    /// Roughly how many bytes the text encoding takes; used to size buffers.
+    /// Roughly how many bytes the text encoding takes; used to size buffers and to bound
+    /// a session's queue. Never 0: a session has nothing queued exactly when its queued
+    /// bytes are 0.
     pub fn size_hint(&self) -> usize {
         match self {
             Packet::Open(text) | Packet::Message(text) => text.len() + 1,
-            Packet::Encoded(text) => text.len(),
+            Packet::Encoded(text) => text.len().max(1),
             Packet::Binary(bytes) => bytes.len() * 4 / 3 + 4,
             Packet::PingProbe | Packet::PongProbe => 6,
             _ => 1,
@@ -138,6 +140,19 @@ impl Packet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_packet_counts_at_least_one_byte_toward_its_queue() {
+        let empty = [
+            Packet::Message(String::new()),
+            Packet::Encoded(Utf8Bytes::default()),
+            Packet::Binary(Bytes::new()),
+            Packet::Noop,
+        ];
+        for packet in empty {
+            assert!(packet.size_hint() >= 1, "{packet:?}");
+        }
+    }
 
     #[test]
     fn a_message_written_in_place_encodes_like_a_message() {

@@ -388,13 +388,11 @@ impl Session {
         self.close(CloseReason::TransportError);
     }
 
-    /// [`Session::offer`] for a packet that many sessions get at once (a broadcast): the
-    /// WebSocket writer may wait one turn of its thread for the next one, to send both
-    /// in one write (a thousand recipients, a thousand writes saved per broadcast).
-    pub fn offer_broadcast(&self, packet: Packet) -> Result<(), SendError> {
-        self.offer(packet)?;
+    /// Says that the packet just queued is one many sessions got at once (a broadcast):
+    /// the WebSocket writer may wait one turn of its thread for the next one, to send
+    /// both in one write (a thousand recipients, a thousand writes saved per broadcast).
+    pub fn mark_broadcast(&self) {
         self.broadcast_queued.store(true, Ordering::Relaxed);
-        Ok(())
     }
 
     /// Whether a broadcast was queued since this was last asked.
@@ -431,11 +429,11 @@ impl Session {
     /// (a pending long-poll, or an idle WebSocket) and none is queued ahead of it.
     /// socket.io's `volatile` packets are sent only then, and dropped otherwise.
     pub fn is_writable(&self) -> bool {
-        // The bytes are counted down after the waiting flag is lowered, so a packet that
-        // a transport has just taken still counts as ahead until it is on its way.
+        // Nothing is queued exactly when no bytes are (a packet counts at least one). The
+        // bytes are counted down after the waiting flag is lowered, so a packet that a
+        // transport has just taken still counts as ahead until it is on its way.
         !self.is_closed()
             && self.queue.waiting.load(Ordering::Acquire)
-            && self.queue.packets.lock().is_empty()
             && self.queue.buffered.load(Ordering::Acquire) == 0
     }
 
@@ -593,7 +591,8 @@ pub(crate) mod tests {
         let session = session();
         session.offer(Packet::Noop).expect("queued");
         assert!(!session.take_broadcast_queued(), "not a broadcast");
-        session.offer_broadcast(Packet::Noop).expect("queued");
+        session.offer(Packet::Noop).expect("queued");
+        session.mark_broadcast();
         assert!(session.take_broadcast_queued());
         assert!(!session.take_broadcast_queued(), "told once");
     }

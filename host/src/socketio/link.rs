@@ -35,6 +35,14 @@ pub(crate) struct Link {
     parser: OnceLock<Parser>,
 }
 
+/// Whether other connections get the same packet at the same time.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Fanout {
+    Alone,
+    /// A broadcast: see [`Session::mark_broadcast`].
+    Broadcast,
+}
+
 impl Link {
     pub(crate) fn new(session: &Arc<Session>, departures: Weak<dyn Departures>) -> Link {
         Link {
@@ -72,9 +80,13 @@ impl Link {
         match self.parser() {
             Parser::Json => {
                 let (message, binary) = encode_json(packet);
-                self.queue(message, &binary);
+                self.queue(message, &binary, Fanout::Alone);
             }
-            Parser::Msgpack => self.queue(EnginePacket::Binary(msgpack::encode(packet)), &[]),
+            Parser::Msgpack => self.queue(
+                EnginePacket::Binary(msgpack::encode(packet)),
+                &[],
+                Fanout::Alone,
+            ),
         }
     }
 
@@ -102,33 +114,20 @@ impl Link {
         match self.parser() {
             Parser::Json => {
                 let (message, binary) = shared.json.get_or_init(|| encode_json(shared.packet));
-                self.queue_broadcast(message.clone(), binary);
+                self.queue(message.clone(), binary, Fanout::Broadcast);
             }
             Parser::Msgpack => {
                 let message = shared
                     .msgpack
                     .get_or_init(|| EnginePacket::Binary(msgpack::encode_broadcast(shared.packet)));
-                self.queue_broadcast(message.clone(), &[]);
+                self.queue(message.clone(), &[], Fanout::Broadcast);
             }
         }
     }
 
-    /// [`Link::queue`] for a broadcast's packet (see [`Session::offer_broadcast`]).
-    fn queue_broadcast(&self, message: EnginePacket, binary: &[Bytes]) {
-        if !binary.is_empty() {
-            return self.queue(message, binary);
-        }
-        let Some(session) = self.session.upgrade() else {
-            return;
-        };
-        if session.offer_broadcast(message) == Err(SendError::Full) {
-            self.close_slow();
-        }
-    }
-
     /// Queues an encoded packet and its attachments.
-    fn queue(&self, message: EnginePacket, binary: &[Bytes]) {
-        if self.offer_encoded(message, binary) == Err(SendError::Full) {
+    fn queue(&self, message: EnginePacket, binary: &[Bytes], fanout: Fanout) {
+        if self.offer_encoded(message, binary, fanout) == Err(SendError::Full) {
             self.close_slow();
         }
     }
@@ -140,22 +139,32 @@ impl Link {
         let sent = match self.parser() {
             Parser::Json => {
                 let (message, binary) = encode_json(packet);
-                self.offer_encoded(message, &binary)
+                self.offer_encoded(message, &binary, Fanout::Alone)
             }
-            Parser::Msgpack => {
-                self.offer_encoded(EnginePacket::Binary(msgpack::encode(packet)), &[])
-            }
+            Parser::Msgpack => self.offer_encoded(
+                EnginePacket::Binary(msgpack::encode(packet)),
+                &[],
+                Fanout::Alone,
+            ),
         };
         sent != Err(SendError::Full)
     }
 
-    fn offer_encoded(&self, message: EnginePacket, binary: &[Bytes]) -> Result<(), SendError> {
+    fn offer_encoded(
+        &self,
+        message: EnginePacket,
+        binary: &[Bytes],
+        fanout: Fanout,
+    ) -> Result<(), SendError> {
         let Some(session) = self.session.upgrade() else {
             return Err(SendError::Closed);
         };
         session.offer(message)?;
         for data in binary {
             session.offer(EnginePacket::Binary(data.clone()))?;
+        }
+        if fanout == Fanout::Broadcast {
+            session.mark_broadcast();
         }
         Ok(())
     }
