@@ -1,7 +1,9 @@
 //! How the wasmtime engine is configured: one configuration for the host's engine and
 //! the compile worker's, and the instance pool.
 
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ProfilingStrategy,
+};
 
 /// The default size of the instance pool.
 pub const DEFAULT_LIVE_INSTANCES: u32 = 1_000;
@@ -23,6 +25,7 @@ pub(crate) fn engine_config(
     config.max_wasm_stack(wasm_stack_bytes);
     // Calls run on fibers of this size; they must hold the wasm stack and the host's frames.
     config.async_stack_size(wasm_stack_bytes + HOST_STACK);
+    config.profiler(profiler());
     if let Some(pool) = pool {
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         // A stack goes back to the pool when its instance stops: give its pages back
@@ -31,6 +34,16 @@ pub(crate) fn engine_config(
         config.async_stack_zeroing(true);
     }
     config
+}
+
+/// `NSBOX_WASM_PROFILER=perfmap` (or `jitdump`) names the tenants' compiled functions
+/// to `perf`, to see where a tenant's time goes; off otherwise.
+fn profiler() -> ProfilingStrategy {
+    match std::env::var("NSBOX_WASM_PROFILER").as_deref() {
+        Ok("perfmap") => ProfilingStrategy::PerfMap,
+        Ok("jitdump") => ProfilingStrategy::JitDump,
+        _ => ProfilingStrategy::None,
+    }
 }
 
 /// A pool for `live` instances. Each live store keeps one fiber stack, so there is a
