@@ -1,6 +1,6 @@
 // The SDKs' API beyond what the examples use, through the official client: the JS
-// SDK's event middleware (`socket.use`), `once`, `off`, the `*Any` listeners and
-// `onAnyOutgoing`
+// SDK's event middleware (`socket.use`), `once`, `off`, the `*Any` listeners,
+// `onAnyOutgoing`, an async middleware, promise jobs, the text codecs and randomness
 // (tests/fixtures/js/surface, SURFACE_JS); the Python SDK's `*` handler, sessions,
 // `send`, `rooms`, `close_room` and broadcasts with acks (tests/fixtures/python/surface,
 // SURFACE_PY); the Rust SDK's listeners of every event in and out (examples/surface,
@@ -10,6 +10,8 @@ import assert from "node:assert/strict";
 import { once, connected, ack, record } from "./helpers.mjs";
 
 const JS = process.env.SURFACE_JS ?? "/jsapi";
+/** A second tenant of the same JS component. */
+const JS2 = process.env.SURFACE_JS2 ?? "/jsapi2";
 const PY = process.env.SURFACE_PY ?? "/pyapi";
 const RS = process.env.SURFACE_RS ?? "/rsapi";
 
@@ -71,6 +73,57 @@ describe("the JS SDK", () => {
     assert.deepEqual(await ack(s, "forget-any"), [0]);
     assert.deepEqual(await ack(s, "shout", "b"), ["B"]);
     assert.deepEqual(await ack(s, "seen"), [["shout", "tally", "seen", "forget-any"]]);
+  });
+
+  test("an async middleware that awaits calls next() in time", async (t) => {
+    const s = await connected(t, JS);
+    assert.deepEqual(await ack(s, "checked"), ["awaited in middleware"]);
+  });
+
+  test("promise jobs run in the order the language gives (as Node 20 runs the same code)", async (t) => {
+    const s = await connected(t, JS);
+    const [answer] = await ack(s, "promises");
+    assert.deepEqual(answer, {
+      order: ["sync", "then", "microtask", "after await", "finally"],
+      results: {
+        all: [1, 2, "thenable"],
+        allSettled: ["rejected", "fulfilled"],
+        any: "b",
+        anyNone: "AggregateError:1",
+        race: "first",
+        finally: 5,
+        caught: "boom",
+        withResolvers: "resolved",
+        isPromise: true,
+        tag: "[object Promise]",
+      },
+    });
+  });
+
+  test("TextEncoder and TextDecoder give what Node's do", async (t) => {
+    const s = await connected(t, JS);
+    const input = "héllo 🎉 \ud800";
+    const bytes = new TextEncoder().encode(input);
+    const invalid = new Uint8Array([0x61, 0xff, 0xe2, 0x82, 0x62, 0xf0, 0x9f, 0x98]);
+    assert.deepEqual(await ack(s, "text", input), [
+      { bytes: Array.from(bytes), back: new TextDecoder().decode(bytes), invalid: new TextDecoder().decode(invalid) },
+    ]);
+  });
+
+  test("each instance draws its own random numbers and counts time from its own start", async (t) => {
+    // Two tenants of one component: two instances from the same snapshot.
+    const [one, two] = await Promise.all([connected(t, JS), connected(t, JS2)]);
+    const [[a], [b]] = await Promise.all([ack(one, "random"), ack(two, "random")]);
+    for (const drawn of [a, b]) {
+      assert.ok(drawn.random >= 0 && drawn.random < 1, JSON.stringify(drawn));
+      assert.match(drawn.uuid, /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+      assert.ok(drawn.now >= 0 && drawn.now < 60_000, `performance.now() = ${drawn.now}`);
+    }
+    assert.notEqual(a.random, b.random);
+    assert.notEqual(a.uuid, b.uuid);
+    assert.notDeepEqual(a.values, b.values);
+    const [again] = await ack(one, "random");
+    assert.notEqual(again.random, a.random);
   });
 });
 

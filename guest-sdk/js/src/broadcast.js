@@ -4,7 +4,7 @@ import { broadcast, broadcastVolatile, broadcastWithAck } from "nsbox:tenant/hos
 import * as sockets from "nsbox:tenant/sockets@0.2.3";
 import { fetchSockets as fetchElsewhere } from "nsbox:tenant/cluster@0.2.3";
 import { encode, decode } from "./wire.js";
-import { log, callTenant } from "./log.js";
+import { log } from "./log.js";
 
 /** How long `fetchSockets` waits for the cluster's other servers by default (as socket.io's Redis adapter). */
 const FETCH_TIMEOUT_MS = 5000;
@@ -103,7 +103,7 @@ export class BroadcastOperator {
       const request = broadcastWithAck(this.target, String(event), encode(args), ms);
       gathering.set(request, (responses, complete) => {
         const error = complete ? null : new Error("operation has timed out");
-        callTenant(callback, this, [error, responses]);
+        callback.call(this, error, responses);
       });
       return true;
     } catch (error) {

@@ -5,14 +5,16 @@
 //
 // A JS exception that escapes the tenant's code is a fault: its message and stack go
 // to the tenant's log and the call traps, so the host ends the instance as it does for
-// a Rust panic. (An async handler's rejected promise is logged, not a fault: by then the
-// call that caused it has returned; see `callTenant`.)
+// a Rust panic. The promise jobs the call queued run before it returns (`jobs.js`); an
+// async handler's rejected promise is logged, not a fault.
 import { io } from "./index.js";
 import { fire } from "./timers.js";
 import { replied } from "./socket.js";
 import { fetched, gathered } from "./broadcast.js";
 import { decode } from "./wire.js";
 import { log } from "./log.js";
+import { runJobs } from "./jobs.js";
+import { startClock } from "./clock.js";
 
 /**
  * A value the bindings cannot hand to the host: throwing it from an export that
@@ -20,18 +22,26 @@ import { log } from "./log.js";
  */
 const TRAP = { message: Symbol("trap") };
 
-/** Runs `body`; on an exception, logs it (`where` names what ran, a string or a function giving one) and traps the call. */
+/** Logs an exception that escaped `where` (what ran) and traps the call. */
+function fault(where, error) {
+  log("error", `uncaught exception in ${where}:`, error);
+  throw TRAP;
+}
+
+/** Runs `body` and the promise jobs it queued; an exception is a fault. */
 function guarded(where, body) {
   try {
-    return body();
+    const result = body();
+    runJobs();
+    return result;
   } catch (error) {
-    log("error", `uncaught exception in ${typeof where === "function" ? where() : where}:`, error);
-    throw TRAP;
+    fault(where, error);
   }
 }
 
 export const handlers = {
   onStart() {
+    startClock();
     guarded("onStart", () => io.started());
   },
   onTimer(timer) {
@@ -45,8 +55,14 @@ export const handlers = {
   onConnection(socket) {
     guarded('the "connection" handler', () => io.connected(socket));
   },
+  // The hot path: no closures for `guarded`.
   onEvent(socket, event, args, ack) {
-    guarded(() => `the handler of "${event}"`, () => io.event(socket, event, decode(args), ack));
+    try {
+      io.event(socket, event, decode(args), ack);
+      runJobs();
+    } catch (error) {
+      fault(`the handler of "${event}"`, error);
+    }
   },
   onDisconnect(socket, reason) {
     guarded('the "disconnect" handler', () => io.left(socket, reason));

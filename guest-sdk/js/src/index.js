@@ -11,6 +11,10 @@
 // component: register handlers there, and call nothing of the host (storage,
 // timers, logging) before `io.onStart` or a handler runs.
 import "./log.js";
+import "./jobs.js";
+import "./text.js";
+import "./random.js";
+import "./clock.js";
 import "./timers.js";
 import { Namespace } from "./namespace.js";
 

@@ -28,16 +28,3 @@ export const logger = {
 };
 
 globalThis.console = { ...logger, log: logger.info };
-
-/**
- * Calls the tenant's `callback`; if it returns a promise (an async handler), a rejection
- * is logged: by the time it happens the call that caused it has returned, so it cannot
- * be that call's fault.
- */
-export function callTenant(callback, self, args) {
-  const result = callback.apply(self, args);
-  if (result !== null && typeof result === "object" && typeof result.then === "function") {
-    result.then(undefined, (error) => log("error", "unhandled promise rejection:", error));
-  }
-  return result;
-}

@@ -6,7 +6,7 @@ import { BroadcastOperator } from "./broadcast.js";
 import { Emitter, Socket } from "./socket.js";
 import { encode } from "./wire.js";
 import { errorOf } from "./errors.js";
-import { callTenant } from "./log.js";
+import { runJobs } from "./jobs.js";
 
 /** A socket of this server as `fetchSockets` gives it: socket.io's RemoteSocket, acting on the real one. */
 class LocalRemoteSocket {
@@ -150,7 +150,7 @@ export class Namespace extends Emitter {
   // What the contract's exports call.
 
   started() {
-    for (const listener of this.#startListeners) callTenant(listener, this, []);
+    for (const listener of this.#startListeners) listener.call(this);
   }
 
   /** Runs the middleware chain for a new socket; undefined to accept, else the rejection. */
@@ -169,11 +169,13 @@ export class Namespace extends Emitter {
         outcome = { accepted: true };
         return;
       }
-      callTenant(this.#middlewares[i], this, [socket, step(i + 1)]);
+      this.#middlewares[i].call(this, socket, step(i + 1));
     };
     step(0)();
+    // An async middleware may call next() after an await: its jobs run now.
+    runJobs();
     if (outcome === undefined) {
-      outcome = { error: new Error("a middleware did not call next() before returning (nsbox decides synchronously)") };
+      outcome = { error: new Error("a middleware did not call next() before the call returned (nsbox decides within the call)") };
     }
     if (outcome.accepted) return undefined;
     this.#byHandle.delete(handle);
@@ -215,7 +217,7 @@ export class Namespace extends Emitter {
   }
 
   serverEvent(event, args) {
-    for (const listener of this.#serverListeners) callTenant(listener, this, [event, ...args]);
+    for (const listener of this.#serverListeners) listener.call(this, event, ...args);
     if (!["connection", "connect", "recovered"].includes(event)) this.emitLocal(event, ...args);
   }
 }

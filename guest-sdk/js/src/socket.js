@@ -2,7 +2,7 @@
 import * as host from "nsbox:tenant/host@0.2.3";
 import { BroadcastOperator } from "./broadcast.js";
 import { encode, decode } from "./wire.js";
-import { log, callTenant } from "./log.js";
+import { log } from "./log.js";
 
 /** Events a socket.io server may not emit (they mean something to the client). */
 const RESERVED = new Set(["connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener"]);
@@ -81,7 +81,7 @@ export class Emitter {
     // `on` and `off` replace a list rather than change it: iterating it as it is is safe.
     const list = this.#listeners.get(event);
     if (list === undefined) return false;
-    for (const listener of list) callTenant(listener, this, args);
+    for (let i = 0; i < list.length; i++) list[i].apply(this, args);
     return list.length > 0;
   }
 }
@@ -204,12 +204,12 @@ export class Socket extends Emitter {
     awaiting.set(request, (reply) => {
       if (reply.tag === "ok") {
         const answer = decode(reply.val);
-        return callTenant(callback, this, timeout === undefined ? answer : [null, ...answer]);
+        return callback.apply(this, timeout === undefined ? answer : [null, ...answer]);
       }
       // socket.io calls an ack without a timeout only with an answer.
       if (timeout === undefined) return;
       const message = reply.val === "timeout" ? "operation has timed out" : "socket has been disconnected";
-      callTenant(callback, this, [new Error(message)]);
+      callback.call(this, new Error(message));
     });
     return true;
   }
@@ -349,7 +349,7 @@ export class Socket extends Emitter {
   }
 
   #notifyOutgoing(event, args) {
-    for (const listener of [...this.#anyOutgoingListeners]) callTenant(listener, this, [event, ...args]);
+    for (const listener of [...this.#anyOutgoingListeners]) listener.call(this, event, ...args);
   }
 
   /** A middleware for incoming events: `([event, ...args], next)`; `next(err)` drops the event and emits `error`. */
@@ -360,14 +360,19 @@ export class Socket extends Emitter {
 
   /** An event from the client (the `on-event` export). */
   dispatch(event, args, ack) {
-    if (ack !== undefined) args.push(this.#acknowledger(event, ack));
-    if (this.#middlewares.length === 0) return this.#deliver(event, args);
+    // No ack: the bindings lift an empty option as `null`.
+    if (ack != null) args.push(this.#acknowledger(event, ack));
+    if (this.#middlewares.length === 0) {
+      // The common case, without a call more than needed.
+      if (this.#anyListeners.length === 0) return this.emitArgs(event, args);
+      return this.#deliver(event, args);
+    }
     const packet = [event, ...args];
     const chain = this.#middlewares;
     const step = (i) => (error) => {
       if (error) return this.emitLocal("error", error);
       if (i === chain.length) return this.#deliver(packet[0], packet.slice(1));
-      callTenant(chain[i], this, [packet, step(i + 1)]);
+      chain[i].call(this, packet, step(i + 1));
     };
     step(0)();
   }
@@ -388,7 +393,7 @@ export class Socket extends Emitter {
 
   #deliver(event, args) {
     if (this.#anyListeners.length > 0) {
-      for (const listener of [...this.#anyListeners]) callTenant(listener, this, [event, ...args]);
+      for (const listener of [...this.#anyListeners]) listener.call(this, event, ...args);
     }
     this.emitArgs(event, args);
   }

@@ -7,6 +7,7 @@ import { increment as atomicIncrement } from "wasi:keyvalue/atomics@0.2.0-draft"
 import { getMany, setMany, deleteMany } from "wasi:keyvalue/batch@0.2.0-draft";
 import { listKeys, compareAndSwap as hostCompareAndSwap } from "nsbox:tenant/storage@0.2.3";
 import { errorOf } from "./errors.js";
+import { asBytes } from "./wire.js";
 
 /** Why a storage operation failed; it changed nothing. */
 export class StorageError extends Error {
@@ -39,7 +40,7 @@ const toJson = (value) => {
 
 function fromJson(key, bytes) {
   try {
-    return JSON.parse(decoder.decode(bytes));
+    return JSON.parse(decoder.decode(asBytes(bytes)));
   } catch (error) {
     throw new StorageError(`${key}: cannot decode: ${error.message}`);
   }
@@ -49,7 +50,7 @@ export const storage = {
   /** The value of `key` decoded from JSON; `undefined` when there is none. */
   get(key) {
     const bytes = withBucket((b) => b.get(key));
-    return bytes === undefined ? undefined : fromJson(key, bytes);
+    return bytes == null ? undefined : fromJson(key, bytes);
   },
   /** Sets `key` to `value`, stored as JSON. */
   set(key, value) {
@@ -58,7 +59,8 @@ export const storage = {
   },
   /** The bytes of `key` as they were stored; `undefined` when there is none. */
   getBytes(key) {
-    return withBucket((b) => b.get(key));
+    const bytes = withBucket((b) => b.get(key));
+    return bytes == null ? undefined : asBytes(bytes);
   },
   /** Sets `key` to `bytes` (a `Uint8Array`) as they are. */
   setBytes(key, bytes) {
@@ -74,7 +76,10 @@ export const storage = {
   },
   /** Adds `delta` (1 by default) to the counter `key` (its decimal digits) and returns the new value. */
   increment(key, delta = 1) {
-    return Number(withBucket((b) => atomicIncrement(b, key, BigInt(delta))));
+    if (!Number.isSafeInteger(delta) || delta < 0) {
+      throw new StorageError(`the delta must be a whole number from 0 to 2^53 - 1, not ${delta}`);
+    }
+    return Number(withBucket((b) => atomicIncrement(b, key, delta)));
   },
   /**
    * Sets `key` to `next` (removes it when `undefined`) if and only if its value is now
@@ -88,7 +93,7 @@ export const storage = {
   /** The values of several keys (`undefined` where there is none), decoded from JSON. */
   getMany(keys) {
     const found = withBucket((b) => getMany(b, keys));
-    return found.map((entry, i) => (entry === undefined ? undefined : fromJson(keys[i], entry[1])));
+    return found.map((entry, i) => (entry == null ? undefined : fromJson(keys[i], entry[1])));
   },
   /** Sets several keys at once: `entries` is `[[key, value], ...]` or an object. */
   setMany(entries) {
@@ -102,7 +107,8 @@ export const storage = {
   },
   /** One page of the keys that start with `prefix`: `{ keys, cursor }` (no cursor after the last). */
   keysPage(prefix, cursor, limit = 1000) {
-    return withBucket((b) => listKeys(b, prefix, cursor, limit));
+    const page = withBucket((b) => listKeys(b, prefix, cursor, limit));
+    return { keys: page.keys, cursor: page.cursor ?? undefined };
   },
   /** Every key that starts with `prefix`, in byte order. */
   keys(prefix = "") {

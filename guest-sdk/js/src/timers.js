@@ -4,7 +4,6 @@
 // `onStart`. Delays under 10 ms (the default `min_timer_ms`) are raised to 10 ms.
 import { set, cancel } from "nsbox:tenant/timers@0.2.3";
 import { errorOf } from "./errors.js";
-import { callTenant } from "./log.js";
 
 const MIN_DELAY_MS = 10;
 const MAX_DELAY_MS = 0xffffffff;
@@ -39,7 +38,7 @@ export function fire(timer) {
   const entry = pending.get(id);
   if (entry === undefined) return;
   if (!entry.repeat) pending.delete(id);
-  callTenant(entry.callback, undefined, entry.args);
+  entry.callback.apply(undefined, entry.args);
 }
 
 globalThis.setTimeout = (callback, delay, ...args) => arm(callback, delay, false, args);

@@ -14,7 +14,7 @@ function isPlaceholder(value) {
 }
 
 /** An attachment as the bindings gave it, as a `Uint8Array` (some lift a list as an array). */
-const asBytes = (attachment) => (attachment instanceof Uint8Array ? attachment : new Uint8Array(attachment));
+export const asBytes = (attachment) => (attachment instanceof Uint8Array ? attachment : new Uint8Array(attachment));
 
 /** The contract's `args` record as JS values, binary as `Uint8Array`. */
 export function decode(args) {
@@ -45,7 +45,10 @@ function hasBinary(value, depth = 0) {
   if (value === null || typeof value !== "object" || depth > 200) return false;
   if (value instanceof ArrayBuffer || ArrayBuffer.isView(value)) return true;
   if (typeof value.toJSON === "function") return false;
-  if (Array.isArray(value)) return value.some((v) => hasBinary(v, depth + 1));
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) if (hasBinary(value[i], depth + 1)) return true;
+    return false;
+  }
   for (const key in value) {
     if (Object.prototype.hasOwnProperty.call(value, key) && hasBinary(value[key], depth + 1)) return true;
   }
@@ -54,8 +57,13 @@ function hasBinary(value, depth = 0) {
 
 /** JS values (an array of arguments) as the contract's `args` record. */
 export function encode(values) {
-  // A replacer costs a call per value: only when there is binary to take out.
-  if (!hasBinary(values)) return { json: JSON.stringify(values), attachments: [] };
+  // A replacer costs a call per value: only when there is binary to take out. Most
+  // arguments are not objects at all: those need no walk.
+  let objects = false;
+  for (let i = 0; i < values.length; i++) {
+    if (values[i] !== null && typeof values[i] === "object") objects = true;
+  }
+  if (!objects || !hasBinary(values)) return { json: JSON.stringify(values), attachments: [] };
   const attachments = [];
   const json = JSON.stringify(values, (_key, value) => {
     const bytes = bytesOf(value);

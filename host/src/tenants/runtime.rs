@@ -412,7 +412,7 @@ async fn off_thread<T: Send + 'static>(
 }
 
 /// Links the WASI interfaces a guest's standard library or language runtime needs
-/// (StarlingMonkey imports the filesystem, CPython the sockets too), granting nothing
+/// (the JS and Python runtimes import the filesystem, CPython the sockets too), granting nothing
 /// through them: the filesystem has nothing preopened, so no file can be named; the
 /// sockets may not be created and names not looked up (`TenantState`'s `WasiCtx`).
 /// Anything else (HTTP, for one) is not linked at all, so a component importing it is

@@ -243,7 +243,8 @@ async fn sdk_surface_in_javascript_and_python_with_official_client() {
         .await
         .expect("tests/fixtures/python/surface builds");
     let config = format!(
-        "[tenants.jsapi]\ncomponent = {js:?}\n\n[tenants.pyapi]\ncomponent = {python:?}\n\n\
+        "[tenants.jsapi]\ncomponent = {js:?}\n\n[tenants.jsapi2]\ncomponent = {js:?}\n\n\
+         [tenants.pyapi]\ncomponent = {python:?}\n\n\
          [tenants.rsapi]\ncomponent = \"surface.wasm\"\n"
     );
     let server = TestServer::start_with(&config)
@@ -251,6 +252,7 @@ async fn sdk_surface_in_javascript_and_python_with_official_client() {
         .expect("server starts");
     let env = [
         ("SURFACE_JS", "/jsapi".to_owned()),
+        ("SURFACE_JS2", "/jsapi2".to_owned()),
         ("SURFACE_PY", "/pyapi".to_owned()),
         ("SURFACE_RS", "/rsapi".to_owned()),
     ];
@@ -480,27 +482,18 @@ async fn half_open_connections_with_official_client() {
     suite("halfopen.test.mjs", server).await;
 }
 
-/// A pool of three instances for four tenants, three of which are evicted soon after
-/// their last socket leaves.
-const LIFECYCLE: &str = r#"
-live_instances = 3
-
-[limits]
-evict_idle_after_ms = 400
-
-[tenants.t1]
-component = "builtin:echo"
-
-[tenants.t2]
-component = "builtin:echo"
-
-[tenants.t3]
-component = "builtin:echo"
-
-[tenants.keep]
-component = "builtin:echo"
-limits = { evict_idle_after_ms = 0 }
-"#;
+/// A pool of three instances for four tenants of `component`, three of which are
+/// evicted soon after their last socket leaves.
+fn lifecycle(component: &str) -> String {
+    let mut config = String::from("live_instances = 3\n\n[limits]\nevict_idle_after_ms = 400\n");
+    for tenant in ["t1", "t2", "t3", "keep"] {
+        config += &format!("\n[tenants.{tenant}]\ncomponent = {component:?}\n");
+        if tenant == "keep" {
+            config += "limits = { evict_idle_after_ms = 0 }\n";
+        }
+    }
+    config
+}
 
 /// Connection state recovery (`recovery.test.mjs`): `echo` (the Rust one, or the
 /// component at a path) recovering sessions for a minute (`t1`), for 400 ms (`t3`), and
@@ -591,7 +584,21 @@ async fn admin_ui_in_chromium() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn instance_lifecycle_with_official_client() {
     let _alone = integration_tests::alone().await;
-    let server = TestServer::start_with(LIFECYCLE)
+    let server = TestServer::start_with(&lifecycle("builtin:echo"))
+        .await
+        .expect("server starts");
+    suite("lifecycle.test.mjs", server).await;
+}
+
+/// The same with the JS echo, whose components have two memories each: a pool of three
+/// instances holds three of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instance_lifecycle_with_javascript_echo_and_official_client() {
+    let _alone = integration_tests::alone().await;
+    let echo = guest_builds::js_example("echo")
+        .await
+        .expect("examples/js/echo builds");
+    let server = TestServer::start_with(&lifecycle(&echo.display().to_string()))
         .await
         .expect("server starts");
     suite("lifecycle.test.mjs", server).await;
