@@ -27,15 +27,24 @@ const STATE = Symbol("state");
 const VALUE = Symbol("value");
 const REACTIONS = Symbol("reactions");
 
+/** Set while the jobs run: a job that asks for them again leaves them to the loop. */
+let running = false;
+
 /** Runs every queued job, and the jobs those queue, then logs unhandled rejections. */
 export function runJobs() {
-  while (next < jobs.length) {
-    const job = jobs[next];
-    jobs[next++] = undefined;
-    job();
+  if (running) return;
+  running = true;
+  try {
+    while (next < jobs.length) {
+      const job = jobs[next];
+      jobs[next++] = undefined;
+      job();
+    }
+  } finally {
+    jobs.length = 0;
+    next = 0;
+    running = false;
   }
-  jobs.length = 0;
-  next = 0;
   if (unhandled.size > 0) {
     for (const promise of unhandled) log("error", "unhandled promise rejection:", promise[VALUE]);
     unhandled.clear();
