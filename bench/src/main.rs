@@ -98,6 +98,10 @@ struct Args {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<()> {
     let args = Args::parse();
+    // Checked before anything runs.
+    let guests = (args.guest.iter())
+        .map(|g| guest_of(g))
+        .collect::<Result<Vec<_>>>()?;
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let programs = Programs {
         root: root.clone(),
@@ -184,11 +188,8 @@ async fn main() -> Result<()> {
             ("js", built("examples/js/echo", "echo")),
             ("python", built("examples/python/echo", "echo")),
         ];
-        if !args.guest.is_empty() {
-            components = (args.guest.iter())
-                .filter_map(|g| g.split_once('='))
-                .map(|(name, path)| (name, PathBuf::from(path)))
-                .collect();
+        if !guests.is_empty() {
+            components = guests;
         }
         let table = nsbox_bench::guests::run(&run, &components).await;
         append(&mut markdown, "guests", table, &args.out)?;
@@ -518,4 +519,29 @@ fn append(
     }
     std::fs::write(out.join("results.md"), &*markdown)?;
     Ok(())
+}
+
+/// `--guest NAME=PATH`; NAME becomes a tenant's name, so it must be one.
+fn guest_of(arg: &str) -> Result<(&str, PathBuf)> {
+    let Some((name, path)) = arg.split_once('=') else {
+        anyhow::bail!("--guest {arg:?}: expected NAME=PATH");
+    };
+    if !nsbox::store::valid_tenant_name(name) {
+        anyhow::bail!("--guest {arg:?}: {name:?} cannot be a tenant's name (1 to 64 ASCII letters, digits or _)");
+    }
+    Ok((name, PathBuf::from(path)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_guest_is_a_tenant_name_and_a_path() {
+        let (name, path) = guest_of("js_echo=dist/echo.wasm").expect("valid");
+        assert_eq!((name, path), ("js_echo", PathBuf::from("dist/echo.wasm")));
+        let hyphen = guest_of("js-echo=dist/echo.wasm").expect_err("a hyphen");
+        assert!(hyphen.to_string().contains("tenant's name"), "{hyphen}");
+        assert!(guest_of("dist/echo.wasm").is_err(), "no name");
+    }
 }
