@@ -110,6 +110,17 @@ describe("the JS SDK", () => {
     ]);
   });
 
+  test("a counter's delta that is not a whole number from 0 is refused with a StorageError", async (t) => {
+    const s = await connected(t, JS);
+    for (const delta of [-1, 1.5, 2 ** 53]) {
+      const [answer] = await ack(s, "bad-delta", delta);
+      assert.equal(answer.storageError, true, JSON.stringify(answer));
+      assert.match(answer.error, /delta must be a whole number/);
+    }
+    assert.deepEqual(await ack(s, "bad-delta", 2), [{ value: 2 }]);
+    assert.ok(s.connected, "no fault");
+  });
+
   test("each instance draws its own random numbers and counts time from its own start", async (t) => {
     // Two tenants of one component: two instances from the same snapshot.
     const [one, two] = await Promise.all([connected(t, JS), connected(t, JS2)]);

@@ -57,13 +57,8 @@ function hasBinary(value, depth = 0) {
 
 /** JS values (an array of arguments) as the contract's `args` record. */
 export function encode(values) {
-  // A replacer costs a call per value: only when there is binary to take out. Most
-  // arguments are not objects at all: those need no walk.
-  let objects = false;
-  for (let i = 0; i < values.length; i++) {
-    if (values[i] !== null && typeof values[i] === "object") objects = true;
-  }
-  if (!objects || !hasBinary(values)) return { json: JSON.stringify(values), attachments: [] };
+  // A replacer costs a call per value: only when there is binary to take out.
+  if (!hasBinary(values)) return { json: JSON.stringify(values), attachments: [] };
   const attachments = [];
   const json = JSON.stringify(values, (_key, value) => {
     const bytes = bytesOf(value);
