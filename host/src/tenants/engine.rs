@@ -48,9 +48,9 @@ fn profiler() -> ProfilingStrategy {
 
 /// A pool for `live` instances. Each live store keeps one fiber stack, so there is a
 /// stack per instance. A component built by cargo has one memory, a few tables and a
-/// few core instances; one built by componentize-qjs (a JS tenant) has two memories,
-/// the second empty, so there are two a live instance; a tenant with more takes more
-/// of the pool. An unused memory slot is address space only. The per-component
+/// few core instances; one built by componentize-qjs has two memories, the second
+/// empty, so there are two a live instance for those to fit too; a tenant with more
+/// takes more of the pool. An unused memory slot is address space only. The per-component
 /// caps are loose: a tenant's own limits (`max_memories` and the rest) are what stop
 /// it, with a message that names them.
 pub(crate) fn instance_pool(live: u32) -> PoolingAllocationConfig {
