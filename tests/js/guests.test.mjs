@@ -6,56 +6,11 @@
 // exception is a fault whose message is in the tenant's log.
 import { test, describe } from "node:test";
 import assert from "node:assert/strict";
-import { once, client, connected, ack } from "./helpers.mjs";
+import { once, client, connected, ack, logs, logged } from "./helpers.mjs";
 
 const OK = { auth: { token: "ok" } };
-const ADMIN = process.env.ADMIN_URL;
-const headers = { authorization: `Bearer ${process.env.ADMIN_TOKEN}` };
 const PREFIX = process.env.HOSTILE ?? "js";
 const JS = PREFIX === "js";
-/** The tenant's log lines after `after`, and the last one's sequence number. */
-async function logs(tenant, after = 0) {
-  const res = await fetch(`${ADMIN}/v1/tenants/${tenant}/logs?after=${after}`, { headers });
-  assert.equal(res.status, 200);
-  return res.json();
-}
-
-/**
- * Waits (5 s at most) for a log line of `tenant` after `after` whose message matches
- * `pattern`, following the log as server-sent events: each line as it is written.
- */
-async function logged(tenant, after, pattern) {
-  const controller = new AbortController();
-  const timer = setTimeout(() => controller.abort(), 5000);
-  const seen = [];
-  try {
-    const res = await fetch(`${ADMIN}/v1/tenants/${tenant}/logs?follow=1&after=${after}`, { headers, signal: controller.signal });
-    assert.equal(res.status, 200);
-    const reader = res.body.getReader();
-    const decoder = new TextDecoder();
-    let text = "";
-    for (;;) {
-      const { value, done } = await reader.read();
-      assert.ok(!done, `the log stream ended; saw ${JSON.stringify(seen)}`);
-      text += decoder.decode(value, { stream: true });
-      const events = text.split("\n\n");
-      text = events.pop();
-      for (const event of events) {
-        const data = /^data: (.*)$/m.exec(event);
-        if (!data) continue;
-        const line = JSON.parse(data[1]);
-        if (pattern.test(line.message)) return line;
-        seen.push(line.message);
-      }
-    }
-  } catch (error) {
-    if (controller.signal.aborted) assert.fail(`no log line matching ${pattern} within 5 s; saw ${JSON.stringify(seen)}`);
-    throw error;
-  } finally {
-    clearTimeout(timer);
-    controller.abort();
-  }
-}
 
 /** Runs `fault` while both neighbours (JS and Rust echo) echo in a loop; every ack comes back, in order. */
 async function neighboursUnharmed(t, fault) {

@@ -1,4 +1,5 @@
 // Shared helpers for the end-to-end tests. The Rust harness starts the server and sets SERVER_URL.
+import assert from "node:assert/strict";
 import WebSocket from "ws";
 import { io } from "socket.io-client";
 
@@ -154,3 +155,51 @@ export const record = (socket, name) => {
   socket.on(name, (...args) => seen.push(args));
   return seen;
 };
+
+/** The operator's credentials for the admin API (`ADMIN_TOKEN`). */
+const adminHeaders = () => ({ authorization: `Bearer ${process.env.ADMIN_TOKEN}` });
+
+/** The tenant's log lines after `after`, and the last one's sequence number. */
+export async function logs(tenant, after = 0) {
+  const res = await fetch(`${process.env.ADMIN_URL}/v1/tenants/${tenant}/logs?after=${after}`, { headers: adminHeaders() });
+  assert.equal(res.status, 200);
+  return res.json();
+}
+
+/**
+ * Waits (5 s at most) for a log line of `tenant` after `after` whose message matches
+ * `pattern`, following the log as server-sent events: each line as it is written.
+ * The line comes back with `before`: the messages of the lines before it.
+ */
+export async function logged(tenant, after, pattern) {
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(), 5000);
+  const seen = [];
+  try {
+    const res = await fetch(`${process.env.ADMIN_URL}/v1/tenants/${tenant}/logs?follow=1&after=${after}`, { headers: adminHeaders(), signal: controller.signal });
+    assert.equal(res.status, 200);
+    const reader = res.body.getReader();
+    const decoder = new TextDecoder();
+    let text = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      assert.ok(!done, `the log stream ended; saw ${JSON.stringify(seen)}`);
+      text += decoder.decode(value, { stream: true });
+      const events = text.split("\n\n");
+      text = events.pop();
+      for (const event of events) {
+        const data = /^data: (.*)$/m.exec(event);
+        if (!data) continue;
+        const line = JSON.parse(data[1]);
+        if (pattern.test(line.message)) return { ...line, before: seen };
+        seen.push(line.message);
+      }
+    }
+  } catch (error) {
+    if (controller.signal.aborted) assert.fail(`no log line matching ${pattern} within 5 s; saw ${JSON.stringify(seen)}`);
+    throw error;
+  } finally {
+    clearTimeout(timer);
+    controller.abort();
+  }
+}

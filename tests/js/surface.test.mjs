@@ -7,7 +7,7 @@
 // SURFACE_RS).
 import { test, describe } from "node:test";
 import assert from "node:assert/strict";
-import { once, connected, ack, record } from "./helpers.mjs";
+import { once, connected, ack, record, logs, logged } from "./helpers.mjs";
 
 const JS = process.env.SURFACE_JS ?? "/jsapi";
 /** A second tenant of the same JS component. */
@@ -19,6 +19,43 @@ const RS = process.env.SURFACE_RS ?? "/rsapi";
 async function until(socket, event, seen, count) {
   while (seen.length < count) await once(socket, event);
 }
+
+// An event without binary that reaches one listener alone is delivered by the JS
+// runtime itself (arguments, ack function, encoding of the answer); any other by the
+// SDK. The expected answers are what Node's socket.io gives for the same handlers.
+describe("an event delivered by the JS runtime and by the SDK", () => {
+  for (const [path, auth] of [
+    ["the runtime", { plain: true }],
+    ["the SDK", {}],
+  ]) {
+    test(`${path}: this, JSON shapes, a binary answer, an async listener`, async (t) => {
+      const s = await connected(t, JS, { auth });
+      assert.deepEqual(await ack(s, "this-is-socket"), [true]);
+      assert.deepEqual(await ack(s, "shapes"), [
+        null,
+        null,
+        null,
+        [null, null],
+        { n: null, nested: { x: [1, "two", true] } },
+        "1970-01-01T00:00:00.000Z",
+        "custom",
+      ]);
+      assert.deepEqual(await ack(s, "binary-answer"), ["text", { bytes: Buffer.from([1, 2, 3]) }]);
+      assert.deepEqual(await ack(s, "awaits"), ["awaited"]);
+    });
+
+    test(`${path}: an ack answers once; an answer the host refuses is logged, not sent`, async (t) => {
+      const s = await connected(t, JS, { auth });
+      const { next } = await logs("jsapi");
+      assert.deepEqual(await ack(s, "twice"), ["first"]);
+      s.emit("too-deep", () => assert.fail("a refused answer reached the client"));
+      const { before } = await logged("jsapi", next, /the ack of "too-deep" was refused: .*nested too deep/);
+      // The second answer to "twice" was never offered to the host (it would refuse it).
+      assert.ok(!before.some((l) => l.includes('"twice"')), JSON.stringify(before));
+      assert.deepEqual(await ack(s, "this-is-socket"), [true]);
+    });
+  }
+});
 
 describe("the JS SDK", () => {
   test("socket.use refuses an event, and the error reaches the socket's error listeners", async (t) => {

@@ -3,6 +3,7 @@ use rquickjs::function::IntoArgs;
 use rquickjs::{Array, Ctx, Object, Persistent, Value};
 
 use crate::convert::{args_to_js, handshake_to_js};
+use crate::events::{self, Delivered};
 use crate::exports::nsbox::tenant::{
     broadcast_handlers, cluster_handlers, handlers, recovery_handlers,
 };
@@ -77,6 +78,11 @@ impl handlers::Guest for Tenant {
 
     fn on_event(socket: u64, event: String, args: Args, ack: Option<u64>) {
         with_js(|ctx, js| {
+            let args = match events::deliver(ctx, &js.routes, socket, event.clone(), args, ack) {
+                Ok(Delivered::Done) => return,
+                Ok(Delivered::Declined(args)) => args,
+                Ok(Delivered::Fault) | Err(_) => fault("onEvent"),
+            };
             let ack = match ack {
                 Some(ack) => Value::new_number(ctx.clone(), ack as f64),
                 None => Value::new_null(ctx.clone()),

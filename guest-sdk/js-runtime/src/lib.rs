@@ -5,7 +5,8 @@
 //!
 //! The contract's imports are native modules under the names the SDK imports them by;
 //! its exports call the SDK's `handlers`, `clusterHandlers`, `broadcastHandlers` and
-//! `recoveryHandlers`. An exception that escapes the SDK is a fault: the call panics,
+//! `recoveryHandlers`, and an event that can take the fast path goes to its listener
+//! directly (`events`). An exception that escapes the SDK is a fault: the call panics,
 //! the instance traps and the host ends it (the SDK logged the exception first).
 use std::cell::RefCell;
 
@@ -15,6 +16,7 @@ use rquickjs::{CaughtError, Context, Ctx, Function, Module, Object, Persistent, 
 wit_bindgen::generate!({ path: "../../wit", world: "tenant", generate_all });
 
 mod convert;
+mod events;
 mod guest;
 mod imports;
 mod storage;
@@ -28,6 +30,7 @@ struct Js {
     broadcast: Persistent<Object<'static>>,
     recovery: Persistent<Object<'static>>,
     on_event: Persistent<Function<'static>>,
+    routes: events::Routes,
 }
 
 thread_local! {
@@ -72,6 +75,8 @@ pub extern "C" fn initialize() {
         };
         let handlers: Object = namespace.get("handlers").expect("handlers");
         let on_event: Function = handlers.get("onEvent").expect("handlers.onEvent");
+        let routes: Object = namespace.get("eventRoutes").expect("eventRoutes");
+        let routes = events::Routes::new(&ctx, &routes).expect("eventRoutes' functions");
         Js {
             _runtime: runtime.clone(),
             context: context.clone(),
@@ -80,6 +85,7 @@ pub extern "C" fn initialize() {
             broadcast: object("broadcastHandlers"),
             recovery: object("recoveryHandlers"),
             on_event: Persistent::save(&ctx, on_event),
+            routes,
         }
     });
     JS.with(|cell| *cell.borrow_mut() = Some(js));

@@ -41,7 +41,7 @@ const src = (file) => JSON.stringify(resolve(sdk, "src", file));
 // top level registers the handlers), then the exports.
 const bundle = await build({
   stdin: {
-    contents: `import ${src("jobs.js")};\nimport ${src("text.js")};\nimport ${JSON.stringify(entry)};\nexport { handlers, clusterHandlers, broadcastHandlers, recoveryHandlers } from ${src("exports.js")};\n`,
+    contents: `import ${src("jobs.js")};\nimport ${src("text.js")};\nimport ${JSON.stringify(entry)};\nexport { handlers, eventRoutes, clusterHandlers, broadcastHandlers, recoveryHandlers } from ${src("exports.js")};\n`,
     resolveDir: dirname(entry),
     sourcefile: "nsbox-entry.js",
   },

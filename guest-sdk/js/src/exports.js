@@ -9,7 +9,7 @@
 // async handler's rejected promise is logged, not a fault.
 import { io } from "./index.js";
 import { fire } from "./timers.js";
-import { replied } from "./socket.js";
+import { answerAck, replied } from "./socket.js";
 import { fetched, gathered } from "./broadcast.js";
 import { decode } from "./wire.js";
 import { log } from "./log.js";
@@ -69,6 +69,22 @@ export const handlers = {
   },
   onAckReply(request, reply) {
     guarded("an ack's callback", () => replied(request, reply));
+  },
+};
+
+/**
+ * The runtime's fast path for an event without binary that reaches one listener alone
+ * (`route` says which): the runtime parses the arguments, makes the ack function
+ * (answering itself when the answer has no binary, else through `answer`) and calls
+ * the listener; then `runJobs`, or `fault` if the listener threw. Otherwise it calls
+ * `handlers.onEvent`.
+ */
+export const eventRoutes = {
+  route: (socket, event) => io.route(socket, event),
+  answer: answerAck,
+  runJobs,
+  fault(event, error) {
+    fault(`the handler of "${event}"`, error);
   },
 };
 

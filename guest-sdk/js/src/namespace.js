@@ -202,6 +202,13 @@ export class Namespace extends Emitter {
     this.emitLocal("recovered", socket);
   }
 
+  /** `[socket, listener]` when `event` on the socket `handle` reaches that listener alone. */
+  route(handle, event) {
+    const socket = this.#byHandle.get(handle);
+    const listener = socket?.onlyRoute(event);
+    return listener === undefined ? undefined : [socket, listener];
+  }
+
   event(handle, event, args, ack) {
     this.#byHandle.get(handle)?.dispatch(event, args, ack);
   }

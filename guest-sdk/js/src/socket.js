@@ -20,6 +20,15 @@ export function replied(request, reply) {
   callback(reply);
 }
 
+/** Answers the ack `ack` of `event` with `answer` (an array); a refusal is logged. */
+export function answerAck(event, ack, answer) {
+  try {
+    host.answer(ack, encode(answer));
+  } catch (error) {
+    log("warn", `the ack of "${event}" was refused:`, error?.payload ?? error);
+  }
+}
+
 /** A minimal EventEmitter: what socket.io's sockets and namespaces offer. */
 export class Emitter {
   #listeners = new Map();
@@ -69,6 +78,12 @@ export class Emitter {
 
   listenerCount(event) {
     return this.listeners(event).length;
+  }
+
+  /** The listener of `event` when it has exactly one. */
+  onlyListener(event) {
+    const list = this.#listeners.get(event);
+    return list !== undefined && list.length === 1 ? list[0] : undefined;
   }
 
   /** Calls the listeners of `event` in order; whether there were any. */
@@ -377,17 +392,23 @@ export class Socket extends Emitter {
     step(0)();
   }
 
+  /**
+   * The listener `event` reaches when it reaches that one alone (no socket middleware,
+   * no `onAny`, one listener): the runtime then calls it itself, with an ack function of
+   * its own that answers as `answerAck` does.
+   */
+  onlyRoute(event) {
+    if (this.#middlewares.length !== 0 || this.#anyListeners.length !== 0) return undefined;
+    return this.onlyListener(event);
+  }
+
   /** The ack function an event's listeners get: answers once, later calls do nothing. */
   #acknowledger(event, ack) {
     let answered = false;
     return (...answer) => {
       if (answered) return;
       answered = true;
-      try {
-        host.answer(ack, encode(answer));
-      } catch (error) {
-        log("warn", `the ack of "${event}" was refused:`, error?.payload ?? error);
-      }
+      answerAck(event, ack, answer);
     };
   }
 
