@@ -7,7 +7,8 @@
 // SURFACE_RS).
 import { test, describe } from "node:test";
 import assert from "node:assert/strict";
-import { once, connected, ack, record, logs, logged } from "./helpers.mjs";
+import { once, connected, ack, record, logs, logged, rawWs } from "./helpers.mjs";
+import { jsonCases } from "../fixtures/js/surface/src/json-cases.js";
 
 const JS = process.env.SURFACE_JS ?? "/jsapi";
 /** A second tenant of the same JS component. */
@@ -42,6 +43,26 @@ describe("an event delivered by the JS runtime and by the SDK", () => {
       ]);
       assert.deepEqual(await ack(s, "binary-answer"), ["text", { bytes: Buffer.from([1, 2, 3]) }]);
       assert.deepEqual(await ack(s, "awaits"), ["awaited"]);
+    });
+
+    test(`${path}: an answer's JSON is what JSON.stringify writes, byte for byte`, async (t) => {
+      const c = rawWs(t, "/socket.io/?EIO=4&transport=websocket");
+      assert.match(await c.next(), /^0\{/);
+      c.send(`40${JS},${JSON.stringify(auth)}`);
+      assert.match(await c.next(), new RegExp(`^40${JS},\\{"sid"`));
+      c.send(`42${JS},7["json-cases"]`);
+      assert.equal(await c.next(), `43${JS},7${JSON.stringify(jsonCases())}`);
+    });
+
+    test(`${path}: a listener replaced, or an onAny added, after the event's first delivery takes it from then on`, async (t) => {
+      const s = await connected(t, JS, { auth });
+      assert.deepEqual(await ack(s, "which"), ["first"]);
+      assert.deepEqual(await ack(s, "which"), ["first"]);
+      assert.deepEqual(await ack(s, "replace-which"), [true]);
+      assert.deepEqual(await ack(s, "which"), ["second"]);
+      assert.deepEqual(await ack(s, "watch-any"), [true]);
+      assert.deepEqual(await ack(s, "which"), ["second"]);
+      assert.deepEqual(await ack(s, "heard"), [["which", "heard"]]);
     });
 
     test(`${path}: an ack answers once; an answer the host refuses is logged, not sent`, async (t) => {

@@ -2,13 +2,47 @@
 //! SDK's `eventRoutes.route` says which), the runtime parses the arguments, makes the
 //! ack function and calls the listener itself, instead of the SDK's `onEvent` doing the
 //! same in interpreted JavaScript. What the listener sees is the same either way.
-use std::cell::Cell;
+//!
+//! The route of a socket's event is kept until the SDK says that routes changed (a
+//! listener, a socket middleware or an `onAny` added or removed, a socket gone), and
+//! the SDK's promise jobs run only when it said it queued some: the module
+//! `nsbox:js-runtime` (`routesChanged`, `jobsQueued`).
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 
 use rquickjs::function::{Args as CallArgs, Rest};
+use rquickjs::module::{Declarations, Exports, ModuleDef};
 use rquickjs::{Array, Ctx, Function, Object, Persistent, Value};
 
+use crate::imports::native_module;
+use crate::json::PlainJson;
 use crate::nsbox::tenant::host;
 use crate::nsbox::tenant::types::{Args, Level};
+
+thread_local! {
+    /// Counts the SDK's `routesChanged()` calls: a cached route is good while it holds.
+    static ROUTES_CHANGED: Cell<u64> = const { Cell::new(0) };
+    /// Set by the SDK's `jobsQueued()`: there are promise jobs (or rejections) to see to.
+    static JOBS_QUEUED: Cell<bool> = const { Cell::new(false) };
+}
+
+native_module!(RuntimeModule {
+    "routesChanged" => || ROUTES_CHANGED.with(|changed| changed.set(changed.get() + 1)),
+    "jobsQueued" => || JOBS_QUEUED.with(|queued| queued.set(true)),
+});
+
+/// A socket's routes found so far: its object and the one listener of each event.
+struct SocketRoutes {
+    socket: Persistent<Object<'static>>,
+    listeners: HashMap<String, Persistent<Function<'static>>>,
+}
+
+/// The routes found since routes last changed (`changes` is `ROUTES_CHANGED` then).
+#[derive(Default)]
+struct RouteCache {
+    changes: u64,
+    sockets: HashMap<u64, SocketRoutes>,
+}
 
 /// The SDK's side of the fast path, and what the ack function needs to tell plain JSON.
 pub struct Routes {
@@ -18,6 +52,7 @@ pub struct Routes {
     fault: Persistent<Function<'static>>,
     array_prototype: Persistent<Object<'static>>,
     object_prototype: Persistent<Object<'static>>,
+    cache: RefCell<RouteCache>,
 }
 
 impl Routes {
@@ -40,7 +75,48 @@ impl Routes {
             fault: function("fault")?,
             array_prototype: prototype("Array")?,
             object_prototype: prototype("Object")?,
+            cache: RefCell::default(),
         })
+    }
+
+    /// The socket object and the listener `event` reaches alone, if it does.
+    fn route<'js>(
+        &self,
+        ctx: &Ctx<'js>,
+        socket: u64,
+        event: &str,
+    ) -> rquickjs::Result<Option<(Object<'js>, Function<'js>)>> {
+        let mut cache = self.cache.borrow_mut();
+        let changes = ROUTES_CHANGED.with(Cell::get);
+        if cache.changes != changes {
+            cache.changes = changes;
+            cache.sockets.clear();
+        }
+        if let Some(routes) = cache.sockets.get(&socket) {
+            if let Some(listener) = routes.listeners.get(event) {
+                return Ok(Some((
+                    routes.socket.clone().restore(ctx)?,
+                    listener.clone().restore(ctx)?,
+                )));
+            }
+        }
+        let route = self.route.clone().restore(ctx)?;
+        let found: Value = route.call((socket as f64, event))?;
+        let Some(pair) = found.as_array() else {
+            return Ok(None);
+        };
+        let (this, listener): (Object, Function) = (pair.get(0)?, pair.get(1)?);
+        // `route` may have changed routes (tenant code is free to): keep only what holds.
+        if ROUTES_CHANGED.with(Cell::get) == changes {
+            let routes = cache.sockets.entry(socket).or_insert_with(|| SocketRoutes {
+                socket: Persistent::save(ctx, this.clone()),
+                listeners: HashMap::new(),
+            });
+            routes
+                .listeners
+                .insert(event.to_owned(), Persistent::save(ctx, listener.clone()));
+        }
+        Ok(Some((this, listener)))
     }
 }
 
@@ -66,12 +142,9 @@ pub fn deliver<'js>(
     if !args.attachments.is_empty() {
         return Ok(Delivered::Declined(args));
     }
-    let route = routes.route.clone().restore(ctx)?;
-    let found: Value = route.call((socket as f64, event.as_str()))?;
-    let Some(pair) = found.as_array() else {
+    let Some((this, listener)) = routes.route(ctx, socket, &event)? else {
         return Ok(Delivered::Declined(args));
     };
-    let (this, listener): (Value, Function) = (pair.get(0)?, pair.get(1)?);
     let Ok(values) = ctx.json_parse(args.json.as_bytes()) else {
         // The host checks the JSON; should it not be, the SDK's path says why.
         ctx.catch();
@@ -98,20 +171,24 @@ pub fn deliver<'js>(
         ctx.catch();
         return Ok(Delivered::Fault);
     }
-    let run_jobs = routes.run_jobs.clone().restore(ctx)?;
-    if run_jobs.call::<_, Value>(()).is_err() {
-        let error = ctx.catch();
-        let fault = routes.fault.clone().restore(ctx)?;
-        let _: rquickjs::Result<Value> = fault.call((event, error));
-        ctx.catch();
-        return Ok(Delivered::Fault);
+    if JOBS_QUEUED.with(Cell::get) {
+        let run_jobs = routes.run_jobs.clone().restore(ctx)?;
+        if run_jobs.call::<_, Value>(()).is_err() {
+            let error = ctx.catch();
+            let fault = routes.fault.clone().restore(ctx)?;
+            let _: rquickjs::Result<Value> = fault.call((event, error));
+            ctx.catch();
+            return Ok(Delivered::Fault);
+        }
+        JOBS_QUEUED.with(|queued| queued.set(false));
     }
     Ok(Delivered::Done)
 }
 
 /// The ack function a listener gets: answers once, later calls do nothing. An answer
-/// that is plain JSON is encoded and sent here; anything else (binary, or what only
-/// `JSON.stringify` can tell) goes to the SDK's `answer`, as its own ack function does.
+/// that is plain JSON is encoded and sent here (`json`); anything else (binary, `toJSON`,
+/// what only `JSON.stringify` can tell) goes to the SDK's `answer`, as its own ack
+/// function does.
 fn ack_function<'js>(
     ctx: &Ctx<'js>,
     routes: &Routes,
@@ -130,37 +207,25 @@ fn ack_function<'js>(
             if answered.replace(true) {
                 return Ok(());
             }
-            let array = Array::new(ctx.clone())?;
-            let (array_prototype, object_prototype) = (
+            let plain = PlainJson::new(
+                &ctx,
                 prototypes.0.clone().restore(&ctx)?,
                 prototypes.1.clone().restore(&ctx)?,
-            );
-            let mut plain = true;
-            for (i, value) in values.0.into_iter().enumerate() {
-                plain = plain && is_plain(&value, &array_prototype, &object_prototype, 0);
-                array.set(i, value)?;
-            }
-            if plain {
-                if let Ok(json) = ctx.json_stringify(array.clone()) {
-                    let json = json
-                        .map(|json| json.to_string())
-                        .transpose()?
-                        .unwrap_or_default();
-                    if let Err(message) = host::answer(
-                        ack,
-                        &Args {
-                            json,
-                            attachments: Vec::new(),
-                        },
-                    ) {
-                        host::log(
-                            Level::Warn,
-                            &format!("the ack of \"{event}\" was refused: {message}"),
-                        );
-                    }
-                    return Ok(());
+            )?;
+            if let Some(json) = plain.array(&values.0) {
+                let args = Args {
+                    json,
+                    attachments: Vec::new(),
+                };
+                if let Err(message) = host::answer(ack, &args) {
+                    let line = format!("the ack of \"{event}\" was refused: {message}");
+                    host::log(Level::Warn, &line);
                 }
-                ctx.catch();
+                return Ok(());
+            }
+            let array = Array::new(ctx.clone())?;
+            for (i, value) in values.0.into_iter().enumerate() {
+                array.set(i, value)?;
             }
             answer
                 .clone()
@@ -169,42 +234,4 @@ fn ack_function<'js>(
             Ok(())
         },
     )
-}
-
-/// Whether `value` is JSON without binary for certain: a primitive, or an array or a
-/// plain object of such values. `false` leaves it to the SDK's encoding.
-fn is_plain<'js>(
-    value: &Value<'js>,
-    array_prototype: &Object<'js>,
-    object_prototype: &Object<'js>,
-    depth: u32,
-) -> bool {
-    let Some(object) = value.as_object() else {
-        return true;
-    };
-    if value.is_function() {
-        return true;
-    }
-    if depth > 200 {
-        return false;
-    }
-    match object.get_prototype() {
-        Some(prototype) if prototype == *array_prototype => {
-            object.as_array().is_some_and(|array| {
-                array.iter::<Value>().all(|item| {
-                    item.is_ok_and(|item| {
-                        is_plain(&item, array_prototype, object_prototype, depth + 1)
-                    })
-                })
-            })
-        }
-        Some(prototype) if prototype == *object_prototype => {
-            object.props::<rquickjs::Atom, Value>().all(|entry| {
-                entry.is_ok_and(|(_, item)| {
-                    is_plain(&item, array_prototype, object_prototype, depth + 1)
-                })
-            })
-        }
-        _ => false,
-    }
 }

@@ -9,7 +9,7 @@ use crate::nsbox::tenant::{cluster, host, sockets, timers};
 use crate::storage;
 
 /// Every module the SDK may import.
-pub const NAMES: [&str; 10] = [
+pub const NAMES: [&str; 11] = [
     "nsbox:tenant/host@0.2.3",
     "nsbox:tenant/timers@0.2.3",
     "nsbox:tenant/sockets@0.2.3",
@@ -20,6 +20,7 @@ pub const NAMES: [&str; 10] = [
     "wasi:keyvalue/batch@0.2.0-draft",
     "wasi:config/store@0.2.0-rc.1",
     "wasi:random/random@0.2.0",
+    "nsbox:js-runtime",
 ];
 
 pub fn loader(loader: ModuleLoader) -> ModuleLoader {
@@ -34,6 +35,7 @@ pub fn loader(loader: ModuleLoader) -> ModuleLoader {
         .with_module(NAMES[7], storage::BatchModule)
         .with_module(NAMES[8], ConfigModule)
         .with_module(NAMES[9], RandomModule)
+        .with_module(NAMES[10], crate::events::RuntimeModule)
 }
 
 /// A module whose exports are the given functions.

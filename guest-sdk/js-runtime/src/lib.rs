@@ -19,6 +19,7 @@ mod convert;
 mod events;
 mod guest;
 mod imports;
+mod json;
 mod storage;
 
 /// The evaluated bundle: what every export calls into.

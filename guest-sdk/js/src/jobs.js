@@ -9,6 +9,7 @@
 // the order they were queued; a thenable is adopted in a job of its own; `all`,
 // `allSettled`, `any`, `race`, `withResolvers`. A rejection no callback handled by the
 // end of the call is logged.
+import { jobsQueued } from "nsbox:js-runtime";
 import { log } from "./log.js";
 
 /** Jobs to run before the current call returns, in order; `next` is the first not yet run. */
@@ -17,6 +18,12 @@ let next = 0;
 
 /** Rejected promises without a callback yet: logged if still so when the jobs are done. */
 const unhandled = new Set();
+
+/** Queues `job`, and tells the runtime there are jobs to run (it skips `runJobs` otherwise). */
+function queue(job) {
+  jobs.push(job);
+  jobsQueued();
+}
 
 const PENDING = 0;
 const FULFILLED = 1;
@@ -58,13 +65,16 @@ function settle(promise, state, value) {
   promise[STATE] = state;
   promise[VALUE] = value;
   promise[REACTIONS] = undefined;
-  if (state === REJECTED && reactions.length === 0) unhandled.add(promise);
+  if (state === REJECTED && reactions.length === 0) {
+    unhandled.add(promise);
+    jobsQueued();
+  }
   for (const reaction of reactions) queueReaction(reaction, state, value);
 }
 
 /** Queues the callback of `reaction` (`then`'s) for a promise settled as `state`. */
 function queueReaction(reaction, state, value) {
-  jobs.push(() => {
+  queue(() => {
     const callback = state === FULFILLED ? reaction.onFulfilled : reaction.onRejected;
     if (typeof callback !== "function") {
       (state === FULFILLED ? reaction.resolve : reaction.reject)(value);
@@ -106,7 +116,7 @@ function resolvingFunctions(promise) {
       settle(promise, FULFILLED, resolution);
       return;
     }
-    jobs.push(() => {
+    queue(() => {
       const [resolveAgain, rejectAgain] = resolvingFunctions(promise);
       try {
         then.call(resolution, resolveAgain, rejectAgain);
@@ -295,7 +305,7 @@ function gather(C, values, handlers) {
 /** `queueMicrotask`: runs before the current call returns; an exception is logged. */
 function queueMicrotask(callback) {
   if (typeof callback !== "function") throw new TypeError("the callback must be a function");
-  jobs.push(() => {
+  queue(() => {
     try {
       callback();
     } catch (error) {

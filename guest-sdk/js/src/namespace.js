@@ -2,6 +2,7 @@
 // gives in Node): middleware, connections, broadcasts, socket queries and server-side
 // events between the tenant's instances on the cluster's nodes.
 import { emit as clusterEmit } from "nsbox:tenant/cluster@0.2.3";
+import { routesChanged } from "nsbox:js-runtime";
 import { BroadcastOperator } from "./broadcast.js";
 import { Emitter, Socket } from "./socket.js";
 import { encode } from "./wire.js";
@@ -218,6 +219,7 @@ export class Namespace extends Emitter {
     if (socket === undefined) return;
     this.#byHandle.delete(handle);
     this.sockets.delete(socket.id);
+    routesChanged();
     socket.emitLocal("disconnecting", reason);
     socket.connected = false;
     socket.emitLocal("disconnect", reason);

@@ -1,5 +1,6 @@
 // A socket of the tenant's namespace, as socket.io's server-side `Socket`.
 import * as host from "nsbox:tenant/host@0.2.3";
+import { routesChanged } from "nsbox:js-runtime";
 import { BroadcastOperator } from "./broadcast.js";
 import { encode, decode } from "./wire.js";
 import { log } from "./log.js";
@@ -36,6 +37,7 @@ export class Emitter {
   on(event, listener) {
     const list = this.#listeners.get(event) ?? [];
     this.#listeners.set(event, [...list, listener]);
+    routesChanged();
     return this;
   }
 
@@ -53,12 +55,12 @@ export class Emitter {
   }
 
   off(event, listener) {
-    if (listener === undefined) {
-      this.#listeners.delete(event);
-      return this;
+    if (listener === undefined) this.#listeners.delete(event);
+    else {
+      const list = (this.#listeners.get(event) ?? []).filter((l) => l !== listener && l.listener !== listener);
+      this.#listeners.set(event, list);
     }
-    const list = (this.#listeners.get(event) ?? []).filter((l) => l !== listener && l.listener !== listener);
-    this.#listeners.set(event, list);
+    routesChanged();
     return this;
   }
 
@@ -69,6 +71,7 @@ export class Emitter {
   removeAllListeners(event) {
     if (event === undefined) this.#listeners.clear();
     else this.#listeners.delete(event);
+    routesChanged();
     return this;
   }
 
@@ -325,16 +328,19 @@ export class Socket extends Emitter {
   /** A listener for every incoming event: `(event, ...args)` (with the ack last when asked). */
   onAny(listener) {
     this.#anyListeners.push(listener);
+    routesChanged();
     return this;
   }
 
   prependAny(listener) {
     this.#anyListeners.unshift(listener);
+    routesChanged();
     return this;
   }
 
   offAny(listener) {
     this.#anyListeners = listener === undefined ? [] : this.#anyListeners.filter((l) => l !== listener);
+    routesChanged();
     return this;
   }
 
@@ -370,6 +376,7 @@ export class Socket extends Emitter {
   /** A middleware for incoming events: `([event, ...args], next)`; `next(err)` drops the event and emits `error`. */
   use(middleware) {
     this.#middlewares.push(middleware);
+    routesChanged();
     return this;
   }
 
@@ -395,7 +402,8 @@ export class Socket extends Emitter {
   /**
    * The listener `event` reaches when it reaches that one alone (no socket middleware,
    * no `onAny`, one listener): the runtime then calls it itself, with an ack function of
-   * its own that answers as `answerAck` does.
+   * its own that answers as `answerAck` does. The runtime keeps the answer until
+   * `routesChanged()` says a listener, a middleware or an `onAny` changed.
    */
   onlyRoute(event) {
     if (this.#middlewares.length !== 0 || this.#anyListeners.length !== 0) return undefined;
