@@ -1,6 +1,7 @@
-//! Values between JS and the contract, with componentize-qjs's conventions (the SDK was
-//! written to them): a `u64` is a Number, an empty option is `null`, a `result`'s error
-//! is thrown as an Error whose `payload` is the error value.
+//! Values between JS and the contract, as the SDK takes them (the conventions of
+//! componentize-qjs's bindings, which it was first written for): a `u64` is a Number, an
+//! empty option is `null`, a `result`'s error is thrown as an Error whose `payload` is
+//! the error value.
 use rquickjs::{Array, Ctx, Exception, Object, TypedArray, Value};
 
 use crate::nsbox::tenant::types::{Args, Handshake, Target};
