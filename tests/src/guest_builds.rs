@@ -178,3 +178,17 @@ pub async fn readme_js_example(dir: &Path) -> std::io::Result<PathBuf> {
     run(dir, "npm", &["run", "build"]).await?;
     Ok(dir.join("dist/hello.wasm"))
 }
+
+/// Runs `nsbox-build ENTRY -o dist/NAME.wasm` in a project `dir` that has the JS SDK
+/// installed (as `readme_js_example` makes it), with what it printed.
+pub async fn nsbox_build_in(dir: &Path, entry: &str) -> std::io::Result<std::process::Output> {
+    let name = Path::new(entry)
+        .file_stem()
+        .and_then(|n| n.to_str())
+        .unwrap_or("out");
+    tokio::process::Command::new("npx")
+        .args(["nsbox-build", entry, "-o", &format!("dist/{name}.wasm")])
+        .current_dir(dir)
+        .output()
+        .await
+}

@@ -47,6 +47,15 @@ fn with_js<R>(f: impl for<'js> FnOnce(&Ctx<'js>, &Js) -> R) -> R {
     })
 }
 
+/// Ends the build: the module threw at its top level (each line of the message starts
+/// `nsbox-js-runtime:`, which is what nsbox-build shows).
+fn refuse(error: CaughtError<'_>) -> ! {
+    for line in format!("the module threw at its top level: {error}").lines() {
+        eprintln!("nsbox-js-runtime: {line}");
+    }
+    std::process::exit(1)
+}
+
 /// Wizer's entry: evaluates the bundle read from stdin, whose state every instance
 /// starts from.
 #[export_name = "wizer.initialize"]
@@ -64,10 +73,10 @@ pub extern "C" fn initialize() {
         let evaluated = Module::declare(ctx.clone(), "tenant", source).and_then(|m| m.eval());
         let (module, promise) = match evaluated {
             Ok(done) => done,
-            Err(error) => panic!("the bundle: {:?}", CaughtError::from_error(&ctx, error)),
+            Err(error) => refuse(CaughtError::from_error(&ctx, error)),
         };
         if let Err(error) = promise.finish::<()>() {
-            panic!("the bundle: {:?}", CaughtError::from_error(&ctx, error));
+            refuse(CaughtError::from_error(&ctx, error));
         }
         let namespace = module.namespace().expect("the bundle's exports");
         let object = |name: &str| -> Persistent<Object<'static>> {

@@ -39,7 +39,7 @@ const started = Date.now();
 const src = (file) => JSON.stringify(resolve(sdk, "src", file));
 // The SDK's Promise and text codecs before anything else, then the tenant's module (its
 // top level registers the handlers), then the exports.
-const bundle = await build({
+const bundled = build({
   stdin: {
     contents: `import ${src("jobs.js")};\nimport ${src("text.js")};\nimport ${JSON.stringify(entry)};\nexport { handlers, eventRoutes, clusterHandlers, broadcastHandlers, recoveryHandlers } from ${src("exports.js")};\n`,
     resolveDir: dirname(entry),
@@ -56,20 +56,25 @@ const bundle = await build({
   // runtime is called synchronously and never runs a native promise's).
   supported: { "async-await": false, "async-generator": false, "for-await": false },
 });
+// esbuild has printed what is wrong with the source.
+const bundle = await bundled.catch(() => process.exit(1));
 
 const work = mkdtempSync(join(tmpdir(), "nsbox-build-"));
 let component;
 try {
   // Wizer runs the runtime's initialisation with the bundle on its stdin: an exception at
-  // the module's top level fails the build here, with the runtime's message.
+  // the module's top level fails the build here, with the runtime's message (its lines
+  // start with `nsbox-js-runtime:`; Wizer's own follow).
   const snapshot = join(work, "tenant.core.wasm");
   const wizened = spawnSync(
     wizer,
     [resolve(sdk, "runtime/nsbox-js-runtime.wasm"), "-o", snapshot, "--allow-wasi", "--inherit-stdio", "true", "--wasm-bulk-memory", "true"],
-    { input: bundle.outputFiles[0].contents, stdio: ["pipe", "inherit", "inherit"] },
+    { input: bundle.outputFiles[0].contents, stdio: ["pipe", "inherit", "pipe"], encoding: "utf8" },
   );
   if (wizened.error !== undefined || wizened.status !== 0) {
-    console.error(`nsbox-build: evaluating ${entry} failed${wizened.error ? `: ${wizened.error.message}` : ""}`);
+    const said = (wizened.stderr ?? "").split("\n").filter((line) => line.startsWith("nsbox-js-runtime:"));
+    const why = said.length > 0 ? said.join("\n") : wizened.error?.message ?? wizened.stderr;
+    console.error(`nsbox-build: evaluating ${entry} failed:\n${why}`);
     process.exit(1);
   }
   const adapter = readFileSync(preview1AdapterReactorPath());

@@ -176,6 +176,25 @@ async fn readme_javascript_example_with_official_client() {
     let server = TestServer::start_with("").await.expect("server starts");
     let env = [("HELLO_WASM", component.display().to_string())];
     suite_with("readme.test.mjs", server, &env).await;
+
+    // A module that throws at its top level fails the build, saying what it threw.
+    std::fs::write(
+        dir.join("src/broken.js"),
+        "import { io } from \"@nsbox/guest\";\nio.on(\"connection\", () => {});\nthrow new Error(\"thrown at the top level on purpose\");\n",
+    )
+    .expect("src/broken.js");
+    let built = guest_builds::nsbox_build_in(&dir, "src/broken.js")
+        .await
+        .expect("npx runs");
+    let said = String::from_utf8_lossy(&built.stderr);
+    assert!(!built.status.success(), "the build failed: {said}");
+    assert!(
+        said.contains(
+            "the module threw at its top level: Error: thrown at the top level on purpose"
+        ),
+        "the build said why: {said}"
+    );
+    assert!(!dir.join("dist/broken.wasm").exists());
     let _ = std::fs::remove_dir_all(&dir);
 }
 
