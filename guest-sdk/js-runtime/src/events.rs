@@ -165,24 +165,27 @@ pub fn deliver<'js>(
         call.push_arg(ack_function(ctx, routes, event.clone(), ack)?)?;
     }
     if listener.call_arg::<Value>(call).is_err() {
-        let error = ctx.catch();
-        let fault = routes.fault.clone().restore(ctx)?;
-        let _: rquickjs::Result<Value> = fault.call((event, error));
-        ctx.catch();
-        return Ok(Delivered::Fault);
+        return faulted(ctx, routes, event);
     }
     if JOBS_QUEUED.with(Cell::get) {
         let run_jobs = routes.run_jobs.clone().restore(ctx)?;
         if run_jobs.call::<_, Value>(()).is_err() {
-            let error = ctx.catch();
-            let fault = routes.fault.clone().restore(ctx)?;
-            let _: rquickjs::Result<Value> = fault.call((event, error));
-            ctx.catch();
-            return Ok(Delivered::Fault);
+            return faulted(ctx, routes, event);
         }
         JOBS_QUEUED.with(|queued| queued.set(false));
     }
     Ok(Delivered::Done)
+}
+
+/// The exception pending in `ctx` escaped the listener of `event` (or the promise jobs
+/// it queued): the SDK logs it as it logs its own faults.
+fn faulted(ctx: &Ctx<'_>, routes: &Routes, event: String) -> rquickjs::Result<Delivered> {
+    let error = ctx.catch();
+    let fault = routes.fault.clone().restore(ctx)?;
+    // It logs, then throws to end the call: that is the fault.
+    let _: rquickjs::Result<Value> = fault.call((event, error));
+    ctx.catch();
+    Ok(Delivered::Fault)
 }
 
 /// The ack function a listener gets: answers once, later calls do nothing. An answer
