@@ -4,7 +4,7 @@
 # `--check` builds and fails if the committed file differs from the build; `--clippy` lints.
 #
 # Needs Debian's clang for wasm32 (QuickJS is C) and the wasm32-wasip1 target:
-#   apt-get install clang-16 lld-16 wasi-libc libclang-rt-16-dev-wasm32
+#   apt-get install clang-16 llvm-16 lld-16 wasi-libc libclang-rt-16-dev-wasm32
 set -euo pipefail
 cd "$(dirname "$0")"
 rustup target list --installed | grep -qx wasm32-wasip1 || rustup target add wasm32-wasip1
