@@ -5,16 +5,14 @@
 //!
 //! The route of a socket's event is kept until the SDK says that routes changed (a
 //! listener, a socket middleware or an `onAny` added or removed, a socket gone), and
-//! the SDK's promise jobs run only when it said it queued some: the module
-//! `nsbox:js-runtime` (`routesChanged`, `jobsQueued`).
+//! the SDK's promise jobs run only when it said it queued some (`routesChanged` and
+//! `jobsQueued` of the native module `nsbox:js-runtime`).
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 
 use rquickjs::function::{Args as CallArgs, Rest};
-use rquickjs::module::{Declarations, Exports, ModuleDef};
 use rquickjs::{Array, Ctx, Function, Object, Persistent, Value};
 
-use crate::imports::native_module;
 use crate::json::PlainJson;
 use crate::nsbox::tenant::host;
 use crate::nsbox::tenant::types::{Args, Level};
@@ -26,10 +24,15 @@ thread_local! {
     static JOBS_QUEUED: Cell<bool> = const { Cell::new(false) };
 }
 
-native_module!(RuntimeModule {
-    "routesChanged" => || ROUTES_CHANGED.with(|changed| changed.set(changed.get() + 1)),
-    "jobsQueued" => || JOBS_QUEUED.with(|queued| queued.set(true)),
-});
+/// The SDK's `routesChanged()`.
+pub fn routes_changed() {
+    ROUTES_CHANGED.with(|changed| changed.set(changed.get() + 1));
+}
+
+/// The SDK's `jobsQueued()`.
+pub fn jobs_queued() {
+    JOBS_QUEUED.with(|queued| queued.set(true));
+}
 
 /// A socket's routes found so far: its object and the one listener of each event.
 struct SocketRoutes {
@@ -50,8 +53,6 @@ pub struct Routes {
     answer: Persistent<Function<'static>>,
     run_jobs: Persistent<Function<'static>>,
     fault: Persistent<Function<'static>>,
-    array_prototype: Persistent<Object<'static>>,
-    object_prototype: Persistent<Object<'static>>,
     cache: RefCell<RouteCache>,
 }
 
@@ -61,20 +62,11 @@ impl Routes {
         let function = |name: &str| -> rquickjs::Result<Persistent<Function<'static>>> {
             Ok(Persistent::save(ctx, routes.get::<_, Function>(name)?))
         };
-        let prototype = |constructor: &str| -> rquickjs::Result<Persistent<Object<'static>>> {
-            let constructor: Object = ctx.globals().get(constructor)?;
-            Ok(Persistent::save(
-                ctx,
-                constructor.get::<_, Object>("prototype")?,
-            ))
-        };
         Ok(Routes {
             route: function("route")?,
             answer: function("answer")?,
             run_jobs: function("runJobs")?,
             fault: function("fault")?,
-            array_prototype: prototype("Array")?,
-            object_prototype: prototype("Object")?,
             cache: RefCell::default(),
         })
     }
@@ -200,21 +192,13 @@ fn ack_function<'js>(
 ) -> rquickjs::Result<Function<'js>> {
     let answered = Cell::new(false);
     let answer = routes.answer.clone();
-    let prototypes = (
-        routes.array_prototype.clone(),
-        routes.object_prototype.clone(),
-    );
     Function::new(
         ctx.clone(),
         move |ctx: Ctx<'js>, values: Rest<Value<'js>>| -> rquickjs::Result<()> {
             if answered.replace(true) {
                 return Ok(());
             }
-            let plain = PlainJson::new(
-                &ctx,
-                prototypes.0.clone().restore(&ctx)?,
-                prototypes.1.clone().restore(&ctx)?,
-            )?;
+            let plain = PlainJson::new(&ctx)?;
             if let Some(json) = plain.array(&values.0) {
                 let args = Args {
                     json,

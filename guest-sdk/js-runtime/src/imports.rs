@@ -35,7 +35,7 @@ pub fn loader(loader: ModuleLoader) -> ModuleLoader {
         .with_module(NAMES[7], storage::BatchModule)
         .with_module(NAMES[8], ConfigModule)
         .with_module(NAMES[9], RandomModule)
-        .with_module(NAMES[10], crate::events::RuntimeModule)
+        .with_module(NAMES[10], RuntimeModule)
 }
 
 /// A module whose exports are the given functions.
@@ -154,3 +154,10 @@ fn random_bytes<'js>(ctx: Ctx<'js>, len: f64) -> rquickjs::Result<TypedArray<'js
 }
 
 native_module!(RandomModule { "getRandomBytes" => random_bytes });
+
+// The runtime's own: what the SDK tells it, and the native JSON writer.
+native_module!(RuntimeModule {
+    "routesChanged" => crate::events::routes_changed,
+    "jobsQueued" => crate::events::jobs_queued,
+    "plainJson" => crate::json::plain_json,
+});

@@ -2,10 +2,11 @@
 //! it without calling into JavaScript: primitives, arrays and plain objects (no
 //! `toJSON`, no binary). Anything else is left to the SDK's encoding, which also
 //! takes binary out.
+use std::cell::RefCell;
 use std::fmt::Write;
 
 use rquickjs::convert::Coerced;
-use rquickjs::{Atom, Ctx, FromJs, Object, Type, Value};
+use rquickjs::{Atom, Ctx, FromJs, Object, Persistent, Type, Value};
 
 /// Deeper than this is left to the SDK (which refuses as `JSON.stringify` would).
 const MAX_DEPTH: u32 = 200;
@@ -18,6 +19,38 @@ enum Wrote {
     Nothing,
 }
 
+thread_local! {
+    /// `Array.prototype` and `Object.prototype`, as the bundle's evaluation left them.
+    static PROTOTYPES: RefCell<Option<(Persistent<Object<'static>>, Persistent<Object<'static>>)>> =
+        const { RefCell::new(None) };
+}
+
+/// Keeps the prototypes that tell an array or an object plain.
+pub fn remember_prototypes(ctx: &Ctx<'_>) -> rquickjs::Result<()> {
+    let prototype = |constructor: &str| -> rquickjs::Result<Persistent<Object<'static>>> {
+        let constructor: Object = ctx.globals().get(constructor)?;
+        Ok(Persistent::save(
+            ctx,
+            constructor.get::<_, Object>("prototype")?,
+        ))
+    };
+    let prototypes = (prototype("Array")?, prototype("Object")?);
+    PROTOTYPES.with(|cell| *cell.borrow_mut() = Some(prototypes));
+    Ok(())
+}
+
+/// The native module's `plainJson(values)`: `JSON.stringify(values)` for an array of
+/// plain values, `undefined` otherwise (the SDK's encoding takes those).
+pub fn plain_json<'js>(ctx: Ctx<'js>, values: Value<'js>) -> rquickjs::Result<Option<String>> {
+    let Some(array) = values.as_array() else {
+        return Ok(None);
+    };
+    let values = array
+        .iter::<Value>()
+        .collect::<rquickjs::Result<Vec<_>>>()?;
+    Ok(PlainJson::new(&ctx)?.array(&values))
+}
+
 /// Writes plain values as `JSON.stringify` would; what it needs to tell them.
 pub struct PlainJson<'js> {
     array_prototype: Object<'js>,
@@ -26,14 +59,13 @@ pub struct PlainJson<'js> {
 }
 
 impl<'js> PlainJson<'js> {
-    pub fn new(
-        ctx: &Ctx<'js>,
-        array_prototype: Object<'js>,
-        object_prototype: Object<'js>,
-    ) -> rquickjs::Result<Self> {
+    pub fn new(ctx: &Ctx<'js>) -> rquickjs::Result<Self> {
+        let (array, object) = PROTOTYPES
+            .with(|cell| cell.borrow().clone())
+            .ok_or(rquickjs::Error::Unknown)?;
         Ok(PlainJson {
-            array_prototype,
-            object_prototype,
+            array_prototype: array.restore(ctx)?,
+            object_prototype: object.restore(ctx)?,
             to_json: Atom::from_str(ctx.clone(), "toJSON")?,
         })
     }

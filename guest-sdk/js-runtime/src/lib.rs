@@ -70,6 +70,7 @@ pub extern "C" fn initialize() {
     runtime.set_loader(resolver, imports::loader(ModuleLoader::default()));
     let context = Context::full(&runtime).expect("a QuickJS context");
     let js = context.with(|ctx| {
+        json::remember_prototypes(&ctx).expect("the prototypes");
         let evaluated = Module::declare(ctx.clone(), "tenant", source).and_then(|m| m.eval());
         let (module, promise) = match evaluated {
             Ok(done) => done,

@@ -2,6 +2,7 @@
 // depth) are `{"_placeholder":true,"num":N}` pointing into the attachments, as
 // socket.io-parser does it. Binary arrives as `Uint8Array`; any `ArrayBuffer` or
 // view (`Uint8Array`, `DataView`, a Node `Buffer`) may be sent.
+import { plainJson } from "nsbox:js-runtime";
 
 /** Is `value` a placeholder socket.io-parser would reconstruct? */
 function isPlaceholder(value) {
@@ -57,6 +58,9 @@ function hasBinary(value, depth = 0) {
 
 /** JS values (an array of arguments) as the contract's `args` record. */
 export function encode(values) {
+  // Primitives, arrays and plain objects: the runtime writes their JSON natively.
+  const plain = plainJson(values);
+  if (plain !== undefined) return { json: plain, attachments: [] };
   // A replacer costs a call per value: only when there is binary to take out.
   if (!hasBinary(values)) return { json: JSON.stringify(values), attachments: [] };
   const attachments = [];
