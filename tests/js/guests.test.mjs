@@ -56,6 +56,8 @@ describe(`a hostile ${JS ? "JavaScript" : "Python"} tenant`, () => {
     const line = await logged(`${PREFIX}_throw`, next, /(thrown|raised) in a handler on purpose/);
     assert.equal(line.level, "error");
     assert.match(line.message, /uncaught exception in the handler of "throw"/);
+    // The stack is in the tenant's own file (the JS build's source map), as Python's is.
+    assert.match(line.message, JS ? /\(src\/hostile\.js:25:\d+\)/ : /hostile\.py", line \d+/);
   });
 
   test("an infinite loop hits the CPU deadline", async (t) => {

@@ -7,6 +7,7 @@ import { build } from "esbuild";
 import { componentNew, preview1AdapterReactorPath } from "@bytecodealliance/jco";
 import wizer from "@bytecodealliance/wizer";
 import { spawnSync } from "node:child_process";
+import { SourceMap } from "node:module";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, dirname, join, resolve } from "node:path";
@@ -52,12 +53,30 @@ const bundled = build({
   mainFields: ["module", "main"],
   external: ["nsbox:*", "wasi:*"],
   logLevel: "warning",
+  // The map's paths are relative to this (nonexistent) file: to the directory of the build.
+  outfile: resolve("nsbox-tenant.js"),
+  sourcemap: "external",
+  sourcesContent: false,
   // `async`/`await` as generators over the SDK's Promise, whose jobs the SDK runs (the
   // runtime is called synchronously and never runs a native promise's).
   supported: { "async-await": false, "async-generator": false, "for-await": false },
 });
 // esbuild has printed what is wrong with the source.
 const bundle = await bundled.catch(() => process.exit(1));
+const output = (suffix) => bundle.outputFiles.find((file) => file.path.endsWith(suffix)).text;
+const map = JSON.parse(output(".js.map"));
+// Where each line of the bundle came from, for the SDK to show stacks in the tenant's
+// files (src/stack.js); appended, so that the lines stay where the map says.
+const source = `${output(".js")}\nglobalThis[Symbol.for("nsbox.sourceMap")] = ${JSON.stringify({ sources: map.sources, mappings: map.mappings })};\n`;
+
+/** A line the runtime printed, its `tenant:LINE:COLUMN` frames in the source. */
+const sourceMap = new SourceMap(map);
+function inSource(line) {
+  return line.replace(/\btenant:(\d+)(?::(\d+))?/g, (frame, l, c) => {
+    const entry = sourceMap.findEntry(Number(l) - 1, Number(c ?? 1) - 1);
+    return entry?.originalSource === undefined ? frame : `${entry.originalSource}:${entry.originalLine + 1}:${entry.originalColumn + 1}`;
+  });
+}
 
 const work = mkdtempSync(join(tmpdir(), "nsbox-build-"));
 let component;
@@ -69,10 +88,10 @@ try {
   const wizened = spawnSync(
     wizer,
     [resolve(sdk, "runtime/nsbox-js-runtime.wasm"), "-o", snapshot, "--allow-wasi", "--inherit-stdio", "true", "--wasm-bulk-memory", "true"],
-    { input: bundle.outputFiles[0].contents, stdio: ["pipe", "inherit", "pipe"], encoding: "utf8" },
+    { input: source, stdio: ["pipe", "inherit", "pipe"], encoding: "utf8" },
   );
   if (wizened.error !== undefined || wizened.status !== 0) {
-    const said = (wizened.stderr ?? "").split("\n").filter((line) => line.startsWith("nsbox-js-runtime:"));
+    const said = (wizened.stderr ?? "").split("\n").filter((line) => line.startsWith("nsbox-js-runtime:")).map(inSource);
     const why = said.length > 0 ? said.join("\n") : wizened.error?.message ?? wizened.stderr;
     console.error(`nsbox-build: evaluating ${entry} failed:\n${why}`);
     process.exit(1);

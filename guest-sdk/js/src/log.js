@@ -1,11 +1,12 @@
 // The tenant's log (`host.log`), and `console` pointed at it: the host tags every line
 // with the tenant's name and bounds its length.
 import { log as hostLog } from "nsbox:tenant/host@0.2.3";
+import { sourceStack } from "./stack.js";
 
 /** A value as a log line shows it. */
 function show(value) {
   if (typeof value === "string") return value;
-  if (value instanceof Error) return value.stack ? `${value}\n${value.stack}` : String(value);
+  if (value instanceof Error) return value.stack ? `${value}\n${sourceStack(value.stack)}` : String(value);
   try {
     const text = JSON.stringify(value, (_k, v) => (typeof v === "bigint" ? `${v}n` : v));
     return text === undefined ? String(value) : text;

@@ -177,7 +177,7 @@ async fn readme_javascript_example_with_official_client() {
     let env = [("HELLO_WASM", component.display().to_string())];
     suite_with("readme.test.mjs", server, &env).await;
 
-    // A module that throws at its top level fails the build, saying what it threw.
+    // A module that throws at its top level fails the build, saying what it threw and where.
     std::fs::write(
         dir.join("src/broken.js"),
         "import { io } from \"@nsbox/guest\";\nio.on(\"connection\", () => {});\nthrow new Error(\"thrown at the top level on purpose\");\n",
@@ -193,6 +193,10 @@ async fn readme_javascript_example_with_official_client() {
             "the module threw at its top level: Error: thrown at the top level on purpose"
         ),
         "the build said why: {said}"
+    );
+    assert!(
+        said.contains("(src/broken.js:3:"),
+        "the build said where: {said}"
     );
     assert!(!dir.join("dist/broken.wasm").exists());
     let _ = std::fs::remove_dir_all(&dir);
