@@ -127,14 +127,14 @@ pub fn deliver<'js>(
     ctx: &Ctx<'js>,
     routes: &Routes,
     socket: u64,
-    event: String,
+    event: &str,
     args: Args,
     ack: Option<u64>,
 ) -> rquickjs::Result<Delivered> {
     if !args.attachments.is_empty() {
         return Ok(Delivered::Declined(args));
     }
-    let Some((this, listener)) = routes.route(ctx, socket, &event)? else {
+    let Some((this, listener)) = routes.route(ctx, socket, event)? else {
         return Ok(Delivered::Declined(args));
     };
     let Ok(values) = ctx.json_parse(args.json.as_bytes()) else {
@@ -142,19 +142,20 @@ pub fn deliver<'js>(
         ctx.catch();
         return Ok(Delivered::Declined(args));
     };
-    let count = values.as_array().map_or(1, Array::len);
+    let array = values.as_array();
+    let count = array.map_or(1, Array::len);
     let mut call = CallArgs::new(ctx.clone(), count + usize::from(ack.is_some()));
     call.this(this)?;
-    match values.as_array() {
-        Some(array) => call.push_args(
-            array
-                .iter::<Value>()
-                .collect::<rquickjs::Result<Vec<_>>>()?,
-        )?,
-        None => call.push_arg(values)?,
+    match array {
+        Some(array) => {
+            for value in array.iter::<Value>() {
+                call.push_arg(value?)?;
+            }
+        }
+        None => call.push_arg(values.clone())?,
     }
     if let Some(ack) = ack {
-        call.push_arg(ack_function(ctx, routes, event.clone(), ack)?)?;
+        call.push_arg(ack_function(ctx, routes, event.to_owned(), ack)?)?;
     }
     if listener.call_arg::<Value>(call).is_err() {
         return faulted(ctx, routes, event);
@@ -171,7 +172,7 @@ pub fn deliver<'js>(
 
 /// The exception pending in `ctx` escaped the listener of `event` (or the promise jobs
 /// it queued): the SDK logs it as it logs its own faults.
-fn faulted(ctx: &Ctx<'_>, routes: &Routes, event: String) -> rquickjs::Result<Delivered> {
+fn faulted(ctx: &Ctx<'_>, routes: &Routes, event: &str) -> rquickjs::Result<Delivered> {
     let error = ctx.catch();
     let fault = routes.fault.clone().restore(ctx)?;
     // It logs, then throws to end the call: that is the fault.

@@ -78,7 +78,7 @@ impl handlers::Guest for Tenant {
 
     fn on_event(socket: u64, event: String, args: Args, ack: Option<u64>) {
         with_js(|ctx, js| {
-            let args = match events::deliver(ctx, &js.routes, socket, event.clone(), args, ack) {
+            let args = match events::deliver(ctx, &js.routes, socket, &event, args, ack) {
                 Ok(Delivered::Done) => return,
                 Ok(Delivered::Declined(args)) => args,
                 Ok(Delivered::Fault) | Err(_) => fault("onEvent"),

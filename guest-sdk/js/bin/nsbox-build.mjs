@@ -7,11 +7,11 @@ import { build } from "esbuild";
 import { componentNew, preview1AdapterReactorPath } from "@bytecodealliance/jco";
 import wizer from "@bytecodealliance/wizer";
 import { spawnSync } from "node:child_process";
-import { SourceMap } from "node:module";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { sourceStack } from "../src/stack.js";
 
 const usage = "usage: nsbox-build ENTRY.js [-o OUT.wasm]";
 const argv = process.argv.slice(2);
@@ -66,20 +66,15 @@ const bundle = await bundled.catch(() => process.exit(1));
 const output = (suffix) => bundle.outputFiles.find((file) => file.path.endsWith(suffix)).text;
 const map = JSON.parse(output(".js.map"));
 // Where each line of the bundle came from, for the SDK to show stacks in the tenant's
-// files (src/stack.js); appended, so that the lines stay where the map says.
-const source = `${output(".js")}\nglobalThis[Symbol.for("nsbox.sourceMap")] = ${JSON.stringify({ sources: map.sources, mappings: map.mappings })};\n`;
-
-/** A line the runtime printed, its `tenant:LINE:COLUMN` frames in the source. */
-const sourceMap = new SourceMap(map);
-function inSource(line) {
-  return line.replace(/\btenant:(\d+)(?::(\d+))?/g, (frame, l, c) => {
-    const entry = sourceMap.findEntry(Number(l) - 1, Number(c ?? 1) - 1);
-    return entry?.originalSource === undefined ? frame : `${entry.originalSource}:${entry.originalLine + 1}:${entry.originalColumn + 1}`;
-  });
-}
+// files (src/stack.js); appended, so that the lines stay where the map says. The same
+// shows the stack of an exception at the module's top level here.
+const sourceMap = { sources: map.sources, mappings: map.mappings };
+const source = `${output(".js")}\nglobalThis[Symbol.for("nsbox.sourceMap")] = ${JSON.stringify(sourceMap)};\n`;
+globalThis[Symbol.for("nsbox.sourceMap")] = sourceMap;
 
 const work = mkdtempSync(join(tmpdir(), "nsbox-build-"));
 let component;
+let failure;
 try {
   // Wizer runs the runtime's initialisation with the bundle on its stdin: an exception at
   // the module's top level fails the build here, with the runtime's message (its lines
@@ -90,16 +85,19 @@ try {
     [resolve(sdk, "runtime/nsbox-js-runtime.wasm"), "-o", snapshot, "--allow-wasi", "--inherit-stdio", "true", "--wasm-bulk-memory", "true"],
     { input: source, stdio: ["pipe", "inherit", "pipe"], encoding: "utf8" },
   );
-  if (wizened.error !== undefined || wizened.status !== 0) {
-    const said = (wizened.stderr ?? "").split("\n").filter((line) => line.startsWith("nsbox-js-runtime:")).map(inSource);
-    const why = said.length > 0 ? said.join("\n") : wizened.error?.message ?? wizened.stderr;
-    console.error(`nsbox-build: evaluating ${entry} failed:\n${why}`);
-    process.exit(1);
+  if (wizened.error === undefined && wizened.status === 0) {
+    const adapter = readFileSync(preview1AdapterReactorPath());
+    component = await componentNew(readFileSync(snapshot), [["wasi_snapshot_preview1", adapter]]);
+  } else {
+    const said = (wizened.stderr ?? "").split("\n").filter((line) => line.startsWith("nsbox-js-runtime:"));
+    failure = said.length > 0 ? sourceStack(said.join("\n")) : (wizened.error?.message ?? wizened.stderr);
   }
-  const adapter = readFileSync(preview1AdapterReactorPath());
-  component = await componentNew(readFileSync(snapshot), [["wasi_snapshot_preview1", adapter]]);
 } finally {
   rmSync(work, { recursive: true, force: true });
+}
+if (failure !== undefined) {
+  console.error(`nsbox-build: evaluating ${entry} failed:\n${failure}`);
+  process.exit(1);
 }
 mkdirSync(dirname(out), { recursive: true });
 writeFileSync(out, component);

@@ -613,8 +613,7 @@ async fn instance_lifecycle_with_official_client() {
     suite("lifecycle.test.mjs", server).await;
 }
 
-/// The same with the JS echo, whose components have two memories each: a pool of three
-/// instances holds three of them.
+/// The same with the JS echo: a pool of three instances holds three of them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn instance_lifecycle_with_javascript_echo_and_official_client() {
     let _alone = integration_tests::alone().await;
