@@ -33,6 +33,10 @@ type Io = TokioIo<Upgraded>;
 /// connection as large.
 type Ws = Either<WebSocketStream<Io>, Box<Deflated<Io>>>;
 
+/// How many times in a row a writer lets the thread run before writing broadcasts,
+/// while more of them keep coming.
+const BROADCAST_WAITS: usize = 4;
+
 /// How long the writer may go on flushing after the reader has stopped.
 const FLUSH_GRACE: Duration = Duration::from_secs(1);
 
@@ -265,23 +269,21 @@ async fn run(session: Arc<Session>, mut sink: SplitSink<Ws, Message>, mut stream
             };
             let Some(packet) = packet else { break };
             let mut result = sink.feed(frame(packet)).await;
-            let mut fed = 1;
-            let mut waited = false;
+            let mut waits = 0;
             loop {
                 while let (Ok(()), Some(packet)) = (&result, rx.try_recv()) {
                     result = sink.feed(frame(packet)).await;
-                    fed += 1;
                 }
-                // Asked every time, so that a broadcast sent among others leaves no
-                // stale mark for the next lone packet.
+                // Asked every time, so that the last wait leaves no stale mark for the
+                // next lone packet.
                 let broadcast = session.take_broadcast_queued();
-                if waited || fed > 1 || !broadcast {
+                if !broadcast || waits == BROADCAST_WAITS {
                     break;
                 }
-                // A broadcast alone: the thread's other ready tasks run, and it looks
-                // for I/O (another broadcast on its way, perhaps), before this one
-                // goes on; what they queue goes in the same write.
-                waited = true;
+                // A broadcast came since the last look: the thread's other ready tasks
+                // run, and it looks for I/O (the next broadcast on its way, perhaps),
+                // before this one goes on; what they queue goes in the same write.
+                waits += 1;
                 tokio::task::yield_now().await;
             }
             if result.is_err() || sink.flush().await.is_err() {
