@@ -389,8 +389,8 @@ impl Session {
     }
 
     /// Says that the packet just queued is one many sessions got at once (a broadcast):
-    /// the WebSocket writer may wait one turn of its thread for the next one, to send
-    /// both in one write (a thousand recipients, a thousand writes saved per broadcast).
+    /// the WebSocket writer may wait turns of its thread for the next ones, to send them
+    /// in one write (a thousand recipients, a thousand writes saved per broadcast).
     pub fn mark_broadcast(&self) {
         self.broadcast_queued.store(true, Ordering::Relaxed);
     }
