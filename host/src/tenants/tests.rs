@@ -123,3 +123,73 @@ async fn a_tenant_gets_its_actor_with_its_first_command() {
     assert!(until(|| stats.sockets.load(Relaxed) == 1).await, "joined");
     assert_eq!(tasks(), before + 1, "the one reached has its actor");
 }
+
+/// What an event answered with an ack costs the server outside the kernel: Socket.IO's
+/// decoding, the limits, the actor, the guest's call (the `bench` example) and the
+/// answer queued for the client, with no network in between. The end-to-end benchmark
+/// sees this part behind the kernel's three quarters of the CPU and its noise; this
+/// measures it alone, by the thread's CPU clock. A measuring tool, run on its own:
+/// `cargo test --release -p nsbox --lib -- --ignored --nocapture event_cost`.
+#[tokio::test(flavor = "current_thread")]
+#[ignore = "a measurement: run it alone, in release"]
+async fn event_cost() {
+    const SOCKETS: usize = 100;
+    const ROUNDS: usize = 10_000;
+    let runtime = Runtime::new().expect("the engine starts");
+    let bench = builtin::component("bench").expect("built in");
+    let code = (runtime.compile_off_thread(bench, None).await).expect("compiles");
+    // As `bench/nsbox.toml`: one tenant takes all the load.
+    let limits = Limits {
+        events_per_second_per_socket: 1_000_000,
+        events_per_second: 10_000_000,
+        cpu_per_second: Duration::from_secs(1),
+        ..Limits::default()
+    };
+    let tenants = Tenants::new(runtime, limits.clone(), crate::kv::memory());
+    let slot = tenants.deploy("t1", 1, code, limits).await;
+    let io = SocketIo::new(SocketIoConfig::default());
+    tenants.serve_pattern(&io, Regex::new(r"^/(\w+)$").expect("a valid pattern"));
+    let stats = slot.current().stats().clone();
+    let wires: Vec<Wire> = (0..SOCKETS).map(|_| Wire::open(&io)).collect();
+    for wire in &wires {
+        wire.send(r#"0/t1,{"token":"ok"}"#);
+    }
+    assert!(until(|| stats.sockets.load(Relaxed) == SOCKETS as u64).await);
+    for wire in &wires {
+        wire.received().await;
+    }
+    let payload = "x".repeat(64);
+    let event = format!(r#"2/t1,7["echo","{payload}"]"#);
+    let ack = format!(r#"3/t1,7["{payload}"]"#);
+    let thread_cpu = || {
+        let now = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+        Duration::new(now.tv_sec as u64, now.tv_nsec as u32)
+    };
+    let mut measured = Duration::ZERO;
+    for round in 0..ROUNDS + ROUNDS / 10 {
+        let started = thread_cpu();
+        for wire in &wires {
+            wire.send(&event);
+        }
+        let mut answered = 0;
+        for _ in 0..1_000 {
+            tokio::task::yield_now().await;
+            for wire in &wires {
+                for packet in wire.received().await {
+                    assert_eq!(packet, ack);
+                    answered += 1;
+                }
+            }
+            if answered == SOCKETS {
+                break;
+            }
+        }
+        assert_eq!(answered, SOCKETS, "every event answered once");
+        // The first tenth warms up.
+        if round >= ROUNDS / 10 {
+            measured += thread_cpu().saturating_sub(started);
+        }
+    }
+    let per_event = measured.as_secs_f64() * 1e6 / (ROUNDS * SOCKETS) as f64;
+    println!("event_cost: {per_event:.2} µs of the thread's CPU per event answered");
+}
