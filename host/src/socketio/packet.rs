@@ -6,7 +6,7 @@
 use std::fmt::Write as _;
 
 use bytes::Bytes;
-use serde::de::DeserializeOwned;
+use serde::de::{DeserializeOwned, IgnoredAny};
 use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
@@ -120,11 +120,13 @@ impl Payload {
         if !trimmed.starts_with('[') {
             return Err(PayloadError::NotAnArray);
         }
-        serde_json::from_str::<Vec<&RawValue>>(trimmed)?;
-        Ok(Payload {
-            json: trimmed.to_owned(),
-            attachments,
-        })
+        // Checked whole, nothing built: valid JSON that starts with `[` is an array.
+        serde_json::from_str::<IgnoredAny>(trimmed)?;
+        let json = match trimmed.len() == json.len() {
+            true => json,
+            false => trimmed.to_owned(),
+        };
+        Ok(Payload { json, attachments })
     }
 
     /// Arguments from untrusted parts (a tenant's emit): the JSON must be an array

@@ -275,7 +275,7 @@ impl Actor {
                     return self.orphaned(&socket);
                 };
                 self.stats.events.fetch_add(1, Ordering::Relaxed);
-                let args = to_wit(&args);
+                let args = to_wit(args);
                 let ack = match (ack, self.live.as_mut()) {
                     (Some(ack), Some(live)) => Some(live.store.data_mut().add_ack(handle, ack)),
                     _ => None,
@@ -335,7 +335,7 @@ impl Actor {
                 if generation != self.generation || self.live.is_none() {
                     return;
                 }
-                let (args, complete) = (to_wit(&replies.replies), replies.complete);
+                let (args, complete) = (to_wit(replies.replies), replies.complete);
                 self.call(async |exports, store| {
                     exports
                         .call_on_broadcast_replies(store, request, args, complete)
@@ -356,7 +356,7 @@ impl Actor {
                 // Only to a running instance: one is not started for it.
                 if self.live.is_some() {
                     self.stats.events.fetch_add(1, Ordering::Relaxed);
-                    let args = to_wit(&args);
+                    let args = to_wit(args);
                     self.call(async |exports, store| {
                         exports.call_on_server_event(store, event, args).await
                     })
@@ -386,7 +386,7 @@ impl Actor {
                 let state = live.store.data_mut();
                 state.request_done(request);
                 let reply = match reply {
-                    Ok(args) => Ok(to_wit(&args)),
+                    Ok(args) => Ok(to_wit(args)),
                     Err(AckError::Timeout) => Err(AckFailure::Timeout),
                     Err(AckError::Disconnected) => Err(AckFailure::Disconnected),
                 };
@@ -796,8 +796,9 @@ impl Actor {
             self.limits.wall_per_call,
         )
         .await;
-        self.stats.call_cpu.observe(clock.spent());
-        self.cpu.spend(clock.spent());
+        let spent = clock.spent();
+        self.stats.call_cpu.observe(spent);
+        self.cpu.spend(spent);
         match outcome {
             Ok(value) => Some(value),
             Err(fault) => {
@@ -889,10 +890,12 @@ async fn metered<R>(
     }
 }
 
-fn to_wit(args: &Payload) -> Args {
+/// The arguments as the guest takes them (the JSON moved, not copied).
+fn to_wit(args: Payload) -> Args {
+    let (json, attachments) = args.into_parts();
     Args {
-        json: args.json().to_owned(),
-        attachments: args.attachments().iter().map(|b| b.to_vec()).collect(),
+        json,
+        attachments: attachments.iter().map(|b| b.to_vec()).collect(),
     }
 }
 
