@@ -176,7 +176,7 @@ async fn event_cost() {
             tokio::task::yield_now().await;
             for wire in &wires {
                 for packet in wire.received().await {
-                    assert_eq!(packet, ack);
+                    assert_eq!(packet, ack, "round {round}: not the echo's answer");
                     answered += 1;
                 }
             }
