@@ -74,19 +74,27 @@ pub const CLIENT_MAX_ATTACHMENTS: usize = 10;
 /// bytes, no allocation; brackets inside strings do not count. Only a bound: the
 /// text's validity is checked elsewhere.
 pub fn nests_within(json: &str, max: usize) -> bool {
-    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
-    for byte in json.bytes() {
-        if in_string {
-            match byte {
-                _ if escaped => escaped = false,
-                b'\\' => escaped = true,
-                b'"' => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
+    let bytes = json.as_bytes();
+    let (mut depth, mut at) = (0usize, 0);
+    while let Some(&byte) = bytes.get(at) {
+        at += 1;
         match byte {
-            b'"' => in_string = true,
+            // A string's text is skipped to its closing quote, escapes and all (most of
+            // an event's bytes are strings: searched for, not walked).
+            b'"' => loop {
+                let Some(found) = bytes
+                    .get(at..)
+                    .and_then(|rest| memchr::memchr2(b'"', b'\\', rest))
+                else {
+                    return true;
+                };
+                at += found + 1;
+                if bytes[at - 1] == b'"' {
+                    break;
+                }
+                // The escaped character is text whatever it is.
+                at += 1;
+            },
             b'[' | b'{' => {
                 depth += 1;
                 if depth > max {
@@ -776,6 +784,12 @@ mod tests {
         // Brackets inside strings, escaped quotes included, are text.
         let quoted = format!(r#"["\"{}", {{"k":"]]]"}}]"#, "[".repeat(1000));
         assert!(Payload::checked(quoted, vec![]).is_ok());
+        // A string ending in an escaped backslash ends there: the brackets after count.
+        assert!(nests_within(r#"["a\\",[[1]]]"#, 3));
+        assert!(!nests_within(r#"["a\\",[[1]]]"#, 2));
+        // Cut inside a string or an escape: no depth past the bound, and no panic.
+        assert!(nests_within(r#"["a\"#, 1));
+        assert!(nests_within(r#"["a"#, 1));
         let placeholders = |n: usize| {
             let items: Vec<String> = (0..n)
                 .map(|i| format!(r#"{{"_placeholder":true,"num":{i}}}"#))

@@ -3,6 +3,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::time::Instant;
 
 use serde_json::json;
 use tokio::sync::{mpsc, oneshot};
@@ -326,14 +327,17 @@ impl TenantHandle {
         }
     }
 
+    /// An event from `socket` that `arrived` then (the clock read for the socket's own
+    /// rate is the tenant's too).
     pub(crate) fn event(
         &self,
         socket: &Arc<Socket>,
         event: &str,
         args: Payload,
         ack: Option<AckSender>,
+        arrived: Instant,
     ) {
-        let within_rate = self.tenant_rate.lock().allow();
+        let within_rate = self.tenant_rate.lock().allow_at(arrived);
 
         if !within_rate {
             self.stats.dropped_events.fetch_add(1, Ordering::Relaxed);

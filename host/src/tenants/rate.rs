@@ -25,7 +25,8 @@ impl TokenBucket {
         self.allow_at(Instant::now())
     }
 
-    fn allow_at(&mut self, now: Instant) -> bool {
+    /// [`TokenBucket::allow`] at `now`, read once for several buckets.
+    pub(crate) fn allow_at(&mut self, now: Instant) -> bool {
         let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
         self.last = now;
         self.tokens = (self.tokens + elapsed * self.rate).min(self.rate);

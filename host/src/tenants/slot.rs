@@ -68,8 +68,9 @@ impl TenantSlot {
         let bucket = parking_lot::Mutex::new(current.socket_bucket());
         socket.on_fallback(move |socket, event, args, ack| {
             let current = slot.current();
-            if bucket.lock().allow() {
-                current.event(socket, event, args, ack)
+            let arrived = std::time::Instant::now();
+            if bucket.lock().allow_at(arrived) {
+                current.event(socket, event, args, ack, arrived)
             } else {
                 current.rate_limited(socket)
             }
