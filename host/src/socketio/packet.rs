@@ -412,8 +412,23 @@ impl Packet {
         (out, binary)
     }
 
+    /// About the length of the text message: exact but for the event name's escapes and
+    /// the numbers' digits, which the margin covers.
+    fn text_len_hint(&self) -> usize {
+        let body = match self {
+            Packet::Connect { data, .. } => data.as_deref().map_or(0, str::len),
+            Packet::Disconnect { .. } => 0,
+            Packet::Event { event, args, .. } => event.len() + args.json.len(),
+            Packet::Ack { args, .. } => args.json.len(),
+            Packet::ConnectError { data, .. } => data.len(),
+        };
+        self.nsp().len() + body + 32
+    }
+
     /// Appends the text message to `out`; returns the binary messages that follow it.
     pub fn encode_into(&self, out: &mut String) -> Vec<Bytes> {
+        // Room for the whole text at once (it grew by doublings from the caller's `4`).
+        out.reserve(self.text_len_hint());
         let mut binary = Vec::new();
         let (kind, nsp) = match self {
             Packet::Connect { nsp, .. } => ('0', nsp),
