@@ -23,30 +23,51 @@ async fn until(mut done: impl FnMut() -> bool) -> bool {
     done()
 }
 
-/// A runtime, and the `echo` example compiled on it.
-async fn echo() -> (std::sync::Arc<Runtime>, std::sync::Arc<super::Code>) {
+/// A runtime, and the built-in example `name` compiled on it.
+async fn compiled(name: &str) -> (std::sync::Arc<Runtime>, std::sync::Arc<super::Code>) {
     let runtime = Runtime::new().expect("the engine starts");
-    let echo = builtin::component("echo").expect("built in");
+    let component = builtin::component(name).expect("built in");
     let code = runtime
-        .compile_off_thread(echo, None)
+        .compile_off_thread(component, None)
         .await
         .expect("compiles");
     (runtime, code)
 }
 
+/// A Socket.IO layer serving each of `tenants` at `/<its name>`.
+fn serving(tenants: &std::sync::Arc<Tenants>) -> SocketIo {
+    let io = SocketIo::new(SocketIoConfig::default());
+    tenants.serve_pattern(&io, Regex::new(r"^/(\w+)$").expect("a valid pattern"));
+    io
+}
+
+/// The example `example` deployed as the one tenant `name`, under `limits`, and served:
+/// the registry (kept alive), the tenant's counters and the Socket.IO layer.
+async fn one_tenant(
+    example: &str,
+    name: &str,
+    limits: Limits,
+) -> (
+    std::sync::Arc<Tenants>,
+    std::sync::Arc<super::stats::TenantStats>,
+    SocketIo,
+) {
+    let (runtime, code) = compiled(example).await;
+    let tenants = Tenants::new(runtime, limits.clone(), crate::kv::memory());
+    let slot = tenants.deploy(name, 1, code, limits).await;
+    let stats = slot.current().stats().clone();
+    let io = serving(&tenants);
+    (tenants, stats, io)
+}
+
 #[tokio::test(start_paused = true)]
 async fn an_idle_instance_is_evicted_and_started_afresh_and_neither_is_a_restart() {
-    let (runtime, code) = echo().await;
     let idle = Duration::from_secs(300);
     let limits = Limits {
         evict_idle_after: idle,
         ..Limits::default()
     };
-    let tenants = Tenants::new(runtime, limits.clone(), crate::kv::memory());
-    let slot = tenants.deploy("acme", 1, code, limits).await;
-    let io = SocketIo::new(SocketIoConfig::default());
-    tenants.serve_pattern(&io, Regex::new(r"^/(\w+)$").expect("a valid pattern"));
-    let stats = slot.current().stats().clone();
+    let (tenants, stats, io) = one_tenant("echo", "acme", limits).await;
 
     let first = Wire::open(&io);
     first.send(r#"0/acme,{"token":"ok"}"#);
@@ -95,7 +116,7 @@ async fn an_idle_instance_is_evicted_and_started_afresh_and_neither_is_a_restart
 /// connection starts it, and only its own.
 #[tokio::test]
 async fn a_tenant_gets_its_actor_with_its_first_command() {
-    let (runtime, code) = echo().await;
+    let (runtime, code) = compiled("echo").await;
     let limits = Limits::default();
     let tenants = Tenants::new(runtime, limits.clone(), crate::kv::memory());
     let tasks = || {
@@ -109,8 +130,7 @@ async fn a_tenant_gets_its_actor_with_its_first_command() {
             .deploy(&format!("quiet{i}"), 1, code.clone(), limits.clone())
             .await;
     }
-    let io = SocketIo::new(SocketIoConfig::default());
-    tenants.serve_pattern(&io, Regex::new(r"^/(\w+)$").expect("a valid pattern"));
+    let io = serving(&tenants);
     assert_eq!(tasks(), before, "200 tenants deployed, no actor started");
     let stats = tenants
         .get("quiet7")
@@ -135,9 +155,6 @@ async fn a_tenant_gets_its_actor_with_its_first_command() {
 async fn event_cost() {
     const SOCKETS: usize = 100;
     const ROUNDS: usize = 10_000;
-    let runtime = Runtime::new().expect("the engine starts");
-    let bench = builtin::component("bench").expect("built in");
-    let code = (runtime.compile_off_thread(bench, None).await).expect("compiles");
     // As `bench/nsbox.toml`: one tenant takes all the load.
     let limits = Limits {
         events_per_second_per_socket: 1_000_000,
@@ -145,11 +162,7 @@ async fn event_cost() {
         cpu_per_second: Duration::from_secs(1),
         ..Limits::default()
     };
-    let tenants = Tenants::new(runtime, limits.clone(), crate::kv::memory());
-    let slot = tenants.deploy("t1", 1, code, limits).await;
-    let io = SocketIo::new(SocketIoConfig::default());
-    tenants.serve_pattern(&io, Regex::new(r"^/(\w+)$").expect("a valid pattern"));
-    let stats = slot.current().stats().clone();
+    let (_tenants, stats, io) = one_tenant("bench", "t1", limits).await;
     let wires: Vec<Wire> = (0..SOCKETS).map(|_| Wire::open(&io)).collect();
     for wire in &wires {
         wire.send(r#"0/t1,{"token":"ok"}"#);
