@@ -174,7 +174,7 @@ pub struct Exports<S>(PhantomData<S>);
 impl<S: Setup> Guest for Exports<S> {
     fn middleware(socket: u64, handshake: WitHandshake) -> Result<(), Rejection> {
         let app = app::<S>();
-        let handshake = Handshake {
+        let handshake = Rc::new(Handshake {
             namespace: handshake.namespace,
             id: handshake.id,
             auth: serde_json::from_str(&handshake.auth).unwrap_or(Value::Object(Map::new())),
@@ -182,7 +182,7 @@ impl<S: Setup> Guest for Exports<S> {
             headers: handshake.headers,
             address: handshake.address,
             issued: handshake.issued,
-        };
+        });
         socket::track(socket, handshake.clone());
         let socket = Socket { handle: socket };
         for middleware in &app.middlewares {

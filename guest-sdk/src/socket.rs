@@ -22,7 +22,8 @@ pub struct Socket {
 
 /// What the SDK keeps about each socket the middleware let in.
 struct SocketState {
-    handshake: Handshake,
+    /// Shared with the middleware that reads it as the socket joins.
+    handshake: Rc<Handshake>,
     data: Map<String, Value>,
 }
 
@@ -43,7 +44,7 @@ thread_local! {
 }
 
 /// A socket asks to join: its state is kept from now until it leaves or is refused.
-pub(crate) fn track(handle: u64, handshake: Handshake) {
+pub(crate) fn track(handle: u64, handshake: Rc<Handshake>) {
     let state = SocketState {
         handshake,
         data: Map::new(),
@@ -113,7 +114,7 @@ impl Socket {
 
     /// What the client sent when it joined.
     pub fn handshake(&self) -> Option<Handshake> {
-        with_socket(self.handle, |s| s.handshake.clone())
+        with_socket(self.handle, |s| Handshake::clone(&s.handshake))
     }
 
     /// The namespace, to emit to all of it or to its rooms.

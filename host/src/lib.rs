@@ -35,6 +35,12 @@
 //! # Ok(()) }
 //! ```
 
+/// The unit tests allocate as the server does (`main.rs`), so that what the
+/// measuring tests (`event_cost`, `connect_cost`) count is what the server spends.
+#[cfg(test)]
+#[global_allocator]
+static TEST_ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 pub mod admin;
 pub mod admin_ui;
 pub mod app;

@@ -14,7 +14,7 @@ use wasmtime::{Store, UpdateDeadline};
 use super::bindings::nsbox::tenant::cluster::RemoteSocket;
 use super::bindings::nsbox::tenant::host;
 use super::bindings::nsbox::tenant::types::{AckFailure, Args, Handshake, Rejection};
-use super::clock::{CallClock, Metered};
+use super::clock::{CallClock, Metered, WallClockPassed};
 use super::command::{drop_socket, Command, REDEPLOY_EVENT};
 use super::configuration::TenantConfig;
 use super::contract::Exports;
@@ -883,10 +883,10 @@ async fn metered<R>(
     clock: Arc<CallClock>,
     wall_limit: Duration,
 ) -> Result<R, Fault> {
-    match tokio::time::timeout(wall_limit, Metered::new(call, clock)).await {
+    match Metered::new(call, clock, wall_limit).await {
         Ok(Ok(value)) => Ok(value),
         Ok(Err(error)) => Err(Fault::from_error(&error)),
-        Err(_) => Err(Fault::WallClock { limit: wall_limit }),
+        Err(WallClockPassed) => Err(Fault::WallClock { limit: wall_limit }),
     }
 }
 

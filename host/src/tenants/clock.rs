@@ -87,9 +87,11 @@ impl CallClock {
                 .map_or(Duration::ZERO, |(_, cpu)| thread_cpu().saturating_sub(cpu))
     }
 
-    fn enter(&self) {
+    /// Marks the start of a `poll`; returns its wall-clock time.
+    fn enter(&self) -> Instant {
         let now = Instant::now();
         self.state.lock().polled_since = Some((now, recent_thread_cpu(now)));
+        now
     }
 
     fn leave(&self) {
@@ -105,29 +107,64 @@ impl CallClock {
     }
 }
 
-/// A future whose time inside `poll` is charged to a [`CallClock`].
-pub(crate) struct Metered<F> {
-    inner: Pin<Box<F>>,
-    clock: Arc<CallClock>,
+pin_project_lite::pin_project! {
+    /// A call's future whose time inside `poll` is charged to a [`CallClock`], and
+    /// which ends with [`WallClockPassed`] once it has taken `wall_limit` by the wall
+    /// clock. The timer is armed only when the call first waits: most calls finish
+    /// in their first `poll`, and those cost no timer and no reading of the clock
+    /// beyond the one `enter` takes.
+    pub(crate) struct Metered<F> {
+        #[pin]
+        inner: F,
+        clock: Arc<CallClock>,
+        wall_limit: Duration,
+        started: Option<Instant>,
+        deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+    }
 }
 
+/// A call took longer than its wall-clock limit.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct WallClockPassed;
+
 impl<F> Metered<F> {
-    pub(crate) fn new(inner: F, clock: Arc<CallClock>) -> Metered<F> {
+    pub(crate) fn new(inner: F, clock: Arc<CallClock>, wall_limit: Duration) -> Metered<F> {
         Metered {
-            inner: Box::pin(inner),
+            inner,
             clock,
+            wall_limit,
+            started: None,
+            deadline: None,
         }
     }
 }
 
 impl<F: Future> Future for Metered<F> {
-    type Output = F::Output;
+    type Output = Result<F::Output, WallClockPassed>;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        self.clock.enter();
-        let result = self.inner.as_mut().poll(cx);
-        self.clock.leave();
-        result
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let entered = this.clock.enter();
+        let started = *this.started.get_or_insert(entered);
+        let result = this.inner.poll(cx);
+        this.clock.leave();
+        if let Poll::Ready(value) = result {
+            return Poll::Ready(Ok(value));
+        }
+        if this.deadline.is_none() {
+            // A limit past any clock's range is no limit.
+            let Some(at) = started.checked_add(*this.wall_limit) else {
+                return Poll::Pending;
+            };
+            *this.deadline = Some(Box::pin(tokio::time::sleep_until(at.into())));
+        }
+        let Some(deadline) = this.deadline.as_mut() else {
+            return Poll::Pending;
+        };
+        match deadline.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(WallClockPassed)),
+            Poll::Pending => Poll::Pending,
+        }
     }
 }
 
@@ -158,7 +195,9 @@ mod tests {
                     burn(work);
                     thread_cpu().saturating_sub(before)
                 };
-                used += Metered::new(inside, clock.clone()).await;
+                used += Metered::new(inside, clock.clone(), Duration::MAX)
+                    .await
+                    .expect("no wall limit");
             }
             let spent = clock.spent();
             assert!(
@@ -180,8 +219,10 @@ mod tests {
         Metered::new(
             async { std::thread::sleep(Duration::from_millis(40)) },
             clock.clone(),
+            Duration::MAX,
         )
-        .await;
+        .await
+        .expect("no wall limit");
         assert!(
             clock.spent() < Duration::from_millis(10),
             "{:?}",
@@ -198,8 +239,10 @@ mod tests {
                 }
             },
             clock.clone(),
+            Duration::MAX,
         )
-        .await;
+        .await
+        .expect("no wall limit");
         assert!(
             clock.spent() >= Duration::from_millis(40),
             "{:?}",
@@ -210,5 +253,23 @@ mod tests {
             "{:?}",
             clock.spent()
         );
+    }
+
+    #[tokio::test]
+    async fn a_call_that_waits_past_its_wall_limit_ends_there() {
+        let clock = Arc::new(CallClock::default());
+        clock.start(Duration::MAX);
+        let limit = Duration::from_millis(300);
+        let waits_less = tokio::time::sleep(Duration::from_millis(10));
+        assert_eq!(Metered::new(waits_less, clock.clone(), limit).await, Ok(()));
+        let waits_forever = std::future::pending::<()>();
+        let started = Instant::now();
+        assert_eq!(
+            Metered::new(waits_forever, clock, limit).await,
+            Err(WallClockPassed)
+        );
+        let waited = started.elapsed();
+        assert!(waited >= limit, "{waited:?}");
+        assert!(waited < limit * 10, "{waited:?}");
     }
 }
