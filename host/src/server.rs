@@ -353,4 +353,73 @@ mod tests {
             "a place freed up"
         );
     }
+
+    /// A WebSocket client that has joined the main namespace of the server at `addr`.
+    async fn joined(addr: SocketAddr) -> tokio_tungstenite::WebSocketStream<TcpStream> {
+        use futures_util::{SinkExt, StreamExt};
+        use tokio_tungstenite::tungstenite::Message;
+        let stream = TcpStream::connect(addr).await.expect("connects");
+        let url = format!("ws://{addr}/socket.io/?EIO=4&transport=websocket");
+        let (mut ws, _) = tokio_tungstenite::client_async(url, stream)
+            .await
+            .expect("a WebSocket");
+        let open = ws.next().await.expect("the open packet").expect("read");
+        assert!(open.to_text().is_ok_and(|t| t.starts_with('0')), "{open:?}");
+        ws.send(Message::text("40")).await.expect("sent");
+        let answer = ws.next().await.expect("the CONNECT answer").expect("read");
+        assert!(
+            answer.to_text().is_ok_and(|t| t.starts_with("40{")),
+            "{answer:?}"
+        );
+        ws
+    }
+
+    #[tokio::test]
+    async fn broadcasts_that_keep_coming_go_out_in_few_writes() {
+        use futures_util::StreamExt;
+        const CLIENTS: usize = 20;
+        const BROADCASTS: usize = 40;
+        let io = crate::socketio::SocketIo::new(crate::config::SocketIoConfig::default());
+        let main = io.of("/");
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bound");
+        let addr = listener.local_addr().expect("an address");
+        let server = Server::new().mount(io.engine().clone());
+        tokio::spawn(server.serve(listener, std::future::pending()));
+        let mut clients = Vec::new();
+        for _ in 0..CLIENTS {
+            clients.push(joined(addr).await);
+        }
+        let counters = io.engine().counters().clone();
+        counters.watch();
+        // A broadcast per turn of the thread, as a busy tenant's would come.
+        for i in 0..BROADCASTS {
+            let args = crate::socketio::Payload::new(&[i]).expect("an array");
+            assert_eq!(main.emit("tick", args), CLIENTS);
+            tokio::task::yield_now().await;
+        }
+        for client in &mut clients {
+            for i in 0..BROADCASTS {
+                let frame = tokio::time::timeout(Duration::from_secs(5), client.next())
+                    .await
+                    .expect("within 5 s")
+                    .expect("a frame")
+                    .expect("read");
+                assert_eq!(
+                    frame.to_text().ok(),
+                    Some(format!("42[\"tick\",{i}]").as_str())
+                );
+            }
+        }
+        let writes = counters.traffic().writes;
+        // One write per broadcast per client without the waits; a few broadcasts a
+        // write with them.
+        assert!(
+            writes >= (CLIENTS * BROADCASTS / 8) as u64,
+            "{writes} writes"
+        );
+        assert!(
+            writes <= (CLIENTS * BROADCASTS / 2) as u64,
+            "{writes} writes"
+        );
+    }
 }

@@ -29,6 +29,7 @@ pub struct Counters {
     messages_out: AtomicU64,
     bytes_in: AtomicU64,
     bytes_out: AtomicU64,
+    writes: AtomicU64,
 }
 
 /// The totals counted since [`Counters::watch`].
@@ -46,6 +47,8 @@ pub struct Traffic {
     pub bytes_in: u64,
     /// Bytes of the messages sent.
     pub bytes_out: u64,
+    /// Writes to the WebSockets, each of one frame or more.
+    pub writes: u64,
 }
 
 impl Counters {
@@ -97,6 +100,13 @@ impl Counters {
         }
     }
 
+    /// A WebSocket was written to (its queued frames flushed).
+    pub(crate) fn wrote(&self) {
+        if self.watched() {
+            self.writes.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
     /// The totals so far.
     pub fn traffic(&self) -> Traffic {
         let read = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
@@ -112,6 +122,7 @@ impl Counters {
             messages_out: read(&self.messages_out),
             bytes_in: read(&self.bytes_in),
             bytes_out: read(&self.bytes_out),
+            writes: read(&self.writes),
         }
     }
 }

@@ -395,6 +395,11 @@ impl Session {
         self.broadcast_queued.store(true, Ordering::Relaxed);
     }
 
+    /// The endpoint's counters.
+    pub(crate) fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
     /// Whether a broadcast was queued since this was last asked.
     pub(crate) fn take_broadcast_queued(&self) -> bool {
         // Read first: most wake-ups of a writer carry no broadcast, and a read leaves

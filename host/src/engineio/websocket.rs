@@ -286,6 +286,7 @@ async fn run(session: Arc<Session>, mut sink: SplitSink<Ws, Message>, mut stream
                 waits += 1;
                 tokio::task::yield_now().await;
             }
+            session.counters().wrote();
             if result.is_err() || sink.flush().await.is_err() {
                 session.close(CloseReason::TransportError);
                 return;
