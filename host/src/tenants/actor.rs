@@ -752,7 +752,11 @@ impl Actor {
         self.startup = Startup::Instance;
         clock.start(self.cpu_limit());
         let instantiation = self.code.pre.instantiate_async(&mut store);
-        let exports = match metered(instantiation, clock, self.limits.wall_per_call).await {
+        let started = {
+            let _running = self.runtime.running();
+            metered(instantiation, clock, self.limits.wall_per_call).await
+        };
+        let exports = match started {
             Ok(exports) => exports,
             Err(fault) => {
                 self.startup = Startup::Done;
@@ -790,12 +794,11 @@ impl Actor {
         // The deadline counts from now: a stale one would make the call yield at once.
         live.store.set_epoch_deadline(1);
         live.store.data_mut().start_call();
-        let outcome = metered(
-            call(&live.exports, &mut live.store),
-            clock.clone(),
-            self.limits.wall_per_call,
-        )
-        .await;
+        let outcome = {
+            let _running = self.runtime.running();
+            let call = call(&live.exports, &mut live.store);
+            metered(call, clock.clone(), self.limits.wall_per_call).await
+        };
         let spent = clock.spent();
         self.stats.call_cpu.observe(spent);
         self.cpu.spend(spent);

@@ -52,6 +52,7 @@ mod state;
 pub mod stats;
 #[cfg(all(test, feature = "builtin-tenants"))]
 mod tests;
+mod ticker;
 mod timers;
 
 pub use command::{FAULT_EVENT, REDEPLOY_EVENT};

@@ -6,7 +6,6 @@ use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::Engine;
@@ -18,10 +17,8 @@ use super::engine::{engine_config, instance_pool, DEFAULT_LIVE_INSTANCES, DEFAUL
 use super::load_error::LoadError;
 use super::shape::CompileLimits;
 use super::state::TenantState;
+use super::ticker::{Running, Ticker};
 use crate::durable::{self, sha256_hex};
-
-/// How often the epoch advances: the granularity of CPU deadlines and of yields.
-pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(1);
 
 /// The interfaces a tenant may import (names without their `@version`); the linker
 /// links exactly these (see `add_granted_wasi`).
@@ -81,6 +78,8 @@ fn check_header(bytes: &[u8]) -> Result<(), LoadError> {
 /// The engine and linker shared by all tenants.
 pub struct Runtime {
     engine: Engine,
+    /// Advances the epoch while a call runs.
+    ticker: Arc<Ticker>,
     linker: Linker<TenantState>,
     /// Identifies this engine's compiled code: part of every cache key.
     compatibility: u64,
@@ -192,21 +191,13 @@ impl Runtime {
         Tenant::add_to_linker::<_, HasSelf<TenantState>>(&mut linker, |state| state)?;
         v0_1::Tenant::add_to_linker::<_, HasSelf<TenantState>>(&mut linker, |state| state)?;
 
-        let weak = engine.weak();
-        std::thread::Builder::new()
-            .name("nsbox-epoch".into())
-            .spawn(move || {
-                while let Some(engine) = weak.upgrade() {
-                    engine.increment_epoch();
-                    drop(engine);
-                    std::thread::sleep(EPOCH_TICK);
-                }
-            })?;
+        let ticker = Ticker::start(&engine)?;
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut hasher);
         let compatibility = hasher.finish();
         Ok(Arc::new(Runtime {
             engine,
+            ticker,
             linker,
             compatibility,
             cache_hits: AtomicU64::new(0),
@@ -220,6 +211,12 @@ impl Runtime {
     /// The shared engine.
     pub fn engine(&self) -> &Engine {
         &self.engine
+    }
+
+    /// Counts a call into a tenant's code as in progress until the guard is dropped,
+    /// so that the epoch ticks (and the call's CPU deadline can stop it).
+    pub(crate) fn running(&self) -> Running<'_> {
+        self.ticker.running()
     }
 
     /// Whether instances come from the pool reserved at start (else each is allocated

@@ -1,0 +1,264 @@
+//! The epoch ticker: a thread that advances the engine's epoch every [`EPOCH_TICK`]
+//! while a tenant's code may be running, which is what lets a call's CPU deadline
+//! interrupt it (see `actor.rs`). Once no call has run for [`REST_AFTER`] it sleeps
+//! until one starts: an idle server would otherwise wake a thousand times a second
+//! for nothing (2% of a core here). A busy one never sleeps, so its calls do not pay
+//! for waking it.
+//!
+//! Calls are counted on a few shards, one per thread in turn, so that two threads
+//! making calls do not pass one counter's cache line between them on every call.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::thread::Thread;
+use std::time::Duration;
+
+use wasmtime::Engine;
+
+/// How often the epoch advances while a call runs (a call's deadline is counted in it).
+pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(1);
+
+/// Ticks with no call in progress and none started before the ticker sleeps.
+const REST_AFTER: u32 = 100;
+
+/// How long the ticker sleeps at most with no call in progress: it looks whether its
+/// engine is gone that often.
+const IDLE_CHECK: Duration = Duration::from_secs(1);
+
+const SHARDS: usize = 8;
+
+/// The calls one shard's threads began and ended, on a cache line of their own.
+#[derive(Default)]
+#[repr(align(64))]
+struct Shard {
+    entered: AtomicU64,
+    left: AtomicU64,
+}
+
+/// The calls in progress, and the ticker thread to wake when one starts.
+#[derive(Default)]
+pub(crate) struct Ticker {
+    shards: [Shard; SHARDS],
+    asleep: AtomicBool,
+    thread: OnceLock<Thread>,
+    /// Ticks so far.
+    ticks: AtomicU64,
+}
+
+/// What the ticker saw of the calls: how many had begun, and for how many ticks none
+/// has been running or begun.
+#[derive(Default)]
+struct Quiet {
+    entered: u64,
+    ticks: u32,
+}
+
+thread_local! {
+    /// The shard this thread counts its calls on.
+    static SHARD: usize = {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        NEXT.fetch_add(1, Ordering::Relaxed) % SHARDS
+    };
+}
+
+impl Ticker {
+    /// Starts the thread that ticks `engine`'s epoch; it ends when the engine does.
+    pub(crate) fn start(engine: &Engine) -> std::io::Result<Arc<Ticker>> {
+        let ticker = Arc::new(Ticker::default());
+        let weak = engine.weak();
+        let ticking = ticker.clone();
+        let thread = std::thread::Builder::new()
+            .name("nsbox-epoch".into())
+            .spawn(move || {
+                let mut quiet = Quiet::default();
+                loop {
+                    std::thread::sleep(EPOCH_TICK);
+                    let Some(engine) = weak.upgrade() else { return };
+                    engine.increment_epoch();
+                    drop(engine);
+                    ticking.ticks.fetch_add(1, Ordering::Relaxed);
+                    ticking.rest_when_quiet(&mut quiet);
+                }
+            })?;
+        let _ = ticker.thread.set(thread.thread().clone());
+        Ok(ticker)
+    }
+
+    /// Counts a call in progress until the returned guard is dropped; wakes the ticker
+    /// if it sleeps. Every entry into a tenant's code holds one.
+    pub(crate) fn running(&self) -> Running<'_> {
+        let shard = SHARD.with(|shard| *shard);
+        self.shards[shard].entered.fetch_add(1, Ordering::SeqCst);
+        // Read after the count is up: either the ticker, about to sleep, sees the
+        // count, or this sees that it sleeps (both sides are sequentially consistent).
+        if self.asleep.load(Ordering::SeqCst) {
+            if let Some(thread) = self.thread.get() {
+                thread.unpark();
+            }
+        }
+        Running {
+            ticker: self,
+            shard,
+        }
+    }
+
+    /// How many times the epoch has advanced.
+    #[cfg(test)]
+    fn ticks(&self) -> u64 {
+        self.ticks.load(Ordering::Relaxed)
+    }
+
+    /// The calls begun so far, and whether none is in progress.
+    fn calls(&self) -> (u64, bool) {
+        // Those ended first: a shard's calls end after they begin, so what is read of
+        // them is never more than what is then read begun.
+        let left: u64 = (self.shards.iter())
+            .map(|shard| shard.left.load(Ordering::SeqCst))
+            .sum();
+        let entered: u64 = (self.shards.iter())
+            .map(|shard| shard.entered.load(Ordering::SeqCst))
+            .sum();
+        (entered, entered == left)
+    }
+
+    /// On the ticker's thread, after a tick: once no call has run for [`REST_AFTER`]
+    /// ticks, sleeps until one begins (or [`IDLE_CHECK`] passes).
+    fn rest_when_quiet(&self, quiet: &mut Quiet) {
+        let (entered, idle) = self.calls();
+        if !idle || entered != quiet.entered {
+            *quiet = Quiet { entered, ticks: 0 };
+            return;
+        }
+        quiet.ticks += 1;
+        if quiet.ticks < REST_AFTER {
+            return;
+        }
+        self.asleep.store(true, Ordering::SeqCst);
+        if self.calls() == (entered, true) {
+            std::thread::park_timeout(IDLE_CHECK);
+        }
+        self.asleep.store(false, Ordering::SeqCst);
+    }
+}
+
+/// A call in progress (see [`Ticker::running`]).
+pub(crate) struct Running<'a> {
+    ticker: &'a Ticker,
+    shard: usize,
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.ticker.shards[self.shard]
+            .left
+            .fetch_add(1, Ordering::Release);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Waits (a bounded number of short sleeps) until `done` holds.
+    fn until(mut done: impl FnMut() -> bool) -> bool {
+        for _ in 0..5_000 {
+            if done() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        done()
+    }
+
+    #[test]
+    fn the_epoch_advances_while_a_call_runs_and_rests_otherwise() {
+        let engine = Engine::default();
+        let ticker = Ticker::start(&engine).expect("the thread starts");
+        assert!(
+            until(|| ticker.asleep.load(Ordering::SeqCst)),
+            "asleep, idle"
+        );
+        let resting = ticker.ticks();
+        let call = ticker.running();
+        assert!(
+            until(|| ticker.ticks() >= resting + 5),
+            "ticking for a call"
+        );
+        drop(call);
+        assert!(
+            until(|| ticker.asleep.load(Ordering::SeqCst)),
+            "asleep again"
+        );
+        let resting = ticker.ticks();
+        std::thread::sleep(Duration::from_millis(100));
+        // At most the one look at the engine a second.
+        let ticked = ticker.ticks() - resting;
+        assert!(ticked <= 1, "{ticked} ticks at rest");
+        // Two calls at once, from two threads: ticking until both are over.
+        let (first, second) = (ticker.running(), ticker.running());
+        let from_elsewhere = std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    let call = ticker.running();
+                    drop(first);
+                    let before = ticker.ticks();
+                    let ticked = until(|| ticker.ticks() >= before + 3);
+                    drop(call);
+                    ticked
+                })
+                .join()
+        });
+        assert!(
+            from_elsewhere.expect("the thread ran"),
+            "ticking for the other thread's call"
+        );
+        let before = ticker.ticks();
+        assert!(
+            until(|| ticker.ticks() >= before + 3),
+            "ticking for the call left"
+        );
+        drop(second);
+        assert!(
+            until(|| ticker.asleep.load(Ordering::SeqCst)),
+            "asleep at last"
+        );
+    }
+
+    #[test]
+    fn a_loop_that_starts_while_the_ticker_rests_is_still_stopped() {
+        let mut config = wasmtime::Config::new();
+        config.epoch_interruption(true);
+        let engine = Engine::new(&config).expect("an engine");
+        let ticker = Ticker::start(&engine).expect("the thread starts");
+        let spin = r#"(module (func (export "spin") (loop (br 0))))"#;
+        let wasm = wat::parse_str(spin).expect("valid wat");
+        let module = wasmtime::Module::new(&engine, wasm).expect("compiles");
+        assert!(
+            until(|| ticker.asleep.load(Ordering::SeqCst)),
+            "asleep, idle"
+        );
+        let (done, stopped) = std::sync::mpsc::channel();
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                let mut store = wasmtime::Store::new(&engine, ());
+                store.set_epoch_deadline(5);
+                store.epoch_deadline_trap();
+                let instance =
+                    wasmtime::Instance::new(&mut store, &module, &[]).expect("instantiates");
+                let spin =
+                    (instance.get_typed_func::<(), ()>(&mut store, "spin")).expect("exported");
+                let _running = ticker.running();
+                let _ = done.send(spin.call(&mut store, ()).is_err());
+            });
+            // Well before the ticker would look again by itself.
+            let trapped = stopped.recv_timeout(IDLE_CHECK / 2);
+            if trapped.is_err() {
+                // Stopped by hand, so that the test fails rather than hangs.
+                for _ in 0..10 {
+                    engine.increment_epoch();
+                }
+            }
+            assert_eq!(trapped, Ok(true), "the loop was stopped");
+        });
+    }
+}
