@@ -34,6 +34,8 @@ pub struct Client {
     event_prefix: String,
     ack_prefix: String,
     next_ack: u64,
+    /// Engine.IO pings the server sent and this client answered.
+    pings: u64,
 }
 
 /// What the server sent, as far as the benchmark cares.
@@ -59,7 +61,18 @@ enum Opcode {
 impl Client {
     /// Opens a WebSocket to `base` (`ws://host:port`), and joins `nsp` with `auth`.
     pub async fn connect(base: &str, nsp: &str, auth: &str) -> Result<Client> {
-        tokio::time::timeout(PATIENCE, Client::join(base, nsp, auth))
+        Client::connect_from(None, base, nsp, auth).await
+    }
+
+    /// [`Client::connect`] from the local address `source` (any when `None`): past
+    /// the ephemeral ports of one address, more connections need more addresses.
+    pub async fn connect_from(
+        source: Option<std::net::IpAddr>,
+        base: &str,
+        nsp: &str,
+        auth: &str,
+    ) -> Result<Client> {
+        tokio::time::timeout(PATIENCE, Client::join(source, base, nsp, auth))
             .await
             .with_context(|| format!("joining {nsp} took over {PATIENCE:?}"))?
     }
@@ -67,15 +80,21 @@ impl Client {
     /// Opens a plain WebSocket to an echo server at `base`: no Engine.IO, no namespace.
     /// Events come back as they were sent, so an echoed event counts as its ack.
     pub async fn connect_raw(base: &str) -> Result<Client> {
-        let mut client = tokio::time::timeout(PATIENCE, Client::open(base, "/"))
+        let mut client = tokio::time::timeout(PATIENCE, Client::open(None, base, "/"))
             .await
             .context("opening the WebSocket took too long")??;
         client.ack_prefix = client.event_prefix.clone();
         Ok(client)
     }
 
-    async fn join(base: &str, nsp: &str, auth: &str) -> Result<Client> {
-        let mut client = Client::open(base, "/socket.io/?EIO=4&transport=websocket").await?;
+    async fn join(
+        source: Option<std::net::IpAddr>,
+        base: &str,
+        nsp: &str,
+        auth: &str,
+    ) -> Result<Client> {
+        let path = "/socket.io/?EIO=4&transport=websocket";
+        let mut client = Client::open(source, base, path).await?;
         client.event_prefix = format!("42{nsp},");
         client.ack_prefix = format!("43{nsp},");
         let open = client.next_data().await?;
@@ -103,13 +122,24 @@ impl Client {
     }
 
     /// Connects and completes the WebSocket handshake for `path`.
-    async fn open(base: &str, path: &str) -> Result<Client> {
+    async fn open(source: Option<std::net::IpAddr>, base: &str, path: &str) -> Result<Client> {
         let address = base
             .strip_prefix("ws://")
             .context("the base URL is ws://HOST:PORT")?;
-        let mut stream = TcpStream::connect(address)
-            .await
-            .with_context(|| format!("connecting to {address}"))?;
+        let mut stream = match source {
+            None => TcpStream::connect(address).await,
+            Some(source) => {
+                let to: std::net::SocketAddr = address.parse().context("HOST:PORT")?;
+                let socket = match source {
+                    std::net::IpAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+                    std::net::IpAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+                };
+                socket.set_reuseaddr(true)?;
+                socket.bind((source, 0).into())?;
+                socket.connect(to).await
+            }
+        }
+        .with_context(|| format!("connecting to {address}"))?;
         stream.set_nodelay(true)?;
         let request = format!(
             "GET {path} HTTP/1.1\r\nHost: {address}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
@@ -123,6 +153,7 @@ impl Client {
             event_prefix: "42/,".into(),
             ack_prefix: "43/,".into(),
             next_ack: 0,
+            pings: 0,
         };
         let head_end = loop {
             if let Some(at) = client.read.windows(4).position(|w| w == b"\r\n\r\n") {
@@ -234,6 +265,11 @@ impl Client {
             .with_context(|| format!("no ack {id} within {PATIENCE:?}"))?
     }
 
+    /// How many Engine.IO pings the server sent and this client answered.
+    pub fn pings(&self) -> u64 {
+        self.pings
+    }
+
     /// Closes the connection (a close frame, then the socket).
     pub async fn close(mut self) {
         self.write.clear();
@@ -252,7 +288,10 @@ impl Client {
             };
             self.consumed = end;
             match opcode {
-                Opcode::Data if &self.read[start..end] == b"2" => self.send("3").await?,
+                Opcode::Data if &self.read[start..end] == b"2" => {
+                    self.send("3").await?;
+                    self.pings += 1;
+                }
                 Opcode::Data => return Ok(start..end),
                 Opcode::Ping => {
                     let payload = self.read[start..end].to_vec();

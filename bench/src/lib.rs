@@ -9,6 +9,7 @@ pub mod client;
 pub mod cluster;
 pub mod guests;
 pub mod hostile;
+pub mod idle;
 pub mod metrics;
 pub mod raw_echo;
 pub mod report;

@@ -89,6 +89,11 @@ struct Args {
     /// (a component answering `echo` as the echo example does), repeatable.
     #[arg(long)]
     guest: Vec<String>,
+    /// Also hold this many idle connections on each peer: memory per connection, the
+    /// heartbeat's CPU at rest, every connection pinged (as many as the descriptor
+    /// limit allows; `ulimit -Hn` above it for 100,000).
+    #[arg(long)]
+    idle: Option<usize>,
     /// Also run the cluster benchmark: two nsbox nodes on one Redis against two Node
     /// servers with the sharded Redis adapter (broadcasts across, and their latency).
     #[arg(long)]
@@ -193,6 +198,10 @@ async fn main() -> Result<()> {
         }
         let table = nsbox_bench::guests::run(&run, &components).await;
         append(&mut markdown, "guests", table, &args.out)?;
+    }
+    if let Some(count) = args.idle {
+        let table = nsbox_bench::idle::run(&run, &peers, count).await;
+        append(&mut markdown, "idle", table, &args.out)?;
     }
     if args.cluster {
         let table = nsbox_bench::cluster::run(&run).await;
@@ -313,7 +322,7 @@ fn insert_latencies(figures: &mut Figures, keys: [&'static str; 3], outcome: &Ou
 /// `clients` are connected and have settled for two seconds.
 async fn idle_kib(server: &Running, target: &Target, clients: usize) -> Result<f64> {
     let before = server.rss_bytes();
-    let idle = scenario::idle(target, clients).await?;
+    let idle = scenario::Idle::connect(std::slice::from_ref(target), clients, clients).await?;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let grown = server.rss_bytes().saturating_sub(before);
     drop(idle);

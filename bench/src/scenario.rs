@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::Result;
-use tokio::sync::Notify;
+use anyhow::{ensure, Result};
+use tokio::sync::{watch, Notify};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -88,6 +88,8 @@ pub struct Target {
     pub namespace: String,
     /// A plain WebSocket echo server, no Socket.IO ([`Client::connect_raw`]).
     pub raw: bool,
+    /// The local address the clients connect from (any unless given).
+    pub source: Option<std::net::IpAddr>,
 }
 
 impl Target {
@@ -97,6 +99,7 @@ impl Target {
             base: base.into(),
             namespace: NAMESPACE.to_owned(),
             raw: false,
+            source: None,
         }
     }
 
@@ -116,12 +119,20 @@ impl Target {
         }
     }
 
+    /// The same server, its clients connecting from `source`.
+    pub fn from(&self, source: std::net::IpAddr) -> Target {
+        Target {
+            source: Some(source),
+            ..self.clone()
+        }
+    }
+
     /// Connects one client.
     pub async fn client(&self) -> Result<Client> {
         if self.raw {
             return Client::connect_raw(&self.base).await;
         }
-        Client::connect(&self.base, &self.namespace, AUTH).await
+        Client::connect_from(self.source, &self.base, &self.namespace, AUTH).await
     }
 
     /// Connects `n` clients, `parallel` at a time.
@@ -463,14 +474,107 @@ pub async fn ticks(
     Ok(outcome)
 }
 
-/// Keeps `clients` connected and idle (answering pings) until the returned set is dropped.
-pub async fn idle(target: &Target, clients: usize) -> Result<JoinSet<()>> {
-    let connected = target.clients(clients, 100).await?;
-    let mut tasks = JoinSet::new();
-    for mut client in connected {
-        tasks.spawn(async move { while client.next().await.is_ok() {} });
+/// Clients kept connected and idle, answering the server's pings, until [`Idle::finish`]
+/// (or until dropped, which closes them).
+pub struct Idle {
+    phase: watch::Sender<IdlePhase>,
+    tasks: JoinSet<Result<u64>>,
+}
+
+/// What idle clients did while measured: the pings they answered, how many of them
+/// answered at least one, and how many connections were lost.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Held {
+    /// Pings answered, all clients together.
+    pub pings: u64,
+    /// Clients that answered at least one.
+    pub pinged: usize,
+    /// Connections lost.
+    pub lost: usize,
+}
+
+/// Where an [`Idle`] set is: its clients count their pings while `Measuring`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum IdlePhase {
+    Settling,
+    Measuring,
+    Done,
+}
+
+impl Idle {
+    /// Connects `count` clients, at most `per_target` through each of `targets` in turn
+    /// (the same server from other local addresses: one address has only so many
+    /// ports).
+    pub async fn connect(targets: &[Target], per_target: usize, count: usize) -> Result<Idle> {
+        let (phase, watching) = watch::channel(IdlePhase::Settling);
+        let mut tasks = JoinSet::new();
+        let mut left = count;
+        for target in targets {
+            let here = left.min(per_target);
+            for client in target.clients(here, 100).await? {
+                tasks.spawn(hold(client, watching.clone()));
+            }
+            left -= here;
+        }
+        ensure!(
+            left == 0,
+            "{count} clients need more than {} addresses",
+            targets.len()
+        );
+        Ok(Idle { phase, tasks })
     }
-    Ok(tasks)
+
+    /// How many clients there are.
+    pub fn len(&self) -> usize {
+        self.tasks.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.tasks.is_empty()
+    }
+
+    /// From now on the clients count the pings they answer.
+    pub fn measure(&self) {
+        self.phase.send_replace(IdlePhase::Measuring);
+    }
+
+    /// Ends the measuring: what the clients did since [`Idle::measure`]; they close.
+    pub async fn finish(mut self) -> Result<Held> {
+        self.phase.send_replace(IdlePhase::Done);
+        let mut held = Held::default();
+        while let Some(done) = self.tasks.join_next().await {
+            match done? {
+                Ok(pings) => {
+                    held.pings += pings;
+                    held.pinged += usize::from(pings > 0);
+                }
+                Err(_) => held.lost += 1,
+            }
+        }
+        Ok(held)
+    }
+}
+
+/// Keeps `client` open, answering pings, until the set is `Done`; returns the pings it
+/// answered while measured, or an error if the connection was lost.
+async fn hold(mut client: Client, mut phase: watch::Receiver<IdlePhase>) -> Result<u64> {
+    let mut at_start = 0;
+    loop {
+        tokio::select! {
+            incoming = client.next() => {
+                incoming?;
+            }
+            changed = phase.changed() => {
+                changed?;
+                match *phase.borrow_and_update() {
+                    IdlePhase::Settling => {}
+                    IdlePhase::Measuring => at_start = client.pings(),
+                    IdlePhase::Done => return Ok(client.pings() - at_start),
+                }
+            }
+        }
+    }
 }
 
 async fn collect(mut tasks: JoinSet<Result<Vec<u32>>>, window: Duration) -> Result<Outcome> {

@@ -7,10 +7,13 @@ use std::time::Duration;
 
 use integration_tests::{npm_ci, TestServer};
 use nsbox_bench::report::GENERATOR_BOUND;
-use nsbox_bench::scenario::{self, NoMeter, Outcome, Target};
+use nsbox_bench::scenario::{self, Held, NoMeter, Outcome, Target};
 use nsbox_bench::servers::ThreadMeter;
 
 const BENCH_TENANT: &str = r#"
+# Pings often enough for the idle clients to answer some while the scenarios run.
+ping_interval_ms = 200
+
 [limits]
 events_per_second_per_socket = 1000000
 
@@ -36,20 +39,28 @@ component = "hostile_hoard.wasm"
 
 const SHORT: Duration = Duration::from_millis(300);
 
-async fn every_scenario(target: &Target) -> Vec<(&'static str, Outcome)> {
+/// Every scenario's outcome, and what the idle clients held meanwhile did.
+async fn every_scenario(target: &Target) -> (Vec<(&'static str, Outcome)>, Held) {
     let mut meter = NoMeter;
-    let connects = scenario::connects(target, 2, SHORT, SHORT, &mut meter).await;
-    let echo = scenario::echo(target, 5, SHORT, SHORT, &mut meter).await;
-    let fanout = scenario::broadcast(target, 20, SHORT, SHORT, &mut meter).await;
-    let idle = scenario::idle(target, 20)
+    // Idle clients, held while the other scenarios run; half from another address, as
+    // the benchmark's do past one address's ports.
+    let elsewhere = target.from(std::net::Ipv4Addr::new(127, 0, 0, 2).into());
+    let idle = scenario::Idle::connect(&[target.clone(), elsewhere], 10, 20)
         .await
         .expect("idle clients connect");
     assert_eq!(idle.len(), 20);
-    vec![
+    idle.measure();
+    let connects = scenario::connects(target, 2, SHORT, SHORT, &mut meter).await;
+    let echo = scenario::echo(target, 5, SHORT, SHORT, &mut meter).await;
+    let fanout = scenario::broadcast(target, 20, SHORT, SHORT, &mut meter).await;
+    let held = idle.finish().await.expect("the idle clients end");
+    assert_eq!(held.lost, 0, "no idle connection lost");
+    let outcomes = vec![
         ("connects", connects.expect("connects run")),
         ("echo", echo.expect("echo runs")),
         ("broadcast", fanout.expect("broadcast runs")),
-    ]
+    ];
+    (outcomes, held)
 }
 
 fn check(peer: &str, outcomes: &[(&str, Outcome)]) {
@@ -71,7 +82,13 @@ async fn bench_scenarios_run_against_nsbox_and_beside_hostile_tenants() {
         .await
         .expect("server starts");
     let target = Target::new(format!("ws://{}", server.addr));
-    check("nsbox", &every_scenario(&target).await);
+    let (outcomes, held) = every_scenario(&target).await;
+    check("nsbox", &outcomes);
+    // Pinged every 200 ms (the configuration above) while the scenarios ran.
+    assert_eq!(
+        held.pinged, 20,
+        "every idle client answered a ping: {held:?}"
+    );
     // The `--state` benchmark's scenarios: a tenant's own timer broadcast, storage calls.
     let ticks = scenario::ticks(&target, 5, 10, SHORT, SHORT, &mut NoMeter)
         .await
@@ -184,7 +201,7 @@ async fn the_cluster_scenario_runs_across_two_nsbox_nodes() {
         .expect("a free port")
         .port();
     let redis = nsbox_bench::cluster::Redis::start(port, None).expect("redis-server starts");
-    let config = format!("[cluster]\nredis_url = \"{}\"\n{BENCH_TENANT}", redis.url);
+    let config = format!("{BENCH_TENANT}\n[cluster]\nredis_url = \"{}\"\n", redis.url);
     let a = TestServer::start_with(&config)
         .await
         .expect("node A starts");
@@ -231,7 +248,7 @@ async fn bench_scenarios_run_against_the_node_peer() {
     }
     assert!(listening, "the Node peer listens");
     let target = Target::new(format!("ws://127.0.0.1:{port}"));
-    check("node", &every_scenario(&target).await);
+    check("node", &every_scenario(&target).await.0);
     let _ = node.kill().await;
 }
 
