@@ -3,6 +3,7 @@
 //! queue nor being scheduled out by the kernel while inside `poll` counts (beyond a
 //! [`SLACK`] per `poll`), so a busy host (other tenants, other processes) does not
 //! push a tenant past its deadline. A call is never charged less than it used.
+//! [`Metered`] also ends a call that takes longer than its wall-clock limit.
 
 use std::future::Future;
 use std::pin::Pin;
