@@ -154,6 +154,21 @@ fn bench_limits() -> Limits {
     }
 }
 
+/// Sockets the measuring tests feed.
+const SOCKETS: usize = 100;
+
+/// The `bench` example as tenant `t1` under the benchmark's limits, its counters, and
+/// [`SOCKETS`] connections to it (not yet joined); the first part keeps it served.
+async fn bench_sockets() -> (
+    (std::sync::Arc<Tenants>, SocketIo),
+    std::sync::Arc<super::stats::TenantStats>,
+    Vec<Wire>,
+) {
+    let (tenants, stats, io) = one_tenant("bench", "t1", bench_limits()).await;
+    let wires = (0..SOCKETS).map(|_| Wire::open(&io)).collect();
+    ((tenants, io), stats, wires)
+}
+
 /// The CPU time this thread has used.
 fn thread_cpu() -> Duration {
     let now = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
@@ -192,10 +207,8 @@ async fn join_all(wires: &[Wire], stats: &super::stats::TenantStats) {
 #[tokio::test(flavor = "current_thread")]
 #[ignore = "a measurement: run it alone, in release"]
 async fn event_cost() {
-    const SOCKETS: usize = 100;
     const ROUNDS: usize = 10_000;
-    let (_tenants, stats, io) = one_tenant("bench", "t1", bench_limits()).await;
-    let wires: Vec<Wire> = (0..SOCKETS).map(|_| Wire::open(&io)).collect();
+    let (_serving, stats, wires) = bench_sockets().await;
     join_all(&wires, &stats).await;
     let payload = "x".repeat(64);
     let event = format!(r#"2/t1,7["echo","{payload}"]"#);
@@ -237,10 +250,8 @@ async fn event_cost() {
 #[tokio::test(flavor = "current_thread")]
 #[ignore = "a measurement: run it alone, in release"]
 async fn connect_cost() {
-    const SOCKETS: usize = 100;
     const ROUNDS: usize = 2_000;
-    let (_tenants, stats, io) = one_tenant("bench", "t1", bench_limits()).await;
-    let wires: Vec<Wire> = (0..SOCKETS).map(|_| Wire::open(&io)).collect();
+    let (_serving, stats, wires) = bench_sockets().await;
     let mut measured = Duration::ZERO;
     for round in 0..ROUNDS + ROUNDS / 10 {
         let started = thread_cpu();

@@ -174,21 +174,16 @@ mod tests {
     fn the_epoch_advances_while_a_call_runs_and_rests_otherwise() {
         let engine = Engine::default();
         let ticker = Ticker::start(&engine).expect("the thread starts");
-        assert!(
-            until(|| ticker.asleep.load(Ordering::SeqCst)),
-            "asleep, idle"
-        );
-        let resting = ticker.ticks();
+        let rests = || until(|| ticker.asleep.load(Ordering::SeqCst));
+        let ticks_on = |n: u64| {
+            let before = ticker.ticks();
+            until(|| ticker.ticks() >= before + n)
+        };
+        assert!(rests(), "asleep, idle");
         let call = ticker.running();
-        assert!(
-            until(|| ticker.ticks() >= resting + 5),
-            "ticking for a call"
-        );
+        assert!(ticks_on(5), "ticking for a call");
         drop(call);
-        assert!(
-            until(|| ticker.asleep.load(Ordering::SeqCst)),
-            "asleep again"
-        );
+        assert!(rests(), "asleep again");
         let resting = ticker.ticks();
         std::thread::sleep(Duration::from_millis(100));
         // At most the one look at the engine a second.
@@ -201,27 +196,17 @@ mod tests {
                 .spawn(|| {
                     let call = ticker.running();
                     drop(first);
-                    let before = ticker.ticks();
-                    let ticked = until(|| ticker.ticks() >= before + 3);
+                    let ticked = ticks_on(3);
                     drop(call);
                     ticked
                 })
                 .join()
         });
-        assert!(
-            from_elsewhere.expect("the thread ran"),
-            "ticking for the other thread's call"
-        );
-        let before = ticker.ticks();
-        assert!(
-            until(|| ticker.ticks() >= before + 3),
-            "ticking for the call left"
-        );
+        let from_elsewhere = from_elsewhere.expect("the thread ran");
+        assert!(from_elsewhere, "ticking for the other thread's call");
+        assert!(ticks_on(3), "ticking for the call left");
         drop(second);
-        assert!(
-            until(|| ticker.asleep.load(Ordering::SeqCst)),
-            "asleep at last"
-        );
+        assert!(rests(), "asleep at last");
     }
 
     #[test]
