@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{cli, join, serve, serve_without_token, temp_dir, OPERATOR};
+use common::{join, serve, serve_args, serve_without_token, start, temp_dir, OPERATOR};
 
 #[tokio::test]
 async fn the_default_configuration_serves_the_echo_tenant() {
@@ -72,17 +72,12 @@ async fn a_log_that_is_not_a_terminal_has_no_colour_and_json_is_offered() {
 /// Runs `nsbox serve` on free ports and `data_dir` with `extra`, which must make it
 /// refuse to start; returns what it said.
 async fn refused_start(data_dir: &str, extra: &[&str]) -> String {
-    let mut args = vec![
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--admin-listen",
-        "127.0.0.1:0",
-        "--data-dir",
-        data_dir,
-    ];
-    args.extend(extra);
-    let out = cli(&args).await;
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_nsbox"))
+        .args(serve_args(std::path::Path::new(data_dir), extra))
+        .env_remove("NSBOX_ADMIN_TOKEN")
+        .output()
+        .await
+        .expect("nsbox runs");
     assert!(!out.status.success(), "{extra:?} was accepted");
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
@@ -173,6 +168,34 @@ async fn the_default_configuration_answers_any_origin_without_credentials() {
         !headers.contains("access-control-allow-credentials"),
         "no cookies cross-origin by default: {response}"
     );
+    drop(host);
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+#[tokio::test]
+async fn the_server_raises_its_descriptor_limit_and_says_when_it_is_short() {
+    let data = temp_dir("serve-descriptors");
+    // Started as a soft limit of 256 would have it: a couple of hundred connections.
+    let mut command = tokio::process::Command::new("sh");
+    command
+        .args(["-c", r#"ulimit -Sn 256 && exec "$0" "$@""#])
+        .arg(env!("CARGO_BIN_EXE_nsbox"))
+        .args(serve_args(&data, &["--admin-token", OPERATOR]));
+    let host = start(command).await;
+    let pid = host.child.id().expect("running");
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).expect("readable");
+    let line = limits
+        .lines()
+        .find(|line| line.starts_with("Max open files"))
+        .expect("the descriptor limit listed");
+    // "Max open files  <soft>  <hard>  files"
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    let (soft, hard) = (fields[3], fields[4]);
+    assert_eq!(soft, hard, "raised to the hard limit: {line}");
+    let warned = (host.startup_log.iter()).any(|l| l.contains("fewer than max_connections"));
+    // The default max_connections, 100,000, and the server's own 256.
+    let short = hard.parse::<u64>().is_ok_and(|hard| hard < 100_256);
+    assert_eq!(warned, short, "{line}; {:?}", host.startup_log);
     drop(host);
     let _ = std::fs::remove_dir_all(&data);
 }

@@ -46,17 +46,32 @@ pub async fn serve(data_dir: &Path, extra: &[&str]) -> Host {
 /// Starts `nsbox serve` on free ports with `data_dir` and `extra`, with no operator
 /// token unless `extra` gives one; its log goes to a pipe, as to a log collector.
 pub async fn serve_without_token(data_dir: &Path, extra: &[&str]) -> Host {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_nsbox"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--admin-listen",
-            "127.0.0.1:0",
-        ])
-        .arg("--data-dir")
-        .arg(data_dir)
-        .args(extra)
+    let mut command = Command::new(env!("CARGO_BIN_EXE_nsbox"));
+    command.args(serve_args(data_dir, extra));
+    start(command).await
+}
+
+/// The arguments of `nsbox serve` on free ports with `data_dir` and `extra`.
+pub fn serve_args(data_dir: &Path, extra: &[&str]) -> Vec<std::ffi::OsString> {
+    let mut args: Vec<std::ffi::OsString> = [
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--admin-listen",
+        "127.0.0.1:0",
+        "--data-dir",
+    ]
+    .iter()
+    .map(Into::into)
+    .collect();
+    args.push(data_dir.into());
+    args.extend(extra.iter().map(Into::into));
+    args
+}
+
+/// Starts `command`, an `nsbox serve`, with its log piped; returns once it listens.
+pub async fn start(mut command: Command) -> Host {
+    let mut child = command
         .env("RUST_LOG", "info")
         .env_remove("NO_COLOR")
         .env_remove("NSBOX_ADMIN_TOKEN")
