@@ -35,21 +35,19 @@ struct Line {
     held: Held,
 }
 
-/// Raises this process's soft descriptor limit to its hard one; returns how many
-/// connections a process may then hold.
-pub fn connections_allowed() -> usize {
-    use rustix::process::{getrlimit, setrlimit, Resource};
-    let mut limit = getrlimit(Resource::Nofile);
-    limit.current = limit.maximum;
-    let _ = setrlimit(Resource::Nofile, limit);
-    let allowed = getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX);
-    usize::try_from(allowed.saturating_sub(SPARE_DESCRIPTORS)).unwrap_or(usize::MAX)
+/// Raises this process's descriptor limit to its hard one (the servers, started after,
+/// inherit it); returns how many connections a process may then hold.
+pub fn connections_allowed() -> Result<usize> {
+    let allowed = nsbox::server::raise_descriptor_limit()
+        .context("raising the descriptor limit")?
+        .unwrap_or(u64::MAX);
+    Ok(usize::try_from(allowed.saturating_sub(SPARE_DESCRIPTORS)).unwrap_or(usize::MAX))
 }
 
 /// Runs the scenario on each of `peers` with `wanted` connections (fewer if the
 /// descriptor limit says so); returns the report's section.
 pub async fn run(run: &Run<'_>, peers: &[Peer], wanted: usize) -> Result<String> {
-    let allowed = connections_allowed();
+    let allowed = connections_allowed()?;
     let count = wanted.min(allowed);
     let mut lines = Vec::new();
     let mut port = 5200u16;
@@ -72,7 +70,6 @@ async fn measure(
     count: usize,
     first_source: usize,
 ) -> Result<Line> {
-    let before = server.rss_bytes();
     // The first address lets the kernel choose (its ports need only differ per server);
     // the others are bound, each peer its own: a bound port is not chosen again while
     // it waits out TIME_WAIT, whatever the server.
@@ -81,9 +78,7 @@ async fn measure(
         let octet = u8::try_from(first_source + i).context("too many source addresses")?;
         targets.push(target.from(IpAddr::V4(Ipv4Addr::new(127, 0, 0, octet))));
     }
-    let idle = Idle::connect(&targets, PER_SOURCE, count).await?;
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let grown = server.rss_bytes().saturating_sub(before);
+    let (idle, kib_each) = settled(server, &targets, PER_SOURCE, count).await?;
     let started = (Instant::now(), server.cpu_seconds());
     idle.measure();
     tokio::time::sleep(AT_REST).await;
@@ -92,12 +87,28 @@ async fn measure(
     let held = idle.finish().await?;
     Ok(Line {
         peer,
-        kib_each: grown as f64 / count as f64 / 1024.0,
+        kib_each,
         cpu,
         wall,
         count,
         held,
     })
+}
+
+/// Connects `count` idle clients, at most `per_target` through each of `targets`;
+/// returns them and, once they have settled for two seconds, how much the server's
+/// resident memory grew per connection, in KiB.
+pub async fn settled(
+    server: &Running,
+    targets: &[Target],
+    per_target: usize,
+    count: usize,
+) -> Result<(Idle, f64)> {
+    let before = server.rss_bytes();
+    let idle = Idle::connect(targets, per_target, count).await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let grown = server.rss_bytes().saturating_sub(before);
+    Ok((idle, grown as f64 / count.max(1) as f64 / 1024.0))
 }
 
 fn report(lines: &[Line], wanted: usize, count: usize, allowed: usize) -> String {

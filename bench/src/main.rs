@@ -321,12 +321,9 @@ fn insert_latencies(figures: &mut Figures, keys: [&'static str; 3], outcome: &Ou
 /// How much the server's resident memory grows per idle connection, in KiB, once
 /// `clients` are connected and have settled for two seconds.
 async fn idle_kib(server: &Running, target: &Target, clients: usize) -> Result<f64> {
-    let before = server.rss_bytes();
-    let idle = scenario::Idle::connect(std::slice::from_ref(target), clients, clients).await?;
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let grown = server.rss_bytes().saturating_sub(before);
-    drop(idle);
-    Ok(grown as f64 / clients as f64 / 1024.0)
+    let targets = std::slice::from_ref(target);
+    let (_idle, kib) = nsbox_bench::idle::settled(server, targets, clients, clients).await?;
+    Ok(kib)
 }
 
 fn per_op_us(cpu_seconds: f64, outcome: &Outcome) -> f64 {

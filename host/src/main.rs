@@ -637,22 +637,20 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 /// event descriptors of its threads, its store and logs, a compile worker's pipes.
 const OTHER_DESCRIPTORS: u64 = 256;
 
-/// Lets the process open as many descriptors as its hard limit allows (the soft limit
-/// is often 1,024: about a thousand connections), and says so when even that is short
-/// of `max_connections`: past it, the kernel refuses the connections.
+/// Raises the descriptor limit to the hard one, and says so when even that is short of
+/// `max_connections`: past it, the kernel refuses the connections.
 fn raise_descriptor_limit(max_connections: usize) {
-    use rustix::process::{getrlimit, setrlimit, Resource};
-    let mut limit = getrlimit(Resource::Nofile);
-    if limit.current != limit.maximum {
-        limit.current = limit.maximum;
-        if let Err(error) = setrlimit(Resource::Nofile, limit) {
+    let allowed = match nsbox::server::raise_descriptor_limit() {
+        Ok(allowed) => allowed,
+        Err(error) => {
             tracing::warn!("cannot raise the descriptor limit to its maximum: {error}");
+            return;
         }
-    }
+    };
     let wanted = u64::try_from(max_connections)
         .unwrap_or(u64::MAX)
         .saturating_add(OTHER_DESCRIPTORS);
-    match getrlimit(Resource::Nofile).current {
+    match allowed {
         Some(allowed) if allowed < wanted => tracing::warn!(
             "this process may open {allowed} descriptors, fewer than max_connections \
              ({max_connections}) needs: raise the hard limit (ulimit -Hn, systemd's \

@@ -51,6 +51,19 @@ impl Default for Server {
     }
 }
 
+/// Lets this process open as many descriptors as its hard limit allows (the soft limit
+/// is often 1,024: about a thousand connections, one descriptor each); returns the
+/// limit it then has, `None` for none. Processes it starts inherit it.
+pub fn raise_descriptor_limit() -> std::io::Result<Option<u64>> {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current != limit.maximum {
+        limit.current = limit.maximum;
+        setrlimit(Resource::Nofile, limit)?;
+    }
+    Ok(getrlimit(Resource::Nofile).current)
+}
+
 /// HTTP/1.1 as nsbox serves it: a connection that does not send a whole request head
 /// within `header_timeout` (a half-open or idle one) is closed, so it cannot hold a
 /// task and a file descriptor forever.

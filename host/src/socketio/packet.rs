@@ -130,9 +130,10 @@ impl Payload {
         }
         // Checked whole, nothing built: valid JSON that starts with `[` is an array.
         serde_json::from_str::<IgnoredAny>(trimmed)?;
-        let json = match trimmed.len() == json.len() {
-            true => json,
-            false => trimmed.to_owned(),
+        let json = if trimmed.len() == json.len() {
+            json
+        } else {
+            trimmed.to_owned()
         };
         Ok(Payload { json, attachments })
     }

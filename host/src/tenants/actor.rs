@@ -752,11 +752,13 @@ impl Actor {
         self.startup = Startup::Instance;
         clock.start(self.cpu_limit());
         let instantiation = self.code.pre.instantiate_async(&mut store);
-        let started = {
-            let _running = self.runtime.running();
-            metered(instantiation, clock, self.limits.wall_per_call).await
-        };
-        let exports = match started {
+        let started = metered(
+            instantiation,
+            clock,
+            self.limits.wall_per_call,
+            &self.runtime,
+        );
+        let exports = match started.await {
             Ok(exports) => exports,
             Err(fault) => {
                 self.startup = Startup::Done;
@@ -794,11 +796,14 @@ impl Actor {
         // The deadline counts from now: a stale one would make the call yield at once.
         live.store.set_epoch_deadline(1);
         live.store.data_mut().start_call();
-        let outcome = {
-            let _running = self.runtime.running();
-            let call = call(&live.exports, &mut live.store);
-            metered(call, clock.clone(), self.limits.wall_per_call).await
-        };
+        let call = call(&live.exports, &mut live.store);
+        let outcome = metered(
+            call,
+            clock.clone(),
+            self.limits.wall_per_call,
+            &self.runtime,
+        )
+        .await;
         let spent = clock.spent();
         self.stats.call_cpu.observe(spent);
         self.cpu.spend(spent);
@@ -878,14 +883,17 @@ impl Actor {
     }
 }
 
-/// Runs a call under the CPU deadline (enforced by the epoch callback, which reads the
-/// clock) and the wall-clock limit (enforced here: a call past it is dropped, which
-/// leaves the instance unusable, so the caller discards it).
+/// Runs a call into the tenant's code (or its instantiation) under the CPU deadline
+/// (enforced by the epoch callback, which reads the clock; the epoch ticks while the
+/// call is counted as running) and the wall-clock limit (a call past it is dropped,
+/// which leaves the instance unusable, so the caller discards it).
 async fn metered<R>(
     call: impl Future<Output = wasmtime::Result<R>>,
     clock: Arc<CallClock>,
     wall_limit: Duration,
+    runtime: &Runtime,
 ) -> Result<R, Fault> {
+    let _running = runtime.running();
     match Metered::new(call, clock, wall_limit).await {
         Ok(Ok(value)) => Ok(value),
         Ok(Err(error)) => Err(Fault::from_error(&error)),

@@ -54,7 +54,7 @@ fn recent_thread_cpu(now: Instant) -> Duration {
 /// `poll` measured by the wall clock would charge a call for every millisecond its
 /// thread waited for a core: on a loaded machine a 50 µs call could pass a 50 ms
 /// deadline, and a well-behaved tenant would be stopped for the host's contention.)
-fn thread_cpu() -> Duration {
+pub(super) fn thread_cpu() -> Duration {
     let now = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
     let cpu = Duration::new(
         u64::try_from(now.tv_sec).unwrap_or(0),

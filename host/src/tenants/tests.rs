@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use regex::Regex;
 
+use super::clock::thread_cpu;
 use super::{builtin, Limits, Runtime, Tenants};
 use crate::config::SocketIoConfig;
 use crate::socketio::testing::{settle, Wire};
@@ -167,15 +168,6 @@ async fn bench_sockets() -> (
     let (tenants, stats, io) = one_tenant("bench", "t1", bench_limits()).await;
     let wires = (0..SOCKETS).map(|_| Wire::open(&io)).collect();
     ((tenants, io), stats, wires)
-}
-
-/// The CPU time this thread has used.
-fn thread_cpu() -> Duration {
-    let now = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
-    Duration::new(
-        u64::try_from(now.tv_sec).unwrap_or(0),
-        u32::try_from(now.tv_nsec).unwrap_or(0),
-    )
 }
 
 /// `wires` joined to `/t1` with the token the `bench` example asks for, each socket's

@@ -16,7 +16,7 @@ use std::time::Duration;
 use wasmtime::Engine;
 
 /// How often the epoch advances while a call runs (a call's deadline is counted in it).
-pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(1);
+const EPOCH_TICK: Duration = Duration::from_millis(1);
 
 /// Ticks with no call in progress and none started before the ticker sleeps.
 const REST_AFTER: u32 = 100;
