@@ -732,7 +732,9 @@ impl Actor {
         let mut store = Store::new(self.runtime.engine(), state);
         store.limiter(|state| &mut state.limiter);
         store.set_epoch_deadline(1);
+        let ticker = self.runtime.ticker().clone();
         store.epoch_deadline_callback(move |context| {
+            ticker.interrupted();
             let clock = &context.data().clock;
             let (spent, limit) = (clock.spent(), clock.limit());
             if spent > limit {

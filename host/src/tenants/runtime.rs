@@ -219,6 +219,11 @@ impl Runtime {
         self.ticker.running()
     }
 
+    /// The epoch's ticker, told by a store's epoch callback when a call is interrupted.
+    pub(crate) fn ticker(&self) -> &Arc<Ticker> {
+        &self.ticker
+    }
+
     /// Whether instances come from the pool reserved at start (else each is allocated
     /// when it starts).
     pub fn pooled(&self) -> bool {

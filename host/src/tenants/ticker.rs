@@ -1,9 +1,14 @@
-//! The epoch ticker: a thread that advances the engine's epoch every [`EPOCH_TICK`]
-//! while a tenant's code may be running, which is what lets a call's CPU deadline
-//! interrupt it (see `actor.rs`). Once no call has run for [`REST_AFTER`] it sleeps
-//! until one starts: an idle server would otherwise wake a thousand times a second
-//! for nothing (2% of a core here). A busy one never sleeps, so its calls do not pay
-//! for waking it.
+//! The epoch ticker: a thread that advances the engine's epoch while a tenant's code
+//! may be running, which is what lets a call's CPU deadline interrupt it (see
+//! `actor.rs`).
+//!
+//! It ticks every [`COARSE_TICK`] while the calls it interrupts are few, and every
+//! [`FINE_TICK`] while some call keeps being interrupted (one that runs long, which
+//! then yields to its thread's other tasks at every tick). Calls take microseconds:
+//! a ticker that woke a thousand times a second took the core from them a thousand
+//! times a second, for ticks no call needed (2-3% of a busy server's CPU here).
+//! Once no call has run for [`REST_AFTER`] it sleeps until one starts: an idle server
+//! would otherwise wake for nothing too.
 //!
 //! Calls are counted on a few shards, one per thread in turn, so that two threads
 //! making calls do not pass one counter's cache line between them on every call.
@@ -15,11 +20,15 @@ use std::time::Duration;
 
 use wasmtime::Engine;
 
-/// How often the epoch advances while a call runs (a call's deadline is counted in it).
-const EPOCH_TICK: Duration = Duration::from_millis(1);
+/// How often the epoch advances while some call keeps being interrupted by it.
+const FINE_TICK: Duration = Duration::from_millis(1);
 
-/// Ticks with no call in progress and none started before the ticker sleeps.
-const REST_AFTER: u32 = 100;
+/// How often the epoch advances while calls run but the last tick interrupted none:
+/// a call that runs long is interrupted at most this late, and from then on finely.
+const COARSE_TICK: Duration = Duration::from_millis(5);
+
+/// How long without a call in progress or begun before the ticker sleeps.
+const REST_AFTER: Duration = Duration::from_millis(100);
 
 /// How long the ticker sleeps at most with no call in progress: it looks whether its
 /// engine is gone that often.
@@ -40,17 +49,19 @@ struct Shard {
 pub(crate) struct Ticker {
     shards: [Shard; SHARDS],
     asleep: AtomicBool,
+    /// The times a call was interrupted by a tick (its epoch deadline reached).
+    interruptions: AtomicU64,
     thread: OnceLock<Thread>,
     /// Ticks so far.
     ticks: AtomicU64,
 }
 
-/// What the ticker saw of the calls: how many had begun, and for how many ticks none
-/// has been running or begun.
+/// What the ticker saw of the calls: how many had begun, and for how long none has
+/// been running or begun.
 #[derive(Default)]
 struct Quiet {
     entered: u64,
-    ticks: u32,
+    time: Duration,
 }
 
 thread_local! {
@@ -71,13 +82,16 @@ impl Ticker {
             .name("nsbox-epoch".into())
             .spawn(move || {
                 let mut quiet = Quiet::default();
+                let mut interruptions = 0;
                 loop {
-                    std::thread::sleep(EPOCH_TICK);
+                    // Read before this tick: what the previous tick interrupted.
+                    let pace = ticking.pace(&mut interruptions);
+                    std::thread::sleep(pace);
                     let Some(engine) = weak.upgrade() else { return };
                     engine.increment_epoch();
                     drop(engine);
                     ticking.ticks.fetch_add(1, Ordering::Relaxed);
-                    ticking.rest_when_quiet(&mut quiet);
+                    ticking.rest_when_quiet(&mut quiet, pace);
                 }
             })?;
         let _ = ticker.thread.set(thread.thread().clone());
@@ -102,6 +116,21 @@ impl Ticker {
         }
     }
 
+    /// A call reached its epoch deadline: the ticker ticks finely while calls do.
+    /// Called by the epoch callback, on the call's thread.
+    pub(crate) fn interrupted(&self) {
+        self.interruptions.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The time to the next tick: fine if a call was interrupted since `seen` was
+    /// read (which it then becomes), else coarse.
+    fn pace(&self, seen: &mut u64) -> Duration {
+        let now = self.interruptions.load(Ordering::Relaxed);
+        let pace = if now == *seen { COARSE_TICK } else { FINE_TICK };
+        *seen = now;
+        pace
+    }
+
     /// How many times the epoch has advanced.
     #[cfg(test)]
     fn ticks(&self) -> u64 {
@@ -121,16 +150,19 @@ impl Ticker {
         (entered, entered == left)
     }
 
-    /// On the ticker's thread, after a tick: once no call has run for [`REST_AFTER`]
-    /// ticks, sleeps until one begins (or [`IDLE_CHECK`] passes).
-    fn rest_when_quiet(&self, quiet: &mut Quiet) {
+    /// On the ticker's thread, after a tick `pace` after the one before: once no call
+    /// has run for [`REST_AFTER`], sleeps until one begins (or [`IDLE_CHECK`] passes).
+    fn rest_when_quiet(&self, quiet: &mut Quiet, pace: Duration) {
         let (entered, idle) = self.calls();
         if !idle || entered != quiet.entered {
-            *quiet = Quiet { entered, ticks: 0 };
+            *quiet = Quiet {
+                entered,
+                time: Duration::ZERO,
+            };
             return;
         }
-        quiet.ticks += 1;
-        if quiet.ticks < REST_AFTER {
+        quiet.time += pace;
+        if quiet.time < REST_AFTER {
             return;
         }
         self.asleep.store(true, Ordering::SeqCst);
@@ -207,6 +239,39 @@ mod tests {
         assert!(ticks_on(3), "ticking for the call left");
         drop(second);
         assert!(rests(), "asleep at last");
+    }
+
+    #[test]
+    fn the_epoch_ticks_coarsely_unless_the_calls_are_interrupted() {
+        const TICKS: u64 = 20;
+        let engine = Engine::default();
+        let ticker = Ticker::start(&engine).expect("the thread starts");
+        // How long the next ticks take, while the epoch callback is told (as a call
+        // running long makes it) of an interruption between each or not.
+        let ticking = |interrupting: bool| {
+            let (before, started) = (ticker.ticks(), std::time::Instant::now());
+            let ticked = until(|| {
+                if interrupting {
+                    ticker.interrupted();
+                }
+                ticker.ticks() >= before + TICKS
+            });
+            assert!(ticked, "ticking");
+            started.elapsed()
+        };
+        let _call = ticker.running();
+        let coarse = ticking(false);
+        // The first tick may be due at once; every other is the coarse pace apart.
+        let least = COARSE_TICK * (TICKS - 1) as u32;
+        assert!(
+            coarse >= least,
+            "{TICKS} ticks in {coarse:?}, not {least:?}"
+        );
+        let fine = ticking(true);
+        assert!(
+            fine * 2 < coarse,
+            "{TICKS} ticks in {fine:?}, not much faster"
+        );
     }
 
     #[test]
