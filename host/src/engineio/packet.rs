@@ -109,10 +109,16 @@ impl Packet {
     }
 
     /// A message whose text `write` writes (and returns what else it made): written
-    /// once, straight into the buffer that is sent, after the `4`.
-    pub fn message_with<R>(write: impl FnOnce(&mut String) -> R) -> (Packet, R) {
-        let mut text = String::from("4");
+    /// once, straight into the buffer that is sent, after the `4`; `capacity` is about
+    /// what it will write.
+    pub fn message_with<R>(capacity: usize, write: impl FnOnce(&mut String) -> R) -> (Packet, R) {
+        let mut text = String::with_capacity(capacity.saturating_add(1));
+        text.push('4');
         let made = write(&mut text);
+        // A buffer its text fills becomes the message's without another allocation (a
+        // partly filled one needs a shared header); shrinking is in place when the
+        // estimate was close.
+        text.shrink_to_fit();
         (Packet::Encoded(Utf8Bytes::from(text)), made)
     }
 
@@ -156,7 +162,7 @@ mod tests {
 
     #[test]
     fn a_message_written_in_place_encodes_like_a_message() {
-        let (shared, made) = Packet::message_with(|out| {
+        let (shared, made) = Packet::message_with(8, |out| {
             out.push_str("2[\"hi\"]");
             7
         });

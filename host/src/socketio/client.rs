@@ -112,7 +112,7 @@ impl Client {
                 ack,
             } => {
                 if let Some(socket) = self.socket(&nsp) {
-                    socket.dispatch_event(&event, args, ack);
+                    socket.dispatch_event(event, args, ack);
                 }
             }
             Packet::Ack { nsp, id, args } => {

@@ -217,5 +217,5 @@ impl<'a> Shared<'a> {
 /// A packet as the Engine.IO text message that carries it, and its attachments:
 /// encoded straight into the buffer that is sent; cloning the message shares it.
 fn encode_json(packet: &Packet) -> (EnginePacket, Vec<Bytes>) {
-    EnginePacket::message_with(|out| packet.encode_into(out))
+    EnginePacket::message_with(packet.text_len_hint(), |out| packet.encode_into(out))
 }

@@ -6,7 +6,7 @@
 use std::fmt::Write as _;
 
 use bytes::Bytes;
-use serde::de::{DeserializeOwned, IgnoredAny};
+use serde::de::{DeserializeOwned, DeserializeSeed, Deserializer, IgnoredAny, SeqAccess, Visitor};
 use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
@@ -415,7 +415,7 @@ impl Packet {
 
     /// About the length of the text message: exact but for the event name's escapes and
     /// the numbers' digits, which the margin covers.
-    fn text_len_hint(&self) -> usize {
+    pub(crate) fn text_len_hint(&self) -> usize {
         let body = match self {
             Packet::Connect { data, .. } => data.as_deref().map_or(0, str::len),
             Packet::Disconnect { .. } => 0,
@@ -428,7 +428,7 @@ impl Packet {
 
     /// Appends the text message to `out`; returns the binary messages that follow it.
     pub fn encode_into(&self, out: &mut String) -> Vec<Bytes> {
-        // Room for the whole text at once (it grew by doublings from the caller's `4`).
+        // Room for the whole text at once, if the caller has not made it.
         out.reserve(self.text_len_hint());
         let mut binary = Vec::new();
         let (kind, nsp) = match self {
@@ -513,22 +513,24 @@ fn connect_error_text(data: &str) -> Result<String, ParseError> {
 
 /// Splits `["name", ...args]` into the name and the arguments, keeping each argument's text.
 fn split_event(data: &str) -> Result<(String, Payload), ParseError> {
-    let items: Vec<&RawValue> = serde_json::from_str(data).map_err(|_| ParseError::Payload)?;
-    let (first, args) = items.split_first().ok_or(ParseError::Payload)?;
-    let event = match serde_json::from_str::<Value>(first.get()) {
-        Ok(Value::String(name)) if !is_reserved(&name) => name,
-        Ok(Value::Number(n)) => n.to_string(),
-        _ => return Err(ParseError::Payload),
-    };
-    let mut json = String::with_capacity(data.len());
-    json.push('[');
-    for (i, arg) in args.iter().enumerate() {
-        if i > 0 {
-            json.push(',');
-        }
-        json.push_str(arg.get());
+    let mut reader = serde_json::Deserializer::from_str(data);
+    let (first, json) = EventArray {
+        capacity: data.len(),
     }
-    json.push(']');
+    .deserialize(&mut reader)
+    .map_err(|_| ParseError::Payload)?;
+    reader.end().map_err(|_| ParseError::Payload)?;
+    let event = if first.get().starts_with('"') {
+        serde_json::from_str::<String>(first.get())
+            .ok()
+            .filter(|name| !is_reserved(name))
+    } else {
+        match serde_json::from_str::<Value>(first.get()) {
+            Ok(Value::Number(n)) => Some(n.to_string()),
+            _ => None,
+        }
+    };
+    let event = event.ok_or(ParseError::Payload)?;
     Ok((
         event,
         Payload {
@@ -536,6 +538,45 @@ fn split_event(data: &str) -> Result<(String, Payload), ParseError> {
             attachments: Vec::new(),
         },
     ))
+}
+
+/// An event's JSON array, read in one pass: its first element's text, and the others
+/// as an array of their own, as they were written.
+struct EventArray {
+    /// Room for the arguments' array: the whole array's length is enough.
+    capacity: usize,
+}
+
+impl<'de> DeserializeSeed<'de> for EventArray {
+    type Value = (&'de RawValue, String);
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for EventArray {
+    type Value = (&'de RawValue, String);
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an array with an event's name first")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut items: A) -> Result<Self::Value, A::Error> {
+        let first: &RawValue = items
+            .next_element()?
+            .ok_or_else(|| serde::de::Error::invalid_length(0, &self))?;
+        let mut json = String::with_capacity(self.capacity);
+        json.push('[');
+        while let Some(arg) = items.next_element::<&RawValue>()? {
+            if json.len() > 1 {
+                json.push(',');
+            }
+            json.push_str(arg.get());
+        }
+        json.push(']');
+        Ok((first, json))
+    }
 }
 
 /// Completes a binary packet with its attachments, checking every placeholder points at one.
@@ -716,6 +757,34 @@ mod tests {
             wire(&packet),
             r#"42["message",1,"2",{"3":[true],"a":1.50}]"#
         );
+    }
+
+    #[test]
+    fn an_event_is_its_name_and_the_rest_of_its_array() {
+        for (text, event, args) in [
+            (r#"42[ "a" , 1 , {"b" : 2} ]"#, "a", r#"[1,{"b" : 2}]"#),
+            (r#"42[12,"x"]"#, "12", r#"["x"]"#),
+            (r#"42[1.5]"#, "1.5", "[]"),
+            (r#"42["\u0061b"]"#, "ab", "[]"),
+            ("42[\"a\",[[]],null]\n", "a", "[[[]],null]"),
+        ] {
+            let Packet::Event {
+                event: e, args: a, ..
+            } = decode(text)
+            else {
+                panic!("{text:?} is not an event");
+            };
+            assert_eq!((e.as_str(), a.json()), (event, args), "{text:?}");
+        }
+        for text in [
+            r#"42["a"] x"#,
+            r#"42["a"],"#,
+            r#"42["a",]"#,
+            r#"42[true]"#,
+            r#"42["disconnect",1]"#,
+        ] {
+            assert!(wire_decode(text).is_err(), "{text:?} should not decode");
+        }
     }
 
     #[test]

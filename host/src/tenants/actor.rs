@@ -435,7 +435,7 @@ impl Actor {
             } => {
                 self.queue.release(event_size(&event, &args));
                 match next {
-                    Some(next) => next.event(&socket, &event, args, ack, Instant::now()),
+                    Some(next) => next.event(&socket, event, args, ack, Instant::now()),
                     None => self.orphaned(&socket),
                 }
             }

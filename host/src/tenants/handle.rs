@@ -332,7 +332,7 @@ impl TenantHandle {
     pub(crate) fn event(
         &self,
         socket: &Arc<Socket>,
-        event: &str,
+        event: String,
         args: Payload,
         ack: Option<AckSender>,
         arrived: Instant,
@@ -344,7 +344,7 @@ impl TenantHandle {
             tracing::debug!(tenant = %self.name, event, "event dropped: the tenant's events per second are spent");
             return;
         }
-        let size = event_size(event, &args);
+        let size = event_size(&event, &args);
         if !self.queue.admit(size) {
             self.stats.dropped_events.fetch_add(1, Ordering::Relaxed);
             tracing::debug!(tenant = %self.name, event, "event dropped: the tenant's queue is full");
@@ -355,7 +355,7 @@ impl TenantHandle {
             .fetch_add(size as u64, Ordering::Relaxed);
         let _ = self.send(Command::Event {
             socket: socket.clone(),
-            event: event.to_owned(),
+            event,
             args,
             ack,
         });

@@ -205,9 +205,9 @@ async fn event_cost() {
     let payload = "x".repeat(64);
     let event = format!(r#"2/t1,7["echo","{payload}"]"#);
     let ack = format!(r#"3/t1,7["{payload}"]"#);
-    let mut measured = Duration::ZERO;
+    let (mut measured, mut allocations) = (Duration::ZERO, 0);
     for round in 0..ROUNDS + ROUNDS / 10 {
-        let started = thread_cpu();
+        let (started, allocated) = (thread_cpu(), crate::test_allocator::allocations());
         for wire in &wires {
             wire.send(&event);
         }
@@ -228,10 +228,12 @@ async fn event_cost() {
         // The first tenth warms up.
         if round >= ROUNDS / 10 {
             measured += thread_cpu().saturating_sub(started);
+            allocations += crate::test_allocator::allocations() - allocated;
         }
     }
     let per_event = measured.as_secs_f64() * 1e6 / (ROUNDS * SOCKETS) as f64;
-    println!("event_cost: {per_event:.2} µs of the thread's CPU per event answered");
+    let allocations = allocations as f64 / (ROUNDS * SOCKETS) as f64;
+    println!("event_cost: {per_event:.2} µs of the thread's CPU and {allocations:.1} allocations per event answered");
 }
 
 /// What a socket's visit costs the server outside the kernel and the Engine.IO
@@ -244,9 +246,9 @@ async fn event_cost() {
 async fn connect_cost() {
     const ROUNDS: usize = 2_000;
     let (_serving, stats, wires) = bench_sockets().await;
-    let mut measured = Duration::ZERO;
+    let (mut measured, mut allocations) = (Duration::ZERO, 0);
     for round in 0..ROUNDS + ROUNDS / 10 {
-        let started = thread_cpu();
+        let (started, allocated) = (thread_cpu(), crate::test_allocator::allocations());
         join_all(&wires, &stats).await;
         for wire in &wires {
             wire.send("1/t1,");
@@ -256,10 +258,12 @@ async fn connect_cost() {
         // The first tenth warms up.
         if round >= ROUNDS / 10 {
             measured += thread_cpu().saturating_sub(started);
+            allocations += crate::test_allocator::allocations() - allocated;
         }
     }
     let visits = stats.connects_accepted.load(Relaxed);
     assert_eq!(visits, ((ROUNDS + ROUNDS / 10) * SOCKETS) as u64);
     let per_visit = measured.as_secs_f64() * 1e6 / (ROUNDS * SOCKETS) as f64;
-    println!("connect_cost: {per_visit:.2} µs of the thread's CPU per socket joined and gone");
+    let allocations = allocations as f64 / (ROUNDS * SOCKETS) as f64;
+    println!("connect_cost: {per_visit:.2} µs of the thread's CPU and {allocations:.1} allocations per socket joined and gone");
 }

@@ -136,7 +136,7 @@ impl Handshake {
 pub type EventHandler = Arc<dyn Fn(&Arc<Socket>, Payload, Option<AckSender>) + Send + Sync>;
 /// Handles every event that has no handler of its own: the event's name comes first.
 pub type FallbackHandler =
-    Arc<dyn Fn(&Arc<Socket>, &str, Payload, Option<AckSender>) + Send + Sync>;
+    Arc<dyn Fn(&Arc<Socket>, String, Payload, Option<AckSender>) + Send + Sync>;
 /// Handles the socket's departure.
 pub type DisconnectHandler = Arc<dyn Fn(&Arc<Socket>, DisconnectReason) + Send + Sync>;
 
@@ -316,10 +316,11 @@ impl Socket {
     }
 
     /// Registers the handler of every event that [`Socket::on`] did not claim, e.g. to
-    /// forward all of a socket's events elsewhere. Replaces any earlier one.
+    /// forward all of a socket's events elsewhere (it is given the name to keep).
+    /// Replaces any earlier one.
     pub fn on_fallback<F>(&self, handler: F)
     where
-        F: Fn(&Arc<Socket>, &str, Payload, Option<AckSender>) + Send + Sync + 'static,
+        F: Fn(&Arc<Socket>, String, Payload, Option<AckSender>) + Send + Sync + 'static,
     {
         *self.fallback.lock() = Some(Arc::new(handler));
     }
@@ -512,7 +513,7 @@ impl Socket {
 
     /// Delivers an event from the client to its handler; an event nobody handles is dropped
     /// (its ack, if asked for, is never answered), as in Node.
-    pub(crate) fn dispatch_event(self: &Arc<Self>, event: &str, args: Payload, ack: Option<u64>) {
+    pub(crate) fn dispatch_event(self: &Arc<Self>, event: String, args: Payload, ack: Option<u64>) {
         if !self.events_flow.load(Ordering::Acquire) {
             let mut held = self.early_events.lock();
             // Checked again under the lock: the flow may have started meanwhile.
@@ -520,7 +521,7 @@ impl Socket {
                 let bytes = held.bytes + event.len() + args.size();
                 if held.events.len() < MAX_EARLY_EVENTS && bytes <= MAX_EARLY_BYTES {
                     held.bytes = bytes;
-                    held.events.push((event.to_owned(), args, ack));
+                    held.events.push((event, args, ack));
                 } else {
                     drop(held);
                     tracing::debug!(sid = %self.id, "too many events before the socket's handlers ran");
@@ -545,16 +546,16 @@ impl Socket {
                 std::mem::take(&mut *held).events
             };
             for (event, args, ack) in held {
-                self.deliver_event(&event, args, ack);
+                self.deliver_event(event, args, ack);
             }
         }
     }
 
-    fn deliver_event(self: &Arc<Self>, event: &str, args: Payload, ack: Option<u64>) {
+    fn deliver_event(self: &Arc<Self>, event: String, args: Payload, ack: Option<u64>) {
         if let Some(observer) = self.nsp.observer() {
-            observer.event_received(self, event, &args);
+            observer.event_received(self, &event, &args);
         }
-        let handler = self.handlers.lock().get(event).cloned();
+        let handler = self.handlers.lock().get(&event).cloned();
         let ack = ack.map(|id| AckSender {
             socket: self.clone(),
             id,
