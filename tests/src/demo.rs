@@ -84,9 +84,9 @@ impl EngineHandler for EchoHandler {
 struct EchoConnection(std::sync::Weak<Session>);
 
 impl Connection for EchoConnection {
-    fn on_message(&self, text: String) {
+    fn on_message(&self, text: &str) {
         if let Some(session) = self.0.upgrade() {
-            let _ = session.send(EnginePacket::Message(text));
+            let _ = session.send(EnginePacket::Message(text.to_owned()));
         }
     }
 

@@ -86,6 +86,15 @@ impl Counters {
         }
     }
 
+    /// A text message of `bytes` from the client, read in place.
+    pub(crate) fn received_message(&self, bytes: usize) {
+        if self.watched() {
+            self.messages_in.fetch_add(1, Ordering::Relaxed);
+            self.bytes_in
+                .fetch_add(u64::try_from(bytes).unwrap_or(u64::MAX), Ordering::Relaxed);
+        }
+    }
+
     /// What [`Counters::sent`] will count of `packet` once it is queued: its bytes when
     /// it is a message and the traffic is watched.
     pub(crate) fn measure(&self, packet: &Packet) -> Option<u64> {

@@ -83,7 +83,7 @@ pub trait EngineHandler: Send + Sync + 'static {
 /// The receiving end of one session, owned by the layer above.
 pub trait Connection: Send + Sync + 'static {
     /// A text message arrived.
-    fn on_message(&self, text: String);
+    fn on_message(&self, text: &str);
     /// A binary message arrived.
     fn on_binary(&self, data: Bytes);
     /// The session closed; called exactly once, and nothing arrives after it.
@@ -496,18 +496,29 @@ impl Session {
         }
     }
 
+    /// Handles one text message from the client, read in place (the WebSocket's
+    /// messages are, without a copy into a packet of their own).
+    pub(crate) fn receive_message(&self, text: &str) {
+        if self.is_closed() {
+            return;
+        }
+        self.counters.received_message(text.len());
+        if let Some(connection) = self.connection.get() {
+            connection.on_message(text);
+        }
+    }
+
     /// Handles one packet from the client, whatever the transport.
     pub(crate) fn receive(&self, packet: Packet) {
+        if let Packet::Message(text) = &packet {
+            return self.receive_message(text);
+        }
         if self.is_closed() {
             return;
         }
         self.counters.received(&packet);
         match packet {
-            Packet::Message(text) => {
-                if let Some(connection) = self.connection.get() {
-                    connection.on_message(text);
-                }
-            }
+            Packet::Message(_) => {}
             Packet::Binary(data) => {
                 if let Some(connection) = self.connection.get() {
                     connection.on_binary(data);

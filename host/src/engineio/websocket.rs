@@ -304,6 +304,10 @@ async fn run(session: Arc<Session>, mut sink: SplitSink<Ws, Message>, mut stream
     let reader = async {
         while let Some(message) = stream.next().await {
             match message {
+                // A message (`4…`) is read where it is; the other packets are decoded.
+                Ok(Message::Text(text)) if text.starts_with('4') => {
+                    session.receive_message(&text[1..]);
+                }
                 Ok(Message::Text(text)) => match Packet::decode_text(text.as_str()) {
                     Ok(packet) => session.receive(packet),
                     Err(_) => {

@@ -270,7 +270,7 @@ impl Departures for Client {
 }
 
 impl Connection for Client {
-    fn on_message(&self, text: String) {
+    fn on_message(&self, text: &str) {
         if self.link.parser_or(Parser::Json) == Parser::Msgpack {
             // A msgpack client sends binary messages only.
             return self.fail(packet::ParseError::UnknownType);
@@ -279,7 +279,7 @@ impl Connection for Client {
             // A text packet in the middle of a binary packet's attachments.
             return self.fail(packet::ParseError::IllegalAttachments);
         }
-        match Packet::decode(&text) {
+        match Packet::decode(text) {
             Ok((packet, 0)) => self.dispatch(packet),
             Ok((_, count)) if count > self.resolver.config.max_attachments => {
                 self.fail(packet::ParseError::Attachments)

@@ -31,7 +31,7 @@ impl Wire {
 
     /// A Socket.IO packet from the client (the Engine.IO message's text, `4` not included).
     pub(crate) fn send(&self, text: &str) {
-        self.connection.on_message(text.to_owned());
+        self.connection.on_message(text);
     }
 
     /// Everything queued for the client so far: Socket.IO packets as text (their

@@ -135,7 +135,7 @@ async fn events_before_the_handlers_ran_are_held_in_order_up_to_their_bound() {
             let big = "x".repeat(900_000);
             if let Some(connection) = feeding.get() {
                 for n in 0..count {
-                    connection.on_message(format!("2[\"e\",{n},\"{big}\"]"));
+                    connection.on_message(&format!("2[\"e\",{n},\"{big}\"]"));
                 }
             }
         });

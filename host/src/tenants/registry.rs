@@ -274,42 +274,39 @@ impl Tenants {
         *self.pattern.write() = Some(pattern.clone());
         let (tenants, names) = (self.clone(), pattern.clone());
         parent.use_middleware(move |socket| {
-            let tenants = tenants.clone();
             let name = tenant_name(&names, socket.nsp().name());
-            async move {
-                let Some(slot) = tenants.by_pattern(&name) else {
-                    return Err(Refusal::UnknownTenant
-                        .with_data(json!({ "namespace": socket.nsp().name(), "tenant": name })));
-                };
-                slot.admit(socket).await
-            }
+            let slot = tenants.by_pattern(name).ok_or_else(|| {
+                Refusal::UnknownTenant
+                    .with_data(json!({ "namespace": socket.nsp().name(), "tenant": name }))
+            });
+            async move { slot?.admit(socket).await }
         });
         let (tenants, names) = (self.clone(), pattern.clone());
         parent.on_server_event(move |namespace, event, args| {
-            if let Some(slot) = tenants.by_pattern(&tenant_name(&names, namespace.name())) {
+            if let Some(slot) = tenants.by_pattern(tenant_name(&names, namespace.name())) {
                 slot.server_event(event, args);
             }
         });
         let (tenants, names) = (self.clone(), pattern.clone());
         parent.on_cluster_join(move |socket, room| {
-            if let Some(slot) = tenants.by_pattern(&tenant_name(&names, socket.nsp().name())) {
+            if let Some(slot) = tenants.by_pattern(tenant_name(&names, socket.nsp().name())) {
                 slot.cluster_join(socket, room);
             }
         });
         let (tenants, names) = (self.clone(), pattern.clone());
         parent.recover_sessions(move |namespace| {
-            let slot = tenants.by_pattern(&tenant_name(&names, namespace.name()))?;
+            let slot = tenants.by_pattern(tenant_name(&names, namespace.name()))?;
             slot.current().limits().recovery()
         });
         let (tenants, names) = (self.clone(), pattern.clone());
         parent.on_recovered(move |socket| {
-            if let Some(slot) = tenants.by_pattern(&tenant_name(&names, socket.nsp().name())) {
+            if let Some(slot) = tenants.by_pattern(tenant_name(&names, socket.nsp().name())) {
                 slot.recovered(socket);
             }
         });
         let tenants = self.clone();
         parent.on_connection(move |socket| {
-            if let Some(slot) = tenants.by_pattern(&tenant_name(&pattern, socket.nsp().name())) {
+            if let Some(slot) = tenants.by_pattern(tenant_name(&pattern, socket.nsp().name())) {
                 slot.connected(socket);
             }
         });
@@ -345,7 +342,7 @@ impl Tenants {
             return None;
         }
         let name = tenant_name(&pattern, namespace);
-        self.by_pattern(&name).map(|slot| slot.name().to_owned())
+        self.by_pattern(name).map(|slot| slot.name().to_owned())
     }
 
     /// The namespace pattern, once served.
@@ -380,12 +377,11 @@ impl Tenants {
 
 /// The tenant a namespace belongs to: the pattern's first capture, else the name
 /// without its leading `/`.
-pub fn tenant_name(pattern: &Regex, namespace: &str) -> String {
+pub fn tenant_name<'a>(pattern: &Regex, namespace: &'a str) -> &'a str {
     pattern
         .captures(namespace)
         .and_then(|c| c.get(1))
-        .map(|m| m.as_str().to_owned())
-        .unwrap_or_else(|| namespace.trim_start_matches('/').to_owned())
+        .map_or_else(|| namespace.trim_start_matches('/'), |m| m.as_str())
 }
 
 #[cfg(test)]
