@@ -518,6 +518,7 @@ impl Session {
         }
         self.counters.received(&packet);
         match packet {
+            // Read by `receive_message`, above.
             Packet::Message(_) => {}
             Packet::Binary(data) => {
                 if let Some(connection) = self.connection.get() {
