@@ -80,18 +80,16 @@ impl Counters {
     /// A packet from the client: counted when it is a message (Node counts the packets
     /// with data).
     pub(crate) fn received(&self, packet: &Packet) {
-        if let Some(bytes) = message_bytes(packet).filter(|_| self.watched()) {
-            self.messages_in.fetch_add(1, Ordering::Relaxed);
-            self.bytes_in.fetch_add(bytes, Ordering::Relaxed);
+        if let Some(bytes) = message_bytes(packet) {
+            self.received_message(bytes);
         }
     }
 
-    /// A text message of `bytes` from the client, read in place.
-    pub(crate) fn received_message(&self, bytes: usize) {
+    /// A message of `bytes` from the client (a text one is read in place).
+    pub(crate) fn received_message(&self, bytes: u64) {
         if self.watched() {
             self.messages_in.fetch_add(1, Ordering::Relaxed);
-            self.bytes_in
-                .fetch_add(u64::try_from(bytes).unwrap_or(u64::MAX), Ordering::Relaxed);
+            self.bytes_in.fetch_add(bytes, Ordering::Relaxed);
         }
     }
 

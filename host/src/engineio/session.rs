@@ -502,7 +502,8 @@ impl Session {
         if self.is_closed() {
             return;
         }
-        self.counters.received_message(text.len());
+        self.counters
+            .received_message(u64::try_from(text.len()).unwrap_or(u64::MAX));
         if let Some(connection) = self.connection.get() {
             connection.on_message(text);
         }

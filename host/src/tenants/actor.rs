@@ -895,7 +895,7 @@ async fn metered<R>(
     wall_limit: Duration,
     runtime: &Runtime,
 ) -> Result<R, Fault> {
-    let _running = runtime.running();
+    let _running = runtime.ticker().running();
     match Metered::new(call, clock, wall_limit).await {
         Ok(Ok(value)) => Ok(value),
         Ok(Err(error)) => Err(Fault::from_error(&error)),

@@ -17,7 +17,7 @@ use super::engine::{engine_config, instance_pool, DEFAULT_LIVE_INSTANCES, DEFAUL
 use super::load_error::LoadError;
 use super::shape::CompileLimits;
 use super::state::TenantState;
-use super::ticker::{Running, Ticker};
+use super::ticker::Ticker;
 use crate::durable::{self, sha256_hex};
 
 /// The interfaces a tenant may import (names without their `@version`); the linker
@@ -213,13 +213,8 @@ impl Runtime {
         &self.engine
     }
 
-    /// Counts a call into a tenant's code as in progress until the guard is dropped,
-    /// so that the epoch ticks (and the call's CPU deadline can stop it).
-    pub(crate) fn running(&self) -> Running<'_> {
-        self.ticker.running()
-    }
-
-    /// The epoch's ticker, told by a store's epoch callback when a call is interrupted.
+    /// The epoch's ticker: every call into a tenant's code is counted on it while it
+    /// runs, and a store's epoch callback tells it when a call is interrupted.
     pub(crate) fn ticker(&self) -> &Arc<Ticker> {
         &self.ticker
     }

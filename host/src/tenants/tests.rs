@@ -190,6 +190,26 @@ async fn join_all(wires: &[Wire], stats: &super::stats::TenantStats) {
     }
 }
 
+/// Runs `round` `rounds` times, after a tenth as many to warm up, and prints what the
+/// thread spent per operation (`SOCKETS` a round): its CPU and its allocations.
+async fn measure(name: &str, per: &str, rounds: usize, mut round: impl AsyncFnMut(usize)) {
+    let (mut cpu, mut allocations) = (Duration::ZERO, 0);
+    for n in 0..rounds + rounds / 10 {
+        let (started, allocated) = (thread_cpu(), crate::test_allocator::allocations());
+        round(n).await;
+        if n >= rounds / 10 {
+            cpu += thread_cpu().saturating_sub(started);
+            allocations += crate::test_allocator::allocations() - allocated;
+        }
+    }
+    let operations = (rounds * SOCKETS) as f64;
+    let micros = cpu.as_secs_f64() * 1e6 / operations;
+    let allocations = allocations as f64 / operations;
+    println!(
+        "{name}: {micros:.2} µs of the thread's CPU and {allocations:.1} allocations per {per}"
+    );
+}
+
 /// What an event answered with an ack costs the server outside the kernel: Socket.IO's
 /// decoding, the limits, the actor, the guest's call (the `bench` example) and the
 /// answer queued for the client, with no network in between. The end-to-end benchmark
@@ -205,9 +225,7 @@ async fn event_cost() {
     let payload = "x".repeat(64);
     let event = format!(r#"2/t1,7["echo","{payload}"]"#);
     let ack = format!(r#"3/t1,7["{payload}"]"#);
-    let (mut measured, mut allocations) = (Duration::ZERO, 0);
-    for round in 0..ROUNDS + ROUNDS / 10 {
-        let (started, allocated) = (thread_cpu(), crate::test_allocator::allocations());
+    measure("event_cost", "event answered", ROUNDS, async |round| {
         for wire in &wires {
             wire.send(&event);
         }
@@ -225,15 +243,8 @@ async fn event_cost() {
             }
         }
         assert_eq!(answered, SOCKETS, "every event answered once");
-        // The first tenth warms up.
-        if round >= ROUNDS / 10 {
-            measured += thread_cpu().saturating_sub(started);
-            allocations += crate::test_allocator::allocations() - allocated;
-        }
-    }
-    let per_event = measured.as_secs_f64() * 1e6 / (ROUNDS * SOCKETS) as f64;
-    let allocations = allocations as f64 / (ROUNDS * SOCKETS) as f64;
-    println!("event_cost: {per_event:.2} µs of the thread's CPU and {allocations:.1} allocations per event answered");
+    })
+    .await;
 }
 
 /// What a socket's visit costs the server outside the kernel and the Engine.IO
@@ -246,24 +257,16 @@ async fn event_cost() {
 async fn connect_cost() {
     const ROUNDS: usize = 2_000;
     let (_serving, stats, wires) = bench_sockets().await;
-    let (mut measured, mut allocations) = (Duration::ZERO, 0);
-    for round in 0..ROUNDS + ROUNDS / 10 {
-        let (started, allocated) = (thread_cpu(), crate::test_allocator::allocations());
+    let what = "socket joined and gone";
+    measure("connect_cost", what, ROUNDS, async |round| {
         join_all(&wires, &stats).await;
         for wire in &wires {
             wire.send("1/t1,");
         }
         let left = until(|| stats.sockets.load(Relaxed) == 0).await;
         assert!(left, "round {round}: every socket left");
-        // The first tenth warms up.
-        if round >= ROUNDS / 10 {
-            measured += thread_cpu().saturating_sub(started);
-            allocations += crate::test_allocator::allocations() - allocated;
-        }
-    }
+    })
+    .await;
     let visits = stats.connects_accepted.load(Relaxed);
     assert_eq!(visits, ((ROUNDS + ROUNDS / 10) * SOCKETS) as u64);
-    let per_visit = measured.as_secs_f64() * 1e6 / (ROUNDS * SOCKETS) as f64;
-    let allocations = allocations as f64 / (ROUNDS * SOCKETS) as f64;
-    println!("connect_cost: {per_visit:.2} µs of the thread's CPU and {allocations:.1} allocations per socket joined and gone");
 }
