@@ -7,7 +7,9 @@
 //! detectable, and what keeps order across an upgrade: the WebSocket writer
 //! only starts once the last poll has let go.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+use foldhash::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};

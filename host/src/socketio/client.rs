@@ -1,7 +1,7 @@
 //! One Engine.IO connection seen from Socket.IO: it decodes packets, gathers
 //! binary attachments, and multiplexes the connection's sockets by namespace.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::sync::{Arc, Weak};
 
 use parking_lot::Mutex;

@@ -3,8 +3,6 @@
 //! Format: `<type>[<attachments>-][<nsp>,][<ack id>][<JSON data>]`, with binary
 //! attachments sent as separate Engine.IO binary messages right after.
 
-use std::fmt::Write as _;
-
 use bytes::Bytes;
 use serde::de::{DeserializeOwned, DeserializeSeed, Deserializer, IgnoredAny, SeqAccess, Visitor};
 use serde::Serialize;
@@ -443,7 +441,8 @@ impl Packet {
         out.push(kind);
         if let Packet::Event { args, .. } | Packet::Ack { args, .. } = self {
             if !args.attachments.is_empty() {
-                let _ = write!(out, "{}-", args.attachments.len());
+                out.push_str(itoa::Buffer::new().format(args.attachments.len()));
+                out.push('-');
                 binary = args.attachments.clone();
             }
         }
@@ -458,7 +457,7 @@ impl Packet {
                 event, args, ack, ..
             } => {
                 if let Some(id) = ack {
-                    let _ = write!(out, "{id}");
+                    out.push_str(itoa::Buffer::new().format(*id));
                 }
                 out.push('[');
                 push_json_string(out, event);
@@ -470,7 +469,7 @@ impl Packet {
                 out.push(']');
             }
             Packet::Ack { id, args, .. } => {
-                let _ = write!(out, "{id}");
+                out.push_str(itoa::Buffer::new().format(*id));
                 out.push_str(&args.json);
             }
             Packet::ConnectError { data, .. } => out.push_str(data),

@@ -758,6 +758,7 @@ impl Actor {
             instantiation,
             clock,
             self.limits.wall_per_call,
+            Instant::now(),
             &self.runtime,
         );
         let exports = match started.await {
@@ -790,7 +791,7 @@ impl Actor {
         call: impl AsyncFnOnce(&Exports, &mut Store<TenantState>) -> wasmtime::Result<R>,
     ) -> Option<R> {
         self.live.as_ref()?;
-        self.throttle().await;
+        let now = self.throttle(Instant::now()).await;
         let limit = self.cpu_limit();
         let live = self.live.as_mut()?;
         let clock = live.store.data().clock.clone();
@@ -803,6 +804,7 @@ impl Actor {
             call,
             clock.clone(),
             self.limits.wall_per_call,
+            now,
             &self.runtime,
         )
         .await;
@@ -826,13 +828,17 @@ impl Actor {
         }
     }
 
-    /// Waits for the next second when this one's CPU budget is spent.
-    async fn throttle(&mut self) {
-        if let Some(next) = self.cpu.next_call_at(Instant::now()) {
-            self.stats.throttled.fetch_add(1, Ordering::Relaxed);
-            tokio::time::sleep_until(next.into()).await;
-            self.cpu.next_call_at(Instant::now());
-        }
+    /// Waits for the next second when this one's CPU budget is spent; returns the time
+    /// the call may start, `now` unless it waited.
+    async fn throttle(&mut self, now: Instant) -> Instant {
+        let Some(next) = self.cpu.next_call_at(now) else {
+            return now;
+        };
+        self.stats.throttled.fetch_add(1, Ordering::Relaxed);
+        tokio::time::sleep_until(next.into()).await;
+        let now = Instant::now();
+        self.cpu.next_call_at(now);
+        now
     }
 
     /// Counts a fault and applies the restart policy: restart now, back off, or
@@ -885,18 +891,19 @@ impl Actor {
     }
 }
 
-/// Runs a call into the tenant's code (or its instantiation) under the CPU deadline
-/// (enforced by the epoch callback, which reads the clock; the epoch ticks while the
-/// call is counted as running) and the wall-clock limit (a call past it is dropped,
-/// which leaves the instance unusable, so the caller discards it).
+/// Runs a call into the tenant's code (or its instantiation), which starts `now`, under
+/// the CPU deadline (enforced by the epoch callback, which reads the clock; the epoch
+/// ticks while the call is counted as running) and the wall-clock limit (a call past it
+/// is dropped, which leaves the instance unusable, so the caller discards it).
 async fn metered<R>(
     call: impl Future<Output = wasmtime::Result<R>>,
     clock: Arc<CallClock>,
     wall_limit: Duration,
+    now: Instant,
     runtime: &Runtime,
 ) -> Result<R, Fault> {
     let _running = runtime.ticker().running();
-    match Metered::new(call, clock, wall_limit).await {
+    match Metered::new(call, clock, wall_limit, now).await {
         Ok(Ok(value)) => Ok(value),
         Ok(Err(error)) => Err(Fault::from_error(&error)),
         Err(WallClockPassed) => Err(Fault::WallClock { limit: wall_limit }),

@@ -88,11 +88,9 @@ impl CallClock {
                 .map_or(Duration::ZERO, |(_, cpu)| thread_cpu().saturating_sub(cpu))
     }
 
-    /// Marks the start of a `poll`; returns its wall-clock time.
-    fn enter(&self) -> Instant {
-        let now = Instant::now();
+    /// Marks the start of a `poll` at `now`.
+    fn enter(&self, now: Instant) {
         self.state.lock().polled_since = Some((now, recent_thread_cpu(now)));
-        now
     }
 
     fn leave(&self) {
@@ -113,13 +111,15 @@ pin_project_lite::pin_project! {
     /// which ends with [`WallClockPassed`] once it has taken `wall_limit` by the wall
     /// clock. The timer is armed only when the call first waits: most calls finish
     /// in their first `poll`, and those cost no timer and no reading of the clock
-    /// beyond the one `enter` takes.
+    /// beyond the caller's, as the call starts, and the one as the `poll` ends.
     pub(crate) struct Metered<F> {
         #[pin]
         inner: F,
         clock: Arc<CallClock>,
         wall_limit: Duration,
-        started: Option<Instant>,
+        started: Instant,
+        // When the first `poll` begins: the caller's reading, taken just before.
+        first_poll: Option<Instant>,
         deadline: Option<Pin<Box<tokio::time::Sleep>>>,
     }
 }
@@ -129,12 +129,19 @@ pin_project_lite::pin_project! {
 pub(crate) struct WallClockPassed;
 
 impl<F> Metered<F> {
-    pub(crate) fn new(inner: F, clock: Arc<CallClock>, wall_limit: Duration) -> Metered<F> {
+    /// Meters `inner`, a call that starts `now` (the caller's reading of the clock).
+    pub(crate) fn new(
+        inner: F,
+        clock: Arc<CallClock>,
+        wall_limit: Duration,
+        now: Instant,
+    ) -> Metered<F> {
         Metered {
             inner,
             clock,
             wall_limit,
-            started: None,
+            started: now,
+            first_poll: Some(now),
             deadline: None,
         }
     }
@@ -145,8 +152,8 @@ impl<F: Future> Future for Metered<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let entered = this.clock.enter();
-        let started = *this.started.get_or_insert(entered);
+        this.clock
+            .enter(this.first_poll.take().unwrap_or_else(Instant::now));
         let result = this.inner.poll(cx);
         this.clock.leave();
         if let Poll::Ready(value) = result {
@@ -154,7 +161,7 @@ impl<F: Future> Future for Metered<F> {
         }
         if this.deadline.is_none() {
             // A limit past any clock's range is no limit.
-            let Some(at) = started.checked_add(*this.wall_limit) else {
+            let Some(at) = this.started.checked_add(*this.wall_limit) else {
                 return Poll::Pending;
             };
             *this.deadline = Some(Box::pin(tokio::time::sleep_until(at.into())));
@@ -196,7 +203,7 @@ mod tests {
                     burn(work);
                     thread_cpu().saturating_sub(before)
                 };
-                used += Metered::new(inside, clock.clone(), Duration::MAX)
+                used += Metered::new(inside, clock.clone(), Duration::MAX, Instant::now())
                     .await
                     .expect("no wall limit");
             }
@@ -221,6 +228,7 @@ mod tests {
             async { std::thread::sleep(Duration::from_millis(40)) },
             clock.clone(),
             Duration::MAX,
+            Instant::now(),
         )
         .await
         .expect("no wall limit");
@@ -241,6 +249,7 @@ mod tests {
             },
             clock.clone(),
             Duration::MAX,
+            Instant::now(),
         )
         .await
         .expect("no wall limit");
@@ -262,11 +271,14 @@ mod tests {
         clock.start(Duration::MAX);
         let limit = Duration::from_millis(300);
         let waits_less = tokio::time::sleep(Duration::from_millis(10));
-        assert_eq!(Metered::new(waits_less, clock.clone(), limit).await, Ok(()));
+        assert_eq!(
+            Metered::new(waits_less, clock.clone(), limit, Instant::now()).await,
+            Ok(())
+        );
         let waits_forever = std::future::pending::<()>();
         let started = Instant::now();
         assert_eq!(
-            Metered::new(waits_forever, clock, limit).await,
+            Metered::new(waits_forever, clock, limit, Instant::now()).await,
             Err(WallClockPassed)
         );
         let waited = started.elapsed();

@@ -4,7 +4,7 @@
 //! A namespace holds its sockets and a [`Socket`] its namespace, as in Node: the
 //! socket is part of this module, not a sibling that would import it back.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -123,8 +123,11 @@ pub struct Namespace {
     name: String,
     handlers: Handlers,
     parent: Option<Weak<ParentNamespace>>,
-    sockets: RwLock<HashMap<Sid, Arc<Socket>>>,
-    rooms: RwLock<HashMap<String, HashSet<Sid>>>,
+    // Keyed by socket ids, which the server draws: a fast hash (foldhash) rather than
+    // SipHash, whose resistance to chosen keys they do not need. Room names and
+    // namespace names are chosen by tenants and clients and keep SipHash.
+    sockets: RwLock<foldhash::HashMap<Sid, Arc<Socket>>>,
+    rooms: RwLock<HashMap<String, foldhash::HashSet<Sid>>>,
     /// Connections between resolution and acceptance; a child is not cleaned up while any are.
     pending: AtomicUsize,
     /// The other servers of this namespace, when this one is part of a cluster.
@@ -468,7 +471,7 @@ impl Namespace {
     fn recipients(&self, op: &BroadcastOperator) -> Vec<Arc<Socket>> {
         let sockets = self.sockets.read();
         let rooms = self.rooms.read();
-        let excluded: HashSet<&Sid> = op
+        let excluded: foldhash::HashSet<&Sid> = op
             .except_rooms
             .iter()
             .filter_map(|room| rooms.get(room))
@@ -483,7 +486,7 @@ impl Namespace {
                 .map(|(_, s)| s.clone())
                 .collect()
         } else {
-            let targets: HashSet<&Sid> = op
+            let targets: foldhash::HashSet<&Sid> = op
                 .rooms
                 .iter()
                 .filter_map(|room| rooms.get(room))

@@ -1,7 +1,7 @@
 //! A socket: one client's membership of one namespace, with its handlers,
 //! rooms, pending acks and data.
 
-use std::collections::{HashMap, HashSet};
+use foldhash::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -192,7 +192,7 @@ pub struct Socket {
     fallback: Mutex<Option<FallbackHandler>>,
     disconnect_handlers: Mutex<Vec<DisconnectHandler>>,
     acks: Mutex<HashMap<u64, oneshot::Sender<Payload>>>,
-    rooms: Mutex<HashSet<String>>,
+    rooms: Mutex<std::collections::HashSet<String>>,
     data: Mutex<Value>,
     /// Events that arrived after the CONNECT reply went out but before the connection
     /// handlers had run, in order. Node runs those handlers before it reads the next

@@ -1,7 +1,7 @@
 //! What a tenant's store holds, and the host functions it imports: the `host`,
 //! `sockets`, `cluster` and `timers` interfaces, `wasi:config`, and (in `storage`) its keys.
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt as _};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
