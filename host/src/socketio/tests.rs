@@ -420,3 +420,31 @@ mod recovery {
         assert_eq!(wire.received().await, [r#"2/t,["news"]"#]);
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_child_namespace_keeps_what_its_parents_pattern_captured() {
+    let io = SocketIo::new(SocketIoConfig::default());
+    let grouped = io.dynamic(regex::Regex::new(r"^/ws-(\w+)$").expect("a pattern"));
+    let plain = io.dynamic(regex::Regex::new(r"^/\d+$").expect("a pattern"));
+    let mut answers = Vec::new();
+    for connect in ["0/ws-acme,", "0/ws-acme,", "0/42,", "0/nothing,"] {
+        let wire = Wire::open(&io);
+        wire.send(connect);
+        settle().await;
+        answers.extend(wire.received().await);
+    }
+    assert_eq!(answers.len(), 4, "{answers:?}");
+    assert!(answers[3].starts_with("4/nothing,"), "{answers:?}");
+    let children = grouped.children();
+    assert_eq!(children.len(), 1, "one child for both sockets");
+    assert_eq!(children[0].captured(), Some("acme"));
+    assert_eq!(children[0].socket_count(), 2);
+    let children = plain.children();
+    assert_eq!(children.len(), 1);
+    assert_eq!(children[0].name(), "/42");
+    assert_eq!(children[0].captured(), None, "no group, nothing captured");
+    assert!(
+        io.of("/").captured().is_none(),
+        "a static namespace has no parent"
+    );
+}

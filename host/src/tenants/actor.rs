@@ -3,6 +3,7 @@
 //! instance, tells its sockets and leaves a fresh instance for what comes next.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, UNIX_EPOCH};
@@ -927,11 +928,50 @@ fn handshake_of(socket: &Socket) -> Handshake {
         auth: handshake.auth_json().to_owned(),
         query: handshake.query.to_vec(),
         headers: handshake.headers.to_vec(),
-        address: handshake.address.to_string(),
+        address: address_text(handshake.address),
         issued: handshake
             .time
             .duration_since(UNIX_EPOCH)
             .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
             .unwrap_or(0),
+    }
+}
+
+/// `ip:port` as `SocketAddr` displays it, an IPv4 one written without `fmt` (a tenth
+/// of the instructions; once per socket).
+fn address_text(address: SocketAddr) -> String {
+    let SocketAddr::V4(v4) = address else {
+        return address.to_string();
+    };
+    let mut text = String::with_capacity("255.255.255.255:65535".len());
+    let mut digits = itoa::Buffer::new();
+    for (i, octet) in v4.ip().octets().into_iter().enumerate() {
+        if i > 0 {
+            text.push('.');
+        }
+        text.push_str(digits.format(octet));
+    }
+    text.push(':');
+    text.push_str(digits.format(v4.port()));
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_address_reads_as_its_display() {
+        for address in [
+            "127.0.0.1:1",
+            "0.0.0.0:0",
+            "255.255.255.255:65535",
+            "10.20.3.4:8080",
+            "[::1]:443",
+            "[::ffff:127.0.0.1]:9",
+        ] {
+            let address: SocketAddr = address.parse().expect("an address");
+            assert_eq!(address_text(address), address.to_string());
+        }
     }
 }

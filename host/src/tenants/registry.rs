@@ -17,7 +17,7 @@ use super::policy::FaultSink;
 use super::runtime::{Code, Runtime};
 use super::slot::TenantSlot;
 use crate::kv::Backend;
-use crate::socketio::SocketIo;
+use crate::socketio::{Namespace, SocketIo};
 
 /// The tenants a server runs.
 pub struct Tenants {
@@ -270,43 +270,42 @@ impl Tenants {
     pub fn serve_pattern(self: &Arc<Self>, io: &SocketIo, pattern: Regex) {
         let parent = io.dynamic(pattern.clone());
         parent.cleanup_empty_children(true);
-        let pattern = Arc::new(pattern);
-        *self.pattern.write() = Some(pattern.clone());
-        let (tenants, names) = (self.clone(), pattern.clone());
+        *self.pattern.write() = Some(Arc::new(pattern));
+        let tenants = self.clone();
         parent.use_middleware(move |socket| {
-            let name = tenant_name(&names, socket.nsp().name());
+            let name = tenant_of(socket.nsp());
             let slot = tenants.by_pattern(name).ok_or_else(|| {
                 Refusal::UnknownTenant
                     .with_data(json!({ "namespace": socket.nsp().name(), "tenant": name }))
             });
             async move { slot?.admit(socket).await }
         });
-        let (tenants, names) = (self.clone(), pattern.clone());
+        let tenants = self.clone();
         parent.on_server_event(move |namespace, event, args| {
-            if let Some(slot) = tenants.by_pattern(tenant_name(&names, namespace.name())) {
+            if let Some(slot) = tenants.by_pattern(tenant_of(namespace)) {
                 slot.server_event(event, args);
             }
         });
-        let (tenants, names) = (self.clone(), pattern.clone());
+        let tenants = self.clone();
         parent.on_cluster_join(move |socket, room| {
-            if let Some(slot) = tenants.by_pattern(tenant_name(&names, socket.nsp().name())) {
+            if let Some(slot) = tenants.by_pattern(tenant_of(socket.nsp())) {
                 slot.cluster_join(socket, room);
             }
         });
-        let (tenants, names) = (self.clone(), pattern.clone());
+        let tenants = self.clone();
         parent.recover_sessions(move |namespace| {
-            let slot = tenants.by_pattern(tenant_name(&names, namespace.name()))?;
+            let slot = tenants.by_pattern(tenant_of(namespace))?;
             slot.current().limits().recovery()
         });
-        let (tenants, names) = (self.clone(), pattern.clone());
+        let tenants = self.clone();
         parent.on_recovered(move |socket| {
-            if let Some(slot) = tenants.by_pattern(tenant_name(&names, socket.nsp().name())) {
+            if let Some(slot) = tenants.by_pattern(tenant_of(socket.nsp())) {
                 slot.recovered(socket);
             }
         });
         let tenants = self.clone();
         parent.on_connection(move |socket| {
-            if let Some(slot) = tenants.by_pattern(tenant_name(&pattern, socket.nsp().name())) {
+            if let Some(slot) = tenants.by_pattern(tenant_of(socket.nsp())) {
                 slot.connected(socket);
             }
         });
@@ -382,6 +381,14 @@ pub fn tenant_name<'a>(pattern: &Regex, namespace: &'a str) -> &'a str {
         .captures(namespace)
         .and_then(|c| c.get(1))
         .map_or_else(|| namespace.trim_start_matches('/'), |m| m.as_str())
+}
+
+/// [`tenant_name`] of a child of the pattern's dynamic namespace, from what the pattern
+/// captured when the child was made: no regular expression per socket.
+fn tenant_of(namespace: &Namespace) -> &str {
+    namespace
+        .captured()
+        .unwrap_or_else(|| namespace.name().trim_start_matches('/'))
 }
 
 #[cfg(test)]

@@ -123,6 +123,8 @@ pub struct Namespace {
     name: String,
     handlers: Handlers,
     parent: Option<Weak<ParentNamespace>>,
+    /// What the parent's pattern captured in the name (its first group), if any.
+    captured: Option<String>,
     // Keyed by socket ids, which the server draws: a fast hash (foldhash) rather than
     // SipHash, whose resistance to chosen keys they do not need. Room names and
     // namespace names are chosen by tenants and clients and keep SipHash.
@@ -144,14 +146,17 @@ pub struct Namespace {
 impl Namespace {
     pub(crate) fn new(
         name: String,
-        parent: Option<Weak<ParentNamespace>>,
+        parent: Option<(Weak<ParentNamespace>, Option<String>)>,
         transport: Option<Arc<dyn Transport>>,
         observer: ObserverSlot,
     ) -> Arc<Namespace> {
+        let (parent, captured) =
+            parent.map_or((None, None), |(parent, captured)| (Some(parent), captured));
         let nsp = Arc::new(Namespace {
             name,
             handlers: Handlers::default(),
             parent,
+            captured,
             sockets: RwLock::default(),
             rooms: RwLock::default(),
             pending: AtomicUsize::new(0),
@@ -186,6 +191,13 @@ impl Namespace {
     /// The namespace's name, e.g. `/` or `/acme`.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// What the pattern of the dynamic namespace that made this one captured in its
+    /// name (the first group), if it has such a parent and the group matched: the
+    /// name's parameter, read once when the child was made rather than per socket.
+    pub fn captured(&self) -> Option<&str> {
+        self.captured.as_deref()
     }
 
     /// This namespace's own middleware chain and connection handlers (a dynamic child's
@@ -917,22 +929,24 @@ impl ParentNamespace {
 
     /// The child for `name`, created if needed, marked as having a connection pending.
     pub(crate) fn child_for_connect(self: &Arc<Self>, name: &str) -> Option<Arc<Namespace>> {
-        if !self.pattern.is_match(name) {
-            return None;
-        }
         let mut children = self.children.lock();
-        let child = children
-            .entry(name.to_owned())
-            .or_insert_with(|| {
+        let child = match children.get(name) {
+            // Its name matched when it was made.
+            Some(child) => child.clone(),
+            None => {
+                let captures = self.pattern.captures(name)?;
+                let captured = captures.get(1).map(|group| group.as_str().to_owned());
                 tracing::debug!(nsp = name, "child namespace created");
-                Namespace::new(
+                let child = Namespace::new(
                     name.to_owned(),
-                    Some(Arc::downgrade(self)),
+                    Some((Arc::downgrade(self), captured)),
                     self.transport.clone(),
                     self.observer.clone(),
-                )
-            })
-            .clone();
+                );
+                children.insert(name.to_owned(), child.clone());
+                child
+            }
+        };
         child.begin_connect();
         Some(child)
     }
