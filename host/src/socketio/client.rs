@@ -38,7 +38,8 @@ pub(crate) struct Client {
     link: Arc<Link>,
     resolver: Arc<Resolver>,
     /// By namespace: a namespace is joined once per connection, and a CONNECT for one
-    /// still joining is ignored (each would leave a socket behind otherwise).
+    /// still joining is ignored (each would leave a socket behind otherwise). Hashed
+    /// with foldhash: it holds only namespaces that exist, and only this client's.
     sockets: Mutex<HashMap<String, Membership>>,
     partial: Mutex<Option<PartialPacket>>,
     /// The connect timeout's task, stopped once a namespace is joined or the connection

@@ -126,8 +126,8 @@ pub struct Namespace {
     /// What the parent's pattern captured in the name (its first group), if any.
     captured: Option<String>,
     // Keyed by socket ids, which the server draws: a fast hash (foldhash) rather than
-    // SipHash, whose resistance to chosen keys they do not need. Room names and
-    // namespace names are chosen by tenants and clients and keep SipHash.
+    // SipHash, whose resistance to chosen keys they do not need. Room names are a
+    // tenant's choice and keep SipHash.
     sockets: RwLock<foldhash::HashMap<Sid, Arc<Socket>>>,
     rooms: RwLock<HashMap<String, foldhash::HashSet<Sid>>>,
     /// Connections between resolution and acceptance; a child is not cleaned up while any are.
