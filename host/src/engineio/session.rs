@@ -8,8 +8,6 @@
 //! only starts once the last poll has let go.
 
 use std::collections::VecDeque;
-
-use foldhash::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
@@ -18,6 +16,7 @@ use std::task::{Poll, Waker};
 use std::time::SystemTime;
 
 use bytes::Bytes;
+use foldhash::HashMap;
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;

@@ -1,9 +1,9 @@
 //! One Engine.IO connection seen from Socket.IO: it decodes packets, gathers
 //! binary attachments, and multiplexes the connection's sockets by namespace.
 
-use foldhash::HashMap;
 use std::sync::{Arc, Weak};
 
+use foldhash::HashMap;
 use parking_lot::Mutex;
 use tokio::task::AbortHandle;
 

@@ -1,13 +1,13 @@
 //! A socket: one client's membership of one namespace, with its handlers,
 //! rooms, pending acks and data.
 
-use foldhash::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
+use foldhash::HashMap;
 use parking_lot::Mutex;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};

@@ -1,11 +1,11 @@
 //! What a tenant's store holds, and the host functions it imports: the `host`,
 //! `sockets`, `cluster` and `timers` interfaces, `wasi:config`, and (in `storage`) its keys.
 
-use foldhash::{HashMap, HashMapExt as _};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
+use foldhash::{HashMap, HashMapExt as _};
 use tokio::sync::mpsc;
 use wasmtime::component::ResourceTable;
 use wasmtime::ResourceLimiter;
