@@ -3,7 +3,7 @@
 //! ones) to them.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::marker::PhantomData;
 use std::rc::Rc;
 
@@ -34,7 +34,9 @@ type ServerEventHandler = Rc<dyn Fn(&str, Args)>;
 pub struct App {
     middlewares: Vec<Middleware>,
     connection: Vec<ConnectionHandler>,
-    events: HashMap<String, EventHandler>,
+    /// By name. An app has a few: a handful of comparisons finds one in fewer
+    /// instructions than hashing its name (about 100 with SipHash), on every event.
+    events: BTreeMap<String, EventHandler>,
     any: Option<AnyHandler>,
     incoming: Vec<IncomingListener>,
     disconnect: Vec<DisconnectHandler>,
