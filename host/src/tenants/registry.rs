@@ -377,18 +377,19 @@ impl Tenants {
 /// The tenant a namespace belongs to: the pattern's first capture, else the name
 /// without its leading `/`.
 pub fn tenant_name<'a>(pattern: &Regex, namespace: &'a str) -> &'a str {
-    pattern
-        .captures(namespace)
-        .and_then(|c| c.get(1))
-        .map_or_else(|| namespace.trim_start_matches('/'), |m| m.as_str())
+    let captured = pattern.captures(namespace).and_then(|c| c.get(1));
+    named(captured.map(|m| m.as_str()), namespace)
 }
 
 /// [`tenant_name`] of a child of the pattern's dynamic namespace, from what the pattern
 /// captured when the child was made: no regular expression per socket.
 fn tenant_of(namespace: &Namespace) -> &str {
-    namespace
-        .captured()
-        .unwrap_or_else(|| namespace.name().trim_start_matches('/'))
+    named(namespace.captured(), namespace.name())
+}
+
+/// The tenant's name: what the pattern captured, else the namespace without its `/`.
+fn named<'a>(captured: Option<&'a str>, namespace: &'a str) -> &'a str {
+    captured.unwrap_or_else(|| namespace.trim_start_matches('/'))
 }
 
 #[cfg(test)]

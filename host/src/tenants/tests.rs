@@ -61,6 +61,41 @@ async fn one_tenant(
     (tenants, stats, io)
 }
 
+#[tokio::test]
+async fn a_pattern_with_a_prefix_reaches_the_tenant_its_group_names() {
+    let (runtime, code) = compiled("echo").await;
+    let tenants = Tenants::new(runtime, Limits::default(), crate::kv::memory());
+    let slot = tenants.deploy("acme", 1, code, Limits::default()).await;
+    let stats = slot.current().stats().clone();
+    let io = SocketIo::new(SocketIoConfig::default());
+    tenants.serve_pattern(&io, Regex::new(r"^/ws-(\w+)$").expect("a valid pattern"));
+    let nobody = Wire::open(&io);
+    nobody.send(r#"0/ws-nobody,{"token":"ok"}"#);
+    let wire = Wire::open(&io);
+    wire.send(r#"0/ws-acme,{"token":"ok"}"#);
+    // The middleware's tenant, then on-connection's: acme greets the namespace.
+    assert!(
+        until(|| stats.sockets.load(Relaxed) == 1).await,
+        "joined acme"
+    );
+    let mut greeted = false;
+    for _ in 0..1_000 {
+        greeted = (wire.received().await.iter()).any(|p| p.starts_with(r#"2/ws-acme,["hello""#));
+        if greeted {
+            break;
+        }
+        settle().await;
+    }
+    assert!(greeted, "acme's on-connection ran for /ws-acme");
+    let refused = nobody.received().await;
+    assert!(
+        refused
+            .iter()
+            .any(|p| p.starts_with("4/ws-nobody,") && p.contains("nobody")),
+        "{refused:?}"
+    );
+}
+
 #[tokio::test(start_paused = true)]
 async fn an_idle_instance_is_evicted_and_started_afresh_and_neither_is_a_restart() {
     let idle = Duration::from_secs(300);
