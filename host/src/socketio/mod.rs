@@ -8,6 +8,7 @@ mod link;
 pub mod msgpack;
 pub mod namespace;
 pub mod packet;
+pub(crate) mod scan;
 #[cfg(test)]
 pub(crate) mod testing;
 #[cfg(test)]

@@ -4,10 +4,12 @@
 //! attachments sent as separate Engine.IO binary messages right after.
 
 use bytes::Bytes;
-use serde::de::{DeserializeOwned, DeserializeSeed, Deserializer, IgnoredAny, SeqAccess, Visitor};
+use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
+
+use super::scan::{scan, ScanError, Shape};
 
 /// What a client asking for a namespace nobody serves is told.
 const INVALID_NAMESPACE: &str = "Invalid namespace";
@@ -48,6 +50,9 @@ pub enum PayloadError {
     /// A binary placeholder points at no attachment.
     #[error("a binary placeholder points at no attachment")]
     BadPlaceholder,
+    /// The JSON is not valid: what is at this byte cannot be there.
+    #[error("arguments are not valid JSON (at byte {0})")]
+    Invalid(usize),
     /// Arrays and objects nest deeper than [`MAX_JSON_DEPTH`].
     #[error("arguments nest deeper than {MAX_JSON_DEPTH} levels")]
     TooDeep,
@@ -59,6 +64,15 @@ pub enum PayloadError {
     Json(#[from] serde_json::Error),
 }
 
+impl From<ScanError> for PayloadError {
+    fn from(error: ScanError) -> Self {
+        match error {
+            ScanError::Invalid(at) => PayloadError::Invalid(at),
+            ScanError::TooDeep(_) => PayloadError::TooDeep,
+        }
+    }
+}
+
 /// How deep arrays and objects may nest in arguments from untrusted parts: what
 /// `serde_json` (and so the Rust guest SDK) reads. Deeper JSON costs every reader a
 /// recursion per level.
@@ -67,44 +81,6 @@ pub const MAX_JSON_DEPTH: usize = 128;
 /// The binary attachments one message may carry: the official client's parser
 /// (`maxAttachments`) refuses more and closes the connection with a parse error.
 pub const CLIENT_MAX_ATTACHMENTS: usize = 10;
-
-/// Whether `json`'s arrays and objects nest at most `max` deep. One pass over the
-/// bytes, no allocation; brackets inside strings do not count. Only a bound: the
-/// text's validity is checked elsewhere.
-pub fn nests_within(json: &str, max: usize) -> bool {
-    let bytes = json.as_bytes();
-    let (mut depth, mut at) = (0usize, 0);
-    while let Some(&byte) = bytes.get(at) {
-        at += 1;
-        match byte {
-            // A string's text is skipped to its closing quote, escapes and all (most of
-            // an event's bytes are strings: searched for, not walked).
-            b'"' => loop {
-                let Some(found) = bytes
-                    .get(at..)
-                    .and_then(|rest| memchr::memchr2(b'"', b'\\', rest))
-                else {
-                    return true;
-                };
-                at += found + 1;
-                if bytes[at - 1] == b'"' {
-                    break;
-                }
-                // The escaped character is text whatever it is.
-                at += 1;
-            },
-            b'[' | b'{' => {
-                depth += 1;
-                if depth > max {
-                    return false;
-                }
-            }
-            b']' | b'}' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-    }
-    true
-}
 
 impl Default for Payload {
     fn default() -> Self {
@@ -122,18 +98,8 @@ impl Payload {
         attachments: Vec<Bytes>,
     ) -> Result<Payload, PayloadError> {
         let json = json.into();
-        let trimmed = json.trim();
-        if !trimmed.starts_with('[') {
-            return Err(PayloadError::NotAnArray);
-        }
-        // Checked whole, nothing built: valid JSON that starts with `[` is an array.
-        serde_json::from_str::<IgnoredAny>(trimmed)?;
-        let json = if trimmed.len() == json.len() {
-            json
-        } else {
-            trimmed.to_owned()
-        };
-        Ok(Payload { json, attachments })
+        let shape = scan(&json, usize::MAX)?;
+        Payload::array(json, &shape, attachments)
     }
 
     /// Arguments from untrusted parts (a tenant's emit): the JSON must be an array
@@ -143,20 +109,32 @@ impl Payload {
         if attachments.len() > CLIENT_MAX_ATTACHMENTS {
             return Err(PayloadError::TooManyAttachments);
         }
-        if !nests_within(&json, MAX_JSON_DEPTH) {
-            return Err(PayloadError::TooDeep);
+        let shape = scan(&json, MAX_JSON_DEPTH)?;
+        if shape.array && (shape.placeholder || !attachments.is_empty()) {
+            let value: Value = serde_json::from_str(&json)?;
+            if !placeholders_valid(&value, attachments.len()) {
+                return Err(PayloadError::BadPlaceholder);
+            }
         }
-        if attachments.is_empty() && !json.contains("_placeholder") {
-            return Payload::from_json(json, attachments);
-        }
-        let value: Value = serde_json::from_str(&json)?;
-        if !value.is_array() {
+        Payload::array(json, &shape, attachments)
+    }
+
+    /// Arguments from a text [`scan`] read: an array, without the space around it.
+    fn array(
+        json: String,
+        shape: &Shape,
+        attachments: Vec<Bytes>,
+    ) -> Result<Payload, PayloadError> {
+        if !shape.array {
             return Err(PayloadError::NotAnArray);
         }
-        if !placeholders_valid(&value, attachments.len()) {
-            return Err(PayloadError::BadPlaceholder);
-        }
-        Payload::from_json(json, attachments)
+        let trimmed = json.trim_matches(|c| matches!(c, ' ' | '\n' | '\t' | '\r'));
+        let json = if trimmed.len() == json.len() {
+            json
+        } else {
+            trimmed.to_owned()
+        };
+        Ok(Payload { json, attachments })
     }
 
     /// Arguments from anything that serialises to a JSON array, e.g. a tuple or a `Vec`.
@@ -510,26 +488,32 @@ fn connect_error_text(data: &str) -> Result<String, ParseError> {
     }
 }
 
-/// Splits `["name", ...args]` into the name and the arguments, keeping each argument's text.
+/// Splits `["name", ...args]` into the name and the arguments, keeping the arguments'
+/// text as written.
 fn split_event(data: &str) -> Result<(String, Payload), ParseError> {
-    let mut reader = serde_json::Deserializer::from_str(data);
-    let (first, json) = EventArray {
-        capacity: data.len(),
-    }
-    .deserialize(&mut reader)
-    .map_err(|_| ParseError::Payload)?;
-    reader.end().map_err(|_| ParseError::Payload)?;
-    let event = if first.get().starts_with('"') {
-        serde_json::from_str::<String>(first.get())
-            .ok()
-            .filter(|name| !is_reserved(name))
-    } else {
-        match serde_json::from_str::<Value>(first.get()) {
+    let shape = scan(data, usize::MAX).map_err(|_| ParseError::Payload)?;
+    let (Some(first), Some(rest)) = (shape.first, shape.rest) else {
+        return Err(ParseError::Payload);
+    };
+    let name = &data[first];
+    let event = match name
+        .strip_prefix('"')
+        .and_then(|name| name.strip_suffix('"'))
+    {
+        Some(plain) if !plain.contains('\\') => Some(plain.to_owned()),
+        Some(_) => serde_json::from_str::<String>(name).ok(),
+        None => match serde_json::from_str::<Value>(name) {
             Ok(Value::Number(n)) => Some(n.to_string()),
             _ => None,
-        }
+        },
     };
-    let event = event.ok_or(ParseError::Payload)?;
+    let event = event
+        .filter(|name| !is_reserved(name))
+        .ok_or(ParseError::Payload)?;
+    let rest = &data[rest];
+    let mut json = String::with_capacity(1 + rest.len());
+    json.push('[');
+    json.push_str(rest);
     Ok((
         event,
         Payload {
@@ -537,45 +521,6 @@ fn split_event(data: &str) -> Result<(String, Payload), ParseError> {
             attachments: Vec::new(),
         },
     ))
-}
-
-/// An event's JSON array, read in one pass: its first element's text, and the others
-/// as an array of their own, as they were written.
-struct EventArray {
-    /// Room for the arguments' array: the whole array's length is enough.
-    capacity: usize,
-}
-
-impl<'de> DeserializeSeed<'de> for EventArray {
-    type Value = (&'de RawValue, String);
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
-        deserializer.deserialize_seq(self)
-    }
-}
-
-impl<'de> Visitor<'de> for EventArray {
-    type Value = (&'de RawValue, String);
-
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("an array with an event's name first")
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut items: A) -> Result<Self::Value, A::Error> {
-        let first: &RawValue = items
-            .next_element()?
-            .ok_or_else(|| serde::de::Error::invalid_length(0, &self))?;
-        let mut json = String::with_capacity(self.capacity);
-        json.push('[');
-        while let Some(arg) = items.next_element::<&RawValue>()? {
-            if json.len() > 1 {
-                json.push(',');
-            }
-            json.push_str(arg.get());
-        }
-        json.push(']');
-        Ok((first, json))
-    }
 }
 
 /// Completes a binary packet with its attachments, checking every placeholder points at one.
@@ -761,7 +706,9 @@ mod tests {
     #[test]
     fn an_event_is_its_name_and_the_rest_of_its_array() {
         for (text, event, args) in [
-            (r#"42[ "a" , 1 , {"b" : 2} ]"#, "a", r#"[1,{"b" : 2}]"#),
+            // The arguments as written, space and all.
+            (r#"42[ "a" , 1 , {"b" : 2} ]"#, "a", r#"[ 1 , {"b" : 2} ]"#),
+            (r#"42["a\"b",2]"#, "a\"b", "[2]"),
             (r#"42[12,"x"]"#, "12", r#"["x"]"#),
             (r#"42[1.5]"#, "1.5", "[]"),
             (r#"42["\u0061b"]"#, "ab", "[]"),
@@ -869,11 +816,21 @@ mod tests {
         let quoted = format!(r#"["\"{}", {{"k":"]]]"}}]"#, "[".repeat(1000));
         assert!(Payload::checked(quoted, vec![]).is_ok());
         // A string ending in an escaped backslash ends there: the brackets after count.
-        assert!(nests_within(r#"["a\\",[[1]]]"#, 3));
-        assert!(!nests_within(r#"["a\\",[[1]]]"#, 2));
-        // Cut inside a string or an escape: no depth past the bound, and no panic.
-        assert!(nests_within(r#"["a\"#, 1));
-        assert!(nests_within(r#"["a"#, 1));
+        let escaped = |n: usize| format!(r#"["a\\",{}{}]"#, "[".repeat(n), "]".repeat(n));
+        assert!(Payload::checked(escaped(MAX_JSON_DEPTH - 1), vec![]).is_ok());
+        assert!(matches!(
+            Payload::checked(escaped(MAX_JSON_DEPTH), vec![]),
+            Err(PayloadError::TooDeep)
+        ));
+        // Cut inside a string or an escape: refused, no panic.
+        assert!(matches!(
+            Payload::checked(r#"["a\"#.into(), vec![]),
+            Err(PayloadError::Invalid(_))
+        ));
+        assert!(matches!(
+            Payload::checked(r#"["a"#.into(), vec![]),
+            Err(PayloadError::Invalid(_))
+        ));
         let placeholders = |n: usize| {
             let items: Vec<String> = (0..n)
                 .map(|i| format!(r#"{{"_placeholder":true,"num":{i}}}"#))

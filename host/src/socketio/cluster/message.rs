@@ -145,12 +145,11 @@ impl Message {
 fn decode_value(bytes: &[u8]) -> Result<Value, MessageError> {
     {
         let value = if bytes.first() == Some(&b'{') {
-            if !crate::socketio::packet::nests_within(
-                std::str::from_utf8(bytes).map_err(|e| MessageError::Undecodable(e.to_string()))?,
-                MAX_DEPTH,
-            ) {
-                return Err(MessageError::Undecodable("nested too deep".into()));
-            }
+            let text =
+                std::str::from_utf8(bytes).map_err(|e| MessageError::Undecodable(e.to_string()))?;
+            // Bounded before serde_json, which reads a level per recursion.
+            crate::socketio::scan::scan(text, MAX_DEPTH)
+                .map_err(|e| MessageError::Undecodable(e.to_string()))?;
             // Into the tree directly: keys keep their order.
             serde_json::from_slice::<Value>(bytes)
                 .map_err(|e| MessageError::Undecodable(e.to_string()))?
