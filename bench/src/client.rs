@@ -265,6 +265,14 @@ impl Client {
             .with_context(|| format!("no ack {id} within {PATIENCE:?}"))?
     }
 
+    /// Waits for the ack `id` as [`Client::ack`] does, but with no timer of its own:
+    /// for the closed loops, whose collection bounds them all at once (a timer set and
+    /// cancelled per call cost the generator more than its frames did).
+    pub async fn answered(&mut self, id: u64) -> Result<()> {
+        while self.next().await? != Incoming::Ack(id) {}
+        Ok(())
+    }
+
     /// How many Engine.IO pings the server sent and this client answered.
     pub fn pings(&self) -> u64 {
         self.pings

@@ -6,12 +6,12 @@ use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{ensure, Result};
+use anyhow::{ensure, Context, Result};
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::client::{Client, Incoming};
+use crate::client::{Client, Incoming, PATIENCE};
 
 /// The namespace every server serves the bench app on, and how to get in.
 pub const NAMESPACE: &str = "/t1";
@@ -255,7 +255,7 @@ pub async fn calls(
             while phase.load(Ordering::Relaxed) != STOPPED {
                 let started = Instant::now();
                 let id = client.emit_with_ack(&event, &args).await?;
-                client.ack(id).await?;
+                client.answered(id).await?;
                 if phase.load(Ordering::Relaxed) == MEASURING {
                     let latency_us = started.elapsed().as_micros() as u32;
                     latencies.push(latency_us);
@@ -582,7 +582,12 @@ async fn collect(mut tasks: JoinSet<Result<Vec<u32>>>, window: Duration) -> Resu
         window,
         ..Outcome::default()
     };
-    while let Some(done) = tasks.join_next().await {
+    // Every client ends after its call in flight: one that is not answered within
+    // `PATIENCE` fails the run rather than hanging it.
+    while let Some(done) = tokio::time::timeout(PATIENCE, tasks.join_next())
+        .await
+        .with_context(|| format!("a client's call went unanswered for {PATIENCE:?}"))?
+    {
         let latencies = done??;
         outcome.latencies_us.extend(latencies);
     }
