@@ -307,6 +307,31 @@ test("tenant JSON nested too deep, or with more attachments than the client acce
   assert.ok(s.connected, "refused messages never reach the client to break it");
 });
 
+test("tenant arguments that are not JSON, or a placeholder with no attachment (its key escaped or not), are refused and the tenant told where", async (t) => {
+  const s = await connected(t, "/hoard");
+  const forged = [];
+  s.on("forged", (...args) => forged.push(args));
+  for (const [json, says] of [
+    ['["plain",{"a":1}]', null],
+    ["[1,", /not valid JSON \(at byte 3\)/],
+    ['[1] x', /not valid JSON \(at byte 4\)/],
+    ['[{"_placeholder":true,"num":0}]', /placeholder points at no attachment/],
+    // The key spelled with an escape is the same key to the client's JSON.parse.
+    ['[{"\\u005fplaceholder":true,"num":0}]', /placeholder points at no attachment/],
+  ]) {
+    const seen = forged.length;
+    const after = once(s, "after");
+    s.emit("forged", { json });
+    const [name, refused] = await after;
+    assert.equal(name, "forged");
+    if (says === null) assert.equal(refused, null, json);
+    else assert.match(refused ?? "", says, json);
+    assert.equal(forged.length, seen + (says === null ? 1 : 0), json);
+  }
+  assert.deepEqual(forged[0], ["plain", { a: 1 }]);
+  assert.ok(s.connected);
+});
+
 test("an answer with invalid arguments leaves the ack to answer again", async (t) => {
   const s = await connected(t, "/hoard");
   assert.deepEqual(await ack(s, "bad-answer"), ["good", true]);

@@ -110,7 +110,7 @@ impl Payload {
             return Err(PayloadError::TooManyAttachments);
         }
         let shape = scan(&json, MAX_JSON_DEPTH)?;
-        if shape.array && (shape.placeholder || !attachments.is_empty()) {
+        if shape.placeholder || !attachments.is_empty() {
             let value: Value = serde_json::from_str(&json)?;
             if !placeholders_valid(&value, attachments.len()) {
                 return Err(PayloadError::BadPlaceholder);
@@ -855,6 +855,13 @@ mod tests {
         assert!(
             Payload::checked(r#"[{"_placeholder":true,"num":1}]"#.into(), one.clone()).is_err()
         );
+        // Spelled with an escape, the key is still `_placeholder` to the client's parser.
+        let escaped = r#"[{"\u005fplaceholder":true,"num":0}]"#;
+        assert!(matches!(
+            Payload::checked(escaped.into(), vec![]),
+            Err(PayloadError::BadPlaceholder)
+        ));
+        assert!(Payload::checked(escaped.into(), one.clone()).is_ok());
         assert!(Payload::checked("{}".into(), one).is_err());
         assert!(Payload::checked("[1,2]".into(), vec![]).is_ok());
         assert!(Payload::checked("[1,".into(), vec![]).is_err());

@@ -13,6 +13,8 @@
 //!   the event's name and why the host refused it (or null);
 //! - `attachments {count}`: emits `attachments` with `count` binary arguments, then
 //!   `after` likewise;
+//! - `forged {json}`: emits `forged` with `json` as its arguments' text, as it is, then
+//!   `after` likewise (invalid JSON, a placeholder pointing at no attachment);
 //! - `bad-answer`: answers its ack with invalid arguments, then with `["good", true]`;
 //! - `fill {count, bytes}`: emits `count` messages of `bytes` bytes to its own socket;
 //! - `timers {count, ms}`: sets `count` one-shot timers of `ms` ms, each emitting
@@ -147,6 +149,14 @@ fn setup(app: &mut App) {
         )
         .err();
         socket.emit("after", ("attachments", refused));
+    });
+    app.on("forged", |socket, args, _| {
+        let json = args
+            .get::<Value>(0)
+            .and_then(|v| v.get("json").and_then(Value::as_str).map(str::to_owned))
+            .unwrap_or_default();
+        let refused = host::emit(socket.handle(), "forged", &raw(json, Vec::new())).err();
+        socket.emit("after", ("forged", refused));
     });
     app.on("fill", |socket, args, _| {
         let message = "f".repeat(number(&args, "bytes") as usize);
